@@ -1,0 +1,43 @@
+# The two commands a newcomer runs (see README): `make run` and `make test`.
+# Each sets up what it needs: a virtual environment with the package, and the
+# Debian package that ships Fashion-MNIST.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+WORKDIR ?= workdirs/icbm
+
+.PHONY: setup data run test test-fast bench results clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+data:
+	@[ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ] || { \
+	  echo "Installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
+
+run: setup data
+	$(PY) -m experiments.icbm --workdir $(WORKDIR)
+
+test: setup data
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup data
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.run
+
+results: setup data
+	$(PY) -m experiments.results
+
+clean:
+	rm -rf $(VENV) workdirs

@@ -1,0 +1,14 @@
+"""Test configuration, in the spirit of equinox's: fake 8 CPU devices so the
+multi-device code paths run in every test session, on any machine."""
+import os
+
+# Must happen before jax is imported anywhere in the test process.
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", False)
