@@ -1,0 +1,257 @@
+"""HTAF, the Heavy-Tailed Activation Function, and its straight-through forms.
+
+    htaf(x; α, β)  = σ(α · tanh(β · x))
+    htaf'(x; α, β) = α β · σ(u) σ(−u) · sech²(β x),      u = α tanh(β x)
+
+Reference: Park, Kim, Lee, Park, Kong, Kim, "A Composite Activation Function
+for Learning Stable Binary Representations", arXiv 2605.11558 (2026). The
+paper's exact parameterisation could not be read when this was written; its
+abstract says "sigmoid hyperbolic tangent composite", and this is the literal
+composite.
+
+Why a custom VJP: in float32, tanh(βx) rounds to ±1 once |βx| ≳ 9, so the
+autodiff derivative 1 − tanh² is exactly 0 there and the heavy tail, the whole
+point of HTAF, is lost. The rule below computes
+
+    sech²(βx)    = 4 e^(−2|βx|) / (1 + e^(−2|βx|))²     (no cancellation)
+    σ(u)(1−σ(u)) = σ(u) · σ(−u)                        (no cancellation)
+
+so the derivative is positive and accurate out to |βx| ≈ 40 in float32.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+# Defaults: peak slope αβ/4 = 1, the same peak slope as the peers' defaults
+# (SpikingJelly sigmoid α=4, snnTorch/SpikingJelly atan α=2, snnTorch fast
+# sigmoid), so swapping surrogates does not silently change the gradient
+# scale; and α = 4 > 2, the regime where HTAF's tails are heavier than a
+# sigmoid's of equal peak slope. Outputs sit in (σ(−4), σ(4)) = (0.018, 0.982).
+# The experiments' α/β sweep (experiments/sweep) is where a better default
+# would be found.
+DEFAULT_ALPHA = 4.0
+DEFAULT_BETA = 1.0
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_BETA",
+    "htaf",
+    "htaf_grad",
+    "htaf_heaviside",
+    "htaf_sign",
+    "heaviside",
+    "check_positive",
+]
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Eagerly validates a hyperparameter given as a Python number.
+
+    Traced or array values pass through unchecked (they may be learned or
+    scheduled); a Python number must be finite and > 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _compute_dtype(*xs: ArrayLike) -> jnp.dtype:
+    # Half-precision inputs are computed in float32 and cast back: the rule's
+    # exponentials underflow early in bf16/f16 otherwise.
+    dtype = jnp.result_type(*xs)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"htaf expects floating-point inputs, got {dtype}")
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _sech2(z: Array) -> Array:
+    e = jnp.exp(-2.0 * jnp.abs(z))
+    return 4.0 * e / jnp.square(1.0 + e)
+
+
+def _terms(x: Array, alpha: Array, beta: Array):
+    """(t, σ(u)σ(−u), sech²(βx)) with u = α tanh(βx), all stable."""
+    z = beta * x
+    t = jnp.tanh(z)
+    u = alpha * t
+    ssm = jax.nn.sigmoid(u) * jax.nn.sigmoid(-u)
+    return t, ssm, _sech2(z)
+
+
+def _varying_axes(v: Array) -> frozenset:
+    mat = getattr(jax.typeof(v), "manual_axis_type", None)
+    return getattr(mat, "varying", frozenset())
+
+
+def _cotangent_like(g: Array, primal: Array) -> Array:
+    """Sums a cotangent down to the shape of a broadcast operand and, inside
+    ``shard_map``, to its device-varying type: a replicated α or β used with
+    sharded x gets the psum of the per-device cotangents, the transpose of the
+    implicit replicated-to-varying cast."""
+    g = _unbroadcast(g, primal.shape).astype(primal.dtype)
+    extra = tuple(sorted(_varying_axes(g) - _varying_axes(primal)))
+    if extra:
+        g = jax.lax.psum(g, extra)
+    missing = tuple(sorted(_varying_axes(primal) - _varying_axes(g)))
+    if missing:
+        g = jax.lax.pcast(g, missing, to="varying")
+    return g
+
+
+def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+    """Sums a cotangent down to the shape of a broadcast operand."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return jnp.sum(g, axis=axes, keepdims=False).reshape(shape)
+
+
+@jax.custom_vjp
+def _htaf(x: Array, alpha: Array, beta: Array) -> Array:
+    cdt = _compute_dtype(x, alpha, beta)
+    z = beta.astype(cdt) * x.astype(cdt)
+    out = jax.nn.sigmoid(alpha.astype(cdt) * jnp.tanh(z))
+    return out.astype(jnp.result_type(x, alpha, beta))
+
+
+def _htaf_fwd(x, alpha, beta):
+    return _htaf(x, alpha, beta), (x, alpha, beta)
+
+
+def _htaf_bwd(res, g):
+    x, alpha, beta = res
+    cdt = _compute_dtype(x, alpha, beta)
+    xc, a, b = x.astype(cdt), alpha.astype(cdt), beta.astype(cdt)
+    gc = g.astype(cdt)
+    t, ssm, sech2 = _terms(xc, a, b)
+    # Multiply the large factors first so no intermediate underflows.
+    dx = gc * ((a * b * ssm) * sech2)
+    da = gc * ssm * t
+    # x · sech²(βx) is 0 · ∞ at x = ±∞: use a finite stand-in inside the where.
+    x_finite = jnp.where(jnp.isinf(xc), 0.0, xc)
+    db = gc * ((a * ssm) * (x_finite * sech2))
+    return (
+        _cotangent_like(dx, x),
+        _cotangent_like(da, alpha),
+        _cotangent_like(db, beta),
+    )
+
+
+_htaf.defvjp(_htaf_fwd, _htaf_bwd)
+
+
+@jax.jit
+def _htaf_jit(x, alpha, beta):
+    return _htaf(x, alpha, beta)
+
+
+def htaf(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
+    r"""Heavy-Tailed Activation Function, σ(α·tanh(β·x)), with a stable custom VJP.
+
+    Args:
+      x: input array (any floating dtype; bfloat16/float16 are computed in
+        float32 and returned in their own dtype).
+      alpha: α > 0, sets the gradient mass near 0 and the rails σ(±α). A Python
+        number is validated eagerly; an array (broadcastable to ``x``) may be
+        traced, and then receives its true cotangent.
+      beta: β > 0, sets the tail: far from 0 the derivative decays like
+        e^(−2β|x|) whatever α is.
+
+    Returns:
+      σ(α·tanh(β·x)), same shape as ``x``.
+
+    The derivative is αβ·σ(u)σ(−u)·sech²(βx), u = α·tanh(βx); its peak is αβ/4
+    at x = 0. ±inf map to the rails σ(±α) with gradient 0; NaN propagates.
+
+    >>> import jax.numpy as jnp
+    >>> float(htaf(jnp.float32(0.0)))
+    0.5
+    >>> round(float(jax.grad(htaf)(0.0)), 6)  # peak slope αβ/4 with α=4, β=1
+    1.0
+
+    Reference: arXiv 2605.11558 (Park et al., 2026).
+    """
+    check_positive("alpha", alpha)
+    check_positive("beta", beta)
+    x = jnp.asarray(x)
+    _compute_dtype(x)
+    return _htaf_jit(x, jnp.asarray(alpha), jnp.asarray(beta))
+
+
+def htaf_grad(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
+    """The closed-form derivative d htaf / dx, computed stably (see module doc)."""
+    check_positive("alpha", alpha)
+    check_positive("beta", beta)
+    x, a, b = jnp.asarray(x), jnp.asarray(alpha), jnp.asarray(beta)
+    cdt = _compute_dtype(x, a, b)
+    _, ssm, sech2 = _terms(x.astype(cdt), a.astype(cdt), b.astype(cdt))
+    return ((a * b * ssm) * sech2).astype(jnp.result_type(x, a, b))
+
+
+def _step(x: Array) -> Array:
+    # H(0) = 1, as SpikingJelly's heaviside (x >= 0); NaN propagates.
+    return jnp.where(jnp.isnan(x), x, (x >= 0).astype(x.dtype))
+
+
+@jax.custom_vjp
+def _htaf_heaviside(x: Array, alpha: Array, beta: Array) -> Array:
+    return _step(x)
+
+
+def _hh_fwd(x, alpha, beta):
+    return _step(x), (x, alpha, beta)
+
+
+def _hh_bwd(res, g):
+    x, alpha, beta = res
+    # H does not depend on α or β: their true cotangents are zero.
+    dx = g * htaf_grad(x, alpha, beta).astype(g.dtype)
+    return (_cotangent_like(dx, x), jnp.zeros_like(alpha), jnp.zeros_like(beta))
+
+
+_htaf_heaviside.defvjp(_hh_fwd, _hh_bwd)
+
+
+def htaf_heaviside(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
+    """Hard (straight-through) HTAF: forward H(x) ∈ {0, 1}, backward htaf'(x).
+
+    Convention at the step: H(0) = 1 (x ≥ 0 fires), as SpikingJelly's
+    ``heaviside``; snnTorch uses H(0) = 0. NaN propagates.
+
+    >>> import jax.numpy as jnp
+    >>> htaf_heaviside(jnp.array([-1.0, 0.0, 2.0]))
+    Array([0., 1., 1.], dtype=float32)
+    """
+    check_positive("alpha", alpha)
+    check_positive("beta", beta)
+    x = jnp.asarray(x)
+    _compute_dtype(x)
+    return _htaf_heaviside(x, jnp.asarray(alpha), jnp.asarray(beta))
+
+
+def htaf_sign(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
+    """Signed hard HTAF: forward sign(x) ∈ {−1, +1} with sign(0) = +1 (Larq's
+    convention), backward 2·htaf'(x). Equal to 2·htaf_heaviside(x) − 1."""
+    return 2.0 * htaf_heaviside(x, alpha, beta) - 1.0
+
+
+def heaviside(x: ArrayLike, surrogate: Any = "htaf") -> Array:
+    """Heaviside step with any registered surrogate gradient (H(0) = 1).
+
+    ``surrogate`` is a registry name, a ``Surrogate`` or a callable; see
+    :func:`htaf_jax.surrogates.resolve_surrogate`.
+    """
+    from htaf_jax.surrogates import resolve_surrogate
+
+    return resolve_surrogate(surrogate)(x)
