@@ -1,0 +1,18 @@
+"""Datasets for htaf_jax: TFDS array_record data sources, no TensorFlow.
+
+    splits = load_splits("fashion_mnist", train_subset=512)
+    for images, labels in train_batches(splits.train, splits.normalizer, 128,
+                                        seed=0, epoch=0):
+        ...
+"""
+from htaf_jax.data.pipeline import (DataSplits, Normalizer, epoch_order, eval_batches,
+                                    load_splits, steps_per_epoch, train_batches)
+from htaf_jax.data.sources import (DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_DIR_ENV,
+                                   ArraySplit, DatasetNotFoundError, is_known_dataset,
+                                   read_split, tfds_data_dir)
+
+__all__ = [
+    "ArraySplit", "DataSplits", "DatasetNotFoundError", "DEFAULT_FASHION_MNIST_DIR",
+    "FASHION_MNIST_DIR_ENV", "Normalizer", "epoch_order", "eval_batches", "is_known_dataset",
+    "load_splits", "read_split", "steps_per_epoch", "tfds_data_dir", "train_batches",
+]

@@ -1,0 +1,119 @@
+"""Host-side input pipeline: splits, normalisation, seeded shuffling, batching.
+
+Everything here is NumPy on the host. The per-epoch order depends only on
+(seed, epoch), so a run resumed at (epoch, step) sees exactly the batches an
+uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from htaf_jax.data.sources import ArraySplit, num_classes, read_split, split_size
+
+
+class Normalizer(NamedTuple):
+    """uint8 → float32 ``(x/255 − mean)/std`` per channel, as one table lookup."""
+    mean: np.ndarray  # float32 (C,)
+    std: np.ndarray   # float32 (C,)
+
+    @classmethod
+    def fit(cls, images: np.ndarray) -> "Normalizer":
+        x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+        return cls(x.mean(0).astype(np.float32), np.maximum(x.std(0), 1e-6).astype(np.float32))
+
+    def table(self) -> np.ndarray:
+        levels = np.arange(256, dtype=np.float32)[:, None] / 255.0
+        return ((levels - self.mean) / self.std).astype(np.float32)  # (256, C)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        table = self.table()
+        channels = np.arange(images.shape[-1])
+        return table[images, channels]
+
+
+class DataSplits(NamedTuple):
+    train: ArraySplit
+    eval: ArraySplit
+    eval_split: str          # "test" or "validation"
+    num_classes: int
+    normalizer: Normalizer
+
+
+def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int = -1,
+                test_subset: int = -1, validation_size: int = 0) -> DataSplits:
+    """Reads the splits a run needs.
+
+    ``train_subset``/``test_subset`` > 0 keep the first N examples.
+    ``validation_size`` > 0 holds out the last N train examples and evaluates
+    on them instead of the test split (for sweeps that must not see test).
+    """
+    n_train = split_size(dataset, "train", data_dir)
+    if validation_size >= n_train:
+        raise ValueError(f"config.validation_size={validation_size} leaves no training "
+                         f"examples (train split has {n_train})")
+    train_stop = n_train - validation_size
+    if train_subset > 0:
+        train_stop = min(train_stop, train_subset)
+    train = read_split(dataset, "train", data_dir, 0, train_stop)
+    if validation_size > 0:
+        held_out = read_split(dataset, "train", data_dir, n_train - validation_size, n_train)
+        if test_subset > 0:
+            held_out = ArraySplit(held_out.images[:test_subset], held_out.labels[:test_subset])
+        evaluation, eval_split = held_out, "validation"
+    else:
+        evaluation = read_split(dataset, "test", data_dir, 0,
+                                test_subset if test_subset > 0 else None)
+        eval_split = "test"
+    return DataSplits(train, evaluation, eval_split, num_classes(dataset, data_dir),
+                      Normalizer.fit(train.images))
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full batches per epoch; the remainder of the shuffled epoch is dropped."""
+    steps = num_examples // batch_size
+    if steps == 0:
+        raise ValueError(f"config.batch_size={batch_size} is larger than the training set "
+                         f"({num_examples} examples)")
+    return steps
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The example order of one epoch, a function of (seed, epoch) only."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *, seed: int,
+                  epoch: int, start_step: int = 0
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (images float32 (B,H,W,C), labels int32 (B,)) from step ``start_step`` on."""
+    order = epoch_order(len(split.labels), seed, epoch)
+    table = normalizer.table()
+    channels = np.arange(split.images.shape[-1])
+    for step in range(start_step, steps_per_epoch(len(order), batch_size)):
+        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])
+        # Sorted indices gather faster; order inside a batch does not matter
+        # to a mean loss, but it must be the same on every run (it is).
+        yield table[split.images[idx], channels], split.labels[idx]
+
+
+def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields (images, labels, mask) in order; the last batch is padded, mask 0 on padding.
+
+    Every example is counted exactly once when metrics are summed with the mask.
+    """
+    table = normalizer.table()
+    channels = np.arange(split.images.shape[-1])
+    n = len(split.labels)
+    for start in range(0, n, batch_size):
+        images = table[split.images[start:start + batch_size], channels]
+        labels = split.labels[start:start + batch_size]
+        mask = np.ones(len(labels), np.float32)
+        pad = batch_size - len(labels)
+        if pad:
+            images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+            labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])
+            mask = np.concatenate([mask, np.zeros(pad, np.float32)])
+        yield images, labels, mask

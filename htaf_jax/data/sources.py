@@ -1,0 +1,145 @@
+"""Where datasets come from: TFDS array_record data sources, read into memory.
+
+``fashion_mnist`` (the default) is built once from the local idx files of
+Debian's ``dataset-fashion-mnist`` package by ``HtafFashionMnist``; every
+other name is handed to TFDS as usual (needs a host that can download).
+Datasets here are small (Fashion-MNIST is 47 MB as uint8), so a split is read
+once into a pair of NumPy arrays and kept for the life of the process.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+FASHION_MNIST = "fashion_mnist"
+DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_DIR_ENV = "HTAF_FASHION_MNIST_DIR"
+INSTALL_HINT = ("sudo apt-get install dataset-fashion-mnist   (or `make data` in the "
+                "htaf-jax checkout)")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The data a config asks for is not on this host; the message says how to get it."""
+
+
+class ArraySplit(NamedTuple):
+    """One split held in memory."""
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int32 (N,)
+
+
+def fashion_mnist_dir() -> str:
+    return os.environ.get(FASHION_MNIST_DIR_ENV, DEFAULT_FASHION_MNIST_DIR)
+
+
+def tfds_data_dir(data_dir: str | None = None) -> str:
+    """The TFDS cache: ``data_dir`` if given, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    if data_dir:
+        return os.path.expanduser(data_dir)
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def is_known_dataset(name: str) -> bool:
+    """Whether ``name`` is the embedded Fashion-MNIST or a dataset TFDS knows."""
+    if name == FASHION_MNIST:
+        return True
+    import tensorflow_datasets as tfds
+    try:
+        tfds.builder_cls(name.split(":")[0])
+    except Exception:  # TFDS raises DatasetNotFoundError or ValueError by version
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+    # Two processes (pytest -n 2, a sweep) may prepare the same dataset at once.
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fashion_mnist_builder(data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    from htaf_jax.data.fashion_mnist_local import FILES, HtafFashionMnist
+
+    root = tfds_data_dir(data_dir)
+    builder = HtafFashionMnist(data_dir=root, file_format="array_record")
+    if builder.is_prepared():
+        return builder
+    manual_dir = fashion_mnist_dir()
+    wanted = [os.path.join(manual_dir, f) for pair in FILES.values() for f in pair]
+    missing = [p for p in wanted if not os.path.isfile(p)]
+    if missing:
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST not found: looked for {', '.join(os.path.basename(p) for p in missing)} "
+            f"in {manual_dir} (set ${FASHION_MNIST_DIR_ENV} to use another folder), and for a "
+            f"prepared copy in the TFDS data dir {root}. Install it with: {INSTALL_HINT}")
+    with _file_lock(os.path.join(root, ".htaf_fashion_mnist.lock")):
+        builder = HtafFashionMnist(data_dir=root, file_format="array_record")
+        if not builder.is_prepared():
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+    import tensorflow_datasets as tfds
+    root = tfds_data_dir(data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=root, file_format="array_record")
+        if not builder.is_prepared():
+            builder.download_and_prepare()
+    except Exception as e:  # network down, manual download needed, ...
+        raise DatasetNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in {root} and could not be downloaded "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). On a host with "
+            f"network access run: python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder('{name}', data_dir='{root}', file_format='array_record')"
+            f".download_and_prepare()\"") from None
+    return builder
+
+
+def builder_for(name: str, data_dir: str | None = None):
+    if name == FASHION_MNIST:
+        return _fashion_mnist_builder(data_dir)
+    return _tfds_builder(name, data_dir)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_split(name: str, split: str, root: str, start: int, stop: int | None) -> ArraySplit:
+    source = builder_for(name, root).as_data_source()[split]
+    stop = len(source) if stop is None else min(stop, len(source))
+    records = source.__getitems__(list(range(start, stop)))
+    image_key, label_key = "image", "label"
+    images = np.stack([r[image_key] for r in records]).astype(np.uint8)
+    if images.ndim == 3:
+        images = images[..., None]
+    labels = np.asarray([r[label_key] for r in records], dtype=np.int32)
+    images.flags.writeable = False  # shared between callers through the cache
+    labels.flags.writeable = False
+    return ArraySplit(images, labels)
+
+
+def split_size(name: str, split: str, data_dir: str | None = None) -> int:
+    return len(builder_for(name, data_dir).as_data_source()[split])
+
+
+def num_classes(name: str, data_dir: str | None = None) -> int:
+    return builder_for(name, data_dir).info.features["label"].num_classes
+
+
+def read_split(name: str, split: str, data_dir: str | None = None,
+               start: int = 0, stop: int | None = None) -> ArraySplit:
+    """Reads records [start, stop) of ``split`` into memory (cached per process)."""
+    return _read_split(name, split, tfds_data_dir(data_dir), start, stop)

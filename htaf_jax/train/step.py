@@ -1,0 +1,168 @@
+"""The data-parallel train and eval steps: one code path for 1 or N devices.
+
+Each step is written for one device's share of the batch and mapped with
+``jax.shard_map`` over a 1-D mesh whose axis is named ``data``. Gradients,
+BatchNorm statistics and metrics are averaged with ``lax.pmean``.
+
+The gradient trap (DESIGN.md): inside shard_map the gradient of a
+*replicated* parameter w.r.t. a per-device loss already comes out summed over
+devices, so pmean on top of it gives N× the single-device gradient. The
+parameters are therefore cast to device-varying first (``lax.pcast``), which
+makes each device's gradient its own, and then pmean'd.
+
+BatchNorm: models call BatchNorm without an axis name, so in the forward pass
+each device normalises with its own share of the batch (as with ghost batch
+norm), and the new running statistics are pmean'd after the update. Runs
+with BatchNorm or with rngs (dropout, stochastic encoders; the key is folded
+with the step and the device index) therefore equal the single-device run in
+distribution only; deterministic models without BatchNorm equal it to float32
+rounding (tests/test_train_step.py).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import chex
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = "data"
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array      # int32 (), steps taken
+    params: Any
+    batch_stats: Any     # {} for models without BatchNorm
+    opt_state: Any
+
+
+def make_mesh(num_devices: int = -1) -> Mesh:
+    """A 1-D mesh named ``data`` over the first ``num_devices`` devices (-1: all)."""
+    devices = jax.devices()
+    if num_devices > len(devices):
+        raise ValueError(f"config.num_devices={num_devices} but only {len(devices)} devices "
+                         f"are available")
+    return Mesh(np.asarray(devices[:num_devices if num_devices > 0 else None]), (AXIS,))
+
+
+def replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def shard_batch(arrays, mesh: Mesh):
+    """Splits the leading (batch) axis of each array evenly over the mesh."""
+    return jax.device_put(arrays, NamedSharding(mesh, P(AXIS)))
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+               image_shape: tuple[int, ...]) -> TrainState:
+    params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
+    variables = model.init({"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
+                           jnp.zeros((2,) + tuple(image_shape), jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+
+
+def _variables(params, batch_stats) -> dict:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def sown_metrics(intermediates, prefix: str = "") -> Metrics:
+    """Flattens sown leaves into {'spike_rate/layer1': scalar mean}."""
+    out: Metrics = {}
+    for key, value in intermediates.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) or hasattr(value, "items"):
+            out.update(sown_metrics(value, name + "/"))
+        else:  # sow keeps a tuple of every value sown under the name
+            out[name] = jnp.mean(jnp.stack([jnp.mean(v.astype(jnp.float32)) for v in value]))
+    return out
+
+
+def _step_rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
+    rng = jax.random.fold_in(jax.random.fold_in(rng, step), lax.axis_index(AXIS))
+    dropout_rng, sample_rng = jax.random.split(rng)
+    return {"dropout": dropout_rng, "sample": sample_rng}
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh
+                    ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array],
+                                  tuple[TrainState, Metrics]]:
+    """``step(state, images, labels, rng) -> (state, metrics)``, jitted and chexified.
+
+    ``images`` (B, H, W, C) float32 and ``labels`` (B,) int32 must already be
+    sharded over the mesh (``shard_batch``); ``state`` and ``rng`` replicated.
+    A non-finite loss or gradient raises AssertionError from chex.
+    """
+    num_devices = mesh.devices.size
+
+    def per_device(state: TrainState, images, labels, rng):
+        chex.assert_rank(images, 4)
+        chex.assert_shape(labels, (images.shape[0],))
+        chex.assert_type([images, labels], [jnp.float32, jnp.int32])
+        rngs = _step_rngs(rng, state.step)
+        varying_params = lax.pcast(state.params, AXIS, to="varying")
+
+        def loss_fn(params):
+            logits, updates = model.apply(
+                _variables(params, state.batch_stats), images, train=True, rngs=rngs,
+                mutable=["batch_stats", "intermediates"])
+            chex.assert_shape(logits, (images.shape[0], None))
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, (logits, updates)
+
+        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            varying_params)
+        grads = lax.pmean(grads, AXIS)
+        loss = lax.pmean(loss, AXIS)
+        chex.assert_tree_all_finite(loss)
+        chex.assert_tree_all_finite(grads)
+        param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, param_updates)
+        batch_stats = lax.pmean(updates.get("batch_stats", {}), AXIS)
+        metrics = {"loss": loss,
+                   "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+                   "grad_norm": optax.tree.norm(grads),
+                   **sown_metrics(updates.get("intermediates", {}))}
+        metrics = {k: lax.pmean(v, AXIS) if k != "loss" else v for k, v in metrics.items()}
+        new_state = state.replace(step=state.step + 1, params=params,
+                                  batch_stats=batch_stats, opt_state=opt_state)
+        return new_state, metrics
+
+    mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P()),
+                           out_specs=(P(), P()))
+    step = chex.chexify(jax.jit(mapped), async_check=False)
+    step.num_devices = num_devices  # type: ignore[attr-defined]
+    return step
+
+
+def make_eval_step(model: nn.Module, mesh: Mesh
+                   ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array, jax.Array],
+                                 Metrics]:
+    """``eval_step(state, images, labels, mask, rng) -> {'loss_sum','correct','count'}``.
+
+    Sums over the examples whose mask is 1, so padded batches count each real
+    example once; divide by ``count`` after summing over batches.
+    """
+    def per_device(state: TrainState, images, labels, mask, rng):
+        rngs = _step_rngs(rng, jnp.zeros((), jnp.int32))
+        logits = model.apply(_variables(state.params, state.batch_stats), images,
+                             train=False, rngs=rngs)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+        sums = {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),
+                "count": jnp.sum(mask)}
+        return {k: lax.psum(v, AXIS) for k, v in sums.items()}
+
+    return jax.jit(jax.shard_map(per_device, mesh=mesh,
+                                 in_specs=(P(), P(AXIS), P(AXIS), P(AXIS), P()), out_specs=P()))
