@@ -1,0 +1,29 @@
+"""Interpretation tools for Implicit Concept Bottleneck Models (ICBM).
+
+- activations: ``concept_activations`` (hard/soft concepts for a dataset),
+  ``discretisation`` (share within ε of {0, 1}, hard vs soft accuracy).
+- explain: ``class_concepts``, ``concept_contributions``, ``intervene``,
+  ``explain_text``, ``head_weights``.
+- grids: ``save_concept_grid`` / ``save_concept_overview`` (PNG).
+"""
+from htaf_jax.interpret.activations import (
+    ConceptActivations,
+    concept_activations,
+    discretisation,
+    near_binary_share,
+)
+from htaf_jax.interpret.explain import (
+    Intervention,
+    class_concepts,
+    concept_contributions,
+    explain_text,
+    head_weights,
+    intervene,
+)
+from htaf_jax.interpret.grids import ranked_examples, save_concept_grid, save_concept_overview
+
+__all__ = [
+    "ConceptActivations", "concept_activations", "discretisation", "near_binary_share",
+    "Intervention", "class_concepts", "concept_contributions", "explain_text", "head_weights",
+    "intervene", "ranked_examples", "save_concept_grid", "save_concept_overview",
+]

@@ -1,0 +1,153 @@
+"""Implicit Concept Bottleneck Model (ICBM) and its standard baseline.
+
+ICBM: backbone features h → concept layer z = u(BN(W·h)) with K concepts →
+linear head, logits = z·V + b. ``u`` is a binary unit from the surrogate
+registry (HTAF by default). During training the concept layer runs in the
+``concept_mode`` form: ``"smooth"`` (z = u.smooth(·) ∈ (0, 1), the true
+derivative) or ``"hard"`` (z = H(·) ∈ {0, 1}, surrogate derivative).
+Evaluation (``train=False``) and every explanation use hard concepts, so a
+prediction is exactly ``sum_k z_k V[k, c] + b_c`` over the active concepts.
+
+Entries without a smooth form (straight-through) must train with
+``concept_mode="hard"``.
+
+Besides ``__call__`` (logits), the module has methods for the interpretation
+tools, used as ``model.apply(variables, x, method=ICBM.concepts)``:
+``concept_preactivations`` (BN(W·h), ranks examples per concept),
+``concepts`` (hard or soft z), ``classify`` (head on given z) and
+``explain`` (all of them at once).
+"""
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax import Array
+
+from htaf_jax.surrogates import resolve_surrogate
+
+__all__ = ["ICBM", "StandardClassifier", "smooth_form"]
+
+ConceptMode = Literal["smooth", "hard"]
+
+
+def smooth_form(surrogate) -> Callable[[Array], Array] | None:
+    """The surrogate's smooth forward, or None when it has none (straight-through)."""
+    if not getattr(surrogate, "has_smooth", False):
+        return None
+    return surrogate.smooth
+
+
+def _near_binary_share(z: Array, eps: float) -> Array:
+    """Share of entries of ``z`` within ``eps`` of 0 or 1 (a scalar in [0, 1])."""
+    dist = jnp.minimum(jnp.abs(z), jnp.abs(1.0 - z))
+    return jnp.mean((dist <= eps).astype(jnp.float32))
+
+
+class ICBM(nn.Module):
+    """Backbone → K binary concepts → linear head. Returns logits (B, num_classes).
+
+    Attributes:
+      backbone: module called as ``backbone(images, train=bool)`` → (B, D).
+      num_concepts: K.
+      num_classes: number of logits.
+      surrogate: registry name, ``Surrogate``, or callable x → {0, 1}.
+      concept_mode: training-time concept form, ``"smooth"`` or ``"hard"``.
+      binary_eps: ε of the sown ``near_binary`` statistic.
+
+    Sown (``intermediates``): ``near_binary`` (share of smooth concepts within
+    ``binary_eps`` of {0, 1}; only for surrogates with a smooth form) and
+    ``concept_rate`` (mean of the hard concepts).
+    """
+
+    backbone: nn.Module
+    num_concepts: int = 32
+    num_classes: int = 10
+    surrogate: str | Callable = "htaf"
+    concept_mode: ConceptMode = "smooth"
+    binary_eps: float = 0.01
+
+    def setup(self):
+        if self.concept_mode not in ("smooth", "hard"):
+            raise ValueError(f"concept_mode must be 'smooth' or 'hard', got {self.concept_mode!r}")
+        self.concept_proj = nn.Dense(self.num_concepts, use_bias=False)
+        self.concept_norm = nn.BatchNorm(momentum=0.9)
+        self.head = nn.Dense(self.num_classes)
+
+    def _unit(self):
+        unit = resolve_surrogate(self.surrogate)
+        return unit, smooth_form(unit)
+
+    def concept_preactivations(self, images: Array, train: bool = False) -> Array:
+        """BN(W·h): (B, K). Positive ⇔ the hard concept is on (H(0) = 1)."""
+        h = self.backbone(images, train=train)
+        return self.concept_norm(self.concept_proj(h), use_running_average=not train)
+
+    def concepts(self, images: Array, train: bool = False, hard: bool = True) -> Array:
+        """Concepts (B, K): hard {0, 1} by default, else the smooth form."""
+        pre = self.concept_preactivations(images, train=train)
+        unit, smooth = self._unit()
+        if hard:
+            return unit(pre)
+        if smooth is None:
+            raise ValueError(f"surrogate {self.surrogate!r} has no smooth form")
+        return smooth(pre)
+
+    def classify(self, concepts: Array) -> Array:
+        """The linear head on given concepts (B, K) → logits (B, num_classes)."""
+        return self.head(concepts)
+
+    def explain(self, images: Array) -> dict[str, Array]:
+        """Evaluation-mode pieces for the interpretation tools.
+
+        Returns ``preactivations``, ``hard`` and ``logits`` (head on hard
+        concepts, what the model predicts); for surrogates with a smooth form
+        also ``soft`` and ``soft_logits``.
+        """
+        pre = self.concept_preactivations(images, train=False)
+        unit, smooth = self._unit()
+        hard = unit(pre)
+        out = {"preactivations": pre, "hard": hard, "logits": self.head(hard)}
+        if smooth is not None:
+            soft = smooth(pre)
+            out.update(soft=soft, soft_logits=self.head(soft))
+        return out
+
+    def __call__(self, images: Array, train: bool = False) -> Array:
+        pre = self.concept_preactivations(images, train=train)
+        unit, smooth = self._unit()
+        hard = unit(pre)
+        if train and self.concept_mode == "smooth":
+            if smooth is None:
+                raise ValueError(
+                    f"surrogate {self.surrogate!r} has no smooth form; "
+                    "train it with concept_mode='hard'")
+            z = smooth(pre)
+        else:
+            z = hard
+        if smooth is not None:
+            self.sow("intermediates", "near_binary", _near_binary_share(smooth(pre), self.binary_eps))
+        self.sow("intermediates", "concept_rate", jnp.mean(hard))
+        return self.head(z)
+
+
+class StandardClassifier(nn.Module):
+    """The ICBM's baseline: the same backbone with a standard (real-valued) head.
+
+    ``hidden=None``: backbone → linear head. ``hidden=K``: backbone →
+    Dense(K) → BN → ReLU → linear head, the ICBM's shape with a real-valued
+    bottleneck instead of binary concepts.
+    """
+
+    backbone: nn.Module
+    num_classes: int = 10
+    hidden: int | None = None
+
+    @nn.compact
+    def __call__(self, images: Array, train: bool = False) -> Array:
+        h = self.backbone(images, train=train)
+        if self.hidden:
+            h = nn.Dense(self.hidden, use_bias=False)(h)
+            h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+        return nn.Dense(self.num_classes, name="head")(h)

@@ -1,0 +1,147 @@
+"""ICBM and its standard baseline: shapes, hard/smooth forms, gradients."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from htaf_jax.models.backbones import CNNBackbone, MLPBackbone, ResNetBackbone, make_backbone
+from htaf_jax.models.icbm import ICBM, StandardClassifier
+from htaf_jax.surrogates import resolve_surrogate
+
+K = 8
+TINY = {
+    "mlp": lambda: MLPBackbone(widths=(16,)),
+    "cnn": lambda: CNNBackbone(channels=(4, 8), width=16),
+    "resnet": lambda: ResNetBackbone(stage_channels=(4, 8), blocks_per_stage=1),
+}
+
+
+def _images(b=6, size=28):
+    # Convolutional backbones are tested on 12×12 images: same code, a third of the compile time.
+    return jax.random.normal(jax.random.key(0), (b, size, size, 1), jnp.float32)
+
+
+def _init(model, x):
+    return model.init({"params": jax.random.key(1)}, x, train=False)
+
+
+@pytest.mark.parametrize("backbone", sorted(TINY))
+def test_icbm_shapes_and_sown_statistics(backbone):
+    model = ICBM(TINY[backbone](), num_concepts=K)
+    x = _images(size=28 if backbone == "mlp" else 12)
+    variables = _init(model, x)
+    logits, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    chex.assert_shape(logits, (6, 10))
+    chex.assert_tree_all_finite(logits)
+    inter = state["intermediates"]
+    near, rate = inter["near_binary"][0], inter["concept_rate"][0]
+    assert 0.0 <= float(near) <= 1.0 and 0.0 < float(rate) < 1.0
+    # BatchNorm statistics moved in training mode.
+    moved = jax.tree.map(lambda a, b: jnp.any(a != b), variables["batch_stats"], state["batch_stats"])
+    assert any(jax.tree.leaves(moved))
+    chex.assert_shape(variables["params"]["head"]["kernel"], (K, 10))
+
+
+def test_eval_uses_hard_concepts():
+    model = ICBM(TINY["mlp"](), num_concepts=K)
+    x = _images()
+    variables = _init(model, x)
+    z = model.apply(variables, x, method=ICBM.concepts)
+    assert set(np.unique(np.asarray(z))) <= {0.0, 1.0}
+    pre = model.apply(variables, x, method=ICBM.concept_preactivations)
+    np.testing.assert_array_equal(np.asarray(z), (np.asarray(pre) >= 0).astype(np.float32))
+    logits = model.apply(variables, x, train=False)
+    np.testing.assert_allclose(logits, model.apply(variables, z, method=ICBM.classify), rtol=1e-6)
+
+
+def test_smooth_training_forward_uses_smooth_concepts():
+    model = ICBM(TINY["mlp"](), num_concepts=K, concept_mode="smooth")
+    x = _images()
+    variables = _init(model, x)
+    logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    soft, _ = model.apply(variables, x, train=True, hard=False, method=ICBM.concepts,
+                          mutable=["batch_stats"])
+    hard, _ = model.apply(variables, x, train=True, hard=True, method=ICBM.concepts,
+                          mutable=["batch_stats"])
+    assert np.all((np.asarray(soft) > 0) & (np.asarray(soft) < 1))
+    np.testing.assert_allclose(logits, model.apply(variables, soft, method=ICBM.classify),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(logits, model.apply(variables, hard, method=ICBM.classify))
+
+
+def _grads(model, variables, x):
+    y = jnp.arange(x.shape[0]) % 10
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats", "intermediates"])
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+    return jax.grad(loss)(variables["params"])
+
+
+@pytest.mark.parametrize("mode", ["smooth", "hard"])
+def test_gradient_reaches_the_backbone(mode):
+    model = ICBM(TINY["mlp"](), num_concepts=K, concept_mode=mode)
+    x = _images()
+    variables = _init(model, x)
+    grads = _grads(model, variables, x)
+    chex.assert_tree_all_finite(grads)
+    # Through a hard step, only the surrogate gradient can reach these.
+    assert float(jnp.abs(grads["concept_proj"]["kernel"]).sum()) > 0
+    assert float(jnp.abs(grads["backbone"]["Dense_0"]["kernel"]).sum()) > 0
+
+
+def test_hard_training_forward_is_binary():
+    model = ICBM(TINY["mlp"](), num_concepts=K, concept_mode="hard")
+    x = _images()
+    variables = _init(model, x)
+    logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    hard, _ = model.apply(variables, x, train=True, method=ICBM.concepts, mutable=["batch_stats"])
+    np.testing.assert_allclose(logits, model.apply(variables, hard, method=ICBM.classify), rtol=1e-6)
+
+
+def test_straight_through_needs_hard_mode():
+    x = _images()
+    smooth = ICBM(TINY["mlp"](), num_concepts=K, surrogate="straight_through", concept_mode="smooth")
+    variables = _init(smooth, x)  # eval mode is hard: fine
+    with pytest.raises(ValueError, match="no smooth form"):
+        smooth.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    hard = smooth.clone(concept_mode="hard")
+    logits, state = hard.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    chex.assert_shape(logits, (6, 10))
+    assert "near_binary" not in state["intermediates"]
+    chex.assert_tree_all_finite(_grads(hard, variables, x))
+
+
+def test_surrogate_object_and_explain_keys():
+    unit = resolve_surrogate("sigmoid")
+    model = ICBM(TINY["mlp"](), num_concepts=K, surrogate=unit)
+    x = _images()
+    variables = _init(model, x)
+    out = model.apply(variables, x, method=ICBM.explain)
+    assert set(out) == {"preactivations", "hard", "logits", "soft", "soft_logits"}
+    np.testing.assert_allclose(out["soft"], unit.smooth(out["preactivations"]), rtol=1e-6)
+
+
+def test_bad_concept_mode():
+    with pytest.raises(ValueError, match="concept_mode"):
+        model = ICBM(TINY["mlp"](), concept_mode="soft")
+        _init(model, _images())
+
+
+@pytest.mark.parametrize("hidden", [None, K])
+def test_standard_classifier(hidden):
+    model = StandardClassifier(TINY["mlp"](), hidden=hidden)
+    x = _images()
+    variables = _init(model, x)
+    logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    chex.assert_shape(logits, (6, 10))
+    chex.assert_shape(variables["params"]["head"]["kernel"], (hidden or 16, 10))
+
+
+def test_make_backbone():
+    assert make_backbone("mlp", widths=[8]).widths == (8,)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        make_backbone("vit")
