@@ -36,7 +36,12 @@ def read_idx(path: str) -> np.ndarray:
 class HtafFashionMnist(tfds.core.GeneratorBasedBuilder):
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) from a local idx folder."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First version (records shuffled by TFDS).",
+        "1.1.0": "Records keep the idx files' order, so 'the first N' and "
+                 "'the last N' examples mean what they say.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Install Debian's dataset-fashion-mnist package "
         "(files in /usr/share/datasets/fashion-mnist).")
@@ -50,6 +55,7 @@ class HtafFashionMnist(tfds.core.GeneratorBasedBuilder):
                 "label": tfds.features.ClassLabel(names=CLASS_NAMES),
             }),
             supervised_keys=("image", "label"),
+            disable_shuffling=True,
             homepage="https://github.com/zalandoresearch/fashion-mnist",
         )
 

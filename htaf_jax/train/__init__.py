@@ -1,0 +1,13 @@
+"""The training engine: data-parallel steps, checkpoints, configs, metrics.
+
+    from htaf_jax.train import train_and_evaluate
+    result = train_and_evaluate(config, workdir)   # TrainResult(params, batch_stats, metrics)
+"""
+from htaf_jax.train.checkpoint import CheckpointMismatchError
+from htaf_jax.train.config import ConfigError, prepare_config, validate_config
+from htaf_jax.train.loop import NonFiniteLossError, TrainResult, evaluate, train_and_evaluate
+from htaf_jax.train.restore import load_config, restore_params
+
+__all__ = ["CheckpointMismatchError", "ConfigError", "NonFiniteLossError", "TrainResult",
+           "evaluate", "load_config", "prepare_config", "restore_params",
+           "train_and_evaluate", "validate_config"]

@@ -1,0 +1,176 @@
+"""``train_and_evaluate(config, workdir)``: the one trainer every experiment uses.
+
+Importable from a notebook; ``python -m experiments.<name>`` entry points
+only parse flags (htaf_jax.train.cli). Order of work: validate the config
+(no compilation yet), read the data, build model and optimiser, restore the
+latest checkpoint in ``workdir`` if there is one, train, evaluate, write
+``summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from htaf_jax import data as data_lib
+from htaf_jax.models import build_model
+from htaf_jax.train import step as step_lib
+from htaf_jax.train.checkpoint import Checkpoints, Progress
+from htaf_jax.train.config import check_devices, prepare_config
+from htaf_jax.train.metrics import MetricsWriter, progress_bar
+from htaf_jax.train.optim import make_optimizer
+
+
+class TrainResult(NamedTuple):
+    params: Any          # host (NumPy) pytree
+    batch_stats: Any     # {} for models without BatchNorm
+    metrics: dict        # final eval metrics, e.g. {"test/accuracy": 0.84, ...}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or a gradient became NaN/inf; the run stopped, checkpoints kept."""
+
+
+def _checkpoint_tree(state: step_lib.TrainState, rng: jax.Array) -> dict:
+    return {"params": state.params, "batch_stats": state.batch_stats,
+            "opt_state": state.opt_state, "step": state.step,
+            "rng": jax.random.key_data(rng)}
+
+
+def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -> dict:
+    """Loss and accuracy over the whole eval split, each example counted once."""
+    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size):
+        out = jax.device_get(eval_step(state, *step_lib.shard_batch(batch, mesh), rng))
+        totals = {k: totals[k] + float(out[k]) for k in totals}
+    count = max(totals["count"], 1.0)
+    return {"loss": totals["loss_sum"] / count, "accuracy": totals["correct"] / count,
+            "num_examples": int(totals["count"])}
+
+
+def _mean_metrics(history: list[dict]) -> dict:
+    history = jax.device_get(history)
+    return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
+    """Trains ``config.model`` on ``config.dataset``, resuming from ``workdir`` if it can.
+
+    Raises ConfigError (bad field, before compilation), DatasetNotFoundError,
+    CheckpointMismatchError, NonFiniteLossError.
+    """
+    config = prepare_config(config)
+    mesh = step_lib.make_mesh(config.num_devices)
+    check_devices(config, mesh.devices.size)
+    splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
+                                  train_subset=config.train_subset,
+                                  test_subset=config.test_subset,
+                                  validation_size=config.validation_size)
+    with config.unlocked():
+        config.model.num_classes = splits.num_classes
+        config.input_shape = tuple(splits.train.images.shape[1:])  # for restore_params
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json(indent=2))
+
+    steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
+    total_steps = (config.num_train_steps if config.num_train_steps > 0
+                   else config.num_epochs * steps_per_epoch)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    model = build_model(config.model)
+    tx = make_optimizer(config, total_steps)
+    init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
+    state = step_lib.init_state(model, tx, init_rng, splits.train.images.shape[1:])
+    state, train_rng, eval_rng = step_lib.replicate((state, train_rng, eval_rng), mesh)
+
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"),
+                              every_steps=config.checkpoint_every_steps,
+                              keep=config.keep_checkpoints)
+    position = Progress(0, 0, 0)
+    if checkpoints.latest_step() is not None:
+        tree, position = checkpoints.restore(_checkpoint_tree(state, train_rng))
+        state = step_lib.TrainState(step=tree["step"], params=tree["params"],
+                                    batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
+        train_rng = jax.random.wrap_key_data(tree["rng"])
+    writer = MetricsWriter(workdir, resume_step=position.step,
+                           tensorboard=config.get("tensorboard", True))
+    train_step = step_lib.make_train_step(model, tx, mesh)
+    eval_step = step_lib.make_eval_step(model, mesh)
+
+    step, history = position.step, []
+    pipeline_seconds, images_seen, loop_start = 0.0, 0, time.perf_counter()
+    log_start, log_step = loop_start, step
+    bar = progress_bar(total_steps, step, config.get("progress", True))
+    eval_metrics: dict = {}
+    compiled_at, compiled_step = None, step
+    try:
+        for epoch in range(position.epoch, num_epochs):
+            first = position.step_in_epoch if epoch == position.epoch else 0
+            batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,
+                                             seed=config.seed, epoch=epoch, start_step=first)
+            for index in range(first, steps_per_epoch):
+                if step >= total_steps:
+                    break
+                t = time.perf_counter()
+                batch = step_lib.shard_batch(next(batches), mesh)
+                pipeline_seconds += time.perf_counter() - t
+                try:
+                    state, metrics = train_step(state, *batch, train_rng)
+                except AssertionError as e:
+                    checkpoints.wait()
+                    raise NonFiniteLossError(
+                        f"non-finite loss or gradient in train step {step + 1} (epoch {epoch}, "
+                        f"batch {index}); stopped. Last good checkpoint: step "
+                        f"{checkpoints.latest_step()} in {checkpoints.directory}. "
+                        f"Try a lower config.learning_rate. ({str(e).splitlines()[0][:200]})"
+                    ) from None
+                step += 1
+                if compiled_at is None:  # steps/s below leaves the compilation out
+                    compiled_at, compiled_step = time.perf_counter(), step
+                images_seen += config.batch_size
+                history.append(metrics)
+                bar.update(1)
+                end_of_epoch = index + 1 == steps_per_epoch
+                if step % config.log_every_steps == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    scalars = _mean_metrics(history)
+                    history = []
+                    writer.write(step, "train", scalars, epoch=epoch,
+                                 steps_per_sec=(step - log_step) / (now - log_start))
+                    log_start, log_step = now, step
+                    bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+                if (end_of_epoch and (epoch + 1) % config.eval_every_epochs == 0) \
+                        or step == total_steps:
+                    eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
+                    writer.write(step, splits.eval_split, eval_metrics, epoch=epoch)
+                if checkpoints.should_save(step) or step == total_steps:
+                    nxt = Progress(step, epoch + 1, 0) if end_of_epoch else \
+                        Progress(step, epoch, index + 1)
+                    checkpoints.save(_checkpoint_tree(state, train_rng), nxt)
+        if not eval_metrics:  # resumed from a finished run: nothing left to train
+            eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
+            writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
+        checkpoints.wait()
+    finally:
+        bar.close()
+        writer.close()
+        checkpoints.close()
+
+    loop_seconds = time.perf_counter() - loop_start
+    final = {f"{splits.eval_split}/{k}": v for k, v in eval_metrics.items()}
+    summary = {"step": step, "metrics": final,
+               "train_steps_per_sec": ((step - compiled_step) / (time.perf_counter() - compiled_at)
+                               if compiled_at and step > compiled_step else None),
+               "pipeline_images_per_sec": images_seen / max(pipeline_seconds, 1e-9),
+               "train_images_per_sec": images_seen / max(loop_seconds, 1e-9),
+               "num_devices": int(mesh.devices.size), "resumed_from_step": position.step}
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    host = jax.device_get(state)
+    return TrainResult(host.params, host.batch_stats, final)
