@@ -1,0 +1,173 @@
+"""Spiking neurons, encoders, readouts and SNN models."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from htaf_jax.models.snn import SpikingConvNet, SpikingMLP
+from htaf_jax.models.snn_neurons import (
+    IF, LIF, latency_encode, lif_dynamics, membrane_readout, rate_encode, to_intensity)
+from htaf_jax.surrogates import get_surrogate
+
+HTAF = get_surrogate("htaf")
+KEY = jax.random.PRNGKey(0)
+
+
+def _run(currents, **kw):
+    kw.setdefault("spike_fn", HTAF)
+    spikes, mems = lif_dynamics(jnp.asarray(currents, jnp.float32)[:, None], **kw)
+    return np.asarray(spikes[:, 0]), np.asarray(mems[:, 0])
+
+
+def test_lif_subtract_reset_hand_computed():
+    # β = 0.5, θ = 1, I = 0.6: U' = 0.6, 0.9, 1.05 (fire → 0.05), 0.625, 0.9125, 1.05625 (fire).
+    spikes, mems = _run([0.6] * 6, beta=0.5, threshold=1.0, reset="subtract")
+    np.testing.assert_array_equal(spikes, [0, 0, 1, 0, 0, 1])
+    np.testing.assert_allclose(mems, [0.6, 0.9, 0.05, 0.625, 0.9125, 0.05625], rtol=1e-5)
+
+
+def test_lif_zero_reset_hand_computed():
+    # Same input, hard reset: after each spike the membrane restarts from 0.
+    spikes, mems = _run([0.6] * 6, beta=0.5, threshold=1.0, reset="zero")
+    np.testing.assert_array_equal(spikes, [0, 0, 1, 0, 0, 1])
+    np.testing.assert_allclose(mems, [0.6, 0.9, 0.0, 0.6, 0.9, 0.0], rtol=1e-6)
+
+
+def test_if_neuron_integrates_without_leak_and_fires_at_threshold():
+    # β = 1, I = 0.75 (exact in binary): 0.75; 1.5 → 0.5; 1.25 → 0.25; 1.0 = θ fires (H(0) = 1).
+    spikes, mems = _run([0.75] * 4, beta=1.0, threshold=1.0)
+    np.testing.assert_array_equal(spikes, [0, 1, 1, 1])
+    np.testing.assert_array_equal(mems, [0.75, 0.5, 0.25, 0.0])
+
+
+def test_decay_alone_is_geometric():
+    spikes, mems = _run([0.5, 0, 0, 0], beta=0.8, threshold=1.0)
+    np.testing.assert_array_equal(spikes, 0)
+    np.testing.assert_allclose(mems, 0.5 * 0.8 ** np.arange(4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_reset_gradient_detached_or_not(detach):
+    # One step, U' = I = 1.2 fires; U = U' − S·θ. dU/dI = 1 − θ·s'(U' − θ) unless detached.
+    grad = jax.grad(lambda i: _sum_mem(i, detach))(jnp.float32(1.2))
+    expected = 1.0 if detach else 1.0 - float(HTAF.grad(jnp.float32(0.2)))
+    np.testing.assert_allclose(grad, expected, rtol=1e-5)
+
+
+def _sum_mem(i, detach):
+    _, mems = lif_dynamics(jnp.reshape(i, (1, 1)), beta=0.9, threshold=1.0, spike_fn=HTAF,
+                           detach_reset=detach)
+    return jnp.sum(mems)
+
+
+def test_time_constant_current_equals_broadcast_sequence():
+    cur = jax.random.normal(KEY, (3, 5)) + 0.5
+    a = lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF, num_steps=7)
+    b = lif_dynamics(jnp.broadcast_to(cur, (7, 3, 5)), beta=0.9, threshold=1.0, spike_fn=HTAF)
+    chex.assert_trees_all_close(a, b)
+
+
+def test_lif_module_spikes_exactly_binary_and_learnable_params():
+    cur = 2.0 * jax.random.normal(KEY, (6, 4, 3))
+    lif = LIF(beta=0.8, learn_beta=True, learn_threshold=True, per_neuron=True)
+    variables = lif.init(KEY, cur)
+    chex.assert_shape(variables["params"]["beta_logit"], (3,))
+    np.testing.assert_allclose(jax.nn.sigmoid(variables["params"]["beta_logit"]), 0.8, rtol=1e-6)
+    spikes, mems = lif.apply(variables, cur)
+    chex.assert_shape([spikes, mems], (6, 4, 3))
+    assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
+    assert 0 < float(spikes.mean()) < 1
+    shared = LIF(learn_threshold=True).init(KEY, cur)["params"]["threshold"]
+    chex.assert_shape(shared, ())
+
+
+def test_if_rejects_a_leak():
+    with pytest.raises(ValueError):
+        IF(beta=0.9)
+
+
+def test_rate_encoding_is_bernoulli_with_pixel_intensity():
+    x = (jnp.array([[0.0, 0.25, 1.0]]) - 0.2860) / 0.3530   # standardised intensities
+    spikes = rate_encode(KEY, x, 4000)
+    chex.assert_shape(spikes, (4000, 1, 3))
+    assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
+    np.testing.assert_allclose(spikes.mean(0)[0], [0.0, 0.25, 1.0], atol=0.03)
+    np.testing.assert_array_equal(rate_encode(KEY, x, 5), rate_encode(KEY, x, 5))
+
+
+def test_latency_encoding_one_spike_brighter_first():
+    p = jnp.array([[0.0, 0.5, 1.0]])
+    spikes = np.asarray(latency_encode(p, 5, mean=0.0, std=1.0))[:, 0]
+    np.testing.assert_array_equal(spikes.sum(0), [0, 1, 1])          # black never fires
+    assert spikes[0, 2] == 1 and spikes[2, 1] == 1                    # t = round((1 − p)(T − 1))
+    np.testing.assert_allclose(to_intensity(jnp.float32(-5.0)), 0.0)
+
+
+def test_membrane_readout_leaky_mean():
+    cur = jnp.ones((3, 1, 1))
+    np.testing.assert_allclose(membrane_readout(cur, 0.5)[0, 0], (1 + 1.5 + 1.75) / 3)
+    np.testing.assert_allclose(membrane_readout(cur)[0, 0], 1.0)
+
+
+def _images(b=2, side=8):
+    return jax.random.normal(KEY, (b, side, side, 1))
+
+
+def _apply(model, variables, x, train=True):
+    return jax.jit(lambda v, x: model.apply(
+        v, x, train=train, rngs={"sample": KEY, "dropout": KEY},
+        mutable=["batch_stats", "intermediates"]))(variables, x)
+
+
+@pytest.mark.parametrize("encoding,readout", [
+    ("direct", "membrane"), ("rate", "spike_count"), ("latency", "membrane")])
+def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
+    model = SpikingMLP(hidden=(16, 8), num_steps=3, encoding=encoding, readout=readout,
+                       use_batchnorm=True)
+    variables = model.init({"params": KEY, "sample": KEY}, _images(), train=False)
+    logits, state = _apply(model, variables, _images())
+    chex.assert_shape(logits, (2, 10))
+    rates = state["intermediates"]
+    n_spiking = 3 if readout == "spike_count" else 2
+    assert sorted(rates) == [f"spike_rate_layer{i}" for i in range(n_spiking)]
+    for (rate,) in rates.values():
+        assert 0.0 <= float(rate) <= 1.0
+    if readout == "spike_count":   # counts of binary spikes: integers in [0, T]
+        np.testing.assert_array_equal(logits, jnp.round(logits))
+        assert float(logits.min()) >= 0 and float(logits.max()) <= 3
+
+
+def test_spiking_convnet_shapes():
+    model = SpikingConvNet(features=(4, 8), num_steps=2)
+    variables = model.init(KEY, _images(), train=False)
+    logits, state = _apply(model, variables, _images())
+    chex.assert_shape(logits, (2, 10))
+    assert sorted(state["intermediates"]) == ["spike_rate_layer0", "spike_rate_layer1"]
+
+
+@pytest.mark.parametrize("model", [
+    SpikingMLP(hidden=(16, 8), num_steps=4, encoding="rate", learn_beta=True,
+               learn_threshold=True, per_neuron=True, threshold=0.5, detach_reset=False),
+    SpikingConvNet(features=(4, 8), num_steps=3, learn_beta=True, learn_threshold=True,
+                   threshold=0.5),
+])
+def test_gradients_reach_every_parameter(model):
+    x, y = _images(4), jnp.array([0, 1, 2, 3])
+    variables = model.init({"params": KEY, "sample": KEY}, x, train=False)
+
+    def loss(params):
+        logits, _ = _apply(model, {**variables, "params": params}, x)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+    grads = jax.grad(loss)(variables["params"])
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(g)), path
+        assert float(jnp.abs(g).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
+
+
+def test_raw_callable_surrogate():
+    model = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct",
+                       surrogate=lambda x: HTAF(x))
+    variables = model.init(KEY, _images(), train=False)
+    chex.assert_shape(_apply(model, variables, _images())[0], (2, 10))
