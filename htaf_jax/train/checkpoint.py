@@ -57,6 +57,11 @@ def describe_mismatch(saved: dict, wanted: dict, limit: int = 3) -> str | None:
     return "; ".join(problems[:limit]) + more
 
 
+def item_handlers() -> dict:
+    # Named up front so a fresh manager can read metadata before any save.
+    return {"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()}
+
+
 class Checkpoints:
     """Save every ``every_steps`` steps and at the end, keep the last ``keep``."""
 
@@ -66,7 +71,7 @@ class Checkpoints:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "progress"))
+                                             item_handlers=item_handlers())
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

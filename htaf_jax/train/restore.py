@@ -16,7 +16,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from htaf_jax.train.checkpoint import CheckpointMismatchError, _shapes, describe_mismatch
+from htaf_jax.train.checkpoint import (CheckpointMismatchError, _shapes, describe_mismatch,
+                                      item_handlers)
 from htaf_jax.train.loop import TrainResult
 
 
@@ -38,7 +39,7 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     ``metrics`` are the final ones from ``summary.json`` ({} if the run did not finish).
     """
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    manager = ocp.CheckpointManager(directory, item_names=("state", "progress"),
+    manager = ocp.CheckpointManager(directory, item_handlers=item_handlers(),
                                     options=ocp.CheckpointManagerOptions(read_only=True))
     step = manager.latest_step() if step is None else step
     if step is None:
@@ -49,10 +50,12 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     if config is not None:
         _check_against_config(model_tree, config, workdir, step)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    # The whole saved tree, as saved, onto one device (the run may have used 8).
     abstract = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), model_tree)
+        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), dict(tree))
     restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(abstract, partial_restore=True)))["state"]
+        state=ocp.args.StandardRestore(abstract)))["state"]
+    restored = {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
     manager.close()
     summary_path = os.path.join(workdir, "summary.json")
     metrics = {}
