@@ -1,0 +1,98 @@
+"""Deep Heaviside networks: variants, training modes, binary evaluation."""
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from htaf_jax.models.dhn import HeavisideCNN, HeavisideMLP
+
+KEY = jax.random.PRNGKey(0)
+X = jax.random.normal(KEY, (4, 8, 8, 1))
+Y = jnp.array([0, 1, 2, 3])
+
+
+def _head_input(model, variables, train):
+    """Logits and the input of the head (the last hidden layer's units)."""
+    seen = {}
+
+    def interceptor(next_fun, args, kwargs, context):
+        if context.module.name == "head" and context.method_name == "__call__":
+            seen["h"] = args[0]
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(interceptor):
+        logits, _ = model.apply(variables, X, train=train,
+                                mutable=["batch_stats", "intermediates"])
+    return logits, np.asarray(seen["h"])
+
+
+@pytest.mark.parametrize("cls", [HeavisideMLP, HeavisideCNN])
+@pytest.mark.parametrize("variant", ["plain", "skip", "mixed"])
+def test_evaluation_units_are_exactly_heaviside(cls, variant):
+    model = cls(depth=3, variant=variant, mode="smooth", **_small(cls))
+    variables = model.init(KEY, X, train=False)
+    logits, h = _head_input(model, variables, train=False)
+    chex.assert_shape(logits, (4, 10))
+    if variant == "mixed":   # the first quarter of units is linear
+        channels = model.width if cls is HeavisideMLP else model.features
+        h = h.reshape(h.shape[0], -1, channels)[..., channels // 4:]
+    assert set(np.unique(h)) == {0.0, 1.0}
+
+
+def _small(cls):
+    return {"width": 16} if cls is HeavisideMLP else {"features": 4}
+
+
+def test_smooth_mode_trains_on_smooth_units_hard_mode_on_binary_ones():
+    smooth = HeavisideMLP(depth=2, width=16, mode="smooth")
+    variables = smooth.init(KEY, X, train=False)
+    _, h = _head_input(smooth, variables, train=True)
+    assert np.all((h > 0) & (h < 1)) and len(np.unique(h)) > 2
+    hard = HeavisideMLP(depth=2, width=16, mode="hard")
+    _, h = _head_input(hard, variables, train=True)
+    assert set(np.unique(h)) == {0.0, 1.0}
+
+
+def test_hard_mode_without_batchnorm_trains_the_network_it_evaluates():
+    model = HeavisideMLP(depth=3, width=16, mode="hard", use_batchnorm=False)
+    variables = model.init(KEY, X, train=False)
+    train_logits, _ = model.apply(variables, X, train=True, mutable=["intermediates"])
+    np.testing.assert_array_equal(train_logits, model.apply(variables, X, train=False))
+
+
+@pytest.mark.parametrize("model", [
+    HeavisideMLP(depth=3, width=16, variant="plain", mode="smooth"),
+    HeavisideMLP(depth=3, width=16, variant="skip", mode="hard"),
+    HeavisideMLP(depth=3, width=16, variant="mixed", mode="hard", surrogate="atan"),
+    HeavisideCNN(depth=3, features=4, variant="skip", mode="hard"),
+])
+def test_gradients_reach_every_parameter(model):
+    variables = model.init(KEY, X, train=False)
+
+    @jax.jit
+    def grads(params):
+        def loss(p):
+            logits, _ = model.apply({**variables, "params": p}, X, train=True,
+                                    mutable=["batch_stats", "intermediates"])
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), Y[:, None], 1))
+        return jax.grad(loss)(params)
+
+    g = grads(variables["params"])
+    assert "layer0" in g and "head" in g
+    for path, leaf in jax.tree_util.tree_leaves_with_path(g):
+        assert np.all(np.isfinite(leaf)), path
+        assert float(jnp.abs(leaf).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
+
+
+def test_smooth_mode_needs_a_smooth_surrogate():
+    model = HeavisideMLP(depth=2, width=8, mode="smooth", surrogate="straight_through")
+    variables = model.init(KEY, X, train=False)      # evaluation form: fine
+    with pytest.raises(ValueError, match="no smooth forward"):
+        model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"])
+
+
+def test_invalid_variant_is_rejected():
+    with pytest.raises(ValueError, match="variant"):
+        HeavisideMLP(variant="resnet").init(KEY, X)
