@@ -145,3 +145,34 @@ def test_make_backbone():
     assert make_backbone("mlp", widths=[8]).widths == (8,)
     with pytest.raises(ValueError, match="unknown backbone"):
         make_backbone("vit")
+
+
+def test_concept_noise_only_in_training():
+    model = ICBM(TINY["mlp"](), num_concepts=K, concept_noise=2.0)
+    x = _images()
+    variables = _init(model, x)
+    quiet = model.clone(concept_noise=0.0)
+    rngs = {"dropout": jax.random.key(3)}
+    noisy, _ = model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats", "intermediates"])
+    clean, _ = quiet.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats", "intermediates"])
+    assert not np.allclose(noisy, clean)
+    np.testing.assert_array_equal(model.apply(variables, x), quiet.apply(variables, x))
+
+
+def test_registered_factories():
+    import ml_collections
+
+    from htaf_jax.models import build_model
+    cfg = ml_collections.ConfigDict({
+        "name": "icbm", "backbone": "mlp", "backbone_kwargs": {"widths": [16]},
+        "num_concepts": 5, "num_classes": 3, "surrogate": "htaf",
+        "surrogate_kwargs": {"alpha": 8.0, "beta": 2.0}, "concept_mode": "hard"})
+    model = build_model(cfg)
+    assert isinstance(model, ICBM) and model.num_concepts == 5 and model.concept_mode == "hard"
+    assert model.surrogate.kwargs == {"alpha": 8.0, "beta": 2.0}
+    assert model.backbone.widths == (16,)
+    logits = model.apply(_init(model, _images()), _images())
+    chex.assert_shape(logits, (6, 3))
+    std = build_model(ml_collections.ConfigDict({"name": "standard", "backbone": "mlp",
+                                                 "backbone_kwargs": {"widths": [16]}, "hidden": 0}))
+    assert isinstance(std, StandardClassifier) and std.hidden is None

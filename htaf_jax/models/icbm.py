@@ -16,18 +16,24 @@ tools, used as ``model.apply(variables, x, method=ICBM.concepts)``:
 ``concept_preactivations`` (BN(W·h), ranks examples per concept),
 ``concepts`` (hard or soft z), ``classify`` (head on given z) and
 ``explain`` (all of them at once).
+
+Registered models (``config.model.name``): ``"icbm"`` and ``"standard"`` (the
+baseline); see ``icbm_from_config`` for the config fields.
 """
 from __future__ import annotations
 
 from typing import Callable, Literal
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import Array
 
+from htaf_jax.models.backbones import make_backbone
+from htaf_jax.models.registry import register_model
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["ICBM", "StandardClassifier", "smooth_form"]
+__all__ = ["ICBM", "StandardClassifier", "icbm_from_config", "smooth_form", "standard_from_config"]
 
 ConceptMode = Literal["smooth", "hard"]
 
@@ -55,6 +61,11 @@ class ICBM(nn.Module):
       surrogate: registry name, ``Surrogate``, or callable x → {0, 1}.
       concept_mode: training-time concept form, ``"smooth"`` or ``"hard"``.
       binary_eps: ε of the sown ``near_binary`` statistic.
+      concept_noise: std of Gaussian noise added to the pre-activations in
+        training (rng stream ``"dropout"``); 0 turns it off. Noise before the
+        binary unit makes pre-activations near the threshold costly, so the
+        network moves them out to where the smooth form sits on its rails
+        (the trick of Salakhutdinov & Hinton's semantic hashing, 2009).
 
     Sown (``intermediates``): ``near_binary`` (share of smooth concepts within
     ``binary_eps`` of {0, 1}; only for surrogates with a smooth form) and
@@ -67,6 +78,7 @@ class ICBM(nn.Module):
     surrogate: str | Callable = "htaf"
     concept_mode: ConceptMode = "smooth"
     binary_eps: float = 0.01
+    concept_noise: float = 0.0
 
     def setup(self):
         if self.concept_mode not in ("smooth", "hard"):
@@ -117,6 +129,9 @@ class ICBM(nn.Module):
     def __call__(self, images: Array, train: bool = False) -> Array:
         pre = self.concept_preactivations(images, train=train)
         unit, smooth = self._unit()
+        if train and self.concept_noise > 0:
+            noise = jax.random.normal(self.make_rng("dropout"), pre.shape, pre.dtype)
+            pre = pre + self.concept_noise * noise
         hard = unit(pre)
         if train and self.concept_mode == "smooth":
             if smooth is None:
@@ -151,3 +166,31 @@ class StandardClassifier(nn.Module):
             h = nn.Dense(self.hidden, use_bias=False)(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
         return nn.Dense(self.num_classes, name="head")(h)
+
+
+def _backbone(model_config) -> nn.Module:
+    kwargs = model_config.get("backbone_kwargs", None)
+    return make_backbone(model_config.get("backbone", "mlp"), **(dict(kwargs) if kwargs else {}))
+
+
+@register_model("icbm")
+def icbm_from_config(model_config) -> ICBM:
+    """ICBM from ``config.model``: ``backbone`` (mlp | cnn | resnet), ``backbone_kwargs``
+    (its fields), ``num_concepts``, ``surrogate`` (registry name), ``surrogate_kwargs``
+    (its hyperparameters, e.g. alpha, beta), ``concept_mode``, ``num_classes``."""
+    surrogate = model_config.get("surrogate", "htaf")
+    hparams = model_config.get("surrogate_kwargs", None)
+    if hparams:
+        surrogate = resolve_surrogate(surrogate, **dict(hparams))
+    return ICBM(_backbone(model_config), num_concepts=model_config.get("num_concepts", 32),
+                num_classes=model_config.get("num_classes", 10), surrogate=surrogate,
+                concept_mode=model_config.get("concept_mode", "smooth"),
+                concept_noise=model_config.get("concept_noise", 0.0))
+
+
+@register_model("standard")
+def standard_from_config(model_config) -> StandardClassifier:
+    """The baseline from ``config.model``: ``backbone``, ``backbone_kwargs``,
+    ``hidden`` (0/None: linear head on the backbone), ``num_classes``."""
+    return StandardClassifier(_backbone(model_config), num_classes=model_config.get("num_classes", 10),
+                              hidden=model_config.get("hidden", None) or None)
