@@ -47,6 +47,14 @@ FASHION_MNIST_STD = 0.3530
 Reset = Literal["subtract", "zero"]
 
 
+def _zeros_like_varying(x: Array) -> Array:
+    """Zeros shaped like x, varying over the same manual mesh axes (inside shard_map a
+    scan carry must match the per-device type of what the body adds to it)."""
+    zeros = jnp.zeros_like(x)
+    vma = tuple(getattr(jax.typeof(x), "vma", ()) or ())
+    return jax.lax.pcast(zeros, vma, to="varying") if vma else zeros
+
+
 def lif_dynamics(currents: Array, *, beta, threshold, spike_fn: Callable[[Array], Array],
                  reset: Reset = "subtract", detach_reset: bool = True,
                  num_steps: int | None = None) -> tuple[Array, Array]:
@@ -68,7 +76,6 @@ def lif_dynamics(currents: Array, *, beta, threshold, spike_fn: Callable[[Array]
     """
     if reset not in ("subtract", "zero"):
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
-    step_shape = currents.shape if num_steps is not None else currents.shape[1:]
 
     def step(mem, cur):
         mem = beta * mem + cur
@@ -77,7 +84,7 @@ def lif_dynamics(currents: Array, *, beta, threshold, spike_fn: Callable[[Array]
         mem = mem - r * threshold if reset == "subtract" else mem * (1.0 - r)
         return mem, (spike, mem)
 
-    mem0 = jnp.zeros(step_shape, currents.dtype)
+    mem0 = _zeros_like_varying(currents if num_steps is not None else currents[0])
     if num_steps is None:
         _, (spikes, mems) = jax.lax.scan(step, mem0, currents)
     else:
@@ -91,7 +98,7 @@ def leaky_integrate(currents: Array, beta: float) -> Array:
     def step(mem, cur):
         mem = beta * mem + cur
         return mem, mem
-    _, mems = jax.lax.scan(step, jnp.zeros_like(currents[0]), currents)
+    _, mems = jax.lax.scan(step, _zeros_like_varying(currents[0]), currents)
     return mems
 
 
