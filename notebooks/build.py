@@ -20,10 +20,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cells import tour  # noqa: E402
+from cells import icbm, tour  # noqa: E402
 
 NOTEBOOKS = {
     "01_htaf_tour.ipynb": tour.CELLS,
+    "03_icbm_explore.ipynb": icbm.CELLS,
 }
 
 METADATA = {

@@ -54,3 +54,38 @@ def savefig(fig, name):
 
 print("SMALL =", SMALL, "| devices:", jax.devices())
 ''')
+
+DATA_MD = ("md", r"""
+### The dataset
+
+The notebook trains on real Fashion-MNIST (60k/10k images, 28×28) and reads the four
+original `.gz` files from one folder:
+
+* on Debian/Ubuntu hosts, `make data` (or `sudo apt-get install dataset-fashion-mnist`) puts
+  them in `/usr/share/datasets/fashion-mnist`, where `htaf_jax` looks by default;
+* anywhere else, **Colab included**, download them from the Fashion-MNIST repository
+  (github.com/zalandoresearch/fashion-mnist) into a folder and point `HTAF_FASHION_MNIST_DIR`
+  at it before the next cell runs:
+
+```python
+!mkdir -p /content/fashion-mnist
+!cd /content/fashion-mnist && for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do wget -q http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/$f.gz; done
+import os; os.environ["HTAF_FASHION_MNIST_DIR"] = "/content/fashion-mnist"
+```
+
+The first use converts them once (about 20 s) into a TFDS array_record copy under
+`$TFDS_DATA_DIR` (default `~/tensorflow_datasets`); TensorFlow is not needed.
+""")
+
+DATA_CHECK = ("code", r"""
+from htaf_jax import data as data_lib
+
+try:
+    data_lib.load_splits("fashion_mnist", train_subset=1, test_subset=1)
+except data_lib.DatasetNotFoundError as e:
+    raise RuntimeError(
+        "Fashion-MNIST is not available, so this notebook cannot train. See 'The dataset' "
+        "above: in Colab, download the four .gz files and set HTAF_FASHION_MNIST_DIR.\n" + str(e)
+    ) from None
+print("Fashion-MNIST is ready (TFDS data dir:", data_lib.tfds_data_dir() + ")")
+""")
