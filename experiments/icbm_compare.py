@@ -13,18 +13,16 @@ e.g. ``--config.num_epochs=4``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-import time
 
 import ml_collections
-import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import icbm as icbm_lib
+from experiments import runs
 
 # Concept layer per variant; everything else (backbone, optimiser, budget,
 # concept noise) comes from the config, so only the binary unit changes.
@@ -55,21 +53,11 @@ def run_config(base, backbone: str, variant: str, num_concepts: int, seed: int):
 
 
 def run_dir(out: str, config, backbone: str, variant: str, num_concepts: int, seed: int) -> str:
-    digest = hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:8]
     k = "" if variant == "standard" else f"-k{num_concepts}"
-    return os.path.join(out, "runs", f"{backbone}-{variant}{k}-s{seed}-{digest}")
+    return runs.run_dir(out, f"{backbone}-{variant}{k}", seed, config)
 
 
-def train_one(config, workdir: str) -> dict:
-    """Trains (or resumes) one run; returns and stores its measurements."""
-    path = os.path.join(workdir, "results.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    from htaf_jax.train import train_and_evaluate
-    start = time.perf_counter()
-    result = train_and_evaluate(config, workdir)
-    seconds = time.perf_counter() - start
+def _record(config, result, seconds: float) -> dict:
     split = next(iter(result.metrics)).split("/")[0]
     record = {"model": icbm_lib.describe_model(config.model), "seconds": seconds,
               "hard_accuracy": result.metrics[f"{split}/accuracy"]}
@@ -77,18 +65,12 @@ def train_one(config, workdir: str) -> dict:
         measured = icbm_lib.analyse(config, result.params, result.batch_stats, None, grids=False)
         measured.pop("class_concepts")
         record.update(measured)
-    with open(path, "w") as f:
-        json.dump(record, f, indent=2)
     return record
 
 
-def _mean_std(values, scale) -> tuple[float | None, float | None, str]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None, "n/a"
-    arr = scale * np.asarray(values, np.float64)
-    mean, std = float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return mean, std, f"{mean:.2f} ± {std:.2f}"
+def train_one(config, workdir: str) -> dict:
+    """Trains (or reuses, see experiments/runs.py) one run; returns its measurements."""
+    return runs.train_or_reuse(config, workdir, _record)
 
 
 def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
@@ -107,7 +89,7 @@ def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
                           for s, r in by_seed.items() if s in standard] if variant != "standard" else []
             else:
                 values = [r.get(key) for r in by_seed.values()]
-            mean, std, text = _mean_std(values, scale)
+            mean, std, text = runs.mean_std(values, scale)
             row[key] = {"mean": mean, "std": std}
             cells.append(text)
         rows.append(row)

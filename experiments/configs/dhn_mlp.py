@@ -1,0 +1,31 @@
+"""Deep Heaviside MLP: ``depth`` layers of ``width`` Heaviside units (BN before each) → Dense.
+
+    python -m experiments.dhn --config experiments/configs/dhn_mlp.py --workdir workdirs/dhn_mlp \
+        [--config.model.depth=8] [--config.model.variant=skip] [--config.model.mode=smooth]
+
+``mode="hard"``: H(z) forward, surrogate backward while training;
+evaluation always uses true Heaviside units. Depth study (accuracy and
+per-layer gradient norms vs depth, every surrogate):
+``python -m experiments.sweep --family dhn_mlp --depths 2,4,8,16 --seeds 0,1,2 --surrogates all``.
+
+Expected (HTAF, depth 4, seed 0): see EXPECTED (measured, not guessed).
+"""
+from experiments.configs import base
+
+EXPECTED = "to be measured"
+
+
+def get_config():
+    config = base.get_config()
+    config.num_epochs = 10
+    config.learning_rate = 1e-3
+    config.model.name = "dhn_mlp"
+    config.model.depth = 4
+    config.model.width = 512
+    config.model.variant = "plain"
+    config.model.mode = "hard"
+    config.model.linear_fraction = 0.25
+    config.model.use_batchnorm = True
+    config.model.surrogate = "htaf"
+    config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 1.0}}
+    return config

@@ -1,0 +1,144 @@
+"""The surrogate sweep: tables on real data, reuse of finished runs, config hashing, errors."""
+import glob
+import json
+import os
+
+import ml_collections
+import pytest
+
+import htaf_jax.train
+from experiments import runs, sweep
+from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR
+
+needs_data = pytest.mark.skipif(
+    not os.path.exists(os.path.join(DEFAULT_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
+    and not glob.glob(os.path.expanduser("~/tensorflow_datasets/htaf_fashion_mnist/*")),
+    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+
+# A runlocal-sized DHN: 256 training images, one epoch of 4 steps.
+TINY = ["--config.train_subset=256", "--config.test_subset=128", "--config.batch_size=64",
+        "--config.eval_batch_size=128", "--config.num_epochs=1", "--config.model.width=32",
+        "--config.checkpoint_every_steps=100", "--config.log_every_steps=2",
+        "--config.progress=False", "--config.tensorboard=False"]
+
+
+@pytest.fixture
+def count_trainings(monkeypatch):
+    calls = []
+    real = htaf_jax.train.train_and_evaluate
+
+    def counting(config, workdir):
+        calls.append(workdir)
+        return real(config, workdir)
+
+    monkeypatch.setattr(htaf_jax.train, "train_and_evaluate", counting)
+    return calls
+
+
+@needs_data
+def test_sweep_writes_tables_and_reuses_finished_runs(tmp_path, count_trainings):
+    out = str(tmp_path / "out")
+    argv = ["--family", "dhn_mlp", "--seeds", "0,1", "--surrogates", "htaf,atan",
+            "--out", out, "--config.model.depth=2", *TINY]
+    assert sweep.main(argv) == 0
+    assert len(count_trainings) == 4
+    result = json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))
+    assert [r["surrogate"] for r in result["rows"]] == ["htaf", "atan"]
+    for row in result["rows"]:
+        assert row["seeds"] == [0, 1] and row["split"] == "test"
+        accs = row["accuracy_per_seed"]
+        assert all(0.0 <= a <= 1.0 for a in accs)
+        assert row["accuracy"]["mean"] == pytest.approx(100 * sum(accs) / 2)
+    assert result["command"].startswith("python -m experiments.sweep --family dhn_mlp")
+    assert result["budget"]["train_subset"] == 256 and result["machine"]
+    text = open(os.path.join(out, "dhn_mlp_surrogates.md")).read()
+    assert "| htaf |" in text and "| atan |" in text and result["command"] in text
+    assert os.path.getsize(os.path.join(out, "dhn_mlp_surrogates.png")) > 1000
+    assert len(glob.glob(os.path.join(out, "runs", "*", "results.json"))) == 4
+
+    mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "runs", "*", "*.json"))}
+    assert sweep.main(argv) == 0  # everything finished: nothing retrains
+    assert len(count_trainings) == 4
+    assert {p: os.path.getmtime(p) for p in mtimes} == mtimes
+    assert json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))["rows"] == result["rows"]
+
+    assert sweep.main(argv[:-len(TINY)] + TINY + ["--config.learning_rate=0.002",
+                                                  "--seeds", "0"]) == 0
+    assert len(count_trainings) == 6  # a changed field is a new run
+
+
+@needs_data
+def test_depth_sweep_records_layer_gradients_and_falls_back_to_hard(tmp_path, count_trainings):
+    out = str(tmp_path / "depth")
+    argv = ["--family", "dhn_mlp", "--depths", "1,3", "--seeds", "0", "--out", out,
+            "--surrogates", "htaf,straight_through", "--config.model.mode=smooth", *TINY]
+    assert sweep.main(argv) == 0
+    rows = json.load(open(os.path.join(out, "dhn_mlp_depths.json")))["rows"]
+    by_key = {(r["surrogate"], r["depth"]): r for r in rows}
+    assert set(by_key) == {("htaf", 1), ("htaf", 3), ("straight_through", 1),
+                           ("straight_through", 3)}
+    for (surrogate, depth), row in by_key.items():
+        assert len(row["grad_norms_init"]) == len(row["grad_norms_end"]) == depth
+        assert all(g > 0 for g in row["grad_norms_init"])
+        assert row["mode"] == ("smooth" if surrogate == "htaf" else "hard")
+    assert "no smooth form" in by_key[("straight_through", 3)]["note"]
+    assert "no smooth form" in open(os.path.join(out, "dhn_mlp_depths.md")).read()
+    # Depth-1 init norms only depend on the init and the batch: recomputing matches.
+    config = sweep.run_config(_tiny_config(), "htaf", 0, depth=1)[0]
+    config.model.mode = "smooth"
+    assert sweep.layer_grad_norms(config) == pytest.approx(by_key[("htaf", 1)]["grad_norms_init"],
+                                                           rel=1e-4)
+
+
+def _tiny_config():
+    from experiments.configs import dhn_mlp
+    config = dhn_mlp.get_config()
+    for arg in TINY:
+        key, value = arg[len("--config."):].split("=")
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = type(node[leaf])(value == "True" if value in ("True", "False") else
+                                      float(value) if "." in value else int(value))
+    return config
+
+
+def test_config_hash_changes_with_any_field():
+    from experiments.configs import snn_mlp
+    a = snn_mlp.get_config()
+    b = ml_collections.ConfigDict(a.to_dict())
+    assert runs.config_hash(a) == runs.config_hash(b)
+    b.model.surrogate_kwargs.htaf.alpha = 8.0
+    assert runs.config_hash(a) != runs.config_hash(b)
+    c = ml_collections.ConfigDict(a.to_dict())
+    c.seed = 1
+    assert runs.config_hash(a) != runs.config_hash(c)
+    assert runs.run_dir("o", "htaf", 0, a) == os.path.join("o", "runs",
+                                                            f"htaf-s0-{runs.config_hash(a)}")
+
+
+def test_run_config_changes_only_the_surrogate():
+    from experiments.configs import bnn_mlp
+    base = bnn_mlp.get_config()
+    atan, note = sweep.run_config(base, "atan", 2)
+    assert atan.model.surrogate == "atan" and atan.seed == 2 and note == ""
+    assert atan.model.hidden == base.model.hidden and atan.num_epochs == base.num_epochs
+    # Per-name kwargs stay (used only for htaf); α/β runs set htaf's.
+    assert atan.model.surrogate_kwargs.to_dict() == base.model.surrogate_kwargs.to_dict()
+    ab, _ = sweep.run_config(base, "htaf", 0, alpha=8, beta=0.5)
+    assert ab.model.surrogate_kwargs.to_dict() == {"htaf": {"alpha": 8.0, "beta": 0.5}}
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="unknown family 'snn'; valid families: snn_mlp, "
+                                         "snn_conv, bnn_mlp, bnn_conv, dhn_mlp"):
+        sweep.main(["--family", "snn", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match=r"unknown surrogate\(s\) 'arctan'; valid: all, "
+                                         r"approx_sign, atan, erf"):
+        sweep.main(["--family=bnn_mlp", "--surrogates", "htaf,arctan", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--depths needs a family with a model depth field"):
+        sweep.main(["--family", "bnn_mlp", "--depths", "2,4", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--family is required; valid families: snn_mlp"):
+        sweep.main(["--seeds", "0"])
+    assert not os.listdir(tmp_path)
