@@ -106,8 +106,9 @@ def plot(path: str, meta: dict, table_rows: list[dict]) -> None:
     kind = meta["kind"]
     title = f"{meta['family']} ({meta['date']}; {meta['command'][:90]})"
     if kind == "depths":
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
         by_s: dict = defaultdict(list)
+        deepest = max(r["depth"] for r in table_rows)
         for r in table_rows:
             by_s[r["surrogate"]].append(r)
         for s, rs in sorted(by_s.items()):
@@ -118,12 +119,18 @@ def plot(path: str, meta: dict, table_rows: list[dict]) -> None:
                              yerr=[r["accuracy"]["std"] for r in rs], capsize=3, **style)
             axes[1].plot(d, [r["grad_norms_init"][0] for r in rs], **style)
             axes[2].plot(d, [r["grad_norms_end"][0] for r in rs], **style)
+            deep = [r for r in rs if r["depth"] == deepest][0]
+            line, = axes[3].plot(range(deepest), deep["grad_norms_end"], **style)
+            axes[3].plot(range(deepest), deep["grad_norms_init"], ls="--",
+                         color=line.get_color(), lw=1)
         axes[0].set(xlabel="depth", ylabel=f"{table_rows[0]['split']} accuracy %",
                     xscale="log", title="accuracy vs depth")
         for ax, when in ((axes[1], "initialisation"), (axes[2], "end of training")):
             ax.set(xlabel="depth", ylabel="‖∂L/∂W_0‖ (first hidden layer)", xscale="log",
                    yscale="log", title=f"first-layer gradient norm, {when}")
-        for ax in axes:
+        axes[3].set(xlabel="hidden layer l", ylabel="‖∂L/∂W_l‖", yscale="log",
+                    title=f"per-layer gradient norm, depth {deepest} (dashed: init)")
+        for ax in axes[:3]:
             ax.set_xticks(sorted({r["depth"] for r in table_rows}))
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axes[0].legend(fontsize=7)
