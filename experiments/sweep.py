@@ -152,6 +152,11 @@ def _measure(with_grads: bool):
     return measure
 
 
+def _default_config(family: str):
+    import importlib
+    return importlib.import_module(f"experiments.configs.{family}").get_config()
+
+
 def _parse(argv: list[str]):
     family = family_of(argv)
     values = flags.FlagValues()
@@ -198,7 +203,8 @@ def main(argv: list[str]) -> int:
     stem = os.path.join(out, f"{family}_{kind}")
     meta = {"family": family, "kind": kind, "command": command, "machine": runs.machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "seeds": seeds, "budget": sweep_report.budget(base)}
+            "seeds": seeds, "budget": sweep_report.budget(base),
+            "changed_from_default": sweep_report.changes(base, _default_config(family))}
     records: list[dict] = []
     for surrogate, depth, alpha, beta in grid:
         for seed in seeds:

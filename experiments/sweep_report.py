@@ -23,6 +23,18 @@ def budget(config) -> dict:
     return out
 
 
+def changes(config, default) -> dict:
+    """{dotted field: [value here, default value]} for every field that differs."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+    here, there = flat(config.to_dict()), flat(default.to_dict())
+    return {k: [here.get(k), there.get(k)] for k in sorted(set(here) | set(there))
+            if here.get(k) != there.get(k)}
+
+
 def _group(records: list[dict]) -> dict:
     groups: dict = defaultdict(list)
     for r in records:
@@ -66,6 +78,9 @@ def markdown(meta: dict, table_rows: list[dict]) -> str:
              f"{b['num_train_steps']}, batch_size={b['batch_size']}, lr={b['learning_rate']} "
              f"({b['optimizer']}, {b['schedule']}), train_subset={b['train_subset']}, "
              f"test_subset={b['test_subset']}, validation_size={b['validation_size']}  ",
+             "Changed from the family's default config (value here ← default): "
+             + (", ".join(f"{k}={v[0]} ← {v[1]}" for k, v in meta["changed_from_default"].items())
+                or "nothing") + "  ",
              f"Accuracy: {split} accuracy in %, mean ± std over seeds "
              f"{','.join(map(str, meta['seeds']))} (std: sample std, 0 for one seed).", ""]
     if kind == "depths":
@@ -119,10 +134,10 @@ def plot(path: str, meta: dict, table_rows: list[dict]) -> None:
                              yerr=[r["accuracy"]["std"] for r in rs], capsize=3, **style)
             axes[1].plot(d, [r["grad_norms_init"][0] for r in rs], **style)
             axes[2].plot(d, [r["grad_norms_end"][0] for r in rs], **style)
-            deep = [r for r in rs if r["depth"] == deepest][0]
-            line, = axes[3].plot(range(deepest), deep["grad_norms_end"], **style)
-            axes[3].plot(range(deepest), deep["grad_norms_init"], ls="--",
-                         color=line.get_color(), lw=1)
+            for deep in (r for r in rs if r["depth"] == deepest):  # none while in progress
+                line, = axes[3].plot(range(deepest), deep["grad_norms_end"], **style)
+                axes[3].plot(range(deepest), deep["grad_norms_init"], ls="--",
+                             color=line.get_color(), lw=1)
         axes[0].set(xlabel="depth", ylabel=f"{table_rows[0]['split']} accuracy %",
                     xscale="log", title="accuracy vs depth")
         for ax, when in ((axes[1], "initialisation"), (axes[2], "end of training")):
