@@ -32,7 +32,11 @@ test: setup data
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# torch is pinned before the bench extra: an unpinned torch range can pull a
+# multi-GB CUDA build; torch==2.13.0 resolves to the local CPU wheel where one
+# is provided (this workplace) and to PyPI's build elsewhere. Writes BENCHMARKS.md.
 bench: setup data
+	$(PY) -m pip install -q 'torch==2.13.0'
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m benchmarks.run
 

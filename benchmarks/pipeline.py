@@ -1,0 +1,196 @@
+"""Host input pipeline images/s next to the train step's, and train steps/s on 1 and 8 devices.
+
+    python -m benchmarks.pipeline [--batch 128] [--steps 200] [--json OUT]
+
+Three figures for the engine's reference model (experiments/configs/mlp.py:
+Dense-ReLU MLP 784-256-128-10, Adam, batch 128) on real Fashion-MNIST:
+
+- host pipeline: ``htaf_jax.data.train_batches`` over whole epochs (seeded
+  shuffle, uint8 → normalised float32 by table lookup), images/s;
+- train step: the engine's ``make_train_step`` (shard_map over a one-device
+  mesh, chex checks) on batches already on the device, images/s;
+- end to end: pipeline + ``shard_batch`` + step, as the training loop runs them.
+
+Then steps/s of the same step on meshes of 1 and 8 devices, in a subprocess
+with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` on CPU. The faked
+devices share the same CPU cores, so this checks that the 8-way data-parallel
+path runs and agrees with one device (max |Δparam| after the same steps on
+the same batches), not that it is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from htaf_jax import data as data_lib
+from htaf_jax.models import build_model
+from htaf_jax.train import step as step_lib
+from htaf_jax.train.optim import make_optimizer
+
+FAKE_DEVICES = 8
+
+
+def reference_config(total_steps: int = 1000):
+    from experiments.configs import mlp
+    config = mlp.get_config()
+    config.model.num_classes = 10
+    config.num_train_steps = total_steps
+    return config
+
+
+def pipeline_rate(split: data_lib.ArraySplit, normalizer, batch: int, epochs: int = 3,
+                  max_batches: int | None = None) -> dict:
+    """Images/s of ``train_batches`` (median over ``epochs`` passes)."""
+    rates = []
+    for epoch in range(epochs):
+        n, t0 = 0, time.perf_counter()
+        for i, (images, _) in enumerate(data_lib.train_batches(split, normalizer, batch,
+                                                               seed=0, epoch=epoch)):
+            n += len(images)
+            if max_batches is not None and i + 1 >= max_batches:
+                break
+        rates.append(n / (time.perf_counter() - t0))
+    return {"images_per_s": statistics.median(rates), "epochs": epochs,
+            "batches_per_epoch": n // batch}
+
+
+def _setup(num_devices: int, batch: int, total_steps: int):
+    config = reference_config(total_steps)
+    mesh = step_lib.make_mesh(num_devices)
+    model = build_model(config.model)
+    tx = make_optimizer(config, total_steps)
+    init_rng, rng = jax.random.split(jax.random.key(config.seed))
+    state = step_lib.init_state(model, tx, init_rng, (28, 28, 1))
+    state, rng = step_lib.replicate((state, rng), mesh)
+    return mesh, step_lib.make_train_step(model, tx, mesh), state, rng
+
+
+def step_rate(num_devices: int, batches: list[tuple[np.ndarray, np.ndarray]], steps: int,
+              warmup: int = 5) -> dict:
+    """Steps/s of the engine's train step over ``num_devices`` devices.
+
+    Cycles through ``batches`` (already normalised), each sharded once before
+    timing. Returns the rate and the final parameters (for the 1-vs-N check).
+    """
+    mesh, train_step, state, rng = _setup(num_devices, len(batches[0][0]), steps + warmup)
+    sharded = [step_lib.shard_batch((x, y), mesh) for x, y in batches]
+    for i in range(warmup):
+        state, metrics = train_step(state, *sharded[i % len(sharded)], rng)
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        state, metrics = train_step(state, *sharded[(warmup + i) % len(sharded)], rng)
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - t0
+    batch = len(batches[0][0])
+    return {"devices": num_devices, "steps": steps, "steps_per_s": steps / seconds,
+            "images_per_s": steps * batch / seconds,
+            "device_kind": str(mesh.devices.flat[0].device_kind),
+            "params": jax.device_get(state.params)}
+
+
+def end_to_end_rate(split, normalizer, batch: int, steps: int) -> dict:
+    """Images/s of pipeline → shard_batch → step on one device, as the loop runs them."""
+    mesh, train_step, state, rng = _setup(1, batch, steps + 1)
+    it = data_lib.train_batches(split, normalizer, batch, seed=0, epoch=0)
+    state, _ = train_step(state, *step_lib.shard_batch(next(it), mesh), rng)  # compile
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, _ = train_step(state, *step_lib.shard_batch(next(it), mesh), rng)
+    jax.block_until_ready(state)
+    return {"images_per_s": steps * batch / (time.perf_counter() - t0), "steps": steps}
+
+
+def max_param_diff(a, b) -> float:
+    return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y)))
+                     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+
+
+def device_scaling(batches, steps: int, device_counts=(1, FAKE_DEVICES)) -> dict:
+    """In this process: steps/s for each device count, and max |Δparam| vs the first."""
+    runs = [step_rate(n, batches, steps) for n in device_counts]
+    base = runs[0]["params"]
+    out = {}
+    for r in runs:
+        r["max_param_diff_vs_1"] = max_param_diff(base, r.pop("params"))
+        out[str(r["devices"])] = r
+    return out
+
+
+def device_scaling_subprocess(batch: int, steps: int, timeout: float = 600) -> dict:
+    """Runs ``device_scaling`` in a fresh process with 8 faked CPU devices."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={FAKE_DEVICES}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "scaling.json")
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.pipeline", "--scaling-only", "--batch",
+             str(batch), "--steps", str(steps), "--json", out],
+            cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"device-scaling subprocess failed ({proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def real_batches(split, normalizer, batch: int, count: int = 8):
+    it = data_lib.train_batches(split, normalizer, batch, seed=0, epoch=0)
+    return [next(it) for _ in range(count)]
+
+
+def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool = True) -> dict:
+    splits = data_lib.load_splits("fashion_mnist")
+    batches = real_batches(splits.train, splits.normalizer, batch)
+    pipe = pipeline_rate(splits.train, splits.normalizer, batch, epochs)
+    one = step_rate(1, batches, steps)
+    one.pop("params")
+    e2e = end_to_end_rate(splits.train, splits.normalizer, batch, steps)
+    result = {
+        "batch": batch, "model": "mlp 784-256-128-10 (experiments/configs/mlp.py)",
+        "train_examples": int(len(splits.train.labels)),
+        "pipeline": pipe, "train_step": one, "end_to_end": e2e,
+        "pipeline_over_step": pipe["images_per_s"] / one["images_per_s"],
+    }
+    if scaling:
+        result["device_scaling"] = device_scaling_subprocess(batch, steps)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=3, help="pipeline passes (median)")
+    p.add_argument("--scaling-only", action="store_true",
+                   help="only the 1-vs-8 device part, in this process (needs 8 devices)")
+    p.add_argument("--json", default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    if args.scaling_only:
+        splits = data_lib.load_splits("fashion_mnist", train_subset=args.batch * 8)
+        r = device_scaling(real_batches(splits.train, splits.normalizer, args.batch),
+                           args.steps)
+    else:
+        r = measure(args.batch, args.steps, args.epochs)
+    print(json.dumps(r, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""Runs every benchmark in one process and writes BENCHMARKS.md, its JSON and a figure.
+
+    make bench                       # installs the bench extra (torch CPU, snntorch), then this
+    python -m benchmarks.run [--out BENCHMARKS.md] [--quick]
+
+Parts (each its own module, runnable alone):
+  benchmarks.htaf_throughput  htaf fwd+bwd vs jax.nn.sigmoid vs autodiff of the composite
+  benchmarks.snn_step         SNN training step vs snnTorch, vs the matmul peak, direct input
+  benchmarks.pipeline         input pipeline vs train step images/s; 1 vs 8 faked devices
+
+Runs unchanged on a GPU/TPU host (JAX's default backend; snnTorch goes to CUDA
+when JAX is on a GPU and torch sees one) and records the device it ran on.
+Without torch/snntorch the snnTorch column says why instead of failing.
+Writes ``--out`` (BENCHMARKS.md), ``benchmarks/results.json`` (all raw numbers)
+and ``benchmarks/figures/benchmarks.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+
+from benchmarks import htaf_throughput, pipeline, snn_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMAND = "make bench"
+TARGETS = {"htaf_vs_autodiff": 0.95, "snntorch_speedup": 1.3, "matmul_fraction": 0.85}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except Exception:
+        return "not installed"
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+        return head + (" (+ uncommitted changes)" if dirty.strip() else "") if head else "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine_info() -> dict:
+    dev = jax.devices()[0]
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu_model(), "cpu_threads": snn_step.cpu_threads(),
+        "python": platform.python_version(), "platform": platform.platform(),
+        "jax": jax.__version__, "jaxlib": _version("jaxlib"), "flax": _version("flax"),
+        "optax": _version("optax"), "torch": _version("torch"),
+        "snntorch": _version("snntorch"),
+        "jax_backend": jax.default_backend(), "jax_device_kind": str(dev.device_kind),
+        "jax_device_count": jax.device_count(), "git_commit": git_commit(),
+    }
+
+
+def run_all(quick: bool = False) -> dict:
+    """Every benchmark at its issue's size (``quick``: tiny sizes, for tests)."""
+    t0 = time.perf_counter()
+    out = {"machine": machine_info(), "quick": quick}
+    print("htaf throughput ...", flush=True)
+    out["htaf"] = htaf_throughput.measure(log2n=12 if quick else 24, repeats=3 if quick else 20)
+    print("snn step ...", flush=True)
+    out["snn"] = (snn_step.measure(num_steps=3, batch=8, hidden=32, repeats=2, warmup=1,
+                                   matmul_n=256) if quick else snn_step.measure(repeats=20))
+    print("pipeline ...", flush=True)
+    out["pipeline"] = (pipeline.measure(batch=32, steps=3, epochs=1) if quick
+                       else pipeline.measure(batch=128, steps=200, epochs=3))
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _verdict(value: float, target: float) -> str:
+    return "meets target" if value >= target else "misses target"
+
+
+def render_markdown(r: dict, figure: str | None = None) -> str:
+    m, h, s, p = r["machine"], r["htaf"], r["snn"], r["pipeline"]
+    L = ["# Benchmarks", "",
+         f"Written by `{COMMAND}` (`python -m benchmarks.run`) on {m['date_utc']}, commit "
+         f"{m['git_commit']}; all raw numbers in `benchmarks/results.json`. Every figure is a "
+         "ratio of timings taken in the same run, contenders interleaved round by round, "
+         "warm-up (compilation) excluded, medians of the repeats.", ""]
+    if r.get("quick"):
+        L += ["**Quick mode (tiny sizes): these numbers check that the scripts run; they "
+              "measure nothing.**", ""]
+    L += ["| machine | |", "|---|---|",
+          f"| CPU | {m['cpu']}, {m['cpu_threads']} threads available |",
+          f"| JAX device | {m['jax_backend']} ({m['jax_device_kind']}) × {m['jax_device_count']} |",
+          f"| versions | Python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, flax "
+          f"{m['flax']}, optax {m['optax']}, torch {m['torch']}, snntorch {m['snntorch']} |",
+          f"| OS | {m['platform']} |",
+          f"| wall time of the benchmarks | {r['wall_s']:.0f} s |", ""]
+    if m["jax_backend"] == "cpu":
+        L += ["No GPU was available to this run: every column is CPU. On a GPU host the same "
+              "command runs unchanged and records its device here.", ""]
+    if figure:
+        L += [f"![benchmarks]({figure})", ""]
+
+    # HTAF
+    ref = h["median_s"]["htaf (custom VJP)"]
+    ratio = h["speed_ratio_htaf_over"]["composite autodiff"]
+    L += ["## HTAF forward+backward (issue 2)", "",
+          f"`grad(sum(f(x)))` on 2^{h['n'].bit_length() - 1} float32 values, jitted, "
+          f"{h['platform']} ({h['device']}). Speed ratio = contender's time / htaf's time "
+          "(> 1: htaf is faster).", "",
+          "| contender | median ms | M values/s | speed ratio |", "|---|---:|---:|---:|"]
+    for name, t in h["median_s"].items():
+        L.append(f"| {name} | {t * 1e3:.2f} | {h['values_per_s'][name] / 1e6:.1f} | "
+                 f"{t / ref:.3f} |")
+    L += ["", f"- htaf vs autodiff of the composite: **{ratio:.3f}** (target ≥ "
+          f"{TARGETS['htaf_vs_autodiff']}: {_verdict(ratio, TARGETS['htaf_vs_autodiff'])}). "
+          "The custom VJP also keeps the tail gradient that autodiff rounds to 0.",
+          f"- htaf vs jax.nn.sigmoid: {h['speed_ratio_htaf_over']['jax.nn.sigmoid']:.3f} "
+          "(HTAF computes a tanh and an exp forward and a stable sech² backward; the sigmoid "
+          "one exp).", ""]
+
+    # SNN
+    L += _snn_section(s)
+    L += _pipeline_section(p)
+    L += ["## Reproduce", "", f"    {COMMAND}", "",
+          "or one part: `python -m benchmarks.snn_step`, `python -m benchmarks.htaf_throughput`, "
+          "`python -m benchmarks.pipeline` (each takes `--help`).", ""]
+    return "\n".join(L)
+
+
+def _snn_section(s: dict) -> list[str]:
+    f, mm = s["flops"], s["matmul"]
+    t = s["torch"]
+    L = ["## SNN training step vs snnTorch (issue 4)", "",
+         f"784-{s['hidden']}-10 LIF MLP (β = 0.9, θ = 1, subtract reset), T = {s['num_steps']}, "
+         f"batch {s['batch']}, rate-coded input drawn inside the step, mean-membrane readout, "
+         f"cross-entropy, Adam; {s['params']:,} parameters in each framework. JAX on "
+         f"{s['jax_device']}; "
+         + (f"snnTorch {t['snntorch']} on torch {t['torch']} ({t['device']}, "
+            f"{t['threads']} threads)." if t["available"]
+            else f"snnTorch not run: {t['reason']}.") + f" Median of {s['repeats']} steps.", "",
+         "| contender | median ms | min ms | GFLOP/s | fraction of matmul peak |",
+         "|---|---:|---:|---:|---:|"]
+    for name, ms in s["median_ms"].items():
+        L.append(f"| {name} | {ms:.1f} | {s['min_ms'][name]:.1f} | "
+                 f"{s['achieved_gflops'][name]:.1f} | {s['fraction_of_matmul'][name]:.2f} |")
+    if not t["available"]:
+        L.append(f"| snntorch atan (rate) | not run: {t['reason']} | | | |")
+    L += ["", f"Matmul throughput, same run: {mm['gflops']:.1f} GFLOP/s for a float32 "
+          f"{'×'.join(map(str, mm['shape']))} `jnp.dot` ({s['matmul_step_shape']['gflops']:.1f} "
+          f"GFLOP/s at the step's own first-layer shape "
+          f"{'×'.join(map(str, s['matmul_step_shape']['shape']))}). Step FLOPs (matmuls): "
+          f"forward {f['forward'] / 1e9:.2f} G; forward+backward {f['exact'] / 1e9:.2f} G exact "
+          f"(the input spikes need no gradient) vs {f['nominal'] / 1e9:.2f} G by the nominal "
+          f"3 × forward; direct input {f['direct_exact'] / 1e9:.2f} G. GFLOP/s above use the "
+          "exact count.", ""]
+    ours = s["median_ms"]["jax atan (rate)"]
+    if "speedup_vs_snntorch" in s:
+        sp = s["speedup_vs_snntorch"]
+        v = sp["identical network (atan)"]
+        L.append(f"- **Speed-up vs snnTorch, identical network (atan): {v:.2f}×** "
+                 f"({s['median_ms']['snntorch atan (rate)']:.1f} ms / {ours:.1f} ms; target ≥ "
+                 f"{TARGETS['snntorch_speedup']}×: {_verdict(v, TARGETS['snntorch_speedup'])}); "
+                 f"with HTAF as the surrogate: {sp['htaf']:.2f}×.")
+    frac = s["fraction_of_matmul"]["jax atan (rate)"]
+    L.append(f"- **Fraction of matmul throughput: {frac:.2f}** (target ≥ "
+             f"{TARGETS['matmul_fraction']}: {_verdict(frac, TARGETS['matmul_fraction'])}).")
+    enc = s["encode_ms"]
+    L.append(f"- Where the rest goes: the Bernoulli rate code alone takes "
+             f"{enc['jax rate encode only']:.1f} ms in JAX (threefry counter-based PRNG)"
+             + (f" vs {enc['torch rate encode only']:.1f} ms in torch"
+                if "torch rate encode only" in enc else "")
+             + f"; without it the JAX step would be at "
+             f"{s['fraction_of_matmul_without_encode']['jax atan (rate)']:.2f} of the matmul peak. "
+             f"The rest is the LIF scan (forward and backward, {s['num_steps']} sequential "
+             "elementwise steps), "
+             "Adam, and the smaller matmuls running below peak.")
+    L.append(f"- **Direct (constant-current) input: {s['direct_speedup']:.2f}× faster** than "
+             f"rate input (the first layer's matmul runs once, not T times; the matmul FLOPs "
+             f"drop {s['direct_flop_ratio']:.1f}×).")
+    L.append(f"- HTAF vs atan surrogate inside the step: {s['htaf_vs_atan_cost']:.3f}× the time "
+             "(the surrogates differ only in elementwise work).")
+    L.append("")
+    return L
+
+
+def _pipeline_section(p: dict) -> list[str]:
+    pipe, st, e2e = p["pipeline"], p["train_step"], p["end_to_end"]
+    L = ["## Input pipeline vs train step (issue 3)", "",
+         f"{p['model']}, batch {p['batch']}, real Fashion-MNIST ({p['train_examples']:,} train "
+         f"images), the engine's train step (`shard_map` over a 1-device mesh, chex checks) on "
+         f"{st['device_kind']}.", "",
+         "| stage | images/s |", "|---|---:|",
+         f"| host pipeline (`train_batches`: shuffle, normalise, batch), median of "
+         f"{pipe['epochs']} epochs | {pipe['images_per_s']:,.0f} |",
+         f"| train step, batches already on device ({st['steps']} steps) | "
+         f"{st['images_per_s']:,.0f} ({st['steps_per_s']:.1f} steps/s) |",
+         f"| end to end: pipeline → `shard_batch` → step | {e2e['images_per_s']:,.0f} |", "",
+         f"- The host pipeline delivers **{p['pipeline_over_step']:.1f}×** the images the step "
+         "consumes: it is not the bottleneck.", ""]
+    if "device_scaling" in p:
+        L += ["## Train steps/s on 1 and 8 faked CPU devices (issue 3)", "",
+              "Same step and model, global batch "
+              f"{p['batch']}, in a subprocess with "
+              "`XLA_FLAGS=--xla_force_host_platform_device_count=8`. **The 8 faked devices "
+              "share the same CPU cores**, so this checks that the data-parallel path runs and "
+              "agrees with one device, not that it is faster.", "",
+              "| devices | steps/s | images/s | max abs param diff vs 1 device |",
+              "|---:|---:|---:|---:|"]
+        for n, d in p["device_scaling"].items():
+            L.append(f"| {n} | {d['steps_per_s']:.1f} | {d['images_per_s']:,.0f} | "
+                     f"{d['max_param_diff_vs_1']:.1e} |")
+        steps = next(iter(p["device_scaling"].values()))["steps"]
+        L += ["", f"Parameters compared after the same {steps + 5} Adam steps on the same "
+              "batches (8 devices sum per-device gradients in a different order, and Adam "
+              "divides by √v, so float32 rounding grows to about lr·steps at worst).", ""]
+    return L
+
+
+def plot(r: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, h = r["snn"], r["htaf"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = list(s["median_ms"])
+    ax = axes[0]
+    ax.barh(names, [s["median_ms"][n] for n in names],
+            color=["C0" if n.startswith("jax") else "C3" for n in names])
+    bound = s["flops"]["exact"] / (s["matmul"]["gflops"] * 1e9) * 1e3
+    ax.axvline(bound, color="k", ls="--", lw=1)
+    ax.text(bound, len(names) - 0.5, " matmul-bound (rate)", fontsize=8, va="center")
+    ax.set_xlabel("ms per training step (median)")
+    ax.set_title(f"SNN step 784-{s['hidden']}-10, T={s['num_steps']}, B={s['batch']}",
+                 fontsize=10)
+    ax.invert_yaxis()
+    ax = axes[1]
+    hn = list(h["median_s"])
+    ax.barh(hn, [h["values_per_s"][n] / 1e6 for n in hn], color="C0")
+    ax.set_xlabel("M values/s, forward+backward")
+    ax.set_title(f"activation on 2^{h['n'].bit_length() - 1} float32", fontsize=10)
+    ax.invert_yaxis()
+    m = r["machine"]
+    fig.suptitle(f"{COMMAND} — {m['jax_backend']} ({m['cpu'] if m['jax_backend'] == 'cpu' else m['jax_device_kind']}), "
+                 f"{m['date_utc']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    p.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"))
+    p.add_argument("--figure", default=os.path.join(ROOT, "benchmarks", "figures",
+                                                    "benchmarks.png"))
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the scripts run")
+    args = p.parse_args(argv)
+    for path in (args.out, args.json, args.figure):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    r = run_all(quick=args.quick)
+    with open(args.json, "w") as f:
+        json.dump(r, f, indent=2)
+    plot(r, args.figure)
+    rel = os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.out)))
+    with open(args.out, "w") as f:
+        f.write(render_markdown(r, rel))
+    print(f"wrote {args.out}, {args.json}, {args.figure} in {r['wall_s']:.0f} s", file=sys.stderr)
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The benchmark scripts at tiny sizes, so they don't rot. No timing is asserted.
+
+What is checked: the FLOP arithmetic against a hand count, that the JAX and
+snnTorch networks have the same parameters, that every step really trains,
+that the 8-device step agrees with 1 device, and that the report renders
+(with and without snnTorch) from real, tiny measurements.
+"""
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks import htaf_throughput, pipeline, run, snn_step
+from htaf_jax import data as data_lib
+
+TORCH_MISSING = snn_step.torch_unavailable_reason()
+needs_torch = pytest.mark.skipif(TORCH_MISSING is not None,
+                                 reason=f"torch/snntorch not importable: {TORCH_MISSING}")
+
+
+def test_step_flops_match_a_hand_count():
+    # 784-1000-10, T=25, B=128: N = 3200 rows.
+    f = snn_step.step_flops(25, 128, 1000)
+    forward = 2 * 3200 * 784 * 1000 + 2 * 3200 * 1000 * 10            # 5.0816e9
+    assert f["forward"] == forward == 5_081_600_000
+    assert f["nominal"] == 3 * forward
+    # forward + weight grads (= forward) + input grad of the second layer only
+    assert f["exact"] == 2 * forward + 2 * 3200 * 1000 * 10 == 10_227_200_000
+    # direct input: first layer fwd + weight grad once over B rows; second layer as before
+    assert f["direct_exact"] == 2 * 2 * 128 * 784 * 1000 + 3 * 2 * 3200 * 1000 * 10
+    assert f["exact"] / f["direct_exact"] > 10  # the first layer dominates
+
+
+def test_param_count_matches_the_flax_model():
+    model = snn_step.jax_model(num_steps=2, hidden=16, encoding="rate", surrogate="htaf")
+    images, _ = snn_step.synthetic_batch(2)
+    params = model.init({"params": jax.random.key(0), "sample": jax.random.key(1)},
+                        images)["params"]
+    n = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
+    assert n == snn_step.count_params(snn_step.layer_shapes(16)) == 784 * 16 + 16 + 16 * 10 + 10
+
+
+def test_jax_step_trains_and_direct_input_runs():
+    images, labels = snn_step.synthetic_batch(4)
+    for enc in ("rate", "direct"):
+        step, shapes = snn_step.make_jax_step(
+            snn_step.jax_model(3, 8, enc, "atan"), images, labels)
+        assert shapes["dense0"]["kernel"] == (784, 8)
+        assert shapes["head"]["kernel"] == (8, 10)
+        step()
+        step()  # donated buffers are replaced, so a second call works
+
+
+@needs_torch
+def test_snntorch_network_has_the_same_parameters_as_ours():
+    images, labels = snn_step.synthetic_batch(4)
+    step, torch_shapes = snn_step.make_torch_step(3, 8, images, labels)
+    _, jax_shapes = snn_step.make_jax_step(snn_step.jax_model(3, 8, "rate", "atan"),
+                                           images, labels)
+    # torch.nn.Linear stores (out, in); flax Dense (in, out).
+    assert torch_shapes["fc1.weight"] == jax_shapes["dense0"]["kernel"][::-1]
+    assert torch_shapes["fc1.bias"] == jax_shapes["dense0"]["bias"]
+    assert torch_shapes["fc2.weight"] == jax_shapes["head"]["kernel"][::-1]
+    assert torch_shapes["fc2.bias"] == jax_shapes["head"]["bias"]
+    assert len(torch_shapes) == 4
+    step()
+
+
+def _tiny_split(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    return data_lib.ArraySplit(images, labels)
+
+
+def test_pipeline_rate_counts_every_image_of_an_epoch():
+    split = _tiny_split(70)
+    r = pipeline.pipeline_rate(split, data_lib.Normalizer.fit(split.images), 16, epochs=2)
+    assert r["batches_per_epoch"] == 4  # 70 // 16, the remainder dropped
+    assert r["images_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_eight_device_step_agrees_with_one_device():
+    assert jax.device_count() >= 8, "tests/conftest.py fakes 8 CPU devices"
+    split = _tiny_split(64)
+    batches = pipeline.real_batches(split, data_lib.Normalizer.fit(split.images), 16, count=4)
+    out = pipeline.device_scaling(batches, steps=3)
+    assert set(out) == {"1", "8"}
+    assert out["1"]["max_param_diff_vs_1"] == 0.0
+    assert out["8"]["max_param_diff_vs_1"] < 1e-4  # 8 Adam steps at lr 1e-3
+    assert out["8"]["steps"] == 3
+
+
+@pytest.fixture(scope="module")
+def tiny_parts():
+    """Real measurements at tiny sizes: htaf throughput and the pipeline figures."""
+    split = _tiny_split(64)
+    norm = data_lib.Normalizer.fit(split.images)
+    step = pipeline.step_rate(1, pipeline.real_batches(split, norm, 16, count=2), steps=2)
+    step.pop("params")
+    pipe = pipeline.pipeline_rate(split, norm, 16, epochs=1)
+    return {
+        "machine": run.machine_info(), "quick": True, "wall_s": 1.0,
+        "htaf": htaf_throughput.measure(log2n=8, repeats=2),
+        "pipeline": {"batch": 16, "model": "mlp", "train_examples": 64, "pipeline": pipe,
+                     "train_step": step, "end_to_end": {"images_per_s": 1.0, "steps": 2},
+                     "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"]},
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("torch_present", [False, True])
+def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts,
+                                               torch_present):
+    if torch_present and TORCH_MISSING is not None:
+        pytest.skip(f"torch/snntorch not importable: {TORCH_MISSING}")
+    if not torch_present:  # the path a host without torch takes
+        monkeypatch.setattr(snn_step, "torch_unavailable_reason",
+                            lambda: "ModuleNotFoundError: No module named 'torch'")
+    r = dict(tiny_parts, snn=snn_step.measure(num_steps=2, batch=4, hidden=8, repeats=1,
+                                              warmup=1, matmul_n=64))
+    md = run.render_markdown(r, "fig.png")
+    assert "`make bench`" in md and r["machine"]["jax_backend"] in md
+    assert "Quick mode" in md
+    for name in r["snn"]["median_ms"]:
+        assert f"| {name} |" in md
+    if torch_present:
+        assert "Speed-up vs snnTorch" in md
+        assert r["snn"]["speedup_vs_snntorch"]["identical network (atan)"] > 0
+    else:
+        assert "snnTorch not run: ModuleNotFoundError" in md
+        assert "speedup_vs_snntorch" not in r["snn"]
+    run.plot(r, str(tmp_path / "fig.png"))
+    assert (tmp_path / "fig.png").stat().st_size > 1000
