@@ -13,6 +13,7 @@ e.g. ``--config.num_epochs=4``.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -96,7 +97,10 @@ def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
         lines.append(f"| {backbone} | {variant} | {k or '—'} | " + " | ".join(cells)
                      + f" | {len(by_seed)} |")
     intro = [f"# ICBM comparison (mean ± std over seeds {','.join(map(str, seeds))})", "",
-             f"Command: `{command}`", "",
+             f"Command: `{command}`  ",
+             f"Config: `{icbm_lib.DEFAULT_CONFIG}` with the command's overrides  ",
+             f"Machine: {runs.machine()}  ",
+             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}", "",
              "hard acc: test accuracy with hard concepts z ∈ {0,1}^K (the standard model: its "
              "accuracy); soft − hard: accuracy with the smooth concept form minus hard; within ε: "
              "share of test concept activations (smooth form) within ε of {0,1}; n/a: the "
@@ -107,7 +111,8 @@ def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
 def main(argv: list[str]) -> int:
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", icbm_lib.DEFAULT_CONFIG, "Base ICBM config.",
-                                    flag_values=values, lock_config=False)
+                                    flag_values=values, lock_config=False,
+                                    sys_argv=["icbm compare"] + list(argv))
     flags.DEFINE_string("out", "results/icbm", "Output folder.", flag_values=values)
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.", flag_values=values)
     flags.DEFINE_list("backbones", ["mlp", "cnn"], "Backbones.", flag_values=values)
