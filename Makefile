@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 DATA_DIR := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
+PROFILE ?= full
 
 .PHONY: setup data run test test-fast bench results clean
 
@@ -41,7 +42,7 @@ bench: setup data
 	$(PY) -m benchmarks.run
 
 results: setup data
-	$(PY) -m experiments.results
+	$(PY) -m experiments.results --profile $(PROFILE)
 
 clean:
 	rm -rf $(VENV) workdirs

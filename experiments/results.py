@@ -1,0 +1,329 @@
+"""`make results`: every experiment sweep, then RESULTS.md and README's short table.
+
+    python -m experiments.results                    # full budget: default configs, seeds 0,1,2
+    python -m experiments.results --profile quick    # the same studies on a reduced budget
+    python -m experiments.results --only snn_mlp,icbm --dry-run
+
+A *study* is one sweep command (``experiments.sweep`` or ``experiments.icbm
+compare``) with its own output folder under ``results/<profile>/``. Every run
+inside a study is keyed by a hash of its whole config (experiments/runs.py),
+so an interrupted ``make results`` continues where it stopped and reuses the
+finished runs; ``--dry-run`` prints the commands and how many runs each
+study holds without training anything.
+
+RESULTS.md embeds each study's table and figure (written by the study's own
+command, which each table names with its machine and date), the ICBM main
+job's concept figures, and a summary table; README.md's block between the
+``results`` markers is rewritten with that summary. The full profile is long
+on 2 CPU cores (about 10 minutes per default run; see ``--dry-run``): run it
+on a bigger host or leave it overnight; ``quick`` shrinks every run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from typing import NamedTuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = "0,1,2"
+
+
+class Study(NamedTuple):
+    name: str        # output sub-folder and --only key
+    module: str      # "sweep" | "icbm_compare" | "icbm"
+    args: tuple      # arguments of that command (without --out / overrides)
+    title: str
+
+
+STUDIES = (
+    Study("snn_mlp", "sweep", ("--family", "snn_mlp", "--seeds", SEEDS, "--surrogates", "all"),
+          "Spiking MLP (LIF): HTAF vs every surrogate"),
+    Study("snn_conv", "sweep", ("--family", "snn_conv", "--seeds", SEEDS, "--surrogates", "all"),
+          "Spiking convnet (LIF): HTAF vs every surrogate"),
+    Study("bnn_mlp", "sweep", ("--family", "bnn_mlp", "--seeds", SEEDS, "--surrogates", "all"),
+          "Binary MLP: HTAF vs every surrogate"),
+    Study("bnn_conv", "sweep", ("--family", "bnn_conv", "--seeds", SEEDS, "--surrogates", "all"),
+          "Binary convnet: HTAF vs every surrogate"),
+    Study("dhn_depths", "sweep", ("--family", "dhn_mlp", "--depths", "2,4,8,16", "--seeds", SEEDS,
+                                  "--surrogates", "all"),
+          "Deep Heaviside MLP: accuracy and gradient norms against depth"),
+    Study("alpha_beta", "sweep", ("--family", "dhn_mlp", "--alphas", "2,4,8,16",
+                                  "--betas", "0.5,1,2", "--seeds", "0"),
+          "HTAF α/β sweep (DHN MLP, depth 4, validation split)"),
+    Study("icbm_compare", "icbm_compare", ("--seeds", SEEDS, "--backbones", "mlp,cnn",
+                                           "--concepts", "32,128"),
+          "ICBM: HTAF vs sigmoid and straight-through concept layers vs the standard model"),
+    Study("icbm_main", "icbm", (), "ICBM main job (`make run`): concept figures"),
+)
+
+# Config overrides applied to every run of a profile. quick: a tenth of the
+# training images for 2 epochs, 2000 test images, six surrogates (HTAF, the
+# peers' two most used, a sharp one, a piecewise one and straight-through),
+# three seeds; it ranks the surrogates under a small budget and is not the
+# default configs' accuracy.
+QUICK_SURROGATES = "htaf,atan,sigmoid,fast_sigmoid,triangle,straight_through"
+PROFILES = {
+    "full": {"overrides": (), "studies": {}},
+    "quick": {
+        "overrides": ("--config.train_subset=6000", "--config.num_epochs=2",
+                      "--config.test_subset=2000", "--config.progress=False"),
+        "studies": {
+            **{name: ("--surrogates", QUICK_SURROGATES)
+               for name in ("snn_mlp", "snn_conv", "bnn_mlp", "bnn_conv")},
+            "dhn_depths": ("--surrogates", "htaf,atan,fast_sigmoid,straight_through"),
+            "icbm_compare": ("--backbones", "mlp"),  # the CNN costs ~10x on 2 cores
+            "alpha_beta": ("--config.validation_size", "2000"),
+        },
+    },
+}
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _replace_flag(args: tuple, extra: tuple) -> list[str]:
+    """``args`` with each ``--flag value`` pair of ``extra`` replacing the same flag's value
+    (a ``--config.field`` pair is appended as one ``--config.field=value`` override)."""
+    args = list(args)
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag.startswith("--config."):
+            args.append(f"{flag}={value}")
+        elif flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    return args
+
+
+def study_argv(study: Study, profile: str, out_root: str) -> list[str]:
+    """The study's full argument list under ``profile``, writing into ``out_root/<name>``."""
+    spec = PROFILES[profile]
+    args = _replace_flag(study.args, spec["studies"].get(study.name, ()))
+    out = os.path.join(out_root, study.name)
+    if study.module == "icbm":
+        return ["--workdir", out, *spec["overrides"]]
+    return [*args, "--out", out, *spec["overrides"]]
+
+
+def run_study(study: Study, argv: list[str]) -> int:
+    if study.module == "sweep":
+        from experiments import sweep
+        return sweep.main(argv)
+    if study.module == "icbm_compare":
+        from experiments import icbm_compare
+        return icbm_compare.main(argv)
+    from experiments import icbm
+    return icbm.main(["experiments.icbm", *argv])
+
+
+def command_line(study: Study, argv: list[str]) -> str:
+    prog = {"sweep": "python -m experiments.sweep", "icbm": "python -m experiments.icbm",
+            "icbm_compare": "python -m experiments.icbm compare"}[study.module]
+    return " ".join([prog, *argv])
+
+
+# --------------------------------------------------------------------------- report
+
+def _load(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _demote(markdown: str) -> str:
+    """Study tables start with '# '; nest them under RESULTS.md's sections."""
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown, flags=re.M)
+
+
+def _study_files(out: str) -> list[str]:
+    if not os.path.isdir(out):
+        return []
+    return sorted(f for f in os.listdir(out) if f.endswith(".md") and not f.startswith("."))
+
+
+def summary_rows(out_root: str) -> list[tuple[str, str, str, str]]:
+    """(model, HTAF, best other surrogate, note) for README's short table."""
+    rows = []
+    for name, label in (("snn_mlp", "SNN MLP"), ("snn_conv", "SNN conv"),
+                        ("bnn_mlp", "BNN MLP"), ("bnn_conv", "BNN conv")):
+        data = _load(os.path.join(out_root, name, f"{name}_surrogates.json"))
+        if data and data.get("rows"):
+            rows.append((label, *_htaf_vs_best(data["rows"]), f"seeds {_seeds(data)}"))
+    data = _load(os.path.join(out_root, "dhn_depths", "dhn_mlp_depths.json"))
+    if data and data.get("rows"):
+        for depth in sorted({r["depth"] for r in data["rows"]}):
+            at = [r for r in data["rows"] if r["depth"] == depth]
+            rows.append((f"DHN MLP depth {depth}", *_htaf_vs_best(at), f"seeds {_seeds(data)}"))
+    data = _load(os.path.join(out_root, "icbm_compare", "icbm_results.json"))
+    if data and data.get("rows"):
+        for r in data["rows"]:
+            if r["variant"] != "htaf":
+                continue
+            std = next((s for s in data["rows"] if s["backbone"] == r["backbone"]
+                        and s["variant"] == "standard"), None)
+            acc = r["hard_accuracy"]
+            rows.append((f"ICBM {r['backbone']} K={r['num_concepts']} (hard concepts)",
+                         _pm(acc), "standard head: " + (_pm(std["hard_accuracy"]) if std else "n/a"),
+                         f"within 0.01 of {{0,1}}: {_pm(r['near_binary@0.01'], 1)}%"))
+    return rows
+
+
+def _pm(cell: dict, digits: int = 2) -> str:
+    if not cell or cell.get("mean") is None:
+        return "n/a"
+    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+
+
+def _seeds(data: dict) -> str:
+    return ",".join(map(str, data.get("seeds", [])))
+
+
+def _htaf_vs_best(rows: list[dict]) -> tuple[str, str]:
+    htaf = next((r for r in rows if r["surrogate"] == "htaf"), None)
+    others = [r for r in rows if r["surrogate"] != "htaf" and r["accuracy"]["mean"] is not None]
+    best = max(others, key=lambda r: r["accuracy"]["mean"], default=None)
+    return (htaf["accuracy"]["text"] if htaf else "n/a",
+            f"{best['surrogate']}: {best['accuracy']['text']}" if best else "n/a")
+
+
+def summary_table(out_root: str) -> str:
+    rows = summary_rows(out_root)
+    if not rows:
+        return "_No finished study yet._\n"
+    lines = ["| model | HTAF test acc % | best other surrogate (or baseline) | note |",
+             "|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_root: str, profile: str, commands: dict, seconds: float,
+                 path: str = os.path.join(REPO, "RESULTS.md")) -> str:
+    from experiments import runs
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rel_root = os.path.relpath(out_root, os.path.dirname(path))
+    invocation = "make results" + ("" if profile == "full" else f" PROFILE={profile}")
+    lines = ["# Results", "",
+             f"Written by `{invocation}` (`python -m experiments.results --profile {profile}`) "
+             f"on {date}.  ", f"Machine: {runs.machine()}.  ",
+             f"Wall time of this invocation: {seconds / 60:.1f} min (finished runs are reused, so "
+             "a rerun only trains what is missing).  ",
+             "All accuracies are on real Fashion-MNIST (60k/10k), mean ± std over the seeds "
+             "each table names." if profile == "full" else
+             f"Profile **{profile}**: every run is shrunk ({', '.join(PROFILES[profile]['overrides'])}),"
+             " so these numbers rank the surrogates under a small budget; they are not the default"
+             " configs' accuracy (each config's docstring holds that, measured). The full "
+             "profile is `make results`.", "",
+             "## Summary", "", summary_table(out_root)]
+    for study in STUDIES:
+        if study.name not in commands:
+            continue
+        out = os.path.join(out_root, study.name)
+        lines += [f"## {study.title}", "", f"Command: `{commands[study.name]}`", ""]
+        if study.module == "icbm":
+            summary = os.path.join(out, "results.md")
+            if os.path.exists(summary):
+                lines += [_demote(open(summary).read()), ""]
+            overview = os.path.join(out, "concepts", "overview.png")
+            if os.path.exists(overview):
+                lines += [f"![concept overview]({rel_root}/{study.name}/concepts/overview.png)", ""]
+            continue
+        files = _study_files(out)
+        if not files:
+            lines += ["_Not run yet._", ""]
+        for name in files:
+            lines += [_demote(open(os.path.join(out, name)).read()), ""]
+            png = name[:-3] + ".png"
+            if os.path.exists(os.path.join(out, png)):
+                lines += [f"![{name[:-3]}]({rel_root}/{study.name}/{png})", ""]
+    text = "\n".join(lines)
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "README.md")) -> bool:
+    """Rewrites README's results block; False when the markers are missing."""
+    text = open(path).read()
+    if README_START not in text or README_END not in text:
+        return False
+    note = ("" if profile == "full" else
+            f" Profile **{profile}** (reduced budget: "
+            f"{', '.join(PROFILES[profile]['overrides'])}).")
+    block = (f"{README_START}\nFrom `make results`{'' if profile == 'full' else f' PROFILE={profile}'}"
+             f"; full tables, plots, machine and date in [RESULTS.md](RESULTS.md).{note}\n\n"
+             f"{summary_table(out_root)}{README_END}")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    with open(path, "w") as f:
+        f.write(text[:start] + block + text[end:])
+    return True
+
+
+def _count_runs(out: str) -> int:
+    runs_dir = os.path.join(out, "runs")
+    if not os.path.isdir(runs_dir):
+        return 0
+    return sum(os.path.exists(os.path.join(runs_dir, d, "results.json"))
+               for d in os.listdir(runs_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.results",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--only", default="", help="comma-separated study names: "
+                        + ", ".join(s.name for s in STUDIES))
+    parser.add_argument("--out", default=None, help="default: results/<profile>")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the commands and finished-run counts; train nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite RESULTS.md and README from what is on disk")
+    args = parser.parse_args(argv)
+    names = [s.name for s in STUDIES]
+    only = [n for n in args.only.split(",") if n]
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        parser.error(f"unknown studies {unknown}; valid: {', '.join(names)}")
+    out_root = args.out or os.path.join(REPO, "results", args.profile)
+    start = time.perf_counter()
+    commands = {}
+    for study in STUDIES:
+        argv_s = study_argv(study, args.profile, os.path.relpath(out_root, REPO))
+        commands[study.name] = command_line(study, argv_s)
+        if only and study.name not in only:
+            continue
+        if args.dry_run:
+            print(f"[{study.name}] {_count_runs(os.path.join(out_root, study.name))} finished "
+                  f"runs on disk\n    {commands[study.name]}")
+            continue
+        if args.report_only:
+            continue
+        print(f"\n=== [results] {study.name}: {commands[study.name]}", flush=True)
+        t = time.perf_counter()
+        cwd = os.getcwd()
+        os.chdir(REPO)  # the studies' --out paths are relative to the repository
+        try:
+            code = run_study(study, argv_s)
+        finally:
+            os.chdir(cwd)
+        if code:
+            print(f"[results] {study.name} failed with status {code}", file=sys.stderr)
+            return code
+        print(f"[results] {study.name} done in {(time.perf_counter() - t) / 60:.1f} min",
+              flush=True)
+    if args.dry_run:
+        return 0
+    write_report(out_root, args.profile, commands, time.perf_counter() - start)
+    updated = update_readme(out_root, args.profile)
+    print(f"written: RESULTS.md{', README.md results block' if updated else ''} "
+          f"({(time.perf_counter() - start) / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

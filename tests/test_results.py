@@ -1,0 +1,80 @@
+"""experiments.results: study commands per profile, the report and README's block (no training)."""
+import json
+import os
+
+import pytest
+
+from experiments import results
+
+
+def _sweep_json(path, rows, seeds=(0, 1, 2)):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"seeds": list(seeds), "rows": rows}, f)
+
+
+def _row(surrogate, mean, std=0.5, depth=None):
+    return {"surrogate": surrogate, "depth": depth,
+            "accuracy": {"mean": mean, "std": std, "text": f"{mean:.2f} ± {std:.2f}"}}
+
+
+def test_quick_profile_shrinks_every_study_and_replaces_flags():
+    by_name = {s.name: s for s in results.STUDIES}
+    argv = results.study_argv(by_name["snn_conv"], "quick", "results/quick")
+    assert argv[argv.index("--surrogates") + 1] == results.QUICK_SURROGATES
+    assert argv.count("--surrogates") == 1  # replaced, not appended
+    assert argv[argv.index("--out") + 1] == os.path.join("results/quick", "snn_conv")
+    for flag in ("--config.train_subset=6000", "--config.num_epochs=2"):
+        assert flag in argv
+    ab = results.study_argv(by_name["alpha_beta"], "quick", "r")
+    assert "--config.validation_size=2000" in ab
+    full = results.study_argv(by_name["snn_conv"], "full", "results/full")
+    assert full[full.index("--surrogates") + 1] == "all"
+    assert not any(a.startswith("--config.") for a in full)
+    main_job = results.study_argv(by_name["icbm_main"], "full", "results/full")
+    assert main_job == ["--workdir", os.path.join("results/full", "icbm_main")]
+
+
+def test_summary_names_htaf_and_the_best_other_surrogate(tmp_path):
+    _sweep_json(tmp_path / "bnn_mlp" / "bnn_mlp_surrogates.json",
+                [_row("atan", 84.0), _row("htaf", 85.5), _row("sigmoid", 84.7)])
+    _sweep_json(tmp_path / "dhn_depths" / "dhn_mlp_depths.json",
+                [_row("htaf", 80.0, depth=16), _row("atan", 40.0, depth=16),
+                 _row("htaf", 88.0, depth=2), _row("atan", 88.5, depth=2)], seeds=(0,))
+    table = results.summary_table(str(tmp_path))
+    lines = table.splitlines()
+    assert "| BNN MLP | 85.50 ± 0.50 | sigmoid: 84.70 ± 0.50 | seeds 0,1,2 |" in lines
+    depth_rows = [line for line in lines if line.startswith("| DHN")]
+    assert depth_rows == ["| DHN MLP depth 2 | 88.00 ± 0.50 | atan: 88.50 ± 0.50 | seeds 0 |",
+                          "| DHN MLP depth 16 | 80.00 ± 0.50 | atan: 40.00 ± 0.50 | seeds 0 |"]
+    assert "SNN" not in table  # no study output, no row
+    assert results.summary_table(str(tmp_path / "empty")).startswith("_No finished study")
+
+
+def test_report_and_readme_block(tmp_path):
+    out = tmp_path / "quick"
+    _sweep_json(out / "bnn_mlp" / "bnn_mlp_surrogates.json", [_row("htaf", 85.5)])
+    (out / "bnn_mlp" / "bnn_mlp_surrogates.md").write_text("# bnn_mlp table\n\n| a |\n")
+    commands = {"bnn_mlp": "python -m experiments.sweep --family bnn_mlp",
+                "snn_mlp": "python -m experiments.sweep --family snn_mlp"}
+    report = tmp_path / "RESULTS.md"
+    text = results.write_report(str(out), "quick", commands, 90.0, path=str(report))
+    assert "### bnn_mlp table" in text  # the study's heading nested under its section
+    assert "Command: `python -m experiments.sweep --family bnn_mlp`" in text
+    assert "_Not run yet._" in text  # snn_mlp has no output
+    assert "Profile **quick**" in text and "Wall time of this invocation: 1.5 min" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results.README_START}\nold\n{results.README_END}\nrest\n")
+    assert results.update_readme(str(out), "quick", path=str(readme))
+    new = readme.read_text()
+    assert new.startswith("intro\n") and new.endswith("rest\n") and "old" not in new
+    assert "| BNN MLP | 85.50 ± 0.50 | n/a |" in new
+    readme.write_text("no markers\n")
+    assert not results.update_readme(str(out), "quick", path=str(readme))
+
+
+def test_unknown_study_is_an_error_listing_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        results.main(["--only", "snn_mlp,nope", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "nope" in err and "dhn_depths" in err and "icbm_compare" in err
