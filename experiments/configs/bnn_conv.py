@@ -6,11 +6,15 @@ All weights ±1 (XNOR per-channel scale), all hidden activations ±1. All
 surrogates × 3 seeds:
 ``python -m experiments.sweep --family bnn_conv --seeds 0,1,2 --surrogates all``.
 
-Expected (HTAF, seed 0): see EXPECTED (measured, not guessed).
+Expected (HTAF, seed 0; measured): test accuracy 0.892 in 560 s on 2 shared CPU cores
+(target ≥ 0.88); details in EXPECTED.
 """
 from experiments.configs import base
 
-EXPECTED = "to be measured"
+EXPECTED = ("HTAF (α=4, β=1), seed 0: test accuracy 0.8918 after 5 epochs, 560 s wall "
+            "(python -m experiments.bnn --config experiments/configs/bnn_conv.py, 2 shared CPU "
+            "cores (AMD EPYC), jax 0.10.2, 2026-11-25); per-epoch test accuracy "
+            "0.861, 0.866, 0.876, 0.882, 0.892")
 
 
 def get_config():
