@@ -85,33 +85,43 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *, seed: int,
-                  epoch: int, start_step: int = 0
+                  epoch: int, start_step: int = 0, rows: tuple[int, int] | None = None
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields (images float32 (B,H,W,C), labels int32 (B,)) from step ``start_step`` on."""
+    """Yields (images float32 (B,H,W,C), labels int32 (B,)) from step ``start_step`` on.
+
+    ``rows=(start, stop)`` yields only those rows of each global batch of
+    ``batch_size`` (one process's share in a multi-process run), so P
+    processes with consecutive row blocks together see the one-process batches.
+    """
     order = epoch_order(len(split.labels), seed, epoch)
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
+    lo, hi = rows if rows is not None else (0, batch_size)
     for step in range(start_step, steps_per_epoch(len(order), batch_size)):
-        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])
+        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
         # Sorted indices gather faster; order inside a batch does not matter
         # to a mean loss, but it must be the same on every run (it is).
         yield table[split.images[idx], channels], split.labels[idx]
 
 
-def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int
+def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int,
+                 rows: tuple[int, int] | None = None
                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (images, labels, mask) in order; the last batch is padded, mask 0 on padding.
 
     Every example is counted exactly once when metrics are summed with the mask.
+    ``rows=(start, stop)``: only those rows of each padded global batch.
     """
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
     n = len(split.labels)
-    for start in range(0, n, batch_size):
-        images = table[split.images[start:start + batch_size], channels]
-        labels = split.labels[start:start + batch_size]
+    lo, hi = rows if rows is not None else (0, batch_size)
+    for batch_start in range(0, n, batch_size):
+        start, stop = min(batch_start + lo, n), min(batch_start + hi, n)
+        images = table[split.images[start:stop], channels]
+        labels = split.labels[start:stop]
         mask = np.ones(len(labels), np.float32)
-        pad = batch_size - len(labels)
+        pad = (hi - lo) - len(labels)
         if pad:
             images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
             labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])

@@ -5,9 +5,12 @@
 """
 from htaf_jax.train.checkpoint import CheckpointMismatchError
 from htaf_jax.train.config import ConfigError, prepare_config, validate_config
+from htaf_jax.train.distributed import DistributedInitError
+from htaf_jax.train.distributed import initialize as initialize_distributed
 from htaf_jax.train.loop import NonFiniteLossError, TrainResult, evaluate, train_and_evaluate
 from htaf_jax.train.restore import load_config, restore_params
 
-__all__ = ["CheckpointMismatchError", "ConfigError", "NonFiniteLossError", "TrainResult",
-           "evaluate", "load_config", "prepare_config", "restore_params",
+__all__ = ["CheckpointMismatchError", "ConfigError", "DistributedInitError", "NonFiniteLossError",
+           "TrainResult", "evaluate", "initialize_distributed", "load_config", "prepare_config",
+           "restore_params",
            "train_and_evaluate", "validate_config"]

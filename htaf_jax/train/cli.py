@@ -11,6 +11,13 @@ overridden, ``--config.num_epochs=3``) and ``--workdir DIR`` (checkpoints,
 metrics; a rerun with the same workdir resumes). Known failures (bad config
 field, missing data, NaN loss, a checkpoint for another model) print one
 line and exit with status 1; a bad flag exits with status 2.
+
+Multi-process runs (one command per process, see htaf_jax.train.distributed):
+``--coordinator_address=HOST:PORT --num_processes=P --process_id=I``, or the
+variables JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, or a
+SLURM/Open MPI launch; ``--distributed=on`` for TPU pod slices,
+``--distributed=off`` to ignore all of it. The runtime is joined before any
+JAX computation.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ from typing import Callable, Sequence
 
 from absl import flags
 from ml_collections import config_flags
+
+from htaf_jax.train import distributed
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,6 +42,11 @@ def _resolve(path: str | None) -> str | None:
 
 def parse_flags(argv: Sequence[str], default_config: str | None = None):
     """Returns (config, workdir) from argv (argv[0] is the program name)."""
+    values = _parse(argv, default_config)
+    return values.config, values.workdir
+
+
+def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", _resolve(default_config),
                                     "Path to an ml_collections config file.",
@@ -40,12 +54,22 @@ def parse_flags(argv: Sequence[str], default_config: str | None = None):
                                     sys_argv=list(argv))  # override flags are found from argv
     flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.",
                         flag_values=values)
+    flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 in a "
+                        "multi-process run (else $JAX_COORDINATOR_ADDRESS).", flag_values=values)
+    flags.DEFINE_integer("num_processes", None, "Processes in the run (else "
+                         "$JAX_NUM_PROCESSES).", flag_values=values)
+    flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes) "
+                         "(else $JAX_PROCESS_ID).", flag_values=values)
+    flags.DEFINE_enum("distributed", "auto", list(distributed.MODES),
+                      "auto: join a multi-process run when flags, JAX_* variables or "
+                      "SLURM/Open MPI say so; on: always (TPU pod slices); off: never.",
+                      flag_values=values)
     values(list(argv))
     if values.config is None:
         raise flags.Error("--config is required")
     if not values.workdir:
         raise flags.Error("--workdir is required")
-    return values.config, values.workdir
+    return values
 
 
 def main(argv: Sequence[str] | None = None, *, default_config: str | None = None,
@@ -59,18 +83,22 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
                                 train_and_evaluate)
     argv = list(sys.argv if argv is None else argv)
     try:
-        config, workdir = parse_flags(argv, default_config)
+        values = _parse(argv, default_config)
     except (flags.Error, ValueError, AttributeError, KeyError) as e:
         print(f"{os.path.basename(argv[0])}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    config, workdir = values.config, values.workdir
     try:
+        distributed.initialize(values.coordinator_address, values.num_processes,
+                               values.process_id, values.distributed)
         result = (train_fn or train_and_evaluate)(config, workdir)
     except (ConfigError, DatasetNotFoundError, CheckpointMismatchError,
-            NonFiniteLossError) as e:
+            NonFiniteLossError, distributed.DistributedInitError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     metrics = getattr(result, "metrics", {}) or {}
     shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in metrics.items())
-    print(f"done: {shown} (workdir {workdir})")
+    if distributed.is_main_process():
+        print(f"done: {shown} (workdir {workdir})")
     return 0

@@ -89,13 +89,26 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                               f"registered: {', '.join(known)}")
 
 
-def check_devices(config: ml_collections.ConfigDict, device_count: int) -> None:
-    """The global batch must split evenly over the devices the run uses."""
+def check_devices(config: ml_collections.ConfigDict, available_devices: int,
+                  process_count: int = 1) -> None:
+    """The global batch must split evenly over the devices the run uses.
+
+    ``available_devices`` counts every process's devices; with P processes a
+    run uses all of them (P × devices per process), and errors name both factors.
+    """
+    if config.num_devices > available_devices:
+        raise ConfigError(f"config.num_devices={config.num_devices} but only "
+                          f"{available_devices} devices are available")
+    if process_count > 1 and config.num_devices not in (-1, available_devices):
+        raise ConfigError(f"config.num_devices={config.num_devices}: a run over "
+                          f"{process_count} processes uses all {available_devices} devices; "
+                          f"leave config.num_devices at -1")
+    device_count = available_devices if config.num_devices == -1 else config.num_devices
     for field in ("batch_size", "eval_batch_size"):
         value = config[field]
         if value % device_count:
+            count = (f"{device_count} = {process_count} processes × "
+                     f"{device_count // process_count} local devices"
+                     if process_count > 1 else f"{device_count}")
             raise ConfigError(f"config.{field}={value} is not divisible by the number of "
-                              f"devices ({device_count}); use a multiple of {device_count}")
-    if config.num_devices > device_count:
-        raise ConfigError(f"config.num_devices={config.num_devices} but only {device_count} "
-                          f"devices are available")
+                              f"devices ({count}); use a multiple of {device_count}")

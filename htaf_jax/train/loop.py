@@ -5,6 +5,13 @@ only parse flags (htaf_jax.train.cli). Order of work: validate the config
 (no compilation yet), read the data, build model and optimiser, restore the
 latest checkpoint in ``workdir`` if there is one, train, evaluate, write
 ``summary.json``.
+
+Multi-process runs (htaf_jax.train.distributed) go through the same code:
+every process holds the whole (small) dataset in memory, builds only its
+rows of each global batch (``step.process_rows``), and runs the same step on
+a mesh of all devices; all processes save and restore the orbax checkpoints
+(``workdir`` must be one shared directory), and process 0 alone writes
+``config.json``, metrics, TensorBoard events, the progress bar and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.checkpoint import Checkpoints, Progress
 from htaf_jax.train.config import check_devices, prepare_config
+from htaf_jax.train.distributed import is_main_process
 from htaf_jax.train.metrics import MetricsWriter, progress_bar
 from htaf_jax.train.optim import make_optimizer
 
@@ -46,7 +54,9 @@ def _checkpoint_tree(state: step_lib.TrainState, rng: jax.Array) -> dict:
 def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -> dict:
     """Loss and accuracy over the whole eval split, each example counted once."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size):
+    rows = step_lib.process_rows(mesh, config.eval_batch_size)
+    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size,
+                                       rows=rows):
         out = jax.device_get(eval_step(state, *step_lib.shard_batch(batch, mesh), rng))
         totals = {k: totals[k] + float(out[k]) for k in totals}
     count = max(totals["count"], 1.0)
@@ -66,8 +76,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     CheckpointMismatchError, NonFiniteLossError.
     """
     config = prepare_config(config)
+    check_devices(config, jax.device_count(), jax.process_count())
     mesh = step_lib.make_mesh(config.num_devices)
-    check_devices(config, mesh.devices.size)
+    main_process = is_main_process()
     splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
                                   train_subset=config.train_subset,
                                   test_subset=config.test_subset,
@@ -76,8 +87,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         config.model.num_classes = splits.num_classes
         config.input_shape = tuple(splits.train.images.shape[1:])  # for restore_params
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json(indent=2))
+    if main_process:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json(indent=2))
 
     steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
     total_steps = (config.num_train_steps if config.num_train_steps > 0
@@ -99,21 +111,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                     batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
         train_rng = jax.random.wrap_key_data(tree["rng"])
     writer = MetricsWriter(workdir, resume_step=position.step,
-                           tensorboard=config.get("tensorboard", True))
+                           tensorboard=config.get("tensorboard", True), enabled=main_process)
     train_step = step_lib.make_train_step(model, tx, mesh)
     eval_step = step_lib.make_eval_step(model, mesh)
 
     step, history = position.step, []
     pipeline_seconds, images_seen, loop_start = 0.0, 0, time.perf_counter()
     log_start, log_step = loop_start, step
-    bar = progress_bar(total_steps, step, config.get("progress", True))
+    bar = progress_bar(total_steps, step, config.get("progress", True) and main_process)
+    train_rows = step_lib.process_rows(mesh, config.batch_size)
     eval_metrics: dict = {}
     compiled_at, compiled_step = None, step
     try:
         for epoch in range(position.epoch, num_epochs):
             first = position.step_in_epoch if epoch == position.epoch else 0
             batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,
-                                             seed=config.seed, epoch=epoch, start_step=first)
+                                             seed=config.seed, epoch=epoch, start_step=first,
+                                             rows=train_rows)
             for index in range(first, steps_per_epoch):
                 if step >= total_steps:
                     break
@@ -167,10 +181,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     summary = {"step": step, "metrics": final,
                "train_steps_per_sec": ((step - compiled_step) / (time.perf_counter() - compiled_at)
                                if compiled_at and step > compiled_step else None),
-               "pipeline_images_per_sec": images_seen / max(pipeline_seconds, 1e-9),
+               # this process builds only its rows of each global batch
+               "pipeline_images_per_sec": (images_seen * (train_rows[1] - train_rows[0])
+                                           / config.batch_size / max(pipeline_seconds, 1e-9)),
                "train_images_per_sec": images_seen / max(loop_seconds, 1e-9),
-               "num_devices": int(mesh.devices.size), "resumed_from_step": position.step}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+               "num_devices": int(mesh.devices.size), "num_processes": jax.process_count(),
+               "resumed_from_step": position.step}
+    if main_process:
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
     host = jax.device_get(state)
     return TrainResult(host.params, host.batch_stats, final)

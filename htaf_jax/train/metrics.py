@@ -41,15 +41,18 @@ class MetricsWriter:
     run past its last checkpoint) are dropped, so the file reads as one run.
     """
 
-    def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True):
-        os.makedirs(workdir, exist_ok=True)
+    def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True,
+                 enabled: bool = True):
         self.path = os.path.join(workdir, "metrics.jsonl")
+        self._start = time.time()
+        self._file = self._tb = None
+        if not enabled:  # processes other than 0 of a multi-process run: records only
+            return
+        os.makedirs(workdir, exist_ok=True)
         kept = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
         with open(self.path, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")
-        self._start = time.time()
-        self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
@@ -58,8 +61,9 @@ class MetricsWriter:
         record = {"step": int(step), "split": split, **{k: _scalar(v) for k, v in fields.items()},
                   **{k: _scalar(v) for k, v in scalars.items()},
                   "wall_time": round(time.time() - self._start, 3)}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
         if self._tb is not None:
             for name, value in scalars.items():
                 value = _scalar(value)
@@ -68,7 +72,8 @@ class MetricsWriter:
         return record
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._tb is not None:
             self._tb.close()
 

@@ -49,7 +49,7 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     model_tree = {"params": tree["params"], "batch_stats": tree.get("batch_stats", {}) or {}}
     if config is not None:
         _check_against_config(model_tree, config, workdir, step)
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     # The whole saved tree, as saved, onto one device (the run may have used 8).
     abstract = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), dict(tree))
