@@ -167,14 +167,14 @@ def _snn_section(s: dict) -> list[str]:
                  f"{s['achieved_gflops'][name]:.1f} | {s['fraction_of_matmul'][name]:.2f} |")
     if not t["available"]:
         L.append(f"| snntorch atan (rate) | not run: {t['reason']} | | | |")
-    L += ["", f"Matmul throughput, same run: {mm['gflops']:.1f} GFLOP/s for a float32 "
-          f"{'×'.join(map(str, mm['shape']))} `jnp.dot` ({s['matmul_step_shape']['gflops']:.1f} "
-          f"GFLOP/s at the step's own first-layer shape "
-          f"{'×'.join(map(str, s['matmul_step_shape']['shape']))}). Step FLOPs (matmuls): "
-          f"forward {f['forward'] / 1e9:.2f} G; forward+backward {f['exact'] / 1e9:.2f} G exact "
-          f"(the input spikes need no gradient) vs {f['nominal'] / 1e9:.2f} G by the nominal "
-          f"3 × forward; direct input {f['direct_exact'] / 1e9:.2f} G. GFLOP/s above use the "
-          "exact count.", ""]
+    shapes = ", ".join(f"{g:.1f} ({name.removeprefix('matmul ')})"
+                       for name, g in mm["by_shape"].items())
+    L += ["", f"Matmul peak, same rounds: **{mm['gflops']:.1f} GFLOP/s**, the best of float32 "
+          f"`jnp.dot` throughputs {shapes}. Step FLOPs (matmuls): forward "
+          f"{f['forward'] / 1e9:.2f} G; forward+backward {f['exact'] / 1e9:.2f} G exact (the "
+          f"input spikes need no gradient) vs {f['nominal'] / 1e9:.2f} G by the nominal 3 × "
+          f"forward; direct input {f['direct_exact'] / 1e9:.2f} G. GFLOP/s above use the exact "
+          "count.", ""]
     ours = s["median_ms"]["jax atan (rate)"]
     if "speedup_vs_snntorch" in s:
         sp = s["speedup_vs_snntorch"]
@@ -186,16 +186,18 @@ def _snn_section(s: dict) -> list[str]:
     frac = s["fraction_of_matmul"]["jax atan (rate)"]
     L.append(f"- **Fraction of matmul throughput: {frac:.2f}** (target ≥ "
              f"{TARGETS['matmul_fraction']}: {_verdict(frac, TARGETS['matmul_fraction'])}).")
-    enc = s["encode_ms"]
-    L.append(f"- Where the rest goes: the Bernoulli rate code alone takes "
-             f"{enc['jax rate encode only']:.1f} ms in JAX (threefry counter-based PRNG)"
-             + (f" vs {enc['torch rate encode only']:.1f} ms in torch"
+    enc, b = s["encode_ms"], s["bound_ms"]
+    L.append(f"- Where a JAX step's time goes (components timed alone, same rounds): matmuls "
+             f"at peak {b['matmuls at peak']:.1f} ms + Bernoulli rate code "
+             f"{b['rate encode']:.1f} ms (threefry, counter-based"
+             + (f"; torch's `spikegen.rate`: {enc['torch rate encode only']:.1f} ms"
                 if "torch rate encode only" in enc else "")
-             + f"; without it the JAX step would be at "
-             f"{s['fraction_of_matmul_without_encode']['jax atan (rate)']:.2f} of the matmul peak. "
-             f"The rest is the LIF scan (forward and backward, {s['num_steps']} sequential "
-             "elementwise steps), "
-             "Adam, and the smaller matmuls running below peak.")
+             + f") + LIF scan forward+backward {b['LIF scan fwd+bwd']:.1f} ms "
+             f"({s['num_steps']} sequential elementwise steps each way) = "
+             f"{sum(b.values()):.1f} ms, of a measured {ours:.1f} ms; the rest is Adam, the "
+             "readout, loss and smaller ops. Without the rate code the step would be at "
+             f"{s['fraction_of_matmul_without_encode']['jax atan (rate)']:.2f} of the matmul "
+             "peak.")
     L.append(f"- **Direct (constant-current) input: {s['direct_speedup']:.2f}× faster** than "
              f"rate input (the first layer's matmul runs once, not T times; the matmul FLOPs "
              f"drop {s['direct_flop_ratio']:.1f}×).")
@@ -226,15 +228,19 @@ def _pipeline_section(p: dict) -> list[str]:
               "`XLA_FLAGS=--xla_force_host_platform_device_count=8`. **The 8 faked devices "
               "share the same CPU cores**, so this checks that the data-parallel path runs and "
               "agrees with one device, not that it is faster.", "",
-              "| devices | steps/s | images/s | max abs param diff vs 1 device |",
-              "|---:|---:|---:|---:|"]
+              f"| devices | steps/s | images/s | max abs param diff vs 1 device after "
+              f"{pipeline.CHECK_STEPS} steps | … after all steps |",
+              "|---:|---:|---:|---:|---:|"]
+        key = f"max_param_diff_vs_1_after_{pipeline.CHECK_STEPS}"
         for n, d in p["device_scaling"].items():
-            L.append(f"| {n} | {d['steps_per_s']:.1f} | {d['images_per_s']:,.0f} | "
+            early = f"{d[key]:.1e}" if key in d else "n/a (fewer steps)"
+            L.append(f"| {n} | {d['steps_per_s']:.1f} | {d['images_per_s']:,.0f} | {early} | "
                      f"{d['max_param_diff_vs_1']:.1e} |")
         steps = next(iter(p["device_scaling"].values()))["steps"]
-        L += ["", f"Parameters compared after the same {steps + 5} Adam steps on the same "
-              "batches (8 devices sum per-device gradients in a different order, and Adam "
-              "divides by √v, so float32 rounding grows to about lr·steps at worst).", ""]
+        L += ["", f"All steps = {steps + 5} Adam steps on the same batches. 8 devices sum "
+              "per-device gradients in another order; Adam divides each update by √v, so "
+              "float32 rounding in tiny gradients becomes update-sized differences that "
+              "grow with the number of steps (at most lr per step).", ""]
     return L
 
 
@@ -249,7 +255,7 @@ def plot(r: dict, path: str) -> None:
     ax = axes[0]
     ax.barh(names, [s["median_ms"][n] for n in names],
             color=["C0" if n.startswith("jax") else "C3" for n in names])
-    bound = s["flops"]["exact"] / (s["matmul"]["gflops"] * 1e9) * 1e3
+    bound = s["bound_ms"]["matmuls at peak"]
     ax.axvline(bound, color="k", ls="--", lw=1)
     ax.text(bound, len(names) - 0.5, " matmul-bound (rate)", fontsize=8, va="center")
     ax.set_xlabel("ms per training step (median)")
