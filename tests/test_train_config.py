@@ -89,6 +89,15 @@ def test_cli_bad_values_exit_with_one_line(tmp_path, capsys, no_compilation):
     assert e.value.code == 2
 
 
+def test_cli_done_line_shows_metrics_only_when_the_run_returns_them(tmp_path, capsys):
+    argv = ["train", "--config", CONFIG, "--workdir", str(tmp_path)]
+    assert cli.main(argv, train_fn=lambda config, workdir: {"summary": "printed by the job"}) == 0
+    assert capsys.readouterr().out.strip() == f"done (workdir {tmp_path})"
+    result = loop_lib.TrainResult({}, {}, {"test/accuracy": 0.5})
+    assert cli.main(argv, train_fn=lambda config, workdir: result) == 0
+    assert capsys.readouterr().out.strip() == f"done: test/accuracy=0.5000 (workdir {tmp_path})"
+
+
 def test_runlocal_shrinks_any_config():
     config = mlp_config.get_config()
     config.runlocal = True

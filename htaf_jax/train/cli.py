@@ -99,6 +99,6 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
     metrics = getattr(result, "metrics", {}) or {}
     shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in metrics.items())
-    if distributed.is_main_process():
-        print(f"done: {shown} (workdir {workdir})")
+    if distributed.is_main_process():  # a train_fn returning no metrics printed its own summary
+        print(f"done: {shown} (workdir {workdir})" if shown else f"done (workdir {workdir})")
     return 0
