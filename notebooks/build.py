@@ -20,11 +20,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cells import icbm, tour  # noqa: E402
+from cells import binary, icbm, snn, tour  # noqa: E402
 
 NOTEBOOKS = {
     "01_htaf_tour.ipynb": tour.CELLS,
+    "02_snn_train.ipynb": snn.CELLS,
     "03_icbm_explore.ipynb": icbm.CELLS,
+    "04_binary_and_heaviside.ipynb": binary.CELLS,
 }
 
 METADATA = {

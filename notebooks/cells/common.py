@@ -25,6 +25,7 @@ def setup(extra_imports: str = "", small_note: str = "") -> tuple[str, str]:
     return ("code", f'''
 import os
 import pathlib
+import warnings
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -35,6 +36,8 @@ import htaf_jax as H
 {extra_imports.strip()}
 
 %matplotlib inline
+# tqdm's notebook bar wants ipywidgets (Colab has them); without them, no warning either.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 # SMALL=1 (environment) or SMALL = True (here) runs a reduced version that
 # finishes in under 2 minutes on 2 CPU cores; CI runs every notebook that way.

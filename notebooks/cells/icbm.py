@@ -73,13 +73,13 @@ steps = [r["step"] for r in train]
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 axes[0].plot(steps, [r["loss"] for r in train], label="train (smooth concepts)")
 axes[0].plot([r["step"] for r in test], [r["loss"] for r in test], "o-", label="test (hard concepts)")
-axes[0].set(title="loss", xlabel="step")
+axes[0].set(title="loss", xlabel="step", ylabel="cross-entropy")
 axes[1].plot(steps, [r["accuracy"] for r in train], label="train (smooth concepts)")
 axes[1].plot([r["step"] for r in test], [r["accuracy"] for r in test], "o-", label="test (hard concepts)")
-axes[1].set(title="accuracy", xlabel="step")
+axes[1].set(title="accuracy", xlabel="step", ylabel="accuracy")
 axes[2].plot(steps, [r["near_binary"] for r in train], label="share of concepts within 0.01 of {0,1}")
 axes[2].plot(steps, [r["concept_rate"] for r in train], label="mean concept (share on)")
-axes[2].set(title="concept layer during training", xlabel="step", ylim=(0, 1.02))
+axes[2].set(title="concept layer during training", xlabel="step", ylabel="share", ylim=(0, 1.02))
 for ax in axes:
     ax.legend(fontsize=8)
 fig.tight_layout()
@@ -118,7 +118,7 @@ BN(Wh), hard concepts, soft (smooth HTAF) concepts, and the logits from each.
     ("code", r"""
 acts = interpret.concept_activations(model, variables, images)
 stats = interpret.discretisation(acts, labels, eps=(0.01, 0.1))
-for key, value in stats.items():
+for key, value in stats.items():  # hard_soft_gap: soft minus hard accuracy, in % points
     print(f"{key:20s} {value:.4f}" if isinstance(value, float) else f"{key:20s} {value}")
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
@@ -272,7 +272,7 @@ x = np.arange(len(names))
 ax.bar(x - 0.2, out.logits_before[0], 0.4, label=f"before: {names[before]}")
 ax.bar(x + 0.2, out.logits_after[0], 0.4, label=f"c{k} {'on' if value else 'off'}: {names[after]}")
 ax.set_xticks(x, names, fontsize=8)
-ax.set(title="logits before and after the intervention")
+ax.set(title="logits before and after the intervention", ylabel="logit")
 ax.legend(fontsize=8)
 for col, idx in enumerate(interpret.ranked_examples(acts.preactivations, k, 8)):
     a = fig.add_subplot(grid[1, 2 + col])

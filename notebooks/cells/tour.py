@@ -57,9 +57,9 @@ htaf = H.get_surrogate("htaf")
 for ax, f in zip(axes, [htaf.smooth, htaf.grad, htaf.grad]):
     ax.plot(x, f(x), color="k", lw=2.6, label="htaf (α=4, β=1)")
 axes[0].step(x, H.heaviside(x), color="grey", ls=":", where="post", label="Heaviside")
-axes[0].set(title="smooth forward (where defined)", xlabel="x", ylim=(-0.15, 1.15))
-axes[1].set(title="surrogate derivative", xlabel="x", ylim=(0, 1.6))
-axes[2].set(title="surrogate derivative, log scale (the tails)", xlabel="x", ylim=(1e-7, 3))
+axes[0].set(title="smooth forward (where defined)", xlabel="x", ylabel="s(x)", ylim=(-0.15, 1.15))
+axes[1].set(title="surrogate derivative", xlabel="x", ylabel="s'(x)", ylim=(0, 1.6))
+axes[2].set(title="surrogate derivative, log scale (the tails)", xlabel="x", ylabel="s'(x)", ylim=(1e-7, 3))
 axes[0].legend(fontsize=7, ncol=2)
 fig.tight_layout()
 savefig(fig, "01_surrogates")
@@ -166,13 +166,15 @@ axes[0].axhline(np.finfo(np.float32).tiny, color="grey", ls=":", lw=0.8)
 axes[0].text(20, np.finfo(np.float32).tiny * 1e-2, "smallest normal float32 (below: 0 on CPUs)",
              color="grey", fontsize=8)
 axes[0].text(1, floor * 30, "exactly 0", color="tab:red", fontsize=8)
-axes[0].set(title=f"d htaf/dx, α={alpha:g}, β={beta:g}", xlabel="x", ylim=(floor / 10, 10))
+axes[0].set(title=f"d htaf/dx, α={alpha:g}, β={beta:g}", xlabel="x", ylabel="htaf'(x)",
+            ylim=(floor / 10, 10))
 axes[0].legend(fontsize=8)
 with np.errstate(divide="ignore"):
     axes[1].semilogy(x32, np.maximum(rel(custom), 1e-9), color="tab:blue", label="custom VJP")
     axes[1].semilogy(x32, np.maximum(rel(autodiff), 1e-9), color="tab:red", ls="--",
                      label="plain autodiff")
-axes[1].set(title="relative error vs float64 (floored at 1e-9)", xlabel="x", ylim=(1e-9, 10))
+axes[1].set(title="relative error vs float64 (floored at 1e-9)", xlabel="x",
+            ylabel="|g − g64| / g64", ylim=(1e-9, 10))
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 savefig(fig, "01_float32_tail")
@@ -299,7 +301,7 @@ grid = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), jnp.float32)
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
 for mode, (_, losses, _, _) in runs.items():
     axes[0].plot(losses, label=mode)
-axes[0].set(title="training loss (training forward)", xlabel="step", yscale="log")
+axes[0].set(title="training loss (training forward)", xlabel="step", ylabel="cross-entropy", yscale="log")
 axes[0].legend(fontsize=8)
 for ax, (mode, (params, _, _, acc)) in zip(axes[1:], runs.items()):
     z = np.asarray(forward(params, grid, UNITS["eval"]) > 0).reshape(gx.shape)
