@@ -73,7 +73,15 @@ def machine_info() -> dict:
         "snntorch": _version("snntorch"),
         "jax_backend": jax.default_backend(), "jax_device_kind": str(dev.device_kind),
         "jax_device_count": jax.device_count(), "git_commit": git_commit(),
+        "load_avg_1m_at_start": _load_avg(),
     }
+
+
+def _load_avg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def run_all(quick: bool = False) -> dict:
@@ -89,10 +97,15 @@ def run_all(quick: bool = False) -> dict:
     out["pipeline"] = (pipeline.measure(batch=32, steps=3, epochs=1) if quick
                        else pipeline.measure(batch=128, steps=200, epochs=3))
     out["wall_s"] = time.perf_counter() - t0
+    out["load_avg_1m_at_end"] = _load_avg()
     return out
 
 
 # ----------------------------------------------------------------------------- report
+
+
+def _fmt(x) -> str:
+    return "?" if x is None else f"{x:.2f}"
 
 
 def _verdict(value: float, target: float) -> str:
@@ -115,7 +128,12 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
           f"| versions | Python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, flax "
           f"{m['flax']}, optax {m['optax']}, torch {m['torch']}, snntorch {m['snntorch']} |",
           f"| OS | {m['platform']} |",
-          f"| wall time of the benchmarks | {r['wall_s']:.0f} s |", ""]
+          f"| wall time of the benchmarks | {r['wall_s']:.0f} s |",
+          f"| 1-min load average at start / end | {_fmt(m.get('load_avg_1m_at_start'))} / "
+          f"{_fmt(r.get('load_avg_1m_at_end'))} |", "",
+          "Other processes may share these cores (the load average says how much): ratios "
+          "hold up to that, since contenders alternate round by round, but absolute times "
+          "do not.", ""]
     if m["jax_backend"] == "cpu":
         L += ["No GPU was available to this run: every column is CPU. On a GPU host the same "
               "command runs unchanged and records its device here.", ""]
