@@ -101,9 +101,10 @@ def markdown(meta: dict, table_rows: list[dict]) -> str:
         for r in sorted(table_rows, key=lambda r: (r["alpha"], r["beta"])):
             lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['alpha'] * r['beta'] / 4:g} | "
                          f"{r['accuracy']['text']} | {r['train_seconds_mean']:.0f} |")
-        best = max(table_rows, key=lambda r: r["accuracy"]["mean"])
-        lines += ["", f"Best: α={best['alpha']:g}, β={best['beta']:g} "
-                      f"({best['accuracy']['text']} %)."]
+        top = max(r["accuracy"]["mean"] for r in table_rows)
+        best = [r for r in table_rows if r["accuracy"]["mean"] == top]
+        lines += ["", "Best: " + ", ".join(f"α={r['alpha']:g}, β={r['beta']:g}" for r in best)
+                  + f" ({best[0]['accuracy']['text']} %)" + (" (tied)." if len(best) > 1 else ".")]
     else:
         lines += ["| surrogate | mode | acc % | per seed | train s | note |", "|---" * 6 + "|"]
         for r in sorted(table_rows, key=lambda r: -r["accuracy"]["mean"]):
