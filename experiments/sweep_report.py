@@ -149,6 +149,7 @@ def plot(path: str, meta: dict, table_rows: list[dict]) -> None:
         for ax in axes[:3]:
             ax.set_xticks(sorted({r["depth"] for r in table_rows}))
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[0].legend(fontsize=7)
     elif kind == "alpha_beta":
         import numpy as np
