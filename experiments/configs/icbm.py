@@ -21,6 +21,7 @@ at 8 epochs unless noted (test split, seed 0):
     8   2  1.0    32   87.70%     94.38%   (4 epochs)
     16  4  1.0    32   85.66%     98.30%   (4 epochs)
     16  4  1.0    128  87.21%     96.49%   (4 epochs)
+    16  4  1.0    32   86.94%     98.45%
     16  4  1.0    128  88.53%     96.80%   (the default)
 
 Sharper units and noise make the concepts more binary and cost accuracy; no
