@@ -241,10 +241,33 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
             png = name[:-3] + ".png"
             if os.path.exists(os.path.join(out, png)):
                 lines += [f"![{name[:-3]}]({rel_root}/{study.name}/{png})", ""]
+    lines += _other_sweeps(os.path.dirname(os.path.abspath(out_root)), os.path.dirname(path))
     text = "\n".join(lines)
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def _other_sweeps(results_root: str, report_dir: str) -> list[str]:
+    """Sections for the sweep tables under ``results/<folder>/`` that no profile wrote
+    (single sweeps run by hand, e.g. at a reduced budget); each names its own command."""
+    folders = sorted(d for d in os.listdir(results_root)
+                     if d not in PROFILES and os.path.isdir(os.path.join(results_root, d))
+                     and _study_files(os.path.join(results_root, d))) \
+        if os.path.isdir(results_root) else []
+    if not folders:
+        return []
+    lines = ["## Other sweeps on disk", "",
+             "Run by hand, outside `make results`; each table names its command and budget.", ""]
+    for folder in folders:
+        out = os.path.join(results_root, folder)
+        rel = os.path.relpath(out, report_dir)
+        for name in _study_files(out):
+            lines += [_demote(open(os.path.join(out, name)).read()), ""]
+            png = name[:-3] + ".png"
+            if os.path.exists(os.path.join(out, png)):
+                lines += [f"![{name[:-3]}]({rel}/{png})", ""]
+    return lines
 
 
 def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "README.md")) -> bool:

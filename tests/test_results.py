@@ -63,6 +63,12 @@ def test_report_and_readme_block(tmp_path):
     assert "Command: `python -m experiments.sweep --family bnn_mlp`" in text
     assert "_Not run yet._" in text  # snn_mlp has no output
     assert "Profile **quick**" in text and "Wall time of this invocation: 1.5 min" in text
+    (tmp_path / "dhn_mlp").mkdir()
+    (tmp_path / "dhn_mlp" / "dhn_mlp_depths.md").write_text("# by hand\n")
+    (tmp_path / "dhn_mlp" / "dhn_mlp_depths.png").write_bytes(b"")
+    text = results.write_report(str(out), "quick", commands, 90.0, path=str(report))
+    assert "## Other sweeps on disk" in text and "### by hand" in text
+    assert "![dhn_mlp_depths](dhn_mlp/dhn_mlp_depths.png)" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results.README_START}\nold\n{results.README_END}\nrest\n")
     assert results.update_readme(str(out), "quick", path=str(readme))
