@@ -203,7 +203,7 @@ def summary_table(out_root: str) -> str:
 
 
 def write_report(out_root: str, profile: str, commands: dict, seconds: float,
-                 path: str = os.path.join(REPO, "RESULTS.md")) -> str:
+                 path: str = os.path.join(REPO, "RESULTS.md"), ran: tuple = ()) -> str:
     from experiments import runs
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rel_root = os.path.relpath(out_root, os.path.dirname(path))
@@ -211,8 +211,9 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
     lines = ["# Results", "",
              f"Written by `{invocation}` (`python -m experiments.results --profile {profile}`) "
              f"on {date}.  ", f"Machine: {runs.machine()}.  ",
-             f"Wall time of this invocation: {seconds / 60:.1f} min (finished runs are reused, so "
-             "a rerun only trains what is missing).  ",
+             f"Wall time of this invocation: {seconds / 60:.1f} min"
+             f" ({'studies trained or reused: ' + ', '.join(ran) if ran else 'report only'}; "
+             "finished runs are reused, so a rerun only trains what is missing).  ",
              "All accuracies are on real Fashion-MNIST (60k/10k), mean ± std over the seeds "
              "each table names." if profile == "full" else
              f"Profile **{profile}**: every run is shrunk ({', '.join(PROFILES[profile]['overrides'])}),"
@@ -278,7 +279,7 @@ def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "R
     note = ("" if profile == "full" else
             f" Profile **{profile}** (reduced budget: "
             f"{', '.join(PROFILES[profile]['overrides'])}).")
-    block = (f"{README_START}\nFrom `make results`{'' if profile == 'full' else f' PROFILE={profile}'}"
+    block = (f"{README_START}\nFrom `make results{'' if profile == 'full' else f' PROFILE={profile}'}`"
              f"; full tables, plots, machine and date in [RESULTS.md](RESULTS.md).{note}\n\n"
              f"{summary_table(out_root)}{README_END}")
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
@@ -341,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     if args.dry_run:
         return 0
-    write_report(out_root, args.profile, commands, time.perf_counter() - start)
+    ran = () if args.report_only else tuple(s.name for s in STUDIES
+                                            if not only or s.name in only)
+    write_report(out_root, args.profile, commands, time.perf_counter() - start, ran=ran)
     updated = update_readme(out_root, args.profile)
     print(f"written: RESULTS.md{', README.md results block' if updated else ''} "
           f"({(time.perf_counter() - start) / 60:.1f} min)")

@@ -62,7 +62,7 @@ def test_report_and_readme_block(tmp_path):
     assert "### bnn_mlp table" in text  # the study's heading nested under its section
     assert "Command: `python -m experiments.sweep --family bnn_mlp`" in text
     assert "_Not run yet._" in text  # snn_mlp has no output
-    assert "Profile **quick**" in text and "Wall time of this invocation: 1.5 min" in text
+    assert "Profile **quick**" in text and "Wall time of this invocation: 1.5 min (report only;" in text
     (tmp_path / "dhn_mlp").mkdir()
     (tmp_path / "dhn_mlp" / "dhn_mlp_depths.md").write_text("# by hand\n")
     (tmp_path / "dhn_mlp" / "dhn_mlp_depths.png").write_bytes(b"")
@@ -75,6 +75,7 @@ def test_report_and_readme_block(tmp_path):
     new = readme.read_text()
     assert new.startswith("intro\n") and new.endswith("rest\n") and "old" not in new
     assert "| BNN MLP | 85.50 ± 0.50 | n/a |" in new
+    assert "From `make results PROFILE=quick`;" in new
     readme.write_text("no markers\n")
     assert not results.update_readme(str(out), "quick", path=str(readme))
 
