@@ -136,7 +136,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 pipeline_seconds += time.perf_counter() - t
                 try:
                     state, metrics = train_step(state, *batch, train_rng)
-                except AssertionError as e:
+                except step_lib.NonFiniteStepError as e:
                     checkpoints.wait()
                     raise NonFiniteLossError(
                         f"non-finite loss or gradient in train step {step + 1} (epoch {epoch}, "
