@@ -108,8 +108,15 @@ def describe_model(model_config) -> str:
         return f"standard {m.backbone} (linear head)"
     kw = dict(m.get("surrogate_kwargs", {}) or {})
     hp = " ".join(f"{k}={v:g}" for k, v in sorted(kw.items()))
+    extras = []
+    if m.get("concept_noise", 0.0):
+        extras.append(f"noise std {m.concept_noise:g}")
+    if m.get("sharpen", 1.0) != 1.0:
+        extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):g} "
+                      "of training")
     return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}"
-            f"{' ' + hp if hp else ''}, {m.concept_mode} training")
+            f"{' ' + hp if hp else ''}, {m.concept_mode} training"
+            + "".join(f", {e}" for e in extras))
 
 
 def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir: str) -> str:

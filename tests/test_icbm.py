@@ -176,3 +176,40 @@ def test_registered_factories():
     std = build_model(ml_collections.ConfigDict({"name": "standard", "backbone": "mlp",
                                                  "backbone_kwargs": {"widths": [16]}, "hidden": 0}))
     assert isinstance(std, StandardClassifier) and std.hidden is None
+
+
+def test_sharpening_ramps_geometrically_and_is_kept_in_the_state():
+    total, fraction, final = 8, 0.5, 16.0  # ramp over 4 steps: s = 16^(t/4)
+    model = ICBM(TINY["mlp"](), num_concepts=K, sharpen=final, sharpen_fraction=fraction,
+                 total_train_steps=total)
+    x = _images()
+    variables = _init(model, x)
+    assert float(variables["batch_stats"]["sharpness"]) == 1.0
+    pre0 = model.apply(variables, x, method=ICBM.concept_preactivations)
+    hard0 = model.apply(variables, x, method=ICBM.concepts)
+    seen = []
+    for t in range(1, 7):
+        _, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+        variables = {"params": variables["params"], "batch_stats": state["batch_stats"]}
+        seen.append(float(variables["batch_stats"]["sharpness"]))
+        assert float(variables["batch_stats"]["sharpen_count"]) == t
+    np.testing.assert_allclose(seen, [2.0, 4.0, 8.0, 16.0, 16.0, 16.0], rtol=1e-6)
+    # Evaluation reads s from the state: pre-activations scale by it, hard concepts do not
+    # move (same BN running statistics: only the sharpness entries differ).
+    stats = dict(_init(model, x)["batch_stats"])
+    stats["sharpness"] = variables["batch_stats"]["sharpness"]
+    same_bn = {"params": variables["params"], "batch_stats": stats}
+    np.testing.assert_allclose(model.apply(same_bn, x, method=ICBM.concept_preactivations),
+                               16.0 * pre0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.apply(same_bn, x, method=ICBM.concepts), hard0)
+
+
+def test_sharpening_needs_the_length_of_training():
+    model = ICBM(TINY["mlp"](), num_concepts=K, sharpen=8.0)
+    x = _images()
+    variables = _init(model, x)  # evaluation needs no length: it reads the state
+    model.apply(variables, x, train=False)
+    with pytest.raises(ValueError, match="total_train_steps"):
+        model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    with pytest.raises(ValueError, match="sharpen must be ≥ 1"):
+        _init(ICBM(TINY["mlp"](), num_concepts=K, sharpen=0.5), x)

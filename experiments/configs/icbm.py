@@ -4,28 +4,47 @@
     python -m experiments.icbm --workdir workdirs/icbm --config.model.backbone=cnn
     python -m experiments.icbm explain --workdir workdirs/icbm --index 0
 
-The main job trains the ICBM (smooth HTAF concepts, α=16, β=4, Gaussian noise
-of std 1 on the concept pre-activations in training), then the same backbone
-with a standard linear head on the same budget (``baseline``), then writes
-concept grids and ``results.md`` / ``results.json`` to the work dir.
+The main job trains the ICBM (smooth HTAF concepts, α=16, β=1, Gaussian noise
+of std 0.5 on the concept pre-activations in training, the unit's input
+sharpened geometrically from ×1 to ×16 over training), then the same
+backbone with a standard linear head on the same budget (``baseline``), then
+writes concept grids and ``results.md`` / ``results.json`` to the work dir.
 
-Measured (seed 0, 2 shared CPU cores, 2026-11-25; `make run`): hard-concept
-test accuracy 88.53% vs 90.40% for the standard model (−1.87 pts; target
-within 1.0), 96.80% of test concept activations within 0.01 of {0, 1} (98.51%
-within 0.1; target ≥ 99%), soft − hard gap −0.01 pts (target ≤ 0.3); about
-6 minutes (3.2 ICBM + 2.3 baseline). What the concept-layer settings trade, all
-at 8 epochs unless noted (test split, seed 0):
+Measured (seed 0, 2 CPU cores, 2026-11-28; `python -m experiments.icbm
+--workdir /tmp/icbm_default`, what `make run` runs): hard-concept test
+accuracy 88.59% vs 90.25% for the standard model (−1.66 pts; target within
+1.0: not met), 99.16% of test concept activations within 0.01 of {0, 1}
+(99.60% within 0.1; target ≥ 99%: met), soft − hard gap −0.08 pts (target
+≤ 0.3: met); 1.5 minutes wall (0.7 ICBM + 0.5 baseline + 0.2 analysis).
+
+What the concept-layer settings trade (K = 128, test split, seed 0). At
+8 epochs (2026-11-25, fixed β, no sharpening):
 
     α   β  noise  K    hard acc   within 0.01
     8   2  0      32   89.37%     78.94%
-    8   2  1.0    32   87.70%     94.38%   (4 epochs)
-    16  4  1.0    32   85.66%     98.30%   (4 epochs)
-    16  4  1.0    128  87.21%     96.49%   (4 epochs)
     16  4  1.0    32   86.94%     98.45%
-    16  4  1.0    128  88.53%     96.80%   (the default)
+    16  4  1.0    128  88.53%     96.80%   (standard model: 90.40%)
 
-Sharper units and noise make the concepts more binary and cost accuracy; no
-setting tried here meets both the accuracy and the 99% targets.
+At 4 epochs (2026-11-28; standard model 89.48%), `--config.num_epochs=4`:
+
+    α   β  noise  sharpen (fraction)   hard acc   within 0.01
+    16  4  1.0    —                    87.16%     96.54%
+    16  2  1.0    —                    88.05%     93.61%
+    16  1  1.0    —                    88.55%     88.60%
+    16  1  0.5    —                    88.81%     87.18%
+    16  1  1.0    ×16 (0.75)           87.13%     99.17%
+    16  1  1.0    ×32 (0.75)           86.62%     99.60%
+    16  1  0.5    ×16 (0.75)           87.49%     99.06%
+    16  1  0.5    ×16 (0.5)            87.07%     99.07%
+    16  1  0      ×16 (0.75)           87.84%     98.84%
+    16  1  0.5    ×16 (1.0)            87.82%     99.14%   (the default's recipe)
+    16  1  0.5    ×16 (0.75), K=256    87.87%     98.92%
+
+A wide unit (β = 1) trains best but leaves activations between the rails;
+sharper units and noise make the concepts binary and cost accuracy.
+Sharpening during training gets ≥ 99% binary activations for about half
+the accuracy cost of a fixed sharp unit, but no setting tried here is within
+1.0 point of the standard model while ≥ 99% binary.
 """
 import ml_collections
 
@@ -46,11 +65,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_concepts = 128
     config.model.surrogate = "htaf"
     # With α ≤ 4.6 no activation can come within 0.01 of {0, 1} at all; α = 16
-    # puts the rails at σ(±16) ≈ 1e-7 and, with β = 4, an activation is within
-    # 0.01 of a rail once |BN(W·h)| > 0.074.
-    config.model.surrogate_kwargs = ml_collections.ConfigDict({"alpha": 16.0, "beta": 4.0})
+    # puts the rails at σ(±16) ≈ 1e-7. β = 1 trains with a wide gradient; the
+    # sharpening below ends training at an effective β of 16, where an
+    # activation is within 0.01 of a rail once |BN(W·h)| > 0.0185.
+    config.model.surrogate_kwargs = ml_collections.ConfigDict({"alpha": 16.0, "beta": 1.0})
     config.model.concept_mode = "smooth"  # smooth | hard (training form; eval is hard)
-    config.model.concept_noise = 1.0  # std of training noise on the concept pre-activations
+    config.model.concept_noise = 0.5  # std of training noise on the concept pre-activations
+    config.model.sharpen = 16.0  # final input scale of the unit (1: off), see models/icbm.py
+    config.model.sharpen_fraction = 1.0  # share of training over which it ramps up
 
     # Experiment fields (experiments/icbm.py), not read by the engine.
     config.baseline = True  # also train model.name='standard' into workdir/baseline

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["module_kwargs"]
+__all__ = ["ENGINE_FIELDS", "module_kwargs"]
+
+# Set in ``config.model`` by the engine (htaf_jax.train.loop) for every model;
+# a module without such a field simply does not receive it.
+ENGINE_FIELDS = frozenset({"total_train_steps"})
 
 
 def module_kwargs(cls, config) -> dict:
@@ -11,7 +15,8 @@ def module_kwargs(cls, config) -> dict:
 
     ``name`` (the registry key) is dropped, lists become tuples (Linen fields
     should be hashable), and an entry that is not a field of ``cls`` raises, so
-    a typo in a config or on the command line fails loudly.
+    a typo in a config or on the command line fails loudly (except the
+    ``ENGINE_FIELDS`` the engine sets for every model).
 
     An optional ``surrogate_kwargs`` binds hyperparameters to the ``surrogate``
     name, either flat (``{"alpha": 4.0}``, for that surrogate) or per name
@@ -27,7 +32,7 @@ def module_kwargs(cls, config) -> dict:
         hparams = _as_dict(hparams.get(name)) if isinstance(name, str) else {}
     if hparams:
         cfg["surrogate"] = resolve_surrogate(name, **hparams)
-    unknown = set(cfg) - fields - {"name"}
+    unknown = set(cfg) - fields - {"name"} - ENGINE_FIELDS
     if unknown:
         raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; "
                          f"its fields are {sorted(fields)}")

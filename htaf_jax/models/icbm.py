@@ -66,6 +66,19 @@ class ICBM(nn.Module):
         binary unit makes pre-activations near the threshold costly, so the
         network moves them out to where the smooth form sits on its rails
         (the trick of Salakhutdinov & Hinton's semantic hashing, 2009).
+      sharpen: final sharpness s of the concept unit, which reads s·BN(W·h)
+        (for HTAF, htaf(s·x; α, β) = htaf(x; α, s·β)). Training starts at
+        s = 1 and s grows geometrically to ``sharpen`` over the first
+        ``sharpen_fraction`` of ``total_train_steps``, then stays: the network
+        learns with the wide gradient of a soft unit and ends with one whose
+        smooth form sits on its rails. The hard concepts do not depend on s.
+        The train-step count and the current s live in the ``batch_stats``
+        collection (``sharpen_count``, ``sharpness``), so they are
+        checkpointed, averaged over devices like the BatchNorm statistics
+        (every device holds the same values) and restored with the model;
+        evaluation reads ``sharpness``. 1 (the default) turns it off.
+      sharpen_fraction, total_train_steps: see ``sharpen``; the engine sets
+        ``total_train_steps`` in ``config.model``.
 
     Sown (``intermediates``): ``near_binary`` (share of smooth concepts within
     ``binary_eps`` of {0, 1}; only for surrogates with a smooth form) and
@@ -79,10 +92,22 @@ class ICBM(nn.Module):
     concept_mode: ConceptMode = "smooth"
     binary_eps: float = 0.01
     concept_noise: float = 0.0
+    sharpen: float = 1.0
+    sharpen_fraction: float = 0.75
+    total_train_steps: int = 0
 
     def setup(self):
+        if not self.sharpen >= 1.0:
+            raise ValueError(f"sharpen must be ≥ 1, got {self.sharpen!r}")
+        if not 0.0 < self.sharpen_fraction <= 1.0:
+            raise ValueError(f"sharpen_fraction must be in (0, 1], got {self.sharpen_fraction!r}")
         if self.concept_mode not in ("smooth", "hard"):
             raise ValueError(f"concept_mode must be 'smooth' or 'hard', got {self.concept_mode!r}")
+        if self.sharpen != 1.0:
+            self.sharpen_count = self.variable("batch_stats", "sharpen_count",
+                                               lambda: jnp.zeros((), jnp.float32))
+            self.sharpness_now = self.variable("batch_stats", "sharpness",
+                                               lambda: jnp.ones((), jnp.float32))
         self.concept_proj = nn.Dense(self.num_concepts, use_bias=False)
         self.concept_norm = nn.BatchNorm(momentum=0.9)
         self.head = nn.Dense(self.num_classes)
@@ -91,10 +116,28 @@ class ICBM(nn.Module):
         unit = resolve_surrogate(self.surrogate)
         return unit, smooth_form(unit)
 
-    def concept_preactivations(self, images: Array, train: bool = False) -> Array:
-        """BN(W·h): (B, K). Positive ⇔ the hard concept is on (H(0) = 1)."""
+    def sharpness(self) -> Array:
+        """The current s (a scalar): 1 → ``sharpen`` over training, see the class doc."""
+        if self.sharpen == 1.0:
+            return jnp.ones((), jnp.float32)
+        return self.sharpness_now.value
+
+    def _sharpness_at(self, count: Array) -> Array:
+        if self.total_train_steps <= 0:
+            raise ValueError(f"training with sharpen={self.sharpen} needs total_train_steps > 0 "
+                             f"(the engine sets config.model.total_train_steps), got "
+                             f"{self.total_train_steps}")
+        ramp = self.sharpen_fraction * self.total_train_steps
+        return jnp.asarray(self.sharpen, jnp.float32) ** jnp.minimum(count / ramp, 1.0)
+
+    def _normed(self, images: Array, train: bool) -> Array:
         h = self.backbone(images, train=train)
         return self.concept_norm(self.concept_proj(h), use_running_average=not train)
+
+    def concept_preactivations(self, images: Array, train: bool = False) -> Array:
+        """s·BN(W·h): (B, K), what the unit reads. Positive ⇔ the hard concept is on
+        (H(0) = 1)."""
+        return self.sharpness() * self._normed(images, train)
 
     def concepts(self, images: Array, train: bool = False, hard: bool = True) -> Array:
         """Concepts (B, K): hard {0, 1} by default, else the smooth form."""
@@ -127,11 +170,18 @@ class ICBM(nn.Module):
         return out
 
     def __call__(self, images: Array, train: bool = False) -> Array:
-        pre = self.concept_preactivations(images, train=train)
+        pre = self._normed(images, train)
         unit, smooth = self._unit()
         if train and self.concept_noise > 0:
             noise = jax.random.normal(self.make_rng("dropout"), pre.shape, pre.dtype)
             pre = pre + self.concept_noise * noise
+        if train and self.sharpen != 1.0 and not self.is_initializing():
+            count = self.sharpen_count.value
+            pre = self._sharpness_at(count) * pre
+            self.sharpen_count.value = count + 1.0
+            self.sharpness_now.value = self._sharpness_at(count + 1.0)
+        else:
+            pre = self.sharpness() * pre
         hard = unit(pre)
         if train and self.concept_mode == "smooth":
             if smooth is None:
@@ -177,7 +227,9 @@ def _backbone(model_config) -> nn.Module:
 def icbm_from_config(model_config) -> ICBM:
     """ICBM from ``config.model``: ``backbone`` (mlp | cnn | resnet), ``backbone_kwargs``
     (its fields), ``num_concepts``, ``surrogate`` (registry name), ``surrogate_kwargs``
-    (its hyperparameters, e.g. alpha, beta), ``concept_mode``, ``num_classes``."""
+    (its hyperparameters, e.g. alpha, beta), ``concept_mode``, ``concept_noise``,
+    ``sharpen``, ``sharpen_fraction``, ``num_classes`` and ``total_train_steps`` (the
+    engine sets the last two)."""
     surrogate = model_config.get("surrogate", "htaf")
     hparams = model_config.get("surrogate_kwargs", None)
     if hparams:
@@ -185,7 +237,10 @@ def icbm_from_config(model_config) -> ICBM:
     return ICBM(_backbone(model_config), num_concepts=model_config.get("num_concepts", 32),
                 num_classes=model_config.get("num_classes", 10), surrogate=surrogate,
                 concept_mode=model_config.get("concept_mode", "smooth"),
-                concept_noise=model_config.get("concept_noise", 0.0))
+                concept_noise=model_config.get("concept_noise", 0.0),
+                sharpen=model_config.get("sharpen", 1.0),
+                sharpen_fraction=model_config.get("sharpen_fraction", 0.75),
+                total_train_steps=model_config.get("total_train_steps", 0))
 
 
 @register_model("standard")

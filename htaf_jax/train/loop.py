@@ -83,18 +83,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                   train_subset=config.train_subset,
                                   test_subset=config.test_subset,
                                   validation_size=config.validation_size)
+    steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
+    total_steps = (config.num_train_steps if config.num_train_steps > 0
+                   else config.num_epochs * steps_per_epoch)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
     with config.unlocked():
+        # What every model may read: the classes, and the length of training
+        # (for schedules kept in the model's state, e.g. the ICBM's sharpening).
         config.model.num_classes = splits.num_classes
+        config.model.total_train_steps = total_steps
         config.input_shape = tuple(splits.train.images.shape[1:])  # for restore_params
     os.makedirs(workdir, exist_ok=True)
     if main_process:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json(indent=2))
 
-    steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
-    total_steps = (config.num_train_steps if config.num_train_steps > 0
-                   else config.num_epochs * steps_per_epoch)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
     model = build_model(config.model)
     tx = make_optimizer(config, total_steps)
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
