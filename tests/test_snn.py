@@ -94,6 +94,11 @@ def test_rate_encoding_is_bernoulli_with_pixel_intensity():
     assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
     np.testing.assert_allclose(spikes.mean(0)[0], [0.0, 0.25, 1.0], atol=0.03)
     np.testing.assert_array_equal(rate_encode(KEY, x, 5), rate_encode(KEY, x, 5))
+    # Odd T uses half of the last word's uniforms; steps are not copies of each other.
+    many = rate_encode(KEY, jnp.zeros((1, 20000)) + (0.5 - 0.2860) / 0.3530, 3)
+    chex.assert_shape(many, (3, 1, 20000))
+    np.testing.assert_allclose(many.mean(axis=(1, 2)), 0.5, atol=0.015)
+    assert float(jnp.mean(many[0] == many[1])) < 0.6 and float(jnp.mean(many[0] == many[2])) < 0.6
 
 
 def test_latency_encoding_one_spike_brighter_first():
@@ -171,3 +176,14 @@ def test_raw_callable_surrogate():
                        surrogate=lambda x: HTAF(x))
     variables = model.init(KEY, _images(), train=False)
     chex.assert_shape(_apply(model, variables, _images())[0], (2, 10))
+
+
+def test_model_config_typos_fail_but_engine_fields_pass():
+    import ml_collections
+    from htaf_jax.models import build_model
+    cfg = ml_collections.ConfigDict({"name": "snn_mlp", "hidden": (8,), "num_steps": 2,
+                                     "num_classes": 10, "total_train_steps": 100})
+    build_model(cfg)  # total_train_steps is set by the engine for every model
+    cfg.hiden = (8,)
+    with pytest.raises(ValueError, match=r"SpikingMLP has no fields \['hiden'\]"):
+        build_model(cfg)

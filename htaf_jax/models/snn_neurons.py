@@ -183,9 +183,18 @@ def rate_encode(key: Array, x: Array, num_steps: int, mean: float = FASHION_MNIS
     """Rate coding: at each step a pixel spikes with probability = its intensity.
 
     (B, ...) → (T, B, ...) float spikes in {0, 1}, drawn with ``key``.
+
+    Each 32-bit random word gives two 16-bit uniforms u, and a pixel spikes
+    when u < round(65536·p): the spike probability is p to within 2^-17
+    (exactly 0 and 1 at p = 0 and 1), for half the random words that
+    ``jax.random.bernoulli`` draws. On CPU, where the counter-based PRNG is the
+    rate code's cost, this is 2.3× faster (benchmarks/snn_step.py).
     """
     p = to_intensity(x, mean, std)
-    return jax.random.bernoulli(key, p, (num_steps,) + x.shape).astype(x.dtype)
+    words = jax.random.bits(key, ((num_steps + 1) // 2,) + x.shape, jnp.uint32)
+    uniforms = jnp.concatenate([words & 0xFFFF, words >> 16])[:num_steps]
+    threshold = jnp.round(p * 65536.0).astype(jnp.uint32)
+    return (uniforms < threshold).astype(x.dtype)
 
 
 def latency_encode(x: Array, num_steps: int, mean: float = FASHION_MNIST_MEAN,
