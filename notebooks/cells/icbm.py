@@ -15,7 +15,8 @@ prediction is a sum: the logit of class $c$ is $b_c + \sum_{k:\,z_k=1} V_{kc}$. 
 else enters, which is what makes the model readable.
 
 This notebook trains the ICBM of `experiments/configs/icbm.py` (MLP backbone, K = 128
-concepts, HTAF α = 16, β = 4, noise of std 1 on the concept pre-activations in training) with the library's trainer, then shows
+concepts, HTAF α = 16, β = 1, noise of std 0.5 on the concept pre-activations and the unit
+sharpened from ×1 to ×16 during training) with the library's trainer, then shows
 
 1. how binary the concepts really are (and the hard-vs-soft accuracy gap);
 2. concept grids: the test images that switch each concept on most and least;
@@ -25,7 +26,7 @@ concepts, HTAF α = 16, β = 4, noise of std 1 on the concept pre-activations in
 
 `SMALL=1` trains on 6,000 images for 2 epochs (under 2 minutes on 2 CPU cores, about
 80% test accuracy); without it the full config runs (60k images, 8 epochs, about 10 minutes
-on 2 CPU cores, about 88.5%).
+on 2 CPU cores, about 88.6%).
 """),
     INSTALL,
     setup(extra_imports="""
