@@ -1,7 +1,7 @@
 """Implicit Concept Bottleneck Model (ICBM) and its standard baseline.
 
-ICBM: backbone features h → concept layer z = u(BN(W·h)) with K concepts →
-linear head, logits = z·V + b. ``u`` is a binary unit from the surrogate
+ICBM: backbone features h → concept layer z = u(s·BN(W·h)) with K concepts →
+linear head, logits = z·V + b (s: the sharpness, 1 unless ``sharpen`` is set). ``u`` is a binary unit from the surrogate
 registry (HTAF by default). During training the concept layer runs in the
 ``concept_mode`` form: ``"smooth"`` (z = u.smooth(·) ∈ (0, 1), the true
 derivative) or ``"hard"`` (z = H(·) ∈ {0, 1}, surrogate derivative).
