@@ -1,8 +1,8 @@
 """Implicit Concept Bottleneck Model (ICBM) and its standard baseline.
 
 ICBM: backbone features h → concept layer z = u(s·BN(W·h)) with K concepts →
-linear head, logits = z·V + b (s: the sharpness, 1 unless ``sharpen`` is set). ``u`` is a binary unit from the surrogate
-registry (HTAF by default). During training the concept layer runs in the
+linear head, logits = z·V + b (s: the sharpness, 1 unless ``sharpen`` is set).
+``u`` is a binary unit from the surrogate registry (HTAF by default). During training the concept layer runs in the
 ``concept_mode`` form: ``"smooth"`` (z = u.smooth(·) ∈ (0, 1), the true
 derivative) or ``"hard"`` (z = H(·) ∈ {0, 1}, surrogate derivative).
 Evaluation (``train=False``) and every explanation use hard concepts, so a
@@ -175,13 +175,11 @@ class ICBM(nn.Module):
         if train and self.concept_noise > 0:
             noise = jax.random.normal(self.make_rng("dropout"), pre.shape, pre.dtype)
             pre = pre + self.concept_noise * noise
+        pre = self.sharpness() * pre
         if train and self.sharpen != 1.0 and not self.is_initializing():
-            count = self.sharpen_count.value
-            pre = self._sharpness_at(count) * pre
-            self.sharpen_count.value = count + 1.0
-            self.sharpness_now.value = self._sharpness_at(count + 1.0)
-        else:
-            pre = self.sharpness() * pre
+            count = self.sharpen_count.value + 1.0  # s for the next step, and for evaluation
+            self.sharpen_count.value = count
+            self.sharpness_now.value = self._sharpness_at(count)
         hard = unit(pre)
         if train and self.concept_mode == "smooth":
             if smooth is None:
