@@ -74,9 +74,11 @@ def write_grids(folder, images, labels, acts, kernel, names, count, size) -> lis
     """Grids for the top concept of each class first, then the largest weights."""
     from htaf_jax import interpret
     chosen: list[int] = []
-    for top in interpret.class_concepts(kernel, top=1):
+    reason: dict[int, str] = {}  # row title: why the concept is shown
+    for c, top in enumerate(interpret.class_concepts(kernel, top=1)):
         if top[0][0] not in chosen:
             chosen.append(top[0][0])
+            reason[top[0][0]] = f"top concept of {names[c]}"
     for k in np.argsort(-kernel.max(axis=1)):
         if len(chosen) >= count:
             break
@@ -91,7 +93,9 @@ def write_grids(folder, images, labels, acts, kernel, names, count, size) -> lis
             interpret.save_concept_grid(path, shown, acts.preactivations, k, n=size, least=least,
                                         labels=labels, class_names=names)
             paths.append(path)
-    titles = [f"c{k} → {names[int(np.argmax(kernel[k]))]}" for k in chosen]
+    # A class's top concept need not have its own largest weight on that class.
+    titles = [f"c{k}: {reason.get(k) or 'largest weight on ' + names[int(np.argmax(kernel[k]))]}"
+              for k in chosen]
     overview = os.path.join(folder, "overview.png")
     interpret.save_concept_overview(overview, shown, acts.preactivations, chosen, n=10,
                                     row_titles=titles)
