@@ -116,7 +116,7 @@ def describe_model(model_config) -> str:
     if m.get("concept_noise", 0.0):
         extras.append(f"noise std {m.concept_noise:g}")
     if m.get("sharpen", 1.0) != 1.0:
-        extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):g} "
+        extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):.0%} "
                       "of training")
     return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}"
             f"{' ' + hp if hp else ''}, {m.concept_mode} training"
@@ -228,9 +228,15 @@ def explain(argv: list[str]) -> int:
     parser.add_argument("--index", type=int, default=0, help="index in the test split")
     parser.add_argument("--flip", type=int, default=None, help="also flip this concept")
     args = parser.parse_args(argv)
-    config = load_config(args.workdir)
+    try:
+        config = load_config(args.workdir)
+    except FileNotFoundError as e:
+        parser.error(f"{e} (train one first: python -m experiments.icbm --workdir "
+                     f"{args.workdir})")
     if config.model.name != "icbm":
         parser.error(f"{args.workdir} holds a {config.model.name!r} model, not an ICBM")
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's read-only notices
     variables = restore_variables(args.workdir)
     model = build_model(config.model)
     images, labels, split = load_test_set(config)
@@ -246,9 +252,12 @@ def explain(argv: list[str]) -> int:
     if args.flip is not None:
         out = interpret.intervene(model, variables, x, args.flip, 1.0 - acts.hard[0, args.flip])
         state = "on" if out.concepts[0, args.flip] else "off"
+        change = np.asarray(out.logits_after[0] - out.logits_before[0])
+        # Switching z_k changes every logit by ±V[k, c]: list the classes it moves most.
+        moved = ", ".join(f"{names[c]} {change[c]:+.3f}" for c in np.argsort(-np.abs(change))[:4])
         print(f"\nintervention: c{args.flip} switched {state}: prediction "
               f"{names[out.prediction_before[0]]} → {names[out.prediction_after[0]]} "
-              f"(logit change {out.logits_after[0] - out.logits_before[0]})")
+              f"(largest logit changes: {moved})")
     return 0
 
 
