@@ -77,7 +77,7 @@ PROFILES = {
             **{name: ("--surrogates", QUICK_SURROGATES)
                for name in ("snn_mlp", "snn_conv", "bnn_mlp", "bnn_conv")},
             "dhn_depths": ("--surrogates", "htaf,atan,fast_sigmoid,straight_through"),
-            "icbm_compare": ("--backbones", "mlp"),  # the CNN costs ~10x on 2 cores
+            "icbm_compare": ("--backbones", "mlp,cnn"),
             "alpha_beta": ("--config.validation_size", "2000"),
         },
     },
