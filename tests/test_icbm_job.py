@@ -8,12 +8,9 @@ import re
 import pytest
 
 from experiments import icbm as icbm_job
-from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR
+from data_marks import needs_data
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(os.path.join(DEFAULT_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
-    and not glob.glob(os.path.expanduser("~/tensorflow_datasets/htaf_fashion_mnist/*")),
-    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+pytestmark = needs_data
 
 TINY = ["--config.train_subset=512", "--config.test_subset=200", "--config.num_epochs=2",
         "--config.batch_size=64", "--config.model.backbone_kwargs.widths=(32,)",

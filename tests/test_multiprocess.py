@@ -12,7 +12,6 @@ The launch each test makes, per process i in {0, 1}::
     python -m experiments.train <TINY flags> --workdir W \\
         --coordinator_address=127.0.0.1:PORT --num_processes=2 --process_id=i
 """
-import glob
 import json
 import os
 import signal
@@ -25,7 +24,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR, Normalizer, eval_batches, train_batches
+from data_marks import needs_data
+from htaf_jax.data import Normalizer, eval_batches, train_batches
 from htaf_jax.data.sources import ArraySplit
 from htaf_jax.train import ConfigError, cli, restore_params
 from htaf_jax.train.config import check_devices
@@ -33,10 +33,6 @@ from htaf_jax.train.distributed import DistributedInitError, resolve_settings
 from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAS_DATA = (os.path.exists(os.path.join(DEFAULT_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
-            or glob.glob(os.path.expanduser("~/tensorflow_datasets/htaf_fashion_mnist/*")))
-needs_data = pytest.mark.skipif(not HAS_DATA, reason="Fashion-MNIST not installed "
-                                "(sudo apt-get install dataset-fashion-mnist)")
 PROCESSES, LOCAL_DEVICES = 2, 2
 TINY = ["--config", "experiments/configs/mlp.py", "--config.train_subset=512",
         "--config.test_subset=300", "--config.batch_size=32", "--config.eval_batch_size=64",

@@ -8,12 +8,8 @@ import pytest
 
 import htaf_jax.train
 from experiments import runs, sweep
-from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR
+from data_marks import needs_data
 
-needs_data = pytest.mark.skipif(
-    not os.path.exists(os.path.join(DEFAULT_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
-    and not glob.glob(os.path.expanduser("~/tensorflow_datasets/htaf_fashion_mnist/*")),
-    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
 
 # A runlocal-sized DHN: 256 training images, one epoch of 4 steps.
 TINY = ["--config.train_subset=256", "--config.test_subset=128", "--config.batch_size=64",

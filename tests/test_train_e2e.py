@@ -10,16 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR, load_splits
+from data_marks import needs_data
+from htaf_jax.data import load_splits
 from htaf_jax.models import build_model
 from htaf_jax.train import cli, load_config, restore_params
 from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(os.path.join(DEFAULT_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
-    and not glob.glob(os.path.expanduser("~/tensorflow_datasets/htaf_fashion_mnist/*")),
-    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+pytestmark = needs_data
 
 TINY = ["--config", "experiments/configs/mlp.py", "--config.train_subset=512",
         "--config.test_subset=300", "--config.batch_size=32", "--config.eval_batch_size=128",
