@@ -1,4 +1,4 @@
-"""ICBM comparison: the standard model vs ICBMs with HTAF, sigmoid and
+r"""ICBM comparison: the standard model vs ICBMs with HTAF, sigmoid and
 straight-through concept layers, over backbones, concept counts and seeds.
 
     python -m experiments.icbm compare --out results/icbm --seeds 0,1,2 \
@@ -118,8 +118,10 @@ def main(argv: list[str]) -> int:
     flags.DEFINE_list("backbones", ["mlp", "cnn"], "Backbones.", flag_values=values)
     flags.DEFINE_list("concepts", ["32", "128"], "Concept counts K.", flag_values=values)
     flags.DEFINE_list("variants", ["standard"] + list(VARIANTS), "Models.", flag_values=values)
-    values(["icbm compare"] + list(argv))
     from htaf_jax.train import cli
+    if cli.help_requested(["icbm compare"] + list(argv)):
+        cli.print_help_and_exit(values, ["icbm compare"] + list(argv), __doc__)
+    values(["icbm compare"] + list(argv))
     base = values.config
     config_path = cli._resolve(icbm_lib.DEFAULT_CONFIG)
     if not os.path.exists(str(config_path)):

@@ -1,4 +1,4 @@
-"""`make results`: every experiment sweep, then RESULTS.md and README's short table.
+r"""`make results`: every experiment sweep, then RESULTS.md and README's short table.
 
     python -m experiments.results                    # full budget: default configs, seeds 0,1,2
     python -m experiments.results --profile quick    # the same studies on a reduced budget
@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from typing import NamedTuple

@@ -1,4 +1,4 @@
-"""HTAF against every registry surrogate, same config and budget: a resumable sweep.
+r"""HTAF against every registry surrogate, same config and budget: a resumable sweep.
 
     python -m experiments.sweep --family snn_mlp --seeds 0,1,2 --surrogates all \
         --out results/snn_mlp [--config.num_epochs=2 ...]
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import os
 import sys
 
@@ -158,6 +157,11 @@ def _default_config(family: str):
 
 
 def _parse(argv: list[str]):
+    from htaf_jax.train import cli
+    if cli.help_requested(["sweep"] + list(argv)) and not any(
+            a == "--family" or a.startswith("--family=") for a in argv):
+        print(__doc__.strip() + "\n\nAdd --family NAME --help for the flags and that family's config.")
+        sys.exit(0)
     family = family_of(argv)
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", FAMILIES[family], "Base config of the family.",
@@ -171,7 +175,8 @@ def _parse(argv: list[str]):
     flags.DEFINE_list("betas", [], "HTAF β grid (with --alphas).", flag_values=values)
     flags.DEFINE_string("out", None, "Output folder (default results/<family>, "
                         "results/alpha_beta for the α/β sweep).", flag_values=values)
-    from htaf_jax.train import cli
+    if cli.help_requested(["sweep"] + list(argv)):
+        cli.print_help_and_exit(values, ["sweep"] + list(argv), __doc__)
     values(["sweep"] + list(argv))
     if not os.path.exists(str(cli._resolve(FAMILIES[family]))):
         raise FileNotFoundError(FAMILIES[family])

@@ -1,4 +1,4 @@
-"""Train any registered model from a config file.
+r"""Train any registered model from a config file.
 
     python -m experiments.train --config experiments/configs/mlp.py \
         --workdir workdirs/mlp --config.num_epochs=1

@@ -9,7 +9,6 @@ import pytest
 from scipy.special import erf as np_erf
 
 import htaf_jax as H
-from htaf_jax import surrogates as S
 
 
 def _sig(z):

@@ -1,7 +1,6 @@
 """The data-parallel step: 1 device vs 8 faked CPU devices, finiteness checks, eval counting."""
 import chex
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax

@@ -1,4 +1,4 @@
-"""Defaults every experiment config starts from: ``config = base.get_config()``.
+r"""Defaults every experiment config starts from: ``config = base.get_config()``.
 
 Launch (any field can be overridden on the command line):
 

@@ -1,4 +1,4 @@
-"""Deep Heaviside MLP: ``depth`` layers of ``width`` Heaviside units (BN before each) → Dense.
+r"""Deep Heaviside MLP: ``depth`` layers of ``width`` Heaviside units (BN before each) → Dense.
 
     python -m experiments.dhn --config experiments/configs/dhn_mlp.py --workdir workdirs/dhn_mlp \
         [--config.model.depth=8] [--config.model.variant=skip] [--config.model.mode=smooth]

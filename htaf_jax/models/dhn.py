@@ -25,7 +25,7 @@ map), which the depth study reads per-layer gradient norms from.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import chex
 import flax.linen as nn

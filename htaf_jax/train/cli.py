@@ -40,6 +40,46 @@ def _resolve(path: str | None) -> str | None:
     return candidate if os.path.exists(candidate.split(":")[0]) else path
 
 
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
+CONFIG_HINT = ("Any config field can be overridden: --config.<field>=VALUE, e.g. "
+               "--config.num_epochs=3 --config.model.surrogate=atan.")
+
+
+def help_requested(argv: Sequence[str]) -> bool:
+    """True when argv (argv[0] is the program) asks for help."""
+    return any(arg in HELP_FLAGS for arg in list(argv)[1:])
+
+
+def print_help_and_exit(values: flags.FlagValues, argv: Sequence[str], usage: str) -> None:
+    """Prints ``usage``, the flags, and the config the other flags give; exits 0.
+
+    Flag sets made with ``flags.FlagValues()`` (ours, so that importing an
+    experiment never touches absl's global flags) have no ``--help``.
+    """
+    print(usage.strip() + "\n\nflags:")
+    for line in values.get_help(include_special_flags=False).splitlines():
+        if line.strip() and line.strip() != "-:":
+            print(line)
+    print("\n" + CONFIG_HINT)
+    rest = [arg for arg in argv if arg not in HELP_FLAGS]
+    try:
+        values(list(rest))
+        config = values["config"].value
+    except Exception as e:  # noqa: BLE001 - help should print even with bad flags
+        print(f"\n(the config could not be loaded: {e})")
+    else:
+        if config is not None:
+            print(f"\nconfig ({values['config'].config_filename}):")
+            print("  " + str(config).rstrip().replace("\n", "\n  "))
+    sys.exit(0)
+
+
+def _main_usage(prog: str) -> str:
+    """The running module's docstring (``python -m experiments.X``), else a generic line."""
+    doc = getattr(sys.modules.get("__main__"), "__doc__", None)
+    return doc if doc else f"{prog} --config PATH --workdir DIR [--config.FIELD=VALUE ...]"
+
+
 def parse_flags(argv: Sequence[str], default_config: str | None = None):
     """Returns (config, workdir) from argv (argv[0] is the program name)."""
     values = _parse(argv, default_config)
@@ -64,6 +104,8 @@ def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
                       "auto: join a multi-process run when flags, JAX_* variables or "
                       "SLURM/Open MPI say so; on: always (TPU pod slices); off: never.",
                       flag_values=values)
+    if help_requested(argv):
+        print_help_and_exit(values, argv, _main_usage(os.path.basename(str(argv[0]))))
     values(list(argv))
     if values.config is None:
         raise flags.Error("--config is required")

@@ -1,4 +1,4 @@
-"""Joining JAX's multi-controller runtime before any JAX computation.
+r"""Joining JAX's multi-controller runtime before any JAX computation.
 
 A multi-host run is P copies of the same command, one per process (one per
 host, or one per GPU); each process drives its local devices, and the train
@@ -20,8 +20,8 @@ Two processes on one machine, the run tests/test_multiprocess.py makes
 (CPU, loopback, gloo collectives)::
 
     for i in 0 1; do
-      XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu \\
-      python -m experiments.train --config experiments/configs/mlp.py --workdir /tmp/mp \\
+      XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu \
+      python -m experiments.train --config experiments/configs/mlp.py --workdir /tmp/mp \
           --coordinator_address=127.0.0.1:12355 --num_processes=2 --process_id=$i &
     done; wait
 """
