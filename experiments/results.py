@@ -220,6 +220,8 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
              " configs' accuracy (each config's docstring holds that, measured). The full "
              "profile is `make results`.", "",
              "## Summary", "", summary_table(out_root)]
+    results_root = os.path.dirname(os.path.abspath(out_root))
+    lines += _full_profile_so_far(results_root, os.path.dirname(path), profile)
     for study in STUDIES:
         if study.name not in commands:
             continue
@@ -246,6 +248,33 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+FULL_SO_FAR = ("`make results` (the full profile: default configs, every surrogate, seeds "
+               "0,1,2) has not yet run end to end here; these are its studies' tables with "
+               "the runs finished so far, at the default budgets. Each table names the command "
+               "that trained its runs; `make results` reuses them.")
+
+
+def _full_profile_so_far(results_root: str, report_dir: str, profile: str) -> list[str]:
+    """In a report of a reduced profile: the full profile's studies that have tables on
+    disk (runs trained at the default budgets, e.g. HTAF only so far)."""
+    full_root = os.path.join(results_root, "full")
+    studies = [s for s in STUDIES if s.module != "icbm"
+               and _study_files(os.path.join(full_root, s.name))]
+    if profile == "full" or not studies:
+        return []
+    lines = ["## Default budgets: full-profile runs finished so far", "", FULL_SO_FAR, "",
+             summary_table(full_root)]
+    for study in studies:
+        out = os.path.join(full_root, study.name)
+        rel = os.path.relpath(out, report_dir)
+        for name in _study_files(out):
+            lines += [_demote(open(os.path.join(out, name)).read()), ""]
+            png = name[:-3] + ".png"
+            if os.path.exists(os.path.join(out, png)):
+                lines += [f"![{name[:-3]}]({rel}/{png})", ""]
+    return lines
 
 
 def _other_sweeps(results_root: str, report_dir: str) -> list[str]:
@@ -280,7 +309,13 @@ def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "R
             f"{', '.join(PROFILES[profile]['overrides'])}).")
     block = (f"{README_START}\nFrom `make results{'' if profile == 'full' else f' PROFILE={profile}'}`"
              f"; full tables, plots, machine and date in [RESULTS.md](RESULTS.md).{note}\n\n"
-             f"{summary_table(out_root)}{README_END}")
+             f"{summary_table(out_root)}")
+    full_root = os.path.join(os.path.dirname(os.path.abspath(out_root)), "full")
+    if profile != "full" and summary_rows(full_root):
+        block += ("\nAt the default configs' budgets (full profile, the runs finished so far; "
+                  "[RESULTS.md](RESULTS.md#default-budgets-full-profile-runs-finished-so-far)):"
+                  "\n\n" + summary_table(full_root))
+    block += README_END
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
     with open(path, "w") as f:
         f.write(text[:start] + block + text[end:])

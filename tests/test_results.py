@@ -76,6 +76,19 @@ def test_report_and_readme_block(tmp_path):
     assert new.startswith("intro\n") and new.endswith("rest\n") and "old" not in new
     assert "| BNN MLP | 85.50 ± 0.50 | n/a |" in new
     assert "From `make results PROFILE=quick`;" in new
+    assert "At the default configs' budgets" not in new  # nothing under full/ yet
+    full = tmp_path / "full"
+    _sweep_json(full / "snn_mlp" / "snn_mlp_surrogates.json", [_row("htaf", 88.7, 0.1)])
+    (full / "snn_mlp" / "snn_mlp_surrogates.md").write_text("# snn_mlp, HTAF so far\n")
+    text = results.write_report(str(out), "quick", commands, 90.0, path=str(report))
+    assert "## Default budgets: full-profile runs finished so far" in text
+    assert "### snn_mlp, HTAF so far" in text and "| SNN MLP | 88.70 ± 0.10 | n/a |" in text
+    assert text.index("Default budgets") < text.index("### bnn_mlp table")
+    assert results.update_readme(str(out), "quick", path=str(readme))
+    new = readme.read_text()
+    assert "At the default configs' budgets" in new and "| SNN MLP | 88.70 ± 0.10 |" in new
+    assert "Default budgets" not in results.write_report(str(full), "full", {}, 1.0,
+                                                          path=str(report))
     readme.write_text("no markers\n")
     assert not results.update_readme(str(out), "quick", path=str(readme))
 
