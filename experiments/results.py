@@ -235,14 +235,7 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
             if os.path.exists(overview):
                 lines += [f"![concept overview]({rel_root}/{study.name}/concepts/overview.png)", ""]
             continue
-        files = _study_files(out)
-        if not files:
-            lines += ["_Not run yet._", ""]
-        for name in files:
-            lines += [_demote(open(os.path.join(out, name)).read()), ""]
-            png = name[:-3] + ".png"
-            if os.path.exists(os.path.join(out, png)):
-                lines += [f"![{name[:-3]}]({rel_root}/{study.name}/{png})", ""]
+        lines += _tables(out, os.path.dirname(path)) or ["_Not run yet._", ""]
     lines += _other_sweeps(os.path.dirname(os.path.abspath(out_root)), os.path.dirname(path))
     text = "\n".join(lines)
     with open(path, "w") as f:
@@ -267,13 +260,18 @@ def _full_profile_so_far(results_root: str, report_dir: str, profile: str) -> li
     lines = ["## Default budgets: full-profile runs finished so far", "", FULL_SO_FAR, "",
              summary_table(full_root)]
     for study in studies:
-        out = os.path.join(full_root, study.name)
-        rel = os.path.relpath(out, report_dir)
-        for name in _study_files(out):
-            lines += [_demote(open(os.path.join(out, name)).read()), ""]
-            png = name[:-3] + ".png"
-            if os.path.exists(os.path.join(out, png)):
-                lines += [f"![{name[:-3]}]({rel}/{png})", ""]
+        lines += _tables(os.path.join(full_root, study.name), report_dir)
+    return lines
+
+
+def _tables(out: str, report_dir: str) -> list[str]:
+    """Each markdown table in ``out`` (headings demoted) and the plot of the same name."""
+    lines, rel = [], os.path.relpath(out, report_dir)
+    for name in _study_files(out):
+        lines += [_demote(open(os.path.join(out, name)).read()), ""]
+        png = name[:-3] + ".png"
+        if os.path.exists(os.path.join(out, png)):
+            lines += [f"![{name[:-3]}]({rel}/{png})", ""]
     return lines
 
 
@@ -289,13 +287,7 @@ def _other_sweeps(results_root: str, report_dir: str) -> list[str]:
     lines = ["## Other sweeps on disk", "",
              "Run by hand, outside `make results`; each table names its command and budget.", ""]
     for folder in folders:
-        out = os.path.join(results_root, folder)
-        rel = os.path.relpath(out, report_dir)
-        for name in _study_files(out):
-            lines += [_demote(open(os.path.join(out, name)).read()), ""]
-            png = name[:-3] + ".png"
-            if os.path.exists(os.path.join(out, png)):
-                lines += [f"![{name[:-3]}]({rel}/{png})", ""]
+        lines += _tables(os.path.join(results_root, folder), report_dir)
     return lines
 
 

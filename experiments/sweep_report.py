@@ -63,6 +63,17 @@ def rows(records: list[dict]) -> list[dict]:
     return out
 
 
+def _unfinished(meta: dict, table_rows: list[dict]) -> str:
+    """A warning when some row lacks some requested seed (an unfinished sweep)."""
+    requested = meta.get("seeds_requested", meta["seeds"])
+    short = [r for r in table_rows if len(r["seeds"]) < len(requested)]
+    if not short:
+        return ""
+    return (f" **Unfinished:** seeds {','.join(map(str, requested))} were asked for; "
+            f"{len(short)} row(s) have fewer; rerunning the command "
+            "trains only the missing runs.")
+
+
 def _fmt(x: float) -> str:
     return f"{x:.2e}"
 
@@ -82,7 +93,8 @@ def markdown(meta: dict, table_rows: list[dict]) -> str:
              + (", ".join(f"{k}={v[0]} ← {v[1]}" for k, v in meta["changed_from_default"].items())
                 or "nothing") + "  ",
              f"Accuracy: {split} accuracy in %, mean ± std over seeds "
-             f"{','.join(map(str, meta['seeds']))} (std: sample std, 0 for one seed).", ""]
+             f"{','.join(map(str, meta['seeds']))} (std: sample std, 0 for one seed)."
+             + _unfinished(meta, table_rows), ""]
     if kind == "depths":
         lines += ["‖g_l‖: gradient norm of hidden layer l's weights on a fixed batch of 1024 "
                   "training images (layer 0 = first, farthest from the loss; L−1 = last hidden "
@@ -186,7 +198,10 @@ def plot(path: str, meta: dict, table_rows: list[dict]) -> None:
 def write(stem: str, meta: dict, records: list[dict]) -> None:
     """Writes stem.md, stem.json and stem.png from the records so far."""
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    meta = {**meta, "stem": stem}
+    # While a sweep runs (or after it was stopped) only some seeds have finished:
+    # the tables name those, and the seeds the command asked for.
+    finished = sorted({r["seed"] for r in records}, key=list(meta["seeds"]).index)
+    meta = {**meta, "stem": stem, "seeds": finished, "seeds_requested": list(meta["seeds"])}
     table_rows = rows(records)
     with open(stem + ".md", "w") as f:
         f.write(markdown(meta, table_rows))

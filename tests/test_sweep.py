@@ -138,3 +138,22 @@ def test_unknown_names_list_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="--family is required; valid families: snn_mlp"):
         sweep.main(["--seeds", "0"])
     assert not os.listdir(tmp_path)
+
+
+def test_table_of_an_unfinished_sweep_names_the_finished_seeds(tmp_path):
+    from experiments import sweep_report
+    meta = {"family": "snn_mlp", "kind": "surrogates", "command": "python -m experiments.sweep",
+            "machine": "m", "date": "d", "seeds": [0, 1, 2], "changed_from_default": {},
+            "budget": {k: 0 for k in ("num_epochs", "num_train_steps", "batch_size",
+                                      "learning_rate", "optimizer", "schedule", "train_subset",
+                                      "test_subset", "validation_size")}}
+    record = {"surrogate": "htaf", "depth": None, "alpha": None, "beta": None, "split": "test",
+              "accuracy": 0.9, "seconds": 1.0}
+    stem = str(tmp_path / "snn_mlp_surrogates")
+    sweep_report.write(stem, meta, [{**record, "seed": 1}])
+    text = open(stem + ".md").read()
+    assert "mean ± std over seeds 1 (" in text and "**Unfinished:** seeds 0,1,2" in text
+    assert json.load(open(stem + ".json"))["seeds"] == [1]
+    sweep_report.write(stem, meta, [{**record, "seed": s} for s in (0, 1, 2)])
+    text = open(stem + ".md").read()
+    assert "mean ± std over seeds 0,1,2 (" in text and "Unfinished" not in text
