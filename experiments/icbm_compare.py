@@ -108,7 +108,9 @@ def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
     return "\n".join(intro + lines) + "\n", rows
 
 
-def main(argv: list[str]) -> int:
+def plan(argv: list[str]) -> dict:
+    """What ``icbm compare argv`` would run, training nothing: out, seeds, and one entry
+    per run (backbone, variant, K, seed, config, work dir)."""
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", icbm_lib.DEFAULT_CONFIG, "Base ICBM config.",
                                     flag_values=values, lock_config=False,
@@ -127,26 +129,37 @@ def main(argv: list[str]) -> int:
     if not os.path.exists(str(config_path)):
         raise FileNotFoundError(config_path)
     seeds = [int(s) for s in values.seeds]
-    command = "python -m experiments.icbm compare " + " ".join(argv)
-    records: dict = {}
+    planned = []
     for backbone in values.backbones:
         for variant in values.variants:
             ks = [None] if variant == "standard" else [int(k) for k in values.concepts]
             for k in ks:
                 for seed in seeds:
                     config = run_config(base, backbone, variant, k or base.model.num_concepts, seed)
-                    workdir = run_dir(values.out, config, backbone, variant, k or 0, seed)
-                    print(f"[icbm compare] {os.path.basename(workdir)}", flush=True)
-                    record = train_one(config, workdir)
-                    records.setdefault((backbone, variant, k), {})[seed] = record
-                    text, rows = table(records, seeds, command)
-                    os.makedirs(values.out, exist_ok=True)
-                    with open(os.path.join(values.out, "icbm_results.md"), "w") as f:
-                        f.write(text)
-                    with open(os.path.join(values.out, "icbm_results.json"), "w") as f:
-                        json.dump({"command": command, "rows": rows}, f, indent=2)
+                    planned.append({"backbone": backbone, "variant": variant, "k": k,
+                                    "seed": seed, "config": config,
+                                    "workdir": run_dir(values.out, config, backbone, variant,
+                                                       k or 0, seed)})
+    return {"out": values.out, "seeds": seeds, "runs": planned}
+
+
+def main(argv: list[str]) -> int:
+    p = plan(argv)
+    out, seeds = p["out"], p["seeds"]
+    command = "python -m experiments.icbm compare " + " ".join(argv)
+    records: dict = {}
+    for run in p["runs"]:
+        print(f"[icbm compare] {os.path.basename(run['workdir'])}", flush=True)
+        record = train_one(run["config"], run["workdir"])
+        records.setdefault((run["backbone"], run["variant"], run["k"]), {})[run["seed"]] = record
+        text, rows = table(records, seeds, command)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "icbm_results.md"), "w") as f:
+            f.write(text)
+        with open(os.path.join(out, "icbm_results.json"), "w") as f:
+            json.dump({"command": command, "rows": rows}, f, indent=2)
     print(text)
-    print(f"written: {values.out}/icbm_results.md, {values.out}/icbm_results.json")
+    print(f"written: {out}/icbm_results.md, {out}/icbm_results.json")
     return 0
 
 

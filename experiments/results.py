@@ -314,12 +314,36 @@ def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "R
     return True
 
 
-def _count_runs(out: str) -> int:
-    runs_dir = os.path.join(out, "runs")
-    if not os.path.isdir(runs_dir):
-        return 0
-    return sum(os.path.exists(os.path.join(runs_dir, d, "results.json"))
-               for d in os.listdir(runs_dir))
+def plan_status(study: Study, argv: list[str]) -> tuple[int, int, list[float]]:
+    """(finished runs, planned runs, training seconds of the finished ones) of a study's
+    command; paths in ``argv`` are relative to the working directory. Trains nothing."""
+    if study.module == "icbm":
+        out = argv[argv.index("--workdir") + 1]
+        return int(os.path.exists(os.path.join(out, "results.json"))), 1, []
+    if study.module == "sweep":
+        from experiments import sweep
+        planned = sweep.plan(argv)["runs"]
+    else:
+        from experiments import icbm_compare
+        planned = icbm_compare.plan(argv)["runs"]
+    seconds = []
+    for run in planned:
+        record = _load(os.path.join(run["workdir"], "results.json"))
+        if record is not None:
+            seconds.append(float(record.get("seconds", 0.0)))
+    return len(seconds), len(planned), seconds
+
+
+def dry_run_line(name: str, finished: int, total: int, seconds: list[float]) -> str:
+    left = total - finished
+    line = f"[{name}] {finished} of {total} runs finished"
+    if left and seconds:
+        mean = sum(seconds) / len(seconds)
+        line += (f"; the {left} left ≈ {left * mean / 3600:.1f} h at its finished runs' mean "
+                 f"({mean / 60:.1f} min each, on the machine that ran them)")
+    elif left:
+        line += f"; {left} to train (none finished yet to time)"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(s.name for s in STUDIES))
     parser.add_argument("--out", default=None, help="default: results/<profile>")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the commands and finished-run counts; train nothing")
+                        help="print each study's command and how many of its runs are finished "
+                        "(with a time estimate for the rest); train nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite RESULTS.md and README from what is on disk")
     args = parser.parse_args(argv)
@@ -348,8 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         if only and study.name not in only:
             continue
         if args.dry_run:
-            print(f"[{study.name}] {_count_runs(os.path.join(out_root, study.name))} finished "
-                  f"runs on disk\n    {commands[study.name]}")
+            cwd = os.getcwd()
+            os.chdir(REPO)
+            try:
+                status = plan_status(study, argv_s)
+            finally:
+                os.chdir(cwd)
+            print(f"{dry_run_line(study.name, *status)}\n    {commands[study.name]}")
             continue
         if args.report_only:
             continue

@@ -188,10 +188,11 @@ def _parse(argv: list[str]):
     return family, values
 
 
-def main(argv: list[str]) -> int:
+def plan(argv: list[str]) -> dict:
+    """What ``sweep argv`` would run, training nothing: family, kind, out, base config,
+    seeds, and one entry per run (grid point, seed, config, note, label, work dir)."""
     family, values = _parse(argv)
     base, seeds = values.config, [int(s) for s in values.seeds]
-    command = "python -m experiments.sweep " + " ".join(argv)
     if values.alphas:
         kind, out = "alpha_beta", values.out or "results/alpha_beta"
         if base.validation_size <= 0:
@@ -204,25 +205,38 @@ def main(argv: list[str]) -> int:
     else:
         kind, out = "surrogates", values.out or f"results/{family}"
         grid = [(s, None, None, None) for s in surrogate_names(values.surrogates)]
-    measure = _measure(with_grads=kind == "depths")
-    stem = os.path.join(out, f"{family}_{kind}")
-    meta = {"family": family, "kind": kind, "command": command, "machine": runs.machine(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "seeds": seeds, "budget": sweep_report.budget(base),
-            "changed_from_default": sweep_report.changes(base, _default_config(family))}
-    records: list[dict] = []
+    planned = []
     for surrogate, depth, alpha, beta in grid:
         for seed in seeds:
             config, note = run_config(base, surrogate, seed, depth, alpha, beta)
             label = surrogate + (f"-d{depth}" if depth else "") + \
                 (f"-a{alpha:g}-b{beta:g}" if alpha is not None else "")
-            workdir = runs.run_dir(out, label, seed, config)
-            print(f"[sweep] {os.path.basename(workdir)}", flush=True)
-            record = runs.train_or_reuse(config, workdir, measure)
-            records.append({"surrogate": surrogate, "depth": depth, "alpha": alpha,
-                            "beta": beta, "seed": seed, "note": note,
-                            "workdir": os.path.relpath(workdir, out), **record})
-            sweep_report.write(stem, meta, records)
+            planned.append({"surrogate": surrogate, "depth": depth, "alpha": alpha,
+                            "beta": beta, "seed": seed, "note": note, "config": config,
+                            "workdir": runs.run_dir(out, label, seed, config)})
+    return {"family": family, "kind": kind, "out": out, "base": base, "seeds": seeds,
+            "runs": planned}
+
+
+def main(argv: list[str]) -> int:
+    p = plan(argv)
+    family, kind, out, base = p["family"], p["kind"], p["out"], p["base"]
+    command = "python -m experiments.sweep " + " ".join(argv)
+    measure = _measure(with_grads=kind == "depths")
+    stem = os.path.join(out, f"{family}_{kind}")
+    meta = {"family": family, "kind": kind, "command": command, "machine": runs.machine(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "seeds": p["seeds"], "budget": sweep_report.budget(base),
+            "changed_from_default": sweep_report.changes(base, _default_config(family))}
+    records: list[dict] = []
+    for run in p["runs"]:
+        workdir = run["workdir"]
+        print(f"[sweep] {os.path.basename(workdir)}", flush=True)
+        record = runs.train_or_reuse(run["config"], workdir, measure)
+        records.append({**{k: run[k] for k in ("surrogate", "depth", "alpha", "beta", "seed",
+                                                "note")},
+                        "workdir": os.path.relpath(workdir, out), **record})
+        sweep_report.write(stem, meta, records)
     print(open(stem + ".md").read())
     print(f"written: {stem}.md, {stem}.json, {stem}.png")
     return 0

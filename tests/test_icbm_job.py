@@ -52,3 +52,30 @@ def test_explain_on_a_work_dir_without_a_run_says_how_to_make_one(tmp_path, caps
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "no config.json" in err and "python -m experiments.icbm --workdir" in err
+
+
+def test_compare_tables_every_model_and_reuses_finished_runs(tmp_path, capsys):
+    from experiments import icbm_compare
+    out = str(tmp_path / "compare")
+    argv = ["--seeds", "0", "--backbones", "mlp", "--concepts", "8",
+            "--variants", "standard,htaf,straight_through", "--out", out,
+            *[a for a in TINY if "grid" not in a and "num_concepts" not in a]]
+    assert icbm_job.main(["icbm", "compare", *argv]) == 0
+    rows = json.load(open(os.path.join(out, "icbm_results.json")))["rows"]
+    assert [(r["variant"], r["num_concepts"]) for r in rows] == [
+        ("standard", None), ("htaf", 8), ("straight_through", 8)]
+    st = rows[2]
+    assert st["near_binary@0.01"]["mean"] is None  # no smooth form: n/a, not a number
+    htaf = rows[1]
+    assert 0 <= htaf["near_binary@0.01"]["mean"] <= 100  # in %
+    assert htaf["vs_standard"]["mean"] == pytest.approx(  # points, from accuracies in %
+        htaf["hard_accuracy"]["mean"] - rows[0]["hard_accuracy"]["mean"])
+    assert "| mlp | straight_through | 8 |" in open(os.path.join(out, "icbm_results.md")).read()
+    finished = glob.glob(os.path.join(out, "runs", "*", "results.json"))
+    assert len(finished) == 3
+    mtimes = {p: os.path.getmtime(p) for p in finished}
+    capsys.readouterr()
+    assert icbm_compare.main(argv) == 0  # all finished: nothing retrains
+    assert {p: os.path.getmtime(p) for p in finished} == mtimes
+    plan = icbm_compare.plan(argv)["runs"]
+    assert sorted(r["workdir"] for r in plan) == sorted(os.path.dirname(p) for p in finished)

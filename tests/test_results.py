@@ -98,3 +98,23 @@ def test_unknown_study_is_an_error_listing_the_valid_ones(capsys):
         results.main(["--only", "snn_mlp,nope", "--dry-run"])
     err = capsys.readouterr().err
     assert "nope" in err and "dhn_depths" in err and "icbm_compare" in err
+
+
+def test_dry_run_counts_the_planned_runs_that_finished(tmp_path):
+    by_name = {s.name: s for s in results.STUDIES}
+    study = by_name["snn_mlp"]
+    argv = results.study_argv(study, "quick", str(tmp_path))
+    assert results.plan_status(study, argv) == (0, 18, [])  # 6 surrogates × 3 seeds
+    from experiments import sweep
+    first = sweep.plan(argv)["runs"][0]["workdir"]
+    os.makedirs(first)
+    with open(os.path.join(first, "results.json"), "w") as f:
+        json.dump({"accuracy": 0.8, "seconds": 360.0}, f)
+    os.makedirs(os.path.join(tmp_path, "snn_mlp", "runs", "htaf-s0-00000000"))  # another config
+    assert results.plan_status(study, argv) == (1, 18, [360.0])
+    assert results.dry_run_line("snn_mlp", 1, 18, [360.0]) == (
+        "[snn_mlp] 1 of 18 runs finished; the 17 left ≈ 1.7 h at its finished runs' mean "
+        "(6.0 min each, on the machine that ran them)")
+    compare = by_name["icbm_compare"]
+    assert results.plan_status(compare, results.study_argv(compare, "quick", str(tmp_path)))[1] \
+        == 2 * (1 + 4 * 2) * 3  # backbones × (standard + 4 variants × 2 K) × seeds
