@@ -8,6 +8,11 @@ surrogates × 3 seeds:
 
 Expected (HTAF, seed 0; measured): test accuracy 0.892 in 560 s on 2 shared CPU cores
 (target ≥ 0.88); details in EXPECTED.
+
+Seeds 0, 1, 2 (HTAF; measured, 2 CPU cores (Intel Xeon), 2026-11-28; the full
+profile's runs, table in RESULTS.md): test accuracy 89.17 ± 0.13% (89.08, 89.32,
+89.11), 367 s per run. Command:
+``python -m experiments.sweep --family bnn_conv --seeds 0,1,2 --surrogates htaf --out results/full/bnn_conv``.
 """
 from experiments.configs import base
 

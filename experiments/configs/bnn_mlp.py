@@ -9,6 +9,11 @@ surrogates × 3 seeds:
 
 Expected (HTAF, seed 0; measured): test accuracy 0.893 in 220 s on 2 shared CPU cores
 (target ≥ 0.85); details in EXPECTED.
+
+Seeds 0, 1, 2 (HTAF; measured, 2 CPU cores (Intel Xeon), 2026-11-28; the full
+profile's runs, table in RESULTS.md): test accuracy 89.51 ± 0.19% (89.34, 89.71,
+89.48), 216 s per run. Command:
+``python -m experiments.sweep --family bnn_mlp --seeds 0,1,2 --surrogates htaf --out results/full/bnn_mlp``.
 """
 from experiments.configs import base
 

@@ -12,6 +12,11 @@ are in ``surrogate_kwargs.htaf``. All surrogates × 3 seeds:
 
 Expected (HTAF, seed 0; measured): test accuracy 0.886 in 210 s on 2 shared CPU cores
 (target ≥ 0.88); details in EXPECTED.
+
+Seeds 0, 1, 2 (HTAF; measured, 2 CPU cores (Intel Xeon), 2026-11-28; the full
+profile's runs, table in RESULTS.md): test accuracy 88.71 ± 0.11% (88.67, 88.62,
+88.83), 194 s per run. Command:
+``python -m experiments.sweep --family snn_mlp --seeds 0,1,2 --surrogates htaf --out results/full/snn_mlp``.
 """
 from experiments.configs import base
 
