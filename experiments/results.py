@@ -334,6 +334,21 @@ def plan_status(study: Study, argv: list[str]) -> tuple[int, int, list[float]]:
     return len(seconds), len(planned), seconds
 
 
+def dry_run_total(statuses: list[tuple[int, int, list[float]]]) -> str:
+    """One line: runs finished of all planned, and the time left where it can be estimated."""
+    finished = sum(f for f, _, _ in statuses)
+    total = sum(t for _, t, _ in statuses)
+    timed = [(t - f, sum(s) / len(s)) for f, t, s in statuses if s and t > f]
+    untimed = sum(t - f for f, t, s in statuses if not s)
+    line = f"total: {finished} of {total} runs finished"
+    if timed:
+        line += (f"; ≈ {sum(n * m for n, m in timed) / 3600:.1f} h left in the studies with "
+                 "finished runs to time")
+    if untimed:
+        line += f"; {untimed} runs in studies with none finished yet (not estimated)"
+    return line
+
+
 def dry_run_line(name: str, finished: int, total: int, seconds: list[float]) -> str:
     left = total - finished
     line = f"[{name}] {finished} of {total} runs finished"
@@ -366,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown studies {unknown}; valid: {', '.join(names)}")
     out_root = args.out or os.path.join(REPO, "results", args.profile)
     start = time.perf_counter()
-    commands = {}
+    commands, statuses = {}, []
     for study in STUDIES:
         argv_s = study_argv(study, args.profile, os.path.relpath(out_root, REPO))
         commands[study.name] = command_line(study, argv_s)
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 os.chdir(cwd)
             print(f"{dry_run_line(study.name, *status)}\n    {commands[study.name]}")
+            statuses.append(status)
             continue
         if args.report_only:
             continue
@@ -397,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[results] {study.name} done in {(time.perf_counter() - t) / 60:.1f} min",
               flush=True)
     if args.dry_run:
+        print(dry_run_total(statuses))
         return 0
     ran = () if args.report_only else tuple(s.name for s in STUDIES
                                             if not only or s.name in only)

@@ -115,6 +115,9 @@ def test_dry_run_counts_the_planned_runs_that_finished(tmp_path):
     assert results.dry_run_line("snn_mlp", 1, 18, [360.0]) == (
         "[snn_mlp] 1 of 18 runs finished; the 17 left ≈ 1.7 h at its finished runs' mean "
         "(6.0 min each, on the machine that ran them)")
+    assert results.dry_run_total([(1, 18, [360.0]), (0, 4, []), (2, 2, [1.0, 1.0])]) == (
+        "total: 3 of 24 runs finished; ≈ 1.7 h left in the studies with finished runs to "
+        "time; 4 runs in studies with none finished yet (not estimated)")
     compare = by_name["icbm_compare"]
     assert results.plan_status(compare, results.study_argv(compare, "quick", str(tmp_path)))[1] \
         == 2 * (1 + 4 * 2) * 3  # backbones × (standard + 4 variants × 2 K) × seeds
