@@ -158,11 +158,13 @@ def _default_config(family: str):
 
 def _parse(argv: list[str]):
     from htaf_jax.train import cli
-    if cli.help_requested(["sweep"] + list(argv)) and not any(
-            a == "--family" or a.startswith("--family=") for a in argv):
+    try:
+        family = family_of(argv)
+    except ValueError:
+        if not cli.help_requested(["sweep"] + list(argv)):
+            raise
         print(__doc__.strip() + "\n\nAdd --family NAME --help for the flags and that family's config.")
         sys.exit(0)
-    family = family_of(argv)
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", FAMILIES[family], "Base config of the family.",
                                     flag_values=values, lock_config=False,
@@ -190,7 +192,7 @@ def _parse(argv: list[str]):
 
 def plan(argv: list[str]) -> dict:
     """What ``sweep argv`` would run, training nothing: family, kind, out, base config,
-    seeds, and one entry per run (grid point, seed, config, note, label, work dir)."""
+    seeds, and one entry per run (grid point, seed, config, note, work dir)."""
     family, values = _parse(argv)
     base, seeds = values.config, [int(s) for s in values.seeds]
     if values.alphas:
