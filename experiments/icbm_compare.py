@@ -121,8 +121,7 @@ def plan(argv: list[str]) -> dict:
     flags.DEFINE_list("concepts", ["32", "128"], "Concept counts K.", flag_values=values)
     flags.DEFINE_list("variants", ["standard"] + list(VARIANTS), "Models.", flag_values=values)
     from htaf_jax.train import cli
-    if cli.help_requested(["icbm compare"] + list(argv)):
-        cli.print_help_and_exit(values, ["icbm compare"] + list(argv), __doc__)
+    cli.exit_with_help_if_asked(values, ["icbm compare"] + list(argv), __doc__)
     values(["icbm compare"] + list(argv))
     base = values.config
     config_path = cli._resolve(icbm_lib.DEFAULT_CONFIG)

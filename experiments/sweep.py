@@ -177,8 +177,7 @@ def _parse(argv: list[str]):
     flags.DEFINE_list("betas", [], "HTAF β grid (with --alphas).", flag_values=values)
     flags.DEFINE_string("out", None, "Output folder (default results/<family>, "
                         "results/alpha_beta for the α/β sweep).", flag_values=values)
-    if cli.help_requested(["sweep"] + list(argv)):
-        cli.print_help_and_exit(values, ["sweep"] + list(argv), __doc__)
+    cli.exit_with_help_if_asked(values, ["sweep"] + list(argv), __doc__)
     values(["sweep"] + list(argv))
     if not os.path.exists(str(cli._resolve(FAMILIES[family]))):
         raise FileNotFoundError(FAMILIES[family])

@@ -50,12 +50,15 @@ def help_requested(argv: Sequence[str]) -> bool:
     return any(arg in HELP_FLAGS for arg in list(argv)[1:])
 
 
-def print_help_and_exit(values: flags.FlagValues, argv: Sequence[str], usage: str) -> None:
-    """Prints ``usage``, the flags, and the config the other flags give; exits 0.
+def exit_with_help_if_asked(values: flags.FlagValues, argv: Sequence[str], usage: str) -> None:
+    """When argv asks for help: prints ``usage``, the flags, and the config the other
+    flags give, and exits 0. Otherwise returns.
 
     Flag sets made with ``flags.FlagValues()`` (ours, so that importing an
     experiment never touches absl's global flags) have no ``--help``.
     """
+    if not help_requested(argv):
+        return
     print(usage.strip() + "\n\nflags:")
     for line in values.get_help(include_special_flags=False).splitlines():
         if line.strip() and line.strip() != "-:":
@@ -104,8 +107,7 @@ def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
                       "auto: join a multi-process run when flags, JAX_* variables or "
                       "SLURM/Open MPI say so; on: always (TPU pod slices); off: never.",
                       flag_values=values)
-    if help_requested(argv):
-        print_help_and_exit(values, argv, _main_usage(os.path.basename(str(argv[0]))))
+    exit_with_help_if_asked(values, argv, _main_usage(os.path.basename(str(argv[0]))))
     values(list(argv))
     if values.config is None:
         raise flags.Error("--config is required")
