@@ -5,8 +5,8 @@ straight-through concept layers, over backbones, concept counts and seeds.
         --backbones mlp,cnn --concepts 32,128
 
 Every run trains in its own work dir ``OUT/runs/<backbone>-<variant>[-k<K>]-s<seed>-<hash>``
-(the hash covers the whole config, so a changed setting never reuses an old
-run); a run whose ``results.json`` exists is reused, so an interrupted sweep
+(the hash covers every field that changes what a run computes, so a changed
+setting never reuses an old run); a run whose ``results.json`` exists is reused, so an interrupted sweep
 resumes where it stopped. Writes ``OUT/icbm_results.md`` and ``.json``:
 mean ± std over seeds. Any config field can be overridden for all runs,
 e.g. ``--config.num_epochs=4``.

@@ -1,10 +1,14 @@
-"""Resumable sweeps: one work dir per run, keyed by a hash of its whole config.
+"""Resumable sweeps: one work dir per run, keyed by a hash of its config.
 
 Shared by ``experiments.sweep`` and ``experiments.icbm_compare``. A run lives
-in ``OUT/runs/<label>-s<seed>-<hash>``; the hash covers every config field,
-so a changed setting never reuses an old run, and a run whose
-``results.json`` exists is reused as is, so an interrupted sweep resumes
-where it stopped (an unfinished run resumes from its last checkpoint).
+in ``OUT/runs/<label>-s<seed>-<hash>``; the hash covers every config field
+that can change what the run computes, so a changed setting never reuses an
+old run, and a run whose ``results.json`` exists is reused as is, so an
+interrupted sweep resumes where it stopped (an unfinished run resumes from
+its last checkpoint). The fields that only change how a run is watched or
+saved (``WATCH_FIELDS``: the progress bar, TensorBoard, logging and
+checkpoint intervals) are left out, so ``--config.progress=False`` reuses the
+runs made without it.
 """
 from __future__ import annotations
 
@@ -22,14 +26,67 @@ __all__ = ["config_hash", "run_dir", "train_or_reuse", "mean_std", "machine", "R
 RESULTS_FILE = "results.json"
 
 
+# Top-level config fields that change how a run is watched or saved, never its
+# numbers (a resumed run equals an uninterrupted one: tests/test_train_checkpoint.py).
+WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints")
+
+
+def _identity(config_json: dict) -> dict:
+    """A config's JSON dict without ``WATCH_FIELDS``."""
+    return {k: v for k, v in config_json.items() if k not in WATCH_FIELDS}
+
+
+def _trained_with(stored: dict, wanted: dict) -> bool:
+    """Whether a run's stored ``config.json`` holds every field of ``wanted`` with its value
+    (the stored one may have more: the training loop records derived fields such as
+    ``input_shape`` and ``model.num_classes``)."""
+    for key, value in wanted.items():
+        if key not in stored:
+            return False
+        if isinstance(value, dict) and isinstance(stored[key], dict):
+            if not _trained_with(stored[key], value):
+                return False
+        elif stored[key] != value:
+            return False
+    return True
+
+
 def config_hash(config) -> str:
-    """8 hex digits of the SHA-1 of the config's sorted JSON."""
-    return hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:8]
+    """8 hex digits of the SHA-1 of the config's sorted JSON, ``WATCH_FIELDS`` left out."""
+    text = json.dumps(_identity(json.loads(config.to_json())), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def run_dir(out: str, label: str, seed: int, config) -> str:
-    """``OUT/runs/<label>-s<seed>-<hash>``."""
-    return os.path.join(out, "runs", f"{label}-s{seed}-{config_hash(config)}")
+    """``OUT/runs/<label>-s<seed>-<hash>``.
+
+    Where that folder does not exist but another ``<label>-s<seed>-*`` run
+    there trained the same config up to ``WATCH_FIELDS`` (its ``config.json``
+    holds every other field with the same value), that run's folder is returned, finished ones first: this reuses
+    runs keyed by the older hash, which covered every field.
+    """
+    name = f"{label}-s{seed}-{config_hash(config)}"
+    path = os.path.join(out, "runs", name)
+    if os.path.isdir(path):
+        return path
+    prefix = f"{label}-s{seed}-"
+    try:
+        candidates = sorted(d for d in os.listdir(os.path.join(out, "runs"))
+                            if d.startswith(prefix) and len(d) == len(name))
+    except FileNotFoundError:
+        return path
+    wanted = _identity(json.loads(config.to_json()))
+    same = []
+    for d in candidates:
+        try:
+            with open(os.path.join(out, "runs", d, "config.json")) as f:
+                if _trained_with(json.load(f), wanted):
+                    same.append(os.path.join(out, "runs", d))
+        except (OSError, ValueError):
+            continue
+    same.sort(key=lambda d: not os.path.exists(os.path.join(d, RESULTS_FILE)))
+    return same[0] if same else path
 
 
 def train_or_reuse(config, workdir: str,

@@ -21,13 +21,14 @@ def _row(surrogate, mean, std=0.5, depth=None):
 def test_quick_profile_shrinks_every_study_and_replaces_flags():
     by_name = {s.name: s for s in results.STUDIES}
     argv = results.study_argv(by_name["snn_conv"], "quick", "results/quick")
-    assert argv[argv.index("--surrogates") + 1] == results.QUICK_SURROGATES
-    assert argv.count("--surrogates") == 1  # replaced, not appended
+    assert argv[argv.index("--surrogates") + 1] == "all"  # every surrogate, like full
     assert argv[argv.index("--out") + 1] == os.path.join("results/quick", "snn_conv")
     for flag in ("--config.train_subset=6000", "--config.num_epochs=2"):
         assert flag in argv
     ab = results.study_argv(by_name["alpha_beta"], "quick", "r")
     assert "--config.validation_size=2000" in ab
+    assert results._replace_flag(("--seeds", "0", "--x", "1"), ("--seeds", "0,1")) == [
+        "--seeds", "0,1", "--x", "1"]  # a flag's value is replaced, not appended
     full = results.study_argv(by_name["snn_conv"], "full", "results/full")
     assert full[full.index("--surrogates") + 1] == "all"
     assert not any(a.startswith("--config.") for a in full)
@@ -104,14 +105,14 @@ def test_dry_run_counts_the_planned_runs_that_finished(tmp_path):
     by_name = {s.name: s for s in results.STUDIES}
     study = by_name["snn_mlp"]
     argv = results.study_argv(study, "quick", str(tmp_path))
-    assert results.plan_status(study, argv) == (0, 18, [])  # 6 surrogates × 3 seeds
+    assert results.plan_status(study, argv) == (0, 33, [])  # 11 surrogates × 3 seeds
     from experiments import sweep
     first = sweep.plan(argv)["runs"][0]["workdir"]
     os.makedirs(first)
     with open(os.path.join(first, "results.json"), "w") as f:
         json.dump({"accuracy": 0.8, "seconds": 360.0}, f)
     os.makedirs(os.path.join(tmp_path, "snn_mlp", "runs", "htaf-s0-00000000"))  # another config
-    assert results.plan_status(study, argv) == (1, 18, [360.0])
+    assert results.plan_status(study, argv) == (1, 33, [360.0])
     assert results.dry_run_line("snn_mlp", 1, 18, [360.0]) == (
         "[snn_mlp] 1 of 18 runs finished; the 17 left ≈ 1.7 h at its finished runs' mean "
         "(6.0 min each, on the machine that ran them)")

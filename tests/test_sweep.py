@@ -112,6 +112,44 @@ def test_config_hash_changes_with_any_field():
     assert runs.config_hash(a) != runs.config_hash(c)
     assert runs.run_dir("o", "htaf", 0, a) == os.path.join("o", "runs",
                                                             f"htaf-s0-{runs.config_hash(a)}")
+    d = ml_collections.ConfigDict(a.to_dict())
+    d.progress, d.tensorboard, d.checkpoint_every_steps = False, False, 7
+    assert runs.config_hash(a) == runs.config_hash(d)  # how a run is watched is not its identity
+
+
+def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
+    from experiments.configs import snn_mlp
+    config = snn_mlp.get_config()
+    out = str(tmp_path)
+
+    def stored(name, cfg, finished):
+        path = os.path.join(out, "runs", name)
+        os.makedirs(path)
+        with open(os.path.join(path, "config.json"), "w") as f:
+            f.write(cfg.to_json(indent=2))
+        if finished:
+            with open(os.path.join(path, runs.RESULTS_FILE), "w") as f:
+                json.dump({"accuracy": 0.5}, f)
+        return path
+
+    quiet = ml_collections.ConfigDict(config.to_dict())
+    quiet.progress = False
+    other = ml_collections.ConfigDict(config.to_dict())
+    other.learning_rate = 0.5
+    stored("htaf-s0-00000000", other, True)        # another config: never reused
+    stored("htaf-s1-11111111", quiet, True)        # another seed's label
+    stored("htaf-s0-aaaaaaaa", quiet, False)       # same config, unfinished
+    finished = stored("htaf-s0-bbbbbbbb", quiet, True)
+    assert runs.run_dir(out, "htaf", 0, config) == finished
+    assert runs.run_dir(out, "htaf", 0, other) == os.path.join(out, "runs", "htaf-s0-00000000")
+    third = ml_collections.ConfigDict(config.to_dict())
+    third.num_epochs = 1
+    new = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(third)}")
+    assert runs.run_dir(out, "htaf", 0, third) == new  # nothing matches: its own hash
+    current = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(config)}")
+    os.makedirs(current)  # once the current hash's folder exists, it wins
+    assert runs.run_dir(out, "htaf", 0, config) == current
+    assert runs.run_dir(out, "atan", 0, config).endswith(f"atan-s0-{runs.config_hash(config)}")
 
 
 def test_run_config_changes_only_the_surrogate():
