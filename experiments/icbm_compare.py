@@ -9,7 +9,8 @@ Every run trains in its own work dir ``OUT/runs/<backbone>-<variant>[-k<K>]-s<se
 setting never reuses an old run); a run whose ``results.json`` exists is reused, so an interrupted sweep
 resumes where it stopped. Writes ``OUT/icbm_results.md`` and ``.json``:
 mean ± std over seeds. Any config field can be overridden for all runs,
-e.g. ``--config.num_epochs=4``.
+e.g. ``--config.num_epochs=4``; ``--report_only`` trains nothing and writes the
+tables from the runs already finished.
 """
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ def train_one(config, workdir: str) -> dict:
     return runs.train_or_reuse(config, workdir, _record)
 
 
-def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
-    """Markdown table and JSON rows, one per (backbone, variant, K)."""
+def table(records: dict, seeds, command: str, planned: int | None = None) -> tuple[str, list[dict]]:
+    """Markdown table and JSON rows, one per (backbone, variant, K); with ``planned`` (the
+    command's number of runs) a table of fewer finished runs says it is unfinished."""
     rows, lines = [], []
     header = "| backbone | model | K | " + " | ".join(c[1] for c in COLUMNS) + " | seeds |"
     lines += [header, "|" + "---|" * (4 + len(COLUMNS))]
@@ -105,6 +107,11 @@ def table(records: dict, seeds, command: str) -> tuple[str, list[dict]]:
              "accuracy); soft − hard: accuracy with the smooth concept form minus hard; within ε: "
              "share of test concept activations (smooth form) within ε of {0,1}; n/a: the "
              "straight-through layer has no smooth form (it trains and predicts hard).", ""]
+    done = sum(len(by_seed) for by_seed in records.values())
+    if planned is not None and done < planned:
+        intro += [f"**Unfinished:** {done} of the command's {planned} runs have finished, and "
+                  "the table shows only those (the seeds column counts each row's); rerunning "
+                  "the command trains only the missing runs.", ""]
     return "\n".join(intro + lines) + "\n", rows
 
 
@@ -120,6 +127,9 @@ def plan(argv: list[str]) -> dict:
     flags.DEFINE_list("backbones", ["mlp", "cnn"], "Backbones.", flag_values=values)
     flags.DEFINE_list("concepts", ["32", "128"], "Concept counts K.", flag_values=values)
     flags.DEFINE_list("variants", ["standard"] + list(VARIANTS), "Models.", flag_values=values)
+    flags.DEFINE_bool("report_only", False, "Train nothing: write the table from the runs "
+                      "already finished (it says how many of the planned runs that is).",
+                      flag_values=values)
     from htaf_jax.train import cli
     cli.exit_with_help_if_asked(values, ["icbm compare"] + list(argv), __doc__)
     values(["icbm compare"] + list(argv))
@@ -139,19 +149,24 @@ def plan(argv: list[str]) -> dict:
                                     "seed": seed, "config": config,
                                     "workdir": run_dir(values.out, config, backbone, variant,
                                                        k or 0, seed)})
-    return {"out": values.out, "seeds": seeds, "runs": planned}
+    return {"out": values.out, "seeds": seeds, "runs": planned, "report_only": values.report_only}
 
 
 def main(argv: list[str]) -> int:
     p = plan(argv)
     out, seeds = p["out"], p["seeds"]
-    command = "python -m experiments.icbm compare " + " ".join(argv)
+    command = "python -m experiments.icbm compare " + " ".join(runs.without_report_only(argv))
+    todo = [run for run in p["runs"] if not p["report_only"] or runs.finished(run["workdir"])]
+    if not todo:
+        print(f"[icbm compare] none of the {len(p['runs'])} planned runs has finished under "
+              f"{out}; nothing written")
+        return 0
     records: dict = {}
-    for run in p["runs"]:
+    for run in todo:
         print(f"[icbm compare] {os.path.basename(run['workdir'])}", flush=True)
         record = train_one(run["config"], run["workdir"])
         records.setdefault((run["backbone"], run["variant"], run["k"]), {})[run["seed"]] = record
-        text, rows = table(records, seeds, command)
+        text, rows = table(records, seeds, command, planned=len(p["runs"]))
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "icbm_results.md"), "w") as f:
             f.write(text)

@@ -3,13 +3,16 @@ r"""`make results`: every experiment sweep, then RESULTS.md and README's short t
     python -m experiments.results                    # full budget: default configs, seeds 0,1,2
     python -m experiments.results --profile quick    # the same studies on a reduced budget
     python -m experiments.results --only snn_mlp,icbm --dry-run
+    python -m experiments.results --tables-only      # the full profile's tables, from the runs done
 
 A *study* is one sweep command (``experiments.sweep`` or ``experiments.icbm
 compare``) with its own output folder under ``results/<profile>/``. Every run
 inside a study is keyed by a hash of its config (experiments/runs.py),
 so an interrupted ``make results`` continues where it stopped and reuses the
 finished runs; ``--dry-run`` prints the commands and how many runs each
-study holds without training anything.
+study holds without training anything, and ``--tables-only`` writes each
+study's table from its finished runs alone (flagged unfinished), which is how
+a profile run in pieces shows what it has so far.
 
 RESULTS.md embeds each study's table and figure (written by the study's own
 command, which each table names with its machine and date), the ICBM main
@@ -365,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(with a time estimate for the rest); train nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite RESULTS.md and README from what is on disk")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="train nothing: rewrite each study's own table and plot from its "
+                        "finished runs (each says how many of its runs that is), e.g. for the "
+                        "part of the full profile done so far; RESULTS.md is left as it is")
     args = parser.parse_args(argv)
     names = [s.name for s in STUDIES]
     only = [n for n in args.only.split(",") if n]
@@ -389,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dry_run_line(study.name, *status)}\n    {commands[study.name]}")
             statuses.append(status)
             continue
-        if args.report_only:
+        if args.report_only or (args.tables_only and study.module == "icbm"):
             continue
+        if args.tables_only:
+            argv_s = [*argv_s, "--report_only"]
         print(f"\n=== [results] {study.name}: {commands[study.name]}", flush=True)
         t = time.perf_counter()
         cwd = os.getcwd()
@@ -406,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     if args.dry_run:
         print(dry_run_total(statuses))
+        return 0
+    if args.tables_only:
         return 0
     ran = () if args.report_only else tuple(s.name for s in STUDIES
                                             if not only or s.name in only)

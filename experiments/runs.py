@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["config_hash", "run_dir", "train_or_reuse", "mean_std", "machine", "RESULTS_FILE"]
+__all__ = ["config_hash", "run_dir", "finished", "train_or_reuse", "mean_std", "machine",
+           "without_report_only", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 
@@ -87,6 +88,18 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
             continue
     same.sort(key=lambda d: not os.path.exists(os.path.join(d, RESULTS_FILE)))
     return same[0] if same else path
+
+
+def finished(workdir: str) -> bool:
+    """Whether the run in ``workdir`` has stored its ``results.json``."""
+    return os.path.exists(os.path.join(workdir, RESULTS_FILE))
+
+
+def without_report_only(argv: list[str]) -> list[str]:
+    """A sweep's arguments as the command that trains them (``--report_only`` only changes
+    whether missing runs are trained, so the tables name the command without it)."""
+    return [a for a in argv if a not in ("--report_only", "--report_only=True",
+                                         "--report_only=true")]
 
 
 def train_or_reuse(config, workdir: str,

@@ -15,7 +15,8 @@ DHN ``mode=smooth``: it trains in hard mode instead, and the table says so.
 
 Every run has its own work dir ``OUT/runs/<label>-s<seed>-<hash>`` (see
 experiments/runs.py): finished runs are reused, so rerunning the command
-only trains what is missing. Writes ``OUT/<family>_<kind>.md``, ``.json``
+only trains what is missing (``--report_only`` trains nothing and writes the
+table from the runs already finished). Writes ``OUT/<family>_<kind>.md``, ``.json``
 and ``.png`` (kind: surrogates, depths or alpha_beta), naming the command,
 machine and date. With ``--depths`` (DHN) every run also records per-layer
 gradient norms ‖∂L/∂W_l‖ (hidden layer l's weights, cross-entropy on a fixed
@@ -177,6 +178,9 @@ def _parse(argv: list[str]):
     flags.DEFINE_list("betas", [], "HTAF β grid (with --alphas).", flag_values=values)
     flags.DEFINE_string("out", None, "Output folder (default results/<family>, "
                         "results/alpha_beta for the α/β sweep).", flag_values=values)
+    flags.DEFINE_bool("report_only", False, "Train nothing: write the table and plot from the "
+                      "runs already finished (the table says how many of the planned runs "
+                      "that is).", flag_values=values)
     cli.exit_with_help_if_asked(values, ["sweep"] + list(argv), __doc__)
     values(["sweep"] + list(argv))
     if not os.path.exists(str(cli._resolve(FAMILIES[family]))):
@@ -216,21 +220,27 @@ def plan(argv: list[str]) -> dict:
                             "beta": beta, "seed": seed, "note": note, "config": config,
                             "workdir": runs.run_dir(out, label, seed, config)})
     return {"family": family, "kind": kind, "out": out, "base": base, "seeds": seeds,
-            "runs": planned}
+            "runs": planned, "report_only": values.report_only}
 
 
 def main(argv: list[str]) -> int:
     p = plan(argv)
     family, kind, out, base = p["family"], p["kind"], p["out"], p["base"]
-    command = "python -m experiments.sweep " + " ".join(argv)
+    command = "python -m experiments.sweep " + " ".join(runs.without_report_only(argv))
     measure = _measure(with_grads=kind == "depths")
     stem = os.path.join(out, f"{family}_{kind}")
     meta = {"family": family, "kind": kind, "command": command, "machine": runs.machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "seeds": p["seeds"], "budget": sweep_report.budget(base),
-            "changed_from_default": sweep_report.changes(base, _default_config(family))}
+            "changed_from_default": sweep_report.changes(base, _default_config(family)),
+            "runs_planned": len(p["runs"])}
+    todo = [run for run in p["runs"] if not p["report_only"] or runs.finished(run["workdir"])]
+    if not todo:
+        print(f"[sweep] none of the {len(p['runs'])} planned runs has finished under {out}; "
+              "nothing written")
+        return 0
     records: list[dict] = []
-    for run in p["runs"]:
+    for run in todo:
         workdir = run["workdir"]
         print(f"[sweep] {os.path.basename(workdir)}", flush=True)
         record = runs.train_or_reuse(run["config"], workdir, measure)

@@ -64,14 +64,22 @@ def rows(records: list[dict]) -> list[dict]:
 
 
 def _unfinished(meta: dict, table_rows: list[dict]) -> str:
-    """A warning when some row lacks some requested seed (an unfinished sweep)."""
+    """A warning when the sweep is unfinished: fewer runs than planned (whole rows may be
+    missing) or some row lacking some requested seed."""
     requested = meta.get("seeds_requested", meta["seeds"])
     short = [r for r in table_rows if len(r["seeds"]) < len(requested)]
-    if not short:
+    planned = meta.get("runs_planned")
+    done = sum(len(r["seeds"]) for r in table_rows)
+    if not short and (planned is None or done >= planned):
         return ""
-    return (f" **Unfinished:** seeds {','.join(map(str, requested))} were asked for; "
-            f"{len(short)} row(s) have fewer; rerunning the command "
-            "trains only the missing runs.")
+    parts = []
+    if planned is not None and done < planned:
+        parts.append(f"{done} of the command's {planned} runs have finished, and the table "
+                     "shows only those")
+    if short:
+        parts.append(f"seeds {','.join(map(str, requested))} were asked for and "
+                     f"{len(short)} row(s) have fewer")
+    return f" **Unfinished:** {'; '.join(parts)}; rerunning the command trains only the missing runs."
 
 
 def _fmt(x: float) -> str:

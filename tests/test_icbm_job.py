@@ -79,3 +79,9 @@ def test_compare_tables_every_model_and_reuses_finished_runs(tmp_path, capsys):
     assert {p: os.path.getmtime(p) for p in finished} == mtimes
     plan = icbm_compare.plan(argv)["runs"]
     assert sorted(r["workdir"] for r in plan) == sorted(os.path.dirname(p) for p in finished)
+    more = argv + ["--variants", "standard,htaf,straight_through,sigmoid", "--report_only"]
+    assert icbm_compare.main(more) == 0  # trains nothing, tables what has finished
+    assert sorted(glob.glob(os.path.join(out, "runs", "*", "results.json"))) == sorted(finished)
+    text = open(os.path.join(out, "icbm_results.md")).read()
+    assert "**Unfinished:** 3 of the command's 4 runs have finished" in text
+    assert "--report_only" not in text and "standard,htaf,straight_through,sigmoid" in text

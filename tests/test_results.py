@@ -122,3 +122,16 @@ def test_dry_run_counts_the_planned_runs_that_finished(tmp_path):
     compare = by_name["icbm_compare"]
     assert results.plan_status(compare, results.study_argv(compare, "quick", str(tmp_path)))[1] \
         == 2 * (1 + 4 * 2) * 3  # backbones × (standard + 4 variants × 2 K) × seeds
+
+
+def test_tables_only_rewrites_study_tables_from_finished_runs_and_leaves_the_report(
+        tmp_path, monkeypatch):
+    called = []
+    monkeypatch.setattr(results, "run_study", lambda study, argv: called.append(
+        (study.name, argv)) or 0)
+    monkeypatch.setattr(results, "write_report", lambda *a, **k: pytest.fail("report written"))
+    monkeypatch.setattr(results, "update_readme", lambda *a, **k: pytest.fail("README written"))
+    assert results.main(["--tables-only", "--out", str(tmp_path),
+                         "--only", "snn_mlp,icbm_compare,icbm_main"]) == 0
+    assert [name for name, _ in called] == ["snn_mlp", "icbm_compare"]  # the main job: no table
+    assert all(argv[-1] == "--report_only" for _, argv in called)

@@ -58,6 +58,18 @@ def test_sweep_writes_tables_and_reuses_finished_runs(tmp_path, count_trainings)
     assert {p: os.path.getmtime(p) for p in mtimes} == mtimes
     assert json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))["rows"] == result["rows"]
 
+    # --report_only: a table of the finished runs of a bigger plan, training nothing.
+    assert sweep.main(argv + ["--surrogates", "htaf,atan,sigmoid", "--report_only"]) == 0
+    assert len(count_trainings) == 4
+    partial = json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))
+    assert [r["surrogate"] for r in partial["rows"]] == ["htaf", "atan"]
+    assert "--report_only" not in partial["command"] and "htaf,atan,sigmoid" in partial["command"]
+    assert "**Unfinished:** 4 of the command's 6 runs have finished" in open(
+        os.path.join(out, "dhn_mlp_surrogates.md")).read()
+    empty = str(tmp_path / "empty")
+    assert sweep.main(argv + ["--out", empty, "--report_only"]) == 0
+    assert not os.path.exists(empty) and len(count_trainings) == 4
+
     assert sweep.main(argv + ["--config.learning_rate=0.002", "--seeds", "0",
                               "--surrogates", "atan"]) == 0
     assert len(count_trainings) == 5  # a changed field is a new run
@@ -195,3 +207,7 @@ def test_table_of_an_unfinished_sweep_names_the_finished_seeds(tmp_path):
     sweep_report.write(stem, meta, [{**record, "seed": s} for s in (0, 1, 2)])
     text = open(stem + ".md").read()
     assert "mean ± std over seeds 0,1,2 (" in text and "Unfinished" not in text
+    sweep_report.write(stem, {**meta, "runs_planned": 6}, [{**record, "seed": s} for s in (0, 1, 2)])
+    text = open(stem + ".md").read()  # a whole surrogate missing: every row has every seed
+    assert "**Unfinished:** 3 of the command's 6 runs have finished" in text
+    assert "row(s) have fewer" not in text
