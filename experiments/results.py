@@ -309,48 +309,84 @@ def update_readme(out_root: str, profile: str, path: str = os.path.join(REPO, "R
     return True
 
 
-def plan_status(study: Study, argv: list[str]) -> tuple[int, int, list[float]]:
-    """(finished runs, planned runs, training seconds of the finished ones) of a study's
-    command; paths in ``argv`` are relative to the working directory. Trains nothing."""
+class Status(NamedTuple):
+    """A study's runs as its command plans them: how many finished, and an estimate of the
+    time the rest will take (``None`` when none has finished to time)."""
+    finished: int
+    total: int
+    seconds: list           # training seconds of the finished runs
+    left_s: float | None    # estimated seconds for the unfinished runs
+    borrowed: int = 0       # unfinished runs timed from another backbone's or depth's runs
+
+
+def _estimate(runs_timed: list[tuple[object, float | None]]) -> tuple[float | None, int]:
+    """(seconds for the unfinished runs, how many were timed from another group) from
+    ``(group, seconds or None if unfinished)`` pairs: an unfinished run counts the mean of
+    the finished runs of its group (backbone or DHN depth), else of the whole study."""
+    finished = [t for _, t in runs_timed if t is not None]
+    if not finished:
+        return None, 0
+    by_group: dict = {}
+    for group, t in runs_timed:
+        if t is not None:
+            by_group.setdefault(group, []).append(t)
+    overall = sum(finished) / len(finished)
+    left, borrowed = 0.0, 0
+    for group, t in runs_timed:
+        if t is None:
+            same = by_group.get(group)
+            left += sum(same) / len(same) if same else overall
+            borrowed += not same
+    return left, borrowed
+
+
+def plan_status(study: Study, argv: list[str]) -> Status:
+    """The finished and planned runs of a study's command, with an estimate for the rest;
+    paths in ``argv`` are relative to the working directory. Trains nothing."""
     if study.module == "icbm":
         out = argv[argv.index("--workdir") + 1]
-        return int(os.path.exists(os.path.join(out, "results.json"))), 1, []
+        done = int(os.path.exists(os.path.join(out, "results.json")))
+        return Status(done, 1, [], None)
     if study.module == "sweep":
         from experiments import sweep
         planned = sweep.plan(argv)["runs"]
     else:
         from experiments import icbm_compare
         planned = icbm_compare.plan(argv)["runs"]
-    seconds = []
+    timed = []
     for run in planned:
         record = _load(os.path.join(run["workdir"], "results.json"))
-        if record is not None:
-            seconds.append(float(record.get("seconds", 0.0)))
-    return len(seconds), len(planned), seconds
+        group = run.get("backbone", run.get("depth"))
+        timed.append((group, None if record is None else float(record.get("seconds", 0.0))))
+    seconds = [t for _, t in timed if t is not None]
+    left_s, borrowed = _estimate(timed)
+    return Status(len(seconds), len(planned), seconds, left_s, borrowed)
 
 
-def dry_run_total(statuses: list[tuple[int, int, list[float]]]) -> str:
+def dry_run_total(statuses: list[Status]) -> str:
     """One line: runs finished of all planned, and the time left where it can be estimated."""
-    finished = sum(f for f, _, _ in statuses)
-    total = sum(t for _, t, _ in statuses)
-    timed = [(t - f, sum(s) / len(s)) for f, t, s in statuses if s and t > f]
-    untimed = sum(t - f for f, t, s in statuses if not s)
+    finished = sum(s.finished for s in statuses)
+    total = sum(s.total for s in statuses)
+    timed = [s.left_s for s in statuses if s.left_s and s.total > s.finished]
+    untimed = sum(s.total - s.finished for s in statuses if s.left_s is None)
     line = f"total: {finished} of {total} runs finished"
     if timed:
-        line += (f"; ≈ {sum(n * m for n, m in timed) / 3600:.1f} h left in the studies with "
-                 "finished runs to time")
+        line += f"; ≈ {sum(timed) / 3600:.1f} h left in the studies with finished runs to time"
     if untimed:
         line += f"; {untimed} runs in studies with none finished yet (not estimated)"
     return line
 
 
-def dry_run_line(name: str, finished: int, total: int, seconds: list[float]) -> str:
-    left = total - finished
-    line = f"[{name}] {finished} of {total} runs finished"
-    if left and seconds:
-        mean = sum(seconds) / len(seconds)
-        line += (f"; the {left} left ≈ {left * mean / 3600:.1f} h at its finished runs' mean "
-                 f"({mean / 60:.1f} min each, on the machine that ran them)")
+def dry_run_line(name: str, status: Status) -> str:
+    left = status.total - status.finished
+    line = f"[{name}] {status.finished} of {status.total} runs finished"
+    if left and status.left_s is not None:
+        line += (f"; the {left} left ≈ {status.left_s / 3600:.1f} h at its finished runs' "
+                 "times (per backbone or depth where it has several), on the machine that "
+                 "ran them")
+        if status.borrowed:
+            line += (f"; {status.borrowed} of them timed from another depth or backbone, "
+                     "so less reliable")
     elif left:
         line += f"; {left} to train (none finished yet to time)"
     return line
@@ -393,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = plan_status(study, argv_s)
             finally:
                 os.chdir(cwd)
-            print(f"{dry_run_line(study.name, *status)}\n    {commands[study.name]}")
+            print(f"{dry_run_line(study.name, status)}\n    {commands[study.name]}")
             statuses.append(status)
             continue
         if args.report_only or (args.tables_only and study.module == "icbm"):

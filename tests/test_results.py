@@ -105,20 +105,27 @@ def test_dry_run_counts_the_planned_runs_that_finished(tmp_path):
     by_name = {s.name: s for s in results.STUDIES}
     study = by_name["snn_mlp"]
     argv = results.study_argv(study, "quick", str(tmp_path))
-    assert results.plan_status(study, argv) == (0, 33, [])  # 11 surrogates × 3 seeds
+    assert results.plan_status(study, argv) == (0, 33, [], None, 0)  # 11 surrogates × 3 seeds
     from experiments import sweep
     first = sweep.plan(argv)["runs"][0]["workdir"]
     os.makedirs(first)
     with open(os.path.join(first, "results.json"), "w") as f:
         json.dump({"accuracy": 0.8, "seconds": 360.0}, f)
     os.makedirs(os.path.join(tmp_path, "snn_mlp", "runs", "htaf-s0-00000000"))  # another config
-    assert results.plan_status(study, argv) == (1, 33, [360.0])
-    assert results.dry_run_line("snn_mlp", 1, 18, [360.0]) == (
-        "[snn_mlp] 1 of 18 runs finished; the 17 left ≈ 1.7 h at its finished runs' mean "
-        "(6.0 min each, on the machine that ran them)")
-    assert results.dry_run_total([(1, 18, [360.0]), (0, 4, []), (2, 2, [1.0, 1.0])]) == (
-        "total: 3 of 24 runs finished; ≈ 1.7 h left in the studies with finished runs to "
+    status = results.plan_status(study, argv)
+    assert status == (1, 33, [360.0], 32 * 360.0, 0)
+    assert results.dry_run_line("snn_mlp", status).startswith(
+        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' times")
+    assert results.dry_run_total([status, results.Status(0, 4, [], None),
+                                  results.Status(2, 2, [1.0, 1.0], 0.0)]) == (
+        "total: 3 of 39 runs finished; ≈ 3.2 h left in the studies with finished runs to "
         "time; 4 runs in studies with none finished yet (not estimated)")
+    # Unfinished runs are timed by their own backbone's (or depth's) finished runs.
+    left, borrowed = results._estimate([("mlp", 60.0), ("mlp", None), ("cnn", 1500.0),
+                                        ("cnn", None), ("cnn", None), ("resnet", None)])
+    assert (left, borrowed) == (60.0 + 2 * 1500.0 + (60.0 + 1500.0) / 2, 1)
+    line = results.dry_run_line("icbm_compare", results.Status(2, 6, [60.0, 1500.0], left, 1))
+    assert line.endswith("1 of them timed from another depth or backbone, so less reliable")
     compare = by_name["icbm_compare"]
     assert results.plan_status(compare, results.study_argv(compare, "quick", str(tmp_path)))[1] \
         == 2 * (1 + 4 * 2) * 3  # backbones × (standard + 4 variants × 2 K) × seeds
