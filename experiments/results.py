@@ -36,6 +36,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = "0,1,2"
 
 
+# The DHN variants of Kong, Chen, Langer & Schmidt-Hieber (arXiv 2505.00110): skip
+# connections, or some linear units per layer, restore what plain DHNs cannot
+# express. Compared at every depth with HTAF, the peers' default (atan), a sharp
+# surrogate and straight-through, rather than all 11, to keep the profile's cost down.
+DHN_VARIANT_SURROGATES = "htaf,atan,fast_sigmoid,straight_through"
+DHN_VARIANTS = (("plain", "dhn_depths"), ("skip", "dhn_skip"), ("mixed", "dhn_mixed"))
+
+
 class Study(NamedTuple):
     name: str        # output sub-folder and --only key
     module: str      # "sweep" | "icbm_compare" | "icbm"
@@ -55,6 +63,15 @@ STUDIES = (
     Study("dhn_depths", "sweep", ("--family", "dhn_mlp", "--depths", "2,4,8,16", "--seeds", SEEDS,
                                   "--surrogates", "all"),
           "Deep Heaviside MLP: accuracy and gradient norms against depth"),
+    Study("dhn_skip", "sweep", ("--family", "dhn_mlp", "--depths", "2,4,8,16", "--seeds", SEEDS,
+                                "--surrogates", DHN_VARIANT_SURROGATES,
+                                "--config.model.variant=skip"),
+          "Deep Heaviside MLP with skip connections: accuracy and gradient norms against depth"),
+    Study("dhn_mixed", "sweep", ("--family", "dhn_mlp", "--depths", "2,4,8,16", "--seeds", SEEDS,
+                                 "--surrogates", DHN_VARIANT_SURROGATES,
+                                 "--config.model.variant=mixed"),
+          "Deep Heaviside MLP with a quarter of linear units per layer: accuracy and gradient "
+          "norms against depth"),
     Study("alpha_beta", "sweep", ("--family", "dhn_mlp", "--alphas", "2,4,8,16",
                                   "--betas", "0.5,1,2", "--seeds", "0"),
           "HTAF α/β sweep (DHN MLP, depth 4, validation split)"),
@@ -149,11 +166,14 @@ def summary_rows(out_root: str) -> list[tuple[str, str, str, str]]:
         data = _load(os.path.join(out_root, name, f"{name}_surrogates.json"))
         if data and data.get("rows"):
             rows.append((label, *_htaf_vs_best(data["rows"]), f"seeds {_seeds(data)}"))
-    data = _load(os.path.join(out_root, "dhn_depths", "dhn_mlp_depths.json"))
-    if data and data.get("rows"):
-        for depth in sorted({r["depth"] for r in data["rows"]}):
-            at = [r for r in data["rows"] if r["depth"] == depth]
-            rows.append((f"DHN MLP depth {depth}", *_htaf_vs_best(at), f"seeds {_seeds(data)}"))
+    for variant, study in DHN_VARIANTS:
+        data = _load(os.path.join(out_root, study, "dhn_mlp_depths.json"))
+        if data and data.get("rows"):
+            name = "DHN MLP" if variant == "plain" else f"DHN MLP ({variant})"
+            for depth in sorted({r["depth"] for r in data["rows"]}):
+                at = [r for r in data["rows"] if r["depth"] == depth]
+                rows.append((f"{name} depth {depth}", *_htaf_vs_best(at),
+                             f"seeds {_seeds(data)}"))
     data = _load(os.path.join(out_root, "icbm_compare", "icbm_results.json"))
     if data and data.get("rows"):
         for r in data["rows"]:
@@ -231,11 +251,67 @@ def write_report(out_root: str, profile: str, commands: dict, seconds: float,
                 lines += [f"![concept overview]({rel_root}/{study.name}/concepts/overview.png)", ""]
             continue
         lines += _tables(out, os.path.dirname(path)) or ["_Not run yet._", ""]
+    lines += dhn_variants_section(out_root, os.path.dirname(path))
     lines += _other_sweeps(os.path.dirname(os.path.abspath(out_root)), os.path.dirname(path))
     text = "\n".join(lines)
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def dhn_variants_section(out_root: str, report_dir: str) -> list[str]:
+    """Plain vs skip vs mixed DHNs against depth, from the three depth studies: a table of
+    HTAF's accuracy and the best other surrogate's, and ``dhn_variants.png`` (HTAF and
+    straight-through, mean ± std over seeds). Empty until two of the studies have tables."""
+    data = {v: _load(os.path.join(out_root, study, "dhn_mlp_depths.json"))
+            for v, study in DHN_VARIANTS}
+    data = {v: d for v, d in data.items() if d and d.get("rows")}
+    if len(data) < 2:
+        return []
+    depths = sorted({r["depth"] for d in data.values() for r in d["rows"]})
+    lines = ["## Deep Heaviside MLP: plain vs skip vs mixed against depth", "",
+             "From the depth studies above (same budget, seeds as each table names): HTAF's "
+             "test accuracy % and the best of the other surrogates compared there. Kong, Chen, "
+             "Langer & Schmidt-Hieber (arXiv 2505.00110) show that plain deep Heaviside "
+             "networks are limited in what they express, and that skip connections or some "
+             "linear units per layer lift that; this is the training-side counterpart.", "",
+             "| depth | " + " | ".join(f"{v}: HTAF | {v}: best other" for v in data) + " |",
+             "|---|" + "---|---|" * len(data)]
+    for depth in depths:
+        cells = []
+        for d in data.values():
+            cells += list(_htaf_vs_best([r for r in d["rows"] if r["depth"] == depth]))
+        lines.append(f"| {depth} | " + " | ".join(cells) + " |")
+    figure = os.path.join(out_root, "dhn_variants.png")
+    _plot_dhn_variants(figure, data)
+    lines += ["", f"![dhn_variants]({os.path.relpath(figure, report_dir)})", ""]
+    return lines
+
+
+def _plot_dhn_variants(path: str, data: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = {"plain": "tab:blue", "skip": "tab:orange", "mixed": "tab:green"}
+    for variant, d in data.items():
+        for surrogate, style in (("htaf", "-"), ("straight_through", ":")):
+            rows = sorted((r for r in d["rows"] if r["surrogate"] == surrogate
+                           and r["accuracy"]["mean"] is not None), key=lambda r: r["depth"])
+            if rows:
+                ax.errorbar([r["depth"] for r in rows], [r["accuracy"]["mean"] for r in rows],
+                            yerr=[r["accuracy"]["std"] for r in rows], fmt="o" + style,
+                            color=colors.get(variant), capsize=3,
+                            label=f"{variant}, {surrogate}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("hidden layers")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("Deep Heaviside MLP variants (solid: HTAF, dotted: straight-through)",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 FULL_SO_FAR = ("`make results` (the full profile: default configs, every surrogate, seeds "

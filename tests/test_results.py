@@ -142,3 +142,22 @@ def test_tables_only_rewrites_study_tables_from_finished_runs_and_leaves_the_rep
                          "--only", "snn_mlp,icbm_compare,icbm_main"]) == 0
     assert [name for name, _ in called] == ["snn_mlp", "icbm_compare"]  # the main job: no table
     assert all(argv[-1] == "--report_only" for _, argv in called)
+
+
+def test_dhn_variants_section_tables_and_plots_plain_against_skip(tmp_path):
+    def depth_rows(htaf16, st16):
+        return [_row("htaf", 88.0, depth=2), _row("straight_through", 87.0, depth=2),
+                _row("htaf", htaf16, depth=16), _row("straight_through", st16, depth=16)]
+
+    assert results.dhn_variants_section(str(tmp_path), str(tmp_path)) == []  # nothing yet
+    _sweep_json(tmp_path / "dhn_depths" / "dhn_mlp_depths.json", depth_rows(62.0, 79.5))
+    assert results.dhn_variants_section(str(tmp_path), str(tmp_path)) == []  # one variant only
+    _sweep_json(tmp_path / "dhn_skip" / "dhn_mlp_depths.json", depth_rows(85.0, 84.0))
+    lines = results.dhn_variants_section(str(tmp_path), str(tmp_path))
+    assert "| depth | plain: HTAF | plain: best other | skip: HTAF | skip: best other |" in lines
+    assert ("| 16 | 62.00 ± 0.50 | straight_through: 79.50 ± 0.50 | 85.00 ± 0.50 | "
+            "straight_through: 84.00 ± 0.50 |") in lines
+    assert os.path.getsize(tmp_path / "dhn_variants.png") > 1000
+    assert "![dhn_variants](dhn_variants.png)" in lines
+    summary = results.summary_table(str(tmp_path))
+    assert "| DHN MLP (skip) depth 16 | 85.00 ± 0.50 | straight_through: 84.00 ± 0.50 |" in summary
