@@ -64,8 +64,9 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
 
     Where that folder does not exist but another ``<label>-s<seed>-*`` run
     there trained the same config up to ``WATCH_FIELDS`` (its ``config.json``
-    holds every other field with the same value), that run's folder is returned, finished ones first: this reuses
-    runs keyed by the older hash, which covered every field.
+    holds every other field with the same value), that run's folder is
+    returned, finished ones first: this reuses runs keyed by the older hash,
+    which covered every field.
     """
     name = f"{label}-s{seed}-{config_hash(config)}"
     path = os.path.join(out, "runs", name)
@@ -86,7 +87,7 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
                     same.append(os.path.join(out, "runs", d))
         except (OSError, ValueError):
             continue
-    same.sort(key=lambda d: not os.path.exists(os.path.join(d, RESULTS_FILE)))
+    same.sort(key=lambda d: not finished(d))
     return same[0] if same else path
 
 
