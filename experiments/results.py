@@ -304,6 +304,8 @@ def _plot_dhn_variants(path: str, data: dict) -> None:
                             color=colors.get(variant), capsize=3,
                             label=f"{variant}, {surrogate}")
     ax.set_xscale("log", base=2)
+    depths = sorted({r["depth"] for d in data.values() for r in d["rows"]})
+    ax.set_xticks(depths, [str(d) for d in depths])
     ax.set_xlabel("hidden layers")
     ax.set_ylabel("test accuracy %")
     ax.set_title("Deep Heaviside MLP variants (solid: HTAF, dotted: straight-through)",
