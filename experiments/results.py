@@ -147,9 +147,10 @@ def _load(path: str):
         return None
 
 
-def _demote(markdown: str) -> str:
+def _demote(markdown: str, levels: int = 2) -> str:
     """Study tables start with '# '; nest them under RESULTS.md's sections."""
-    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown, flags=re.M)
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown,
+                  flags=re.M)
 
 
 def _study_files(out: str) -> list[str]:
@@ -337,11 +338,11 @@ def _full_profile_so_far(results_root: str, report_dir: str, profile: str) -> li
     return lines
 
 
-def _tables(out: str, report_dir: str) -> list[str]:
+def _tables(out: str, report_dir: str, levels: int = 2) -> list[str]:
     """Each markdown table in ``out`` (headings demoted) and the plot of the same name."""
     lines, rel = [], os.path.relpath(out, report_dir)
     for name in _study_files(out):
-        lines += [_demote(open(os.path.join(out, name)).read()), ""]
+        lines += [_demote(open(os.path.join(out, name)).read(), levels), ""]
         png = name[:-3] + ".png"
         if os.path.exists(os.path.join(out, png)):
             lines += [f"![{name[:-3]}]({rel}/{png})", ""]
@@ -360,7 +361,8 @@ def _other_sweeps(results_root: str, report_dir: str) -> list[str]:
     lines = ["## Other sweeps on disk", "",
              "Run by hand, outside `make results`; each table names its command and budget.", ""]
     for folder in folders:
-        lines += _tables(os.path.join(results_root, folder), report_dir)
+        lines += [f"### `results/{folder}`", ""]
+        lines += _tables(os.path.join(results_root, folder), report_dir, levels=3)
     return lines
 
 
