@@ -319,8 +319,9 @@ def _plot_dhn_variants(path: str, data: dict) -> None:
 
 FULL_SO_FAR = ("`make results` (the full profile: default configs, every surrogate, seeds "
                "0,1,2) has not yet run end to end here; these are its studies' tables with "
-               "the runs finished so far, at the default budgets. Each table names the command "
-               "that trained its runs; `make results` reuses them.")
+               "the runs finished so far, at the default budgets, written by `python -m "
+               "experiments.results --tables-only`: each names its study's command and says "
+               "how many of that command's runs have finished. `make results` reuses them.")
 
 
 def _full_profile_so_far(results_root: str, report_dir: str, profile: str) -> list[str]:
