@@ -6,11 +6,12 @@ straight-through concept layers, over backbones, concept counts and seeds.
 
 Every run trains in its own work dir ``OUT/runs/<backbone>-<variant>[-k<K>]-s<seed>-<hash>``
 (the hash covers every field that changes what a run computes, so a changed
-setting never reuses an old run); a run whose ``results.json`` exists is reused, so an interrupted sweep
-resumes where it stopped. Writes ``OUT/icbm_results.md`` and ``.json``:
-mean ± std over seeds. Any config field can be overridden for all runs,
-e.g. ``--config.num_epochs=4``; ``--report_only`` trains nothing and writes the
-tables from the runs already finished.
+setting never reuses an old run); a run whose ``results.json`` exists is
+reused, so an interrupted sweep resumes where it stopped. Writes
+``OUT/icbm_results.md`` and ``.json``: mean ± std over seeds. Any config
+field can be overridden for all runs, e.g. ``--config.num_epochs=4``;
+``--report_only`` trains nothing and writes the tables from the runs already
+finished.
 """
 from __future__ import annotations
 
@@ -156,10 +157,8 @@ def main(argv: list[str]) -> int:
     p = plan(argv)
     out, seeds = p["out"], p["seeds"]
     command = "python -m experiments.icbm compare " + " ".join(runs.without_report_only(argv))
-    todo = [run for run in p["runs"] if not p["report_only"] or runs.finished(run["workdir"])]
+    todo = runs.to_run(p, "icbm compare")
     if not todo:
-        print(f"[icbm compare] none of the {len(p['runs'])} planned runs has finished under "
-              f"{out}; nothing written")
         return 0
     records: dict = {}
     for run in todo:

@@ -284,12 +284,12 @@ def dhn_variants_section(out_root: str, report_dir: str) -> list[str]:
             cells += list(_htaf_vs_best([r for r in d["rows"] if r["depth"] == depth]))
         lines.append(f"| {depth} | " + " | ".join(cells) + " |")
     figure = os.path.join(out_root, "dhn_variants.png")
-    _plot_dhn_variants(figure, data)
+    _plot_dhn_variants(figure, data, depths)
     lines += ["", f"![dhn_variants]({os.path.relpath(figure, report_dir)})", ""]
     return lines
 
 
-def _plot_dhn_variants(path: str, data: dict) -> None:
+def _plot_dhn_variants(path: str, data: dict, depths: list[int]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -305,7 +305,6 @@ def _plot_dhn_variants(path: str, data: dict) -> None:
                             color=colors.get(variant), capsize=3,
                             label=f"{variant}, {surrogate}")
     ax.set_xscale("log", base=2)
-    depths = sorted({r["depth"] for d in data.values() for r in d["rows"]})
     ax.set_xticks(depths, [str(d) for d in depths])
     ax.set_xlabel("hidden layers")
     ax.set_ylabel("test accuracy %")

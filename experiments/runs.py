@@ -21,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["config_hash", "run_dir", "finished", "train_or_reuse", "mean_std", "machine",
-           "without_report_only", "RESULTS_FILE"]
+__all__ = ["config_hash", "run_dir", "finished", "to_run", "train_or_reuse", "mean_std",
+           "machine", "without_report_only", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 
@@ -94,6 +94,16 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
 def finished(workdir: str) -> bool:
     """Whether the run in ``workdir`` has stored its ``results.json``."""
     return os.path.exists(os.path.join(workdir, RESULTS_FILE))
+
+
+def to_run(plan: dict, tag: str) -> list[dict]:
+    """The runs of a sweep's ``plan`` its command goes through: all of them, or with
+    ``plan["report_only"]`` only the finished ones (an empty list after saying so)."""
+    todo = [run for run in plan["runs"] if not plan["report_only"] or finished(run["workdir"])]
+    if not todo:
+        print(f"[{tag}] none of the {len(plan['runs'])} planned runs has finished under "
+              f"{plan['out']}; nothing written")
+    return todo
 
 
 def without_report_only(argv: list[str]) -> list[str]:

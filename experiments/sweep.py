@@ -16,9 +16,9 @@ DHN ``mode=smooth``: it trains in hard mode instead, and the table says so.
 Every run has its own work dir ``OUT/runs/<label>-s<seed>-<hash>`` (see
 experiments/runs.py): finished runs are reused, so rerunning the command
 only trains what is missing (``--report_only`` trains nothing and writes the
-table from the runs already finished). Writes ``OUT/<family>_<kind>.md``, ``.json``
-and ``.png`` (kind: surrogates, depths or alpha_beta), naming the command,
-machine and date. With ``--depths`` (DHN) every run also records per-layer
+table from the runs already finished). Writes ``OUT/<family>_<kind>.md``,
+``.json`` and ``.png`` (kind: surrogates, depths or alpha_beta), naming the
+command, machine and date. With ``--depths`` (DHN) every run also records per-layer
 gradient norms ‖∂L/∂W_l‖ (hidden layer l's weights, cross-entropy on a fixed
 batch of the first 1024 training images, train-mode forward) at
 initialisation and after training. The α/β sweep evaluates on a validation
@@ -234,10 +234,8 @@ def main(argv: list[str]) -> int:
             "seeds": p["seeds"], "budget": sweep_report.budget(base),
             "changed_from_default": sweep_report.changes(base, _default_config(family)),
             "runs_planned": len(p["runs"])}
-    todo = [run for run in p["runs"] if not p["report_only"] or runs.finished(run["workdir"])]
+    todo = runs.to_run(p, "sweep")
     if not todo:
-        print(f"[sweep] none of the {len(p['runs'])} planned runs has finished under {out}; "
-              "nothing written")
         return 0
     records: list[dict] = []
     for run in todo:
