@@ -110,9 +110,8 @@ def table(records: dict, seeds, command: str, planned: int | None = None) -> tup
              "straight-through layer has no smooth form (it trains and predicts hard).", ""]
     done = sum(len(by_seed) for by_seed in records.values())
     if planned is not None and done < planned:
-        intro += [f"**Unfinished:** {done} of the command's {planned} runs have finished, and "
-                  "the table shows only those (the seeds column counts each row's); rerunning "
-                  "the command trains only the missing runs.", ""]
+        intro += [f"**Unfinished:** {runs.unfinished_runs(done, planned)} (the seeds column "
+                  "counts each row's); rerunning the command trains only the missing runs.", ""]
     return "\n".join(intro + lines) + "\n", rows
 
 

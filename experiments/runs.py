@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["config_hash", "run_dir", "finished", "to_run", "train_or_reuse", "mean_std",
-           "machine", "without_report_only", "RESULTS_FILE"]
+           "machine", "unfinished_runs", "without_report_only", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 
@@ -53,10 +53,13 @@ def _trained_with(stored: dict, wanted: dict) -> bool:
     return True
 
 
+def _hash(identity: dict) -> str:
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def config_hash(config) -> str:
     """8 hex digits of the SHA-1 of the config's sorted JSON, ``WATCH_FIELDS`` left out."""
-    text = json.dumps(_identity(json.loads(config.to_json())), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    return _hash(_identity(json.loads(config.to_json())))
 
 
 def run_dir(out: str, label: str, seed: int, config) -> str:
@@ -68,7 +71,8 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
     returned, finished ones first: this reuses runs keyed by the older hash,
     which covered every field.
     """
-    name = f"{label}-s{seed}-{config_hash(config)}"
+    wanted = _identity(json.loads(config.to_json()))
+    name = f"{label}-s{seed}-{_hash(wanted)}"
     path = os.path.join(out, "runs", name)
     if os.path.isdir(path):
         return path
@@ -78,7 +82,6 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
                             if d.startswith(prefix) and len(d) == len(name))
     except FileNotFoundError:
         return path
-    wanted = _identity(json.loads(config.to_json()))
     same = []
     for d in candidates:
         try:
@@ -104,6 +107,11 @@ def to_run(plan: dict, tag: str) -> list[dict]:
         print(f"[{tag}] none of the {len(plan['runs'])} planned runs has finished under "
               f"{plan['out']}; nothing written")
     return todo
+
+
+def unfinished_runs(done: int, planned: int) -> str:
+    """The note of a table that shows ``done`` of its command's ``planned`` runs."""
+    return f"{done} of the command's {planned} runs have finished, and the table shows only those"
 
 
 def without_report_only(argv: list[str]) -> list[str]:

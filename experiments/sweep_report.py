@@ -74,8 +74,7 @@ def _unfinished(meta: dict, table_rows: list[dict]) -> str:
         return ""
     parts = []
     if planned is not None and done < planned:
-        parts.append(f"{done} of the command's {planned} runs have finished, and the table "
-                     "shows only those")
+        parts.append(runs.unfinished_runs(done, planned))
     if short:
         parts.append(f"seeds {','.join(map(str, requested))} were asked for and "
                      f"{len(short)} row(s) have fewer")
