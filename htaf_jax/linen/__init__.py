@@ -1,0 +1,5 @@
+"""Flax Linen layers over the pure-JAX core (``htaf_jax``).
+
+Same names, fields and defaults as ``htaf_jax.nnx``; both call the same core
+functions, and ``tests/test_layers_*.py`` checks that they agree.
+"""
