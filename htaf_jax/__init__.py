@@ -1,17 +1,24 @@
-"""htaf_jax: the Heavy-Tailed Activation Function (HTAF) for JAX/Flax.
+"""htaf_jax: the Heavy-Tailed Activation Function (HTAF) for JAX.
 
 HTAF, σ(α·tanh(β·x)), is a smooth stand-in for the Heaviside step with heavy
 gradient tails; its straight-through form trains spiking, binary and deep
 Heaviside networks, and gives concept bottleneck models ~binary concepts.
+
+This package is the JAX-only core: functions, registries and the pure math of
+every layer. Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
+both); our architectures: ``htaf_jax.models``; the training engine:
+``htaf_jax.train`` (``pip install 'htaf-jax[train]'``).
+
+Hard forms of every unit, HTAF's included: ``get_surrogate(name, **hparams)``
+gives an object whose ``heaviside`` (== ``__call__``) and ``sign`` are the
+straight-through forms, ``smooth`` the smooth forward and ``grad`` the rule.
 """
 from htaf_jax.functions import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
-    heaviside,
     htaf,
     htaf_grad,
-    htaf_heaviside,
-    htaf_sign,
+    straight_through,
 )
 from htaf_jax.surrogates import (
     Surrogate,
@@ -21,19 +28,17 @@ from htaf_jax.surrogates import (
     resolve_surrogate,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_BETA",
     "Surrogate",
     "get_surrogate",
-    "heaviside",
     "htaf",
     "htaf_grad",
-    "htaf_heaviside",
-    "htaf_sign",
     "list_surrogates",
     "register_surrogate",
     "resolve_surrogate",
+    "straight_through",
 ]

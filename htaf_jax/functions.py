@@ -1,4 +1,4 @@
-"""HTAF, the Heavy-Tailed Activation Function, and its straight-through forms.
+"""HTAF, the Heavy-Tailed Activation Function, and the straight-through primitive.
 
     htaf(x; α, β)  = σ(α · tanh(β · x))
     htaf'(x; α, β) = α β · σ(u) σ(−u) · sech²(β x),      u = α tanh(β x)
@@ -20,9 +20,10 @@ so the derivative is positive and accurate out to |βx| ≈ 40 in float32.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -44,9 +45,7 @@ __all__ = [
     "DEFAULT_BETA",
     "htaf",
     "htaf_grad",
-    "htaf_heaviside",
-    "htaf_sign",
-    "heaviside",
+    "straight_through",
     "check_positive",
 ]
 
@@ -216,54 +215,42 @@ def _step(x: Array) -> Array:
     return jnp.where(jnp.isnan(x), x, (x >= 0).astype(x.dtype))
 
 
-@jax.custom_vjp
-def _htaf_heaviside(x: Array, alpha: Array, beta: Array) -> Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _straight_through(grad: Callable[..., Array], x: Array, hparams: dict) -> Array:
     return _step(x)
 
 
-def _hh_fwd(x, alpha, beta):
-    return _step(x), (x, alpha, beta)
+def _st_fwd(grad, x, hparams):
+    return _step(x), (x, hparams)
 
 
-def _hh_bwd(res, g):
-    x, alpha, beta = res
-    # H does not depend on α or β: their true cotangents are zero.
-    dx = g * htaf_grad(x, alpha, beta).astype(g.dtype)
-    return (_cotangent_like(dx, x), jnp.zeros_like(alpha), jnp.zeros_like(beta))
+def _st_bwd(grad, res, g):
+    x, hparams = res
+    # H does not depend on the hyperparameters: their true cotangents are zero.
+    dx = g * grad(x, **hparams).astype(g.dtype)
+    return _cotangent_like(dx, x), jax.tree.map(jnp.zeros_like, hparams)
 
 
-_htaf_heaviside.defvjp(_hh_fwd, _hh_bwd)
+_straight_through.defvjp(_st_fwd, _st_bwd)
 
 
-def htaf_heaviside(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
-    """Hard (straight-through) HTAF: forward H(x) ∈ {0, 1}, backward htaf'(x).
+def straight_through(x: ArrayLike, grad: Callable[..., Array], **hparams: ArrayLike) -> Array:
+    """Heaviside step forward, a chosen derivative backward: the one straight-through
+    primitive that every hard unit (spikes, binary activations, hard concepts) uses.
 
-    Convention at the step: H(0) = 1 (x ≥ 0 fires), as SpikingJelly's
-    ``heaviside``; snnTorch uses H(0) = 0. NaN propagates.
+    Forward H(x) ∈ {0, 1} with H(0) = 1 (SpikingJelly's convention; snnTorch's
+    heaviside gives H(0) = 0); NaN propagates. Backward ``g · grad(x, **hparams)``
+    for x, and zero for every hyperparameter (H does not depend on them).
+
+    Args:
+      x: floating-point input (any shape).
+      grad: ``grad(x, **hparams) -> Array``, the surrogate derivative.
+      **hparams: its hyperparameters, Python numbers or arrays (possibly traced).
 
     >>> import jax.numpy as jnp
-    >>> htaf_heaviside(jnp.array([-1.0, 0.0, 2.0]))
+    >>> straight_through(jnp.array([-1.0, 0.0, 2.0]), lambda v: jnp.ones_like(v))
     Array([0., 1., 1.], dtype=float32)
     """
-    check_positive("alpha", alpha)
-    check_positive("beta", beta)
     x = jnp.asarray(x)
     _compute_dtype(x)
-    return _htaf_heaviside(x, jnp.asarray(alpha), jnp.asarray(beta))
-
-
-def htaf_sign(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
-    """Signed hard HTAF: forward sign(x) ∈ {−1, +1} with sign(0) = +1 (Larq's
-    convention), backward 2·htaf'(x). Equal to 2·htaf_heaviside(x) − 1."""
-    return 2.0 * htaf_heaviside(x, alpha, beta) - 1.0
-
-
-def heaviside(x: ArrayLike, surrogate: Any = "htaf") -> Array:
-    """Heaviside step with any registered surrogate gradient (H(0) = 1).
-
-    ``surrogate`` is a registry name, a ``Surrogate`` or a callable; see
-    :func:`htaf_jax.surrogates.resolve_surrogate`.
-    """
-    from htaf_jax.surrogates import resolve_surrogate
-
-    return resolve_surrogate(surrogate)(x)
+    return _straight_through(grad, x, {k: jnp.asarray(v) for k, v in hparams.items()})

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 from typing import Any, Callable, Mapping
 
 import jax
@@ -65,33 +66,40 @@ def _as_float(x: ArrayLike) -> tuple[Array, Any]:
     return x.astype(jnp.promote_types(x.dtype, jnp.float32)), x.dtype
 
 
-def _step(x: Array) -> Array:
-    return jnp.where(jnp.isnan(x), x, (x >= 0).astype(x.dtype))
+@functools.lru_cache(maxsize=None)
+def _grad_in_float32(grad: Callable[..., Array]) -> Callable[..., Array]:
+    """The entry's rule computed in float32 or wider (bfloat16 inputs underflow
+    early otherwise), returned in the input's dtype. Cached, so the straight-through
+    primitive sees one function per entry."""
+    def rule(x, **hparams):
+        xf, dtype = _as_float(x)
+        return grad(xf, **hparams).astype(dtype)
+    return rule
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _straight_through(surrogate: "Surrogate", x: Array) -> Array:
-    return _step(x)
-
-
-def _st_fwd(surrogate, x):
-    return _step(x), x
-
-
-def _st_bwd(surrogate, x, g):
-    return (g * surrogate.grad(x).astype(g.dtype),)
-
-
-_straight_through.defvjp(_st_fwd, _st_bwd)
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Surrogate:
-    """A registry entry bound to hyperparameters. Hashable, so it can be a
-    Flax module field or a static argument."""
+    """A registry entry bound to hyperparameters.
+
+    Hyperparameters are Python floats (then the surrogate is hashable and
+    compares by value, so it can be a Flax module field or a static argument)
+    or arrays, possibly traced: then ``smooth`` returns their true cotangents
+    and the surrogate can be learned, as ``htaf``'s α and β can.
+    """
 
     spec: SurrogateSpec
-    hparams: tuple[tuple[str, float], ...]
+    hparams: tuple[tuple[str, Any], ...]
+
+    def _key(self):
+        if all(isinstance(v, float) for _, v in self.hparams):
+            return (self.spec, self.hparams)
+        return id(self)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Surrogate) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def name(self) -> str:
@@ -121,10 +129,9 @@ class Surrogate:
         return self.spec.smooth(xf, **self.kwargs).astype(dtype)
 
     def heaviside(self, x: ArrayLike) -> Array:
-        """Forward H(x) ∈ {0, 1}, H(0) = 1, NaN propagates; backward ``grad``."""
-        x = jnp.asarray(x)
-        _as_float(x)
-        return _straight_through(self, x)
+        """Forward H(x) ∈ {0, 1}, H(0) = 1, NaN propagates; backward ``grad``
+        (see :func:`htaf_jax.functions.straight_through`)."""
+        return F.straight_through(x, _grad_in_float32(self.spec.grad), **self.kwargs)
 
     __call__ = heaviside
 
@@ -133,7 +140,8 @@ class Surrogate:
         return 2.0 * self.heaviside(x) - 1.0
 
     def __repr__(self) -> str:
-        args = "".join(f", {k}={v!r}" for k, v in self.hparams)
+        args = "".join(f", {k}={v!r}" if isinstance(v, float) else f", {k}=<array>"
+                       for k, v in self.hparams)
         return f"Surrogate({self.name!r}{args})"
 
 
@@ -189,8 +197,17 @@ def register_surrogate(
     return spec
 
 
-def get_surrogate(name: str, **hparams: float) -> Surrogate:
-    """Looks up an entry and binds hyperparameters (missing ones take defaults)."""
+def get_surrogate(name: str, **hparams: ArrayLike) -> Surrogate:
+    """Looks up an entry and binds hyperparameters (missing ones take defaults).
+
+    A Python number is validated (finite, > 0); an array, possibly traced, is
+    bound as it is, so ``jax.grad`` reaches it through ``smooth``:
+
+    >>> g = jax.grad(lambda a: get_surrogate("sigmoid", alpha=a).smooth(1.0))(4.0)
+
+    The hard forms of every unit, HTAF's included, are this object's
+    ``heaviside`` (== ``__call__``) and ``sign``.
+    """
     if name not in _REGISTRY:
         raise ValueError(
             f"unknown surrogate {name!r}; valid names: {', '.join(list_surrogates())}"
@@ -203,11 +220,15 @@ def get_surrogate(name: str, **hparams: float) -> Surrogate:
         raise TypeError(f"surrogate {name!r} got unknown hyperparameter(s) {unknown}; valid: {valid}")
     for key, value in hparams.items():
         F.check_positive(f"{name}.{key}", value)
-        values[key] = float(value)
+        values[key] = float(value) if _is_number(value) else jnp.asarray(value)
     return Surrogate(spec, tuple(sorted(values.items())))
 
 
-def resolve_surrogate(spec: Any, **hparams: float):
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def resolve_surrogate(spec: Any, **hparams: ArrayLike):
     """A registry name, a ``Surrogate`` (optionally re-bound with ``hparams``),
     or a callable spike function ``x -> {0,1}`` with its own gradient rule."""
     if isinstance(spec, str):

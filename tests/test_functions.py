@@ -11,6 +11,9 @@ from jax.test_util import check_grads
 
 import htaf_jax as H
 
+HARD = H.get_surrogate("htaf").heaviside  # the hard form: H(x) forward, htaf' backward
+SIGN = H.get_surrogate("htaf").sign
+
 
 # ------------------------------------------------------- float64 references --
 def ref_htaf(x, a, b):
@@ -99,7 +102,7 @@ def test_bad_hyperparameters_raise_naming_the_parameter(name, bad):
     with pytest.raises(ValueError, match=name):
         H.htaf(1.0, **{name: bad})
     with pytest.raises(ValueError, match=name):
-        H.htaf_heaviside(1.0, **{name: bad})
+        H.get_surrogate("htaf", **{name: bad})
 
 
 def test_special_values():
@@ -116,7 +119,7 @@ def test_special_values():
     finite = np.concatenate([-np.logspace(-30, 38, 500), [0.0], np.logspace(-30, 38, 500)])
     gf = np.asarray(jax.vmap(jax.grad(H.htaf))(jnp.asarray(finite, jnp.float32)))
     assert np.all(np.isfinite(gf)) and np.all(gf >= 0)
-    hard = np.asarray(jax.vmap(jax.grad(H.htaf_heaviside))(jnp.asarray(finite, jnp.float32)))
+    hard = np.asarray(jax.vmap(jax.grad(HARD))(jnp.asarray(finite, jnp.float32)))
     assert np.all(np.isfinite(hard))
 
 
@@ -130,21 +133,21 @@ def test_half_precision_keeps_dtype_and_finite_gradients(dtype):
     np.testing.assert_allclose(
         np.asarray(y, np.float64), ref_htaf(np.asarray(x, np.float64), 4.0, 1.0), atol=1e-2
     )
-    h = H.htaf_heaviside(x)
+    h = HARD(x)
     assert h.dtype == dtype
 
 
 def test_hard_forms():
     x = jnp.array([-2.0, -1e-30, 0.0, 1e-30, 3.0])
-    np.testing.assert_array_equal(H.htaf_heaviside(x), [0, 0, 1, 1, 1])  # H(0) = 1
-    np.testing.assert_array_equal(H.htaf_sign(x), [-1, -1, 1, 1, 1])  # sign(0) = +1
-    g = jax.vmap(jax.grad(H.htaf_heaviside))(x)
+    np.testing.assert_array_equal(HARD(x), [0, 0, 1, 1, 1])  # H(0) = 1
+    np.testing.assert_array_equal(SIGN(x), [-1, -1, 1, 1, 1])  # sign(0) = +1
+    g = jax.vmap(jax.grad(HARD))(x)
     np.testing.assert_allclose(g, ref_htaf_grad(np.asarray(x), 4.0, 1.0), rtol=1e-6)
-    gs = jax.vmap(jax.grad(H.htaf_sign))(x)
+    gs = jax.vmap(jax.grad(SIGN))(x)
     np.testing.assert_allclose(gs, 2 * ref_htaf_grad(np.asarray(x), 4.0, 1.0), rtol=1e-6)
-    assert np.isnan(float(H.htaf_heaviside(jnp.nan)))
+    assert np.isnan(float(HARD(jnp.nan)))
     # H does not depend on α: its true cotangent is 0
-    assert float(jax.grad(lambda a: jnp.sum(H.htaf_heaviside(x, a, 1.0)))(4.0)) == 0.0
+    assert float(jax.grad(lambda a: jnp.sum(H.get_surrogate("htaf", alpha=a, beta=1.0).heaviside(x)))(4.0)) == 0.0
 
 
 def crossover(alpha, beta):
@@ -193,7 +196,7 @@ def test_transforms_and_no_retrace():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def f(v, a):
-        return jnp.sum(H.htaf(v, a, 1.0)) + jnp.sum(H.htaf_heaviside(v))
+        return jnp.sum(H.htaf(v, a, 1.0)) + jnp.sum(HARD(v))
 
     for i in range(4):  # new array values, new α values: one trace
         f(x + i, jnp.float32(2.0 + i))

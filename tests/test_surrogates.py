@@ -129,12 +129,33 @@ def test_register_and_resolve_user_surrogates(monkeypatch):
         H.resolve_surrogate(3)
 
 
-def test_heaviside_function_uses_any_entry():
+def test_straight_through_primitive_is_the_hard_form_of_every_entry():
     x = jnp.array([-0.2, 0.0, 0.7])
     for name in ("htaf", "atan"):
-        np.testing.assert_array_equal(H.heaviside(x, name), [0, 1, 1])
-        np.testing.assert_allclose(jax.vmap(jax.grad(lambda v: H.heaviside(v, name)))(x),
-                                   H.get_surrogate(name).grad(x), rtol=1e-6)
+        s = H.get_surrogate(name)
+        hard = lambda v: H.straight_through(v, s.spec.grad, **s.kwargs)  # noqa: E731
+        np.testing.assert_array_equal(hard(x), s.heaviside(x))
+        np.testing.assert_array_equal(hard(x), [0, 1, 1])
+        np.testing.assert_allclose(jax.vmap(jax.grad(hard))(x), s.grad(x), rtol=1e-6)
+
+
+LEARNABLE = [(n, k) for n in H.list_surrogates() for k in H.get_surrogate(n).kwargs
+             if H.get_surrogate(n).has_smooth]
+
+
+@pytest.mark.parametrize("name,key", LEARNABLE)
+def test_array_hyperparameters_are_learnable(name, key):
+    """A traced hyperparameter gets its true cotangent through the smooth form
+    (central finite difference) and exactly zero through the hard form."""
+    x = jnp.array([-0.7, -0.1, 0.05, 0.4, 1.3])
+    value = H.get_surrogate(name).kwargs[key]
+    smooth = lambda v: jnp.sum(H.get_surrogate(name, **{key: v}).smooth(x))  # noqa: E731
+    g = jax.jit(jax.grad(smooth))(jnp.float32(value))
+    h = 1e-2 * value
+    fd = (float(smooth(value + h)) - float(smooth(value - h))) / (2 * h)
+    np.testing.assert_allclose(float(g), fd, rtol=2e-2, atol=1e-4)
+    hard = lambda v: jnp.sum(H.get_surrogate(name, **{key: v}).heaviside(x))  # noqa: E731
+    assert float(jax.grad(hard)(jnp.float32(value))) == 0.0
 
 
 def test_integer_input_is_rejected():

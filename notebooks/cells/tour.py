@@ -193,27 +193,29 @@ print("max relative error of the custom VJP for x ≤ 40:",
 Two forms share one backward rule:
 
 * **smooth**: `H.htaf(x)`: forward σ(α tanh βx), backward its true derivative;
-* **hard** (straight-through): `H.htaf_heaviside(x)`: forward H(x) ∈ {0, 1} (H(0) = 1),
-  backward htaf'(x). Spikes, binary activations and hard ICBM concepts use it.
-  `H.htaf_sign(x)` is the ±1 version (sign(0) = +1, backward 2·htaf').
+* **hard** (straight-through): `hard = H.get_surrogate("htaf", alpha=α, beta=β)`, then
+  `hard(x)`: forward H(x) ∈ {0, 1} (H(0) = 1), backward htaf'(x). Spikes, binary
+  activations and hard ICBM concepts use it. `hard.sign(x)` is the ±1 version
+  (sign(0) = +1, backward 2·htaf'). Every registry unit has the same two methods.
 
 Same gradient, different forward:
 """),
     ("code", r"""
 x = jnp.linspace(-3, 3, 601)
+hard = H.get_surrogate("htaf")
 g_smooth = jax.vmap(jax.grad(H.htaf))(x)
-g_hard = jax.vmap(jax.grad(H.htaf_heaviside))(x)
-g_sign = jax.vmap(jax.grad(H.htaf_sign))(x)
+g_hard = jax.vmap(jax.grad(hard))(x)
+g_sign = jax.vmap(jax.grad(hard.sign))(x)
 print("backward of the hard form == backward of the smooth form:",
       bool(jnp.allclose(g_smooth, g_hard)), "| sign form is 2x:", bool(jnp.allclose(g_sign, 2 * g_hard)))
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 axes[0].plot(x, H.htaf(x), lw=2, label="smooth: htaf(x)")
-axes[0].plot(x, H.htaf_heaviside(x), lw=2, ls="--", label="hard: htaf_heaviside(x)")
-axes[0].plot(x, H.htaf_sign(x), lw=1.2, ls=":", label="hard signed: htaf_sign(x)")
+axes[0].plot(x, hard(x), lw=2, ls="--", label="hard: hard(x)")
+axes[0].plot(x, hard.sign(x), lw=1.2, ls=":", label="hard signed: hard.sign(x)")
 axes[0].set(title="forward", xlabel="x")
 axes[1].plot(x, g_smooth, lw=2, label="jax.grad(htaf)")
-axes[1].plot(x, g_hard, lw=2, ls="--", label="jax.grad(htaf_heaviside)")
+axes[1].plot(x, g_hard, lw=2, ls="--", label="jax.grad(hard)")
 axes[1].set(title="backward", xlabel="x")
 for ax in axes:
     ax.legend(fontsize=8)
@@ -228,7 +230,7 @@ A 2-16-16-1 network on a 2-D "two circles" problem whose hidden units are Heavis
 trained two ways with the same optimiser and steps:
 
 * **smooth**: train with `H.htaf` units, then *evaluate with hard units* (the ICBM recipe);
-* **hard**: `H.htaf_heaviside` forward throughout (the SNN/BNN recipe).
+* **hard**: the hard form forward throughout (the SNN/BNN recipe).
 
 The printout gives each run's accuracy with the units it was trained with and with hard
 units. For the smooth run the difference is the hard-vs-soft gap: nothing made its units binary,
@@ -251,8 +253,8 @@ ALPHA, BETA = 4.0, 4.0
 
 UNITS = {
     "smooth": lambda v: H.htaf(v, ALPHA, BETA),
-    "hard": lambda v: H.htaf_heaviside(v, ALPHA, BETA),
-    "eval": lambda v: H.htaf_heaviside(v, ALPHA, BETA),
+    "hard": H.get_surrogate("htaf", alpha=ALPHA, beta=BETA),
+    "eval": H.get_surrogate("htaf", alpha=ALPHA, beta=BETA),
 }
 
 
