@@ -5,6 +5,10 @@
                                         seed=0, epoch=0):
         ...
 """
+from htaf_jax._extras import require_extra
+
+require_extra("train", "htaf_jax.data", "tensorflow_datasets", "array_record", "ml_collections")
+
 from htaf_jax.data.pipeline import (DataSplits, Normalizer, epoch_order, eval_batches,
                                     load_splits, steps_per_epoch, train_batches)
 from htaf_jax.data.sources import (DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_DIR_ENV,

@@ -6,6 +6,10 @@
   ``explain_text``, ``head_weights``.
 - grids: ``save_concept_grid`` / ``save_concept_overview`` (PNG).
 """
+from htaf_jax._extras import require_extra
+
+require_extra("train", "htaf_jax.interpret", "matplotlib", "scipy")
+
 from htaf_jax.interpret.activations import (
     ConceptActivations,
     concept_activations,

@@ -3,6 +3,10 @@
     from htaf_jax.train import train_and_evaluate
     result = train_and_evaluate(config, workdir)   # TrainResult(params, batch_stats, metrics)
 """
+from htaf_jax._extras import require_extra
+
+require_extra("train", "htaf_jax.train", "ml_collections", "orbax", "tensorboardX", "tqdm", "tensorflow_datasets")
+
 from htaf_jax.train.checkpoint import CheckpointMismatchError
 from htaf_jax.train.config import ConfigError, prepare_config, validate_config
 from htaf_jax.train.distributed import DistributedInitError
