@@ -110,8 +110,8 @@ def describe_model(model_config) -> str:
     m = model_config
     if m.name == "standard":
         return f"standard {m.backbone} (linear head)"
-    kw = dict(m.get("surrogate_kwargs", {}) or {})
-    hp = " ".join(f"{k}={v:g}" for k, v in sorted(kw.items()))
+    from htaf_jax.models.config_fields import surrogate_hparams
+    hp = " ".join(f"{k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
     extras = []
     if m.get("concept_noise", 0.0):
         extras.append(f"noise std {m.concept_noise:g}")

@@ -3,11 +3,56 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["ENGINE_FIELDS", "module_kwargs"]
+__all__ = ["ENGINE_FIELDS", "bound_surrogate", "module_kwargs", "surrogate_hparams"]
 
 # Set in ``config.model`` by the engine (htaf_jax.train.loop) for every model;
 # a module without such a field simply does not receive it.
 ENGINE_FIELDS = frozenset({"total_train_steps"})
+
+
+def surrogate_hparams(config, field: str = "model") -> dict:
+    """The hyperparameters ``config.surrogate_kwargs`` binds to the chosen ``surrogate``.
+
+    Keyed by unit name (``{"htaf": {"alpha": 16.0, "beta": 1.0}}``), the entry
+    of the chosen unit is used and every other unit takes its registry
+    defaults, so ``--config.model.surrogate=atan`` runs atan as its peers
+    define it. Flat (``{"alpha": 4.0}``), the values go to whichever unit is
+    chosen, and a name that unit does not take raises a one-line ValueError
+    naming ``{field}.surrogate_kwargs`` (a flat dict written for HTAF's α and
+    β would otherwise reach atan, which has no β, as a TypeError, or silently
+    rescale a unit that also has an α).
+    """
+    hparams = _as_dict(config.get("surrogate_kwargs", None))
+    name = config.get("surrogate", "htaf")
+    if not hparams:
+        return {}
+    if any(_is_mapping(v) for v in hparams.values()):
+        flat = sorted(k for k, v in hparams.items() if not _is_mapping(v))
+        if flat:
+            raise ValueError(f"{field}.surrogate_kwargs mixes unit names and hyperparameters "
+                             f"({', '.join(flat)}); key every entry by unit name, e.g. "
+                             f"{{'htaf': {{'alpha': 4.0}}}}")
+        return _as_dict(hparams.get(name)) if isinstance(name, str) else {}
+    if isinstance(name, str):
+        from htaf_jax.surrogates import get_surrogate
+        takes = set(get_surrogate(name).kwargs)
+        wrong = sorted(set(hparams) - takes)
+        if wrong:
+            raise ValueError(
+                f"{field}.surrogate_kwargs sets {', '.join(wrong)}, which surrogate {name!r} "
+                f"does not take (its hyperparameters: {', '.join(sorted(takes)) or 'none'}); "
+                f"key them by unit name, e.g. {field}.surrogate_kwargs = "
+                f"{{'htaf': {{...}}}}, so other units take their defaults")
+    return hparams
+
+
+def bound_surrogate(config, field: str = "model"):
+    """``config.surrogate`` (a registry name, a Surrogate or a callable) with the
+    hyperparameters ``surrogate_hparams`` gives, or as it is when there are none."""
+    from htaf_jax.surrogates import resolve_surrogate
+    name = config.get("surrogate", "htaf")
+    hparams = surrogate_hparams(config, field)
+    return resolve_surrogate(name, **hparams) if hparams else name
 
 
 def module_kwargs(cls, config) -> dict:
@@ -19,19 +64,12 @@ def module_kwargs(cls, config) -> dict:
     ``ENGINE_FIELDS`` the engine sets for every model).
 
     An optional ``surrogate_kwargs`` binds hyperparameters to the ``surrogate``
-    name, either flat (``{"alpha": 4.0}``, for that surrogate) or per name
-    (``{"htaf": {"alpha": 4.0, "beta": 1.0}}``: used only when the surrogate is
-    htaf, so ``--config.model.surrogate=atan`` runs atan with its defaults).
+    (see ``surrogate_hparams``: per unit name, or flat for the chosen unit).
     """
-    from htaf_jax.surrogates import resolve_surrogate
     fields = set(cls.__dataclass_fields__) - {"parent", "name"}
     cfg = dict(config)
-    hparams = _as_dict(cfg.pop("surrogate_kwargs", None))
-    name = cfg.get("surrogate", "htaf")
-    if any(_is_mapping(v) for v in hparams.values()):
-        hparams = _as_dict(hparams.get(name)) if isinstance(name, str) else {}
-    if hparams:
-        cfg["surrogate"] = resolve_surrogate(name, **hparams)
+    if cfg.pop("surrogate_kwargs", None):
+        cfg["surrogate"] = bound_surrogate(config)
     unknown = set(cfg) - fields - {"name"} - ENGINE_FIELDS
     if unknown:
         raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; "

@@ -1,0 +1,110 @@
+"""Any registry unit from any experiment config's command line (issue 20, item 4).
+
+Each config under experiments/configs that has a ``model.surrogate`` is parsed
+with ``--config.model.surrogate=<unit>`` exactly as the CLI parses it, and its
+model is built and traced (``jax.eval_shape`` of ``init``: no training, no
+compilation): the chosen unit must carry its own registry defaults, not the
+hyperparameters the config binds to HTAF.
+"""
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import pytest
+
+from htaf_jax.models import build_model
+from htaf_jax.models.config_fields import bound_surrogate, module_kwargs, surrogate_hparams
+from htaf_jax.surrogates import Surrogate, get_surrogate, resolve_surrogate
+from htaf_jax.train import ConfigError, cli, validate_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(
+    os.path.join(REPO, "experiments", "configs", "*.py")) if not p.endswith("__init__.py"))
+
+
+def _parse(path: str, *overrides: str) -> ml_collections.ConfigDict:
+    config, _ = cli.parse_flags(["train", "--config", path, "--workdir", "unused", *overrides])
+    return config
+
+
+def _unit_configs() -> list[str]:
+    return [p for p in CONFIGS if "surrogate" in _parse(p).model]
+
+
+def test_every_binary_model_config_is_covered():
+    # The configs this test runs over; a new config with a unit joins automatically.
+    names = {os.path.basename(p)[:-3] for p in _unit_configs()}
+    assert {"icbm", "snn_mlp", "snn_conv", "bnn_mlp", "bnn_conv", "dhn_mlp"} <= names
+
+
+@pytest.mark.parametrize("unit", ["atan", "sigmoid"])  # both have an alpha of their own
+@pytest.mark.parametrize("path", _unit_configs())
+def test_a_non_default_unit_builds_with_its_own_defaults(path, unit):
+    default = _parse(path)
+    config = _parse(path, f"--config.model.surrogate={unit}")
+    assert default.model.surrogate != unit
+    validate_config(config)
+    assert surrogate_hparams(config.model) == {}  # HTAF's α, β stay with HTAF
+    model = build_model(config.model)
+    chosen = resolve_surrogate(model.surrogate)
+    assert chosen.name == unit
+    assert chosen.kwargs == get_surrogate(unit).kwargs
+    images = jnp.zeros((2, 28, 28, 1), jnp.float32)
+    rngs = {name: jax.random.key(i) for i, name in enumerate(("params", "dropout", "sample"))}
+    shapes = jax.eval_shape(lambda x: model.init(rngs, x, train=False), images)
+    assert "params" in shapes
+
+
+@pytest.mark.parametrize("path", _unit_configs())
+def test_the_configs_own_unit_keeps_the_configs_hyperparameters(path):
+    config = _parse(path)
+    name = config.model.surrogate
+    wanted = surrogate_hparams(config.model)
+    model = build_model(config.model)
+    assert resolve_surrogate(model.surrogate).kwargs == get_surrogate(name, **wanted).kwargs
+
+
+def test_flat_hyperparameters_a_unit_does_not_take_fail_in_one_line_naming_the_field():
+    model = ml_collections.ConfigDict({"surrogate": "atan",
+                                       "surrogate_kwargs": {"alpha": 16.0, "beta": 1.0}})
+    with pytest.raises(ValueError) as e:
+        surrogate_hparams(model)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("model.surrogate_kwargs sets beta, which surrogate 'atan' "
+                              "does not take (its hyperparameters: alpha)")
+    # Through the engine's validation it is a ConfigError (one line from the CLI).
+    config = _parse("experiments/configs/mlp.py")
+    config.model.surrogate = "atan"
+    config.model.surrogate_kwargs = {"alpha": 16.0, "beta": 1.0}
+    with pytest.raises(ConfigError, match=r"^config\.model\.surrogate_kwargs sets beta"):
+        validate_config(config)
+
+
+def test_flat_hyperparameters_the_unit_takes_are_bound():
+    model = ml_collections.ConfigDict({"surrogate": "sigmoid", "surrogate_kwargs": {"alpha": 8.0}})
+    bound = bound_surrogate(model)
+    assert isinstance(bound, Surrogate) and bound.kwargs == {"alpha": 8.0}
+
+
+def test_keyed_hyperparameters_bind_only_to_their_unit():
+    model = ml_collections.ConfigDict({
+        "surrogate": "htaf", "surrogate_kwargs": {"htaf": {"alpha": 16.0, "beta": 1.0},
+                                                  "atan": {"alpha": 3.0}}})
+    assert bound_surrogate(model).kwargs == {"alpha": 16.0, "beta": 1.0}
+    model.surrogate = "atan"
+    assert bound_surrogate(model).kwargs == {"alpha": 3.0}
+    model.surrogate = "triangle"
+    assert bound_surrogate(model) == "triangle"  # its registry defaults
+    model.surrogate_kwargs.gamma = 0.5
+    with pytest.raises(ValueError, match=r"mixes unit names and hyperparameters \(gamma\)"):
+        surrogate_hparams(model)
+
+
+def test_module_kwargs_still_rejects_unknown_fields():
+    from htaf_jax.models.dhn import HeavisideMLP
+    config = ml_collections.ConfigDict({"name": "dhn_mlp", "depth": 2, "widht": 8})
+    with pytest.raises(ValueError, match=r"HeavisideMLP has no fields \['widht'\]"):
+        module_kwargs(HeavisideMLP, config)
