@@ -53,6 +53,20 @@ def _trained_with(stored: dict, wanted: dict) -> bool:
     return True
 
 
+def _keyed_surrogate_kwargs(config_json: dict) -> dict:
+    """The config with a flat ``model.surrogate_kwargs`` keyed by its unit's name: the
+    same run either way (htaf_jax.models.config_fields), so a run stored under the
+    flat form is found by a config that now keys them (the ICBM config since issue 20)."""
+    model = config_json.get("model")
+    if not isinstance(model, dict):
+        return config_json
+    kwargs = model.get("surrogate_kwargs")
+    if not kwargs or any(isinstance(v, dict) for v in kwargs.values()):
+        return config_json
+    model = {**model, "surrogate_kwargs": {model.get("surrogate", "htaf"): kwargs}}
+    return {**config_json, "model": model}
+
+
 def _hash(identity: dict) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -67,7 +81,8 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
 
     Where that folder does not exist but another ``<label>-s<seed>-*`` run
     there trained the same config up to ``WATCH_FIELDS`` (its ``config.json``
-    holds every other field with the same value), that run's folder is
+    holds every other field with the same value; flat or unit-keyed
+    ``surrogate_kwargs`` count as the same), that run's folder is
     returned, finished ones first: this reuses runs keyed by the older hash,
     which covered every field.
     """
@@ -86,7 +101,8 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
     for d in candidates:
         try:
             with open(os.path.join(out, "runs", d, "config.json")) as f:
-                if _trained_with(json.load(f), wanted):
+                if _trained_with(_keyed_surrogate_kwargs(json.load(f)),
+                                 _keyed_surrogate_kwargs(wanted)):
                     same.append(os.path.join(out, "runs", d))
         except (OSError, ValueError):
             continue

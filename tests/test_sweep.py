@@ -164,6 +164,25 @@ def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
     assert runs.run_dir(out, "atan", 0, config).endswith(f"atan-s0-{runs.config_hash(config)}")
 
 
+def test_run_dir_finds_a_run_stored_with_flat_surrogate_kwargs(tmp_path):
+    # Before issue 20 the ICBM config bound HTAF's α, β flat; it now keys them by
+    # unit name. The same run either way, so the finished run is found.
+    from experiments.configs import icbm
+    keyed = icbm.get_config()
+    keyed.model.surrogate_kwargs = {"htaf": {"alpha": 16.0, "beta": 1.0}}
+    flat = ml_collections.ConfigDict(keyed.to_dict())
+    flat.model.surrogate_kwargs = {"alpha": 16.0, "beta": 1.0}
+    path = tmp_path / "runs" / "mlp-htaf-k128-s0-00000000"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(flat.to_json())
+    (path / runs.RESULTS_FILE).write_text("{}")
+    assert runs.config_hash(keyed) != runs.config_hash(flat)
+    assert runs.run_dir(str(tmp_path), "mlp-htaf-k128", 0, keyed) == str(path)
+    other = ml_collections.ConfigDict(keyed.to_dict())
+    other.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
+    assert runs.run_dir(str(tmp_path), "mlp-htaf-k128", 0, other) != str(path)
+
+
 def test_run_config_changes_only_the_surrogate():
     from experiments.configs import bnn_mlp
     base = bnn_mlp.get_config()
