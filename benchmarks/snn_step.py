@@ -23,7 +23,7 @@ median of ``repeats``:
   torch or snntorch is not importable.
 
 The two LIF updates differ only in when the subtractive reset lands (see
-``htaf_jax.models.snn_neurons``); the work per step is the same.
+``htaf_jax.spiking``); the work per step is the same.
 
 FLOPs (matmuls only; elementwise work is O(T·B·H), ~1000× less): with
 L = [(784, 1000), (1000, 10)] and N = T·B rows,
@@ -55,7 +55,7 @@ import numpy as np
 import optax
 
 from htaf_jax.models.snn import SpikingMLP
-from htaf_jax.models.snn_neurons import lif_dynamics, rate_encode
+from htaf_jax.spiking import lif_dynamics, rate_encode
 from htaf_jax.surrogates import get_surrogate
 
 INPUT = 784
@@ -135,7 +135,7 @@ def matmul_shapes(num_steps: int, batch: int, hidden: int, square: int = 2048
 def jax_model(num_steps: int, hidden: int, encoding: str, surrogate: str) -> SpikingMLP:
     return SpikingMLP(hidden=(hidden,), num_steps=num_steps, encoding=encoding,
                       surrogate=surrogate, beta=0.9, threshold=1.0, reset="subtract",
-                      readout="membrane")
+                      readout="membrane", input_mean=FMNIST_MEAN, input_std=FMNIST_STD)
 
 
 def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, seed: int = 0):
@@ -171,7 +171,8 @@ def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, see
 
 def make_jax_encode(num_steps: int, images: np.ndarray) -> Callable[[], None]:
     """One jitted call of the model's Bernoulli rate encoder on the batch."""
-    encode = jax.jit(lambda k, x: rate_encode(k, x.reshape(len(x), -1), num_steps))
+    encode = jax.jit(lambda k, x: rate_encode(k, x.reshape(len(x), -1), num_steps,
+                                              mean=FMNIST_MEAN, std=FMNIST_STD))
     x, key, i = jnp.asarray(images), jax.random.key(7), [0]
 
     def run():

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from htaf_jax.linen.spiking import IF, LIF
 from htaf_jax.models.snn import SpikingConvNet, SpikingMLP
-from htaf_jax.models.snn_neurons import (
-    IF, LIF, latency_encode, lif_dynamics, membrane_readout, rate_encode, to_intensity)
+from htaf_jax.spiking import (
+    latency_encode, lif_dynamics, membrane_readout, rate_encode, to_intensity)
 from htaf_jax.surrogates import get_surrogate
 
 HTAF = get_surrogate("htaf")
@@ -88,14 +89,16 @@ def test_if_rejects_a_leak():
 
 
 def test_rate_encoding_is_bernoulli_with_pixel_intensity():
-    x = (jnp.array([[0.0, 0.25, 1.0]]) - 0.2860) / 0.3530   # standardised intensities
-    spikes = rate_encode(KEY, x, 4000)
+    mean, std = 0.2860, 0.3530
+    x = (jnp.array([[0.0, 0.25, 1.0]]) - mean) / std   # standardised intensities
+    spikes = rate_encode(KEY, x, 4000, mean=mean, std=std)
     chex.assert_shape(spikes, (4000, 1, 3))
     assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
     np.testing.assert_allclose(spikes.mean(0)[0], [0.0, 0.25, 1.0], atol=0.03)
-    np.testing.assert_array_equal(rate_encode(KEY, x, 5), rate_encode(KEY, x, 5))
+    np.testing.assert_array_equal(rate_encode(KEY, x, 5, mean=mean, std=std),
+                                  rate_encode(KEY, x, 5, mean=mean, std=std))
     # Odd T uses half of the last word's uniforms; steps are not copies of each other.
-    many = rate_encode(KEY, jnp.zeros((1, 20000)) + (0.5 - 0.2860) / 0.3530, 3)
+    many = rate_encode(KEY, jnp.full((1, 20000), 0.5), 3, mean=0.0, std=1.0)
     chex.assert_shape(many, (3, 1, 20000))
     np.testing.assert_allclose(many.mean(axis=(1, 2)), 0.5, atol=0.015)
     assert float(jnp.mean(many[0] == many[1])) < 0.6 and float(jnp.mean(many[0] == many[2])) < 0.6
@@ -106,7 +109,8 @@ def test_latency_encoding_one_spike_brighter_first():
     spikes = np.asarray(latency_encode(p, 5, mean=0.0, std=1.0))[:, 0]
     np.testing.assert_array_equal(spikes.sum(0), [0, 1, 1])          # black never fires
     assert spikes[0, 2] == 1 and spikes[2, 1] == 1                    # t = round((1 − p)(T − 1))
-    np.testing.assert_allclose(to_intensity(jnp.float32(-5.0)), 0.0)
+    np.testing.assert_allclose(to_intensity(jnp.float32(-5.0), 0.2860, 0.3530), 0.0)
+    np.testing.assert_allclose(to_intensity(jnp.float32(0.5), 0.25, 0.5), 0.5)
 
 
 def test_membrane_readout_leaky_mean():

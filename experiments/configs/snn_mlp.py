@@ -38,6 +38,10 @@ def get_config():
     config.model.threshold = 1.0
     config.model.reset = "subtract"
     config.model.readout = "membrane"
+    # What the rate and latency codes need to undo the pipeline's standardisation:
+    # the mean and std that htaf_jax.data's Normalizer fits on Fashion-MNIST's train split.
+    config.model.input_mean = 0.2860
+    config.model.input_std = 0.3530
     config.model.surrogate = "htaf"
     config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 1.0}}
     return config

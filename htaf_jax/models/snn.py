@@ -1,13 +1,17 @@
 """Spiking networks: an LIF MLP and a small LIF convnet for image classification.
 
 Images (B, H, W, C), standardised by the data pipeline, are encoded into T
-steps ("direct", "rate" or "latency"; see ``snn_neurons``). Each layer's
+steps ("direct", "rate" or "latency"; see ``htaf_jax.spiking``). Each layer's
 Dense/Conv acts on all T steps as one op over (T·B, ...); with direct input
 the first layer's current is computed once and fed to the neuron at each
 step. The output layer's currents are read out as the mean membrane of a
 non-spiking integrator ("membrane") or as output spike counts
 ("spike_count"). Each spiking layer sows its firing rate as
 ``intermediates/spike_rate_layer{i}`` (a scalar) for logging.
+
+The rate and latency codes undo the pipeline's standardisation with
+``input_mean``/``input_std`` (the defaults 0 and 1 take inputs already in
+[0, 1]); the experiment configs set the dataset's values.
 """
 from __future__ import annotations
 
@@ -18,11 +22,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
+from htaf_jax.linen.spiking import IF, LIF
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
-from htaf_jax.models.snn_neurons import (
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD, IF, LIF, latency_encode, membrane_readout,
-    rate_encode, spike_count_readout)
+from htaf_jax.spiking import latency_encode, membrane_readout, rate_encode, spike_count_readout
 
 __all__ = ["SpikingMLP", "SpikingConvNet"]
 
@@ -46,8 +49,8 @@ class _SpikingBase(nn.Module):
     readout: Readout = "membrane"
     readout_beta: float = 0.0
     surrogate: str | Callable = "htaf"
-    input_mean: float = FASHION_MNIST_MEAN
-    input_std: float = FASHION_MNIST_STD
+    input_mean: float = 0.0
+    input_std: float = 1.0
 
     def _encode(self, x: Array) -> tuple[Array, bool]:
         """(B, ...) → (input, time_constant); a time-constant input has no T axis."""
@@ -55,9 +58,10 @@ class _SpikingBase(nn.Module):
             return x, True
         if self.encoding == "rate":
             return rate_encode(self.make_rng("sample"), x, self.num_steps,
-                               self.input_mean, self.input_std), False
+                               mean=self.input_mean, std=self.input_std), False
         if self.encoding == "latency":
-            return latency_encode(x, self.num_steps, self.input_mean, self.input_std), False
+            return latency_encode(x, self.num_steps, mean=self.input_mean,
+                                  std=self.input_std), False
         raise ValueError(f"unknown encoding {self.encoding!r}")
 
     def _neuron(self, name: str) -> LIF:

@@ -7,7 +7,7 @@ CELLS = [
 
 A leaky integrate-and-fire (LIF) neuron keeps a membrane potential $U$, charges it with
 the input current $I$, emits a binary spike when it reaches the threshold $\theta$, and
-subtracts $\theta$ after a spike (`htaf_jax.models.snn_neurons`):
+subtracts $\theta$ after a spike (`htaf_jax.spiking`):
 
 $$U'_t = \beta\,U_{t-1} + I_t,\qquad S_t = H(U'_t - \theta) \in \{0, 1\},\qquad
 U_t = U'_t - S_t\,\theta .$$
@@ -43,7 +43,7 @@ the config's number of epochs, per surrogate — a GPU runtime is the place for 
 import time
 
 from htaf_jax.models import build_model
-from htaf_jax.models.snn_neurons import LIF
+from htaf_jax.linen.spiking import LIF
 from htaf_jax.train import load_config, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import snn_mlp

@@ -1,0 +1,232 @@
+"""Spiking neurons over time, input encoders and readouts: pure JAX.
+
+Time is the leading axis. A layer's input currents are (T, B, ...): the
+parameterised op before the neuron (Dense, Conv) runs over all T steps at
+once, and only the neuron's elementwise dynamics run in a ``lax.scan``
+(SpikingJelly's multi-step mode). Nothing here holds parameters; the Linen
+and NNX layers (``htaf_jax.linen.spiking``, ``htaf_jax.nnx.spiking``) pass
+theirs in, and plain JAX, Equinox or Spyx code can call these directly.
+
+LIF, per step t, with U[−1] = 0, input I[t], decay β, threshold θ, and H the
+spike function (forward Heaviside, backward the surrogate's gradient):
+
+  Default (``reset_delay=False``; SpikingJelly's charge → fire → reset):
+
+    V[t] = β·U[t−1] + I[t]                  leak, then input
+    S[t] = H(V[t] − θ)                      fire
+    U[t] = V[t] − S[t]·θ                    reset="subtract" (soft reset)
+    U[t] = V[t]·(1 − S[t])                  reset="zero"     (hard reset to 0)
+
+  ``reset_delay=True`` (snnTorch's ``Leaky``, its default): a spike's reset is
+  applied at the next step, before the leak of the zero reset:
+
+    U[t] = β·U[t−1] + I[t] − S[t−1]·θ       reset="subtract"
+    U[t] = β·(1 − S[t−1])·U[t−1] + I[t]     reset="zero"
+    S[t] = H(U[t] − θ)
+
+The membrane returned is U[t], the state carried to the next step. With
+``detach_reset`` (the default; SpikingJelly's ``detach_reset``, always on in
+snnTorch) the S in the reset term is a constant for the gradient, so only
+the firing path carries the surrogate gradient; without it the reset term
+adds −θ·H'(V − θ) (subtract) or −V·H'(V − θ) (zero) to dU/dV.
+H(0) = 1 (a membrane exactly at threshold fires), as in the surrogate
+registry; ``spike_at_threshold=False`` gives snnTorch's H(0) = 0 (it fires on
+U > θ), with the same gradient. IF is LIF with β = 1.
+
+With ``reset_delay=True, spike_at_threshold=False`` this is snnTorch 1.0's
+``Leaky(reset_delay=True)`` step for step: snnTorch recomputes the pending
+reset as H(U[t−1] − θ), which is S[t−1].
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+__all__ = [
+    "Reset", "lif_dynamics", "if_dynamics", "leaky_integrate", "threshold_spike",
+    "decay_to_logit", "neuron_param_shape",
+    "to_intensity", "direct_encode", "rate_encode", "latency_encode",
+    "membrane_readout", "spike_count_readout",
+]
+
+Reset = Literal["subtract", "zero"]
+SpikeFn = Callable[[Array], Array]
+
+
+def zeros_like_varying(x: Array) -> Array:
+    """Zeros shaped like x, varying over the same manual mesh axes (inside
+    ``shard_map`` a scan carry must have the per-device type of what the body
+    adds to it)."""
+    zeros = jnp.zeros_like(x)
+    vma = tuple(getattr(jax.typeof(x), "vma", ()) or ())
+    return jax.lax.pcast(zeros, vma, to="varying") if vma else zeros
+
+
+def check_reset(reset: str) -> None:
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+
+
+def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True) -> Array:
+    """S = H(x) from ``spike_fn``; ``spike_at_threshold=False`` forces H(0) = 0.
+
+    The correction is a constant for the gradient, so dS/dx is ``spike_fn``'s
+    surrogate gradient everywhere, at x = 0 too.
+    """
+    s = spike_fn(x)
+    if spike_at_threshold:
+        return s
+    return s - jax.lax.stop_gradient(jnp.where(x == 0, s, jnp.zeros_like(s)))
+
+
+def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
+                 reset: Reset = "subtract", detach_reset: bool = True,
+                 reset_delay: bool = False, spike_at_threshold: bool = True,
+                 num_steps: int | None = None) -> tuple[Array, Array]:
+    """Runs the LIF update of the module docstring over time.
+
+    Args:
+      currents: (T, B, ...) input currents, or, when ``num_steps`` is given, one
+        time-constant current (B, ...) applied at every step (direct input: the
+        layer before computed it once rather than T times).
+      beta: decay β, a scalar or an array broadcasting against one step (B, ...).
+      threshold: θ, broadcasting like ``beta``.
+      spike_fn: x → {0, 1} with a surrogate gradient (a registry surrogate or
+        any callable).
+      reset: "subtract" or "zero".
+      detach_reset: no gradient through S in the reset term.
+      reset_delay: apply a spike's reset at the next step (snnTorch).
+      spike_at_threshold: H(0) = 1 (True) or 0 (False, snnTorch).
+      num_steps: T for a time-constant current; None for a (T, B, ...) one.
+
+    Returns:
+      (spikes S, membrane U), both (T, B, ...).
+    """
+    check_reset(reset)
+    subtract = reset == "subtract"
+
+    def fire(v):
+        return threshold_spike(spike_fn, v - threshold, spike_at_threshold)
+
+    def held(s):
+        return jax.lax.stop_gradient(s) if detach_reset else s
+
+    if reset_delay:
+        def step(carry, cur):
+            mem, prev = carry
+            r = held(prev)
+            mem = beta * mem + cur - r * threshold if subtract else beta * (1.0 - r) * mem + cur
+            spike = fire(mem)
+            return (mem, spike), (spike, mem)
+    else:
+        def step(carry, cur):
+            mem, _ = carry
+            mem = beta * mem + cur
+            spike = fire(mem)
+            r = held(spike)
+            mem = mem - r * threshold if subtract else mem * (1.0 - r)
+            return (mem, spike), (spike, mem)
+
+    zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
+    if num_steps is None:
+        _, (spikes, mems) = jax.lax.scan(step, (zeros, zeros), currents)
+    else:
+        _, (spikes, mems) = jax.lax.scan(lambda c, _: step(c, currents), (zeros, zeros),
+                                         None, length=num_steps)
+    return spikes, mems
+
+
+def if_dynamics(currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn,
+                **options) -> tuple[Array, Array]:
+    """Integrate-and-fire: :func:`lif_dynamics` with β = 1 (no leak); same options."""
+    return lif_dynamics(currents, beta=1.0, threshold=threshold, spike_fn=spike_fn, **options)
+
+
+def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
+    """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0; (T, B, ...) → (T, B, ...)."""
+    def step(mem, cur):
+        mem = beta * mem + cur
+        return mem, mem
+    _, mems = jax.lax.scan(step, zeros_like_varying(currents[0]), currents)
+    return mems
+
+
+def decay_to_logit(beta: float) -> float:
+    """The logit a learnable decay starts from: β = σ(logit) stays in (0, 1)."""
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"a learnable decay needs 0 < beta < 1, got {beta}")
+    return math.log(beta / (1.0 - beta))
+
+
+def neuron_param_shape(features: Sequence[int], per_neuron: bool) -> tuple[int, ...]:
+    """Shape of a learnable β or θ: one per neuron (one step's feature shape) or shared ()."""
+    return tuple(features) if per_neuron else ()
+
+
+# --------------------------------------------------------------- encoders --
+# Rate and latency codes need intensities p ∈ [0, 1]. Inputs arrive
+# standardised by the caller's pipeline as (p − mean)/std; the caller passes
+# that mean and std (0 and 1 for inputs already in [0, 1]).
+
+def to_intensity(x: ArrayLike, mean: ArrayLike, std: ArrayLike) -> Array:
+    """Standardised inputs → intensities p = clip(x·std + mean, 0, 1)."""
+    return jnp.clip(jnp.asarray(x) * std + mean, 0.0, 1.0)
+
+
+def direct_encode(x: Array) -> Array:
+    """Direct (constant-current) coding: the input itself, at every step.
+
+    Returned without a time axis on purpose: the first layer computes its
+    current once and the neuron receives it at each of T steps
+    (``lif_dynamics(..., num_steps=T)``).
+    """
+    return x
+
+
+def rate_encode(key: Array, x: Array, num_steps: int, *, mean: ArrayLike,
+                std: ArrayLike) -> Array:
+    """Rate coding: at each step an input spikes with probability p, its intensity.
+
+    (B, ...) → (T, B, ...) float spikes in {0, 1}, drawn with ``key``
+    (snnTorch's ``spikegen.rate``). Each 32-bit random word gives two 16-bit
+    uniforms u, and an input spikes when u < round(65536·p): the probability
+    is p to within 2^-17 (exactly 0 and 1 at p = 0 and 1), from half the
+    random words ``jax.random.bernoulli`` draws (the PRNG is the code's cost).
+    """
+    p = to_intensity(x, mean, std)
+    words = jax.random.bits(key, ((num_steps + 1) // 2,) + x.shape, jnp.uint32)
+    uniforms = jnp.concatenate([words & 0xFFFF, words >> 16])[:num_steps]
+    level = jnp.round(p * 65536.0).astype(jnp.uint32)
+    return (uniforms < level).astype(x.dtype)
+
+
+def latency_encode(x: Array, num_steps: int, *, mean: ArrayLike, std: ArrayLike) -> Array:
+    """Latency coding: one spike per input, brighter ones earlier.
+
+    An input of intensity p fires once, at step round((1 − p)·(T − 1)) (the
+    linear code of snnTorch's ``spikegen.latency(linear=True)``); p = 0 never
+    fires. (B, ...) → (T, B, ...).
+    """
+    p = to_intensity(x, mean, std)
+    t_fire = jnp.round((1.0 - p) * (num_steps - 1))
+    steps = jnp.arange(num_steps, dtype=x.dtype).reshape((num_steps,) + (1,) * x.ndim)
+    return ((steps == t_fire[None]) & (p[None] > 0.0)).astype(x.dtype)
+
+
+# --------------------------------------------------------------- readouts --
+
+def membrane_readout(currents: Array, beta: float = 0.0) -> Array:
+    """(T, B, C) → (B, C): mean over time of a non-spiking leaky integrator's
+    membrane (:func:`leaky_integrate`); β = 0 is the mean current."""
+    mems = currents if beta == 0.0 else leaky_integrate(currents, beta)
+    return jnp.mean(mems, axis=0)
+
+
+def spike_count_readout(spikes: Array) -> Array:
+    """(T, B, C) → (B, C): spike count per output neuron over the T steps."""
+    return jnp.sum(spikes, axis=0)
