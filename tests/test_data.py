@@ -1,4 +1,5 @@
 """The data layer: real Fashion-MNIST through TFDS, the host pipeline, missing-data errors."""
+import gzip
 import os
 import time
 
@@ -7,7 +8,8 @@ import pytest
 
 from htaf_jax import data as data_lib
 from htaf_jax.data import sources
-from htaf_jax.data.fashion_mnist_local import read_idx
+from htaf_jax.data.fashion_mnist_local import (FILES, SPLIT_SIZES, DatasetFileError,
+                                               check_files, debian_md5sums, read_idx)
 
 RAW_DIR = data_lib.DEFAULT_FASHION_MNIST_DIR
 needs_data = pytest.mark.skipif(
@@ -116,3 +118,92 @@ def test_dataset_names_are_checked_against_tfds():
     assert data_lib.is_known_dataset("fashion_mnist")
     assert data_lib.is_known_dataset("mnist") and data_lib.is_known_dataset("cifar10")
     assert not data_lib.is_known_dataset("fashon_mnist")
+
+
+# ---- truncated or corrupt files (issue 20) ------------------------------------------------
+
+def _write_idx(path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    """A folder with the four idx files, valid and of the real sizes (all zeros)."""
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for split, (images, labels) in FILES.items():
+        n = SPLIT_SIZES[split]
+        _write_idx(folder / images, np.zeros((n, 28, 28), np.uint8))
+        _write_idx(folder / labels, np.arange(n) % 10)
+    return folder
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def test_valid_files_pass_and_a_truncated_copy_is_named(idx_folder):
+    check_files(str(idx_folder), md5sums="/nonexistent")
+    _truncate(idx_folder / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DatasetFileError, match=r"t10k-labels-idx1-ubyte.gz is truncated "
+                                               r"\(its gzip stream ends early\)"):
+        check_files(str(idx_folder), md5sums="/nonexistent")
+
+
+def test_corrupt_bytes_and_a_short_payload_are_named(idx_folder):
+    path = idx_folder / "train-labels-idx1-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the CRC (or the deflate stream) no longer checks
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetFileError, match=r"train-labels-idx1-ubyte.gz is corrupt"):
+        read_idx(str(path))
+    # A whole gzip stream whose idx payload is shorter than its header says.
+    header = bytes([0, 0, 8, 1]) + np.asarray([100], ">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(60))
+    with pytest.raises(DatasetFileError, match=r"holds 60 bytes of data where its header "
+                                               r"\(100,\) needs 100"):
+        read_idx(str(path))
+
+
+def test_debian_files_are_checked_against_dpkgs_md5sums(idx_folder, tmp_path):
+    import hashlib
+    sums = tmp_path / "dataset-fashion-mnist.md5sums"
+    lines = [f"{hashlib.md5(p.read_bytes()).hexdigest()}  {str(p)[1:]}"
+             for p in sorted(idx_folder.iterdir())]
+    sums.write_text("\n".join(lines + ["0123  usr/share/doc/dataset-fashion-mnist/copyright"]))
+    assert set(debian_md5sums(str(idx_folder), str(sums))) == {
+        name for pair in FILES.values() for name in pair}
+    check_files(str(idx_folder), str(sums))  # every checksum matches: nothing decoded
+    _truncate(idx_folder / "train-images-idx3-ubyte.gz", keep=0.9)
+    with pytest.raises(DatasetFileError, match=r"train-images-idx3-ubyte.gz is truncated or "
+                                               r"corrupt: md5 [0-9a-f]{32}, dpkg recorded"):
+        check_files(str(idx_folder), str(sums))
+
+
+@needs_data
+def test_the_installed_debian_files_match_dpkg():
+    if not debian_md5sums(RAW_DIR):
+        pytest.skip("no dpkg md5sums for dataset-fashion-mnist on this host")
+    check_files(RAW_DIR)
+
+
+def test_truncated_file_through_the_cli_is_one_line_with_the_reinstall_command(
+        idx_folder, tmp_path, monkeypatch, capsys):
+    from htaf_jax.train import cli
+    _truncate(idx_folder / "train-labels-idx1-ubyte.gz")
+    monkeypatch.setenv(data_lib.FASHION_MNIST_DIR_ENV, str(idx_folder))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--config", "experiments/configs/mlp.py", "--workdir",
+                  str(tmp_path / "wd"), f"--config.data_dir={tmp_path / 'tfds'}"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: Fashion-MNIST file {idx_folder}/train-labels-idx1-ubyte.gz "
+                          f"is truncated")
+    assert "reinstall it: sudo apt-get install --reinstall dataset-fashion-mnist" in err
+    assert f"${data_lib.FASHION_MNIST_DIR_ENV}={idx_folder}" in err
+    assert not os.path.exists(tmp_path / "tfds" / "htaf_fashion_mnist" / "1.1.0")

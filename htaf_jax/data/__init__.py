@@ -12,11 +12,11 @@ require_extra("train", "htaf_jax.data", "tensorflow_datasets", "array_record", "
 from htaf_jax.data.pipeline import (DataSplits, Normalizer, epoch_order, eval_batches,
                                     load_splits, steps_per_epoch, train_batches)
 from htaf_jax.data.sources import (DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_DIR_ENV,
-                                   ArraySplit, DatasetNotFoundError, is_known_dataset,
-                                   read_split, tfds_data_dir)
+                                   ArraySplit, DatasetCorruptError, DatasetNotFoundError,
+                                   is_known_dataset, read_split, tfds_data_dir)
 
 __all__ = [
-    "ArraySplit", "DataSplits", "DatasetNotFoundError", "DEFAULT_FASHION_MNIST_DIR",
+    "ArraySplit", "DataSplits", "DatasetCorruptError", "DatasetNotFoundError", "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_DIR_ENV", "Normalizer", "epoch_order", "eval_batches", "is_known_dataset",
     "load_splits", "read_split", "steps_per_epoch", "tfds_data_dir", "train_batches",
 ]

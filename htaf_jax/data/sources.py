@@ -23,8 +23,15 @@ INSTALL_HINT = ("sudo apt-get install dataset-fashion-mnist   (or `make data` in
                 "htaf-jax checkout)")
 
 
+REINSTALL_HINT = "sudo apt-get install --reinstall dataset-fashion-mnist"
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """The data a config asks for is not on this host; the message says how to get it."""
+
+
+class DatasetCorruptError(DatasetNotFoundError):
+    """A dataset file is truncated or corrupt; one line naming it and how to reinstall it."""
 
 
 class ArraySplit(NamedTuple):
@@ -71,7 +78,8 @@ def _file_lock(path: str):
 def _fashion_mnist_builder(data_dir: str | None):
     import tensorflow_datasets as tfds
 
-    from htaf_jax.data.fashion_mnist_local import FILES, HtafFashionMnist
+    from htaf_jax.data.fashion_mnist_local import (FILES, DatasetFileError, HtafFashionMnist,
+                                                   check_files)
 
     root = tfds_data_dir(data_dir)
     builder = HtafFashionMnist(data_dir=root, file_format="array_record")
@@ -88,6 +96,14 @@ def _fashion_mnist_builder(data_dir: str | None):
     with _file_lock(os.path.join(root, ".htaf_fashion_mnist.lock")):
         builder = HtafFashionMnist(data_dir=root, file_format="array_record")
         if not builder.is_prepared():
+            try:
+                check_files(manual_dir)
+            except DatasetFileError as e:
+                where = ("" if os.path.realpath(manual_dir) ==
+                         os.path.realpath(DEFAULT_FASHION_MNIST_DIR)
+                         else f", or replace the file in ${FASHION_MNIST_DIR_ENV}={manual_dir}")
+                raise DatasetCorruptError(f"Fashion-MNIST file {e}; reinstall it: "
+                                          f"{REINSTALL_HINT}{where}") from None
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     return builder
