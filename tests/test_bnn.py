@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from htaf_jax.models.bnn import BinaryConv, BinaryConvNet, BinaryDense, BinaryMLP, binarize_weights
+from htaf_jax.binary import binarize_weights
+from htaf_jax.linen.binary import BinaryConv, BinaryDense
+from htaf_jax.models.bnn import BinaryConvNet, BinaryMLP
 from htaf_jax.models.bnn_export import (
     pack_binary_params, pack_bits, packed_memory_report, unpack_bits, unpack_params)
 from htaf_jax.surrogates import get_surrogate
@@ -17,10 +19,10 @@ KEY = jax.random.PRNGKey(0)
 
 def test_binarize_weights_exact_signs_and_xnor_scale():
     w = jnp.array([[0.5, -0.2], [-1.5, 0.0], [0.1, 0.4]])
-    signs, scale = binarize_weights(w, HTAF.sign, True)
+    signs, scale = binarize_weights(w, HTAF, True)
     np.testing.assert_array_equal(signs, [[1, -1], [-1, 1], [1, 1]])    # sign(0) = +1
     np.testing.assert_allclose(scale, [(0.5 + 1.5 + 0.1) / 3, (0.2 + 0.0 + 0.4) / 3], rtol=1e-6)
-    assert binarize_weights(w, HTAF.sign, False)[1] is None
+    assert binarize_weights(w, HTAF, False)[1] is None
 
 
 def test_binary_dense_forward_and_surrogate_backward():

@@ -1,14 +1,14 @@
-"""Binary networks: binarised weights and activations (BinaryNet / XNOR-Net style).
+"""Binary networks built from ``htaf_jax.linen.binary`` (BinaryNet / XNOR-Net style).
 
-A binary layer keeps real-valued latent weights W and computes with
-sign(W) ∈ {−1, +1} (sign(0) = +1); the backward pass is the surrogate's,
-2·grad(W) (for straight-through "ste_hardtanh": 1 for |W| ≤ 1, as BinaryNet,
-Courbariaux et al. 2016). With ``use_scale`` the kernel is sign(W)·a with a
-per-output-channel a = mean|W| over the inputs (XNOR-Net, Rastegari et al.
-2016). Activations are binarised the same way, each after a BatchNorm, so
-a block is BinaryDense/Conv → BN → sign.
+Every weight is binary: ``BinaryDense``/``BinaryConv`` keep real latent
+weights and compute with sign(W) (times a per-output-channel mean|W| with
+``use_scale``, XNOR-Net, Rastegari et al. 2016), backward the surrogate's
+2·grad(W) (for straight-through "ste_hardtanh": BinaryNet's 1[|W| ≤ 1],
+Courbariaux et al. 2016). Activations are binarised the same way, each
+after a BatchNorm, so a block is BinaryDense/Conv → BN → sign.
 
-After training, ``htaf_jax.models.bnn_export`` packs the ±1 kernels into bits.
+After training, ``htaf_jax.models.bnn_export`` packs the ±1 kernels into bits
+and ``htaf_jax.packing`` runs the MLP on them with XNOR/popcount.
 """
 from __future__ import annotations
 
@@ -16,83 +16,15 @@ from typing import Callable, Sequence
 
 import chex
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import Array
 
-from htaf_jax.models.binary_units import sign_unit
+from htaf_jax.binary import sign_quantizer
+from htaf_jax.linen.binary import BinaryConv, BinaryDense
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
-__all__ = ["BinaryDense", "BinaryConv", "BinaryMLP", "BinaryConvNet",
-           "binarize_weights", "LATENT_KERNEL"]
-
-# Parameter name of every binarised kernel; the bit-packing export looks for it.
-LATENT_KERNEL = "latent_kernel"
-
-
-def binarize_weights(kernel: Array, sign_fn, use_scale: bool) -> tuple[Array, Array | None]:
-    """(sign(kernel), per-output-channel mean|kernel| or None); channels on the last axis.
-
-    Layers apply the scale after the ±1 product, as XNOR-Net does: with ±1
-    inputs the product is an exact integer sum, so a tie is exactly 0 and
-    binarises to +1 deterministically, however the kernel was stored.
-    """
-    signs = sign_fn(kernel)
-    if not use_scale:
-        return signs, None
-    return signs, jnp.mean(jnp.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
-
-
-def _scaled(y: Array, scale: Array | None) -> Array:
-    return y if scale is None else y * scale
-
-
-class BinaryDense(nn.Module):
-    """Dense layer with ±1 weights (times a per-output scale if ``use_scale``).
-
-    (..., in) → (..., features). The input is not binarised here; binarise
-    activations with ``sign_unit`` after a BatchNorm.
-    """
-    features: int
-    use_scale: bool = True
-    use_bias: bool = False
-    surrogate: str | Callable = "htaf"
-    kernel_init: Callable = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        kernel = self.param(LATENT_KERNEL, self.kernel_init, (x.shape[-1], self.features))
-        signs, scale = binarize_weights(kernel, sign_unit(self.surrogate), self.use_scale)
-        y = _scaled(x @ signs, scale)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
-        return y
-
-
-class BinaryConv(nn.Module):
-    """2-D convolution (NHWC, HWIO kernel) with ±1 weights (scaled per output channel)."""
-    features: int
-    kernel_size: tuple[int, int] = (3, 3)
-    strides: tuple[int, int] = (1, 1)
-    padding: str = "SAME"
-    use_scale: bool = True
-    use_bias: bool = False
-    surrogate: str | Callable = "htaf"
-    kernel_init: Callable = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        chex.assert_rank(x, 4)
-        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
-        kernel = self.param(LATENT_KERNEL, self.kernel_init, shape)
-        signs, scale = binarize_weights(kernel, sign_unit(self.surrogate), self.use_scale)
-        y = _scaled(jax.lax.conv_general_dilated(
-            x, signs, tuple(self.strides), self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC")), scale)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
-        return y
+__all__ = ["BinaryMLP", "BinaryConvNet"]
 
 
 class BinaryMLP(nn.Module):
@@ -114,7 +46,7 @@ class BinaryMLP(nn.Module):
     @nn.compact
     def __call__(self, images: Array, train: bool = False) -> Array:
         chex.assert_rank(images, 4)
-        sign = sign_unit(self.surrogate)
+        sign = sign_quantizer(self.surrogate)
         x = images.reshape(images.shape[0], -1)
         for i, width in enumerate(self.hidden):
             x = BinaryDense(width, self.use_scale, surrogate=self.surrogate, name=f"dense{i}")(x)
@@ -148,7 +80,7 @@ class BinaryConvNet(nn.Module):
     @nn.compact
     def __call__(self, images: Array, train: bool = False) -> Array:
         chex.assert_rank(images, 4)
-        sign = sign_unit(self.surrogate)
+        sign = sign_quantizer(self.surrogate)
         x = images
         for i, feats in enumerate(self.features):
             if i == 0 and self.full_precision_first:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from flax import traverse_util
 
-from htaf_jax.models.bnn import LATENT_KERNEL
+from htaf_jax.binary import LATENT_KERNEL
 
 __all__ = ["PackedKernel", "pack_bits", "unpack_bits", "pack_binary_params",
            "unpack_params", "packed_memory_report"]

@@ -20,8 +20,10 @@ forward with the surrogate derivative throughout. Evaluation
 (``train=False``) always uses true Heaviside units, so the evaluated network
 is an exact DHN. BatchNorm at evaluation is an affine map with positive
 scale (for a positive BN γ), which only moves each unit's threshold.
-Layer ``l``'s parameters live under ``layer{l}`` (``skip{l}`` for the skip
-map), which the depth study reads per-layer gradient norms from.
+The MLP's hidden layers are ``htaf_jax.linen.HeavisideDense`` layers named
+``layer{l}`` (kernel, and BatchNorm ``bn``), so layer ``l``'s parameters live
+under ``layer{l}`` (``skip{l}`` for the skip map), which the depth study reads
+per-layer gradient norms from. The CNN's are ``layer{l}`` (Conv) and ``bn{l}``.
 """
 from __future__ import annotations
 
@@ -32,14 +34,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from htaf_jax.models.binary_units import heaviside_unit, smooth_unit
+from htaf_jax.heaviside import Mode, check_mode, linear_count, mixed_units
+from htaf_jax.linen.heaviside import HeavisideDense
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 __all__ = ["HeavisideMLP", "HeavisideCNN"]
 
 Variant = Literal["plain", "skip", "mixed"]
-Mode = Literal["smooth", "hard"]
 
 
 class _HeavisideBase(nn.Module):
@@ -55,28 +57,24 @@ class _HeavisideBase(nn.Module):
     def _check(self):
         if self.variant not in ("plain", "skip", "mixed"):
             raise ValueError(f"variant must be plain, skip or mixed, got {self.variant!r}")
-        if self.mode not in ("smooth", "hard"):
-            raise ValueError(f"mode must be smooth or hard, got {self.mode!r}")
+        check_mode(self.mode)
         if self.depth < 1:
             raise ValueError(f"depth must be ≥ 1, got {self.depth}")
 
+    @property
+    def _linear_fraction(self) -> float:
+        return self.linear_fraction if self.variant == "mixed" else 0.0
+
+    def _record(self, h: Array, index: int) -> None:
+        """Sows the share of active Heaviside units (the linear ones left out)."""
+        n_linear = linear_count(h.shape[-1], self._linear_fraction)
+        self.sow("intermediates", f"active_rate_layer{index}", jnp.mean(h[..., n_linear:]))
+
     def _unit(self, z: Array, train: bool, index: int) -> Array:
         """Heaviside (or smooth, when training in smooth mode) units on z (..., C)."""
-        if train and self.mode == "smooth":
-            smooth = smooth_unit(self.surrogate)
-            if smooth is None:
-                raise ValueError(f"surrogate {self.surrogate!r} has no smooth forward; "
-                                 "train it with mode='hard'")
-            h = smooth(z)
-        else:
-            h = heaviside_unit(self.surrogate)(z)
-        if self.variant == "mixed":
-            n_linear = int(round(self.linear_fraction * z.shape[-1]))
-            h = jnp.concatenate([z[..., :n_linear], h[..., n_linear:]], axis=-1)
-            h_binary = h[..., n_linear:]
-        else:
-            h_binary = h
-        self.sow("intermediates", f"active_rate_layer{index}", jnp.mean(h_binary))
+        h = mixed_units(z, self.surrogate, smooth=train and self.mode == "smooth",
+                        linear_fraction=self._linear_fraction)
+        self._record(h, index)
         return h
 
     def _norm(self, z: Array, train: bool, index: int) -> Array:
@@ -96,10 +94,13 @@ class HeavisideMLP(_HeavisideBase):
         x = images.reshape(images.shape[0], -1)
         h = x
         for l in range(self.depth):
-            z = nn.Dense(self.width, use_bias=not self.use_batchnorm, name=f"layer{l}")(h)
+            residual = None
             if self.variant == "skip" and l > 0:
-                z = z + nn.Dense(self.width, use_bias=False, name=f"skip{l}")(x)
-            h = self._unit(self._norm(z, train, l), train, l)
+                residual = nn.Dense(self.width, use_bias=False, name=f"skip{l}")(x)
+            h = HeavisideDense(self.width, mode=self.mode, linear_fraction=self._linear_fraction,
+                               use_batchnorm=self.use_batchnorm, surrogate=self.surrogate,
+                               name=f"layer{l}")(h, train, residual)
+            self._record(h, l)
         logits = nn.Dense(self.num_classes, name="head")(h)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
         return logits

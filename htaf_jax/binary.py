@@ -1,0 +1,138 @@
+"""Binarised weights and quantized dense/conv products: the pure math of binary layers.
+
+A binary layer keeps real-valued latent weights W and computes with a
+quantized copy q(W); the backward pass is the quantizer's rule (a surrogate
+gradient). With a sign quantizer,
+
+    q(W) = sign(W) ∈ {−1, +1},  sign(0) = +1,   ∂q/∂W = 2·grad(W)
+
+where ``grad`` is the surrogate derivative of H (``htaf_jax.surrogates``):
+sign = 2H − 1. With straight-through ``"ste_hardtanh"`` this is BinaryNet's
+1[|W| ≤ 1] (Courbariaux, Hubara et al. 2016). With ``use_scale`` the product
+is scaled per output channel by a = mean|W| over the inputs (XNOR-Net,
+Rastegari et al. 2016):
+
+    y = (q_in(x) ⊛ sign(W)) · a + b          a_o = mean_{i} |W_{i,o}|
+
+The scale is applied after the ±1 product, as XNOR-Net does: with ±1 inputs
+the product is an exact integer sum, so a tie is exactly 0 and binarises to
++1 whatever the kernel's magnitudes (``htaf_jax.packing`` relies on it).
+
+Kernels have their output channels on the last axis: (in, out) for dense,
+(kh, kw, in, out) (HWIO) for convolutions over NHWC inputs, as Flax stores them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from htaf_jax.surrogates import resolve_surrogate
+
+__all__ = [
+    "LATENT_KERNEL",
+    "binarize_weights",
+    "channel_scale",
+    "quantized_conv",
+    "quantized_dense",
+    "sign_quantizer",
+]
+
+# Parameter name of every quantized kernel (the real-valued latent weights),
+# in Linen and NNX alike; packing and the model summary look for it.
+LATENT_KERNEL = "latent_kernel"
+
+Quantize = Callable[[Array], Array]
+
+
+def sign_quantizer(surrogate: Any = "htaf") -> Quantize:
+    """The signed hard form of a unit: x ↦ sign(x) ∈ {−1, +1} (sign(0) = +1),
+    backward 2·grad(x). ``surrogate``: a registry name, a ``Surrogate``, or a
+    callable spike function ``x -> {0, 1}`` with its own gradient."""
+    return resolve_surrogate(surrogate).sign
+
+
+def channel_scale(kernel: ArrayLike) -> Array:
+    """XNOR-Net's per-output-channel scale a = mean|W| over every axis but the last.
+
+    (..., out) → (out,). Its gradient is the true one, sign(W)/n.
+    """
+    kernel = jnp.asarray(kernel)
+    return jnp.mean(jnp.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
+
+
+def binarize_weights(kernel: ArrayLike, surrogate: Any = "htaf",
+                     use_scale: bool = False) -> tuple[Array, Array | None]:
+    """(sign(W), a or None): the ±1 kernel and, with ``use_scale``, a = mean|W| per output channel.
+
+    >>> signs, scale = binarize_weights(jnp.array([[0.5, -0.2], [-1.5, 0.0]]), use_scale=True)
+    >>> signs
+    Array([[ 1., -1.],
+           [-1.,  1.]], dtype=float32)
+    >>> scale
+    Array([1. , 0.1], dtype=float32)
+    """
+    kernel = jnp.asarray(kernel)
+    signs = sign_quantizer(surrogate)(kernel)
+    return signs, (channel_scale(kernel) if use_scale else None)
+
+
+def _quantize(x: Array, quantizer: Quantize | None) -> Array:
+    return x if quantizer is None else quantizer(x)
+
+
+def _finish(y: Array, scale: Array | None, bias: Array | None) -> Array:
+    if scale is not None:
+        y = y * scale
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def quantized_dense(x: ArrayLike, kernel: ArrayLike, *, input_quantizer: Quantize | None = None,
+                    kernel_quantizer: Quantize | None = None, use_scale: bool = False,
+                    bias: ArrayLike | None = None) -> Array:
+    """y = (q_in(x) @ q_k(W)) · a + b.
+
+    Args:
+      x: (..., in) inputs.
+      kernel: (in, out) latent weights.
+      input_quantizer, kernel_quantizer: ``Array -> Array`` (None: identity).
+      use_scale: multiply by a = mean|W| per output channel (XNOR-Net).
+      bias: (out,) or None.
+    Returns:
+      (..., out).
+    """
+    kernel = jnp.asarray(kernel)
+    y = _quantize(jnp.asarray(x), input_quantizer) @ _quantize(kernel, kernel_quantizer)
+    return _finish(y, channel_scale(kernel) if use_scale else None, bias)
+
+
+def quantized_conv(x: ArrayLike, kernel: ArrayLike, *, strides: Sequence[int] = (1, 1),
+                   padding: str | Sequence[tuple[int, int]] = "SAME",
+                   input_quantizer: Quantize | None = None,
+                   kernel_quantizer: Quantize | None = None, use_scale: bool = False,
+                   bias: ArrayLike | None = None) -> Array:
+    """2-D convolution y = (q_in(x) ⊛ q_k(W)) · a + b over NHWC inputs, HWIO kernel.
+
+    Args:
+      x: (N, H, W, C_in). kernel: (kh, kw, C_in, C_out). bias: (C_out,) or None.
+      strides, padding: as ``jax.lax.conv_general_dilated``.
+    Returns:
+      (N, H', W', C_out).
+
+    ``"SAME"`` padding pads q_in(x) with zeros, which are not ±1: as in Larq,
+    a binary layer's border pixels see real zeros.
+    """
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    if x.ndim != 4 or kernel.ndim != 4:
+        raise ValueError(f"quantized_conv takes NHWC inputs and HWIO kernels, got shapes "
+                         f"{x.shape} and {kernel.shape}")
+    y = jax.lax.conv_general_dilated(
+        _quantize(x, input_quantizer), _quantize(kernel, kernel_quantizer), tuple(strides),
+        padding if isinstance(padding, str) else tuple(map(tuple, padding)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return _finish(y, channel_scale(kernel) if use_scale else None, bias)

@@ -1,0 +1,65 @@
+"""Binary layers for Flax Linen, thin over ``htaf_jax.binary``.
+
+``BinaryDense`` / ``BinaryConv``: latent real weights ``latent_kernel``,
+forward with sign(W) ∈ {−1, +1} (times mean|W| per output channel with
+``use_scale``), backward the surrogate's 2·grad(W). Inputs are not binarised
+here; a binary block is BinaryDense/Conv → BatchNorm → sign, so the
+binariser sees normalised pre-activations.
+
+The same classes, fields and defaults are in ``htaf_jax.nnx.binary``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+from jax import Array
+
+from htaf_jax import binary as B
+
+__all__ = ["BinaryConv", "BinaryDense"]
+
+
+class BinaryDense(nn.Module):
+    """(..., in) → (..., features) with ±1 weights (scaled per output if ``use_scale``).
+
+    Parameters: ``latent_kernel`` (in, features); ``bias`` (features,) if ``use_bias``.
+    """
+    features: int
+    use_scale: bool = True
+    use_bias: bool = False
+    surrogate: str | Callable = "htaf"
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        kernel = self.param(B.LATENT_KERNEL, self.kernel_init, (x.shape[-1], self.features))
+        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
+                if self.use_bias else None)
+        return B.quantized_dense(x, kernel, kernel_quantizer=B.sign_quantizer(self.surrogate),
+                                 use_scale=self.use_scale, bias=bias)
+
+
+class BinaryConv(nn.Module):
+    """2-D convolution (NHWC in, HWIO ``latent_kernel``) with ±1 weights.
+
+    (N, H, W, C) → (N, H', W', features).
+    """
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    strides: tuple[int, int] = (1, 1)
+    padding: Any = "SAME"
+    use_scale: bool = True
+    use_bias: bool = False
+    surrogate: str | Callable = "htaf"
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
+        kernel = self.param(B.LATENT_KERNEL, self.kernel_init, shape)
+        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
+                if self.use_bias else None)
+        return B.quantized_conv(x, kernel, strides=self.strides, padding=self.padding,
+                                kernel_quantizer=B.sign_quantizer(self.surrogate),
+                                use_scale=self.use_scale, bias=bias)

@@ -1,0 +1,156 @@
+"""Binary and deep-Heaviside layers: Linen and NNX agree; NNX layers train."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from flax import traverse_util
+
+from htaf_jax.binary import sign_quantizer
+from htaf_jax.linen import binary as lb
+from htaf_jax.linen import heaviside as lh
+from htaf_jax.nnx import binary as xb
+from htaf_jax.nnx import heaviside as xh
+
+KEY = jax.random.key(0)
+
+
+def _dense_x(shape=(5, 12)):
+    return jax.random.normal(jax.random.key(1), shape)
+
+
+# (id, Linen module, NNX constructor (in_features, rngs), input, call kwargs)
+CASES = [
+    ("binary_dense", lb.BinaryDense(7), lambda n, r: xb.BinaryDense(n, 7, rngs=r), _dense_x(), {}),
+    ("binary_dense_bias_noscale", lb.BinaryDense(7, use_scale=False, use_bias=True,
+                                                 surrogate="atan"),
+     lambda n, r: xb.BinaryDense(n, 7, use_scale=False, use_bias=True, surrogate="atan", rngs=r),
+     _dense_x(), {}),
+    ("binary_conv", lb.BinaryConv(4), lambda n, r: xb.BinaryConv(n, 4, rngs=r),
+     _dense_x((2, 6, 6, 3)), {}),
+    ("binary_conv_strided", lb.BinaryConv(4, (2, 2), (2, 2), "VALID", use_bias=True),
+     lambda n, r: xb.BinaryConv(n, 4, (2, 2), (2, 2), "VALID", use_bias=True, rngs=r),
+     _dense_x((2, 6, 6, 3)), {}),
+    ("heaviside_hard_train", lh.HeavisideDense(9),
+     lambda n, r: xh.HeavisideDense(n, 9, rngs=r), _dense_x(), {"train": True}),
+    ("heaviside_smooth_train_mixed", lh.HeavisideDense(8, mode="smooth", linear_fraction=0.25),
+     lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", linear_fraction=0.25, rngs=r),
+     _dense_x(), {"train": True}),
+    ("heaviside_smooth_eval", lh.HeavisideDense(8, mode="smooth"),
+     lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", rngs=r), _dense_x(), {"train": False}),
+    ("heaviside_no_bn_residual", lh.HeavisideDense(8, use_batchnorm=False, surrogate="erf"),
+     lambda n, r: xh.HeavisideDense(n, 8, use_batchnorm=False, surrogate="erf", rngs=r),
+     _dense_x(), {"train": True, "residual": 0.3 * jnp.ones((5, 8))}),
+]
+
+
+def _load(model: nnx.Module, variables: dict) -> None:
+    """Copies a Linen variable tree into the NNX module with the same names."""
+    for collection, tree in variables.items():
+        for path, value in traverse_util.flatten_dict(tree).items():
+            owner = model
+            for name in path[:-1]:
+                owner = getattr(owner, name)
+            variable = getattr(owner, path[-1])
+            assert variable.shape == value.shape, (collection, path)
+            variable[...] = value
+
+
+def _weights(shape):
+    return jax.random.normal(jax.random.key(2), shape)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
+    _, linen_layer, make_nnx, x, kwargs = case
+    variables = linen_layer.init(KEY, x, **kwargs)
+    # Move batch statistics off their initial values, so evaluation uses them.
+    if "batch_stats" in variables:
+        variables = {**variables, "batch_stats": jax.tree.map(
+            lambda v: v + 0.1 * jax.random.uniform(KEY, v.shape), variables["batch_stats"])}
+    layer = make_nnx(x.shape[-1], nnx.Rngs(5))
+    _load(layer, variables)
+    r = _weights(linen_layer.apply(variables, x, **kwargs, mutable=True)[0].shape)
+
+    @jax.jit
+    def linen_loss_and_grad(params):
+        def loss(p):
+            y, updates = linen_layer.apply({**variables, "params": p}, x, **kwargs, mutable=True)
+            return jnp.sum(y * r), (y, updates)
+        return jax.value_and_grad(loss, has_aux=True)(params)
+
+    @nnx.jit
+    def nnx_loss_and_grad(model):
+        def loss(m):
+            y = m(x, **kwargs)
+            return jnp.sum(y * r), y
+        return nnx.value_and_grad(loss, has_aux=True)(model)
+
+    (l_loss, (l_y, l_updates)), l_grads = linen_loss_and_grad(variables["params"])
+    (n_loss, n_y), n_grads = nnx_loss_and_grad(layer)
+    np.testing.assert_allclose(n_y, l_y, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(n_loss, l_loss, rtol=1e-6, atol=1e-6)
+    l_flat = traverse_util.flatten_dict(l_grads)
+    n_flat = traverse_util.flatten_dict(nnx.to_pure_dict(n_grads))
+    assert set(n_flat) == set(l_flat)
+    for path, g in l_flat.items():
+        np.testing.assert_allclose(n_flat[path], g, rtol=1e-6, atol=1e-6, err_msg=str(path))
+        assert np.any(np.asarray(g) != 0), path
+    # Train mode updates the running statistics identically.
+    for path, v in traverse_util.flatten_dict(l_updates.get("batch_stats", {})).items():
+        owner = layer
+        for name in path[:-1]:
+            owner = getattr(owner, name)
+        np.testing.assert_allclose(getattr(owner, path[-1])[...], v, rtol=1e-6, atol=1e-6)
+
+
+def test_heaviside_evaluation_units_are_exactly_binary():
+    layer = xh.HeavisideDense(12, 16, mode="smooth", rngs=nnx.Rngs(0))
+    h = layer(_dense_x(), train=False)
+    assert set(np.unique(np.asarray(h))) <= {0.0, 1.0}
+    h_train = layer(_dense_x(), train=True)
+    assert np.all((h_train > 0) & (h_train < 1))
+
+
+def test_heaviside_mode_is_checked():
+    with pytest.raises(ValueError, match="mode must be smooth or hard"):
+        xh.HeavisideDense(3, 4, mode="soft", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="mode must be smooth or hard"):
+        lh.HeavisideDense(4, mode="soft").init(KEY, jnp.ones((1, 3)))
+
+
+class _TinyBinaryNet(nnx.Module):
+    """BinaryDense → BN → sign → HeavisideDense → BinaryDense head."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.dense = xb.BinaryDense(12, 32, rngs=rngs)
+        self.bn = nnx.BatchNorm(32, momentum=0.9, rngs=rngs)
+        self.hidden = xh.HeavisideDense(32, 32, rngs=rngs)
+        self.head = xb.BinaryDense(32, 3, use_bias=True, rngs=rngs)
+
+    def __call__(self, x, train: bool = False):
+        h = sign_quantizer("htaf")(self.bn(self.dense(x), use_running_average=not train))
+        return self.head(self.hidden(h, train=train))
+
+
+def test_nnx_binary_net_trains_with_optimizer_and_jit():
+    model = _TinyBinaryNet(nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+    x = _dense_x((64, 12))
+    y = (x[:, 0] > 0).astype(jnp.int32) + (x[:, 1] > 0).astype(jnp.int32)
+
+    @nnx.jit
+    def step(model, optimizer):
+        def loss_fn(m):
+            return optax.softmax_cross_entropy_with_integer_labels(m(x, train=True), y).mean()
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    losses = [float(step(model, optimizer)) for _ in range(25)]
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    model_logits = model(x, train=False)
+    assert model_logits.shape == (64, 3)
