@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -156,9 +157,23 @@ def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir:
     return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """The main job; returns the results dict written to ``workdir/results.json``."""
+def command_line(argv: list[str]) -> str:
+    """The shell command that runs the main job with ``argv`` (argv[0] is the program):
+    the arguments this run was given, not the parent's ``sys.argv`` (make results,
+    a sweep, a notebook call ``main`` with their own)."""
+    return shlex.join(["python", "-m", "experiments.icbm", *argv[1:]])
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = None) -> dict:
+    """The main job; returns the results dict written to ``workdir/results.json``.
+
+    ``command`` (what ``results.json`` records; default: from ``sys.argv``) is the
+    command that reproduces this run alone. In a multi-process run every process
+    trains (the steps are collective), and only process 0 measures the concepts
+    and writes results.json, results.md and the figures; the others return {}.
+    """
     from htaf_jax.train import train_and_evaluate
+    from htaf_jax.train.distributed import is_main_process
     timings, start = {}, time.perf_counter()
     result = train_and_evaluate(config, workdir)
     timings["ICBM training"] = time.perf_counter() - start
@@ -168,6 +183,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         base = train_and_evaluate(baseline_config(config), os.path.join(workdir, "baseline"))
         baseline = {k.split("/", 1)[1]: v for k, v in base.metrics.items()}
         timings["baseline training"] = time.perf_counter() - t
+    if not is_main_process():
+        return {}
     t = time.perf_counter()
     measured = analyse(config, result.params, result.batch_stats, workdir)
     timings["analysis"] = time.perf_counter() - t
@@ -175,7 +192,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     text = summarise(config, measured, baseline, timings, workdir)
     record = {"model": describe_model(config.model), "icbm": measured, "baseline": baseline,
               "engine_metrics": result.metrics, "seconds": timings,
-              "command": " ".join(["python -m experiments.icbm"] + sys.argv[1:])}
+              "command": command or command_line(sys.argv)}
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(record, f, indent=2)
     with open(os.path.join(workdir, "results.md"), "w") as f:
@@ -269,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         from experiments import icbm_compare
         return icbm_compare.main(argv[2:])
     from htaf_jax.train import cli
-    return cli.main(argv, default_config=DEFAULT_CONFIG, train_fn=run)
+    command = command_line(argv)
+    return cli.main(argv, default_config=DEFAULT_CONFIG,
+                    train_fn=lambda config, workdir: run(config, workdir, command))
 
 
 if __name__ == "__main__":

@@ -112,12 +112,13 @@ def launch(tmp_path):
     """launch(workdir, args, via_env) -> [Popen] * 2; every child is killed at teardown."""
     children = []
 
-    def start(workdir, args, via_env=False):
+    def start(workdir, args, via_env=False, module="experiments.train", env_extra=None):
         port = _free_port()
         procs = []
         for i in range(PROCESSES):
             env = dict(os.environ, JAX_PLATFORMS="cpu",  # not conftest's 8 devices
-                       XLA_FLAGS=f"--xla_force_host_platform_device_count={LOCAL_DEVICES}")
+                       XLA_FLAGS=f"--xla_force_host_platform_device_count={LOCAL_DEVICES}",
+                       **{k: v.format(i=i) for k, v in (env_extra or {}).items()})
             flags = []
             if via_env:
                 env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
@@ -127,7 +128,7 @@ def launch(tmp_path):
                          f"--num_processes={PROCESSES}", f"--process_id={i}"]
             log = open(tmp_path / f"{os.path.basename(workdir)}-{len(children)}-p{i}.log", "w+")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "experiments.train", *args, "--workdir", str(workdir),
+                [sys.executable, "-m", module, *args, "--workdir", str(workdir),
                  *flags], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
             proc.log = log
             procs.append(proc)
@@ -234,3 +235,48 @@ def test_sigkill_both_processes_then_restart_resumes(tmp_path, launch):
     assert 0 < summary["resumed_from_step"] < total and summary["step"] == total
     _one_process_reference(tmp_path / "uninterrupted", args)
     _assert_same_run(killed, tmp_path / "uninterrupted")
+
+
+# Loaded by each child (PYTHONPATH): logs every file it opens for writing, so the
+# test can tell which process wrote what in the work dir both share.
+_WRITE_LOGGER = """
+import builtins, os
+_log, _open = os.environ["HTAF_TEST_WRITE_LOG"], builtins.open
+
+def _logging_open(file, mode="r", *args, **kwargs):
+    if isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+"):
+        with _open(_log, "a") as f:
+            f.write(os.path.abspath(file) + "\\n")
+    return _open(file, mode, *args, **kwargs)
+
+builtins.open = _logging_open
+"""
+
+
+@needs_data
+def test_icbm_job_over_two_processes_writes_its_outputs_from_process_0_only(tmp_path, launch):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_WRITE_LOGGER)
+    workdir = tmp_path / "icbm"
+    args = ["--config.train_subset=256", "--config.test_subset=200", "--config.batch_size=32",
+            "--config.num_train_steps=4", "--config.baseline=False",
+            "--config.model.backbone_kwargs.widths=(16,)", "--config.model.num_concepts=8",
+            "--config.grid_concepts=2", "--config.grid_size=4", "--config.progress=False",
+            "--config.tensorboard=False"]
+    procs = launch(workdir, args, module="experiments.icbm", env_extra={
+        "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "HTAF_TEST_WRITE_LOG": str(tmp_path / "writes-p{i}.log")})
+    _wait_all(procs)
+    written = [{os.path.relpath(p, workdir) for p in
+                (tmp_path / f"writes-p{i}.log").read_text().split()
+                if p.startswith(str(workdir))} for i in range(PROCESSES)]
+    outputs = {"results.json", "results.md", "concepts/overview.png"}
+    assert outputs <= written[0], written[0]
+    assert not {p for p in written[1] if p.startswith(("results.", "concepts"))}, written[1]
+    assert "test accuracy with hard concepts" in _log(procs[0])
+    assert "test accuracy with hard concepts" not in _log(procs[1])
+    record = json.load(open(workdir / "results.json"))
+    assert record["engine_metrics"]["test/num_examples"] == 200
+    assert record["command"].startswith("python -m experiments.icbm --config.train_subset=256")
+    assert "--process_id=0" in record["command"]
