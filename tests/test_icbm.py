@@ -34,7 +34,7 @@ def test_icbm_shapes_and_sown_statistics(backbone):
     logits, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
     chex.assert_shape(logits, (6, 10))
     chex.assert_tree_all_finite(logits)
-    inter = state["intermediates"]
+    inter = state["intermediates"]["concept_layer"]
     near, rate = inter["near_binary"][0], inter["concept_rate"][0]
     assert 0.0 <= float(near) <= 1.0 and 0.0 < float(rate) < 1.0
     # BatchNorm statistics moved in training mode.
@@ -89,7 +89,7 @@ def test_gradient_reaches_the_backbone(mode):
     grads = _grads(model, variables, x)
     chex.assert_tree_all_finite(grads)
     # Through a hard step, only the surrogate gradient can reach these.
-    assert float(jnp.abs(grads["concept_proj"]["kernel"]).sum()) > 0
+    assert float(jnp.abs(grads["concept_layer"]["proj"]["kernel"]).sum()) > 0
     assert float(jnp.abs(grads["backbone"]["Dense_0"]["kernel"]).sum()) > 0
 
 
@@ -111,7 +111,7 @@ def test_straight_through_needs_hard_mode():
     hard = smooth.clone(concept_mode="hard")
     logits, state = hard.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
     chex.assert_shape(logits, (6, 10))
-    assert "near_binary" not in state["intermediates"]
+    assert "near_binary" not in state["intermediates"]["concept_layer"]
     chex.assert_tree_all_finite(_grads(hard, variables, x))
 
 
@@ -178,38 +178,77 @@ def test_registered_factories():
     assert isinstance(std, StandardClassifier) and std.hidden is None
 
 
-def test_sharpening_ramps_geometrically_and_is_kept_in_the_state():
+@pytest.mark.parametrize("name, field", [("icbm", "concept_nosie"), ("standard", "hiden"),
+                                         ("mlp", "concept_nosie")])
+def test_factories_reject_an_unknown_field_in_one_line(name, field):
+    import ml_collections
+
+    from htaf_jax.models import build_model
+    fields = {"name": name, field: 0.5}
+    if name != "mlp":
+        fields.update(backbone="mlp", backbone_kwargs={"widths": [16]})
+    with pytest.raises(ValueError) as e:
+        build_model(ml_collections.ConfigDict(fields))
+    text = str(e.value)
+    assert "\n" not in text and not text.startswith("'")
+    assert f"no fields ['{field}']" in text
+    valid = {"icbm": "concept_noise", "standard": "hidden", "mlp": "hidden_sizes"}[name]
+    assert f"'{valid}'" in text  # the valid fields are named
+    with pytest.raises(ValueError, match=r"backbone 'mlp' \(MLPBackbone\) has no fields "
+                                         r"\['width'\]; its fields are \['widths'\]"):
+        build_model(ml_collections.ConfigDict({"name": "icbm", "backbone_kwargs": {"width": 3}}))
+
+
+def test_build_model_applies_derived_fields_to_a_copy():
+    import ml_collections
+
+    from htaf_jax.models import build_model
+    cfg = ml_collections.ConfigDict({"name": "icbm", "backbone_kwargs": {"widths": [16]},
+                                     "sharpen": 4.0})
+    model = build_model(cfg, num_classes=3, total_train_steps=40)
+    assert model.num_classes == 3 and model.total_train_steps == 40
+    assert "num_classes" not in cfg and "total_train_steps" not in cfg  # caller's config unchanged
+    with pytest.raises(TypeError, match="unknown derived fields \\['input_shape'\\]"):
+        build_model(cfg, input_shape=(28, 28, 1))
+
+
+def test_sharpening_follows_the_step_it_is_given():
     total, fraction, final = 8, 0.5, 16.0  # ramp over 4 steps: s = 16^(t/4)
     model = ICBM(TINY["mlp"](), num_concepts=K, sharpen=final, sharpen_fraction=fraction,
                  total_train_steps=total)
     x = _images()
     variables = _init(model, x)
-    assert float(variables["batch_stats"]["sharpness"]) == 1.0
-    pre0 = model.apply(variables, x, method=ICBM.concept_preactivations)
+    assert "sharpness" not in variables["batch_stats"]  # no counter in the state
+    plain = model.clone(sharpen=1.0)
+    pre1 = model.apply(variables, x, step=0, method=ICBM.concept_preactivations)
+    np.testing.assert_allclose(pre1, plain.apply(variables, x, method=ICBM.concept_preactivations),
+                               rtol=1e-6)
     hard0 = model.apply(variables, x, method=ICBM.concepts)
-    seen = []
-    for t in range(1, 7):
-        _, state = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
-        variables = {"params": variables["params"], "batch_stats": state["batch_stats"]}
-        seen.append(float(variables["batch_stats"]["sharpness"]))
-        assert float(variables["batch_stats"]["sharpen_count"]) == t
-    np.testing.assert_allclose(seen, [2.0, 4.0, 8.0, 16.0, 16.0, 16.0], rtol=1e-6)
-    # Evaluation reads s from the state: pre-activations scale by it, hard concepts do not
-    # move (same BN running statistics: only the sharpness entries differ).
-    stats = dict(_init(model, x)["batch_stats"])
-    stats["sharpness"] = variables["batch_stats"]["sharpness"]
-    same_bn = {"params": variables["params"], "batch_stats": stats}
-    np.testing.assert_allclose(model.apply(same_bn, x, method=ICBM.concept_preactivations),
-                               16.0 * pre0, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(model.apply(same_bn, x, method=ICBM.concepts), hard0)
+    for t, s in [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0), (7, 16.0)]:
+        pre = model.apply(variables, x, step=t, method=ICBM.concept_preactivations)
+        np.testing.assert_allclose(pre, s * pre1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(model.apply(variables, x, step=t, method=ICBM.concepts),
+                                      hard0)  # hard concepts do not depend on s
+    # Evaluation without a step: training is over, s = sharpen.
+    np.testing.assert_allclose(model.apply(variables, x, method=ICBM.concept_preactivations),
+                               final * pre1, rtol=1e-5, atol=1e-6)
+    # Training at step t reads s(t): the smooth concepts are u(s(t)·BN(W h)) (BN in train mode).
+    logits, _ = model.apply(variables, x, train=True, step=2,
+                            mutable=["batch_stats", "intermediates"])
+    soft, _ = model.apply(variables, x, train=True, hard=False, step=2, method=ICBM.concepts,
+                          mutable=["batch_stats"])
+    np.testing.assert_allclose(logits, model.apply(variables, soft, method=ICBM.classify),
+                               rtol=1e-5, atol=1e-6)
 
 
-def test_sharpening_needs_the_length_of_training():
+def test_sharpening_needs_the_step_and_the_length_of_training():
     model = ICBM(TINY["mlp"](), num_concepts=K, sharpen=8.0)
     x = _images()
-    variables = _init(model, x)  # evaluation needs no length: it reads the state
+    variables = _init(model, x)  # evaluation needs neither
     model.apply(variables, x, train=False)
-    with pytest.raises(ValueError, match="total_train_steps"):
+    with pytest.raises(ValueError, match="needs the train step"):
         model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    with pytest.raises(ValueError, match="total_train_steps > 0"):
+        model.apply(variables, x, train=True, step=3, mutable=["batch_stats", "intermediates"])
     with pytest.raises(ValueError, match="sharpen must be ≥ 1"):
         _init(ICBM(TINY["mlp"](), num_concepts=K, sharpen=0.5), x)

@@ -95,9 +95,16 @@ _BACKBONES = {"mlp": MLPBackbone, "cnn": CNNBackbone, "resnet": ResNetBackbone}
 
 
 def make_backbone(name: str, **kwargs) -> nn.Module:
-    """Builds a backbone by name (``"mlp"``, ``"cnn"``, ``"resnet"``); kwargs are its fields."""
+    """Builds a backbone by name (``"mlp"``, ``"cnn"``, ``"resnet"``); kwargs are its fields.
+
+    An unknown name or field raises ValueError naming the valid ones."""
     try:
         cls = _BACKBONES[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; choose from {sorted(_BACKBONES)}") from None
+    fields = sorted(set(cls.__dataclass_fields__) - {"parent", "name"})
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise ValueError(f"backbone {name!r} ({cls.__name__}) has no fields {unknown}; "
+                         f"its fields are {fields}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})

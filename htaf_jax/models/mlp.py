@@ -10,8 +10,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
+from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 
@@ -37,8 +37,7 @@ class MLP(nn.Module):
 
 
 @register_model("mlp")
-def mlp(model_config: ml_collections.ConfigDict) -> MLP:
-    return MLP(hidden_sizes=tuple(model_config.get("hidden_sizes", (128,))),
-               num_classes=model_config.get("num_classes", 10),
-               batch_norm=model_config.get("batch_norm", False),
-               dropout_rate=model_config.get("dropout_rate", 0.0))
+def mlp(model_config) -> MLP:
+    """MLP from ``config.model``: any field of ``MLP``; another field raises ValueError
+    naming the valid ones."""
+    return MLP(**module_kwargs(MLP, model_config))

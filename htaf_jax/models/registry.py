@@ -4,16 +4,27 @@
     def _mlp(model_config: ConfigDict) -> nn.Module: ...
 
     model = build_model(config.model)
+    model = build_model(config.model, num_classes=10, total_train_steps=1000)
+
+The second form is how the engine gives a model what it derives from the data
+and the run (``DERIVED_FIELDS``): they go into a copy of the config, never into
+the caller's, so a stored config holds only what a person chose.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
-import ml_collections
 
-ModelFactory = Callable[[ml_collections.ConfigDict], nn.Module]
+# A model config: an ml_collections.ConfigDict (the engine's) or a plain mapping.
+ModelFactory = Callable[[Any], nn.Module]
+
+# What the engine derives and passes to build_model: the number of classes of
+# the data and the length of training (for schedules that depend on the train
+# step, e.g. the ICBM's sharpening). A factory whose module has no such field
+# drops it (htaf_jax.models.config_fields.ENGINE_FIELDS).
+DERIVED_FIELDS = ("num_classes", "total_train_steps")
 
 _REGISTRY: dict[str, ModelFactory] = {}
 # Modules that register models when imported; importing them lazily keeps
@@ -22,7 +33,11 @@ _MODEL_MODULES = ("mlp", "snn", "bnn", "dhn", "icbm")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator registering ``fn(model_config) -> nn.Module`` under ``name``."""
+    """Decorator registering ``fn(model_config) -> nn.Module`` under ``name``.
+
+    ``model_config`` is a ConfigDict (or mapping) holding ``name`` and the
+    model's fields; the factory should reject a field it does not know
+    (``config_fields.module_kwargs`` does)."""
     def wrap(fn: ModelFactory) -> ModelFactory:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             existing = _REGISTRY[name]
@@ -58,6 +73,29 @@ def get_model_factory(name: str) -> ModelFactory:
     return _REGISTRY[name]
 
 
-def build_model(model_config: ml_collections.ConfigDict) -> nn.Module:
-    """Builds the module named by ``model_config.name`` from the rest of the config."""
-    return get_model_factory(model_config.name)(model_config)
+def build_model(model_config, **derived) -> nn.Module:
+    """Builds the module named by ``model_config.name`` from the rest of the config.
+
+    ``derived`` (``DERIVED_FIELDS`` only: ``num_classes``, ``total_train_steps``)
+    are set in a copy of ``model_config``, overriding the config's values; the
+    caller's config is left as it is. A field the model does not know raises
+    ValueError naming the valid ones.
+    """
+    unknown = sorted(set(derived) - set(DERIVED_FIELDS))
+    if unknown:
+        raise TypeError(f"build_model: unknown derived fields {unknown}; "
+                        f"valid: {', '.join(DERIVED_FIELDS)}")
+    fields = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    fields.update({k: v for k, v in derived.items() if v is not None})
+    if "name" not in fields:
+        raise ValueError("config.model.name is missing: the registered model to build "
+                         f"({', '.join(list_models())})")
+    return get_model_factory(fields["name"])(_config_like(model_config, fields))
+
+
+def _config_like(model_config, fields: dict):
+    """``fields`` as the same kind of object as ``model_config`` (a ConfigDict stays one,
+    so factories may read ``config.field``)."""
+    if hasattr(model_config, "to_dict"):
+        return type(model_config)(fields)
+    return fields

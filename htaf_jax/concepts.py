@@ -1,0 +1,150 @@
+"""The concept layer of an Implicit Concept Bottleneck Model, as pure JAX functions.
+
+An ICBM's concept layer reads backbone features h (B, D) and gives K concepts
+
+    x = BN(W h)                       (B, K)  projection, then batch normalisation
+    p = s(t) · (x + σ_n ε)            ε ~ N(0, 1) in training only (σ_n = 0: off)
+    z = u(p)                          (B, K)  hard: H(p) ∈ {0, 1}; soft: u.smooth(p) ∈ (0, 1)
+
+with ``u`` a binary unit of :mod:`htaf_jax.surrogates` (HTAF by default) and
+``s(t)`` the sharpening schedule below. The projection and the batch norm are
+ordinary layers (``htaf_jax.linen.concepts`` / ``htaf_jax.nnx.concepts``);
+this module is what comes after them, so the Linen and NNX front ends, and
+plain JAX or Equinox code, share one definition.
+
+Noise before the binary unit is the trick of semantic hashing (Salakhutdinov
+& Hinton 2009): pre-activations near the threshold become costly, so training
+moves them out to where the smooth form sits on its rails. The hard concepts
+do not depend on s: H(s·x) = H(x) for s > 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from htaf_jax.surrogates import resolve_surrogate
+
+__all__ = ["ConceptMode", "check_concept_options", "sharpness_schedule", "sharpness_at",
+           "concept_preactivations", "hard_concepts",
+           "soft_concepts", "binary_concepts", "near_binary_share"]
+
+ConceptMode = Literal["smooth", "hard"]
+
+
+def sharpness_schedule(step: ArrayLike, total_steps: int, sharpen: float,
+                       fraction: float = 0.75) -> Array:
+    """The sharpness s at train step ``step`` (a float32 scalar, or the shape of ``step``).
+
+        s(t) = sharpen ** min(t / (fraction · total_steps), 1)
+
+    s grows geometrically from 1 at t = 0 to ``sharpen`` at
+    t = fraction · total_steps and stays there: the network learns with the
+    wide gradient of a soft unit and ends with one whose smooth form sits on its
+    rails. For HTAF, u(s·x; α, β) = u(x; α, s·β). ``sharpen = 1`` gives s ≡ 1.
+
+    Args:
+      step: train steps taken before this one (0 for the first), int or float.
+      total_steps: length of training (> 0).
+      sharpen: final sharpness (≥ 1).
+      fraction: share of training over which s ramps up, in (0, 1].
+    """
+    check_concept_options("smooth", 0.0, sharpen, fraction)
+    if not total_steps > 0:
+        raise ValueError(f"the sharpening schedule needs total_train_steps > 0, got "
+                         f"{total_steps!r}")
+    progress = jnp.asarray(step, jnp.float32) / (fraction * total_steps)
+    return jnp.asarray(sharpen, jnp.float32) ** jnp.clip(progress, 0.0, 1.0)
+
+
+def sharpness_at(step: ArrayLike | None, *, train: bool, total_steps: int, sharpen: float,
+                 fraction: float = 0.75) -> Array:
+    """s for a layer call: ``sharpness_schedule`` at ``step``, with the layers' rules.
+
+    ``sharpen == 1``: 1. ``step=None``: in evaluation, training is taken as
+    finished (s = ``sharpen``, the schedule's end); in training it raises, as the
+    schedule needs the step.
+    """
+    if sharpen == 1.0:
+        return jnp.ones((), jnp.float32)
+    if step is None:
+        if train:
+            raise ValueError(f"training with sharpen={sharpen} needs the train step: call "
+                             "the layer with step=<steps taken> (the engine passes it)")
+        return jnp.asarray(sharpen, jnp.float32)
+    return sharpness_schedule(step, total_steps, sharpen, fraction)
+
+
+def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction: float) -> None:
+    """Raises ValueError naming the first invalid concept-layer option."""
+    if mode not in ("smooth", "hard"):
+        raise ValueError(f"concept_mode must be 'smooth' or 'hard', got {mode!r}")
+    if not noise_std >= 0:
+        raise ValueError(f"concept_noise must be ≥ 0, got {noise_std!r}")
+    if not sharpen >= 1.0:
+        raise ValueError(f"sharpen must be ≥ 1, got {sharpen!r}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"sharpen_fraction must be in (0, 1], got {fraction!r}")
+
+
+def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
+                           noise_std: float = 0.0, key: Array | None = None) -> Array:
+    """p = s · (x + σ_n ε): (B, K) normalised projections → what the binary unit reads.
+
+    ``key`` (a PRNG key) is needed when ``noise_std > 0``; ε ~ N(0, 1) has the
+    shape and dtype of ``normed``. Positive p ⇔ the hard concept is on.
+    """
+    x = jnp.asarray(normed)
+    if noise_std > 0:
+        if key is None:
+            raise ValueError(f"concept_noise={noise_std} needs a PRNG key")
+        x = x + noise_std * jax.random.normal(key, x.shape, x.dtype)
+    return jnp.asarray(sharpness, x.dtype) * x
+
+
+def hard_concepts(pre: ArrayLike, surrogate: Any = "htaf") -> Array:
+    """z = H(p) ∈ {0, 1} (H(0) = 1), backward the surrogate's derivative. Shape of ``pre``."""
+    return resolve_surrogate(surrogate).heaviside(pre)
+
+
+def soft_concepts(pre: ArrayLike, surrogate: Any = "htaf") -> Array:
+    """z = u.smooth(p) ∈ (0, 1), the unit's smooth form with its true derivative.
+
+    Raises ValueError for units without one (straight-through, plain callables).
+    """
+    unit = resolve_surrogate(surrogate)
+    if not getattr(unit, "has_smooth", False):
+        raise ValueError(f"surrogate {getattr(unit, 'name', unit)!r} has no smooth form; "
+                         "use hard concepts (concept_mode='hard')")
+    return unit.smooth(pre)
+
+
+def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
+                    mode: ConceptMode = "smooth", train: bool = False,
+                    sharpness: ArrayLike = 1.0, noise_std: float = 0.0,
+                    key: Array | None = None) -> tuple[Array, Array]:
+    """The concept layer after its batch norm: ``(z, p)``, both (B, K).
+
+    Training (``train=True``) adds the noise and uses the ``mode`` form
+    (``"smooth"``: u.smooth(p), ``"hard"``: H(p) with the surrogate gradient);
+    evaluation is always hard and noiseless, so a prediction reads binary
+    concepts only.
+    """
+    check_concept_options(mode, noise_std, 1.0, 1.0)
+    pre = concept_preactivations(normed, sharpness, noise_std if train else 0.0, key)
+    if train and mode == "smooth":
+        return soft_concepts(pre, surrogate), pre
+    return hard_concepts(pre, surrogate), pre
+
+
+def near_binary_share(z: ArrayLike, eps: float = 0.01) -> Array:
+    """Share of entries of ``z`` within ``eps`` of 0 or 1: a float32 scalar in [0, 1].
+
+        mean(min(|z|, |1 − z|) ≤ eps)
+    """
+    z = jnp.asarray(z)
+    dist = jnp.minimum(jnp.abs(z), jnp.abs(1.0 - z))
+    return jnp.mean((dist <= eps).astype(jnp.float32))

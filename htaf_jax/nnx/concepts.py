@@ -1,0 +1,92 @@
+"""``ConceptBottleneck`` for Flax NNX: projection → BatchNorm → binary unit.
+
+The twin of ``htaf_jax.linen.concepts.ConceptBottleneck``: the same fields,
+defaults and parameter names (``proj.kernel``, ``norm.scale/bias/mean/var``),
+plus the input size and ``rngs``. Train/eval mode is an explicit ``train``
+call argument, as in Linen (not ``model.train()``/``model.eval()``), so one
+call signature serves both front ends.
+
+    layer = ConceptBottleneck(256, 32, sharpen=16.0, total_train_steps=1000,
+                              rngs=nnx.Rngs(0))
+    z = layer(h, train=True, step=step)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import Array
+
+from htaf_jax import concepts as core
+from htaf_jax.surrogates import resolve_surrogate
+
+__all__ = ["ConceptBottleneck"]
+
+
+class ConceptBottleneck(nnx.Module):
+    """Features h (B, in_features) → concepts z (B, K): z = u(s(t) · BN(W h)).
+
+    Args and attributes as the Linen layer (see its doc), plus ``in_features``
+    (D) and ``rngs`` (``params`` for the projection; ``dropout`` for the noise,
+    kept as a forked stream when ``concept_noise > 0``).
+
+    Call: ``layer(h, train=False, step=None, rngs=None)``; ``rngs`` (a key or a
+    stream) overrides the stored noise stream. The last call's statistics are
+    kept in ``nnx.Intermediate`` variables ``near_binary`` (units with a smooth
+    form) and ``concept_rate``, overwritten on every call so the module's state
+    keeps its structure under ``nnx.jit``.
+    """
+
+    def __init__(self, in_features: int, num_concepts: int, *,
+                 surrogate: str | Callable = "htaf", concept_mode: core.ConceptMode = "smooth",
+                 concept_noise: float = 0.0, sharpen: float = 1.0,
+                 sharpen_fraction: float = 0.75, total_train_steps: int = 0,
+                 binary_eps: float = 0.01, momentum: float = 0.9, epsilon: float = 1e-5,
+                 rngs: nnx.Rngs):
+        core.check_concept_options(concept_mode, concept_noise, sharpen, sharpen_fraction)
+        self.num_concepts = num_concepts
+        self.surrogate = surrogate
+        self.concept_mode = concept_mode
+        self.concept_noise = concept_noise
+        self.sharpen = sharpen
+        self.sharpen_fraction = sharpen_fraction
+        self.total_train_steps = total_train_steps
+        self.binary_eps = binary_eps
+        self.proj = nnx.Linear(in_features, num_concepts, use_bias=False, rngs=rngs)
+        self.norm = nnx.BatchNorm(num_concepts, momentum=momentum, epsilon=epsilon, rngs=rngs)
+        self.rngs = rngs["dropout"].fork() if concept_noise > 0 else nnx.data(None)
+        unit = resolve_surrogate(surrogate)
+        self.has_smooth = bool(getattr(unit, "has_smooth", False))
+        if self.has_smooth:
+            self.near_binary = nnx.Intermediate(jnp.zeros((), jnp.float32))
+        self.concept_rate = nnx.Intermediate(jnp.zeros((), jnp.float32))
+
+    def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
+        """s at ``step`` (a float32 scalar); ``step=None`` as in the Linen layer."""
+        return core.sharpness_at(step, train=train, total_steps=self.total_train_steps,
+                                 sharpen=self.sharpen, fraction=self.sharpen_fraction)
+
+    def preactivations(self, h: Array, train: bool = False,
+                       step: Array | int | None = None) -> Array:
+        """s · BN(W h) (B, K) without noise: > 0 ⇔ the hard concept is on."""
+        normed = self.norm(self.proj(h), use_running_average=not train)
+        return core.concept_preactivations(normed, self.sharpness(train, step))
+
+    def __call__(self, h: Array, train: bool = False, step: Array | int | None = None,
+                 rngs: nnx.RngStream | Array | None = None) -> Array:
+        normed = self.norm(self.proj(h), use_running_average=not train)
+        key = None
+        if train and self.concept_noise > 0:
+            stream = self.rngs if rngs is None else rngs
+            key = stream if isinstance(stream, jax.Array) else stream()
+        z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,
+                                      train=train, sharpness=self.sharpness(train, step),
+                                      noise_std=self.concept_noise, key=key)
+        unit = resolve_surrogate(self.surrogate)
+        if self.has_smooth:
+            self.near_binary[...] = jax.lax.stop_gradient(
+                core.near_binary_share(unit.smooth(pre), self.binary_eps))
+        self.concept_rate[...] = jax.lax.stop_gradient(jnp.mean(unit.heaviside(pre)))
+        return z
