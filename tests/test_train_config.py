@@ -89,6 +89,33 @@ def test_cli_bad_values_exit_with_one_line(tmp_path, capsys, no_compilation):
     assert e.value.code == 2
 
 
+@pytest.mark.parametrize("config_file, field", [(CONFIG, "hiden_sizes"),
+                                                ("experiments/configs/icbm.py", "concept_nosie")])
+def test_cli_unknown_model_field_is_one_line_of_text(config_file, field, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--config", config_file, "--workdir", str(tmp_path),
+                  f"--config.model.{field}=0.5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "\\n" not in err and "\\'" not in err
+    assert err.endswith(f"error: --config.model.{field}: the config has no field '{field}'. "
+                        f'Did you mean "{field.replace("nosie", "noise").replace("hiden", "hidden")}" '
+                        f'instead of "{field}"?')
+
+
+@pytest.mark.parametrize("name, field", [("mlp", "hiden_sizes"), ("icbm", "concept_nosie"),
+                                         ("standard", "concept_noise")])
+def test_model_field_unknown_to_the_factory_fails_before_compilation(name, field, tmp_path,
+                                                                     no_compilation):
+    config = mlp_config.get_config()
+    config.model = {"name": name, field: 0.5}
+    with pytest.raises(ConfigError) as e:
+        train_and_evaluate(config, str(tmp_path))
+    text = str(e.value)
+    assert text.startswith(f"config.model: ") and f"no fields ['{field}']" in text
+    assert "its fields are" in text and "\n" not in text
+
+
 def test_cli_done_line_shows_metrics_only_when_the_run_returns_them(tmp_path, capsys):
     argv = ["train", "--config", CONFIG, "--workdir", str(tmp_path)]
     assert cli.main(argv, train_fn=lambda config, workdir: {"summary": "printed by the job"}) == 0

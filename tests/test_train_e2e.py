@@ -15,6 +15,7 @@ from htaf_jax.data import load_splits
 from htaf_jax.models import build_model
 from htaf_jax.train import cli, load_config, restore_params
 from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
+from htaf_jax.train.restore import load_derived, model_from_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = needs_data
@@ -49,12 +50,18 @@ def test_public_entry_point_trains_on_real_fashion_mnist(tmp_path, capsys):
     assert [r["step"] for r in records if r["split"] == "test"] == [16, 32]
     assert glob.glob(str(tmp_path / "a" / "tensorboard" / "events.out.tfevents.*"))
 
-    # The returned/restored params reproduce the reported accuracy.
+    # The stored config is the one given; what the run derived is recorded beside it.
     config = load_config(str(tmp_path / "a"))
+    assert "num_classes" not in config.model and "total_train_steps" not in config.model
+    assert "input_shape" not in config
+    assert load_derived(str(tmp_path / "a")) == {"num_classes": 10, "total_train_steps": 32,
+                                                 "input_shape": (28, 28, 1)}
+    # The returned/restored params reproduce the reported accuracy.
     params, batch_stats, metrics = restore_params(str(tmp_path / "a"), config)
     splits = load_splits("fashion_mnist", train_subset=512, test_subset=300)
-    logits = build_model(config.model).apply({"params": params},
-                                             splits.normalizer(splits.eval.images))
+    model, _ = model_from_run(str(tmp_path / "a"))
+    assert model == build_model(config.model, num_classes=10, total_train_steps=32)
+    logits = model.apply({"params": params}, splits.normalizer(splits.eval.images))
     accuracy = float(np.mean(np.argmax(logits, -1) == splits.eval.labels))
     assert accuracy == pytest.approx(metrics["test/accuracy"], abs=1e-6)
 

@@ -110,3 +110,27 @@ def test_eval_step_counts_every_example_once():
     want_loss = float(optax.softmax_cross_entropy_with_integer_labels(logits, split.labels).sum())
     assert totals["correct"] == want_correct
     np.testing.assert_allclose(totals["loss_sum"], want_loss, rtol=1e-5)
+
+
+def test_models_that_take_a_step_are_given_the_train_step():
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class StepReader(nn.Module):
+        @nn.compact
+        def __call__(self, images, train=False, step=None):
+            seen = -1 if step is None else step  # init_state calls it without one
+            self.sow("intermediates", "seen_step", jnp.asarray(seen, jnp.float32))
+            return nn.Dense(10)(images.reshape(images.shape[0], -1))
+
+    assert step_lib.takes_step(StepReader()) and not step_lib.takes_step(_model())
+    model, mesh, tx = StepReader(), step_lib.make_mesh(8), optax.sgd(0.01)
+    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
+                               mesh)
+    train_step = step_lib.make_train_step(model, tx, mesh)
+    rng = step_lib.replicate(jax.random.key(1), mesh)
+    seen = []
+    for images, labels in _batches(3):
+        state, metrics = train_step(state, *step_lib.shard_batch((images, labels), mesh), rng)
+        seen.append(float(metrics["seen_step"]))
+    assert seen == [0.0, 1.0, 2.0]  # the steps taken before each update

@@ -77,6 +77,37 @@ def exit_with_help_if_asked(values: flags.FlagValues, argv: Sequence[str], usage
     sys.exit(0)
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message as one line of text.
+
+    ``str(KeyError(msg))`` is ``repr(msg)``, and ml_collections reports an
+    unknown config field as an AttributeError holding such a KeyError
+    ("'concept_nosie'\\nDid you mean ..."), which would print with quotes and a
+    literal \\n; the message is unwrapped and its lines joined.
+    """
+    message: object = error
+    while isinstance(message, BaseException):
+        if isinstance(message, KeyError) or (message.args
+                                             and isinstance(message.args[0], BaseException)):
+            message = message.args[0] if message.args else ""
+        else:
+            message = str(message)
+    return " ".join(str(message).split())
+
+
+def _unknown_field(error: BaseException, argv: Sequence[str]) -> str | None:
+    """For an override of a field the config lacks: which flag, and ml_collections' hint."""
+    text = one_line(error)
+    if not text.startswith("'") or "'" not in text[1:]:
+        return None
+    key, hint = text[1:].split("'", 1)
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--config.") and flag.rsplit(".", 1)[-1] == key:
+            return f"{flag}: the config has no field {key!r}. {hint.strip()}".strip()
+    return None
+
+
 def _main_usage(prog: str) -> str:
     """The running module's docstring (``python -m experiments.X``), else a generic line."""
     doc = getattr(sys.modules.get("__main__"), "__doc__", None)
@@ -129,7 +160,8 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
     try:
         values = _parse(argv, default_config)
     except (flags.Error, ValueError, AttributeError, KeyError) as e:
-        print(f"{os.path.basename(argv[0])}: error: {e}", file=sys.stderr)
+        text = _unknown_field(e, argv) or one_line(e)
+        print(f"{os.path.basename(argv[0])}: error: {text}", file=sys.stderr)
         sys.exit(2)
     config, workdir = values.config, values.workdir
     try:
@@ -138,7 +170,7 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
         result = (train_fn or train_and_evaluate)(config, workdir)
     except (ConfigError, DatasetNotFoundError, CheckpointMismatchError,
             NonFiniteLossError, distributed.DistributedInitError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)
     metrics = getattr(result, "metrics", {}) or {}
     shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

@@ -2,8 +2,12 @@
 
 Importable from a notebook; ``python -m experiments.<name>`` entry points
 only parse flags (htaf_jax.train.cli). Order of work: validate the config
-(no compilation yet), read the data, build model and optimiser, restore the
-latest checkpoint in ``workdir`` if there is one, train, evaluate, write
+and the model's fields (no compilation yet), read the data, write
+``config.json`` (the config as given, after ``runlocal``) and ``derived.json``
+(``num_classes``, ``total_train_steps``, ``input_shape``: what the run derived,
+passed to ``build_model`` as arguments), build model and optimiser, restore
+the latest checkpoint in ``workdir`` if there is one, train (a model whose
+``__call__`` takes ``step`` gets the train step), evaluate, write
 ``summary.json``.
 
 Multi-process runs (htaf_jax.train.distributed) go through the same code:
@@ -11,7 +15,7 @@ every process holds the whole (small) dataset in memory, builds only its
 rows of each global batch (``step.process_rows``), and runs the same step on
 a mesh of all devices; all processes save and restore the orbax checkpoints
 (``workdir`` must be one shared directory), and process 0 alone writes
-``config.json``, metrics, TensorBoard events, the progress bar and ``summary.json``.
+``config.json``, ``derived.json``, metrics, TensorBoard events, the progress bar and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -29,10 +33,15 @@ from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.checkpoint import Checkpoints, Progress
-from htaf_jax.train.config import check_devices, prepare_config
+from htaf_jax.train.config import ConfigError, check_devices, prepare_config
 from htaf_jax.train.distributed import is_main_process
 from htaf_jax.train.metrics import MetricsWriter, progress_bar
 from htaf_jax.train.optim import make_optimizer
+
+
+# Beside config.json in the work dir: what the engine derived from the data and
+# the run (num_classes, total_train_steps, input_shape).
+DERIVED_FILE = "derived.json"
 
 
 class TrainResult(NamedTuple):
@@ -49,6 +58,16 @@ def _checkpoint_tree(state: step_lib.TrainState, rng: jax.Array) -> dict:
     return {"params": state.params, "batch_stats": state.batch_stats,
             "opt_state": state.opt_state, "step": state.step,
             "rng": jax.random.key_data(rng)}
+
+
+def check_model_config(config: ml_collections.ConfigDict) -> None:
+    """Builds ``config.model`` once before any data is read: an unknown or invalid field
+    raises ConfigError with the factory's one-line message."""
+    try:
+        build_model(config.model)
+    except (ValueError, TypeError) as e:
+        text = " ".join(str(e.args[0] if e.args else e).split())
+        raise ConfigError(f"config.model: {text}") from None
 
 
 def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -> dict:
@@ -76,6 +95,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     CheckpointMismatchError, NonFiniteLossError.
     """
     config = prepare_config(config)
+    check_model_config(config)
     check_devices(config, jax.device_count(), jax.process_count())
     mesh = step_lib.make_mesh(config.num_devices)
     main_process = is_main_process()
@@ -87,18 +107,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     total_steps = (config.num_train_steps if config.num_train_steps > 0
                    else config.num_epochs * steps_per_epoch)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
-    with config.unlocked():
-        # What every model may read: the classes, and the length of training
-        # (for schedules kept in the model's state, e.g. the ICBM's sharpening).
-        config.model.num_classes = splits.num_classes
-        config.model.total_train_steps = total_steps
-        config.input_shape = tuple(splits.train.images.shape[1:])  # for restore_params
+    # What the run derives from the data and its length goes to the model as
+    # arguments, not into the config (which stays what a person chose), and is
+    # recorded beside it for restore (htaf_jax.train.restore.model_from_run).
+    derived = {"num_classes": splits.num_classes, "total_train_steps": total_steps,
+               "input_shape": list(splits.train.images.shape[1:])}
     os.makedirs(workdir, exist_ok=True)
     if main_process:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json(indent=2))
+        with open(os.path.join(workdir, DERIVED_FILE), "w") as f:
+            json.dump(derived, f, indent=2)
 
-    model = build_model(config.model)
+    model = build_model(config.model, num_classes=derived["num_classes"],
+                        total_train_steps=derived["total_train_steps"])
     tx = make_optimizer(config, total_steps)
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
     state = step_lib.init_state(model, tx, init_rng, splits.train.images.shape[1:])

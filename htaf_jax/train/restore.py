@@ -1,9 +1,14 @@
 """Loading a trained model back from a work dir (for analysis, ICBM ``explain``).
 
-    config = load_config(workdir)
-    model = build_model(config.model)
+    model, config = model_from_run(workdir)      # from the config the run stored
     params, batch_stats, metrics = restore_params(workdir)
     logits = model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
+
+The model is rebuilt from the run's ``config.json`` and the values the engine
+derived (``derived.json``: ``num_classes``, ``total_train_steps``,
+``input_shape``). Runs from before ``derived.json`` kept those in the config
+(``config.model.num_classes``, ``config.model.total_train_steps``,
+``config.input_shape``), where they are read instead.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ import orbax.checkpoint as ocp
 
 from htaf_jax.train.checkpoint import (CheckpointMismatchError, _shapes, describe_mismatch,
                                       item_handlers)
-from htaf_jax.train.loop import TrainResult
+from htaf_jax.train.loop import DERIVED_FILE, TrainResult
+
+DEFAULT_INPUT_SHAPE = (28, 28, 1)  # runs that recorded no input shape were Fashion-MNIST
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -28,6 +35,36 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(f"no config.json in {workdir}: not a training work dir")
     with open(path) as f:
         return ml_collections.ConfigDict(json.load(f))
+
+
+def load_derived(workdir: str) -> dict:
+    """``num_classes``, ``total_train_steps`` and ``input_shape`` (a tuple) of the run in
+    ``workdir``; a value the run did not record is None (input_shape: 28×28×1)."""
+    path = os.path.join(workdir, DERIVED_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            derived = json.load(f)
+    else:  # older runs: the engine wrote these into the config
+        config = load_config(workdir)
+        derived = {"num_classes": config.model.get("num_classes", None),
+                   "total_train_steps": config.model.get("total_train_steps", None),
+                   "input_shape": config.get("input_shape", None)}
+    shape = derived.get("input_shape") or DEFAULT_INPUT_SHAPE
+    return {"num_classes": derived.get("num_classes"),
+            "total_train_steps": derived.get("total_train_steps"),
+            "input_shape": tuple(int(d) for d in shape)}
+
+
+def model_from_run(workdir: str, config: ml_collections.ConfigDict | None = None):
+    """``(model, config)``: the Linen module the run in ``workdir`` trained, built from
+    the config it stored (or ``config``, e.g. a copy with changed analysis fields) and
+    the values it derived (num_classes, total_train_steps)."""
+    from htaf_jax.models import build_model
+    config = load_config(workdir) if config is None else config
+    derived = load_derived(workdir)
+    model = build_model(config.model, num_classes=derived["num_classes"],
+                        total_train_steps=derived["total_train_steps"])
+    return model, config
 
 
 def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None,
@@ -67,12 +104,8 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
 
 
 def _check_against_config(saved_tree, config, workdir: str, step: int) -> None:
-    from htaf_jax.models import build_model
-    model_config = ml_collections.ConfigDict(config.model.to_dict())
-    if "num_classes" not in model_config and os.path.exists(os.path.join(workdir, "config.json")):
-        model_config.num_classes = load_config(workdir).model.num_classes
-    model = build_model(model_config)
-    image_shape = tuple(load_config(workdir).get("input_shape", (28, 28, 1)))
+    model, _ = model_from_run(workdir, config)
+    image_shape = load_derived(workdir)["input_shape"]
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1),
                             "sample": jax.random.key(2)},

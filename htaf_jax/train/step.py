@@ -17,9 +17,14 @@ with BatchNorm or with rngs (dropout, stochastic encoders; the key is folded
 with the step and the device index) therefore equal the single-device run in
 distribution only; deterministic models without BatchNorm equal it to float32
 rounding (tests/test_train_step.py).
+
+A model whose ``__call__`` takes ``step`` (``takes_step``; the ICBM, for its
+sharpening schedule) is called with the number of train steps taken, in the
+train step (before the update) and in the eval step.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import chex
@@ -129,6 +134,16 @@ def _variables(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
+def takes_step(model: nn.Module) -> bool:
+    """Whether ``model.__call__`` takes ``step`` (the train steps taken so far, e.g. for
+    the ICBM's sharpening schedule); the train and eval steps then pass it."""
+    return "step" in inspect.signature(type(model).__call__).parameters
+
+
+def _step_kwargs(model: nn.Module, step: jax.Array) -> dict:
+    return {"step": step} if takes_step(model) else {}
+
+
 def sown_metrics(intermediates, prefix: str = "") -> Metrics:
     """Flattens sown leaves into {'spike_rate/layer1': scalar mean}."""
     out: Metrics = {}
@@ -160,6 +175,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     num_devices = mesh.devices.size
 
     def per_device(state: TrainState, images, labels, rng):
+        step_kwargs = _step_kwargs(model, state.step)
         chex.assert_rank(images, 4)
         chex.assert_shape(labels, (images.shape[0],))
         chex.assert_type([images, labels], [jnp.float32, jnp.int32])
@@ -169,7 +185,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
         def loss_fn(params):
             logits, updates = model.apply(
                 _variables(params, state.batch_stats), images, train=True, rngs=rngs,
-                mutable=["batch_stats", "intermediates"])
+                mutable=["batch_stats", "intermediates"], **step_kwargs)
             chex.assert_shape(logits, (images.shape[0], None))
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, (logits, updates)
@@ -230,7 +246,7 @@ def make_eval_step(model: nn.Module, mesh: Mesh
     def per_device(state: TrainState, images, labels, mask, rng):
         rngs = _step_rngs(rng, jnp.zeros((), jnp.int32))
         logits = model.apply(_variables(state.params, state.batch_stats), images,
-                             train=False, rngs=rngs)
+                             train=False, rngs=rngs, **_step_kwargs(model, state.step))
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
         sums = {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),
