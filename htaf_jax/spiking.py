@@ -24,18 +24,30 @@ spike function (forward Heaviside, backward the surrogate's gradient):
     U[t] = β·(1 − S[t−1])·U[t−1] + I[t]     reset="zero"
     S[t] = H(U[t] − θ)
 
-The membrane returned is U[t], the state carried to the next step. With
-``detach_reset`` (the default; SpikingJelly's ``detach_reset``, always on in
-snnTorch) the S in the reset term is a constant for the gradient, so only
-the firing path carries the surrogate gradient; without it the reset term
-adds −θ·H'(V − θ) (subtract) or −V·H'(V − θ) (zero) to dU/dV.
-H(0) = 1 (a membrane exactly at threshold fires), as in the surrogate
-registry; ``spike_at_threshold=False`` gives snnTorch's H(0) = 0 (it fires on
-U > θ), with the same gradient. IF is LIF with β = 1.
+The membrane returned is U[t], the state carried to the next step.
 
-With ``reset_delay=True, spike_at_threshold=False`` this is snnTorch 1.0's
-``Leaky(reset_delay=True)`` step for step: snnTorch recomputes the pending
-reset as H(U[t−1] − θ), which is S[t−1].
+The reset's gradient: with ``detach_reset`` (the default; SpikingJelly's
+``detach_reset``) the S in the reset term is a constant for the gradient, so
+only the firing path carries the surrogate gradient; without it the reset
+term adds −θ·H'(V − θ) (subtract) or −V·H'(V − θ) (zero) to dU/dV (with
+``reset_delay``, to dU[t+1]/dU[t]). H(0) = 1 (a membrane exactly at threshold
+fires), as in the surrogate registry; ``spike_at_threshold=False`` gives
+snnTorch's H(0) = 0 (it fires on U > θ), with the same gradient. IF is LIF
+with β = 1.
+
+snnTorch 1.0's ``Leaky`` (tests/test_spiking_snntorch.py checks every spike,
+membrane and weight gradient on the same network):
+
+- ``Leaky(reset_delay=True)`` (its default) is ``reset_delay=True,
+  detach_reset=True, spike_at_threshold=False``: snnTorch recomputes the
+  pending reset as a detached H(U[t−1] − θ), which is S[t−1].
+- ``Leaky(reset_delay=False)`` is ``reset_delay=False, detach_reset=False,
+  spike_at_threshold=False`` (its same-step reset keeps the spike's
+  gradient), for the zero reset always and for the subtract reset while the
+  membrane left after a reset stays below θ. Where it does not, snnTorch
+  also subtracts the recomputed R = H(U[t−1] − θ)·θ before its firing test
+  (and adds it back after), so that neuron needs V ≥ 2θ to fire again; we do
+  not reproduce that.
 """
 from __future__ import annotations
 

@@ -23,9 +23,17 @@ class LIF(nn.Module):
     """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
 
     Call with currents (T, B, ...), or with one time-constant current (B, ...)
-    and ``num_steps=T`` (direct input). Both outputs are (T, B, ...).
-    The update, per step (see :mod:`htaf_jax.spiking`), by default:
-    V = β·U + I; S = H(V − θ); U = V − S·θ (subtract) or V·(1 − S) (zero).
+    and ``num_steps=T`` (direct input). Both outputs are (T, B, ...); the
+    membrane is the state carried to the next step. Per step, from U = 0:
+
+      reset_delay=False (default): V = β·U + I  (leak, then input);
+        S = H(V − θ)  (fire);  U = V − S·θ (subtract) or V·(1 − S) (zero).
+      reset_delay=True (snnTorch): U = β·U + I − S_prev·θ (subtract) or
+        β·(1 − S_prev)·U + I (zero);  S = H(U − θ).
+
+    The reset's gradient is cut (``detach_reset``) or flows through the
+    surrogate; :mod:`htaf_jax.spiking` gives the details and the options that
+    reproduce snnTorch's ``Leaky``.
 
     Attributes:
       beta: decay β ∈ (0, 1] (the initial value when learnable).

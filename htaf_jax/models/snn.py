@@ -43,6 +43,8 @@ class _SpikingBase(nn.Module):
     threshold: float = 1.0
     reset: Literal["subtract", "zero"] = "subtract"
     detach_reset: bool = True
+    reset_delay: bool = False
+    spike_at_threshold: bool = True
     learn_beta: bool = False
     learn_threshold: bool = False
     per_neuron: bool = False
@@ -65,14 +67,14 @@ class _SpikingBase(nn.Module):
         raise ValueError(f"unknown encoding {self.encoding!r}")
 
     def _neuron(self, name: str) -> LIF:
+        options = dict(threshold=self.threshold, reset=self.reset,
+                       detach_reset=self.detach_reset, reset_delay=self.reset_delay,
+                       spike_at_threshold=self.spike_at_threshold,
+                       learn_threshold=self.learn_threshold, per_neuron=self.per_neuron,
+                       surrogate=self.surrogate, name=name)
         if self.neuron == "if":
-            return IF(threshold=self.threshold, reset=self.reset,
-                      detach_reset=self.detach_reset, learn_threshold=self.learn_threshold,
-                      per_neuron=self.per_neuron, surrogate=self.surrogate, name=name)
-        return LIF(beta=self.beta, threshold=self.threshold, reset=self.reset,
-                   detach_reset=self.detach_reset, learn_beta=self.learn_beta,
-                   learn_threshold=self.learn_threshold, per_neuron=self.per_neuron,
-                   surrogate=self.surrogate, name=name)
+            return IF(**options)
+        return LIF(beta=self.beta, learn_beta=self.learn_beta, **options)
 
     def _spike(self, index: int, currents: Array, time_constant: bool) -> Array:
         """Currents → spikes (T, B, ...), sowing this layer's firing rate."""
