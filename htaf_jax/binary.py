@@ -36,9 +36,13 @@ __all__ = [
     "LATENT_KERNEL",
     "binarize_weights",
     "channel_scale",
+    "clip_latent_kernels",
+    "constrained",
+    "kernel_name",
     "quantized_conv",
     "quantized_dense",
     "sign_quantizer",
+    "weight_clip",
 ]
 
 # Parameter name of every quantized kernel (the real-valued latent weights),
@@ -78,6 +82,51 @@ def binarize_weights(kernel: ArrayLike, surrogate: Any = "htaf",
     kernel = jnp.asarray(kernel)
     signs = sign_quantizer(surrogate)(kernel)
     return signs, (channel_scale(kernel) if use_scale else None)
+
+
+def kernel_name(kernel_quantizer: Any) -> str:
+    """``latent_kernel`` for a quantized kernel, ``kernel`` for a real one."""
+    return "kernel" if kernel_quantizer is None else LATENT_KERNEL
+
+
+def weight_clip(kernel: ArrayLike, clip_value: float = 1.0) -> Array:
+    """clip(W, −c, c): Larq's ``weight_clip`` constraint (c = 1)."""
+    return jnp.clip(jnp.asarray(kernel), -clip_value, clip_value)
+
+
+_CONSTRAINTS = {"weight_clip": weight_clip}
+
+
+def constrained(kernel: ArrayLike, constraint: Any) -> Array:
+    """The kernel the forward pass uses: c(W), with an identity backward.
+
+    Larq projects variables onto the constraint after each update; JAX
+    parameters have no constraints, so a layer applies c in its forward pass
+    (same forward as Larq) and passes the gradient straight through, so the
+    latent weights beyond the range still learn. To also keep the stored
+    latent weights in range, as Larq does, apply ``clip_latent_kernels`` to
+    the parameters after each update. ``constraint``: None, "weight_clip" or
+    a callable ``W -> c(W)``.
+    """
+    kernel = jnp.asarray(kernel)
+    if constraint is None:
+        return kernel
+    if isinstance(constraint, str):
+        if constraint not in _CONSTRAINTS:
+            raise ValueError(f"unknown kernel constraint {constraint!r}; valid names: "
+                             f"{', '.join(sorted(_CONSTRAINTS))} (or a callable)")
+        constraint = _CONSTRAINTS[constraint]
+    return kernel + jax.lax.stop_gradient(constraint(kernel) - kernel)
+
+
+def clip_latent_kernels(params: Any, clip_value: float = 1.0) -> Any:
+    """``params`` with every ``latent_kernel`` leaf clipped to [−c, c] (Larq's
+    projection after an update; other leaves unchanged)."""
+    def clip(path, leaf):
+        last = path[-1]
+        name = getattr(last, "key", getattr(last, "name", None))
+        return weight_clip(leaf, clip_value) if name == LATENT_KERNEL else leaf
+    return jax.tree_util.tree_map_with_path(clip, params)
 
 
 def _quantize(x: Array, quantizer: Quantize | None) -> Array:

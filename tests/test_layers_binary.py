@@ -43,6 +43,17 @@ CASES = [
     ("heaviside_no_bn_residual", lh.HeavisideDense(8, use_batchnorm=False, surrogate="erf"),
      lambda n, r: xh.HeavisideDense(n, 8, use_batchnorm=False, surrogate="erf", rngs=r),
      _dense_x(), {"train": True, "residual": 0.3 * jnp.ones((5, 8))}),
+ ("quant_dense_real", lb.QuantDense(6), lambda n, r: xb.QuantDense(n, 6, rngs=r), _dense_x(), {}),
+    ("quant_dense_larq_bnn", lb.QuantDense(6, input_quantizer="ste_sign",
+                                           kernel_quantizer="magnitude_aware_sign",
+                                           kernel_constraint="weight_clip"),
+     lambda n, r: xb.QuantDense(n, 6, input_quantizer="ste_sign",
+                                kernel_quantizer="magnitude_aware_sign",
+                                kernel_constraint="weight_clip", rngs=r), _dense_x(), {}),
+    ("quant_conv_tern_scaled", lb.QuantConv(4, input_quantizer="approx_sign",
+                                            kernel_quantizer="ste_tern", use_scale=True),
+     lambda n, r: xb.QuantConv(n, 4, input_quantizer="approx_sign", kernel_quantizer="ste_tern",
+                               use_scale=True, rngs=r), _dense_x((2, 5, 5, 3)), {}),
 ]
 
 
@@ -104,6 +115,43 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
         for name in path[:-1]:
             owner = getattr(owner, name)
         np.testing.assert_allclose(getattr(owner, path[-1])[...], v, rtol=1e-6, atol=1e-6)
+
+
+def test_binary_dense_is_the_sign_configuration_of_quant_dense():
+    x = _dense_x()
+    binary = lb.BinaryDense(7, surrogate="atan")
+    quant = lb.QuantDense(7, kernel_quantizer=sign_quantizer("atan"), use_scale=True,
+                          use_bias=False)
+    variables = binary.init(KEY, x)
+    assert jax.tree.structure(variables) == jax.tree.structure(quant.init(KEY, x))
+    f = lambda m: lambda p: jnp.sum(m.apply({"params": p}, x) ** 2)
+    np.testing.assert_array_equal(quant.apply(variables, x), binary.apply(variables, x))
+    g_quant, g_binary = (jax.grad(f(m))(variables["params"]) for m in (quant, binary))
+    np.testing.assert_array_equal(g_quant["latent_kernel"], g_binary["latent_kernel"])
+
+
+def test_quant_dense_names_its_kernel_by_whether_it_is_quantized():
+    x = _dense_x()
+    assert set(lb.QuantDense(3).init(KEY, x)["params"]) == {"kernel", "bias"}
+    assert set(lb.QuantDense(3, kernel_quantizer="ste_sign").init(KEY, x)["params"]) == {
+        "latent_kernel", "bias"}
+    assert hasattr(xb.QuantDense(12, 3, kernel_quantizer="ste_sign", rngs=nnx.Rngs(0)),
+                   "latent_kernel")
+
+
+def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
+    from htaf_jax.binary import clip_latent_kernels, constrained
+    w = jnp.array([-2.0, -0.5, 0.25, 1.5])
+    np.testing.assert_array_equal(constrained(w, "weight_clip"), [-1.0, -0.5, 0.25, 1.0])
+    np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(constrained(v, "weight_clip") * 2))(w),
+                                  [2.0, 2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(constrained(w, lambda v: v / 2), w / 2)
+    with pytest.raises(ValueError, match="unknown kernel constraint 'clip'.*weight_clip"):
+        constrained(w, "clip")
+    params = {"a": {"latent_kernel": w, "bias": w}}
+    clipped = clip_latent_kernels(params)
+    np.testing.assert_array_equal(clipped["a"]["latent_kernel"], [-1.0, -0.5, 0.25, 1.0])
+    np.testing.assert_array_equal(clipped["a"]["bias"], w)
 
 
 def test_heaviside_evaluation_units_are_exactly_binary():

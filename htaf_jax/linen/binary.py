@@ -1,4 +1,13 @@
-"""Binary layers for Flax Linen, thin over ``htaf_jax.binary``.
+"""Quantized and binary layers for Flax Linen, thin over ``htaf_jax.binary``.
+
+``QuantDense`` / ``QuantConv``: Larq's layer shape. ``input_quantizer`` and
+``kernel_quantizer`` (a ``htaf_jax.quantizers`` name, a ``Quantizer`` or any
+callable; None: real-valued) and ``kernel_constraint`` (None, "weight_clip"
+or a callable, applied as ``htaf_jax.binary.constrained`` does):
+
+    y = q_in(x) ⊛ q_k(c(W)) (· mean|W| per output with ``use_scale``) + b
+
+The kernel is ``latent_kernel`` when it is quantized, ``kernel`` otherwise.
 
 ``BinaryDense`` / ``BinaryConv``: latent real weights ``latent_kernel``,
 forward with sign(W) ∈ {−1, +1} (times mean|W| per output channel with
@@ -16,12 +25,73 @@ import flax.linen as nn
 from jax import Array
 
 from htaf_jax import binary as B
+from htaf_jax.quantizers import resolve_quantizer
 
-__all__ = ["BinaryConv", "BinaryDense"]
+__all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
+
+Spec = Any  # a quantizer: None, a registry name, a Quantizer or a callable
+
+
+class QuantDense(nn.Module):
+    """(..., in) → (..., features), Larq's ``QuantDense``.
+
+    Parameters: ``latent_kernel`` (or ``kernel`` unquantized) (in, features);
+    ``bias`` (features,) if ``use_bias``.
+    """
+    features: int
+    input_quantizer: Spec = None
+    kernel_quantizer: Spec = None
+    kernel_constraint: Spec = None
+    use_scale: bool = False
+    use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init,
+                            (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
+        return B.quantized_dense(x, B.constrained(kernel, self.kernel_constraint),
+                                 input_quantizer=resolve_quantizer(self.input_quantizer),
+                                 kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                 use_scale=self.use_scale, bias=bias)
+
+
+class QuantConv(nn.Module):
+    """2-D convolution (NHWC in, HWIO kernel), Larq's ``QuantConv2D``.
+
+    (N, H, W, C) → (N, H', W', features).
+    """
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    strides: tuple[int, int] = (1, 1)
+    padding: Any = "SAME"
+    input_quantizer: Spec = None
+    kernel_quantizer: Spec = None
+    kernel_constraint: Spec = None
+    use_scale: bool = False
+    use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
+        kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init, shape)
+        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
+        return B.quantized_conv(x, B.constrained(kernel, self.kernel_constraint),
+                                strides=self.strides, padding=self.padding,
+                                input_quantizer=resolve_quantizer(self.input_quantizer),
+                                kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                use_scale=self.use_scale, bias=bias)
 
 
 class BinaryDense(nn.Module):
     """(..., in) → (..., features) with ±1 weights (scaled per output if ``use_scale``).
+
+    The configuration ``QuantDense(features, kernel_quantizer=sign_quantizer(surrogate),
+    use_scale=True, use_bias=False)`` with the binary unit as a field.
 
     Parameters: ``latent_kernel`` (in, features); ``bias`` (features,) if ``use_bias``.
     """
@@ -43,7 +113,8 @@ class BinaryDense(nn.Module):
 class BinaryConv(nn.Module):
     """2-D convolution (NHWC in, HWIO ``latent_kernel``) with ±1 weights.
 
-    (N, H, W, C) → (N, H', W', features).
+    (N, H, W, C) → (N, H', W', features). The configuration of ``QuantConv``
+    that ``BinaryDense`` is of ``QuantDense``.
     """
     features: int
     kernel_size: tuple[int, int] = (3, 3)
