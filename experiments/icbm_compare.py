@@ -71,9 +71,14 @@ def _record(config, result, seconds: float) -> dict:
     return record
 
 
-def train_one(config, workdir: str) -> dict:
-    """Trains (or reuses, see experiments/runs.py) one run; returns its measurements."""
-    return runs.train_or_reuse(config, workdir, _record)
+def train_one(config, workdir: str, config_file: str = icbm_lib.DEFAULT_CONFIG) -> dict:
+    """Trains (or reuses, see experiments/runs.py) one run; returns its measurements.
+
+    The run stores the command that trains it alone: the ICBM main job (without
+    the baseline, measuring the concepts), or the engine for the standard model."""
+    module = "experiments.icbm" if config.model.name == "icbm" else "experiments.train"
+    return runs.train_or_reuse(config, workdir, _record,
+                               command=runs.run_command(config, workdir, config_file, module))
 
 
 def table(records: dict, seeds, command: str, planned: int | None = None) -> tuple[str, list[dict]]:
@@ -149,7 +154,8 @@ def plan(argv: list[str]) -> dict:
                                     "seed": seed, "config": config,
                                     "workdir": run_dir(values.out, config, backbone, variant,
                                                        k or 0, seed)})
-    return {"out": values.out, "seeds": seeds, "runs": planned, "report_only": values.report_only}
+    return {"out": values.out, "seeds": seeds, "runs": planned, "report_only": values.report_only,
+            "config_file": values["config"].config_filename}
 
 
 def main(argv: list[str]) -> int:
@@ -162,7 +168,7 @@ def main(argv: list[str]) -> int:
     records: dict = {}
     for run in todo:
         print(f"[icbm compare] {os.path.basename(run['workdir'])}", flush=True)
-        record = train_one(run["config"], run["workdir"])
+        record = train_one(run["config"], run["workdir"], p["config_file"])
         records.setdefault((run["backbone"], run["variant"], run["k"]), {})[run["seed"]] = record
         text, rows = table(records, seeds, command, planned=len(p["runs"]))
         os.makedirs(out, exist_ok=True)

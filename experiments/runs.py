@@ -13,16 +13,18 @@ runs made without it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
+import shlex
 import time
 from typing import Callable
 
 import numpy as np
 
 __all__ = ["config_hash", "run_dir", "finished", "to_run", "train_or_reuse", "mean_std",
-           "machine", "unfinished_runs", "without_report_only", "RESULTS_FILE"]
+           "machine", "run_command", "unfinished_runs", "without_report_only", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 
@@ -137,14 +139,54 @@ def without_report_only(argv: list[str]) -> list[str]:
                                          "--report_only=true")]
 
 
+def _load_config_file(path: str):
+    spec = importlib.util.spec_from_file_location("_run_base_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def _flag_value(value) -> str:
+    # What config_flags parses back to ``value``: strings raw, the rest as literals.
+    return value if isinstance(value, str) else repr(value)
+
+
+def _overrides(base: dict, config: dict, prefix: str) -> list[str]:
+    """``--config.<path>=<value>`` flags that turn ``base`` into ``config``; a sub-dict
+    that gained or lost keys is set whole, as a dict literal."""
+    flags = []
+    for key, value in config.items():
+        path, old = f"{prefix}.{key}", base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and set(value) == set(old):
+            flags += _overrides(old, value, path)
+        elif key not in base or value != old or type(value) is not type(old):
+            flags.append(f"--{path}={_flag_value(value)}")
+    return flags
+
+
+def run_command(config, workdir: str, config_file: str, module: str = "experiments.train"
+                ) -> str:
+    """The shell command that trains this one run: ``python -m <module> --config
+    <config_file> --workdir <workdir>`` and a ``--config.<field>=<value>`` override
+    for each field where ``config`` differs from what ``config_file`` gives
+    (tests/test_sweep.py parses it back to the same config)."""
+    base = _load_config_file(config_file).to_dict()
+    if os.path.isabs(workdir) and not os.path.relpath(workdir).startswith(".."):
+        workdir = os.path.relpath(workdir)
+    return shlex.join(["python", "-m", module, "--config", config_file, "--workdir", workdir,
+                       *_overrides(base, config.to_dict(), "config")])
+
+
 def train_or_reuse(config, workdir: str,
-                   measure: Callable[[object, object, float], dict] | None = None) -> dict:
+                   measure: Callable[[object, object, float], dict] | None = None,
+                   command: str | None = None) -> dict:
     """Returns the run's stored ``results.json``, or trains it and stores one.
 
     ``measure(config, train_result, seconds) -> dict`` turns a finished
     ``htaf_jax.train.TrainResult`` into the record to store (default: the
-    final eval metrics and the training seconds). The record is written
-    atomically, so a killed sweep never leaves a half-written result.
+    final eval metrics and the training seconds); ``command`` (``run_command``:
+    the command that trains this run alone) is stored with it. The record is
+    written atomically, so a killed sweep never leaves a half-written result.
     """
     path = os.path.join(workdir, RESULTS_FILE)
     if os.path.exists(path):
@@ -155,6 +197,8 @@ def train_or_reuse(config, workdir: str,
     result = train.train_and_evaluate(config, workdir)
     seconds = time.perf_counter() - start
     record = (measure or default_record)(config, result, seconds)
+    if command:
+        record["command"] = command
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(record, f, indent=2)

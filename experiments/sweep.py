@@ -220,7 +220,8 @@ def plan(argv: list[str]) -> dict:
                             "beta": beta, "seed": seed, "note": note, "config": config,
                             "workdir": runs.run_dir(out, label, seed, config)})
     return {"family": family, "kind": kind, "out": out, "base": base, "seeds": seeds,
-            "runs": planned, "report_only": values.report_only}
+            "runs": planned, "report_only": values.report_only,
+            "config_file": values["config"].config_filename}
 
 
 def main(argv: list[str]) -> int:
@@ -241,7 +242,8 @@ def main(argv: list[str]) -> int:
     for run in todo:
         workdir = run["workdir"]
         print(f"[sweep] {os.path.basename(workdir)}", flush=True)
-        record = runs.train_or_reuse(run["config"], workdir, measure)
+        record = runs.train_or_reuse(run["config"], workdir, measure, command=runs.run_command(
+            run["config"], workdir, p["config_file"]))
         records.append({**{k: run[k] for k in ("surrogate", "depth", "alpha", "beta", "seed",
                                                 "note")},
                         "workdir": os.path.relpath(workdir, out), **record})

@@ -51,6 +51,11 @@ def test_sweep_writes_tables_and_reuses_finished_runs(tmp_path, count_trainings)
     assert "| htaf |" in text and "| atan |" in text and result["command"] in text
     assert os.path.getsize(os.path.join(out, "dhn_mlp_surrogates.png")) > 1000
     assert len(glob.glob(os.path.join(out, "runs", "*", "results.json"))) == 4
+    for path in glob.glob(os.path.join(out, "runs", "*", "results.json")):
+        config, workdir = _parsed_back(json.load(open(path))["command"])  # this run alone
+        assert workdir == os.path.dirname(path)
+        stored = json.load(open(os.path.join(workdir, "config.json")))
+        assert runs._trained_with(stored, runs._identity(json.loads(config.to_json())))
 
     mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "runs", "*", "*.json"))}
     assert sweep.main(argv) == 0  # everything finished: nothing retrains
@@ -181,6 +186,49 @@ def test_run_dir_finds_a_run_stored_with_flat_surrogate_kwargs(tmp_path):
     other = ml_collections.ConfigDict(keyed.to_dict())
     other.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
     assert runs.run_dir(str(tmp_path), "mlp-htaf-k128", 0, other) != str(path)
+
+
+def _parsed_back(command: str):
+    """The config the CLI builds from a run's stored command."""
+    import shlex
+    from htaf_jax.train import cli
+    args = shlex.split(command)
+    assert args[:2] == ["python", "-m"]
+    return cli.parse_flags([args[2], *args[3:]])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--family", "snn_mlp", "--surrogates", "htaf,atan", "--config.num_epochs=2"],
+    ["--family", "dhn_mlp", "--depths", "2,8", "--surrogates", "htaf,straight_through",
+     "--config.model.mode=smooth", "--config.model.width=64"],
+    ["--family", "dhn_mlp", "--alphas", "2,8", "--betas", "0.5"],
+])
+def test_each_sweep_run_has_a_command_that_rebuilds_its_config(argv, tmp_path):
+    p = sweep.plan([*argv, "--seeds", "0,1", "--out", str(tmp_path)])
+    assert p["config_file"] == sweep.FAMILIES[p["family"]]
+    for run in p["runs"]:
+        command = runs.run_command(run["config"], run["workdir"], p["config_file"])
+        assert command.startswith(f"python -m experiments.train --config {p['config_file']} ")
+        config, workdir = _parsed_back(command)
+        assert workdir == run["workdir"]
+        assert config.to_dict() == run["config"].to_dict(), command
+
+
+def test_each_icbm_compare_run_has_a_command_that_rebuilds_its_config(tmp_path):
+    from experiments import icbm_compare
+    p = icbm_compare.plan(["--seeds", "1", "--backbones", "mlp,cnn", "--concepts", "8",
+                           "--out", str(tmp_path), "--config.num_epochs=3"])
+    assert {r["variant"] for r in p["runs"]} == {"standard", *icbm_compare.VARIANTS}
+    for run in p["runs"]:
+        module = "experiments.train" if run["variant"] == "standard" else "experiments.icbm"
+        command = runs.run_command(run["config"], run["workdir"], p["config_file"], module)
+        assert command.startswith(f"python -m {module} --config {p['config_file']} ")
+        config, _ = _parsed_back(command)
+        assert config.to_dict() == run["config"].to_dict(), command
+    standard = next(r for r in p["runs"] if r["variant"] == "standard" and
+                    r["backbone"] == "cnn")
+    # A model dict with other fields than the config file's is set whole.
+    assert "--config.model={" in runs.run_command(standard["config"], "w", p["config_file"])
 
 
 def test_run_config_changes_only_the_surrogate():
