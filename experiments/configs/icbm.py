@@ -116,7 +116,8 @@ def get_config() -> ml_collections.ConfigDict:
     # puts the rails at σ(±16) ≈ 1e-7. β = 1 trains with a wide gradient; the
     # sharpening below ends training at an effective β of 16, where an
     # activation is within 0.01 of a rail once |BN(W·h)| > 0.0185.
-    config.model.surrogate_kwargs = ml_collections.ConfigDict({"alpha": 16.0, "beta": 1.0})
+    # Keyed by unit name: another unit (--config.model.surrogate=atan) takes its own defaults.
+    config.model.surrogate_kwargs = {"htaf": {"alpha": 16.0, "beta": 1.0}}
     config.model.concept_mode = "smooth"  # smooth | hard (training form; eval is hard)
     config.model.concept_noise = 0.5  # std of training noise on the concept pre-activations
     config.model.sharpen = 16.0  # final input scale of the unit (1: off), see models/icbm.py
