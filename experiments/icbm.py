@@ -55,7 +55,11 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     """Discretisation, accuracies, class concepts (and PNG grids) on the eval split."""
     from htaf_jax import interpret
     from htaf_jax.models import build_model
-    model = build_model(config.model)
+    from htaf_jax.train.restore import model_from_run
+    if workdir and os.path.exists(os.path.join(workdir, "config.json")):
+        model, _ = model_from_run(workdir)  # the config the run stored
+    else:
+        model = build_model(config.model, num_classes=len(params["head"]["bias"]))
     variables = {"params": params, "batch_stats": batch_stats}
     images, labels, split = load_test_set(config)
     acts = interpret.concept_activations(model, variables, images, batch_size=1000)
@@ -238,8 +242,8 @@ def explain(argv: list[str]) -> int:
     import jax.numpy as jnp
 
     from htaf_jax import interpret
-    from htaf_jax.models import build_model
     from htaf_jax.train import load_config
+    from htaf_jax.train.restore import model_from_run
     parser = argparse.ArgumentParser(prog="python -m experiments.icbm explain")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--index", type=int, default=0, help="index in the test split")
@@ -255,7 +259,7 @@ def explain(argv: list[str]) -> int:
     from absl import logging as absl_logging
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's read-only notices
     variables = restore_variables(args.workdir)
-    model = build_model(config.model)
+    model, _ = model_from_run(args.workdir, config)
     images, labels, split = load_test_set(config)
     if not 0 <= args.index < len(labels):
         parser.error(f"--index must be in [0, {len(labels)})")
