@@ -51,6 +51,45 @@ def load_test_set(config):
     return splits.normalizer(splits.eval.images), splits.eval.labels, splits.eval_split
 
 
+# Training images the leakage probes are fitted on: enough for a linear probe on K
+# concepts, few enough that measuring stays a small part of a run.
+PROBE_TRAIN_IMAGES = 10000
+
+
+def load_train_sample(config, count: int):
+    """The first ``count`` normalised training images (N, H, W, C) and their labels."""
+    from htaf_jax import data as data_lib
+    splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
+                                  train_subset=config.train_subset,
+                                  test_subset=config.test_subset,
+                                  validation_size=config.validation_size)
+    return splits.normalizer(splits.train.images[:count]), splits.train.labels[:count]
+
+
+def measure_concepts(config, model, variables, acts, labels) -> dict:
+    """``htaf_jax.interpret.measures.concept_measures`` on the eval split; the leakage
+    probes are fitted on the first ``PROBE_TRAIN_IMAGES`` training images."""
+    from htaf_jax import interpret
+    from htaf_jax.interpret.measures import concept_measures
+    kernel, bias = interpret.head_weights(variables)
+    probe = None
+    if acts.soft is not None:
+        images, train_labels = load_train_sample(config, PROBE_TRAIN_IMAGES)
+        train = interpret.concept_activations(model, variables, images, batch_size=1000)
+        probe = (train.soft, train.hard, train_labels)
+    return concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft, probe_split=probe)
+
+
+def add_completeness(measured: dict, baseline: dict | None) -> None:
+    """Yeh et al.'s completeness of the hard concepts against the standard model on the
+    same backbone, into ``measured["interpretability"]`` (None without a baseline)."""
+    from htaf_jax.interpret.measures import completeness
+    m = measured["interpretability"]
+    ok = baseline is not None and baseline["accuracy"] > m["chance_accuracy"]
+    m["completeness"] = (completeness(measured["hard_accuracy"], baseline["accuracy"],
+                                      m["chance_accuracy"]) if ok else None)
+
+
 def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True) -> dict:
     """Discretisation, accuracies, class concepts (and PNG grids) on the eval split."""
     from htaf_jax import interpret
@@ -64,6 +103,7 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     images, labels, split = load_test_set(config)
     acts = interpret.concept_activations(model, variables, images, batch_size=1000)
     out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1))}
+    out["interpretability"] = measure_concepts(config, model, variables, acts, labels)
     kernel, _ = interpret.head_weights(variables)
     names = class_names_for(config.dataset, kernel.shape[1])
     out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
@@ -146,6 +186,15 @@ def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir:
               f"- concepts: {config.model.num_concepts}, mean on-rate "
               f"{icbm['concept_rate']:.3f}, never on: {icbm['dead_concepts']}, "
               f"always on: {icbm['always_on_concepts']}"]
+    mi = icbm.get("interpretability")
+    if mi:
+        num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+        lines.append(
+            f"- interpretability: purity {mi['purity']:.3f} (random code, same on-rates: "
+            f"{mi['purity_random']:.3f}); explanation size {mi['explanation_size']:.1f} "
+            f"concepts (90% of the margin); completeness {num(mi.get('completeness'), '.3f')}; "
+            f"leakage (soft − hard probe) {num(mi['leakage'] and 100 * mi['leakage'], '+.2f')}"
+            + (" pts" if mi["leakage"] is not None else ""))
     checks = [("hard acc within 1.0 pt of standard", gap_std is not None and gap_std >= -1.0),
               ("≥ 99% within 0.01 of {0,1}", (icbm["near_binary@0.01"] or 0) >= 0.99),
               ("hard-vs-soft gap ≤ 0.3 pts", icbm["hard_soft_gap"] is not None
@@ -191,6 +240,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
         return {}
     t = time.perf_counter()
     measured = analyse(config, result.params, result.batch_stats, workdir)
+    add_completeness(measured, baseline)
     timings["analysis"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     text = summarise(config, measured, baseline, timings, workdir)

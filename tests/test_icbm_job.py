@@ -27,6 +27,14 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     icbm, baseline = record["icbm"], record["baseline"]
     assert 0.1 < icbm["hard_accuracy"] <= 1 and 0.1 < baseline["accuracy"] <= 1
     assert 0 <= icbm["near_binary@0.01"] <= icbm["near_binary@0.1"] <= 1
+    # The interpretability measures (tests/test_measures.py checks their values).
+    mi = icbm["interpretability"]
+    assert mi["on_rate"] == pytest.approx(icbm["concept_rate"])
+    assert mi["completeness"] == pytest.approx(
+        (icbm["hard_accuracy"] - mi["chance_accuracy"])
+        / (baseline["accuracy"] - mi["chance_accuracy"]))
+    assert mi["leakage"] == pytest.approx(mi["soft_probe"] - mi["hard_probe"])
+    assert "- interpretability: purity" in summary
     # The sharpening is a function of the train step the engine passes: no counter in the
     # state; the model rebuilt from the run knows the length of training it ran for.
     from htaf_jax.train.restore import load_derived, model_from_run
