@@ -5,6 +5,7 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 
 from experiments import icbm as icbm_job
@@ -25,8 +26,26 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     assert "test accuracy with hard concepts" in summary and "targets:" in summary
     record = json.load(open(os.path.join(workdir, "results.json")))
     icbm, baseline = record["icbm"], record["baseline"]
-    assert 0.1 < icbm["hard_accuracy"] <= 1 and 0.1 < baseline["accuracy"] <= 1
-    assert 0 <= icbm["near_binary@0.01"] <= icbm["near_binary@0.1"] <= 1
+    # Chance is 0.1; these bounds sit well above it and below what this tiny run
+    # reaches on seeds 0, 1 and 2, so a model that does not learn fails them.
+    assert icbm["hard_accuracy"] >= 0.25 and baseline["accuracy"] >= 0.4
+    # The engine's eval step and the analysis score the same hard-concept model.
+    assert icbm["hard_accuracy"] == pytest.approx(record["engine_metrics"]["test/accuracy"])
+    assert icbm["hard_soft_gap"] == pytest.approx(
+        100 * (icbm["soft_accuracy"] - icbm["hard_accuracy"]))
+    # The discretisation measures, recomputed from the restored run by their definition.
+    from htaf_jax import interpret
+    from htaf_jax.train import load_config
+    from htaf_jax.train.restore import model_from_run as rebuild
+    config = load_config(workdir)
+    images, labels, _ = icbm_job.load_test_set(config)
+    acts = interpret.concept_activations(rebuild(workdir)[0], icbm_job.restore_variables(workdir),
+                                         images)
+    distance = np.minimum(np.abs(acts.soft), np.abs(1 - acts.soft))
+    for eps in ("0.01", "0.1"):
+        assert icbm[f"near_binary@{eps}"] == pytest.approx(np.mean(distance <= float(eps)))
+    assert icbm["hard_accuracy"] == pytest.approx(np.mean(acts.logits.argmax(-1) == labels))
+    assert icbm["concept_rate"] == pytest.approx(acts.hard.mean())
     # The interpretability measures (tests/test_measures.py checks their values).
     mi = icbm["interpretability"]
     assert mi["on_rate"] == pytest.approx(icbm["concept_rate"])
@@ -79,7 +98,12 @@ def test_compare_tables_every_model_and_reuses_finished_runs(tmp_path, capsys):
     st = rows[2]
     assert st["near_binary@0.01"]["mean"] is None  # no smooth form: n/a, not a number
     htaf = rows[1]
-    assert 0 <= htaf["near_binary@0.01"]["mean"] <= 100  # in %
+    htaf_run = json.load(open(glob.glob(os.path.join(out, "runs", "mlp-htaf-k8-s0-*",
+                                                     "results.json"))[0]))
+    assert htaf["near_binary@0.01"]["mean"] == pytest.approx(  # one seed, in %
+        100 * htaf_run["near_binary@0.01"])
+    assert htaf["near_binary@0.01"]["std"] == 0
+    assert htaf_run["command"].startswith("python -m experiments.icbm --config ")
     assert htaf["vs_standard"]["mean"] == pytest.approx(  # points, from accuracies in %
         htaf["hard_accuracy"]["mean"] - rows[0]["hard_accuracy"]["mean"])
     assert "| mlp | straight_through | 8 |" in open(os.path.join(out, "icbm_results.md")).read()
