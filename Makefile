@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
 PROFILE ?= full
 
-.PHONY: setup data run test test-fast bench results clean
+.PHONY: setup data run test test-fast bench device-check results clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ bench: setup data
 	$(PY) -m pip install -q 'torch==2.13.0'
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m benchmarks.run
+
+# The first command on a new GPU/TPU host: devices, 1-vs-N step equality, kernel speeds.
+device-check: setup
+	$(PY) -m benchmarks.device_check
 
 results: setup data
 	$(PY) -m experiments.results --profile $(PROFILE)
