@@ -103,7 +103,7 @@ def _unknown_field(error: BaseException, argv: Sequence[str]) -> str | None:
     key, hint = text[1:].split("'", 1)
     for arg in argv:
         flag = arg.split("=", 1)[0]
-        if flag.startswith("--config.") and flag.rsplit(".", 1)[-1] == key:
+        if flag.startswith("--config.") and key in flag.split(".")[1:]:
             return f"{flag}: the config has no field {key!r}. {hint.strip()}".strip()
     return None
 
