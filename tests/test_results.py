@@ -1,10 +1,11 @@
 """experiments.results: study commands per profile, the report and README's block (no training)."""
+import glob
 import json
 import os
 
 import pytest
 
-from experiments import results
+from experiments import icbm, results
 
 
 def _sweep_json(path, rows, seeds=(0, 1, 2)):
@@ -34,6 +35,42 @@ def test_quick_profile_shrinks_every_study_and_replaces_flags():
     assert not any(a.startswith("--config.") for a in full)
     main_job = results.study_argv(by_name["icbm_main"], "full", "results/full")
     assert main_job == ["--workdir", os.path.join("results/full", "icbm_main")]
+
+
+def test_the_main_job_study_records_the_command_of_its_own_run(monkeypatch, tmp_path):
+    # Issue 20: the run stored its parent's sys.argv (`python -m experiments.icbm
+    # --profile quick`), which does not run. The main job is stubbed: no training.
+    import sys
+
+    from experiments import icbm
+    seen = []
+    monkeypatch.setattr(icbm, "run", lambda config, workdir, command=None:
+                        seen.append((workdir, command)) or {})
+    monkeypatch.setattr(sys, "argv", ["experiments/results.py", "--profile", "quick"])
+    study = {s.name: s for s in results.STUDIES}["icbm_main"]
+    argv = results.study_argv(study, "quick", str(tmp_path))
+    assert results.run_study(study, argv) == 0
+    workdir = os.path.join(str(tmp_path), "icbm_main")
+    assert seen == [(workdir, results.command_line(study, argv))]
+    assert seen[0][1] == ("python -m experiments.icbm --workdir " + workdir
+                          + " --config.train_subset=6000 --config.num_epochs=2"
+                          " --config.test_subset=2000 --config.progress=False")
+
+
+def test_the_committed_main_job_result_records_a_command_that_parses(tmp_path):
+    import shlex
+
+    from htaf_jax.train import cli
+    for path in sorted(glob.glob(os.path.join(results.REPO, "results", "*", "icbm_main",
+                                              "results.json"))):
+        command = json.load(open(path))["command"]
+        args = shlex.split(command)
+        assert args[:3] == ["python", "-m", "experiments.icbm"], path
+        profile = path.split(os.sep)[-3]
+        study = {s.name: s for s in results.STUDIES}["icbm_main"]
+        assert args[3:] == results.study_argv(study, profile, f"results/{profile}"), path
+        _, workdir = cli.parse_flags(["icbm", *args[3:]], icbm.DEFAULT_CONFIG)
+        assert workdir == os.path.dirname(os.path.relpath(path, results.REPO))
 
 
 def test_summary_names_htaf_and_the_best_other_surrogate(tmp_path):
