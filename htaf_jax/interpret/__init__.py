@@ -5,6 +5,9 @@
 - explain: ``class_concepts``, ``concept_contributions``, ``intervene``,
   ``explain_text``, ``head_weights``.
 - grids: ``save_concept_grid`` / ``save_concept_overview`` (PNG).
+- measures: interpretability of the concepts: ``sparsity``, ``purity``,
+  ``random_code_purity``, ``explanation_size``, ``stability``, ``completeness``,
+  ``leakage`` (``linear_probe_accuracy``), all at once ``concept_measures``.
 """
 from htaf_jax._extras import require_extra
 
@@ -25,9 +28,24 @@ from htaf_jax.interpret.explain import (
     intervene,
 )
 from htaf_jax.interpret.grids import ranked_examples, save_concept_grid, save_concept_overview
+from htaf_jax.interpret.measures import (
+    Stability,
+    chance_accuracy,
+    completeness,
+    concept_measures,
+    explanation_size,
+    leakage,
+    linear_probe_accuracy,
+    purity,
+    random_code_purity,
+    sparsity,
+    stability,
+)
 
 __all__ = [
     "ConceptActivations", "concept_activations", "discretisation", "near_binary_share",
     "Intervention", "class_concepts", "concept_contributions", "explain_text", "head_weights",
     "intervene", "ranked_examples", "save_concept_grid", "save_concept_overview",
+    "Stability", "chance_accuracy", "completeness", "concept_measures", "explanation_size",
+    "leakage", "linear_probe_accuracy", "purity", "random_code_purity", "sparsity", "stability",
 ]

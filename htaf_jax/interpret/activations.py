@@ -41,9 +41,10 @@ def concept_activations(model, variables, images, batch_size: int = 1000) -> Con
 
 
 def near_binary_share(z: np.ndarray, eps: float) -> float:
-    """Share of entries of ``z`` within ``eps`` of 0 or 1."""
-    z = np.asarray(z)
-    return float(np.mean(np.minimum(np.abs(z), np.abs(1.0 - z)) <= eps))
+    """Share of entries of ``z`` within ``eps`` of 0 or 1 (``htaf_jax.concepts.near_binary_share``
+    as a Python float)."""
+    from htaf_jax import concepts
+    return float(concepts.near_binary_share(np.asarray(z), eps))
 
 
 def discretisation(acts: ConceptActivations, labels: np.ndarray | None = None,

@@ -33,7 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["sparsity", "purity", "random_code_purity", "explanation_size", "stability",
-           "Stability", "chance_accuracy", "completeness", "linear_probe_accuracy", "leakage"]
+           "Stability", "chance_accuracy", "completeness", "linear_probe_accuracy", "leakage",
+           "concept_measures"]
 
 
 def _binary(hard) -> np.ndarray:
