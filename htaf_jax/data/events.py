@@ -1,0 +1,154 @@
+"""Event data: the Spiking Heidelberg Digits (SHD) read and binned into frames on the host.
+
+SHD (Cramer, Stradmann, Schemmel, Zenke 2020, "The Heidelberg Spiking Data
+Sets for the Systematic Evaluation of Spiking Neural Networks") ships one
+HDF5 file per split, ``shd_train.h5`` and ``shd_test.h5``, laid out as::
+
+    spikes/times   ragged (N,): sample i's spike times in seconds (float)
+    spikes/units   ragged (N,): sample i's channel of each spike, 0..699
+    labels         (N,) class ids, 0..19 (ten digits, German and English)
+
+A split is held as one flat event list plus per-sample offsets (CSR), so
+a batch is binned by slicing. :func:`bin_events` turns samples into frames:
+step k of T counts the events with k·Δ ≤ t < (k+1)·Δ, Δ = max_time / T;
+events at t ≥ max_time are dropped. The defaults (T = 100 over 1.4 s) are
+those of Zenke's SHD tutorial (SpyTorch), whose spike raster bins the same
+interval. Everything here is NumPy; frames are (T, B, C) float32 counts.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from htaf_jax.data.pipeline import epoch_order
+from htaf_jax.data.sources import DatasetNotFoundError
+
+__all__ = [
+    "SHD_DIR_ENV", "SHD_CHANNELS", "EventSplit", "shd_dir", "read_shd", "load_shd",
+    "write_shd", "bin_events", "event_batches",
+]
+
+SHD_DIR_ENV = "HTAF_SHD_DIR"
+DEFAULT_SHD_DIR = os.path.join("~", "data", "shd")
+SHD_CHANNELS = 700   # cochlea-model channels in SHD
+SHD_FILES = {"train": "shd_train.h5", "test": "shd_test.h5"}
+
+
+def load_h5py():
+    try:
+        import h5py
+    except ImportError as err:
+        raise ImportError("reading SHD needs the 'h5py' package: pip install h5py") from err
+    return h5py
+
+
+class EventSplit(NamedTuple):
+    """One split's events in memory: sample i is rows offsets[i]:offsets[i+1]."""
+    times: np.ndarray    # float32 (E,) seconds
+    units: np.ndarray    # int32 (E,) channel ids
+    offsets: np.ndarray  # int64 (N + 1,)
+    labels: np.ndarray   # int32 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def shd_dir(data_dir: str | None = None) -> str:
+    """``data_dir`` if given, else $HTAF_SHD_DIR, else ~/data/shd."""
+    return os.path.expanduser(data_dir or os.environ.get(SHD_DIR_ENV) or DEFAULT_SHD_DIR)
+
+
+def not_found_message(path: str) -> str:
+    folder = os.path.dirname(path)
+    return (f"SHD file {path} not found: put shd_train.h5 and shd_test.h5 (gunzipped, from "
+            f"https://zenkelab.org/datasets/) in {folder}, or set {SHD_DIR_ENV} to their folder")
+
+
+def read_shd(path: str) -> EventSplit:
+    """Reads one SHD-layout HDF5 file (``spikes/times``, ``spikes/units``, ``labels``)."""
+    if not os.path.isfile(path):
+        raise DatasetNotFoundError(not_found_message(path))
+    h5py = load_h5py()
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
+        if missing:
+            raise DatasetNotFoundError(f"{path} is not in SHD's layout: no {', '.join(missing)}")
+        times, units = f["spikes/times"][()], f["spikes/units"][()]
+        labels = np.asarray(f["labels"][()], np.int32)
+    if not len(times) == len(units) == len(labels):
+        raise ValueError(f"{path}: {len(times)} time lists, {len(units)} unit lists and "
+                         f"{len(labels)} labels; SHD has one of each per sample")
+    counts = np.array([len(t) for t in times], np.int64)
+    if any(len(t) != len(u) for t, u in zip(times, units)):
+        raise ValueError(f"{path}: a sample has different numbers of spike times and units")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    def flat(rows, dtype):
+        return np.concatenate([np.asarray(r, dtype) for r in rows]) if len(rows) else \
+            np.zeros(0, dtype)
+    return EventSplit(flat(times, np.float32), flat(units, np.int32), offsets, labels)
+
+
+def load_shd(data_dir: str | None = None, splits: Sequence[str] = ("train", "test")
+             ) -> dict[str, EventSplit]:
+    """Reads SHD's splits from :func:`shd_dir`; a missing file is one message saying where to put it."""
+    folder = shd_dir(data_dir)
+    return {s: read_shd(os.path.join(folder, SHD_FILES[s])) for s in splits}
+
+
+def write_shd(path: str, times: Sequence[np.ndarray], units: Sequence[np.ndarray],
+              labels: Sequence[int]) -> None:
+    """Writes samples in SHD's HDF5 layout (small test files, subsets)."""
+    h5py = load_h5py()
+    with h5py.File(path, "w") as f:
+        for name, rows, dtype in (("spikes/times", times, np.float32),
+                                  ("spikes/units", units, np.uint16)):
+            ds = f.create_dataset(name, (len(rows),), dtype=h5py.vlen_dtype(dtype))
+            for i, row in enumerate(rows):
+                ds[i] = np.asarray(row, dtype)
+        f.create_dataset("labels", data=np.asarray(labels, np.uint16))
+
+
+def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_steps: int = 100,
+               max_time: float = 1.4, num_channels: int = SHD_CHANNELS) -> np.ndarray:
+    """Frames (T, B, C) float32: event counts of samples ``indices`` per step and channel.
+
+    Step k holds the events with k·Δ ≤ t < (k+1)·Δ, Δ = max_time / num_steps;
+    events at t ≥ max_time (or t < 0) are dropped. A unit ≥ num_channels raises.
+    """
+    indices = np.asarray(indices, np.int64)
+    starts, stops = split.offsets[indices], split.offsets[indices + 1]
+    lengths = stops - starts
+    rows = np.repeat(np.arange(len(indices)), lengths)
+    events = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + \
+        np.arange(lengths.sum())
+    times = split.times[events].astype(np.float64)
+    units = split.units[events]
+    if units.size and (units.max() >= num_channels or units.min() < 0):
+        raise ValueError(f"unit ids must be in [0, {num_channels}), got {units.min()}..{units.max()}")
+    steps = np.floor(times * (num_steps / max_time)).astype(np.int64)
+    keep = (steps >= 0) & (steps < num_steps)
+    flat = (steps[keep] * len(indices) + rows[keep]) * num_channels + units[keep]
+    counts = np.bincount(flat, minlength=num_steps * len(indices) * num_channels)
+    return counts.reshape(num_steps, len(indices), num_channels).astype(np.float32)
+
+
+def event_batches(split: EventSplit, batch_size: int, *, num_steps: int = 100,
+                  max_time: float = 1.4, num_channels: int = SHD_CHANNELS,
+                  seed: int | None = None, epoch: int = 0, drop_last: bool = True
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (frames float32 (T, B, C), labels int32 (B,)).
+
+    With ``seed`` the order is the pipeline's ``epoch_order(N, seed, epoch)``
+    (a function of (seed, epoch) only, so a resumed run sees the same batches);
+    without, the file's order. ``drop_last=False`` yields a final short batch.
+    """
+    n = len(split)
+    order = epoch_order(n, seed, epoch) if seed is not None else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        yield (bin_events(split, idx, num_steps=num_steps, max_time=max_time,
+                          num_channels=num_channels), split.labels[idx])
