@@ -10,18 +10,29 @@ exact: sign(±a) = ±1 and mean|±a| = a.
     packed = pack_binary_params(variables["params"])
     report = packed_memory_report(variables["params"], packed)   # ~32×
     params = unpack_params(variables["params"], packed)
+
+``pack_binary_mlp`` / ``packed_mlp_logits`` run a trained ``BinaryMLP`` on
+packed bits: every hidden layer is an XNOR/popcount product on packed ±1
+activations (``htaf_jax.packing``), giving the float forward's logits.
+
+    packed = pack_binary_mlp(model, variables)
+    logits = packed_mlp_logits(packed, images)      # == model.apply(variables, images)
 """
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+from jax import Array
 
+from htaf_jax import packing as P
 from htaf_jax.binary import LATENT_KERNEL
+from htaf_jax.models.bnn import BinaryMLP
 
-__all__ = ["PackedKernel", "pack_bits", "unpack_bits", "pack_binary_params",
-           "unpack_params", "packed_memory_report"]
+__all__ = ["PackedKernel", "PackedMLP", "pack_bits", "unpack_bits", "pack_binary_params",
+           "unpack_params", "packed_memory_report", "pack_binary_mlp", "packed_mlp_logits"]
 
 
 class PackedKernel(NamedTuple):
@@ -89,3 +100,61 @@ def packed_memory_report(params: Any, packed: dict[tuple[str, ...], PackedKernel
         "ratio": float_bytes / bit_bytes,
         "ratio_with_scales": float_bytes / (bit_bytes + scale_bytes),
     }
+
+
+class _BN(NamedTuple):
+    mean: Array
+    var: Array
+    scale: Array
+    bias: Array
+
+
+class PackedMLP(NamedTuple):
+    """A ``BinaryMLP`` ready for packed inference."""
+    layers: tuple[P.PackedDense, ...]   # hidden layers, then a binary head
+    norms: tuple[_BN, ...]              # the BatchNorm after each (head_bn last)
+    head: tuple[Array, Array] | None    # (kernel, bias) of a full-precision head
+
+
+def pack_binary_mlp(model: BinaryMLP, variables: Any) -> PackedMLP:
+    """Packs a ``BinaryMLP``'s kernels (sign bits + scales) and BatchNorm statistics."""
+    params, stats = variables["params"], variables["batch_stats"]
+
+    def bn(name):
+        return _BN(stats[name]["mean"], stats[name]["var"], params[name]["scale"],
+                   params[name]["bias"])
+
+    names = [f"dense{i}" for i in range(len(model.hidden))]
+    norms = [bn(f"bn{i}") for i in range(len(model.hidden))]
+    head = None
+    if model.full_precision_head:
+        head = (params["head"]["kernel"], params["head"]["bias"])
+    else:
+        names.append("head")
+        norms.append(bn("head_bn"))
+    layers = tuple(P.pack_dense_kernel(params[n][LATENT_KERNEL], model.use_scale) for n in names)
+    return PackedMLP(layers, tuple(norms), head)
+
+
+def packed_mlp_logits(packed: PackedMLP, images: Array) -> Array:
+    """(B, H, W, C) images → (B, classes) logits, hidden layers on packed bits.
+
+    The first layer reads the real-valued image, as the float model does, so
+    its product is a float one with the ±1 weights decoded from their bits;
+    every later binary layer multiplies packed ±1 activations by XNOR/popcount.
+    """
+    x = jnp.asarray(images).reshape(images.shape[0], -1)
+    first = packed.layers[0]
+    signs = P.unpack_signs(first.bits, first.n_in).T                  # (n, out) in ±1
+    y = x @ signs
+    y = y if first.scale is None else y * first.scale
+    for i, layer in enumerate(packed.layers):
+        if i > 0:
+            y = P.packed_dense(bits, layer)
+        y = P.batchnorm_inference(y, *packed.norms[i])
+        if i < len(packed.layers) - 1 or packed.head is not None:
+            bits = P.pack_signs(y)                                     # sign(0) = +1
+    if packed.head is None:
+        return y
+    kernel, bias = packed.head
+    return P.unpack_signs(bits, kernel.shape[0]) @ kernel + bias
