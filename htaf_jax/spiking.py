@@ -35,6 +35,11 @@ fires), as in the surrogate registry; ``spike_at_threshold=False`` gives
 snnTorch's H(0) = 0 (it fires on U > θ), with the same gradient. IF is LIF
 with β = 1.
 
+The other neurons are this LIF with one change each (same options):
+recurrent LIF adds R(S[t−1]) to I[t]; the synaptic neuron feeds it
+I_syn[t] = α·I_syn[t−1] + I[t]; ALIF replaces θ by θ + γ·a[t], a[t] =
+ρ·a[t−1] + (1 − ρ)·S[t−1] (see their functions).
+
 snnTorch 1.0's ``Leaky`` (tests/test_spiking_snntorch.py checks every spike,
 membrane and weight gradient on the same network):
 
@@ -52,7 +57,7 @@ membrane and weight gradient on the same network):
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +65,8 @@ from jax import Array
 from jax.typing import ArrayLike
 
 __all__ = [
-    "Reset", "lif_dynamics", "if_dynamics", "leaky_integrate", "threshold_spike",
+    "Reset", "NeuronOptions", "lif_dynamics", "if_dynamics", "recurrent_lif_dynamics",
+    "synaptic_dynamics", "alif_dynamics", "leaky_integrate", "threshold_spike",
     "decay_to_logit", "neuron_param_shape",
     "to_intensity", "direct_encode", "rate_encode", "latency_encode",
     "membrane_readout", "spike_count_readout",
@@ -96,6 +102,55 @@ def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True
     return s - jax.lax.stop_gradient(jnp.where(x == 0, s, jnp.zeros_like(s)))
 
 
+class NeuronOptions(NamedTuple):
+    """The reset and firing options every neuron here shares (see the module docstring)."""
+    reset: Reset = "subtract"
+    detach_reset: bool = True
+    reset_delay: bool = False
+    spike_at_threshold: bool = True
+
+
+def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: SpikeFn,
+          options: NeuronOptions, recurrent: Callable[[Array], Array] | None = None,
+          adaptation: tuple[ArrayLike, ArrayLike] | None = None) -> tuple[Array, Array]:
+    """One scan for every neuron: LIF, plus a recurrent current from S[t−1]
+    and/or an adaptive threshold θ + γ·a[t] when given."""
+    check_reset(options.reset)
+    subtract = options.reset == "subtract"
+
+    def held(s):
+        return jax.lax.stop_gradient(s) if options.detach_reset else s
+
+    def step(carry, cur):
+        mem, prev, adapt = carry
+        if recurrent is not None:
+            cur = cur + recurrent(prev)
+        thr = threshold
+        if adaptation is not None:
+            rho, gamma = adaptation
+            adapt = rho * adapt + (1.0 - rho) * prev
+            thr = threshold + gamma * adapt
+        if options.reset_delay:
+            r = held(prev)
+            mem = beta * mem + cur - r * thr if subtract else beta * (1.0 - r) * mem + cur
+            spike = threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
+        else:
+            mem = beta * mem + cur
+            spike = threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
+            r = held(spike)
+            mem = mem - r * thr if subtract else mem * (1.0 - r)
+        return (mem, spike, adapt), (spike, mem)
+
+    zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
+    init = (zeros, zeros, zeros)
+    if num_steps is None:
+        _, (spikes, mems) = jax.lax.scan(step, init, currents)
+    else:
+        _, (spikes, mems) = jax.lax.scan(lambda c, _: step(c, currents), init, None,
+                                         length=num_steps)
+    return spikes, mems
+
+
 def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
                  reset: Reset = "subtract", detach_reset: bool = True,
                  reset_delay: bool = False, spike_at_threshold: bool = True,
@@ -119,44 +174,64 @@ def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spik
     Returns:
       (spikes S, membrane U), both (T, B, ...).
     """
-    check_reset(reset)
-    subtract = reset == "subtract"
-
-    def fire(v):
-        return threshold_spike(spike_fn, v - threshold, spike_at_threshold)
-
-    def held(s):
-        return jax.lax.stop_gradient(s) if detach_reset else s
-
-    if reset_delay:
-        def step(carry, cur):
-            mem, prev = carry
-            r = held(prev)
-            mem = beta * mem + cur - r * threshold if subtract else beta * (1.0 - r) * mem + cur
-            spike = fire(mem)
-            return (mem, spike), (spike, mem)
-    else:
-        def step(carry, cur):
-            mem, _ = carry
-            mem = beta * mem + cur
-            spike = fire(mem)
-            r = held(spike)
-            mem = mem - r * threshold if subtract else mem * (1.0 - r)
-            return (mem, spike), (spike, mem)
-
-    zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
-    if num_steps is None:
-        _, (spikes, mems) = jax.lax.scan(step, (zeros, zeros), currents)
-    else:
-        _, (spikes, mems) = jax.lax.scan(lambda c, _: step(c, currents), (zeros, zeros),
-                                         None, length=num_steps)
-    return spikes, mems
+    return _scan(currents, num_steps, beta=beta, threshold=threshold, spike_fn=spike_fn,
+                 options=NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold))
 
 
 def if_dynamics(currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn,
                 **options) -> tuple[Array, Array]:
     """Integrate-and-fire: :func:`lif_dynamics` with β = 1 (no leak); same options."""
     return lif_dynamics(currents, beta=1.0, threshold=threshold, spike_fn=spike_fn, **options)
+
+
+def recurrent_lif_dynamics(currents: Array, *, recurrent: Callable[[Array], Array],
+                           beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
+                           num_steps: int | None = None, **options) -> tuple[Array, Array]:
+    """Recurrent LIF: the LIF update with input I[t] + R(S[t−1]), S[−1] = 0.
+
+    ``recurrent`` maps one step's spikes (B, ...) to a current of the same
+    shape: all-to-all ``s @ W + b`` or one-to-one ``V·s`` (snnTorch's
+    ``RLeaky(all_to_all=...)``). It runs inside the scan, so it must be a pure
+    function of arrays (no Linen submodule). Options as :func:`lif_dynamics`.
+    """
+    return _scan(currents, num_steps, beta=beta, threshold=threshold, spike_fn=spike_fn,
+                 options=NeuronOptions(**options), recurrent=recurrent)
+
+
+def synaptic_dynamics(currents: Array, *, alpha: ArrayLike, beta: ArrayLike,
+                      threshold: ArrayLike, spike_fn: SpikeFn, num_steps: int | None = None,
+                      **options) -> tuple[Array, Array]:
+    """Current-based synaptic LIF: a synaptic current with its own decay α feeds the LIF.
+
+        I_syn[t] = α·I_syn[t−1] + I[t],  I_syn[−1] = 0
+        then the LIF update with input I_syn[t]
+
+    (snnTorch's ``Synaptic``). The synaptic current does not depend on the
+    spikes, so it is computed before the neuron's scan
+    (``leaky_integrate(currents, alpha)``). Options as :func:`lif_dynamics`.
+    """
+    if num_steps is not None:
+        currents = jnp.broadcast_to(currents, (num_steps,) + currents.shape)
+    return _scan(leaky_integrate(currents, alpha), None, beta=beta, threshold=threshold,
+                 spike_fn=spike_fn, options=NeuronOptions(**options))
+
+
+def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
+                  adapt_decay: ArrayLike, adapt_scale: ArrayLike, spike_fn: SpikeFn,
+                  num_steps: int | None = None, **options) -> tuple[Array, Array]:
+    """Adaptive-threshold LIF (ALIF; Bellec et al. 2018, "Long short-term memory
+    and learning-to-learn in networks of spiking neurons"):
+
+        a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1],  a[−1] = 0     (adaptation)
+        A[t] = θ + γ·a[t]                                 (threshold)
+        then the LIF update with A[t] in place of θ, in the firing test and the reset
+
+    ρ = ``adapt_decay`` (Bellec's ρ = exp(−δt/τ_a)), γ = ``adapt_scale``
+    (Bellec's β). The adaptation's gradient flows through S[t−1] (no detach).
+    Options as :func:`lif_dynamics`.
+    """
+    return _scan(currents, num_steps, beta=beta, threshold=threshold, spike_fn=spike_fn,
+                 options=NeuronOptions(**options), adaptation=(adapt_decay, adapt_scale))
 
 
 def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:

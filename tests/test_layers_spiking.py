@@ -1,4 +1,6 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
+import inspect
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -16,29 +18,41 @@ KEY = jax.random.PRNGKey(0)
 HTAF = get_surrogate("htaf")
 T, B, F = 6, 3, 4
 
-OPTIONS = [
-    ("LIF", {}),
-    ("LIF", {"reset": "zero"}),
-    ("LIF", {"detach_reset": False, "learn_beta": True, "learn_threshold": True}),
+OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than (T, B, F))
+    ("LIF", {}, False),
+    ("LIF", {"reset": "zero"}, True),
+    ("LIF", {"detach_reset": False, "learn_beta": True, "learn_threshold": True}, False),
     ("LIF", {"learn_beta": True, "learn_threshold": True, "per_neuron": True,
-             "surrogate": "atan", "reset": "zero", "detach_reset": False}),
+             "surrogate": "atan", "reset": "zero", "detach_reset": False}, True),
     ("LIF", {"reset_delay": True, "spike_at_threshold": False, "learn_beta": True,
-             "per_neuron": True}),
+             "per_neuron": True}, False),
     ("LIF", {"reset_delay": True, "reset": "zero", "detach_reset": False,
-             "learn_threshold": True}),
-    ("LIF", {"surrogate": get_surrogate("sigmoid", alpha=25.0), "beta": 0.5}),
-    ("IF", {}),
-    ("IF", {"learn_threshold": True, "per_neuron": True, "reset": "zero"}),
+             "learn_threshold": True}, True),
+    ("LIF", {"surrogate": get_surrogate("sigmoid", alpha=25.0), "beta": 0.5}, False),
+    ("IF", {}, True),
+    ("IF", {"learn_threshold": True, "per_neuron": True, "reset": "zero"}, False),
+    ("RecurrentLIF", {}, True),
+    ("RecurrentLIF", {"learn_beta": True, "reset_delay": True, "detach_reset": False}, False),
+    ("RecurrentLIF", {"all_to_all": False, "per_neuron": True, "learn_threshold": True}, True),
+    ("RecurrentLIF", {"all_to_all": False, "recurrent_init": 0.5, "reset": "zero"}, False),
+    ("Synaptic", {}, True),
+    ("Synaptic", {"learn_alpha": True, "learn_beta": True, "per_neuron": True,
+                  "alpha": 0.7, "reset_delay": True}, False),
+    ("Synaptic", {"learn_alpha": True, "learn_threshold": True, "reset": "zero",
+                  "detach_reset": False}, True),
+    ("ALIF", {}, False),
+    ("ALIF", {"learn_beta": True, "learn_threshold": True, "per_neuron": True,
+              "adapt_decay": 0.8, "adapt_scale": 0.5, "detach_reset": False}, True),
+    ("ALIF", {"reset_delay": True, "reset": "zero", "spike_at_threshold": False}, False),
 ]
+NEURONS = ("LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF")
 
 
 def _nnx_layer(name, options):
-    in_features = F if options.get("per_neuron") else None
-    return getattr(N, name)(**options, in_features=in_features, rngs=nnx.Rngs(0))
+    return getattr(N, name)(**options, in_features=F, rngs=nnx.Rngs(0))
 
 
-@pytest.mark.parametrize("direct", [False, True])
-@pytest.mark.parametrize("name,options", OPTIONS)
+@pytest.mark.parametrize("name,options,direct", OPTIONS)
 def test_linen_and_nnx_agree_in_outputs_and_gradients(name, options, direct):
     k1, k2, k3 = jax.random.split(KEY, 3)
     x = 1.5 * jax.random.normal(k1, (B, F) if direct else (T, B, F)) + 0.5
@@ -58,30 +72,39 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(name, options, direct):
     nnx.replace_by_pure_dict(state, params)
     nnx.update(model, state)
 
-    out_l = jax.jit(lambda p, x: linen.apply({"params": p}, x, num_steps))(params, x)
-    out_n = nnx.jit(lambda m, x: m(x, num_steps))(model, x)
+    def linen_loss(p, x):
+        out = linen.apply({"params": p}, x, num_steps)
+        return objective(out), out
+
+    def nnx_loss(m, x):
+        out = m(x, num_steps)
+        return objective(out), out
+
+    grad_l, out_l = jax.jit(jax.grad(linen_loss, argnums=(0, 1), has_aux=True))(params, x)
+    grad_n, out_n = nnx.jit(nnx.grad(nnx_loss, argnums=(0, 1), has_aux=True))(model, x)
     chex.assert_trees_all_close(out_l, out_n, atol=1e-6, rtol=1e-6)
     assert set(np.unique(np.asarray(out_n[0]))) <= {0.0, 1.0}
-
-    grad_l = jax.jit(jax.grad(lambda p, x: objective(linen.apply({"params": p}, x, num_steps)),
-                              argnums=(0, 1)))(params, x)
-    grad_n = nnx.jit(nnx.grad(lambda m, x: objective(m(x, num_steps)), argnums=(0, 1)))(model, x)
     chex.assert_trees_all_close(grad_l[0], nnx.to_pure_dict(grad_n[0]), atol=1e-6, rtol=1e-6)
     chex.assert_trees_all_close(grad_l[1], grad_n[1], atol=1e-6, rtol=1e-6)
     assert float(jnp.abs(grad_n[1]).max()) > 0
 
 
-def test_same_fields_and_defaults_in_linen_and_nnx():
-    import inspect
-    for name in ("LIF", "IF"):
-        linen_fields = {k: f.default for k, f in getattr(L, name).__dataclass_fields__.items()
-                        if k not in ("parent", "name")}
-        sig = inspect.signature(getattr(N, name).__init__).parameters
-        nnx_defaults = {k: p.default for k, p in inspect.signature(N.LIF.__init__).parameters.items()
-                        if k not in ("self", "in_features", "rngs")}
-        if name == "IF":
-            nnx_defaults["beta"] = sig["beta"].default
-        assert linen_fields == nnx_defaults, name
+def _nnx_defaults(cls):
+    """Keyword defaults of an NNX layer, its base classes' included."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and issubclass(klass, nnx.Module):
+            for k, p in inspect.signature(klass.__init__).parameters.items():
+                if p.kind == p.KEYWORD_ONLY:
+                    defaults[k] = p.default
+    return {k: v for k, v in defaults.items() if k not in ("in_features", "rngs")}
+
+
+@pytest.mark.parametrize("name", NEURONS)
+def test_same_fields_and_defaults_in_linen_and_nnx(name):
+    linen_fields = {k: f.default for k, f in getattr(L, name).__dataclass_fields__.items()
+                    if k not in ("parent", "name")}
+    assert linen_fields == _nnx_defaults(getattr(N, name))
 
 
 def test_nnx_if_rejects_a_leak_and_per_neuron_needs_in_features():
@@ -97,13 +120,23 @@ def test_nnx_if_rejects_a_leak_and_per_neuron_needs_in_features():
         L.LIF(beta=1.0, learn_beta=True)
 
 
-class _SpikingNet(nnx.Module):
-    """Dense over all T steps → LIF → Dense → mean membrane (the library's pattern)."""
+ALL_LEARNABLE = {
+    "LIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
+    "IF": {"learn_threshold": True, "per_neuron": True},
+    "RecurrentLIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
+    "Synaptic": {"learn_alpha": True, "learn_beta": True, "learn_threshold": True,
+                 "per_neuron": True},
+    "ALIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
+}
 
-    def __init__(self, rngs):
+
+class _SpikingNet(nnx.Module):
+    """Dense over all T steps → neuron → Dense → mean membrane (the library's pattern)."""
+
+    def __init__(self, rngs, neuron="LIF"):
         self.fc1 = nnx.Linear(8, 32, rngs=rngs)
-        self.lif = N.LIF(learn_beta=True, learn_threshold=True, per_neuron=True,
-                         in_features=32, rngs=rngs)
+        self.lif = getattr(N, neuron)(**ALL_LEARNABLE[neuron], threshold=0.5, in_features=32,
+                                      rngs=rngs)
         self.fc2 = nnx.Linear(32, 3, rngs=rngs)
 
     def __call__(self, x):
@@ -128,6 +161,22 @@ def test_nnx_lif_network_trains_with_optimizer_and_jit():
     losses = [float(train_step(model, optimizer, x, y)) for _ in range(30)]
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_every_neuron_passes_gradients_to_every_parameter(neuron):
+    x = jax.random.normal(KEY, (16, 8)) * 2.0
+    y = jnp.arange(16) % 3
+    model = _SpikingNet(nnx.Rngs(1), neuron)
+
+    def loss_fn(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    grads = nnx.to_pure_dict(nnx.jit(nnx.grad(loss_fn))(model))
+    assert set(grads["lif"]) >= {"threshold"}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(g)), path
+        assert float(jnp.abs(g).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
 
 
 # ------------------------------------------------------------ core updates --
@@ -204,3 +253,54 @@ def test_encoders_undo_the_given_standardisation():
     rate = spiking.rate_encode(KEY, x, 8, mean=mean, std=std)
     np.testing.assert_array_equal(rate[:, 0, 0], 0.0)
     np.testing.assert_array_equal(rate[:, 0, 2], 1.0)
+
+
+def test_recurrent_one_to_one_hand_computed():
+    # β = 0.5, θ = 1, V = 0.5: 0.75; 0.375 + 0.625 = 1 fires → 0; 0 + 0 + 0.5·1; 0.25.
+    cur = jnp.array([0.75, 0.625, 0.0, 0.0]).reshape(4, 1)
+    spikes, mems = spiking.recurrent_lif_dynamics(
+        cur, recurrent=lambda s: 0.5 * s, beta=0.5, threshold=1.0, spike_fn=HTAF)
+    np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 0])
+    np.testing.assert_array_equal(mems[:, 0], [0.75, 0.0, 0.5, 0.25])
+
+
+def test_recurrent_all_to_all_hand_computed():
+    # Neuron 0's spike feeds neuron 1 (W[0, 1] = 1): n1 = 0.5; 0.25 + 0.5 + 1 = 1.75 fires
+    # → 0.75; 0.375.
+    w = jnp.array([[0.0, 1.0], [0.0, 0.0]])
+    cur = jnp.array([[1.0, 0.5], [0.0, 0.5], [0.0, 0.0]])[:, None, :]   # (T, B=1, N=2)
+    spikes, mems = spiking.recurrent_lif_dynamics(
+        cur, recurrent=lambda s: s @ w, beta=0.5, threshold=1.0, spike_fn=HTAF)
+    np.testing.assert_array_equal(spikes[:, 0], [[1, 0], [0, 1], [0, 0]])
+    np.testing.assert_array_equal(mems[:, 0], [[0, 0.5], [0, 0.75], [0, 0.375]])
+
+
+def test_synaptic_hand_computed():
+    # α = β = 0.5: I_syn = 1, 0.5, 0.25, 0.125; V = 1 fires (H(0) = 1) → 0; 0.5; 0.5; 0.375.
+    cur = jnp.array([1.0, 0.0, 0.0, 0.0]).reshape(4, 1)
+    spikes, mems = spiking.synaptic_dynamics(cur, alpha=0.5, beta=0.5, threshold=1.0,
+                                             spike_fn=HTAF)
+    np.testing.assert_array_equal(spikes[:, 0], [1, 0, 0, 0])
+    np.testing.assert_array_equal(mems[:, 0], [0.0, 0.5, 0.5, 0.375])
+    direct = spiking.synaptic_dynamics(jnp.ones((2, 3)), alpha=0.5, beta=0.5, threshold=1.0,
+                                       spike_fn=HTAF, num_steps=4)
+    chex.assert_trees_all_equal(direct, spiking.synaptic_dynamics(
+        jnp.ones((4, 2, 3)), alpha=0.5, beta=0.5, threshold=1.0, spike_fn=HTAF))
+
+
+def test_alif_hand_computed():
+    # β = 1, θ = 1, ρ = 0.5, γ = 1, I = 1:
+    # t0: a = 0,     A = 1:     V = 1 fires, U = 0
+    # t1: a = 0.5,   A = 1.5:   V = 1, U = 1
+    # t2: a = 0.25,  A = 1.25:  V = 2 fires, U = 0.75
+    # t3: a = 0.625, A = 1.625: V = 1.75 fires, U = 0.125
+    spikes, mems = spiking.alif_dynamics(jnp.ones((4, 1)), beta=1.0, threshold=1.0,
+                                         adapt_decay=0.5, adapt_scale=1.0, spike_fn=HTAF)
+    np.testing.assert_array_equal(spikes[:, 0], [1, 0, 1, 1])
+    np.testing.assert_array_equal(mems[:, 0], [0.0, 1.0, 0.75, 0.125])
+    # γ = 0 is the LIF.
+    cur = jax.random.normal(KEY, (6, 2, 3)) + 0.6
+    chex.assert_trees_all_equal(
+        spiking.alif_dynamics(cur, beta=0.9, threshold=1.0, adapt_decay=0.5, adapt_scale=0.0,
+                              spike_fn=HTAF),
+        spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF))

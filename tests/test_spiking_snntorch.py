@@ -109,3 +109,51 @@ def test_snntorch_no_delay_subtract_quirk():
     assert differ.any()
     first = differ & (np.cumsum(differ, axis=0) == 1)   # each neuron's first mismatch
     assert np.all(carried[first] >= 1.0)
+
+
+def _dyadic(a, bits):
+    return (np.round(a * 2 ** bits) / 2 ** bits).astype(np.float32)
+
+
+@pytest.mark.parametrize("neuron", ["Synaptic", "RLeaky"])
+def test_synaptic_and_recurrent_match_snntorch(neuron):
+    """snnTorch's ``Synaptic`` and ``RLeaky`` (all-to-all, their defaults: subtract,
+    reset_delay) against ours with the same options, spike for spike."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from htaf_jax.linen.spiking import RecurrentLIF, Synaptic
+    rng = np.random.default_rng(1)
+    scale = 0.3 if neuron == "Synaptic" else 1.0   # its current accumulates over steps
+    currents = _dyadic(rng.normal(0.3, 0.5, (T, B, N_HID)) * scale, 6)
+    options = dict(beta=BETA, threshold=1.0, reset_delay=True, spike_at_threshold=False,
+                   surrogate="atan")
+    if neuron == "Synaptic":
+        theirs = snn.Synaptic(alpha=0.75, beta=BETA)
+        state = theirs.reset_mem()
+        ours = Synaptic(alpha=0.75, **options)
+        params = {}
+    else:
+        theirs = snn.RLeaky(beta=BETA, linear_features=N_HID)
+        w = _dyadic(rng.normal(0, 0.05, (N_HID, N_HID)), 8)
+        b = _dyadic(rng.normal(0, 0.05, N_HID), 8)
+        with torch.no_grad():
+            theirs.recurrent.weight.copy_(torch.tensor(w))
+            theirs.recurrent.bias.copy_(torch.tensor(b))
+        state = theirs.reset_mem()
+        ours = RecurrentLIF(**options)
+        params = {"params": {"recurrent_kernel": w.T, "recurrent_bias": b}}
+    spikes, mems = [], []
+    with torch.no_grad():
+        for t in range(T):
+            if neuron == "Synaptic":
+                spk, syn, mem = theirs(torch.tensor(currents[t]), *state)
+                state = (syn, mem)
+            else:
+                spk, mem = theirs(torch.tensor(currents[t]), *state)
+                state = (spk, mem)
+            spikes.append(spk.numpy())
+            mems.append(mem.numpy())
+    our_spikes, our_mems = ours.apply(params, jnp.asarray(currents))
+    assert 0.05 < np.mean(spikes) < 0.6
+    np.testing.assert_array_equal(np.asarray(our_spikes), np.stack(spikes))
+    np.testing.assert_allclose(np.asarray(our_mems), np.stack(mems), atol=1e-5)

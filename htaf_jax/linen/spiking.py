@@ -1,8 +1,11 @@
-"""Spiking neuron layers (Flax Linen): ``LIF`` and ``IF`` over a whole sequence.
+"""Spiking neuron layers (Flax Linen): LIF, IF, recurrent LIF, synaptic, ALIF.
 
-Thin over :mod:`htaf_jax.spiking`, whose docstring gives the update equations;
-``htaf_jax.nnx.spiking`` has the same classes, fields, defaults and parameter
-names (``beta_logit``, ``threshold``).
+Each layer maps input currents (T, B, ...) over a whole sequence to
+(spikes, membrane), both (T, B, ...); with one time-constant current (B, ...)
+pass ``num_steps=T`` (direct input). Thin over :mod:`htaf_jax.spiking`, whose
+docstring gives the update equations and the options that reproduce
+snnTorch's ``Leaky``; ``htaf_jax.nnx.spiking`` has the same classes, fields,
+defaults and parameter names.
 """
 from __future__ import annotations
 
@@ -16,41 +19,14 @@ from jax import Array
 from htaf_jax import spiking
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["LIF", "IF"]
+__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF", "RECURRENT_KERNEL_INIT"]
+
+# The all-to-all recurrent kernel's initializer, shared with the NNX layer.
+RECURRENT_KERNEL_INIT = nn.initializers.lecun_normal()
 
 
-class LIF(nn.Module):
-    """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
-
-    Call with currents (T, B, ...), or with one time-constant current (B, ...)
-    and ``num_steps=T`` (direct input). Both outputs are (T, B, ...); the
-    membrane is the state carried to the next step. Per step, from U = 0:
-
-      reset_delay=False (default): V = β·U + I  (leak, then input);
-        S = H(V − θ)  (fire);  U = V − S·θ (subtract) or V·(1 − S) (zero).
-      reset_delay=True (snnTorch): U = β·U + I − S_prev·θ (subtract) or
-        β·(1 − S_prev)·U + I (zero);  S = H(U − θ).
-
-    The reset's gradient is cut (``detach_reset``) or flows through the
-    surrogate; :mod:`htaf_jax.spiking` gives the details and the options that
-    reproduce snnTorch's ``Leaky``.
-
-    Attributes:
-      beta: decay β ∈ (0, 1] (the initial value when learnable).
-      threshold: firing threshold θ (the initial value when learnable).
-      reset: "subtract" (soft) or "zero" (hard).
-      detach_reset: no gradient through the spike in the reset term.
-      reset_delay: apply a spike's reset at the next step, as snnTorch's
-        ``Leaky`` does by default.
-      spike_at_threshold: H(0) = 1 (fire at U = θ); False: snnTorch's H(0) = 0.
-      learn_beta: learn β as σ(``beta_logit``), so it stays in (0, 1).
-      learn_threshold: learn θ (parameter ``threshold``).
-      per_neuron: a learnable β/θ per neuron (one step's feature shape)
-        rather than one shared scalar.
-      surrogate: the spike function: a registry name, a ``Surrogate`` or a
-        callable x → {0, 1} with its own gradient.
-      param_dtype: dtype of the learnable β logit and θ.
-    """
+class _Neuron(nn.Module):
+    """Fields and parameters every neuron shares (documented on ``LIF``)."""
     beta: float = 0.9
     threshold: float = 1.0
     reset: spiking.Reset = "subtract"
@@ -69,23 +45,64 @@ class LIF(nn.Module):
             spiking.decay_to_logit(self.beta)  # raises unless 0 < β < 1
         super().__post_init__()
 
-    @nn.compact
-    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
-        features = currents.shape[1:] if num_steps is not None else currents.shape[2:]
-        shape = spiking.neuron_param_shape(features, self.per_neuron)
-        beta = jnp.asarray(self.beta, currents.dtype)
-        if self.learn_beta:
-            logit = self.param("beta_logit", nn.initializers.constant(
-                spiking.decay_to_logit(self.beta)), shape, self.param_dtype)
-            beta = jax.nn.sigmoid(logit)
+    def _features(self, currents: Array, num_steps: int | None) -> tuple[int, ...]:
+        return tuple(currents.shape[1:] if num_steps is not None else currents.shape[2:])
+
+    def _decay(self, name: str, value: float, learn: bool, shape, dtype) -> Array:
+        """A decay in (0, 1]; learnable as σ(``name``) so it stays in (0, 1)."""
+        if not learn:
+            return jnp.asarray(value, dtype)
+        init = nn.initializers.constant(spiking.decay_to_logit(value))
+        return jax.nn.sigmoid(self.param(name, init, shape, self.param_dtype))
+
+    def _common(self, currents: Array, num_steps: int | None) -> dict:
+        """β, θ (parameters when learnable), the spike function and the reset options."""
+        shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
         threshold = jnp.asarray(self.threshold, currents.dtype)
         if self.learn_threshold:
             threshold = self.param("threshold", nn.initializers.constant(self.threshold),
                                    shape, self.param_dtype)
-        return spiking.lif_dynamics(
-            currents, beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
-            reset=self.reset, detach_reset=self.detach_reset, reset_delay=self.reset_delay,
-            spike_at_threshold=self.spike_at_threshold, num_steps=num_steps)
+        return dict(beta=self._decay("beta_logit", self.beta, self.learn_beta, shape,
+                                     currents.dtype),
+                    threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
+                    reset=self.reset, detach_reset=self.detach_reset,
+                    reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
+                    num_steps=num_steps)
+
+
+class LIF(_Neuron):
+    """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
+
+    The membrane is the state carried to the next step. Per step, from U = 0:
+
+      reset_delay=False (default): V = β·U + I  (leak, then input);
+        S = H(V − θ)  (fire);  U = V − S·θ (subtract) or V·(1 − S) (zero).
+      reset_delay=True (snnTorch): U = β·U + I − S_prev·θ (subtract) or
+        β·(1 − S_prev)·U + I (zero);  S = H(U − θ).
+
+    The reset's gradient is cut (``detach_reset``) or flows through the
+    surrogate; :mod:`htaf_jax.spiking` gives the details.
+
+    Attributes:
+      beta: decay β ∈ (0, 1] (the initial value when learnable).
+      threshold: firing threshold θ (the initial value when learnable).
+      reset: "subtract" (soft) or "zero" (hard).
+      detach_reset: no gradient through the spike in the reset term.
+      reset_delay: apply a spike's reset at the next step, as snnTorch's
+        ``Leaky`` does by default.
+      spike_at_threshold: H(0) = 1 (fire at U = θ); False: snnTorch's H(0) = 0.
+      learn_beta: learn β as σ(``beta_logit``), so it stays in (0, 1).
+      learn_threshold: learn θ (parameter ``threshold``).
+      per_neuron: a learnable β/θ per neuron (one step's feature shape)
+        rather than one shared scalar.
+      surrogate: the spike function: a registry name, a ``Surrogate`` or a
+        callable x → {0, 1} with its own gradient.
+      param_dtype: dtype of the learnable parameters.
+    """
+
+    @nn.compact
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        return spiking.lif_dynamics(currents, **self._common(currents, num_steps))
 
 
 class IF(LIF):
@@ -96,3 +113,78 @@ class IF(LIF):
         if self.beta != 1.0 or self.learn_beta:
             raise ValueError("IF neurons have beta = 1 and no learnable decay; use LIF")
         super().__post_init__()
+
+
+class RecurrentLIF(_Neuron):
+    """LIF whose input also gets its own previous spikes: I[t] + R(S[t−1]).
+
+    ``all_to_all=True``: R(s) = s @ W + b over the last axis (parameters
+    ``recurrent_kernel`` (N, N), ``recurrent_bias`` (N,)); on feature maps this
+    is a 1×1 recurrence over channels. ``all_to_all=False``: R(s) = V·s, one
+    weight per neuron with ``per_neuron`` or one shared (``recurrent_weight``,
+    starting at ``recurrent_init``). snnTorch's ``RLeaky``; LIF's fields and
+    update otherwise (:func:`htaf_jax.spiking.recurrent_lif_dynamics`).
+    snnTorch's zero reset also zeroes that step's input (U = (1 − S_prev)·(β·U +
+    I + R)); ours resets as the LIF does.
+    """
+    all_to_all: bool = True
+    recurrent_init: float = 1.0
+
+    @nn.compact
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        common = self._common(currents, num_steps)
+        if self.all_to_all:
+            n = currents.shape[-1]
+            kernel = self.param("recurrent_kernel", RECURRENT_KERNEL_INIT, (n, n),
+                                self.param_dtype)
+            bias = self.param("recurrent_bias", nn.initializers.zeros, (n,), self.param_dtype)
+            recurrent = lambda s: s @ kernel + bias  # noqa: E731
+        else:
+            shape = spiking.neuron_param_shape(self._features(currents, num_steps),
+                                               self.per_neuron)
+            weight = self.param("recurrent_weight", nn.initializers.constant(
+                self.recurrent_init), shape, self.param_dtype)
+            recurrent = lambda s: weight * s  # noqa: E731
+        return spiking.recurrent_lif_dynamics(currents, recurrent=recurrent, **common)
+
+
+class Synaptic(_Neuron):
+    """Current-based synaptic LIF: I_syn = α·I_syn + I feeds the LIF (snnTorch's
+    ``Synaptic``; :func:`htaf_jax.spiking.synaptic_dynamics`).
+
+    Attributes (besides LIF's):
+      alpha: synaptic decay α ∈ (0, 1] (the initial value when learnable).
+      learn_alpha: learn α as σ(``alpha_logit``), per neuron with ``per_neuron``.
+    """
+    alpha: float = 0.9
+    learn_alpha: bool = False
+
+    def __post_init__(self):
+        if self.learn_alpha:
+            spiking.decay_to_logit(self.alpha)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
+        alpha = self._decay("alpha_logit", self.alpha, self.learn_alpha, shape, currents.dtype)
+        return spiking.synaptic_dynamics(currents, alpha=alpha,
+                                         **self._common(currents, num_steps))
+
+
+class ALIF(_Neuron):
+    """Adaptive-threshold LIF (Bellec et al. 2018): θ + γ·a[t] with
+    a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1] (:func:`htaf_jax.spiking.alif_dynamics`).
+
+    Attributes (besides LIF's; ``threshold`` is the baseline θ):
+      adapt_decay: ρ ∈ [0, 1), the adaptation's decay per step.
+      adapt_scale: γ, how far one unit of adaptation raises the threshold.
+    """
+    adapt_decay: float = 0.95
+    adapt_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        return spiking.alif_dynamics(currents, adapt_decay=self.adapt_decay,
+                                     adapt_scale=self.adapt_scale,
+                                     **self._common(currents, num_steps))

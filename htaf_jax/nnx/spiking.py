@@ -1,11 +1,13 @@
-"""Spiking neuron layers (Flax NNX): ``LIF`` and ``IF`` over a whole sequence.
+"""Spiking neuron layers (Flax NNX): LIF, IF, recurrent LIF, synaptic, ALIF.
 
-Thin over :mod:`htaf_jax.spiking`, whose docstring gives the update equations;
-the same classes, fields, defaults and parameter names (``beta_logit``,
-``threshold``) as ``htaf_jax.linen.spiking``. NNX creates parameters when the
-module is built, so a layer with per-neuron learnable β or θ takes
-``in_features`` (one step's feature shape, without time and batch). The
-neurons behave the same in train and eval mode.
+The same classes, fields, defaults and parameter names as
+``htaf_jax.linen.spiking`` (see there and :mod:`htaf_jax.spiking` for the
+equations), over the same core functions. NNX creates parameters when the
+module is built, so a layer takes ``in_features`` (one step's feature shape,
+without time and batch, an int or a tuple) where a parameter's shape needs it:
+per-neuron learnable β/θ/α, a recurrent kernel. ``rngs`` initialises the
+recurrent kernel; the other parameters start from constants. The neurons
+behave the same in train and eval mode.
 """
 from __future__ import annotations
 
@@ -17,58 +19,65 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import spiking
+from htaf_jax.linen.spiking import RECURRENT_KERNEL_INIT
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["LIF", "IF"]
+__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
 
 
-class LIF(nnx.Module):
-    """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
-
-    Call with currents (T, B, ...), or with one time-constant current (B, ...)
-    and ``num_steps=T`` (direct input). Both outputs are (T, B, ...).
-    Fields as ``htaf_jax.linen.LIF`` (see there); additionally ``in_features``
-    (an int or a shape; needed only with ``per_neuron`` and a learnable β or θ)
-    ``param_dtype`` and ``rngs`` (unused: the parameters start from constants; accepted so
-    every layer is built the same way).
-    """
+class _Neuron(nnx.Module):
+    """Fields and parameters every neuron shares (documented on linen ``LIF``)."""
 
     def __init__(self, *, beta: float = 0.9, threshold: float = 1.0,
                  reset: spiking.Reset = "subtract", detach_reset: bool = True,
                  reset_delay: bool = False, spike_at_threshold: bool = True,
                  learn_beta: bool = False, learn_threshold: bool = False,
                  per_neuron: bool = False, surrogate: str | Callable = "htaf",
-                 in_features: int | Sequence[int] | None = None,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None):
-        del rngs
+                 param_dtype=jnp.float32, in_features: int | Sequence[int] | None = None,
+                 rngs: nnx.Rngs | None = None):
         spiking.check_reset(reset)
-        self.beta = beta
         self.reset, self.detach_reset = reset, detach_reset
         self.reset_delay, self.spike_at_threshold = reset_delay, spike_at_threshold
         self.learn_beta, self.learn_threshold = learn_beta, learn_threshold
-        self.per_neuron, self.surrogate = per_neuron, surrogate
-        if per_neuron and (learn_beta or learn_threshold) and in_features is None:
-            raise ValueError(f"{type(self).__name__}(per_neuron=True) with a learnable beta or "
-                             "threshold needs in_features (one step's feature shape)")
-        if isinstance(in_features, int):
-            in_features = (in_features,)
-        shape = spiking.neuron_param_shape(in_features or (), per_neuron)
+        self.per_neuron, self.surrogate, self.param_dtype = per_neuron, surrogate, param_dtype
+        self.in_features = (in_features,) if isinstance(in_features, int) else in_features
+        self.beta = beta
         if learn_beta:
-            self.beta_logit = nnx.Param(jnp.full(shape, spiking.decay_to_logit(beta), param_dtype))
+            self.beta_logit = self._logit_param(beta)
         # θ is the Param when learnable (the Linen parameter's name), else the float.
-        self.threshold = (nnx.Param(jnp.full(shape, threshold, param_dtype)) if learn_threshold
-                          else threshold)
+        self.threshold = (nnx.Param(jnp.full(self._shape(), threshold, param_dtype))
+                          if learn_threshold else threshold)
 
-    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
-        beta = jnp.asarray(self.beta, currents.dtype)
-        if self.learn_beta:
-            beta = jax.nn.sigmoid(self.beta_logit[...])
+    def _shape(self) -> tuple[int, ...]:
+        if self.per_neuron and self.in_features is None:
+            raise ValueError(f"{type(self).__name__}(per_neuron=True) with a learnable "
+                             "parameter needs in_features (one step's feature shape)")
+        return spiking.neuron_param_shape(self.in_features or (), self.per_neuron)
+
+    def _logit_param(self, decay: float) -> nnx.Param:
+        return nnx.Param(jnp.full(self._shape(), spiking.decay_to_logit(decay),
+                                  self.param_dtype))
+
+    def _common(self, currents: Array, num_steps: int | None) -> dict:
+        beta = (jax.nn.sigmoid(self.beta_logit[...]) if self.learn_beta
+                else jnp.asarray(self.beta, currents.dtype))
         threshold = (self.threshold[...] if self.learn_threshold
                      else jnp.asarray(self.threshold, currents.dtype))
-        return spiking.lif_dynamics(
-            currents, beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
-            reset=self.reset, detach_reset=self.detach_reset, reset_delay=self.reset_delay,
-            spike_at_threshold=self.spike_at_threshold, num_steps=num_steps)
+        return dict(beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
+                    reset=self.reset, detach_reset=self.detach_reset,
+                    reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
+                    num_steps=num_steps)
+
+
+class LIF(_Neuron):
+    """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
+
+    Fields as ``htaf_jax.linen.LIF``; additionally ``in_features`` (needed only
+    with ``per_neuron`` and a learnable β or θ) and ``rngs`` (unused).
+    """
+
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        return spiking.lif_dynamics(currents, **self._common(currents, num_steps))
 
 
 class IF(LIF):
@@ -78,3 +87,66 @@ class IF(LIF):
         if beta != 1.0 or learn_beta:
             raise ValueError("IF neurons have beta = 1 and no learnable decay; use LIF")
         super().__init__(beta=1.0, **kwargs)
+
+
+class RecurrentLIF(_Neuron):
+    """LIF with input I[t] + R(S[t−1]), as ``htaf_jax.linen.RecurrentLIF``.
+
+    ``all_to_all=True`` needs ``in_features`` (N = its last entry) and ``rngs``
+    for the (N, N) kernel.
+    """
+
+    def __init__(self, *, all_to_all: bool = True, recurrent_init: float = 1.0,
+                 rngs: nnx.Rngs | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.all_to_all, self.recurrent_init = all_to_all, recurrent_init
+        if all_to_all:
+            if self.in_features is None or rngs is None:
+                raise ValueError("RecurrentLIF(all_to_all=True) needs in_features and rngs "
+                                 "for its (N, N) recurrent kernel")
+            n = self.in_features[-1]
+            self.recurrent_kernel = nnx.Param(
+                RECURRENT_KERNEL_INIT(rngs.params(), (n, n), self.param_dtype))
+            self.recurrent_bias = nnx.Param(jnp.zeros((n,), self.param_dtype))
+        else:
+            self.recurrent_weight = nnx.Param(jnp.full(self._shape(), recurrent_init,
+                                                       self.param_dtype))
+
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        if self.all_to_all:
+            kernel, bias = self.recurrent_kernel[...], self.recurrent_bias[...]
+            recurrent = lambda s: s @ kernel + bias  # noqa: E731
+        else:
+            weight = self.recurrent_weight[...]
+            recurrent = lambda s: weight * s  # noqa: E731
+        return spiking.recurrent_lif_dynamics(currents, recurrent=recurrent,
+                                              **self._common(currents, num_steps))
+
+
+class Synaptic(_Neuron):
+    """Current-based synaptic LIF, as ``htaf_jax.linen.Synaptic``."""
+
+    def __init__(self, *, alpha: float = 0.9, learn_alpha: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha, self.learn_alpha = alpha, learn_alpha
+        if learn_alpha:
+            self.alpha_logit = self._logit_param(alpha)
+
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        alpha = (jax.nn.sigmoid(self.alpha_logit[...]) if self.learn_alpha
+                 else jnp.asarray(self.alpha, currents.dtype))
+        return spiking.synaptic_dynamics(currents, alpha=alpha,
+                                         **self._common(currents, num_steps))
+
+
+class ALIF(_Neuron):
+    """Adaptive-threshold LIF (Bellec et al. 2018), as ``htaf_jax.linen.ALIF``."""
+
+    def __init__(self, *, adapt_decay: float = 0.95, adapt_scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.adapt_decay, self.adapt_scale = adapt_decay, adapt_scale
+
+    def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
+        return spiking.alif_dynamics(currents, adapt_decay=self.adapt_decay,
+                                     adapt_scale=self.adapt_scale,
+                                     **self._common(currents, num_steps))
