@@ -2,11 +2,13 @@
 
 Each config under experiments/configs that has a ``model.surrogate`` is parsed
 with ``--config.model.surrogate=<unit>`` exactly as the CLI parses it, and its
-model is built and traced (``jax.eval_shape`` of ``init``: no training, no
-compilation): the chosen unit must carry its own registry defaults, not the
-hyperparameters the config binds to HTAF.
+model is built and traced (``jax.eval_shape`` of ``init`` and of a train-mode
+forward: no training, no compilation): the chosen unit must carry its own
+registry defaults, not the hyperparameters the config binds to HTAF, and a
+unit that cannot train as configured fails validation in one line.
 """
 import glob
+import inspect
 import os
 
 import jax
@@ -15,8 +17,9 @@ import ml_collections
 import pytest
 
 from htaf_jax.models import build_model
-from htaf_jax.models.config_fields import bound_surrogate, module_kwargs, surrogate_hparams
-from htaf_jax.surrogates import Surrogate, get_surrogate, resolve_surrogate
+from htaf_jax.models.config_fields import (SMOOTH_MODE_FIELDS, bound_surrogate, module_kwargs,
+                                           surrogate_hparams)
+from htaf_jax.surrogates import Surrogate, get_surrogate, list_surrogates, resolve_surrogate
 from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +42,17 @@ def test_every_binary_model_config_is_covered():
     assert {"icbm", "snn_mlp", "snn_conv", "bnn_mlp", "bnn_conv", "dhn_mlp"} <= names
 
 
+def _trace_training_forward(model) -> None:
+    """Init and a train-mode forward, traced only (``jax.eval_shape``): no compilation."""
+    images = jnp.zeros((2, 28, 28, 1), jnp.float32)
+    rngs = {name: jax.random.key(i) for i, name in enumerate(("params", "dropout", "sample"))}
+    step = {"step": 0} if "step" in inspect.signature(type(model).__call__).parameters else {}
+    variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), images)
+    logits, _ = jax.eval_shape(lambda v, x: model.apply(v, x, train=True, rngs=rngs,
+                                                        mutable=True, **step), variables, images)
+    assert logits.shape == (2, 10)
+
+
 @pytest.mark.parametrize("unit", ["atan", "sigmoid"])  # both have an alpha of their own
 @pytest.mark.parametrize("path", _unit_configs())
 def test_a_non_default_unit_builds_with_its_own_defaults(path, unit):
@@ -47,14 +61,28 @@ def test_a_non_default_unit_builds_with_its_own_defaults(path, unit):
     assert default.model.surrogate != unit
     validate_config(config)
     assert surrogate_hparams(config.model) == {}  # HTAF's α, β stay with HTAF
-    model = build_model(config.model)
+    model = build_model(config.model, num_classes=10, total_train_steps=100)
     chosen = resolve_surrogate(model.surrogate)
     assert chosen.name == unit
     assert chosen.kwargs == get_surrogate(unit).kwargs
-    images = jnp.zeros((2, 28, 28, 1), jnp.float32)
-    rngs = {name: jax.random.key(i) for i, name in enumerate(("params", "dropout", "sample"))}
-    shapes = jax.eval_shape(lambda x: model.init(rngs, x, train=False), images)
-    assert "params" in shapes
+    _trace_training_forward(model)
+
+
+@pytest.mark.parametrize("path", _unit_configs())
+def test_every_registry_unit_trains_or_fails_in_one_line(path):
+    for unit in list_surrogates():
+        config = _parse(path, f"--config.model.surrogate={unit}")
+        smooth = [f for f in SMOOTH_MODE_FIELDS if config.model.get(f, None) == "smooth"]
+        if smooth and not get_surrogate(unit).has_smooth:
+            with pytest.raises(ConfigError) as e:
+                validate_config(config)
+            assert str(e.value) == (
+                f"config.model.surrogate={unit!r} has no smooth form, so it cannot train with "
+                f"config.model.{smooth[0]}='smooth'; set config.model.{smooth[0]}='hard'")
+            config.model[smooth[0]] = "hard"
+        validate_config(config)
+        _trace_training_forward(build_model(config.model, num_classes=10,
+                                            total_train_steps=100))
 
 
 @pytest.mark.parametrize("path", _unit_configs())
@@ -62,7 +90,7 @@ def test_the_configs_own_unit_keeps_the_configs_hyperparameters(path):
     config = _parse(path)
     name = config.model.surrogate
     wanted = surrogate_hparams(config.model)
-    model = build_model(config.model)
+    model = build_model(config.model, num_classes=10, total_train_steps=100)
     assert resolve_surrogate(model.surrogate).kwargs == get_surrogate(name, **wanted).kwargs
 
 
@@ -108,3 +136,19 @@ def test_module_kwargs_still_rejects_unknown_fields():
     config = ml_collections.ConfigDict({"name": "dhn_mlp", "depth": 2, "widht": 8})
     with pytest.raises(ValueError, match=r"HeavisideMLP has no fields \['widht'\]"):
         module_kwargs(HeavisideMLP, config)
+
+
+def test_a_smooth_dhn_with_a_straight_through_unit_is_one_configerror(tmp_path, capsys):
+    config = _parse("experiments/configs/dhn_mlp.py", "--config.model.mode=smooth",
+                    "--config.model.surrogate=straight_through")
+    with pytest.raises(ConfigError, match=r"^config\.model\.surrogate='straight_through' has "
+                                          r"no smooth form, so it cannot train with "
+                                          r"config\.model\.mode='smooth'"):
+        validate_config(config)
+    with pytest.raises(SystemExit) as e:  # the CLI: one line, status 1, before any data
+        cli.main(["train", "--config", "experiments/configs/icbm.py", "--workdir",
+                  str(tmp_path), "--config.model.surrogate=straight_through"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: config.model.surrogate='straight_through' has no smooth")
+    assert len(err.splitlines()) == 1

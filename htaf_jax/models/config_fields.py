@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["ENGINE_FIELDS", "bound_surrogate", "module_kwargs", "surrogate_hparams"]
+__all__ = ["ENGINE_FIELDS", "SMOOTH_MODE_FIELDS", "bound_surrogate", "check_unit",
+           "module_kwargs", "surrogate_hparams"]
 
 # Set in ``config.model`` by the engine (htaf_jax.train.loop) for every model;
 # a module without such a field simply does not receive it.
 ENGINE_FIELDS = frozenset({"total_train_steps"})
+# Model fields that choose the unit's training form, "smooth" or "hard" (DHN, ICBM).
+SMOOTH_MODE_FIELDS = ("mode", "concept_mode")
 
 
 def surrogate_hparams(config, field: str = "model") -> dict:
@@ -44,6 +47,22 @@ def surrogate_hparams(config, field: str = "model") -> dict:
                 f"key them by unit name, e.g. {field}.surrogate_kwargs = "
                 f"{{'htaf': {{...}}}}, so other units take their defaults")
     return hparams
+
+
+def check_unit(config, field: str = "model") -> None:
+    """Raises a one-line ValueError naming the field when the config's unit cannot
+    train as configured: hyperparameters it does not take (``surrogate_hparams``),
+    or a smooth training form (``SMOOTH_MODE_FIELDS``) for a unit without one
+    (the straight-through entries)."""
+    surrogate_hparams(config, field)
+    name = config.get("surrogate", "htaf")
+    smooth = [f for f in SMOOTH_MODE_FIELDS if config.get(f, None) == "smooth"]
+    if smooth and isinstance(name, str):
+        from htaf_jax.surrogates import get_surrogate
+        if not get_surrogate(name).has_smooth:
+            raise ValueError(f"{field}.surrogate={name!r} has no smooth form, so it cannot "
+                             f"train with {field}.{smooth[0]}='smooth'; set "
+                             f"{field}.{smooth[0]}='hard'")
 
 
 def bound_surrogate(config, field: str = "model"):

@@ -87,9 +87,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         if surrogate not in known:
             raise ConfigError(f"config.model.surrogate: unknown surrogate {surrogate!r}; "
                               f"registered: {', '.join(known)}")
-    from htaf_jax.models.config_fields import surrogate_hparams
-    try:  # hyperparameters the chosen unit does not take (issue 20)
-        surrogate_hparams(config.model, field="config.model")
+    from htaf_jax.models.config_fields import check_unit
+    try:  # hyperparameters or a training form the chosen unit does not have (issue 20)
+        check_unit(config.model, field="config.model")
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
