@@ -5,7 +5,8 @@ gradient tails; its straight-through form trains spiking, binary and deep
 Heaviside networks, and gives concept bottleneck models ~binary concepts.
 
 This package is the JAX-only core: functions, registries and the pure math of
-every layer. Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
+every layer (``spiking``, ``binary``, ``heaviside``, ``concepts``; ``bop``, the
+binary optimizer, as an optax transform). Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
 both); our architectures: ``htaf_jax.models``; the training engine:
 ``htaf_jax.train`` (``pip install 'htaf-jax[train]'``).
 
@@ -27,6 +28,8 @@ from htaf_jax.surrogates import (
     register_surrogate,
     resolve_surrogate,
 )
+# The pure math of every layer, one module per topic (JAX only).
+from htaf_jax import binary, bop, concepts, heaviside, spiking  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -34,11 +37,16 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_BETA",
     "Surrogate",
+    "binary",
+    "bop",
+    "concepts",
     "get_surrogate",
+    "heaviside",
     "htaf",
     "htaf_grad",
     "list_surrogates",
     "register_surrogate",
     "resolve_surrogate",
+    "spiking",
     "straight_through",
 ]

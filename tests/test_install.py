@@ -78,3 +78,12 @@ def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ENGINE: htaf_jax.train needs the [train] extra" in run.stdout
+
+
+def test_core_imports_jax_only():
+    """`import htaf_jax` (the core) loads no Flax and nothing of the training stack."""
+    code = ("import sys, htaf_jax; bad = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'flax', 'ml_collections', 'tensorflow_datasets', 'tensorboardX', 'matplotlib', "
+            "'experiments'}); print(bad); assert not bad")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]

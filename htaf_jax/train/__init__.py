@@ -12,9 +12,9 @@ from htaf_jax.train.config import ConfigError, prepare_config, validate_config
 from htaf_jax.train.distributed import DistributedInitError
 from htaf_jax.train.distributed import initialize as initialize_distributed
 from htaf_jax.train.loop import NonFiniteLossError, TrainResult, evaluate, train_and_evaluate
-from htaf_jax.train.restore import load_config, restore_params
+from htaf_jax.train.restore import load_config, load_derived, model_from_run, restore_params
 
 __all__ = ["CheckpointMismatchError", "ConfigError", "DistributedInitError", "NonFiniteLossError",
-           "TrainResult", "evaluate", "initialize_distributed", "load_config", "prepare_config",
-           "restore_params",
+           "TrainResult", "evaluate", "initialize_distributed", "load_config", "load_derived",
+           "model_from_run", "prepare_config", "restore_params",
            "train_and_evaluate", "validate_config"]

@@ -33,8 +33,7 @@ on 2 CPU cores, about 89.6%).
 import json
 
 from htaf_jax import interpret
-from htaf_jax.models import build_model
-from htaf_jax.train import load_config, train_and_evaluate
+from htaf_jax.train import load_config, model_from_run, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import icbm as icbm_configs
 from experiments.icbm import class_names_for
@@ -78,8 +77,8 @@ axes[0].set(title="loss", xlabel="step", ylabel="cross-entropy")
 axes[1].plot(steps, [r["accuracy"] for r in train], label="train (smooth concepts)")
 axes[1].plot([r["step"] for r in test], [r["accuracy"] for r in test], "o-", label="test (hard concepts)")
 axes[1].set(title="accuracy", xlabel="step", ylabel="accuracy")
-axes[2].plot(steps, [r["near_binary"] for r in train], label="share of concepts within 0.01 of {0,1}")
-axes[2].plot(steps, [r["concept_rate"] for r in train], label="mean concept (share on)")
+axes[2].plot(steps, [r["concept_layer/near_binary"] for r in train], label="share of concepts within 0.01 of {0,1}")
+axes[2].plot(steps, [r["concept_layer/concept_rate"] for r in train], label="mean concept (share on)")
 axes[2].set(title="concept layer during training", xlabel="step", ylabel="share", ylim=(0, 1.02))
 for ax in axes:
     ax.legend(fontsize=8)
@@ -90,13 +89,13 @@ plt.show()
     ("md", r"""
 ## Load the trained model and the test set
 
-`load_config(workdir)` gives the config the run used (with the number of classes it found),
-`build_model` the Flax module, and `result` holds the trained parameters and BatchNorm
+`load_config(workdir)` gives the config the run used, `model_from_run(workdir)` the Flax
+module rebuilt from it (with the number of classes the run found), and `result` holds the trained parameters and BatchNorm
 statistics. The test images are normalised the way the trainer normalised them.
 """),
     ("code", r"""
 config = load_config(WORKDIR)
-model = build_model(config.model)
+model = model_from_run(WORKDIR)
 variables = {"params": result.params, "batch_stats": result.batch_stats}
 
 splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
