@@ -269,6 +269,12 @@ class Quantizer:
     def __call__(self, x: ArrayLike) -> Array:
         return _REGISTRY[self.name].fn(x, **self.kwargs)
 
+    def grad(self, x: ArrayLike) -> Array:
+        """The backward rule at x: the pullback of ones (elementwise for every entry
+        here, as the surrogates' ``grad``)."""
+        y, pullback = jax.vjp(self, jnp.asarray(x))
+        return pullback(jnp.ones_like(y))[0]
+
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.hparams)
         return f"Quantizer({self.name!r}{args})"

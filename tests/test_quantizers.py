@@ -128,6 +128,7 @@ def test_registry_binds_hparams_hashes_and_reports_precision():
     assert q == Q.get_quantizer("swish_sign", beta=2.0) and hash(q) == hash(Q.get_quantizer(
         "swish_sign", beta=2.0))
     assert float(jax.grad(q)(0.0)) == 2.0
+    np.testing.assert_allclose(q.grad(X), _grad(q), rtol=1e-6)
     assert Q.get_quantizer("dorefa", k_bit=3).precision == 3
     assert Q.get_quantizer("ste_tern").precision == 2
     assert Q.precision_of(None) == 32 and Q.precision_of("ste_sign") == 1
