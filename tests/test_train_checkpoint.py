@@ -109,3 +109,36 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     assert os.listdir(tmp_path / "checkpoints") == ["1"]
     params = restore_params(str(tmp_path)).params
     assert all(np.all(np.isfinite(v)) for v in _flatten(params).values())
+
+
+def test_nan_at_a_known_step_is_found_at_the_next_boundary(tmp_path, monkeypatch):
+    """A NaN image in step 6 (epoch 0, batch 5): the host does not look after each step, so
+    steps 7 and 8 are dispatched; the flag is read at step 8's log/checkpoint boundary and
+    the run stops naming step 6, with checkpoint 4 the last one written."""
+    from htaf_jax.train import loop as loop_lib
+    from htaf_jax.train import step as step_lib
+    train_batches, reads = loop_lib.data_lib.train_batches, []
+
+    def poisoned(*args, epoch, start_step=0, **kwargs):
+        for index, (images, labels) in enumerate(
+                train_batches(*args, epoch=epoch, start_step=start_step, **kwargs), start_step):
+            if (epoch, index) == (0, 5):
+                images = images.copy()
+                images[0, 0, 0, 0] = np.nan
+            yield images, labels
+
+    def counted(state):
+        reads.append(1)
+        return first_nonfinite_step(state)
+
+    first_nonfinite_step = step_lib.first_nonfinite_step
+    monkeypatch.setattr(loop_lib.data_lib, "train_batches", poisoned)
+    monkeypatch.setattr(step_lib, "first_nonfinite_step", counted)
+    with pytest.raises(NonFiniteLossError, match=r"train step 6 \(epoch 0, batch 5\)") as e:
+        train_and_evaluate(tiny_config(), str(tmp_path))
+    assert "Last good checkpoint: step 4" in str(e.value)
+    assert len(reads) == 2  # at the boundaries of steps 4 and 8 only
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
+    assert [r["step"] for r in read_metrics(str(tmp_path)) if r["split"] == "train"] == [4]
+    params = restore_params(str(tmp_path)).params
+    assert all(np.all(np.isfinite(v)) for v in _flatten(params).values())

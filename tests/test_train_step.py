@@ -73,17 +73,38 @@ def test_sown_intermediates_become_metrics():
     assert 0.0 < float(metrics["active_fraction/layer0"]) < 1.0
 
 
-def test_non_finite_loss_is_caught_inside_the_step():
+def _nan_run(check_every_step, bad_step=3, n_steps=5):
+    """Steps 1..n_steps of SGD on 8 devices, a NaN in one image of step ``bad_step``."""
     model = _model()
     mesh = step_lib.make_mesh(8)
-    tx = optax.sgd(1e-3)
+    tx = optax.sgd(1e-2)
     state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
                                mesh)
-    images, labels = next(_batches(1))
-    images[3, 0, 0, 0] = np.nan
-    with pytest.raises(AssertionError, match="non-finite"):
-        step_lib.make_train_step(model, tx, mesh)(
-            state, *step_lib.shard_batch((images, labels), mesh), jax.random.key(0))
+    train_step = step_lib.make_train_step(model, tx, mesh, check_every_step=check_every_step)
+    good = None
+    for i, (images, labels) in enumerate(_batches(n_steps), start=1):
+        if i == bad_step:
+            images[3, 0, 0, 0] = np.nan
+            good = jax.device_get(state.params)  # before the state is donated to the bad step
+        state, _ = train_step(state, *step_lib.shard_batch((images, labels), mesh),
+                              jax.random.key(0))
+    return state, good
+
+
+def test_non_finite_step_freezes_the_state_on_the_device_and_names_the_step():
+    state, good = _nan_run(check_every_step=False)
+    # No host read happened: the steps after the bad one ran, and changed nothing.
+    assert step_lib.first_nonfinite_step(state) == 3
+    assert int(state.step) == 2
+    chex.assert_trees_all_equal(jax.device_get(state.params), good)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(state)))
+
+
+def test_check_every_step_raises_from_the_step_that_went_non_finite():
+    with pytest.raises(step_lib.NonFiniteStepError, match="non-finite .* in train step 3 "):
+        _nan_run(check_every_step=True)
+    state, _ = _nan_run(check_every_step=True, bad_step=99)
+    assert step_lib.first_nonfinite_step(state) is None and int(state.step) == 5
 
 
 def test_eval_step_counts_every_example_once():

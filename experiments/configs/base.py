@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.progress = True       # tqdm bar (only when stderr is a terminal)
     config.tensorboard = True    # tensorboardX event files in workdir/tensorboard
     config.runlocal = False      # shrink to a tiny run (see htaf_jax/train/config.py)
+    config.half_precision = False  # True: bfloat16 activations/matmuls; params, optimizer state,
+                                   # loss and BatchNorm statistics stay float32
+    config.profile_steps = ""    # "a,b": jax.profiler trace of steps [a, b) in workdir/profile
 
     # The model; each model config adds its own fields.
     config.model = ml_collections.ConfigDict()

@@ -33,6 +33,21 @@ def _get(config, path: str):
     return node
 
 
+def parse_profile_steps(value) -> tuple[int, int] | None:
+    """``config.profile_steps``: ``""`` (off) or ``"a,b"``, the steps [a, b) to trace
+    (0 ≤ a < b, counted as ``state.step`` before each); also a pair of ints."""
+    if value is None or value == "" or value == ():
+        return None
+    try:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        first, stop = (int(str(v).strip()) for v in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config.profile_steps must be 'a,b' (trace steps [a, b)) or '', "
+                          f"got {value!r}") from None
+    _require(0 <= first < stop, "profile_steps", "must be 'a,b' with 0 <= a < b", value)
+    return first, stop
+
+
 def prepare_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A validated copy of ``config`` with ``runlocal`` applied (the input is left as is)."""
     config = ml_collections.ConfigDict(config.to_dict())
@@ -67,6 +82,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
              f"must be one of {', '.join(OPTIMIZERS)}", config.optimizer)
     _require(_get(config, "schedule") in SCHEDULES, "schedule",
              f"must be one of {', '.join(SCHEDULES)}", config.schedule)
+
+    _require(isinstance(config.get("half_precision", False), bool), "half_precision",
+             "must be True or False", config.get("half_precision"))
+    parse_profile_steps(config.get("profile_steps", ""))
 
     from htaf_jax.data import is_known_dataset
     dataset = _get(config, "dataset")

@@ -10,6 +10,18 @@ the latest checkpoint in ``workdir`` if there is one, train (a model whose
 ``__call__`` takes ``step`` gets the train step), evaluate, write
 ``summary.json``.
 
+The host does not wait for the device after each step: the train step
+records a non-finite step on the device and freezes the state there
+(htaf_jax.train.step), and the loop reads that flag where it reads the
+metrics anyway, before every evaluation and checkpoint save, and at the end;
+a non-finite run raises NonFiniteLossError naming the step, and its last
+checkpoint is from before it. The state is donated to the step, so the loop
+keeps no reference to an old state. ``config.half_precision`` computes in
+bfloat16 (parameters, optimizer state, loss and BatchNorm statistics stay
+float32); ``config.profile_steps="a,b"`` writes a ``jax.profiler`` trace of
+steps [a, b) (counted from 0, as ``state.step`` before each) into
+``workdir/profile``. Steps/s and images/s are logged with the train metrics.
+
 Multi-process runs (htaf_jax.train.distributed) go through the same code:
 every process holds the whole (small) dataset in memory, builds only its
 rows of each global batch (``step.process_rows``), and runs the same step on
@@ -26,6 +38,7 @@ import time
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -33,7 +46,7 @@ from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.checkpoint import Checkpoints, Progress
-from htaf_jax.train.config import ConfigError, check_devices, prepare_config
+from htaf_jax.train.config import ConfigError, check_devices, parse_profile_steps, prepare_config
 from htaf_jax.train.distributed import is_main_process
 from htaf_jax.train.metrics import MetricsWriter, progress_bar
 from htaf_jax.train.optim import make_optimizer
@@ -42,6 +55,7 @@ from htaf_jax.train.optim import make_optimizer
 # Beside config.json in the work dir: what the engine derived from the data and
 # the run (num_classes, total_train_steps, input_shape).
 DERIVED_FILE = "derived.json"
+PROFILE_DIR = "profile"  # in the work dir: the jax.profiler trace of config.profile_steps
 
 
 class TrainResult(NamedTuple):
@@ -83,6 +97,44 @@ def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -
             "num_examples": int(totals["count"])}
 
 
+def _raise_if_nonfinite(state: step_lib.TrainState, steps_per_epoch: int,
+                        checkpoints: Checkpoints) -> None:
+    """Raises NonFiniteLossError naming the first non-finite step, if there was one."""
+    bad = step_lib.first_nonfinite_step(state)
+    if bad is None:
+        return
+    checkpoints.wait()
+    epoch, index = divmod(bad - 1, steps_per_epoch)
+    raise NonFiniteLossError(
+        f"non-finite loss or gradient in train step {bad} (epoch {epoch}, batch {index}); "
+        f"stopped. Last good checkpoint: step {checkpoints.latest_step()} in "
+        f"{checkpoints.directory}. Try a lower config.learning_rate.")
+
+
+class _Profiler:
+    """A jax.profiler trace over the steps [first, stop) of the run (None: off)."""
+
+    def __init__(self, steps: tuple[int, int] | None, directory: str, enabled: bool):
+        self.steps, self.directory = (steps if enabled else None), directory
+        self.active = False
+
+    def before_step(self, step: int) -> None:
+        if self.steps and not self.active and self.steps[0] <= step < self.steps[1]:
+            jax.profiler.start_trace(self.directory)
+            self.active = True
+
+    def after_step(self, step: int, state) -> None:
+        if self.active and step >= self.steps[1]:
+            self.stop(state)
+
+    def stop(self, state=None) -> None:
+        if self.active:
+            if state is not None:  # the trace should hold the device work it dispatched
+                jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+            self.active = False
+
+
 def _mean_metrics(history: list[dict]) -> dict:
     history = jax.device_get(history)
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
@@ -122,6 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     model = build_model(config.model, num_classes=derived["num_classes"],
                         total_train_steps=derived["total_train_steps"])
     tx = make_optimizer(config, total_steps)
+    compute_dtype = jnp.bfloat16 if config.get("half_precision", False) else None
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
     state = step_lib.init_state(model, tx, init_rng, splits.train.images.shape[1:])
     state, train_rng, eval_rng = step_lib.replicate((state, train_rng, eval_rng), mesh)
@@ -132,13 +185,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     position = Progress(0, 0, 0)
     if checkpoints.latest_step() is not None:
         tree, position = checkpoints.restore(_checkpoint_tree(state, train_rng))
-        state = step_lib.TrainState(step=tree["step"], params=tree["params"],
-                                    batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
+        # Checkpoints hold finite states only, so the flag keeps its initial 0.
+        state = state.replace(step=tree["step"], params=tree["params"],
+                              batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
         train_rng = jax.random.wrap_key_data(tree["rng"])
     writer = MetricsWriter(workdir, resume_step=position.step,
                            tensorboard=config.get("tensorboard", True), enabled=main_process)
-    train_step = step_lib.make_train_step(model, tx, mesh)
-    eval_step = step_lib.make_eval_step(model, mesh)
+    train_step = step_lib.make_train_step(model, tx, mesh, compute_dtype=compute_dtype)
+    eval_step = step_lib.make_eval_step(model, mesh, compute_dtype=compute_dtype)
+    profiler = _Profiler(parse_profile_steps(config.get("profile_steps", "")),
+                         os.path.join(workdir, PROFILE_DIR), enabled=main_process)
 
     step, history = position.step, []
     pipeline_seconds, images_seen, loop_start = 0.0, 0, time.perf_counter()
@@ -159,44 +215,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 t = time.perf_counter()
                 batch = step_lib.shard_batch(next(batches), mesh)
                 pipeline_seconds += time.perf_counter() - t
-                try:
-                    state, metrics = train_step(state, *batch, train_rng)
-                except step_lib.NonFiniteStepError as e:
-                    checkpoints.wait()
-                    raise NonFiniteLossError(
-                        f"non-finite loss or gradient in train step {step + 1} (epoch {epoch}, "
-                        f"batch {index}); stopped. Last good checkpoint: step "
-                        f"{checkpoints.latest_step()} in {checkpoints.directory}. "
-                        f"Try a lower config.learning_rate. ({str(e).splitlines()[0][:200]})"
-                    ) from None
+                profiler.before_step(step)
+                state, metrics = train_step(state, *batch, train_rng)
                 step += 1
+                profiler.after_step(step, state)
                 if compiled_at is None:  # steps/s below leaves the compilation out
                     compiled_at, compiled_step = time.perf_counter(), step
                 images_seen += config.batch_size
                 history.append(metrics)
                 bar.update(1)
                 end_of_epoch = index + 1 == steps_per_epoch
-                if step % config.log_every_steps == 0 or step == total_steps:
+                log = step % config.log_every_steps == 0 or step == total_steps
+                evaluate_now = (end_of_epoch and (epoch + 1) % config.eval_every_epochs == 0) \
+                    or step == total_steps
+                save = checkpoints.should_save(step) or step == total_steps
+                if log or evaluate_now or save:  # the one host read of the device's flag
+                    _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
+                if log:
                     now = time.perf_counter()
                     scalars = _mean_metrics(history)
                     history = []
-                    writer.write(step, "train", scalars, epoch=epoch,
-                                 steps_per_sec=(step - log_step) / (now - log_start))
+                    rate = (step - log_step) / (now - log_start)
+                    writer.write(step, "train", {**scalars, "steps_per_sec": rate,
+                                                 "images_per_sec": rate * config.batch_size},
+                                 epoch=epoch)
                     log_start, log_step = now, step
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-                if (end_of_epoch and (epoch + 1) % config.eval_every_epochs == 0) \
-                        or step == total_steps:
+                if evaluate_now:
                     eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
                     writer.write(step, splits.eval_split, eval_metrics, epoch=epoch)
-                if checkpoints.should_save(step) or step == total_steps:
+                if save:
                     nxt = Progress(step, epoch + 1, 0) if end_of_epoch else \
                         Progress(step, epoch, index + 1)
                     checkpoints.save(_checkpoint_tree(state, train_rng), nxt)
+        profiler.stop(state)
+        _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
         if not eval_metrics:  # resumed from a finished run: nothing left to train
             eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
             writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
         checkpoints.wait()
     finally:
+        profiler.stop()
         bar.close()
         writer.close()
         checkpoints.close()

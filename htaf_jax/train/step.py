@@ -21,6 +21,24 @@ rounding (tests/test_train_step.py).
 A model whose ``__call__`` takes ``step`` (``takes_step``; the ICBM, for its
 sharpening schedule) is called with the number of train steps taken, in the
 train step (before the update) and in the eval step.
+
+Non-finite steps are caught on the device, not by the host after every step
+(a host read per step serialises dispatch on a GPU or TPU): a step whose loss,
+gradient or new state is NaN/inf keeps the state it was given and records its
+1-based index in ``TrainState.first_nonfinite_step``; every later step then
+keeps the state too. The loop reads that one scalar where it reads metrics or
+saves a checkpoint (``first_nonfinite_step``), so steps run ahead of the host
+and a non-finite state never reaches a checkpoint.
+
+The train state is donated to the jitted step (its buffers are reused for the
+new state, so one copy of parameters and optimizer state lives on the device,
+not two): the state passed in is deleted by the call and must not be read
+again. Mixed precision (``compute_dtype=jnp.bfloat16``, ``config.half_precision``)
+casts the parameters and images to bfloat16 inside the loss and the logits
+back to float32, as Flax's ImageNet example runs a bfloat16 model on float32
+parameters: parameters, optimizer state, loss and BatchNorm statistics stay
+float32 (Flax's BatchNorm reduces in float32 and keeps its statistics in
+``param_dtype``), and no model needs a change.
 """
 from __future__ import annotations
 
@@ -44,10 +62,11 @@ Metrics = dict[str, jax.Array]
 
 @flax.struct.dataclass
 class TrainState:
-    step: jax.Array      # int32 (), steps taken
+    step: jax.Array      # int32 (), steps applied (frozen from the first non-finite step on)
     params: Any
     batch_stats: Any     # {} for models without BatchNorm
     opt_state: Any
+    first_nonfinite_step: jax.Array  # int32 (), 0, or the 1-based index of the first bad step
 
 
 def make_mesh(num_devices: int = -1) -> Mesh:
@@ -127,7 +146,36 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Arra
                            jnp.zeros((2,) + tuple(image_shape), jnp.float32), train=False)
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                      first_nonfinite_step=jnp.zeros((), jnp.int32))
+
+
+def first_nonfinite_step(state: TrainState) -> int | None:
+    """The 1-based index of the first train step that was non-finite, or None.
+
+    Reads one replicated scalar from a local shard (no cross-process work), so
+    it waits for the steps dispatched so far: call it at logging and
+    checkpoint boundaries, not after every step.
+    """
+    flag = state.first_nonfinite_step
+    value = int(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data")
+                           else flag))
+    return value or None
+
+
+def cast_floating(tree, dtype):
+    """``tree`` with its floating-point leaves cast to ``dtype`` (integers, keys kept)."""
+    def leaf(x):
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+    return jax.tree.map(leaf, tree)
+
+
+def _all_finite(*trees) -> jax.Array:
+    leaves = [x for t in trees for x in jax.tree.leaves(t)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def _variables(params, batch_stats) -> dict:
@@ -162,15 +210,25 @@ def _step_rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
     return {"dropout": dropout_rng, "sample": sample_rng}
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
+                    compute_dtype=None, donate: bool = True, check_every_step: bool = False
                     ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array],
                                   tuple[TrainState, Metrics]]:
-    """``step(state, images, labels, rng) -> (state, metrics)``, jitted and chexified.
+    """``step(state, images, labels, rng) -> (state, metrics)``, jitted, chex-checked.
 
     ``images`` (B, H, W, C) float32 and ``labels`` (B,) int32 must already be
     sharded over the mesh (``shard_batch``); ``state`` and ``rng`` replicated.
-    A non-finite loss or gradient raises ``NonFiniteStepError`` (an
-    AssertionError) from the call that produced it.
+
+    Args:
+      compute_dtype: None (float32 throughout) or e.g. ``jnp.bfloat16``: the
+        dtype of the forward and backward pass (see the module docstring).
+      donate: donate ``state`` to the step (its buffers become the new
+        state's; the state passed in is deleted). False keeps it readable.
+      check_every_step: read the non-finite flag on the host after every step
+        and raise ``NonFiniteStepError`` at once. It waits for each step to
+        finish, so it stalls an accelerator: for debugging and the benchmark
+        that measures that stall. Default: the caller checks
+        ``first_nonfinite_step`` at its own boundaries.
     """
     num_devices = mesh.devices.size
 
@@ -181,12 +239,16 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
         chex.assert_type([images, labels], [jnp.float32, jnp.int32])
         rngs = _step_rngs(rng, state.step)
         varying_params = lax.pcast(state.params, AXIS, to="varying")
+        inputs = images if compute_dtype is None else images.astype(compute_dtype)
 
         def loss_fn(params):
+            if compute_dtype is not None:  # the cast's transpose brings float32 gradients back
+                params = cast_floating(params, compute_dtype)
             logits, updates = model.apply(
-                _variables(params, state.batch_stats), images, train=True, rngs=rngs,
+                _variables(params, state.batch_stats), inputs, train=True, rngs=rngs,
                 mutable=["batch_stats", "intermediates"], **step_kwargs)
             chex.assert_shape(logits, (images.shape[0], None))
+            logits = logits.astype(jnp.float32)
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, (logits, updates)
 
@@ -194,10 +256,6 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
             varying_params)
         grads = lax.pmean(grads, AXIS)
         loss = lax.pmean(loss, AXIS)
-        # Both are averaged over the mesh, so every device computes the same
-        # flag: a replicated scalar the host reads from its own shard.
-        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
         param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, param_updates)
         batch_stats = lax.pmean(updates.get("batch_stats", {}), AXIS)
@@ -206,47 +264,66 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                    "grad_norm": optax.tree.norm(grads),
                    **sown_metrics(updates.get("intermediates", {}))}
         metrics = {k: lax.pmean(v, AXIS) if k != "loss" else v for k, v in metrics.items()}
-        new_state = state.replace(step=state.step + 1, params=params,
-                                  batch_stats=batch_stats, opt_state=opt_state)
-        return new_state, metrics, finite
+
+        # Every input of the flag is averaged over the mesh, so every device
+        # computes the same value. Once a step is bad, the state stays as it
+        # was before it: the steps the host has already queued change nothing.
+        finite = jnp.isfinite(loss) & _all_finite(grads, params, batch_stats, opt_state)
+        apply = finite & (state.first_nonfinite_step == 0)
+        keep = lambda new, old: jnp.where(apply, new, old).astype(old.dtype)  # noqa: E731
+        first_bad = jnp.where(apply | (state.first_nonfinite_step > 0),
+                              state.first_nonfinite_step, state.step + 1)
+        new_state = TrainState(step=jnp.where(apply, state.step + 1, state.step),
+                               params=jax.tree.map(keep, params, state.params),
+                               batch_stats=jax.tree.map(keep, batch_stats, state.batch_stats),
+                               opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+                               first_nonfinite_step=first_bad.astype(jnp.int32))
+        return new_state, metrics
 
     mapped = jax.jit(jax.shard_map(per_device, mesh=mesh,
                                    in_specs=(P(), P(AXIS), P(AXIS), P()),
-                                   out_specs=(P(), P(), P())))
+                                   out_specs=(P(), P())),
+                     donate_argnums=(0,) if donate else ())
 
-    # Synchronous check: a NaN is reported by the call that produced it, so the
-    # error can name the step, and a NaN state is never checkpointed. Not
-    # chex.chexify: its error reduction runs eager ops on the per-device error
-    # arrays, which are global arrays in a multi-process run, and two processes
-    # deadlocked there (gloo, CPU, under load). Reading the replicated flag
-    # from a local shard needs no cross-process work.
     def step(state, images, labels, rng):
-        new_state, metrics, finite = mapped(state, images, labels, rng)
-        if not bool(np.asarray(finite.addressable_data(0))):
-            raise NonFiniteStepError("non-finite loss or gradient in the train step "
-                                     "(the state before this step is unchanged)")
+        new_state, metrics = mapped(state, images, labels, rng)
+        if check_every_step:
+            # Not chex.chexify: its error reduction runs eager ops on the
+            # per-device error arrays, which are global arrays in a
+            # multi-process run, and two processes deadlocked there (gloo, CPU).
+            bad = first_nonfinite_step(new_state)
+            if bad is not None:
+                raise NonFiniteStepError(f"non-finite loss, gradient or state in train step "
+                                         f"{bad} (the state before it is kept)")
         return new_state, metrics
 
     step.num_devices = num_devices  # type: ignore[attr-defined]
+    step.jitted = mapped  # type: ignore[attr-defined]  # for .lower(...).compile() analyses
     return step
 
 
 class NonFiniteStepError(AssertionError):
-    """The train step produced a NaN/inf loss or gradient."""
+    """A train step made with ``check_every_step=True`` produced a NaN/inf loss,
+    gradient or state."""
 
 
-def make_eval_step(model: nn.Module, mesh: Mesh
+def make_eval_step(model: nn.Module, mesh: Mesh, *, compute_dtype=None
                    ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array, jax.Array],
                                  Metrics]:
     """``eval_step(state, images, labels, mask, rng) -> {'loss_sum','correct','count'}``.
 
     Sums over the examples whose mask is 1, so padded batches count each real
     example once; divide by ``count`` after summing over batches.
+    ``compute_dtype`` as in ``make_train_step``; the sums are float32.
     """
     def per_device(state: TrainState, images, labels, mask, rng):
         rngs = _step_rngs(rng, jnp.zeros((), jnp.int32))
-        logits = model.apply(_variables(state.params, state.batch_stats), images,
+        params = state.params
+        if compute_dtype is not None:
+            params, images = cast_floating(params, compute_dtype), images.astype(compute_dtype)
+        logits = model.apply(_variables(params, state.batch_stats), images,
                              train=False, rngs=rngs, **_step_kwargs(model, state.step))
+        logits = logits.astype(jnp.float32)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
         sums = {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),
