@@ -121,6 +121,9 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
     def held(s):
         return jax.lax.stop_gradient(s) if options.detach_reset else s
 
+    # The previous spike and the adaptation are carried only when used (None otherwise).
+    keep_spike = options.reset_delay or recurrent is not None or adaptation is not None
+
     def step(carry, cur):
         mem, prev, adapt = carry
         if recurrent is not None:
@@ -139,10 +142,10 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
             spike = threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
             r = held(spike)
             mem = mem - r * thr if subtract else mem * (1.0 - r)
-        return (mem, spike, adapt), (spike, mem)
+        return (mem, spike if keep_spike else None, adapt), (spike, mem)
 
     zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
-    init = (zeros, zeros, zeros)
+    init = (zeros, zeros if keep_spike else None, zeros if adaptation is not None else None)
     if num_steps is None:
         _, (spikes, mems) = jax.lax.scan(step, init, currents)
     else:
@@ -235,7 +238,10 @@ def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
 
 
 def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
-    """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0; (T, B, ...) → (T, B, ...)."""
+    """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0.
+
+    (T, B, ...) → (T, B, ...).
+    """
     def step(mem, cur):
         mem = beta * mem + cur
         return mem, mem

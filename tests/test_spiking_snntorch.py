@@ -50,7 +50,8 @@ def _snntorch(weights, x, w_loss, reset, reset_delay):
         for k, v in zip(trace, (s1, mem1, s2, mem2)):
             trace[k].append(v)
     trace = {k: torch.stack(v) for k, v in trace.items()}
-    loss = torch.sum(trace["s2"] * torch.tensor(w_loss)) + torch.sum(trace["m2"] * torch.tensor(w_loss))
+    w = torch.tensor(w_loss)
+    loss = torch.sum(trace["s2"] * w) + torch.sum(trace["m2"] * w)
     loss.backward()
     out = {k: v.detach().numpy() for k, v in trace.items()}
     return out, (w1.grad.numpy(), w2.grad.numpy())
@@ -58,7 +59,8 @@ def _snntorch(weights, x, w_loss, reset, reset_delay):
 
 def _ours(weights, x, w_loss, reset, reset_delay, detach_reset=True):
     lif = LIF(beta=BETA, threshold=1.0, reset=reset, reset_delay=reset_delay,
-              detach_reset=detach_reset, spike_at_threshold=False, surrogate="atan")  # snnTorch's default spike_grad
+              detach_reset=detach_reset, spike_at_threshold=False,
+              surrogate="atan")  # snnTorch's default spike_grad, atan(alpha=2)
 
     def run(w1, w2):
         _, b1, _, b2 = weights

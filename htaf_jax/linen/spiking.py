@@ -19,10 +19,7 @@ from jax import Array
 from htaf_jax import spiking
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF", "RECURRENT_KERNEL_INIT"]
-
-# The all-to-all recurrent kernel's initializer, shared with the NNX layer.
-RECURRENT_KERNEL_INIT = nn.initializers.lecun_normal()
+__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
 
 
 class _Neuron(nn.Module):
@@ -119,13 +116,14 @@ class RecurrentLIF(_Neuron):
     """LIF whose input also gets its own previous spikes: I[t] + R(S[t−1]).
 
     ``all_to_all=True``: R(s) = s @ W + b over the last axis (parameters
-    ``recurrent_kernel`` (N, N), ``recurrent_bias`` (N,)); on feature maps this
-    is a 1×1 recurrence over channels. ``all_to_all=False``: R(s) = V·s, one
-    weight per neuron with ``per_neuron`` or one shared (``recurrent_weight``,
-    starting at ``recurrent_init``). snnTorch's ``RLeaky``; LIF's fields and
-    update otherwise (:func:`htaf_jax.spiking.recurrent_lif_dynamics`).
-    snnTorch's zero reset also zeroes that step's input (U = (1 − S_prev)·(β·U +
-    I + R)); ours resets as the LIF does.
+    ``recurrent_kernel`` (N, N), LeCun-normal, and ``recurrent_bias`` (N,),
+    zeros); on feature maps this is a 1×1 recurrence over channels.
+    ``all_to_all=False``: R(s) = V·s, one weight per neuron with ``per_neuron``
+    or one shared (``recurrent_weight``, starting at ``recurrent_init``).
+    snnTorch's ``RLeaky``; LIF's fields and update otherwise
+    (:func:`htaf_jax.spiking.recurrent_lif_dynamics`). snnTorch's zero reset
+    also zeroes that step's input (U = (1 − S_prev)·(β·U + I + R)); ours resets
+    as the LIF does.
     """
     all_to_all: bool = True
     recurrent_init: float = 1.0
@@ -135,7 +133,7 @@ class RecurrentLIF(_Neuron):
         common = self._common(currents, num_steps)
         if self.all_to_all:
             n = currents.shape[-1]
-            kernel = self.param("recurrent_kernel", RECURRENT_KERNEL_INIT, (n, n),
+            kernel = self.param("recurrent_kernel", nn.initializers.lecun_normal(), (n, n),
                                 self.param_dtype)
             bias = self.param("recurrent_bias", nn.initializers.zeros, (n,), self.param_dtype)
             recurrent = lambda s: s @ kernel + bias  # noqa: E731

@@ -19,7 +19,6 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import spiking
-from htaf_jax.linen.spiking import RECURRENT_KERNEL_INIT
 from htaf_jax.surrogates import resolve_surrogate
 
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
@@ -106,7 +105,7 @@ class RecurrentLIF(_Neuron):
                                  "for its (N, N) recurrent kernel")
             n = self.in_features[-1]
             self.recurrent_kernel = nnx.Param(
-                RECURRENT_KERNEL_INIT(rngs.params(), (n, n), self.param_dtype))
+                jax.nn.initializers.lecun_normal()(rngs.params(), (n, n), self.param_dtype))
             self.recurrent_bias = nnx.Param(jnp.zeros((n,), self.param_dtype))
         else:
             self.recurrent_weight = nnx.Param(jnp.full(self._shape(), recurrent_init,
