@@ -5,7 +5,9 @@ host, or one per GPU); each process drives its local devices, and the train
 step runs over a mesh of all P × L devices (htaf_jax.train.step). Nothing else
 changes: ``config.batch_size`` is the *global* batch, each process builds only
 its own rows of it (loop.py), and process 0 alone writes metrics and
-summaries. A single process needs nothing from this module.
+summaries, as the experiments do with their analysis outputs
+(``is_main_process``; the ICBM job's results and concept figures,
+tests/test_multiprocess.py). A single process needs nothing from this module.
 
 Where the settings come from, first match wins:
 
