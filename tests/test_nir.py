@@ -3,9 +3,14 @@ through NIR files, and spike-for-spike agreement with snnTorch 1.0 both ways.
 
 Against snnTorch: networks of a few hundred neurons over 50 steps, float32,
 ordinary (not dyadic) weights, so the two frameworks' matmuls may round
-differently. Each comparison also checks that no membrane of ours lies within
-MARGIN of its threshold: the spikes then cannot be decided by rounding, and
-every one must be equal.
+differently. Each comparison runs on an input where no membrane of ours lies
+within MARGIN of its threshold (the spikes then cannot be decided by
+rounding), and every spike must be equal.
+
+snnTorch's importer runs a recurrent graph (its own RLeaky export included)
+as a plain Leaky beside a Linear wired to the input, not as an RLeaky, so the
+recurrent checks compare our import of snnTorch's RLeaky export with that
+RLeaky itself.
 """
 import numpy as np
 import pytest
@@ -15,7 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from htaf_jax.nir import DT, Flatten, SpikingSequential, from_nir, to_nir
-from htaf_jax.nnx.spiking import IF, LIF
+from htaf_jax.nnx.spiking import ALIF, IF, LIF, RecurrentLIF, Synaptic
 
 nir = pytest.importorskip("nir")
 
@@ -48,11 +53,25 @@ def conv(rng, c_in, c_out, **options):
 RNGS = nnx.Rngs(0)
 
 
-def dense_net(seed=0, n_in=40, n_hid=300, n_out=100):
+def dense_net(seed=0, n_in=40, n_hid=300, n_out=100, synaptic=False):
     rng = np.random.default_rng(seed)
+    last = (Synaptic(alpha=0.7, beta=0.8, threshold=1.0, **ZERO) if synaptic
+            else LIF(beta=0.8, threshold=0.5, **ZERO))
     return SpikingSequential([
         linear(rng, n_in, n_hid, 2.0), LIF(beta=0.9, threshold=1.0, **ZERO),
-        linear(rng, n_hid, n_out, 2.0), LIF(beta=0.8, threshold=0.5, **ZERO)])
+        linear(rng, n_hid, n_out, 2.0), last])
+
+
+def recurrent_net(seed=0, n=100):
+    rng = np.random.default_rng(seed)
+    all_to_all = RecurrentLIF(all_to_all=True, in_features=n, rngs=RNGS, beta=0.9, **ZERO)
+    all_to_all.recurrent_kernel[...] = rng.normal(0, 0.5 / np.sqrt(n), (n, n))
+    all_to_all.recurrent_bias[...] = rng.normal(0, 0.1, n)
+    one_to_one = RecurrentLIF(all_to_all=False, per_neuron=True, in_features=50, beta=0.85,
+                              threshold=0.5, **ZERO)
+    one_to_one.recurrent_weight[...] = rng.uniform(-0.5, 0.5, 50)
+    return SpikingSequential([linear(rng, 40, n, 3.0), all_to_all,
+                              linear(rng, n, 50, 2.0), one_to_one])
 
 
 def conv_net(seed=0):
@@ -62,29 +81,31 @@ def conv_net(seed=0):
         Flatten(), linear(rng, 8 * 8 * 4, 50, 2.0), LIF(beta=0.85, threshold=0.5, **ZERO)])
 
 
-def neuron_margin(net, x):
-    """Smallest |V − θ| over every neuron and step, V the membrane before reset."""
-    margins = []
+def near_threshold(net, x, margin=MARGIN):
+    """Whether some membrane before reset lies within ``margin`` of θ: each neuron
+    layer is rerun with θ ± margin; with the zero reset the trajectory depends on θ
+    only through the spikes, so equal spikes mean no membrane in (θ − m, θ + m]."""
     h, timed = x, True
     for layer in net.layers:
-        if isinstance(layer, LIF):
-            beta = jnp.asarray(layer.beta, jnp.float32)
-            def step(mem, cur):
-                v = beta * mem + cur
-                return jnp.where(v > layer.threshold, 0.0, v), v
-            _, v = jax.lax.scan(step, jnp.zeros_like(h[0]), h)
-            margins.append(float(jnp.min(jnp.abs(v - layer.threshold))))
+        if hasattr(layer, "reset"):
+            spikes = []
+            for shift in (-margin, margin):
+                moved = nnx.clone(layer)
+                moved.threshold = np.asarray(layer.threshold, np.float32) + np.float32(shift)
+                spikes.append(moved(h)[0])
+            if not bool(jnp.all(spikes[0] == spikes[1])):
+                return True
             h, _ = layer(h)
         else:
             h = layer(h)
-    return min(margins)
+    return False
 
 
 def clear_input(net, shape, seeds=range(20)):
     """The first random input (T, 8, *shape) on which no membrane is within MARGIN of θ."""
     for seed in seeds:
         x = spikes_in(seed, (T, 8) + tuple(shape))
-        if neuron_margin(net, x) > MARGIN:
+        if not near_threshold(net, x):
             return x
     raise AssertionError("no input keeps every membrane MARGIN away from its threshold")
 
@@ -162,6 +183,26 @@ def test_round_trip_dense_conv_and_learnable_per_neuron_params(tmp_path):
             assert 0 < float(ours.mean()) < 1
 
 
+def test_round_trip_recurrent_and_synaptic(tmp_path):
+    net = recurrent_net()
+    net.layers.append(linear(np.random.default_rng(1), 50, 20, 2.0))
+    net.layers.append(Synaptic(alpha=np.linspace(0.5, 0.9, 20), beta=0.8, threshold=0.5, **ZERO))
+    graph = to_nir(net, (40,))
+    assert isinstance(graph.nodes["1.w_rec"], nir.Affine)          # snnTorch's RLeaky form
+    assert isinstance(graph.nodes["3.w_rec"], nir.Linear)          # one-to-one: diagonal
+    assert {("1", "1.w_rec"), ("1.w_rec", "1")} <= set(graph.edges)
+    assert isinstance(graph.nodes["5"], nir.CubaLIF)
+    nir.write(tmp_path / "rec.nir", graph)
+    back = from_nir(nir.read(tmp_path / "rec.nir"))
+    assert [type(m) for m in back.layers] == [type(m) for m in net.layers]
+    assert [m.all_to_all for m in back.layers if isinstance(m, RecurrentLIF)] == [True, False]
+    x = spikes_in(5, (T, 4, 40))
+    for layer, ours, theirs in zip(net.layers, net.layer_outputs(x), back.layer_outputs(x)):
+        np.testing.assert_array_equal(ours, theirs)
+        if hasattr(layer, "reset"):
+            assert 0 < float(ours.mean()) < 1
+
+
 def test_direct_input_equals_repeated_input():
     net, x = dense_net(n_hid=30, n_out=10), jnp.asarray(np.random.default_rng(0).normal(size=(4, 40)))
     np.testing.assert_array_equal(net(x, num_steps=T), net(jnp.broadcast_to(x, (T, 4, 40))))
@@ -194,48 +235,64 @@ def nhwc_to_nchw(x):
     return np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 2))
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "conv", "synaptic"])
 def test_exported_by_us_imported_by_snntorch_spikes_equal(kind):
-    net = dense_net() if kind == "dense" else conv_net()
-    shape = (40,) if kind == "dense" else (8, 8, 2)
+    net = conv_net() if kind == "conv" else dense_net(synaptic=kind == "synaptic")
+    shape = (8, 8, 2) if kind == "conv" else (40,)
     x = clear_input(net, shape)
     ours = np.asarray(net(x))
     model = import_from_nir(to_nir(net, shape))
-    if kind == "dense":
-        theirs = run_torch(model, x)
-    else:  # snnTorch's imported Flatten(start_dim=0) would merge the batch axis: one sample at a time
+    if kind == "conv":  # snnTorch's imported Flatten(start_dim=0) merges the batch axis
         theirs = np.stack([run_torch(model, nhwc_to_nchw(x)[:, b]) for b in range(x.shape[1])], 1)
+    else:
+        theirs = run_torch(model, x)
     assert 0.01 < ours.mean() < 0.9
     np.testing.assert_array_equal(ours, theirs)
 
 
-def snntorch_leaky(shape, beta, threshold, **options):
-    options = {"reset_mechanism": "zero", "reset_delay": False, **options}
-    # Per-neuron tensors: a scalar Leaky exports 0-d LIF nodes that nir's infer_types rejects.
-    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, threshold),
-                     init_hidden=True, **options)
+def per_neuron(shape, **values):
+    # Per-neuron tensors: a scalar snnTorch neuron exports 0-d nodes that nir's infer_types rejects.
+    return {k: torch.full(shape, v) for k, v in values.items()}
 
 
 def snntorch_net(kind, **options):
     torch.manual_seed(0)
-    if kind == "dense":
+    options = {"reset_mechanism": "zero", "reset_delay": False, "init_hidden": True, **options}
+    def leaky(shape, beta, threshold):
+        return snn.Leaky(**per_neuron(shape, beta=beta, threshold=threshold), **options)
+    if kind == "conv":
         return torch.nn.Sequential(
-            torch.nn.Linear(40, 300), snntorch_leaky((300,), 0.9, 1.0, **options),
-            torch.nn.Linear(300, 100), snntorch_leaky((100,), 0.8, 0.5, **options))
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 3, padding=1), snntorch_leaky((4, 8, 8), 0.9, 0.5, **options),
-        torch.nn.Flatten(), torch.nn.Linear(256, 50), snntorch_leaky((50,), 0.85, 0.5, **options))
+            torch.nn.Conv2d(2, 4, 3, padding=1), leaky((4, 8, 8), 0.9, 0.5),
+            torch.nn.Flatten(), torch.nn.Linear(256, 50), leaky((50,), 0.85, 0.5))
+    if kind in ("rleaky", "rleaky_one_to_one"):
+        recurrence = (dict(all_to_all=True, linear_features=100) if kind == "rleaky"
+                      else dict(all_to_all=False, V=torch.linspace(-0.5, 0.5, 100)))
+        model = torch.nn.Sequential(
+            torch.nn.Linear(40, 100),
+            snn.RLeaky(**per_neuron((100,), beta=0.9, threshold=1.0), **recurrence, **options),
+            torch.nn.Linear(100, 50), leaky((50,), 0.8, 0.5))
+        with torch.no_grad():
+            model[0].weight.mul_(3.0)
+        return model
+    last = (snn.Synaptic(**per_neuron((100,), alpha=0.7, beta=0.8, threshold=1.0), **options)
+            if kind == "synaptic" else leaky((100,), 0.8, 0.5))
+    return torch.nn.Sequential(torch.nn.Linear(40, 300), leaky((300,), 0.9, 1.0),
+                               torch.nn.Linear(300, 100), last)
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "conv", "synaptic", "rleaky", "rleaky_one_to_one"])
 def test_exported_by_snntorch_imported_by_us_spikes_equal(kind):
     model = snntorch_net(kind)
-    shape = (40,) if kind == "dense" else (8, 8, 2)
+    shape = (8, 8, 2) if kind == "conv" else (40,)
     graph = export_to_nir(model, torch.zeros((1,) + shape[-1:] + shape[:-1]), ignore_dims=[0])
     net = from_nir(graph)
+    if kind.startswith("rleaky"):
+        assert net.layers[1].all_to_all == (kind == "rleaky")
     x = clear_input(net, shape)
+    if kind == "dense":  # the check can fire: some membrane is within 0.05 of θ
+        assert near_threshold(net, x, margin=0.05)
     ours = np.asarray(net(x))
-    theirs = run_torch(model, x if kind == "dense" else nhwc_to_nchw(x))
+    theirs = run_torch(model, nhwc_to_nchw(x) if kind == "conv" else x)
     assert 0.01 < ours.mean() < 0.9
     np.testing.assert_array_equal(ours, theirs)
 
@@ -262,13 +319,15 @@ def test_unsupported_node_is_named_with_its_type():
         from_nir(g)
 
 
-def test_recurrent_cycle_and_leak_are_refused():
+def test_cycles_other_than_a_recurrent_weight_and_leak_are_refused():
     lif = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])), "lif": lif,
-                            "w": nir.Linear(weight=np.eye(3)),
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])),
+                            "w1": nir.Affine(weight=np.eye(3), bias=np.zeros(3)), "lif": lif,
+                            "w2": nir.Linear(weight=np.eye(3)),
                             "output": nir.Output(output_type=np.array([3]))},
-                     edges=[("input", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "output")])
-    with pytest.raises(ValueError, match="node 'lif' .LIF. is on a cycle"):
+                     edges=[("input", "w1"), ("w1", "lif"), ("lif", "w2"), ("w2", "w1"),
+                            ("lif", "output")])
+    with pytest.raises(ValueError, match="node 'w1' .Affine. is on a cycle"):
         from_nir(g)
     leaky = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.ones(3), v_threshold=np.ones(3))
     with pytest.raises(ValueError, match="LIF.: v_leak ≠ 0"):
@@ -279,6 +338,12 @@ def test_recurrent_cycle_and_leak_are_refused():
 def test_export_refuses_resets_nir_cannot_express(options):
     net = SpikingSequential([linear(np.random.default_rng(0), 3, 4), LIF(**options)])
     with pytest.raises(ValueError, match="layer 1 .LIF.*reset='zero', reset_delay=False"):
+        to_nir(net, (3,))
+
+
+def test_export_refuses_alif():
+    net = SpikingSequential([linear(np.random.default_rng(0), 3, 4), ALIF(**ZERO)])
+    with pytest.raises(ValueError, match=r"layer 1 \(ALIF\): NIR has no adaptive-threshold neuron"):
         to_nir(net, (3,))
 
 
