@@ -103,6 +103,7 @@ def _idx(name):
     return data[16:].reshape(-1, 28, 28, 1) if "images" in name else data[8:]
 
 
+@pytest.mark.slow
 @needs_data
 def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set():
     train_x = (_idx("train-images-idx3-ubyte.gz")[:4096] / 255.0 - 0.286) / 0.353
