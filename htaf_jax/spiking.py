@@ -53,6 +53,11 @@ membrane and weight gradient on the same network):
   also subtracts the recomputed R = H(U[t−1] − θ)·θ before its firing test
   (and adds it back after), so that neuron needs V ≥ 2θ to fire again; we do
   not reproduce that.
+
+Spyx 1.0's ``nn.LIF`` fires before adding the step's input: S[t] =
+H(U[t−1] − θ), U[t] = β·U[t−1] + I[t] − S[t]·θ. Its membrane is ours with
+``reset_delay=True, detach_reset=False, spike_at_threshold=False``, and its
+spikes are ours one step later (tests/test_spiking_spyx.py).
 """
 from __future__ import annotations
 

@@ -148,7 +148,9 @@ class RecurrentLIF(_Neuron):
 
 class Synaptic(_Neuron):
     """Current-based synaptic LIF: I_syn = α·I_syn + I feeds the LIF (snnTorch's
-    ``Synaptic``; :func:`htaf_jax.spiking.synaptic_dynamics`).
+    ``Synaptic``; :func:`htaf_jax.spiking.synaptic_dynamics`). As with
+    ``RecurrentLIF``, snnTorch's delayed zero reset also zeroes that step's
+    input ((1 − S_prev)·(β·U + I_syn)); ours resets as the LIF does.
 
     Attributes (besides LIF's):
       alpha: synaptic decay α ∈ (0, 1] (the initial value when learnable).
