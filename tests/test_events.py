@@ -70,7 +70,7 @@ def test_binning_matches_a_per_event_loop_on_random_samples(tmp_path):
     np.testing.assert_array_equal(events.bin_events(split, idx, num_steps=25), expected)
 
 
-def test_event_batches_shapes_order_and_labels(tmp_path):
+def test_train_and_eval_batches(tmp_path):
     rng = np.random.default_rng(1)
     times = [rng.uniform(0, 1.4, 20) for _ in range(10)]
     units = [rng.integers(0, 700, 20) for _ in range(10)]
@@ -78,19 +78,28 @@ def test_event_batches_shapes_order_and_labels(tmp_path):
     path = tmp_path / "shd_train.h5"
     events.write_shd(str(path), times, units, labels)
     split = events.read_shd(str(path))
-    batches = list(events.event_batches(split, 4, num_steps=50, seed=3, epoch=1))
-    assert len(batches) == 2
+    batches = list(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1))
+    assert len(batches) == 2                                   # full batches only
     for frames, y in batches:
         assert frames.shape == (50, 4, 700) and y.shape == (4,) and y.dtype == np.int32
     seen = np.concatenate([y for _, y in batches])
-    again = np.concatenate([y for _, y in events.event_batches(split, 4, num_steps=50, seed=3,
-                                                                 epoch=1)])
-    np.testing.assert_array_equal(seen, again)
     assert len(set(seen.tolist())) == 8
-    last = list(events.event_batches(split, 4, num_steps=50, drop_last=False))
-    assert [len(y) for _, y in last] == [4, 4, 2]
-    np.testing.assert_array_equal(np.concatenate([y for _, y in last]), labels)
-    assert sum(float(f.sum()) for f, _ in last) == 200      # every event inside 1.4 s counted
+    # Resuming at step 1 gives the same second batch; rows split it between processes.
+    resumed = next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
+                                              start_step=1))
+    np.testing.assert_array_equal(resumed[0], batches[1][0])
+    halves = [next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
+                                              start_step=1, rows=r)) for r in ((0, 2), (2, 4))]
+    np.testing.assert_array_equal(np.concatenate([h[0] for h in halves], 1), batches[1][0])
+    batch_major = next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
+                                                  time_major=False))
+    np.testing.assert_array_equal(batch_major[0], batches[0][0].transpose(1, 0, 2))
+    evals = list(events.eval_event_batches(split, 4, num_steps=50))
+    assert [f.shape for f, _, _ in evals] == [(50, 4, 700)] * 3
+    np.testing.assert_array_equal(np.concatenate([m for _, _, m in evals]), [1] * 10 + [0] * 2)
+    np.testing.assert_array_equal(np.concatenate([y for _, y, _ in evals])[:10], labels)
+    assert float(evals[-1][0][:, 2:].sum()) == 0               # padding is empty
+    assert sum(float(f.sum()) for f, _, _ in evals) == 200    # every event inside 1.4 s counted
 
 
 def test_load_shd_from_env_dir(tmp_path, monkeypatch):

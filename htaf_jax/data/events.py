@@ -27,7 +27,7 @@ from htaf_jax.data.sources import DatasetNotFoundError
 
 __all__ = [
     "SHD_DIR_ENV", "SHD_CHANNELS", "EventSplit", "shd_dir", "read_shd", "load_shd",
-    "write_shd", "bin_events", "event_batches",
+    "write_shd", "bin_events", "train_event_batches", "eval_event_batches",
 ]
 
 SHD_DIR_ENV = "HTAF_SHD_DIR"
@@ -135,20 +135,46 @@ def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_st
     return counts.reshape(num_steps, len(indices), num_channels).astype(np.float32)
 
 
-def event_batches(split: EventSplit, batch_size: int, *, num_steps: int = 100,
-                  max_time: float = 1.4, num_channels: int = SHD_CHANNELS,
-                  seed: int | None = None, epoch: int = 0, drop_last: bool = True
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields (frames float32 (T, B, C), labels int32 (B,)).
+def layout(frames: np.ndarray, time_major: bool) -> np.ndarray:
+    """(T, B, C) as is, or (B, T, C)."""
+    return frames if time_major else np.ascontiguousarray(frames.transpose(1, 0, 2))
 
-    With ``seed`` the order is the pipeline's ``epoch_order(N, seed, epoch)``
-    (a function of (seed, epoch) only, so a resumed run sees the same batches);
-    without, the file's order. ``drop_last=False`` yields a final short batch.
+
+def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch: int,
+                        start_step: int = 0, rows: tuple[int, int] | None = None,
+                        num_steps: int = 100, max_time: float = 1.4,
+                        num_channels: int = SHD_CHANNELS, time_major: bool = True
+                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (frames float32 (T, B, C), labels int32 (B,)) from step ``start_step`` on.
+
+    The batches of ``htaf_jax.data.train_batches``: the order is
+    ``epoch_order(N, seed, epoch)`` (a function of (seed, epoch) only, so a
+    resumed run sees the same batches), full batches only, and
+    ``rows=(start, stop)`` keeps one process's rows of each global batch.
+    ``time_major=False`` gives (B, T, C).
     """
+    order = epoch_order(len(split), seed, epoch)
+    lo, hi = rows if rows is not None else (0, batch_size)
+    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels)
+    for step in range(start_step, len(order) // batch_size):
+        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
+        yield layout(bin_events(split, idx, **binning), time_major), split.labels[idx]
+
+
+def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int] | None = None,
+                       *, num_steps: int = 100, max_time: float = 1.4,
+                       num_channels: int = SHD_CHANNELS, time_major: bool = True
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields (frames, labels, mask) in file order, as ``htaf_jax.data.eval_batches``:
+    the last batch is padded with empty samples, mask 0 on the padding."""
     n = len(split)
-    order = epoch_order(n, seed, epoch) if seed is not None else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
-        yield (bin_events(split, idx, num_steps=num_steps, max_time=max_time,
-                          num_channels=num_channels), split.labels[idx])
+    lo, hi = rows if rows is not None else (0, batch_size)
+    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels)
+    for batch_start in range(0, n, batch_size):
+        idx = np.arange(min(batch_start + lo, n), min(batch_start + hi, n))
+        pad = (hi - lo) - len(idx)
+        frames = bin_events(split, idx, **binning)
+        frames = np.concatenate([frames, np.zeros((num_steps, pad, num_channels), np.float32)], 1)
+        labels = np.concatenate([split.labels[idx], np.zeros(pad, np.int32)])
+        mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
+        yield layout(frames, time_major), labels, mask
