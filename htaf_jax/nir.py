@@ -185,8 +185,9 @@ def export_neuron(nir, layer, shape: tuple[int, ...], perm, what: str, dt: float
                    v_reset=zeros)
     if not isinstance(layer, RecurrentLIF):
         return {"": node}
-    if len(shape) != 1:
-        raise ValueError(f"{what}: a recurrent layer needs (N,) features, got {shape}")
+    if len(shape) != 1 or perm is not None:
+        raise ValueError(f"{what}: a recurrent layer needs (N,) features, not a conv map "
+                         "or its flattening (put a Linear between)")
     if layer.all_to_all:
         w_rec = nir.Affine(weight=f32(np.asarray(layer.recurrent_kernel[...]).T),
                            bias=f32(np.asarray(layer.recurrent_bias[...])))
@@ -351,6 +352,9 @@ def import_neuron(nir, node, name: str, perm, dt: float, surrogate):
     what = f"node {name!r} ({type(node).__name__})"
     if not isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF)):
         raise ValueError(f"{what}: only a LIF has a recurrent form (RecurrentLIF)")
+    if weight_node is not None and perm is not None:
+        raise ValueError(f"{what}: a recurrent layer right after a flatten of a conv map "
+                         "is not supported")
     if np.any(np.asarray(node.v_reset) != 0):
         raise ValueError(f"{what}: v_reset ≠ 0 is not supported")
     if np.any(np.asarray(getattr(node, "v_leak", 0.0)) != 0):

@@ -173,7 +173,9 @@ def test_round_trip_dense_conv_and_learnable_per_neuron_params(tmp_path):
         LIF(beta=np.linspace(0.5, 0.95, 256), threshold=0.3, **ZERO),
         linear(rng, 256, 10), IF(threshold=1.5, **ZERO)])
     path = tmp_path / "net.nir"
-    nir.write(path, to_nir(net, (8, 8, 2)))
+    graph = to_nir(net, (8, 8, 2))
+    graph.infer_types()                                      # nir's own type check passes
+    nir.write(path, graph)
     back = from_nir(nir.read(path))
     assert [type(m) for m in back.layers] == [type(m) for m in net.layers]
     x = spikes_in(0, (T, 3, 8, 8, 2))
@@ -192,6 +194,7 @@ def test_round_trip_recurrent_and_synaptic(tmp_path):
     assert isinstance(graph.nodes["3.w_rec"], nir.Linear)          # one-to-one: diagonal
     assert {("1", "1.w_rec"), ("1.w_rec", "1")} <= set(graph.edges)
     assert isinstance(graph.nodes["5"], nir.CubaLIF)
+    graph.infer_types()
     nir.write(tmp_path / "rec.nir", graph)
     back = from_nir(nir.read(tmp_path / "rec.nir"))
     assert [type(m) for m in back.layers] == [type(m) for m in net.layers]
