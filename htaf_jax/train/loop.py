@@ -120,7 +120,8 @@ class _Profiler:
 
     def before_step(self, step: int) -> None:
         if self.steps and not self.active and self.steps[0] <= step < self.steps[1]:
-            jax.profiler.start_trace(self.directory)
+            # Also a .trace.json.gz that ui.perfetto.dev opens without TensorBoard.
+            jax.profiler.start_trace(self.directory, create_perfetto_trace=True)
             self.active = True
 
     def after_step(self, step: int, state) -> None:

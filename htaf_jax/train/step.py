@@ -232,7 +232,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     """
     num_devices = mesh.devices.size
 
-    def per_device(state: TrainState, images, labels, rng):
+    def train_step(state: TrainState, images, labels, rng):  # the name profiles show
         step_kwargs = _step_kwargs(model, state.step)
         chex.assert_rank(images, 4)
         chex.assert_shape(labels, (images.shape[0],))
@@ -280,7 +280,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                                first_nonfinite_step=first_bad.astype(jnp.int32))
         return new_state, metrics
 
-    mapped = jax.jit(jax.shard_map(per_device, mesh=mesh,
+    mapped = jax.jit(jax.shard_map(train_step, mesh=mesh,
                                    in_specs=(P(), P(AXIS), P(AXIS), P()),
                                    out_specs=(P(), P())),
                      donate_argnums=(0,) if donate else ())
@@ -316,7 +316,7 @@ def make_eval_step(model: nn.Module, mesh: Mesh, *, compute_dtype=None
     example once; divide by ``count`` after summing over batches.
     ``compute_dtype`` as in ``make_train_step``; the sums are float32.
     """
-    def per_device(state: TrainState, images, labels, mask, rng):
+    def eval_step(state: TrainState, images, labels, mask, rng):
         rngs = _step_rngs(rng, jnp.zeros((), jnp.int32))
         params = state.params
         if compute_dtype is not None:
@@ -330,5 +330,5 @@ def make_eval_step(model: nn.Module, mesh: Mesh, *, compute_dtype=None
                 "count": jnp.sum(mask)}
         return {k: lax.psum(v, AXIS) for k, v in sums.items()}
 
-    return jax.jit(jax.shard_map(per_device, mesh=mesh,
+    return jax.jit(jax.shard_map(eval_step, mesh=mesh,
                                  in_specs=(P(), P(AXIS), P(AXIS), P(AXIS), P()), out_specs=P()))
