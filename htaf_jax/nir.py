@@ -77,7 +77,7 @@ def load_nir():
 
 
 class Flatten(nnx.Module):
-    """(T, B, d1, d2, ...) → (T, B, d1·d2·...): flattens one step's features (row-major, our layout)."""
+    """(T, B, d1, d2, ...) → (T, B, d1·d2·...): one step's features, row-major in our layout."""
 
     def __call__(self, x: Array, time_axis: bool = True) -> Array:
         lead = 2 if time_axis else 1

@@ -15,7 +15,6 @@ RLeaky itself.
 import numpy as np
 import pytest
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -23,6 +22,8 @@ from htaf_jax.nir import DT, Flatten, SpikingSequential, from_nir, to_nir
 from htaf_jax.nnx.spiking import ALIF, IF, LIF, RecurrentLIF, Synaptic
 
 nir = pytest.importorskip("nir")
+# snnTorch 1.0's export_to_nir calls nirtorch's extract_nir_graph, which nirtorch 2.x deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph:DeprecationWarning")
 
 T = 50
 ZERO = dict(reset="zero", reset_delay=False, spike_at_threshold=False)
@@ -207,7 +208,8 @@ def test_round_trip_recurrent_and_synaptic(tmp_path):
 
 
 def test_direct_input_equals_repeated_input():
-    net, x = dense_net(n_hid=30, n_out=10), jnp.asarray(np.random.default_rng(0).normal(size=(4, 40)))
+    net = dense_net(n_hid=30, n_out=10)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 40)), jnp.float32)
     np.testing.assert_array_equal(net(x, num_steps=T), net(jnp.broadcast_to(x, (T, 4, 40))))
 
 

@@ -93,7 +93,7 @@ def read_shd(path: str) -> EventSplit:
 
 def load_shd(data_dir: str | None = None, splits: Sequence[str] = ("train", "test")
              ) -> dict[str, EventSplit]:
-    """Reads SHD's splits from :func:`shd_dir`; a missing file is one message saying where to put it."""
+    """Reads SHD's splits from :func:`shd_dir`; a missing file is one line saying where to put it."""
     folder = shd_dir(data_dir)
     return {s: read_shd(os.path.join(folder, SHD_FILES[s])) for s in splits}
 
@@ -127,7 +127,8 @@ def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_st
     times = split.times[events].astype(np.float64)
     units = split.units[events]
     if units.size and (units.max() >= num_channels or units.min() < 0):
-        raise ValueError(f"unit ids must be in [0, {num_channels}), got {units.min()}..{units.max()}")
+        raise ValueError(f"unit ids must be in [0, {num_channels}), "
+                         f"got {units.min()}..{units.max()}")
     steps = np.floor(times * (num_steps / max_time)).astype(np.int64)
     keep = (steps >= 0) & (steps < num_steps)
     flat = (steps[keep] * len(indices) + rows[keep]) * num_channels + units[keep]
