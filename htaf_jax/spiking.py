@@ -122,6 +122,12 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
     and/or an adaptive threshold θ + γ·a[t] when given."""
     check_reset(options.reset)
     subtract = options.reset == "subtract"
+    # The state keeps the currents' dtype (a scan carry cannot change type): the
+    # neuron's parameters compute in it too, as under mixed precision they should.
+    dtype = currents.dtype
+    beta, threshold = jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype)
+    if adaptation is not None:
+        adaptation = tuple(jnp.asarray(a, dtype) for a in adaptation)
 
     def held(s):
         return jax.lax.stop_gradient(s) if options.detach_reset else s
@@ -132,7 +138,7 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
     def step(carry, cur):
         mem, prev, adapt = carry
         if recurrent is not None:
-            cur = cur + recurrent(prev)
+            cur = cur + recurrent(prev).astype(dtype)
         thr = threshold
         if adaptation is not None:
             rho, gamma = adaptation
@@ -247,6 +253,8 @@ def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
 
     (T, B, ...) → (T, B, ...).
     """
+    beta = jnp.asarray(beta, currents.dtype)
+
     def step(mem, cur):
         mem = beta * mem + cur
         return mem, mem

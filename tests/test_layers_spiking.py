@@ -304,3 +304,17 @@ def test_alif_hand_computed():
         spiking.alif_dynamics(cur, beta=0.9, threshold=1.0, adapt_decay=0.5, adapt_scale=0.0,
                               spike_fn=HTAF),
         spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF))
+
+
+@pytest.mark.parametrize("name", NEURONS)
+def test_bfloat16_currents_with_float32_parameters(name):
+    # Mixed precision: the state computes in the currents' dtype, the parameters stay float32.
+    x = (2.0 * jax.random.normal(KEY, (T, B, F))).astype(jnp.bfloat16)
+    layer = getattr(L, name)(**ALL_LEARNABLE[name])
+    params = layer.init(KEY, x)["params"]
+    spikes, mems = layer.apply({"params": params}, x)
+    assert spikes.dtype == mems.dtype == jnp.bfloat16
+    grads = jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x)[1].astype(jnp.float32)))(
+        params)
+    for g in jax.tree.leaves(grads):
+        assert g.dtype == jnp.float32 and np.all(np.isfinite(g))
