@@ -87,3 +87,13 @@ def test_core_imports_jax_only():
             "'experiments'}); print(bad); assert not bad")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+
+
+def test_linen_and_nnx_export_the_same_layers():
+    import htaf_jax.linen as linen
+    import htaf_jax.nnx as nnx_layers
+    assert linen.__all__ == nnx_layers.__all__
+    assert {"LIF", "IF", "BinaryDense", "BinaryConv", "HeavisideDense",
+            "ConceptBottleneck"} <= set(linen.__all__)
+    for name in linen.__all__:
+        assert getattr(linen, name).__name__ == getattr(nnx_layers, name).__name__ == name
