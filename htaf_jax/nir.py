@@ -3,7 +3,8 @@
 The network. A :class:`SpikingSequential` is an ordered list of Flax NNX
 layers run over time, each on the whole (T, B, ...) sequence:
 ``nnx.Linear``, ``nnx.Conv`` (2-D), :class:`Flatten`, and the neurons of
-``htaf_jax.nnx`` (a neuron passes its spikes on). Data is in our layout,
+``htaf_jax.nnx`` (a neuron passes its spikes on); :func:`from_linen` builds
+one from Linen layers and their parameters. Data is in our layout,
 features last (NHWC images); NIR's is channels first (CHW), so convolution
 kernels (OIHW ↔ HWIO), per-neuron parameters of a conv map (CHW ↔ HWC) and
 the columns of the first dense layer after a flatten are permuted on the
@@ -49,8 +50,9 @@ Needs the ``nir`` package (``pip install nir``); imported when used.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -58,9 +60,10 @@ import numpy as np
 from flax import nnx
 from jax import Array
 
+from htaf_jax.nnx import spiking as nnx_spiking
 from htaf_jax.nnx.spiking import ALIF, IF, LIF, RecurrentLIF, Synaptic
 
-__all__ = ["DT", "Flatten", "SpikingSequential", "to_nir", "from_nir"]
+__all__ = ["DT", "Flatten", "SpikingSequential", "from_linen", "to_nir", "from_nir"]
 
 DT = 1e-4  # snnTorch's export_nir/import_nir step (seconds)
 NEURONS = (LIF, RecurrentLIF, Synaptic, ALIF)
@@ -112,6 +115,49 @@ class SpikingSequential(nnx.Module):
 
     def __call__(self, x: Array, num_steps: int | None = None) -> Array:
         return self.layer_outputs(x, num_steps)[-1]
+
+
+def from_linen(modules: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> SpikingSequential:
+    """The :class:`SpikingSequential` of a Linen layer list and its parameters.
+
+    ``modules``: ``nn.Dense``, ``nn.Conv``, ``htaf_jax.linen`` neurons and
+    :class:`Flatten`, in order; ``params``: each one's own parameter dict
+    (``variables["params"][name]``, ``{}`` when it has none). The Linen and NNX
+    neurons share field and parameter names, so fields and values carry over.
+    """
+    import flax.linen as nn
+    layers, rngs = [], nnx.Rngs(0)
+    for module, p in zip(modules, params, strict=True):
+        p = {k: np.asarray(v) for k, v in p.items()}
+        bias = dict(use_bias=module.use_bias, bias_init=given(p.get("bias"))) \
+            if isinstance(module, (nn.Dense, nn.Conv)) else {}
+        if isinstance(module, Flatten):
+            layers.append(module)
+        elif isinstance(module, nn.Dense):
+            layers.append(nnx.Linear(*p["kernel"].shape, kernel_init=given(p["kernel"]),
+                                     rngs=rngs, **bias))
+        elif isinstance(module, nn.Conv):
+            kernel, groups = p["kernel"], module.feature_group_count
+            layers.append(nnx.Conv(kernel.shape[-2] * groups, kernel.shape[-1], kernel.shape[:-2],
+                                   strides=module.strides or 1, padding=module.padding,
+                                   input_dilation=module.input_dilation or 1,
+                                   kernel_dilation=module.kernel_dilation or 1,
+                                   feature_group_count=groups, kernel_init=given(kernel),
+                                   rngs=rngs, **bias))
+        elif type(module).__module__ == "htaf_jax.linen.spiking":
+            fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+                      if f.init and f.name not in ("parent", "name")}
+            shapes = [v.shape for k, v in p.items() if v.ndim and k != "recurrent_kernel"]
+            features = p["recurrent_kernel"].shape[:1] if "recurrent_kernel" in p else \
+                (shapes[0] if shapes else None)
+            layer = getattr(nnx_spiking, type(module).__name__)(**fields, in_features=features,
+                                                                  rngs=rngs)
+            for name, value in p.items():
+                getattr(layer, name)[...] = value
+            layers.append(layer)
+        else:
+            raise ValueError(f"{type(module).__name__} has no NNX counterpart here")
+    return SpikingSequential(layers)
 
 
 # ------------------------------------------------------------------ layout --

@@ -15,10 +15,11 @@ RLeaky itself.
 import numpy as np
 import pytest
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from htaf_jax.nir import DT, Flatten, SpikingSequential, from_nir, to_nir
+from htaf_jax.nir import DT, Flatten, SpikingSequential, from_linen, from_nir, to_nir
 from htaf_jax.nnx.spiking import ALIF, IF, LIF, RecurrentLIF, Synaptic
 
 nir = pytest.importorskip("nir")
@@ -286,11 +287,12 @@ def snntorch_net(kind, **options):
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv", "synaptic", "rleaky", "rleaky_one_to_one"])
-def test_exported_by_snntorch_imported_by_us_spikes_equal(kind):
+def test_exported_by_snntorch_imported_by_us_spikes_equal(kind, tmp_path):
     model = snntorch_net(kind)
     shape = (8, 8, 2) if kind == "conv" else (40,)
     graph = export_to_nir(model, torch.zeros((1,) + shape[-1:] + shape[:-1]), ignore_dims=[0])
-    net = from_nir(graph)
+    nir.write(tmp_path / "snntorch.nir", graph)                    # through a NIR file
+    net = from_nir(nir.read(tmp_path / "snntorch.nir"))
     if kind.startswith("rleaky"):
         assert net.layers[1].all_to_all == (kind == "rleaky")
     x = clear_input(net, shape)
@@ -357,3 +359,32 @@ def test_missing_nir_package_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "nir", None)
     with pytest.raises(ImportError, match="needs the 'nir' package: pip install nir"):
         to_nir([IF(**ZERO)], (3,))
+
+
+def test_from_linen_equals_the_linen_layers_and_exports():
+    import flax.linen as nn
+    from htaf_jax.linen import spiking as linen_spiking
+    modules = [nn.Conv(4, (3, 3), padding=1), Flatten(), nn.Dense(30),
+               linen_spiking.LIF(learn_beta=True, learn_threshold=True, per_neuron=True, **ZERO),
+               nn.Dense(20, use_bias=False),
+               linen_spiking.RecurrentLIF(all_to_all=True, beta=0.8, threshold=0.5, **ZERO),
+               nn.Dense(10), linen_spiking.Synaptic(alpha=0.6, learn_alpha=True, **ZERO)]
+    x = spikes_in(6, (20, 3, 8, 8, 2))
+    h, params, linen_out = x, [], []
+    for i, module in enumerate(modules):
+        if isinstance(module, Flatten):
+            h, p = module(h), {}
+        else:
+            p = module.init(jax.random.key(i), h).get("params", {})
+            # Moved off their constant initial values, so per-neuron values differ.
+            p = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(jax.random.key(i), v.shape), p)
+            h = module.apply({"params": p}, h)
+            h = h[0] if isinstance(h, tuple) else h
+        params.append(p)
+        linen_out.append(h)
+    net = from_linen(modules, params)
+    for ours, theirs in zip(net.layer_outputs(x), linen_out):
+        np.testing.assert_array_equal(ours, theirs)
+    assert 0 < float(linen_out[-1].mean()) < 1
+    back = from_nir(to_nir(net, (8, 8, 2)))
+    np.testing.assert_array_equal(back(x), linen_out[-1])
