@@ -11,6 +11,16 @@ Dense-ReLU MLP 784-256-128-10, Adam, batch 128) on real Fashion-MNIST:
   mesh, chex checks) on batches already on the device, images/s;
 - end to end: pipeline + ``shard_batch`` + step, as the training loop runs them.
 
+Two properties of the step itself (issues 15 and 19), on one device:
+
+- host read: steps/s with a host read of the non-finite flag after every step
+  (``check_every_step=True``, the engine before issue 15) and without it (the
+  loop reads it at log/checkpoint boundaries), same run, rounds interleaved;
+- donation: the compiled step's memory (XLA's memory analysis: arguments,
+  outputs, aliased bytes, temporaries) and the peak the runtime saw (device
+  ``memory_stats()`` peak where JAX exposes it, else the process's peak RSS,
+  each in a fresh process) without and with the state donated.
+
 Then steps/s of the same step on meshes of 1 and 8 devices, in a subprocess
 with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` on CPU. The faked
 devices share the same CPU cores, so this checks that the 8-way data-parallel
@@ -63,7 +73,7 @@ def pipeline_rate(split: data_lib.ArraySplit, normalizer, batch: int, epochs: in
             "batches_per_epoch": n // batch}
 
 
-def _setup(num_devices: int, batch: int, total_steps: int):
+def _setup(num_devices: int, batch: int, total_steps: int, **step_options):
     config = reference_config(total_steps)
     mesh = step_lib.make_mesh(num_devices)
     model = build_model(config.model)
@@ -71,7 +81,92 @@ def _setup(num_devices: int, batch: int, total_steps: int):
     init_rng, rng = jax.random.split(jax.random.key(config.seed))
     state = step_lib.init_state(model, tx, init_rng, (28, 28, 1))
     state, rng = step_lib.replicate((state, rng), mesh)
-    return mesh, step_lib.make_train_step(model, tx, mesh), state, rng
+    return mesh, step_lib.make_train_step(model, tx, mesh, **step_options), state, rng
+
+
+def host_read_rates(batches, steps: int, rounds: int = 5) -> dict:
+    """Steps/s with and without a host read of the non-finite flag after each step.
+
+    Both steps are built once and warmed up; each round times ``steps`` steps
+    of one, then of the other (the order alternates), so load on shared cores
+    falls on both. Medians over the rounds.
+    """
+    variants = {"host read every step": True, "flag read at boundaries only": False}
+    runs = {}
+    for name, check in variants.items():
+        mesh, train_step, state, rng = _setup(1, len(batches[0][0]), 10 ** 6,
+                                              check_every_step=check)
+        sharded = [step_lib.shard_batch(b, mesh) for b in batches]
+        state, _ = train_step(state, *sharded[0], rng)  # compile
+        runs[name] = [train_step, state, rng, sharded]
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            train_step, state, rng, sharded = runs[name]
+            jax.block_until_ready(state)
+            t0 = time.perf_counter()
+            for i in range(steps):
+                state, _ = train_step(state, *sharded[i % len(sharded)], rng)
+            if step_lib.first_nonfinite_step(state) is not None:  # what the loop does at a boundary
+                raise FloatingPointError("the benchmark's step went non-finite")
+            rates[name].append(steps / (time.perf_counter() - t0))
+            runs[name][1] = state
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    return {"steps": steps, "rounds": rounds, "steps_per_s": medians,
+            "all_steps_per_s": rates,
+            "speedup_without_read": (medians["flag read at boundaries only"]
+                                     / medians["host read every step"])}
+
+
+def _peak_memory() -> dict:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"source": "device memory_stats peak_bytes_in_use",
+                "bytes": int(stats["peak_bytes_in_use"])}
+    import resource  # ru_maxrss is in KiB on Linux
+    return {"source": "process peak RSS (no device memory stats)",
+            "bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+
+
+def step_memory(batch: int, steps: int, donate: bool) -> dict:
+    """The compiled step's memory analysis and the peak after ``steps`` steps, in this process."""
+    mesh, train_step, state, rng = _setup(1, batch, 10 ** 6, donate=donate)
+    rows = np.random.default_rng(0)
+    data = step_lib.shard_batch((rows.normal(size=(batch, 28, 28, 1)).astype(np.float32),
+                                 rows.integers(0, 10, batch).astype(np.int32)), mesh)
+    a = train_step.jitted.lower(state, *data, rng).compile().memory_analysis()
+    for _ in range(steps):
+        state, _ = train_step(state, *data, rng)
+    jax.block_until_ready(state)
+    state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
+    return {"donate": donate, "state_bytes": state_bytes,
+            "argument_bytes": a.argument_size_in_bytes, "output_bytes": a.output_size_in_bytes,
+            "alias_bytes": a.alias_size_in_bytes, "temp_bytes": a.temp_size_in_bytes,
+            # live at once during the step: inputs, outputs not written in place, temporaries
+            "step_bytes": (a.argument_size_in_bytes + a.output_size_in_bytes
+                           - a.alias_size_in_bytes + a.temp_size_in_bytes),
+            "peak": _peak_memory(), "device_kind": str(mesh.devices.flat[0].device_kind)}
+
+
+def _subprocess(args: list[str], timeout: float, env=None) -> dict:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", *args, "--json", out],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmarks.pipeline {' '.join(args)} failed "
+                               f"({proc.returncode}):\n{proc.stderr[-3000:]}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def donation_memory(batch: int, steps: int = 20, timeout: float = 600) -> dict:
+    """``step_memory`` without and with donation, each in a fresh process (peaks only grow)."""
+    return {("with donation" if donate else "without donation"):
+            _subprocess(["--memory-only", "--donate", str(int(donate)), "--batch", str(batch),
+                         "--steps", str(steps)], timeout)
+            for donate in (False, True)}
 
 
 CHECK_STEPS = 20  # the 1-vs-N parameter comparison is made after this many steps
@@ -143,18 +238,8 @@ def device_scaling_subprocess(batch: int, steps: int, timeout: float = 600) -> d
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                         f" --xla_force_host_platform_device_count={FAKE_DEVICES}").strip()
     env["JAX_PLATFORMS"] = "cpu"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "scaling.json")
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.pipeline", "--scaling-only", "--batch",
-             str(batch), "--steps", str(steps), "--json", out],
-            cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"device-scaling subprocess failed ({proc.returncode}):\n"
-                               f"{proc.stderr[-3000:]}")
-        with open(out) as f:
-            return json.load(f)
+    return _subprocess(["--scaling-only", "--batch", str(batch), "--steps", str(steps)],
+                       timeout, env)
 
 
 def real_batches(split, normalizer, batch: int, count: int = 8):
@@ -162,7 +247,8 @@ def real_batches(split, normalizer, batch: int, count: int = 8):
     return [next(it) for _ in range(count)]
 
 
-def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool = True) -> dict:
+def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool = True,
+            rounds: int = 5) -> dict:
     splits = data_lib.load_splits("fashion_mnist")
     batches = real_batches(splits.train, splits.normalizer, batch)
     pipe = pipeline_rate(splits.train, splits.normalizer, batch, epochs)
@@ -174,6 +260,8 @@ def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool =
         "train_examples": int(len(splits.train.labels)),
         "pipeline": pipe, "train_step": one, "end_to_end": e2e,
         "pipeline_over_step": pipe["images_per_s"] / one["images_per_s"],
+        "host_read": host_read_rates(batches, steps, rounds),
+        "donation": donation_memory(batch),
     }
     if scaling:
         result["device_scaling"] = device_scaling_subprocess(batch, steps)
@@ -187,9 +275,14 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="pipeline passes (median)")
     p.add_argument("--scaling-only", action="store_true",
                    help="only the 1-vs-8 device part, in this process (needs 8 devices)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the step's memory, in this process (with --donate 0|1)")
+    p.add_argument("--donate", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
-    if args.scaling_only:
+    if args.memory_only:
+        r = step_memory(args.batch, args.steps, bool(args.donate))
+    elif args.scaling_only:
         splits = data_lib.load_splits("fashion_mnist", train_subset=args.batch * 8)
         r = device_scaling(real_batches(splits.train, splits.normalizer, args.batch),
                            args.steps)

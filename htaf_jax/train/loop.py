@@ -246,6 +246,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
                     writer.write(step, splits.eval_split, eval_metrics, epoch=epoch)
                 if save:
+                    if not step_lib.state_is_finite(state):
+                        checkpoints.wait()
+                        raise NonFiniteLossError(
+                            f"non-finite parameters or optimizer state after train step "
+                            f"{step}, with finite losses and gradients (an update "
+                            f"overflowed); stopped. Last good checkpoint: step "
+                            f"{checkpoints.latest_step()} in {checkpoints.directory}. "
+                            f"Try a lower config.learning_rate.")
                     nxt = Progress(step, epoch + 1, 0) if end_of_epoch else \
                         Progress(step, epoch, index + 1)
                     checkpoints.save(_checkpoint_tree(state, train_rng), nxt)

@@ -163,6 +163,19 @@ def first_nonfinite_step(state: TrainState) -> int | None:
     return value or None
 
 
+@jax.jit
+def _state_is_finite(state: TrainState) -> jax.Array:
+    return _all_finite(state.params, state.batch_stats, state.opt_state)
+
+
+def state_is_finite(state: TrainState) -> bool:
+    """Whether every parameter, BatchNorm statistic and optimizer-state entry is finite:
+    the check before a checkpoint for an update that overflowed from finite gradients."""
+    flag = _state_is_finite(state)
+    return bool(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data")
+                           else flag))
+
+
 def cast_floating(tree, dtype):
     """``tree`` with its floating-point leaves cast to ``dtype`` (integers, keys kept)."""
     def leaf(x):
@@ -256,8 +269,6 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
             varying_params)
         grads = lax.pmean(grads, AXIS)
         loss = lax.pmean(loss, AXIS)
-        param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, param_updates)
         batch_stats = lax.pmean(updates.get("batch_stats", {}), AXIS)
         metrics = {"loss": loss,
                    "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
@@ -268,15 +279,26 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
         # Every input of the flag is averaged over the mesh, so every device
         # computes the same value. Once a step is bad, the state stays as it
         # was before it: the steps the host has already queued change nothing.
-        finite = jnp.isfinite(loss) & _all_finite(grads, params, batch_stats, opt_state)
+        # The flag reads the loss, gradients and BatchNorm statistics, so it is
+        # known before the update, and the update runs inside a cond: XLA then
+        # writes it into the donated buffers (a select between the new and the
+        # old state, or a flag over the new state, holds a second copy of it).
+        # An update that overflows from finite gradients is caught before a
+        # checkpoint by ``state_is_finite``.
+        finite = jnp.isfinite(loss) & _all_finite(grads, batch_stats)
         apply = finite & (state.first_nonfinite_step == 0)
-        keep = lambda new, old: jnp.where(apply, new, old).astype(old.dtype)  # noqa: E731
+
+        def update(state):
+            param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            stats = jax.tree.map(lambda n, o: n.astype(o.dtype), batch_stats, state.batch_stats)
+            return optax.apply_updates(state.params, param_updates), stats, opt_state
+
+        params, new_stats, opt_state = lax.cond(
+            apply, update, lambda s: (s.params, s.batch_stats, s.opt_state), state)
         first_bad = jnp.where(apply | (state.first_nonfinite_step > 0),
                               state.first_nonfinite_step, state.step + 1)
         new_state = TrainState(step=jnp.where(apply, state.step + 1, state.step),
-                               params=jax.tree.map(keep, params, state.params),
-                               batch_stats=jax.tree.map(keep, batch_stats, state.batch_stats),
-                               opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+                               params=params, batch_stats=new_stats, opt_state=opt_state,
                                first_nonfinite_step=first_bad.astype(jnp.int32))
         return new_state, metrics
 
