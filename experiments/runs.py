@@ -1,19 +1,14 @@
-"""Resumable sweeps: one work dir per run, keyed by a hash of its config.
+"""Runs keyed by the config they compute: ``OUT/runs/<label>-s<seed>-<hash>``.
 
-Shared by ``experiments.sweep`` and ``experiments.icbm_compare``. A run lives
-in ``OUT/runs/<label>-s<seed>-<hash>``; the hash covers every config field
-that can change what the run computes, so a changed setting never reuses an
-old run, and a run whose ``results.json`` exists is reused as is, so an
-interrupted sweep resumes where it stopped (an unfinished run resumes from
-its last checkpoint). The fields that only change how a run is watched or
-saved (``WATCH_FIELDS``: the progress bar, TensorBoard, logging and
-checkpoint intervals) are left out, so ``--config.progress=False`` reuses the
-runs made without it.
+The hash covers every config field that can change what a run computes, so a changed
+setting never reuses an old run; a run whose ``results.json`` exists is reused as is,
+and an unfinished one resumes from its last checkpoint. ``WATCH_FIELDS`` (how a run is
+watched or saved) are left out, so ``--config.progress=False`` reuses runs made without it.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
 import os
 import platform
@@ -22,9 +17,6 @@ import time
 from typing import Callable
 
 import numpy as np
-
-__all__ = ["config_hash", "run_dir", "finished", "to_run", "train_or_reuse", "mean_std",
-           "machine", "run_command", "unfinished_runs", "without_report_only", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 
@@ -117,35 +109,6 @@ def finished(workdir: str) -> bool:
     return os.path.exists(os.path.join(workdir, RESULTS_FILE))
 
 
-def to_run(plan: dict, tag: str) -> list[dict]:
-    """The runs of a sweep's ``plan`` its command goes through: all of them, or with
-    ``plan["report_only"]`` only the finished ones (an empty list after saying so)."""
-    todo = [run for run in plan["runs"] if not plan["report_only"] or finished(run["workdir"])]
-    if not todo:
-        print(f"[{tag}] none of the {len(plan['runs'])} planned runs has finished under "
-              f"{plan['out']}; nothing written")
-    return todo
-
-
-def unfinished_runs(done: int, planned: int) -> str:
-    """The note of a table that shows ``done`` of its command's ``planned`` runs."""
-    return f"{done} of the command's {planned} runs have finished, and the table shows only those"
-
-
-def without_report_only(argv: list[str]) -> list[str]:
-    """A sweep's arguments as the command that trains them (``--report_only`` only changes
-    whether missing runs are trained, so the tables name the command without it)."""
-    return [a for a in argv if a not in ("--report_only", "--report_only=True",
-                                         "--report_only=true")]
-
-
-def _load_config_file(path: str):
-    spec = importlib.util.spec_from_file_location("_run_base_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def _flag_value(value) -> str:
     # What config_flags parses back to ``value``: strings raw, the rest as literals.
     return value if isinstance(value, str) else repr(value)
@@ -170,24 +133,17 @@ def run_command(config, workdir: str, config_file: str, module: str = "experimen
     <config_file> --workdir <workdir>`` and a ``--config.<field>=<value>`` override
     for each field where ``config`` differs from what ``config_file`` gives
     (tests/test_sweep.py parses it back to the same config)."""
-    base = _load_config_file(config_file).to_dict()
+    base = importlib.import_module(config_file[:-3].replace("/", ".")).get_config().to_dict()
     if os.path.isabs(workdir) and not os.path.relpath(workdir).startswith(".."):
         workdir = os.path.relpath(workdir)
     return shlex.join(["python", "-m", module, "--config", config_file, "--workdir", workdir,
                        *_overrides(base, config.to_dict(), "config")])
 
 
-def train_or_reuse(config, workdir: str,
-                   measure: Callable[[object, object, float], dict] | None = None,
-                   command: str | None = None) -> dict:
-    """Returns the run's stored ``results.json``, or trains it and stores one.
-
-    ``measure(config, train_result, seconds) -> dict`` turns a finished
-    ``htaf_jax.train.TrainResult`` into the record to store (default: the
-    final eval metrics and the training seconds); ``command`` (``run_command``:
-    the command that trains this run alone) is stored with it. The record is
-    written atomically, so a killed sweep never leaves a half-written result.
-    """
+def train_or_reuse(config, workdir: str, measure: Callable[[object, object, float], dict],
+                   command: str) -> dict:
+    """The run's stored ``results.json``, or trains it and stores (atomically)
+    ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``."""
     path = os.path.join(workdir, RESULTS_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -196,9 +152,8 @@ def train_or_reuse(config, workdir: str,
     start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
     seconds = time.perf_counter() - start
-    record = (measure or default_record)(config, result, seconds)
-    if command:
-        record["command"] = command
+    record = measure(config, result, seconds)
+    record["command"] = command
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(record, f, indent=2)
@@ -206,33 +161,40 @@ def train_or_reuse(config, workdir: str,
     return record
 
 
-def default_record(config, result, seconds: float) -> dict:
-    """Final eval metrics (``test/accuracy`` or ``validation/accuracy`` …) plus seconds."""
-    split = next(iter(result.metrics)).split("/")[0]
-    return {"split": split, "accuracy": result.metrics[f"{split}/accuracy"],
-            "seconds": seconds, "metrics": dict(result.metrics)}
-
-
-def mean_std(values, scale: float = 1.0) -> tuple[float | None, float | None, str]:
-    """(mean, sample std (ddof 1; 0 for one value), "m ± s") of the non-None values."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None, "n/a"
-    arr = scale * np.asarray(values, np.float64)
-    mean, std = float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return mean, std, f"{mean:.2f} ± {std:.2f}"
+def mean_std(values, scale: float = 1.0) -> tuple[float | None, float | None]:
+    """(mean, sample std (ddof 1; 0 for one value)) of the non-None values × ``scale``."""
+    arr = scale * np.asarray([v for v in values if v is not None], np.float64)
+    if not arr.size:
+        return None, None
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
 def machine() -> str:
     """E.g. 'x86_64, 2 CPU cores (AMD EPYC …), jax 0.10.2 on cpu'."""
     import jax
-    model = ""
     try:
         with open("/proc/cpuinfo") as f:
             model = next((line.split(":", 1)[1].strip() for line in f
                           if line.startswith("model name")), "")
     except OSError:
-        pass
+        model = ""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{platform.machine()}, {cores} CPU cores{f' ({model})' if model else ''}, "
             f"jax {jax.__version__} on {jax.default_backend()}")
+
+
+def parse_flags(values, argv: list[str], usage: str) -> list[str]:
+    """Parses ``argv`` (argv[0]: the program) into absl ``values``; returns the positional
+    arguments. ``--help`` prints ``usage`` and the flags (absl's help) and exits 0; a bad
+    flag prints one line and exits 2."""
+    import sys
+
+    from absl import flags
+    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+        print(usage.strip() + "\n\nflags:\n" + values.get_help(include_special_flags=False))
+        sys.exit(0)
+    try:
+        return values(list(argv))[1:]
+    except flags.Error as e:
+        print(f"{os.path.basename(argv[0])}: error: {e}", file=sys.stderr)
+        sys.exit(2)

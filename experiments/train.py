@@ -1,9 +1,11 @@
-r"""Train any registered model from a config file.
+r"""Train any registered model from a config file: the one launcher of a training run.
 
-    python -m experiments.train --config experiments/configs/mlp.py \
-        --workdir workdirs/mlp --config.num_epochs=1
+    python -m experiments.train --config experiments/configs/snn_mlp.py \
+        --workdir workdirs/snn_mlp [--config.model.surrogate=atan] [--config.num_epochs=1]
 """
+import sys
+
 from htaf_jax.train import cli
 
 if __name__ == "__main__":
-    cli.main(default_config="experiments/configs/mlp.py")
+    sys.exit(cli.main())

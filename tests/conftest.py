@@ -12,3 +12,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", False)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def count_trainings(monkeypatch):
+    """The work dirs ``htaf_jax.train.train_and_evaluate`` is called with, in order."""
+    import htaf_jax.train
+    calls = []
+    real = htaf_jax.train.train_and_evaluate
+
+    def counting(config, workdir):
+        calls.append(workdir)
+        return real(config, workdir)
+
+    monkeypatch.setattr(htaf_jax.train, "train_and_evaluate", counting)
+    return calls

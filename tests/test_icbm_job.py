@@ -1,5 +1,6 @@
 """The ICBM main job (`make run`'s command) and its explain CLI, end to end on a
 real Fashion-MNIST subset."""
+import dataclasses
 import glob
 import json
 import os
@@ -8,15 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from experiments import icbm as icbm_job
 from data_marks import needs_data
+from experiments import icbm as icbm_job
+from experiments import icbm_analysis, icbm_explain, run, studies
+from helpers import TINY_ICBM, flags
 
 pytestmark = needs_data
-
-TINY = ["--config.train_subset=512", "--config.test_subset=200", "--config.num_epochs=2",
-        "--config.batch_size=64", "--config.model.backbone_kwargs.widths=(32,)",
-        "--config.model.num_concepts=16", "--config.grid_concepts=2", "--config.grid_size=4",
-        "--config.progress=False", "--config.tensorboard=False"]
+TINY = flags(TINY_ICBM)
 
 
 def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
@@ -38,8 +37,9 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     from htaf_jax.train import load_config
     from htaf_jax.train.restore import model_from_run as rebuild
     config = load_config(workdir)
-    images, labels, _ = icbm_job.load_test_set(config)
-    acts = interpret.concept_activations(rebuild(workdir)[0], icbm_job.restore_variables(workdir),
+    images, labels, _ = icbm_analysis.load_eval_set(config)
+    acts = interpret.concept_activations(rebuild(workdir)[0],
+                                         icbm_explain.restore_variables(workdir),
                                          images)
     distance = np.minimum(np.abs(acts.soft), np.abs(1 - acts.soft))
     for eps in ("0.01", "0.1"):
@@ -57,7 +57,7 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     # The sharpening is a function of the train step the engine passes: no counter in the
     # state; the model rebuilt from the run knows the length of training it ran for.
     from htaf_jax.train.restore import load_derived, model_from_run
-    assert "sharpness" not in icbm_job.restore_variables(workdir)["batch_stats"]
+    assert "sharpness" not in icbm_explain.restore_variables(workdir)["batch_stats"]
     model, _ = model_from_run(workdir)
     assert model.sharpen == 16.0
     assert model.total_train_steps == load_derived(workdir)["total_train_steps"] > 0
@@ -65,8 +65,8 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
         assert os.path.exists(os.path.join(workdir, path)), path
     assert len(glob.glob(os.path.join(workdir, "concepts", "c*_top.png"))) == 2
 
-    assert icbm_job.main(["icbm", "explain", "--workdir", workdir, "--index", "3",
-                          "--flip", "0"]) == 0
+    assert icbm_explain.main(["icbm_explain", "--workdir", workdir, "--index", "3",
+                              "--flip", "0"]) == 0
     text = capsys.readouterr().out
     assert re.search(r"prediction: \S", text) and "true label:" in text
     # Each listed class: logit = bias + the active concepts' contributions.
@@ -79,45 +79,36 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
 
 def test_explain_on_a_work_dir_without_a_run_says_how_to_make_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        icbm_job.main(["icbm", "explain", "--workdir", str(tmp_path)])
+        icbm_explain.main(["icbm_explain", "--workdir", str(tmp_path)])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "no config.json" in err and "python -m experiments.icbm --workdir" in err
 
 
-def test_compare_tables_every_model_and_reuses_finished_runs(tmp_path, capsys):
-    from experiments import icbm_compare
-    out = str(tmp_path / "compare")
-    argv = ["--seeds", "0", "--backbones", "mlp", "--concepts", "8",
-            "--variants", "standard,htaf,straight_through", "--out", out,
-            *[a for a in TINY if "grid" not in a and "num_concepts" not in a]]
-    assert icbm_job.main(["icbm", "compare", *argv]) == 0
-    rows = json.load(open(os.path.join(out, "icbm_results.json")))["rows"]
-    assert [(r["variant"], r["num_concepts"]) for r in rows] == [
-        ("standard", None), ("htaf", 8), ("straight_through", 8)]
-    st = rows[2]
-    assert st["near_binary@0.01"]["mean"] is None  # no smooth form: n/a, not a number
-    htaf = rows[1]
-    htaf_run = json.load(open(glob.glob(os.path.join(out, "runs", "mlp-htaf-k8-s0-*",
+def test_compare_study_tables_every_model_and_reuses_finished_runs(tmp_path, capsys,
+                                                                   count_trainings):
+    layers = [p for p in studies.CONCEPT_LAYERS if p.label in ("htaf", "straight_through")]
+    tiny = {k: v for k, v in TINY_ICBM.items() if "grid" not in k and "num_concepts" not in k}
+    study = dataclasses.replace(studies.STUDIES["icbm_compare"], name="compare", seeds=(0,),
+                                points=studies.icbm_points(studies.BACKBONES[:1], layers, [8]),
+                                overrides={"baseline": False, **tiny})
+    out = str(tmp_path)
+    assert run.run_study(study, "full", out) == 3
+    result = json.load(open(os.path.join(out, "compare", "icbm_results.json")))
+    rows = {r["label"]: r for r in result["rows"]}
+    assert list(rows) == ["mlp-standard", "mlp-htaf-k8", "mlp-straight_through-k8"]
+    assert rows["mlp-straight_through-k8"]["near_binary@0.01"]["mean"] is None  # no smooth form
+    htaf, standard = rows["mlp-htaf-k8"], rows["mlp-standard"]
+    htaf_run = json.load(open(glob.glob(os.path.join(out, "compare", "runs", "mlp-htaf-k8-s0-*",
                                                      "results.json"))[0]))
-    assert htaf["near_binary@0.01"]["mean"] == pytest.approx(  # one seed, in %
-        100 * htaf_run["near_binary@0.01"])
+    assert htaf["near_binary@0.01"]["mean"] == pytest.approx(100 * htaf_run["near_binary@0.01"])
     assert htaf["near_binary@0.01"]["std"] == 0
     assert htaf_run["command"].startswith("python -m experiments.icbm --config ")
-    assert htaf["vs_standard"]["mean"] == pytest.approx(  # points, from accuracies in %
-        htaf["hard_accuracy"]["mean"] - rows[0]["hard_accuracy"]["mean"])
-    assert "| mlp | straight_through | 8 |" in open(os.path.join(out, "icbm_results.md")).read()
-    finished = glob.glob(os.path.join(out, "runs", "*", "results.json"))
-    assert len(finished) == 3
-    mtimes = {p: os.path.getmtime(p) for p in finished}
-    capsys.readouterr()
-    assert icbm_compare.main(argv) == 0  # all finished: nothing retrains
-    assert {p: os.path.getmtime(p) for p in finished} == mtimes
-    plan = icbm_compare.plan(argv)["runs"]
-    assert sorted(r["workdir"] for r in plan) == sorted(os.path.dirname(p) for p in finished)
-    more = argv + ["--variants", "standard,htaf,straight_through,sigmoid", "--report_only"]
-    assert icbm_compare.main(more) == 0  # trains nothing, tables what has finished
-    assert sorted(glob.glob(os.path.join(out, "runs", "*", "results.json"))) == sorted(finished)
-    text = open(os.path.join(out, "icbm_results.md")).read()
-    assert "**Unfinished:** 3 of the command's 4 runs have finished" in text
-    assert "--report_only" not in text and "standard,htaf,straight_through,sigmoid" in text
+    assert htaf["hard_accuracy_vs_standard"]["mean"] == pytest.approx(  # points
+        htaf["hard_accuracy"]["mean"] - standard["hard_accuracy"]["mean"])
+    assert htaf["interpretability.purity"]["mean"] == pytest.approx(
+        htaf_run["interpretability"]["purity"])
+    assert "| mlp | straight_through | 8 |" in open(
+        os.path.join(out, "compare", "icbm_results.md")).read()
+    assert len(count_trainings) == 3
+    assert run.run_study(study, "full", out) == 3 and len(count_trainings) == 3  # all reused

@@ -1,4 +1,6 @@
-"""The surrogate sweep: tables on real data, reuse of finished runs, config hashing, errors."""
+"""The study runner (experiments.run): the runs it plans, their commands, training a tiny
+study end to end, reusing finished runs, tables from the runs' JSON, config hashing."""
+import dataclasses
 import glob
 import json
 import os
@@ -6,305 +8,218 @@ import os
 import ml_collections
 import pytest
 
-import htaf_jax.train
-from experiments import runs, sweep
 from data_marks import needs_data
+from experiments import measures, run, runs, studies, tables
+from helpers import TINY_DHN, eval_accuracy, parsed_back
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# A runlocal-sized DHN: 256 training images, one epoch of 4 steps.
-TINY = ["--config.train_subset=256", "--config.test_subset=128", "--config.batch_size=64",
-        "--config.eval_batch_size=128", "--config.num_epochs=1", "--config.model.width=32",
-        "--config.checkpoint_every_steps=100", "--config.log_every_steps=2",
-        "--config.progress=False", "--config.tensorboard=False"]
+def _planned(name: str, profile: str) -> set[tuple[str, str]]:
+    out = os.path.join("results", profile)
+    return {(r.name if r.seed is None or r.name == "icbm_main" else os.path.basename(r.workdir),
+             runs.config_hash(r.config)) for r in run.plan(studies.STUDIES[name], profile, out)}
 
 
-@pytest.fixture
-def count_trainings(monkeypatch):
-    calls = []
-    real = htaf_jax.train.train_and_evaluate
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_study_of_before_plans_the_same_runs(profile):
+    # tests/data/planned_runs.json: what `make results` planned before the runner was
+    # rewritten (issue 15), run name and config hash of every run of every study.
+    before = json.load(open(os.path.join(REPO, "tests", "data", "planned_runs.json")))[profile]
+    for name, entries in before.items():
+        assert _planned(name, profile) == {(e["run"], e["hash"]) for e in entries}, name
 
-    def counting(config, workdir):
-        calls.append(workdir)
-        return real(config, workdir)
 
-    monkeypatch.setattr(htaf_jax.train, "train_and_evaluate", counting)
-    return calls
+def test_studies_record_their_split_and_selection_studies_read_validation():
+    by_split = {s.name: s.split for s in studies.STUDIES.values()}
+    for name in ("alpha_beta", "dhn_alpha_beta", "icbm_recipe"):
+        assert by_split[name] == "validation"
+        for r in run.plan(studies.STUDIES[name], "quick", "r")[:2]:
+            assert r.config.validation_size == studies.PROFILES["quick"]["validation_size"]
+    assert by_split["snn_mlp"] == by_split["icbm_compare"] == "test"
+    plain = run.plan(studies.STUDIES["snn_mlp"], "full", "r")[0]
+    assert plain.config.validation_size == 0
+
+
+def test_the_depth_alpha_beta_study_is_the_grid_issue_16_asks_for():
+    planned = run.plan(studies.STUDIES["dhn_alpha_beta"], "full", "r")
+    assert len(planned) == 2 * 4 * 4 * 3
+    seen = {(r.config.model.depth, r.config.model.surrogate_kwargs.htaf.alpha,
+             r.config.model.surrogate_kwargs.htaf.beta, r.seed) for r in planned}
+    assert seen == {(d, a, b, s) for d in (8, 16) for a in (1.0, 2.0, 4.0, 8.0)
+                    for b in (0.25, 0.5, 1.0, 2.0) for s in (0, 1, 2)}
+    for r in planned:  # the quick budget whatever the profile; plain hard-trained DHN
+        assert (r.config.num_epochs, r.config.train_subset) == (2, 6000)
+        assert (r.config.model.variant, r.config.model.surrogate) == ("plain", "htaf")
+    assert studies.STUDIES["dhn_alpha_beta"].measure == "grad_norms"
+
+
+@pytest.mark.parametrize("name", ["snn_mlp", "dhn_skip", "alpha_beta", "icbm_compare",
+                                  "icbm_main"])
+def test_each_run_has_a_command_that_rebuilds_its_config(name):
+    study = studies.STUDIES[name]
+    for r in run.plan(study, "quick", os.path.join("results", "quick"))[::7]:
+        module = "experiments.icbm" if r.config.model.name == "icbm" else "experiments.train"
+        assert r.command.startswith(f"python -m {module} --config {run.config_file(study)} ")
+        config, workdir = parsed_back(r.command)
+        assert workdir == os.path.relpath(r.workdir)
+        assert config.to_dict() == r.config.to_dict(), r.command
+
+
+def test_only_selects_runs_by_label_pattern():
+    planned = run.plan(studies.STUDIES["icbm_compare"], "full", "r",
+                       only=["mlp-htaf*", "mlp-standard"])
+    assert {r.label for r in planned} == {"mlp-standard", "mlp-htaf-k32", "mlp-htaf-k128",
+                                         "mlp-htaf_hard-k32", "mlp-htaf_hard-k128"}
+    standard = next(r for r in planned if r.label == "mlp-standard")
+    assert standard.config.model.to_dict() == {"name": "standard", "backbone": "mlp",
+                                               "backbone_kwargs": {"widths": (512, 256)},
+                                               "hidden": 0}
+
+
+def _tiny_study(points, **kw) -> studies.Study:
+    return studies.Study("tiny", "A tiny DHN study", "dhn_mlp", tuple(points), seeds=(0, 1),
+                         overrides={**TINY_DHN, "model.depth": 2}, **kw)
 
 
 @needs_data
-def test_sweep_writes_tables_and_reuses_finished_runs(tmp_path, count_trainings):
-    out = str(tmp_path / "out")
-    argv = ["--family", "dhn_mlp", "--seeds", "0,1", "--surrogates", "htaf,atan",
-            "--out", out, "--config.model.depth=2", *TINY]
-    assert sweep.main(argv) == 0
+def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_trainings):
+    study = _tiny_study(studies.units(["htaf", "atan"]))
+    out = str(tmp_path)
+    assert run.run_study(study, "full", out) == 4
     assert len(count_trainings) == 4
-    result = json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))
+    result = json.load(open(os.path.join(out, "tiny", "tiny.json")))
     assert [r["surrogate"] for r in result["rows"]] == ["htaf", "atan"]
+    assert result["split"] == "test" and result["runs_planned"] == 4
+    assert result["command"] == "python -m experiments.run tiny --profile full"
     for row in result["rows"]:
-        assert row["seeds"] == [0, 1] and row["split"] == "test"
-        accs = row["accuracy_per_seed"]
-        assert row["accuracy"]["mean"] == pytest.approx(100 * sum(accs) / 2)
-        # Each seed's figure is what its stored model scores on the 128 test images.
-        for seed, acc in zip(row["seeds"], accs):
-            workdir = glob.glob(os.path.join(out, "runs", f"{row['surrogate']}-s{seed}-*"))[0]
-            assert acc == pytest.approx(_recomputed_accuracy(workdir), abs=1e-6)
-    assert result["command"].startswith("python -m experiments.sweep --family dhn_mlp")
-    assert result["budget"]["train_subset"] == 256 and result["machine"]
-    text = open(os.path.join(out, "dhn_mlp_surrogates.md")).read()
-    assert "| htaf |" in text and "| atan |" in text and result["command"] in text
-    assert os.path.getsize(os.path.join(out, "dhn_mlp_surrogates.png")) > 1000
-    assert len(glob.glob(os.path.join(out, "runs", "*", "results.json"))) == 4
-    for path in glob.glob(os.path.join(out, "runs", "*", "results.json")):
-        config, workdir = _parsed_back(json.load(open(path))["command"])  # this run alone
-        assert workdir == os.path.dirname(path)
-        stored = json.load(open(os.path.join(workdir, "config.json")))
-        assert runs._trained_with(stored, runs._identity(json.loads(config.to_json())))
+        assert row["seeds"] == [0, 1]
+        cell = row["accuracy"]
+        assert cell["mean"] == pytest.approx(sum(cell["per_seed"]) / 2)
+        for seed, acc in zip(row["seeds"], cell["per_seed"]):  # the stored model's score
+            workdir = glob.glob(os.path.join(out, "tiny", "runs", f"{row['label']}-s{seed}-*"))
+            assert acc == pytest.approx(100 * eval_accuracy(workdir[0]), abs=1e-4)
+    for path in glob.glob(os.path.join(out, "tiny", "runs", "*", "results.json")):
+        config, workdir = parsed_back(json.load(open(path))["command"])  # this run alone
+        assert os.path.abspath(workdir) == os.path.dirname(path)
+        assert runs.config_hash(config) == os.path.basename(workdir).rsplit("-", 1)[1]
+    assert os.path.getsize(os.path.join(out, "tiny", "tiny.png")) > 1000
 
-    mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "runs", "*", "*.json"))}
-    assert sweep.main(argv) == 0  # everything finished: nothing retrains
-    assert len(count_trainings) == 4
+    mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "tiny", "runs", "*",
+                                                                      "*.json"))}
+    assert run.run_study(study, "full", out) == 4 and len(count_trainings) == 4
     assert {p: os.path.getmtime(p) for p in mtimes} == mtimes
-    assert json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))["rows"] == result["rows"]
-
-    # --report_only: a table of the finished runs of a bigger plan, training nothing.
-    assert sweep.main(argv + ["--surrogates", "htaf,atan,sigmoid", "--report_only"]) == 0
+    # --report-only over a bigger plan: the finished runs tabled, nothing trained.
+    bigger = _tiny_study(studies.units(["htaf", "atan", "sigmoid"]))
+    assert run.run_study(bigger, "full", out, report_only=True) == 4
     assert len(count_trainings) == 4
-    partial = json.load(open(os.path.join(out, "dhn_mlp_surrogates.json")))
-    assert [r["surrogate"] for r in partial["rows"]] == ["htaf", "atan"]
-    assert "--report_only" not in partial["command"] and "htaf,atan,sigmoid" in partial["command"]
-    assert "**Unfinished:** 4 of the command's 6 runs have finished" in open(
-        os.path.join(out, "dhn_mlp_surrogates.md")).read()
-    empty = str(tmp_path / "empty")
-    assert sweep.main(argv + ["--out", empty, "--report_only"]) == 0
-    assert not os.path.exists(empty) and len(count_trainings) == 4
-
-    assert sweep.main(argv + ["--config.learning_rate=0.002", "--seeds", "0",
-                              "--surrogates", "atan"]) == 0
-    assert len(count_trainings) == 5  # a changed field is a new run
+    partial = json.load(open(os.path.join(out, "tiny", "tiny.json")))
+    assert partial["runs_planned"] == 6 and len(partial["runs"]) == 4
+    assert "**Unfinished:** 4 of the 6 planned runs" in open(
+        os.path.join(out, "tiny", "tiny.md")).read()
+    assert run.run_study(bigger, "full", str(tmp_path / "empty"), report_only=True) == 0
+    assert not os.path.exists(tmp_path / "empty")  # no finished run: no table
+    changed = dataclasses.replace(study, overrides={**study.overrides, "learning_rate": 0.002})
+    run.run_study(changed, "full", out, only=["atan"])
+    assert len(count_trainings) == 6  # a changed field is a new run (both seeds)
 
 
 @needs_data
-def test_depth_sweep_records_layer_gradients_and_falls_back_to_hard(tmp_path, count_trainings):
-    out = str(tmp_path / "depth")
-    argv = ["--family", "dhn_mlp", "--depths", "1,3", "--seeds", "0", "--out", out,
-            "--surrogates", "htaf,straight_through", "--config.model.mode=smooth", *TINY]
-    assert sweep.main(argv) == 0
-    rows = json.load(open(os.path.join(out, "dhn_mlp_depths.json")))["rows"]
-    by_key = {(r["surrogate"], r["depth"]): r for r in rows}
-    assert set(by_key) == {("htaf", 1), ("htaf", 3), ("straight_through", 1),
-                           ("straight_through", 3)}
-    for (surrogate, depth), row in by_key.items():
-        assert len(row["grad_norms_init"]) == len(row["grad_norms_end"]) == depth
-        assert row["mode"] == ("smooth" if surrogate == "htaf" else "hard")
-    assert "no smooth form" in by_key[("straight_through", 3)]["note"]
-    assert "no smooth form" in open(os.path.join(out, "dhn_mlp_depths.md")).read()
-    # The norms are those of the run's own config: at its initialisation (recomputed
-    # from the seed) and at its stored end state.
+def test_gradient_norms_are_those_of_the_runs_config_and_smooth_falls_back_to_hard(
+        tmp_path, count_trainings):
+    depths = studies.axis("depth", [1, 3], "model.depth", "d{}")
+    study = _tiny_study(studies.grid(studies.units(["htaf", "straight_through"]), depths),
+                        measure="grad_norms", columns=studies.GRAD_COLUMNS, plot="lines")
+    study = dataclasses.replace(study, seeds=(0,),
+                                overrides={**study.overrides, "model.mode": "smooth"})
+    run.run_study(study, "full", str(tmp_path))
+    rows = {r["label"]: r for r in json.load(open(tmp_path / "tiny" / "tiny.json"))["rows"]}
+    assert set(rows) == {"htaf-d1", "htaf-d3", "straight_through-d1", "straight_through-d3"}
+    assert rows["straight_through-d3"]["note"] == "no smooth form: trained in hard mode"
+    assert rows["htaf-d3"]["note"] == ""
     from htaf_jax.train import load_config, restore_params
-    for (surrogate, depth), row in by_key.items():
-        workdir = glob.glob(os.path.join(out, "runs", f"{surrogate}-d{depth}-s0-*"))[0]
+    for label, row in rows.items():
+        workdir = glob.glob(str(tmp_path / "tiny" / "runs" / f"{label}-s0-*"))[0]
+        record = json.load(open(os.path.join(workdir, "results.json")))
         config = load_config(workdir)
-        assert config.model.surrogate == surrogate and config.model.mode == row["mode"]
-        assert sweep.layer_grad_norms(config) == pytest.approx(row["grad_norms_init"], rel=1e-4)
+        assert config.model.mode == ("hard" if label.startswith("straight") else "smooth")
+        assert len(record["grad_norms_init"]) == config.model.depth
+        assert measures.layer_grad_norms(config) == pytest.approx(record["grad_norms_init"],
+                                                                  rel=1e-4)
         end = restore_params(workdir)
-        assert sweep.layer_grad_norms(config, end.params, end.batch_stats) == pytest.approx(
-            row["grad_norms_end"], rel=1e-4)
-    # A known case: a depth-1 HTAF run's init norm is that of a freshly built config.
-    config = sweep.run_config(_tiny_config(), "htaf", 0, depth=1)[0]
-    config.model.mode = "smooth"
-    assert sweep.layer_grad_norms(config) == pytest.approx(by_key[("htaf", 1)]["grad_norms_init"],
-                                                           rel=1e-4)
+        assert measures.layer_grad_norms(config, end.params, end.batch_stats) == pytest.approx(
+            record["grad_norms_end"], rel=1e-4)
+        assert row["grad_norms_end[-1]"]["mean"] == pytest.approx(record["grad_norms_end"][-1])
 
 
-def _recomputed_accuracy(workdir: str) -> float:
-    """Test accuracy of the run's last checkpoint on its eval images, outside the engine."""
-    import numpy as np
-    from htaf_jax.data import load_splits
-    from htaf_jax.train import load_config, restore_params
-    from htaf_jax.train.restore import model_from_run
-    config = load_config(workdir)
-    model, _ = model_from_run(workdir)
-    state = restore_params(workdir)
-    variables = {"params": state.params, **({"batch_stats": state.batch_stats}
-                                            if state.batch_stats else {})}
-    splits = load_splits(config.dataset, config.get("data_dir"), train_subset=config.train_subset,
-                         test_subset=config.test_subset, validation_size=config.validation_size)
-    logits = model.apply(variables, splits.normalizer(splits.eval.images), train=False)
-    return float(np.mean(np.argmax(logits, -1) == splits.eval.labels))
+def test_table_rows_differences_and_unfinished_note(tmp_path):
+    study = studies.STUDIES["icbm_compare"]
+    standard, htaf = studies.STANDARD.coords, {"variant": "htaf", "num_concepts": 8}
+
+    def rec(coords, label, seed, acc):
+        return {"label": label, "coords": {"backbone": "mlp", **coords}, "backbone": "mlp",
+                **coords, "seed": seed, "hard_accuracy": acc, "seconds": 1.0,
+                "interpretability": {"purity": 0.5}}
+    records = [rec(standard, "mlp-standard", 0, 0.90), rec(standard, "mlp-standard", 1, 0.80),
+               rec(htaf, "mlp-htaf-k8", 0, 0.85), rec(htaf, "mlp-htaf-k8", 1, 0.79)]
+    rows = {r["label"]: r for r in tables.rows(study, records)}
+    delta = rows["mlp-htaf-k8"]["hard_accuracy_vs_standard"]
+    assert delta["per_seed"] == pytest.approx([-5.0, -1.0]) and delta["mean"] == pytest.approx(-3)
+    assert delta["std"] == pytest.approx(2 * 2 ** 0.5)
+    assert rows["mlp-standard"]["hard_accuracy_vs_standard"]["mean"] is None
+    assert rows["mlp-htaf-k8"]["interpretability.purity"]["text"] == "0.500 ± 0.000"
+    assert rows["mlp-htaf-k8"]["near_binary@0.01"]["text"] == "n/a"
+    meta = {"command": "c", "machine": "m", "date": "d", "split": "test", "config": "f",
+            "overrides": {}, "runs_planned": 6, "validation_size": 0}
+    tables.write(str(tmp_path / "t"), study, meta, records)
+    text = open(tmp_path / "t.md").read()
+    assert "**Unfinished:** 4 of the 6 planned runs" in text
+    assert json.load(open(tmp_path / "t.json"))["rows"] == json.loads(json.dumps(
+        list(rows.values())))
 
 
-def _tiny_config():
-    from experiments.configs import dhn_mlp
-    config = dhn_mlp.get_config()
-    for arg in TINY:
-        key, value = arg[len("--config."):].split("=")
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = type(node[leaf])(value == "True" if value in ("True", "False") else
-                                      float(value) if "." in value else int(value))
-    return config
-
-
-def test_config_hash_changes_with_any_field():
+def test_config_hash_changes_with_any_field_but_not_how_a_run_is_watched():
     from experiments.configs import snn_mlp
     a = snn_mlp.get_config()
     b = ml_collections.ConfigDict(a.to_dict())
     assert runs.config_hash(a) == runs.config_hash(b)
     b.model.surrogate_kwargs.htaf.alpha = 8.0
     assert runs.config_hash(a) != runs.config_hash(b)
-    c = ml_collections.ConfigDict(a.to_dict())
-    c.seed = 1
-    assert runs.config_hash(a) != runs.config_hash(c)
     assert runs.run_dir("o", "htaf", 0, a) == os.path.join("o", "runs",
                                                             f"htaf-s0-{runs.config_hash(a)}")
     d = ml_collections.ConfigDict(a.to_dict())
     d.progress, d.tensorboard, d.checkpoint_every_steps = False, False, 7
-    assert runs.config_hash(a) == runs.config_hash(d)  # how a run is watched is not its identity
+    assert runs.config_hash(a) == runs.config_hash(d)
 
 
 def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
-    from experiments.configs import snn_mlp
+    from experiments.configs import icbm, snn_mlp
     config = snn_mlp.get_config()
     out = str(tmp_path)
 
     def stored(name, cfg, finished):
-        path = os.path.join(out, "runs", name)
-        os.makedirs(path)
-        with open(os.path.join(path, "config.json"), "w") as f:
-            f.write(cfg.to_json(indent=2))
+        path = tmp_path / "runs" / name
+        path.mkdir(parents=True)
+        (path / "config.json").write_text(cfg.to_json())
         if finished:
-            with open(os.path.join(path, runs.RESULTS_FILE), "w") as f:
-                json.dump({"accuracy": 0.5}, f)
-        return path
+            (path / runs.RESULTS_FILE).write_text("{}")
+        return str(path)
 
-    quiet = ml_collections.ConfigDict(config.to_dict())
-    quiet.progress = False
-    other = ml_collections.ConfigDict(config.to_dict())
-    other.learning_rate = 0.5
+    quiet, other = (ml_collections.ConfigDict(config.to_dict()) for _ in range(2))
+    quiet.progress, other.learning_rate = False, 0.5
     stored("htaf-s0-00000000", other, True)        # another config: never reused
     stored("htaf-s1-11111111", quiet, True)        # another seed's label
     stored("htaf-s0-aaaaaaaa", quiet, False)       # same config, unfinished
     finished = stored("htaf-s0-bbbbbbbb", quiet, True)
     assert runs.run_dir(out, "htaf", 0, config) == finished
-    assert runs.run_dir(out, "htaf", 0, other) == os.path.join(out, "runs", "htaf-s0-00000000")
-    third = ml_collections.ConfigDict(config.to_dict())
-    third.num_epochs = 1
-    new = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(third)}")
-    assert runs.run_dir(out, "htaf", 0, third) == new  # nothing matches: its own hash
     current = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(config)}")
     os.makedirs(current)  # once the current hash's folder exists, it wins
     assert runs.run_dir(out, "htaf", 0, config) == current
-    assert runs.run_dir(out, "atan", 0, config).endswith(f"atan-s0-{runs.config_hash(config)}")
-
-
-def test_run_dir_finds_a_run_stored_with_flat_surrogate_kwargs(tmp_path):
-    # Before issue 20 the ICBM config bound HTAF's α, β flat; it now keys them by
-    # unit name. The same run either way, so the finished run is found.
-    from experiments.configs import icbm
+    # A run stored with flat surrogate_kwargs (the ICBM config before issue 20) is found.
     keyed = icbm.get_config()
-    keyed.model.surrogate_kwargs = {"htaf": {"alpha": 16.0, "beta": 1.0}}
     flat = ml_collections.ConfigDict(keyed.to_dict())
     flat.model.surrogate_kwargs = {"alpha": 16.0, "beta": 1.0}
-    path = tmp_path / "runs" / "mlp-htaf-k128-s0-00000000"
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(flat.to_json())
-    (path / runs.RESULTS_FILE).write_text("{}")
-    assert runs.config_hash(keyed) != runs.config_hash(flat)
-    assert runs.run_dir(str(tmp_path), "mlp-htaf-k128", 0, keyed) == str(path)
-    other = ml_collections.ConfigDict(keyed.to_dict())
-    other.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
-    assert runs.run_dir(str(tmp_path), "mlp-htaf-k128", 0, other) != str(path)
-
-
-def _parsed_back(command: str):
-    """The config the CLI builds from a run's stored command."""
-    import shlex
-    from htaf_jax.train import cli
-    args = shlex.split(command)
-    assert args[:2] == ["python", "-m"]
-    return cli.parse_flags([args[2], *args[3:]])
-
-
-@pytest.mark.parametrize("argv", [
-    ["--family", "snn_mlp", "--surrogates", "htaf,atan", "--config.num_epochs=2"],
-    ["--family", "dhn_mlp", "--depths", "2,8", "--surrogates", "htaf,straight_through",
-     "--config.model.mode=smooth", "--config.model.width=64"],
-    ["--family", "dhn_mlp", "--alphas", "2,8", "--betas", "0.5"],
-])
-def test_each_sweep_run_has_a_command_that_rebuilds_its_config(argv, tmp_path):
-    p = sweep.plan([*argv, "--seeds", "0,1", "--out", str(tmp_path)])
-    assert p["config_file"] == sweep.FAMILIES[p["family"]]
-    for run in p["runs"]:
-        command = runs.run_command(run["config"], run["workdir"], p["config_file"])
-        assert command.startswith(f"python -m experiments.train --config {p['config_file']} ")
-        config, workdir = _parsed_back(command)
-        assert workdir == run["workdir"]
-        assert config.to_dict() == run["config"].to_dict(), command
-
-
-def test_each_icbm_compare_run_has_a_command_that_rebuilds_its_config(tmp_path):
-    from experiments import icbm_compare
-    p = icbm_compare.plan(["--seeds", "1", "--backbones", "mlp,cnn", "--concepts", "8",
-                           "--out", str(tmp_path), "--config.num_epochs=3"])
-    assert {r["variant"] for r in p["runs"]} == {"standard", *icbm_compare.VARIANTS}
-    for run in p["runs"]:
-        module = "experiments.train" if run["variant"] == "standard" else "experiments.icbm"
-        command = runs.run_command(run["config"], run["workdir"], p["config_file"], module)
-        assert command.startswith(f"python -m {module} --config {p['config_file']} ")
-        config, _ = _parsed_back(command)
-        assert config.to_dict() == run["config"].to_dict(), command
-    standard = next(r for r in p["runs"] if r["variant"] == "standard" and
-                    r["backbone"] == "cnn")
-    # A model dict with other fields than the config file's is set whole.
-    assert "--config.model={" in runs.run_command(standard["config"], "w", p["config_file"])
-
-
-def test_run_config_changes_only_the_surrogate():
-    from experiments.configs import bnn_mlp
-    base = bnn_mlp.get_config()
-    atan, note = sweep.run_config(base, "atan", 2)
-    assert atan.model.surrogate == "atan" and atan.seed == 2 and note == ""
-    assert atan.model.hidden == base.model.hidden and atan.num_epochs == base.num_epochs
-    # Per-name kwargs stay (used only for htaf); α/β runs set htaf's.
-    assert atan.model.surrogate_kwargs.to_dict() == base.model.surrogate_kwargs.to_dict()
-    ab, _ = sweep.run_config(base, "htaf", 0, alpha=8, beta=0.5)
-    assert ab.model.surrogate_kwargs.to_dict() == {"htaf": {"alpha": 8.0, "beta": 0.5}}
-
-
-def test_unknown_names_list_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown family 'snn'; valid families: snn_mlp, "
-                                         "snn_conv, bnn_mlp, bnn_conv, dhn_mlp"):
-        sweep.main(["--family", "snn", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match=r"unknown surrogate\(s\) 'arctan'; valid: all, "
-                                         r"approx_sign, atan, erf"):
-        sweep.main(["--family=bnn_mlp", "--surrogates", "htaf,arctan", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="--depths needs a family with a model depth field"):
-        sweep.main(["--family", "bnn_mlp", "--depths", "2,4", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="--family is required; valid families: snn_mlp"):
-        sweep.main(["--seeds", "0"])
-    assert not os.listdir(tmp_path)
-
-
-def test_table_of_an_unfinished_sweep_names_the_finished_seeds(tmp_path):
-    from experiments import sweep_report
-    meta = {"family": "snn_mlp", "kind": "surrogates", "command": "python -m experiments.sweep",
-            "machine": "m", "date": "d", "seeds": [0, 1, 2], "changed_from_default": {},
-            "budget": {k: 0 for k in ("num_epochs", "num_train_steps", "batch_size",
-                                      "learning_rate", "optimizer", "schedule", "train_subset",
-                                      "test_subset", "validation_size")}}
-    record = {"surrogate": "htaf", "depth": None, "alpha": None, "beta": None, "split": "test",
-              "accuracy": 0.9, "seconds": 1.0}
-    stem = str(tmp_path / "snn_mlp_surrogates")
-    sweep_report.write(stem, meta, [{**record, "seed": 1}])
-    text = open(stem + ".md").read()
-    assert "mean ± std over seeds 1 (" in text and "**Unfinished:** seeds 0,1,2" in text
-    assert json.load(open(stem + ".json"))["seeds"] == [1]
-    sweep_report.write(stem, meta, [{**record, "seed": s} for s in (0, 1, 2)])
-    text = open(stem + ".md").read()
-    assert "mean ± std over seeds 0,1,2 (" in text and "Unfinished" not in text
-    sweep_report.write(stem, {**meta, "runs_planned": 6}, [{**record, "seed": s} for s in (0, 1, 2)])
-    text = open(stem + ".md").read()  # a whole surrogate missing: every row has every seed
-    assert "**Unfinished:** 3 of the command's 6 runs have finished" in text
-    assert "row(s) have fewer" not in text
+    path = stored("mlp-htaf-k128-s0-00000000", flat, True)
+    assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) == path
+    keyed.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
+    assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) != path

@@ -1,0 +1,180 @@
+"""The ICBM's analysis on the eval split: discretisation, accuracies, interpretability
+measures, class concepts, concept grids, and the plain-text summary of the main job."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+def class_names_for(dataset: str, num_classes: int) -> list[str]:
+    if dataset == "fashion_mnist":
+        from htaf_jax.data.fashion_mnist_local import CLASS_NAMES
+        return list(CLASS_NAMES)
+    return [str(i) for i in range(num_classes)]
+
+
+
+def _splits(config):
+    from htaf_jax import data as data_lib
+    return data_lib.load_splits(config.dataset, config.get("data_dir"),
+                                train_subset=config.train_subset, test_subset=config.test_subset,
+                                validation_size=config.validation_size)
+
+
+def load_eval_set(config):
+    """Normalised eval images (N, H, W, C), labels and the split's name, as the engine
+    evaluated them (the validation split where ``config.validation_size`` > 0)."""
+    splits = _splits(config)
+    return splits.normalizer(splits.eval.images), splits.eval.labels, splits.eval_split
+
+
+# Training images the leakage probes are fitted on: enough for a linear probe on K
+# concepts, few enough that measuring stays a small part of a run.
+PROBE_TRAIN_IMAGES = 10000
+
+
+def measure_concepts(config, model, variables, acts, labels) -> dict:
+    """``htaf_jax.interpret.measures.concept_measures`` on the eval split; the leakage
+    probes are fitted on the first ``PROBE_TRAIN_IMAGES`` training images."""
+    from htaf_jax import interpret
+    from htaf_jax.interpret.measures import concept_measures
+    kernel, bias = interpret.head_weights(variables)
+    probe = None
+    if acts.soft is not None:
+        splits = _splits(config)
+        images = splits.normalizer(splits.train.images[:PROBE_TRAIN_IMAGES])
+        train_labels = splits.train.labels[:PROBE_TRAIN_IMAGES]
+        train = interpret.concept_activations(model, variables, images, batch_size=1000)
+        probe = (train.soft, train.hard, train_labels)
+    return concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft, probe_split=probe)
+
+
+def add_completeness(measured: dict, baseline: dict | None) -> None:
+    """Yeh et al.'s completeness of the hard concepts against the standard model on the
+    same backbone, into ``measured["interpretability"]`` (None without a baseline)."""
+    from htaf_jax.interpret.measures import completeness
+    m = measured["interpretability"]
+    ok = baseline is not None and baseline["accuracy"] > m["chance_accuracy"]
+    m["completeness"] = (completeness(measured["hard_accuracy"], baseline["accuracy"],
+                                      m["chance_accuracy"]) if ok else None)
+
+
+def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True) -> dict:
+    """Discretisation, accuracies, class concepts (and PNG grids) on the eval split."""
+    from htaf_jax import interpret
+    from htaf_jax.models import build_model
+    from htaf_jax.train.restore import model_from_run
+    if workdir and os.path.exists(os.path.join(workdir, "config.json")):
+        model, _ = model_from_run(workdir)  # the config the run stored
+    else:
+        model = build_model(config.model, num_classes=len(params["head"]["bias"]))
+    variables = {"params": params, "batch_stats": batch_stats}
+    images, labels, split = load_eval_set(config)
+    acts = interpret.concept_activations(model, variables, images, batch_size=1000)
+    out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1))}
+    out["interpretability"] = measure_concepts(config, model, variables, acts, labels)
+    kernel, _ = interpret.head_weights(variables)
+    names = class_names_for(config.dataset, kernel.shape[1])
+    out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
+                             for c, top in enumerate(interpret.class_concepts(kernel, top=5))}
+    if grids and workdir:
+        out["grids"] = write_grids(os.path.join(workdir, "concepts"), images, labels, acts,
+                                   kernel, names, config.get("grid_concepts", 10),
+                                   config.get("grid_size", 16))
+    return out
+
+
+def write_grids(folder, images, labels, acts, kernel, names, count, size) -> list[str]:
+    """Grids for the top concept of each class first, then the largest weights."""
+    from htaf_jax import interpret
+    chosen: list[int] = []
+    reason: dict[int, str] = {}  # row title: why the concept is shown
+    for c, top in enumerate(interpret.class_concepts(kernel, top=1)):
+        if top[0][0] not in chosen:
+            chosen.append(top[0][0])
+            reason[top[0][0]] = f"top concept of {names[c]}"
+    for k in np.argsort(-kernel.max(axis=1)):
+        if len(chosen) >= count:
+            break
+        if int(k) not in chosen:
+            chosen.append(int(k))
+    chosen = chosen[:count]
+    shown = images * 0.5 + 0.5 if images.min() < 0 else images
+    paths = []
+    for k in chosen:
+        for least in (False, True):
+            path = os.path.join(folder, f"c{k}_{'least' if least else 'top'}.png")
+            interpret.save_concept_grid(path, shown, acts.preactivations, k, n=size, least=least,
+                                        labels=labels, class_names=names)
+            paths.append(path)
+    # A class's top concept need not have its own largest weight on that class.
+    titles = [f"c{k}: {reason.get(k) or 'largest weight on ' + names[int(np.argmax(kernel[k]))]}"
+              for k in chosen]
+    overview = os.path.join(folder, "overview.png")
+    interpret.save_concept_overview(overview, shown, acts.preactivations, chosen, n=10,
+                                    row_titles=titles)
+    return [overview] + paths
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def describe_model(model_config) -> str:
+    m = model_config
+    if m.name == "standard":
+        return f"standard {m.backbone} (linear head)"
+    from htaf_jax.models.config_fields import surrogate_hparams
+    hp = " ".join(f"{k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
+    extras = []
+    if m.get("concept_noise", 0.0):
+        extras.append(f"noise std {m.concept_noise:g}")
+    if m.get("sharpen", 1.0) != 1.0:
+        extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):.0%} "
+                      "of training")
+    return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}"
+            f"{' ' + hp if hp else ''}, {m.concept_mode} training"
+            + "".join(f", {e}" for e in extras))
+
+
+def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir: str) -> str:
+    """The short plain-text summary printed at the end and written to results.md."""
+    gap_std = None if baseline is None else 100 * (icbm["hard_accuracy"] - baseline["accuracy"])
+    lines = [f"# ICBM on {config.dataset} ({icbm['split']} split)", "",
+             f"model: {describe_model(config.model)}; {config.num_epochs} epochs, "
+             f"batch {config.batch_size}, seed {config.seed}", "",
+             f"- {icbm['split']} accuracy with hard concepts: {_pct(icbm['hard_accuracy'])}"
+             f" (soft concepts: {_pct(icbm['soft_accuracy'])}; gap soft − hard: "
+             + ("n/a" if icbm["hard_soft_gap"] is None else f"{icbm['hard_soft_gap']:+.2f} pts")
+             + ")"]
+    if baseline is not None:
+        lines.append(f"- standard model, same backbone and budget: {_pct(baseline['accuracy'])}"
+                     f" (ICBM − standard: {gap_std:+.2f} pts)")
+    lines += [f"- concept activations within 0.01 of {{0,1}}: {_pct(icbm['near_binary@0.01'])};"
+              f" within 0.1: {_pct(icbm['near_binary@0.1'])}",
+              f"- concepts: {config.model.num_concepts}, mean on-rate "
+              f"{icbm['concept_rate']:.3f}, never on: {icbm['dead_concepts']}, "
+              f"always on: {icbm['always_on_concepts']}"]
+    mi = icbm.get("interpretability")
+    if mi:
+        num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+        lines.append(
+            f"- interpretability: purity {mi['purity']:.3f} (random code, same on-rates: "
+            f"{mi['purity_random']:.3f}); explanation size {mi['explanation_size']:.1f} "
+            f"concepts (90% of the margin); completeness {num(mi.get('completeness'), '.3f')}; "
+            f"leakage (soft − hard probe) {num(mi['leakage'] and 100 * mi['leakage'], '+.2f')}"
+            + (" pts" if mi["leakage"] is not None else ""))
+    checks = [("hard acc within 1.0 pt of standard", gap_std is not None and gap_std >= -1.0),
+              ("≥ 99% within 0.01 of {0,1}", (icbm["near_binary@0.01"] or 0) >= 0.99),
+              ("hard-vs-soft gap ≤ 0.3 pts", icbm["hard_soft_gap"] is not None
+               and abs(icbm["hard_soft_gap"]) <= 0.3)]
+    lines.append("- targets: " + "; ".join(f"{name}: {'yes' if ok else 'NO'}"
+                                           for name, ok in checks))
+    lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
+    lines += ["", f"outputs in {workdir}: results.md, results.json, metrics.jsonl, checkpoints/, "
+              "concepts/ (overview.png, c<k>_top.png, c<k>_least.png)"
+              + (", baseline/" if baseline is not None else ""),
+              f"explain a test example: python -m experiments.icbm_explain --workdir {workdir} "
+              "--index 0"]
+    return "\n".join(lines)
+

@@ -1,0 +1,100 @@
+"""One eval image of a finished ICBM run, in words: the concepts that are on, what each
+adds to the class logits, and (``--flip K``) what switching concept K changes.
+
+    python -m experiments.icbm_explain --workdir workdirs/icbm --index 7 [--flip 3]
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from experiments import icbm_analysis, runs
+
+
+def restore_variables(workdir: str) -> dict:
+    """``{"params", "batch_stats"}`` of the latest checkpoint in ``workdir`` (host arrays)."""
+    from htaf_jax.train import restore_params
+    try:
+        restored = restore_params(workdir)
+        return {"params": restored.params, "batch_stats": restored.batch_stats}
+    except TypeError:
+        pass
+    # restore_params reads the item metadata through a manager without item
+    # handlers, which comes back None in a process that did not write the
+    # checkpoint (orbax 0.12.8); naming the handlers makes it readable.
+    import jax
+    import orbax.checkpoint as ocp
+    manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")), item_names=("state",),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(read_only=True))
+    step = manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+    tree = manager.item_metadata(step)["state"]
+    tree = getattr(tree, "tree", tree)
+    wanted = {"params": tree["params"], "batch_stats": tree.get("batch_stats", {}) or {}}
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), wanted)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(abstract, partial_restore=True)))["state"]
+    manager.close()
+    return jax.tree.map(np.asarray, dict(restored))
+
+
+def _error(message: str) -> None:
+    print(f"icbm_explain: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import jax.numpy as jnp
+
+    from htaf_jax import interpret
+    from htaf_jax.train import load_config
+    from htaf_jax.train.restore import model_from_run
+    values = flags.FlagValues()
+    flags.DEFINE_string("workdir", None, "Work dir of a finished ICBM run.", flag_values=values)
+    flags.DEFINE_integer("index", 0, "Index of the image in the run's eval split.",
+                         flag_values=values)
+    flags.DEFINE_integer("flip", None, "Also switch this concept and show what changes.",
+                         flag_values=values)
+    runs.parse_flags(values, list(sys.argv if argv is None else argv), __doc__)
+    workdir = values.workdir or _error("--workdir is required")
+    try:
+        config = load_config(workdir)
+    except FileNotFoundError as e:
+        _error(f"{e} (train one first: python -m experiments.icbm --workdir {workdir})")
+    if config.model.name != "icbm":
+        _error(f"{workdir} holds a {config.model.name!r} model, not an ICBM")
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's read-only notices
+    variables = restore_variables(workdir)
+    model, _ = model_from_run(workdir, config)
+    images, labels, split = icbm_analysis.load_eval_set(config)
+    index, flip = values.index, values.flip
+    if not 0 <= index < len(labels):
+        _error(f"--index must be in [0, {len(labels)})")
+    x = jnp.asarray(images[index:index + 1])
+    acts = interpret.concept_activations(model, variables, x)
+    kernel, bias = interpret.head_weights(variables)
+    names = icbm_analysis.class_names_for(config.dataset, kernel.shape[1])
+    print(f"{split} example {index} — {icbm_analysis.describe_model(config.model)}")
+    print(interpret.explain_text(acts.hard[0], kernel, bias, label=int(labels[index]),
+                                 class_names=names))
+    if flip is not None:
+        out = interpret.intervene(model, variables, x, flip, 1.0 - acts.hard[0, flip])
+        state = "on" if out.concepts[0, flip] else "off"
+        change = np.asarray(out.logits_after[0] - out.logits_before[0])
+        # Switching z_k changes every logit by ±V[k, c]: list the classes it moves most.
+        moved = ", ".join(f"{names[c]} {change[c]:+.3f}" for c in np.argsort(-np.abs(change))[:4])
+        print(f"\nintervention: c{flip} switched {state}: prediction "
+              f"{names[out.prediction_before[0]]} → {names[out.prediction_after[0]]} "
+              f"(largest logit changes: {moved})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

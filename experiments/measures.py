@@ -1,0 +1,83 @@
+"""What a study's run records once trained (``Study.measure``), beside the command that
+trains it alone: ``MEASURES[name](config, train_result, seconds) -> dict``."""
+from __future__ import annotations
+
+import functools
+
+# Images of the fixed batch the per-layer gradient norms are taken on.
+GRAD_BATCH = 1024
+
+
+def accuracy(config, result, seconds: float) -> dict:
+    """The final eval metrics (``test/…`` or ``validation/…``) and the training seconds."""
+    split = next(iter(result.metrics)).split("/")[0]
+    return {"split": split, "accuracy": result.metrics[f"{split}/accuracy"],
+            "seconds": seconds, "metrics": dict(result.metrics)}
+
+
+@functools.lru_cache(maxsize=2)
+def _grad_batch(dataset, data_dir, train_subset, validation_size):
+    from htaf_jax.data import load_splits
+    splits = load_splits(dataset, data_dir, train_subset=train_subset,
+                         validation_size=validation_size)
+    images = splits.normalizer(splits.train.images[:GRAD_BATCH])
+    return images, splits.train.labels[:GRAD_BATCH].astype("int32"), splits.num_classes
+
+
+def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
+    """‖∂L/∂(layer l's parameters)‖₂ for each hidden layer ``layer{l}``.
+
+    L: mean cross-entropy of a train-mode forward on the first ``GRAD_BATCH``
+    training images (fixed across runs). ``params=None``: the engine's
+    initialisation for ``config.seed`` (the key split of htaf_jax.train.loop).
+    """
+    import jax
+    import optax
+
+    from htaf_jax.models import build_model
+    from htaf_jax.train import step as step_lib
+    from htaf_jax.train.config import prepare_config
+    config = prepare_config(config)
+    images, labels, num_classes = _grad_batch(config.dataset, config.get("data_dir"),
+                                              config.train_subset, config.validation_size)
+    config.model.num_classes = num_classes
+    model = build_model(config.model)
+    if params is None:
+        init_rng = jax.random.split(jax.random.key(config.seed), 3)[0]
+        state = step_lib.init_state(model, optax.identity(), init_rng, images.shape[1:])
+        params, batch_stats = state.params, state.batch_stats
+    rngs = {"dropout": jax.random.key(0), "sample": jax.random.key(1)}
+
+    def loss(p):
+        variables = {"params": p, "batch_stats": batch_stats} if batch_stats else {"params": p}
+        logits, _ = model.apply(variables, images, train=True, rngs=rngs,
+                                mutable=["batch_stats", "intermediates"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    grads = jax.grad(loss)(params)
+    layers = sorted((k for k in grads if k.startswith("layer")), key=lambda k: int(k[5:]))
+    return [float(optax.tree.norm(grads[k])) for k in layers]
+
+
+def grad_norms(config, result, seconds: float) -> dict:
+    """``accuracy`` and each hidden layer's gradient norm at initialisation and at the end."""
+    return {**accuracy(config, result, seconds), "grad_norms_init": layer_grad_norms(config),
+            "grad_norms_end": layer_grad_norms(config, result.params, result.batch_stats)}
+
+
+def concepts(config, result, seconds: float) -> dict:
+    """A concept model's hard-concept accuracy and concept measures on the eval split
+    (experiments.icbm_analysis); the standard model: its accuracy."""
+    from experiments import icbm_analysis
+    split = next(iter(result.metrics)).split("/")[0]
+    record = {"model": icbm_analysis.describe_model(config.model), "seconds": seconds,
+              "split": split, "hard_accuracy": result.metrics[f"{split}/accuracy"]}
+    if config.model.name == "icbm":
+        measured = icbm_analysis.analyse(config, result.params, result.batch_stats, None,
+                                         grids=False)
+        measured.pop("class_concepts")
+        record.update(measured)
+    return record
+
+
+MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts}

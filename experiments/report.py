@@ -1,0 +1,144 @@
+"""RESULTS.md from the studies' tables under ``results/<profile>/``, and README's results
+block from RESULTS.md's summary (``python -m experiments.run all``; nothing else writes
+either)."""
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+import re
+
+from experiments import runs, studies
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def table_rows(out_root: str, study) -> list[dict]:
+    path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
+    return json.load(open(path)).get("rows", []) if os.path.exists(path) else []
+
+
+def _text(cell) -> str:
+    if not isinstance(cell, dict) or cell.get("mean") is None:
+        return "n/a"
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
+def htaf_vs_best(study, rows: list[dict]) -> tuple[str, str]:
+    """HTAF's first column and the best other unit's (with its name) among ``rows``."""
+    key = study.columns[0].key
+    htaf = next((r for r in rows if r.get(study.unit) == "htaf"), None)
+    others = [r for r in rows if r.get(study.unit) not in ("htaf", None)
+              and (r.get(key) or {}).get("mean") is not None]
+    best = max(others, key=lambda r: r[key]["mean"], default=None)
+    return (_text(htaf and htaf.get(key)),
+            f"{best[study.unit]}: {_text(best[key])}" if best else "n/a")
+
+
+def summary_table(out_root: str) -> str:
+    """Per final (test-split) study and point group: HTAF beside the best other unit."""
+    lines = ["| study | HTAF | best other | reference | seeds |", "|---|---|---|---|---|"]
+    for study in studies.STUDIES.values():
+        if not study.unit or study.split != "test":
+            continue
+        rows = table_rows(out_root, study)
+        keys = [k for k in dict.fromkeys(k for p in study.points for k in p.coords)
+                if k != study.unit]
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+        for group, members in groups.items():
+            htaf = next((r for r in members if r.get(study.unit) == "htaf"), None)
+            if htaf is None:
+                continue
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, group) if v is not None)
+            refs = []
+            for column in (c for c in study.columns if c.vs):
+                coords = {**dict(zip(keys, group)), **column.vs.coords}
+                ref = next((r for r in rows if all(r.get(k) == v for k, v in coords.items())), {})
+                refs.append(f"{column.vs.label}: {_text(ref.get(study.columns[0].key))}")
+            lines.append(f"| {study.name}{' ' + where if where else ''} | "
+                         + " | ".join(htaf_vs_best(study, members))
+                         + f" | {'; '.join(refs) or '—'} | {','.join(map(str, htaf['seeds']))} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else "_No finished study yet._\n"
+
+
+def _demote(markdown: str, levels: int = 2) -> str:
+    """Study tables start with '# '; nest them under RESULTS.md's sections."""
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown,
+                  flags=re.M)
+
+
+def _tables(folder: str, report_dir: str, levels: int = 2) -> list[str]:
+    """Each markdown table in ``folder`` (headings demoted) and the plot of the same name."""
+    lines = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.md"))):
+        lines += [_demote(open(path).read(), levels), ""]
+        if os.path.exists(path[:-3] + ".png"):
+            lines += [f"![{os.path.basename(path)[:-3]}]"
+                      f"({os.path.relpath(path[:-3] + '.png', report_dir)})", ""]
+    return lines
+
+
+def write(out_root: str, profile: str, seconds: float, trained: bool = True,
+          path: str | None = None) -> str:
+    """Writes RESULTS.md (``path``) from the tables under ``out_root``; returns its path."""
+    path = path or os.path.join(REPO, "RESULTS.md")
+    report_dir, results_root = os.path.dirname(path), os.path.dirname(os.path.abspath(out_root))
+    shrunk = ", ".join(f"{k}={v}" for k, v in studies.PROFILES[profile]["overrides"].items())
+    lines = ["# Results", "",
+             f"Written by `python -m experiments.run all --profile {profile}` on "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} "
+             f"({'training what was missing' if trained else 'report only'}; "
+             f"{seconds / 60:.1f} min).  ", f"Machine: {runs.machine()}.", "", "## Summary", "",
+             (f"Profile **{profile}**: every run shrunk ({shrunk}), so these rank the units "
+              "under a small budget and are not the configs' accuracy." if shrunk else
+              f"Profile **{profile}**: the configs' budgets.")
+             + " HTAF beside the best other unit of each final study (test split), "
+             "mean ± std over the seeds named; selection studies read the validation split "
+             "and are tabled below.", "", summary_table(out_root)]
+    full_root = os.path.join(results_root, "full")
+    if profile != "full" and os.path.isdir(full_root):
+        lines += ["At the default configs' budgets (full profile, the runs finished so far):",
+                  "", summary_table(full_root)]
+    for study in studies.STUDIES.values():
+        folder = os.path.join(out_root, study.name)
+        lines += [f"## {study.title}", "",
+                  f"Command: `python -m experiments.run {study.name} --profile {profile}`", ""]
+        if study.measure == "icbm_job" and os.path.exists(os.path.join(folder, "results.md")):
+            lines += [_demote(open(os.path.join(folder, "results.md")).read()), ""]
+            overview = os.path.join(folder, "concepts", "overview.png")
+            if os.path.exists(overview):
+                lines += [f"![concept overview]({os.path.relpath(overview, report_dir)})", ""]
+        else:
+            lines += _tables(folder, report_dir) or ["_Not run yet._", ""]
+    if profile != "full" and os.path.isdir(full_root):
+        lines += ["## Default budgets: full-profile runs finished so far", ""]
+        for study in studies.STUDIES.values():
+            lines += _tables(os.path.join(full_root, study.name), report_dir)
+    others = sorted(d for d in glob.glob(os.path.join(results_root, "*"))
+                    if os.path.basename(d) not in studies.PROFILES and glob.glob(d + "/*.md"))
+    if others:
+        lines += ["## Other sweeps on disk", "", "Run by hand; each table names its command.", ""]
+        lines += [line for folder in others for line in [
+            f"### `results/{os.path.basename(folder)}`", "", *_tables(folder, report_dir, 3)]]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def update_readme(report: str, path: str | None = None) -> bool:
+    """README's results block := RESULTS.md's summary; False when the markers are missing."""
+    path = path or os.path.join(REPO, "README.md")
+    text, summary = open(path).read(), open(report).read()
+    if README_START not in text or README_END not in text:
+        return False
+    summary = summary.split("## Summary\n", 1)[1].split("\n## ", 1)[0].strip()
+    block = (f"{README_START}\nFrom `make results`; tables, plots, machine and date in "
+             f"[RESULTS.md](RESULTS.md).\n\n{summary}\n{README_END}")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    with open(path, "w") as f:
+        f.write(text[:start] + block + text[end:])
+    return True

@@ -1,0 +1,212 @@
+r"""Run a study of experiments/studies.py: plan its runs, train the missing ones, write its table.
+
+    python -m experiments.run --list                      # every study: runs, split, title
+    python -m experiments.run snn_mlp --profile quick     # train what is missing, write the table
+    python -m experiments.run dhn_depths --dry-run        # finished / planned runs, time left
+    python -m experiments.run icbm_compare --only 'mlp-htaf*,mlp-standard'
+    python -m experiments.run all                         # `make results`: every study, then
+                                                          # RESULTS.md and README's results block
+    python -m experiments.run all --report-only           # tables and reports, training nothing
+
+Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>``, keyed by the
+config they compute (experiments/runs.py): a finished run is reused and an interrupted
+one resumes from its checkpoint. ``--report-only`` rewrites each table from the finished
+runs on disk (a study with none keeps the table it has).
+"""
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import json
+import importlib
+import os
+import shlex
+import sys
+import time
+from typing import NamedTuple
+
+import ml_collections
+from absl import flags
+
+from experiments import runs, studies, tables
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Run(NamedTuple):  # name: <label>-s<seed>; command: trains this run alone
+    name: str
+    label: str
+    coords: dict
+    seed: int
+    config: ml_collections.ConfigDict
+    note: str
+    workdir: str
+    command: str
+
+
+def config_file(study) -> str:
+    return f"experiments/configs/{study.config}.py"
+
+
+def _set(config, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    node = config
+    for parent in parents:
+        node = node[parent]
+    value = value(config) if callable(value) else value
+    node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+
+
+def run_config(study, point, seed: int | None, profile: str):
+    """(config, note): the config file + profile + study + point overrides, and the seed.
+    A unit without a smooth form in a smooth training mode trains hard (the note says so)."""
+    from htaf_jax.models.config_fields import SMOOTH_MODE_FIELDS
+    from htaf_jax.surrogates import get_surrogate
+    config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
+    overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
+    if study.split == "validation":
+        overrides["validation_size"] = studies.PROFILES[profile]["validation_size"]
+    for path, v in {**overrides, **point.overrides, **({} if seed is None else
+                                                        {"seed": seed})}.items():
+        _set(config, path, v)
+    note, unit = "", config.model.get("surrogate", None)
+    for field in SMOOTH_MODE_FIELDS:
+        if (config.model.get(field, None) == "smooth" and isinstance(unit, str)
+                and not get_surrogate(unit).has_smooth):
+            config.model[field], note = "hard", "no smooth form: trained in hard mode"
+    return config, note
+
+
+def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
+    """The study's runs under ``profile`` (those whose label matches a pattern of ``only``),
+    each with its config, work dir and command. Trains nothing."""
+    out, planned = os.path.join(out_root, study.name), []
+    for point in study.points:
+        if only and not any(fnmatch.fnmatch(point.label, p) for p in only):
+            continue
+        for seed in study.seeds or (None,):
+            config, note = run_config(study, point, seed, profile)
+            name = point.label if seed is None else f"{point.label}-s{seed}"
+            workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
+            module = ("experiments.icbm" if study.measure == "icbm_job"
+                      or config.model.name == "icbm" else "experiments.train")
+            planned.append(Run(name, point.label, point.coords, config.seed, config, note,
+                               workdir, runs.run_command(config, workdir, config_file(study),
+                                                         module)))
+    return planned
+
+
+def study_command(name: str, profile: str, only: list[str] = ()) -> str:
+    return shlex.join(["python", "-m", "experiments.run", name, "--profile", profile,
+                       *(["--only", ",".join(only)] if only else [])])
+
+
+def _train(study, run: Run) -> dict:
+    from experiments import icbm, measures
+    if study.measure != "icbm_job":
+        return runs.train_or_reuse(run.config, run.workdir, measures.MEASURES[study.measure],
+                                   run.command)
+    if runs.finished(run.workdir):
+        return _record(run)
+    os.makedirs(run.workdir, exist_ok=True)
+    return icbm.run(run.config, run.workdir, run.command)
+
+
+def _record(run: Run) -> dict:
+    with open(os.path.join(run.workdir, runs.RESULTS_FILE)) as f:
+        return json.load(f)
+
+
+def run_study(study, profile: str, out_root: str, only: list[str] = (),
+              report_only: bool = False) -> int:
+    """Trains the study's missing runs (none with ``report_only``) and writes its table
+    after each; returns the number of finished runs tabled."""
+    planned = plan(study, profile, out_root, only)
+    meta = {"study": study.name, "title": study.title,
+            "command": study_command(study.name, profile, only), "machine": runs.machine(),
+            "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+            "split": study.split, "validation_size": studies.PROFILES[profile]["validation_size"],
+            "config": config_file(study), "profile": profile,
+            "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
+            "seeds": list(study.seeds), "runs_planned": len(planned)}
+    records = []
+    for run in planned:
+        if report_only and not runs.finished(run.workdir):
+            continue
+        print(f"[{study.name}] {run.name}", flush=True)
+        record = _train(study, run)
+        records.append({"label": run.label, "coords": run.coords, **run.coords,
+                        "seed": run.seed, "note": run.note,
+                        "workdir": os.path.relpath(run.workdir, out_root), **record})
+        if study.columns:
+            tables.write(os.path.join(out_root, study.name, study.table or study.name),
+                         study, meta, records)
+    return len(records)
+
+
+def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[int, int, float]:
+    """Prints the study's finished and planned runs and a time estimate for the rest (the
+    mean of its finished runs' seconds); returns (finished, planned, seconds left)."""
+    planned = plan(study, profile, out_root, only)
+    seconds = [tables.value(_record(r), "seconds") for r in planned if runs.finished(r.workdir)]
+    left = len(planned) - len(seconds)
+    estimate = sum(seconds) / len(seconds) * left if seconds else 0.0
+    line = f"[{study.name}] {len(seconds)} of {len(planned)} runs finished"
+    if left:
+        line += (f"; the {left} left ≈ {estimate / 3600:.1f} h at its finished runs' mean time"
+                 if seconds else f"; {left} to train (none finished yet to time)")
+    print(f"{line}\n    {study_command(study.name, profile, only)}")
+    return len(seconds), len(planned), estimate
+
+
+def main(argv: list[str] | None = None) -> int:
+    values = flags.FlagValues()
+    flags.DEFINE_enum("profile", "full", sorted(studies.PROFILES), "full: the configs' "
+                      "budgets; quick: every run shrunk (experiments/studies.py).",
+                      flag_values=values)
+    flags.DEFINE_list("only", [], "Only the runs whose label matches one of these patterns "
+                      "(fnmatch, e.g. 'htaf*').", flag_values=values)
+    flags.DEFINE_string("out", None, "Results folder (default: results/<profile>).",
+                        flag_values=values)
+    flags.DEFINE_bool("dry-run", False, "Print each study's finished and planned runs; "
+                      "train nothing.", flag_values=values)
+    flags.DEFINE_bool("report-only", False, "Train nothing: tables (and with 'all' "
+                      "RESULTS.md and README's block) from the finished runs.",
+                      flag_values=values)
+    flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
+    usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
+    names = runs.parse_flags(values, list(sys.argv if argv is None else argv), usage)
+    if values.list:
+        for s in studies.STUDIES.values():
+            print(f"{s.name:16} {len(s.points) * max(1, len(s.seeds)):4} runs  "
+                  f"{s.split:10}  {s.title}")
+        return 0
+    chosen = list(studies.STUDIES) if names == ["all"] else names
+    unknown = [n for n in chosen if n not in studies.STUDIES]
+    if len(names) != 1 or unknown:
+        print(f"run: error: name one study or 'all'; studies: {', '.join(studies.STUDIES)}",
+              file=sys.stderr)
+        return 2
+    out_root = values.out or os.path.join(REPO, "results", values.profile)
+    start = time.perf_counter()
+    if values["dry-run"].value:
+        counts = [dry_run(studies.STUDIES[n], values.profile, out_root, values.only)
+                  for n in chosen]
+        print(f"total: {sum(c[0] for c in counts)} of {sum(c[1] for c in counts)} runs "
+              f"finished; ≈ {sum(c[2] for c in counts) / 3600:.1f} h left where timed")
+        return 0
+    for name in chosen:
+        print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
+        run_study(studies.STUDIES[name], values.profile, out_root, values.only,
+                  values["report-only"].value)
+    if names == ["all"]:
+        from experiments import report
+        path = report.write(out_root, values.profile, time.perf_counter() - start,
+                            trained=not values["report-only"].value)
+        report.update_readme(path)
+        print(f"written: {path} and README.md's results block")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Every study, as data: a config file, the runs (named overrides over dotted config
+paths), the seeds, the split it reads, what each run measures and the table's columns.
+
+    python -m experiments.run --list                 # every study, its runs and split
+    python -m experiments.run snn_mlp --profile quick
+
+A run is ``config file`` + ``PROFILES[profile]`` + ``Study.overrides`` + its point's
+overrides + ``seed``; it lives in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>``
+(experiments/runs.py), so a finished run is found again by the config it computes. A
+study that chooses something (a recipe, a hyperparameter) reads the validation split,
+held out from the training images; a final run reads the test split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import NamedTuple
+
+from htaf_jax.surrogates import list_surrogates
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    label: str        # the run's name before -s<seed>-<hash>
+    coords: dict      # the table's key columns, e.g. {"surrogate": "atan", "depth": 8}
+    overrides: dict   # dotted config path -> value, or a function of the config so far
+
+
+class Column(NamedTuple):
+    header: str
+    key: str                 # record field: "accuracy", "interpretability.purity", "x[-1]"
+    scale: float = 1.0       # 100: a share shown in %
+    fmt: str = ".2f"
+    vs: Point | None = None  # the difference to this point's run of the same seed
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    config: str                 # file under experiments/configs/, without .py
+    points: tuple               # of Point
+    seeds: tuple = (0, 1, 2)    # () : one run with the config's seed (the ICBM job)
+    split: str = "test"         # "validation": the profile's validation_size held out
+    measure: str = "accuracy"   # accuracy | grad_norms | concepts | icbm_job (experiments.measures)
+    columns: tuple = (Column("acc %", "accuracy", 100), Column("train s", "seconds", fmt=".0f"))
+    overrides: dict = dataclasses.field(default_factory=dict)  # every run of the study
+    table: str = ""             # file stem of the study's table (default: its name)
+    plot: str = "bars"          # bars | lines (x: the second key column) | none
+    unit: str = "surrogate"     # key column naming the binary unit (README's summary)
+
+
+def axis(key: str, values, path: str, label: str = "{}") -> list[Point]:
+    """One point per value: ``key=value`` in the table, ``path=value`` in the config."""
+    return [Point(label.format(v), {key: v}, {path: v}) for v in values]
+
+
+def grid(*axes: list[Point]) -> tuple:
+    """Every combination, labels joined by '-' (``htaf-d8``)."""
+    return tuple(Point("-".join(p.label for p in combo),
+                       {k: v for p in combo for k, v in p.coords.items()},
+                       {k: v for p in combo for k, v in p.overrides.items()})
+                 for combo in itertools.product(*axes))
+
+
+PROFILES = {
+    "full": {"overrides": {}, "validation_size": 10000},
+    # Every run shrunk: it ranks the units under a small budget, not the configs' accuracy.
+    "quick": {"overrides": {"train_subset": 6000, "num_epochs": 2, "test_subset": 2000,
+                            "progress": False}, "validation_size": 2000},
+}
+QUICK_BUDGET = {k: v for k, v in PROFILES["quick"]["overrides"].items() if k != "progress"}
+
+ALL_UNITS = ["htaf"] + [n for n in list_surrogates() if n != "htaf"]
+# Compared at every depth of the DHN variants rather than all units, to keep the cost down:
+# HTAF, the peers' default (atan), a sharp surrogate and straight-through.
+DHN_VARIANT_UNITS = ["htaf", "atan", "fast_sigmoid", "straight_through"]
+DEPTHS = [2, 4, 8, 16]
+# ‖g_l‖: hidden layer l's gradient norm on a fixed batch (experiments.measures); layer 0 is
+# the farthest from the loss.
+GRAD_COLUMNS = (Column("acc %", "accuracy", 100),
+                *(Column(f"‖g_{name}‖ {when}", f"grad_norms_{when}[{i}]", fmt=".2e")
+                  for when in ("init", "end") for name, i in (("0", 0), ("L−1", -1))),
+                Column("train s", "seconds", fmt=".0f"))
+
+
+def units(names) -> list[Point]:
+    return axis("surrogate", names, "model.surrogate")
+
+
+def htaf_shape(alphas, betas) -> tuple:
+    return grid(axis("alpha", [float(a) for a in alphas], "model.surrogate_kwargs.htaf.alpha",
+                     "a{:g}"),
+                axis("beta", [float(b) for b in betas], "model.surrogate_kwargs.htaf.beta",
+                     "b{:g}"))
+
+
+def standard_head(config) -> dict:
+    """The standard model (linear head) on the ICBM's backbone: the ICBM's comparison."""
+    return {"name": "standard", "backbone": config.model.backbone,
+            "backbone_kwargs": config.model.get("backbone_kwargs", {}) or {}, "hidden": 0}
+
+
+BACKBONES = [Point("mlp", {"backbone": "mlp"}, {}),  # the config's, with its widths
+             Point("cnn", {"backbone": "cnn"}, {"model.backbone": "cnn",
+                                                "model.backbone_kwargs": {}})]
+CONCEPT_LAYERS = [  # only the binary unit changes; noise, sharpening, budget: the config's
+    Point("htaf", {"variant": "htaf"}, {"model.concept_mode": "smooth"}),
+    Point("htaf_hard", {"variant": "htaf_hard"}, {"model.concept_mode": "hard"}),
+    Point("sigmoid", {"variant": "sigmoid"}, {"model.surrogate": "sigmoid",
+                                              "model.surrogate_kwargs": {},
+                                              "model.concept_mode": "smooth"}),
+    Point("straight_through", {"variant": "straight_through"},
+          {"model.surrogate": "straight_through", "model.surrogate_kwargs": {},
+           "model.concept_mode": "hard"})]
+STANDARD = Point("standard", {"variant": "standard", "num_concepts": None},
+                 {"model": standard_head})
+ICBM_COLUMNS = (Column("hard acc %", "hard_accuracy", 100),
+                Column("Δ vs standard (pts)", "hard_accuracy", 100, vs=STANDARD),
+                Column("soft − hard (pts)", "hard_soft_gap"),
+                Column("on-rate", "concept_rate", fmt=".3f"),
+                Column("purity", "interpretability.purity", fmt=".3f"),
+                Column("within 0.01 %", "near_binary@0.01", 100),
+                Column("within 0.1 %", "near_binary@0.1", 100),
+                Column("train s", "seconds", fmt=".0f"))
+
+
+def icbm_points(backbones, layers, concepts, extra=()) -> tuple:
+    ks = axis("num_concepts", concepts, "model.num_concepts", "k{}")
+    return grid(backbones, [STANDARD]) + grid(backbones, layers, ks, *extra)
+
+
+def _surrogate_study(family: str, title: str) -> Study:
+    return Study(family, title, family, tuple(units(ALL_UNITS)), table=f"{family}_surrogates")
+
+
+def _depth_study(name: str, variant: str, names, title: str) -> Study:
+    return Study(name, title, "dhn_mlp", grid(units(names), axis("depth", DEPTHS, "model.depth",
+                                                                "d{}")),
+                 measure="grad_norms", columns=GRAD_COLUMNS, plot="lines",
+                 overrides={"model.variant": variant} if variant != "plain" else {},
+                 table="dhn_mlp_depths")
+
+
+STUDIES = {s.name: s for s in (
+    _surrogate_study("snn_mlp", "Spiking MLP (LIF): HTAF vs every surrogate"),
+    _surrogate_study("snn_conv", "Spiking convnet (LIF): HTAF vs every surrogate"),
+    _surrogate_study("bnn_mlp", "Binary MLP: HTAF vs every surrogate"),
+    _surrogate_study("bnn_conv", "Binary convnet: HTAF vs every surrogate"),
+    _depth_study("dhn_depths", "plain", ALL_UNITS,
+                 "Deep Heaviside MLP: accuracy and gradient norms against depth"),
+    # Kong, Chen, Langer & Schmidt-Hieber (arXiv 2505.00110): skip connections, or some
+    # linear units per layer, restore what plain deep Heaviside networks cannot express.
+    _depth_study("dhn_skip", "skip", DHN_VARIANT_UNITS,
+                 "Deep Heaviside MLP with skip connections against depth"),
+    _depth_study("dhn_mixed", "mixed", DHN_VARIANT_UNITS,
+                 "Deep Heaviside MLP with a quarter of linear units per layer against depth"),
+    Study("alpha_beta", "HTAF α/β sweep (DHN MLP, depth 4, validation split)", "dhn_mlp",
+          grid(units(["htaf"]), htaf_shape([2, 4, 8, 16], [0.5, 1, 2])), seeds=(0,),
+          split="validation", table="dhn_mlp_alpha_beta", plot="lines"),
+    # Issue 16 item 7: does any (α, β) keep a plain depth-16 DHN trainable?
+    Study("dhn_alpha_beta", "Plain deep Heaviside MLP at depths 8 and 16: HTAF α × β "
+          "(quick budget, validation split)", "dhn_mlp",
+          grid(units(["htaf"]), axis("depth", [8, 16], "model.depth", "d{}"),
+               htaf_shape([1, 2, 4, 8], [0.25, 0.5, 1, 2])),
+          split="validation", measure="grad_norms", columns=GRAD_COLUMNS, plot="none",
+          overrides=QUICK_BUDGET),
+    Study("icbm_compare", "ICBM: HTAF vs sigmoid and straight-through concept layers vs the "
+          "standard model", "icbm", icbm_points(BACKBONES, CONCEPT_LAYERS, [32, 128]),
+          measure="concepts", columns=ICBM_COLUMNS, overrides={"baseline": False},
+          table="icbm_results", plot="none", unit="variant"),
+    # Issue 18 item 2: the recipe chosen on validation (MLP backbone); the on-rate
+    # pressure joins as an axis once the model has that field.
+    Study("icbm_recipe", "ICBM recipe selection (MLP, validation split): concept count, "
+          "training noise and sharpening", "icbm",
+          icbm_points(BACKBONES[:1], CONCEPT_LAYERS[:1], [32, 64, 128], extra=(
+              axis("concept_noise", [0.0, 0.25, 0.5], "model.concept_noise", "n{:g}"),
+              axis("sharpen", [8.0, 16.0, 32.0], "model.sharpen", "x{:g}"))),
+          split="validation", measure="concepts", columns=ICBM_COLUMNS,
+          overrides={"baseline": False}, plot="none", unit="variant"),
+    Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm",
+          (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
+          unit=""),
+)}

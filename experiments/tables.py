@@ -1,0 +1,128 @@
+"""A study's table from its runs' records: ``<table>.json`` (rows with mean, std and
+per-seed values of every column), ``<table>.md`` and ``<table>.png``, rewritten after
+every finished run so the files always show what is done."""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from experiments import runs
+
+
+def value(record: dict, key: str):
+    """``record``'s field ``key``: dotted for nested dicts, ``name[i]`` for list items."""
+    index = re.fullmatch(r"(.+)\[(-?\d+)\]", key)
+    name = index.group(1) if index else key
+    node = record
+    for part in [name] if name in record else name.split("."):  # "near_binary@0.01" is one
+        node = node.get(part) if isinstance(node, dict) else None
+    if index and node:
+        node = node[int(index.group(2))]
+    if isinstance(node, dict):  # the ICBM job's timings
+        node = node.get("total")
+    return node
+
+
+def cell_key(column) -> str:
+    return f"{column.key}_vs_{column.vs.label}" if column.vs else column.key
+
+
+def rows(study, records: list[dict]) -> list[dict]:
+    """One row per point (its seeds' runs): the point's key columns and, per column,
+    mean, sample std (0 for one seed), text and the per-seed values."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault(r["label"], []).append(r)
+    by_coords = {json.dumps(g[0]["coords"], sort_keys=True): g for g in groups.values()}
+    out = []
+    for label, group in groups.items():
+        coords = group[0]["coords"]
+        row = {**coords, "label": label, "seeds": [r["seed"] for r in group],
+               "split": group[0].get("split"), "note": group[0].get("note", "")}
+        for column in study.columns:
+            values = [value(r, column.key) for r in group]
+            if column.vs is not None:
+                ref_coords = {**coords, **column.vs.coords}
+                ref = {r["seed"]: value(r, column.key)
+                       for r in by_coords.get(json.dumps(ref_coords, sort_keys=True), [])}
+                values = [] if ref_coords == coords else [
+                    None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
+                    for v, r in zip(values, group)]
+            mean, std = runs.mean_std(values, column.scale)
+            text = "n/a" if mean is None else f"{mean:{column.fmt}} ± {std:{column.fmt}}"
+            row[cell_key(column)] = {"mean": mean, "std": std, "text": text, "per_seed": [
+                None if v is None else column.scale * v for v in values]}
+        out.append(row)
+    return out
+
+
+def markdown(study, meta: dict, table_rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for p in study.points for k in p.coords))
+    done = sum(len(r["seeds"]) for r in table_rows)
+    unfinished = (f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
+                  "finished, and the table shows only those; rerunning the command trains "
+                  "only the missing runs." if done < meta["runs_planned"] else "")
+    split = meta["split"] + (f" ({meta['validation_size']} training images held out)"
+                             if meta["split"] == "validation" else "")
+    lines = [f"# {study.title}", "", f"Command: `{meta['command']}`  ",
+             f"Machine: {meta['machine']}  ", f"Date: {meta['date']}  ",
+             f"Split read: {split}  ",
+             f"Config: `{meta['config']}`; every run overrides: "
+             + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing") + "  ",
+             "Cells: mean ± std over the seeds of each row (sample std, 0 for one seed); "
+             "per-seed values in the JSON file of the same name." + unfinished, "",
+             "| " + " | ".join(keys + [c.header for c in study.columns]
+                               + ["per seed", "seeds", "note"]) + " |",
+             "|---" * (len(keys) + len(study.columns) + 3) + "|"]
+    first = cell_key(study.columns[0])
+    for r in table_rows:
+        per_seed = ", ".join("n/a" if v is None else f"{v:.2f}" for v in r[first]["per_seed"])
+        cells = ["—" if r.get(k) is None else str(r[k]) for k in keys]
+        cells += [r[cell_key(c)]["text"] for c in study.columns]
+        lines.append("| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])),
+                                                r["note"]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: str, study, table_rows: list[dict]) -> None:
+    """``bars``: the first column per row; ``lines``: it against the second key column."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    key = cell_key(study.columns[0])
+    rs = [r for r in table_rows if r[key]["mean"] is not None]
+    keys = list(dict.fromkeys(k for p in study.points for k in p.coords))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    if study.plot == "bars":
+        ax.bar(range(len(rs)), [r[key]["mean"] for r in rs], yerr=[r[key]["std"] for r in rs],
+               capsize=3, color=["C3" if r["label"] == "htaf" else "C0" for r in rs])
+        ax.set_xticks(range(len(rs)), [r["label"] for r in rs], rotation=45, ha="right")
+        ax.set_ylim(max(0, min((r[key]["mean"] for r in rs), default=5) - 5), None)
+    else:
+        lines: dict = {}
+        for r in sorted(rs, key=lambda r: r[keys[1]]):
+            lines.setdefault(", ".join(f"{r[k]}" for k in keys if k != keys[1]), []).append(r)
+        for name, line in lines.items():
+            ax.errorbar([r[keys[1]] for r in line], [r[key]["mean"] for r in line],
+                        yerr=[r[key]["std"] for r in line], marker="o", capsize=3, label=name,
+                        lw=2.5 if name.startswith("htaf") else 1.2)
+        ax.set(xlabel=keys[1], xscale="log")
+        ax.legend(fontsize=7)
+    ax.set_ylabel(f"{rs[0]['split'] if rs else ''} {study.columns[0].header}")
+    fig.suptitle(study.title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(stem: str, study, meta: dict, records: list[dict]) -> None:
+    """``stem``.json, .md and .png from the records so far."""
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    table_rows = rows(study, records)
+    with open(stem + ".json", "w") as f:
+        json.dump({**meta, "rows": table_rows, "runs": records}, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(study, meta, table_rows))
+    if study.plot != "none":
+        plot(stem + ".png", study, table_rows)
