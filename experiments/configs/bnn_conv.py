@@ -1,25 +1,14 @@
 """Binary convnet: [BinaryConv3×3 → MaxPool2 → BN → sign] × 2 → BinaryDense 256 → BN → sign → head.
 
-    python -m experiments.bnn --config experiments/configs/bnn_conv.py --workdir workdirs/bnn_conv
+    python -m experiments.train --config experiments/configs/bnn_conv.py --workdir workdirs/bnn_conv
 
-All weights ±1 (XNOR per-channel scale), all hidden activations ±1. All
-surrogates × 3 seeds:
-``python -m experiments.sweep --family bnn_conv --seeds 0,1,2 --surrogates all``.
+All weights ±1 (XNOR per-channel scale), all hidden activations ±1. Every
+surrogate × 3 seeds: ``python -m experiments.run bnn_conv``.
 
-Expected (HTAF, seed 0; measured): test accuracy 0.892 in 560 s on 2 shared CPU cores
-(target ≥ 0.88); details in EXPECTED.
-
-Seeds 0, 1, 2 (HTAF; measured, 2 CPU cores (Intel Xeon), 2026-11-28; the full
-profile's runs, table in RESULTS.md): test accuracy 89.17 ± 0.13% (89.08, 89.32,
-89.11), 367 s per run. Command:
-``python -m experiments.sweep --family bnn_conv --seeds 0,1,2 --surrogates htaf --out results/full/bnn_conv``.
+Expected: the HTAF run reaches the target of 88% test accuracy; measured values are in
+RESULTS.md (the bnn_conv study).
 """
 from experiments.configs import base
-
-EXPECTED = ("HTAF (α=4, β=1), seed 0: test accuracy 0.8918 after 5 epochs, 560 s wall "
-            "(python -m experiments.bnn --config experiments/configs/bnn_conv.py, 2 shared CPU "
-            "cores (AMD EPYC), jax 0.10.2, 2026-11-25); per-epoch test accuracy "
-            "0.861, 0.866, 0.876, 0.882, 0.892")
 
 
 def get_config():

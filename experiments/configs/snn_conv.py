@@ -1,27 +1,16 @@
 """Small spiking convnet: [Conv3×3 → BN → LIF → MaxPool2] × 2 → Dense → mean membrane.
 
-    python -m experiments.snn --config experiments/configs/snn_conv.py --workdir workdirs/snn_conv
+    python -m experiments.train --config experiments/configs/snn_conv.py --workdir workdirs/snn_conv
 
 Direct encoding (the first convolution runs once), T steps of LIF dynamics
-(β = 0.9, θ = 1, subtract reset). All surrogates × 3 seeds:
-``python -m experiments.sweep --family snn_conv --seeds 0,1,2 --surrogates all``.
+(β = 0.9, θ = 1, subtract reset); T = 2 keeps the step affordable on a CPU (every
+layer after the first costs T times a plain one). Every surrogate × 3 seeds:
+``python -m experiments.run snn_conv``.
 
-T = 2 steps keeps the step affordable on 2 CPU cores (T = 4 doubles the cost of
-every layer after the first).
-
-Expected (HTAF; measured): test accuracy 90.38 ± 0.03% over seeds 0, 1, 2
-(target ≥ 90: met), about 10 minutes per run on 2 CPU cores; details in EXPECTED.
-Command (the full profile's HTAF runs, table in RESULTS.md):
-``python -m experiments.sweep --family snn_conv --seeds 0,1,2 --surrogates htaf --out results/full/snn_conv``.
+Expected: the HTAF run reaches the target of 90% test accuracy; measured values are in
+RESULTS.md (the snn_conv study).
 """
 from experiments.configs import base
-
-EXPECTED = ("HTAF (α=4, β=1), 6 epochs, seeds 0, 1, 2: test accuracy 0.9040, 0.9040, 0.9035 "
-            "(90.38 ± 0.03%), 652, 609, 584 s wall (the sweep above, 2 CPU cores (Intel Xeon), "
-            "jax 0.10.2, 2026-11-28); seed 0 per epoch 0.881, 0.885, 0.893, 0.900, 0.902, "
-            "0.904. Shorter schedules, same day and machine: 5 epochs 90.25, 89.78, 89.95 "
-            "(89.99 ± 0.24%, 568 s; target missed by 0.01 on the mean); 4 epochs 0.8995 "
-            "(seed 0, 350 s); 3 epochs (2026-11-25) 0.898.")
 
 
 def get_config():
