@@ -218,9 +218,10 @@ plt.show()
 More:
 
 * the depth study with every surrogate and 3 seeds, accuracy and per-layer gradient norms:
-  `python -m experiments.sweep --family dhn_mlp --depths 2,4,8,16 --seeds 0,1,2 --surrogates all --out results/dhn_mlp`;
-* one DHN or BNN from the command line: `python -m experiments.dhn --workdir workdirs/dhn_mlp
-  --config.model.variant=skip --config.model.depth=8`, `python -m experiments.bnn --workdir
-  workdirs/bnn_mlp`.
+  `python -m experiments.run dhn_depths` (`--dry-run` lists its runs);
+* one DHN or BNN from the command line: `python -m experiments.train --config
+  experiments/configs/dhn_mlp.py --workdir workdirs/dhn_mlp --config.model.variant=skip
+  --config.model.depth=8`, `python -m experiments.train --config experiments/configs/bnn_mlp.py
+  --workdir workdirs/bnn_mlp`.
 """),
 ]

@@ -36,7 +36,7 @@ from htaf_jax import interpret
 from htaf_jax.train import load_config, model_from_run, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import icbm as icbm_configs
-from experiments.icbm import class_names_for
+from experiments.icbm_analysis import class_names_for
 """),
     DATA_MD,
     DATA_CHECK,
@@ -287,7 +287,7 @@ plt.show()
     ("md", r"""
 More: `python -m experiments.icbm --workdir workdirs/icbm` trains the full model together with
 a standard-head baseline on the same budget and writes `results.md` with the accuracy gap and
-the discretisation targets; `python -m experiments.icbm explain --workdir workdirs/icbm
+the discretisation targets; `python -m experiments.icbm_explain --workdir workdirs/icbm
 --index 7 --flip 3` explains and edits any test example from the command line.
 """),
 ]

@@ -251,8 +251,9 @@ for row in rows:
 More:
 
 * the same run from the command line:
-  `python -m experiments.snn --workdir workdirs/snn_mlp --config.model.surrogate=atan`;
+  `python -m experiments.train --config experiments/configs/snn_mlp.py --workdir workdirs/snn_mlp
+  --config.model.surrogate=atan`;
 * HTAF against every surrogate in the registry, 3 seeds, mean ± std:
-  `python -m experiments.sweep --family snn_mlp --seeds 0,1,2 --surrogates all --out results/snn_mlp`.
+  `python -m experiments.run snn_mlp` (`--profile quick` for a reduced budget).
 """),
 ]
