@@ -75,6 +75,18 @@ def _tiny_split(n=64, seed=0):
     return data_lib.ArraySplit(images, labels)
 
 
+def test_host_read_and_donation_measurements():
+    split = _tiny_split(64)
+    batches = pipeline.real_batches(split, data_lib.Normalizer.fit(split.images), 16, count=2)
+    r = pipeline.host_read_rates(batches, steps=3, rounds=2)
+    assert set(r["steps_per_s"]) == {"host read every step", "flag read at boundaries only"}
+    assert all(len(v) == 2 and min(v) > 0 for v in r["all_steps_per_s"].values())
+    off, on = (pipeline.step_memory(16, 1, donate) for donate in (False, True))
+    assert off["alias_bytes"] == 0 and on["alias_bytes"] == on["state_bytes"] > 0
+    assert off["step_bytes"] - on["step_bytes"] >= 0.9 * on["state_bytes"]
+    assert on["peak"]["bytes"] > 0
+
+
 def test_pipeline_rate_counts_every_image_of_an_epoch():
     split = _tiny_split(70)
     r = pipeline.pipeline_rate(split, data_lib.Normalizer.fit(split.images), 16, epochs=2)
@@ -149,12 +161,17 @@ def tiny_parts():
     step = pipeline.step_rate(1, pipeline.real_batches(split, norm, 16, count=2), steps=2)
     step.pop("params"), step.pop("params_at_check")
     pipe = pipeline.pipeline_rate(split, norm, 16, epochs=1)
+    batches = pipeline.real_batches(split, norm, 16, count=2)
+    host_read = pipeline.host_read_rates(batches, steps=2, rounds=2)
+    memory = {name: pipeline.step_memory(16, 1, donate)
+              for name, donate in (("without donation", False), ("with donation", True))}
     return {
         "machine": run.machine_info(), "quick": True, "wall_s": 1.0,
         "htaf": htaf_throughput.measure(log2n=8, repeats=2),
         "pipeline": {"batch": 16, "model": "mlp", "train_examples": 64, "pipeline": pipe,
                      "train_step": step, "end_to_end": {"images_per_s": 1.0, "steps": 2},
-                     "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"]},
+                     "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"],
+                     "host_read": host_read, "donation": memory},
     }
 
 
@@ -174,6 +191,8 @@ def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts
     assert "Quick mode" in md
     for name in r["snn"]["median_ms"]:
         assert f"| {name} |" in md
+    assert "| host read every step |" in md and "| flag read at boundaries only |" in md
+    assert "Donation saves" in md
     if torch_present:
         assert "Speed-up vs snnTorch" in md
         assert r["snn"]["speedup_vs_snntorch"]["identical network (atan)"] > 0
