@@ -3,7 +3,7 @@
 An ICBM's concept layer reads backbone features h (B, D) and gives K concepts
 
     x = BN(W h)                       (B, K)  projection, then batch normalisation
-    p = s(t) · (x + σ_n ε)            ε ~ N(0, 1) in training only (σ_n = 0: off)
+    p = s(t) · (x − θ + σ_n ε)        ε ~ N(0, 1) in training only (σ_n = 0: off)
     z = u(p)                          (B, K)  hard: H(p) ∈ {0, 1}; soft: u.smooth(p) ∈ (0, 1)
 
 with ``u`` a binary unit of :mod:`htaf_jax.surrogates` (HTAF by default) and
@@ -16,6 +16,18 @@ Noise before the binary unit is the trick of semantic hashing (Salakhutdinov
 & Hinton 2009): pre-activations near the threshold become costly, so training
 moves them out to where the smooth form sits on its rails. The hard concepts
 do not depend on s: H(s·x) = H(x) for s > 0.
+
+Sparse concepts. The offset θ (``concept_offset``) moves every concept's
+threshold up. With a batch norm without its learned scale and bias
+(``norm_affine=False``), x̂ has mean 0 and variance ≤ 1 over each training
+batch, so by Cantelli's one-sided inequality (P(X − μ ≥ θσ) ≤ 1/(1 + θ²))
+no concept is on for more than 1/(1 + θ²) of a batch, whatever the backbone
+learns: a hard cap on the on-rate, with no loss term (``offset_for_on_rate``
+inverts it). The cap is reached by a two-point x̂ (on for a share r, at
+√((1 − r)/r)), which is the shape of a detector that fires for one kind of
+image. With the affine batch norm kept, θ only initialises the threshold (the
+learned bias can undo it). ``on_rate_penalty`` is the soft alternative: a
+term λ·mean(z) for the training loss (the layers sow it in ``losses``).
 """
 from __future__ import annotations
 
@@ -29,7 +41,8 @@ from jax.typing import ArrayLike
 from htaf_jax.surrogates import resolve_surrogate
 
 __all__ = ["ConceptMode", "check_concept_options", "sharpness_schedule", "sharpness_at",
-           "concept_preactivations", "hard_concepts",
+           "concept_preactivations", "hard_concepts", "offset_for_on_rate", "on_rate_bound",
+           "on_rate_penalty",
            "soft_concepts", "binary_concepts", "near_binary_share"]
 
 ConceptMode = Literal["smooth", "hard"]
@@ -78,7 +91,33 @@ def sharpness_at(step: ArrayLike | None, *, train: bool, total_steps: int, sharp
     return sharpness_schedule(step, total_steps, sharpen, fraction)
 
 
-def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction: float) -> None:
+def offset_for_on_rate(rate: float) -> float:
+    """θ = √((1 − r)/r): the offset whose Cantelli cap 1/(1 + θ²) is the on-rate ``r``.
+
+    With ``norm_affine=False`` no concept is on for more than ``r`` of a
+    training batch (see the module doc). ``r`` in (0, 1]; r = 1 gives θ = 0.
+    """
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"the on-rate cap must be in (0, 1], got {rate!r}")
+    return float(((1.0 - rate) / rate) ** 0.5)
+
+
+def on_rate_bound(offset: float) -> float:
+    """1/(1 + θ²) for θ > 0, else 1: the most a standardised concept is on, per batch."""
+    return 1.0 / (1.0 + offset * offset) if offset > 0 else 1.0
+
+
+def on_rate_penalty(z: ArrayLike, weight: float) -> Array:
+    """λ · mean(z): a training-loss term pushing the (soft or hard) concepts' on-rate down.
+
+    z (B, K) as the layer trains on it, so the gradient reaches the
+    pre-activations through the unit's derivative. A float32 scalar.
+    """
+    return jnp.asarray(weight, jnp.float32) * jnp.mean(jnp.asarray(z, jnp.float32))
+
+
+def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction: float,
+                          offset: float = 0.0, rate_penalty: float = 0.0) -> None:
     """Raises ValueError naming the first invalid concept-layer option."""
     if mode not in ("smooth", "hard"):
         raise ValueError(f"concept_mode must be 'smooth' or 'hard', got {mode!r}")
@@ -88,11 +127,16 @@ def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction:
         raise ValueError(f"sharpen must be ≥ 1, got {sharpen!r}")
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"sharpen_fraction must be in (0, 1], got {fraction!r}")
+    if not abs(offset) < float("inf"):
+        raise ValueError(f"concept_offset must be finite, got {offset!r}")
+    if not rate_penalty >= 0:
+        raise ValueError(f"rate_penalty must be ≥ 0, got {rate_penalty!r}")
 
 
 def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
-                           noise_std: float = 0.0, key: Array | None = None) -> Array:
-    """p = s · (x + σ_n ε): (B, K) normalised projections → what the binary unit reads.
+                           noise_std: float = 0.0, key: Array | None = None,
+                           offset: float = 0.0) -> Array:
+    """p = s · (x − θ + σ_n ε): (B, K) normalised projections → what the binary unit reads.
 
     ``key`` (a PRNG key) is needed when ``noise_std > 0``; ε ~ N(0, 1) has the
     shape and dtype of ``normed``. Positive p ⇔ the hard concept is on.
@@ -102,6 +146,8 @@ def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
         if key is None:
             raise ValueError(f"concept_noise={noise_std} needs a PRNG key")
         x = x + noise_std * jax.random.normal(key, x.shape, x.dtype)
+    if offset:
+        x = x - jnp.asarray(offset, x.dtype)
     return jnp.asarray(sharpness, x.dtype) * x
 
 
@@ -125,16 +171,16 @@ def soft_concepts(pre: ArrayLike, surrogate: Any = "htaf") -> Array:
 def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
                     mode: ConceptMode = "smooth", train: bool = False,
                     sharpness: ArrayLike = 1.0, noise_std: float = 0.0,
-                    key: Array | None = None) -> tuple[Array, Array]:
+                    key: Array | None = None, offset: float = 0.0) -> tuple[Array, Array]:
     """The concept layer after its batch norm: ``(z, p)``, both (B, K).
 
     Training (``train=True``) adds the noise and uses the ``mode`` form
     (``"smooth"``: u.smooth(p), ``"hard"``: H(p) with the surrogate gradient);
     evaluation is always hard and noiseless, so a prediction reads binary
-    concepts only.
+    concepts only. ``offset``: θ, subtracted before the sharpness.
     """
-    check_concept_options(mode, noise_std, 1.0, 1.0)
-    pre = concept_preactivations(normed, sharpness, noise_std if train else 0.0, key)
+    check_concept_options(mode, noise_std, 1.0, 1.0, offset)
+    pre = concept_preactivations(normed, sharpness, noise_std if train else 0.0, key, offset)
     if train and mode == "smooth":
         return soft_concepts(pre, surrogate), pre
     return hard_concepts(pre, surrogate), pre

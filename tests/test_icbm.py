@@ -252,3 +252,77 @@ def test_sharpening_needs_the_step_and_the_length_of_training():
         model.apply(variables, x, train=True, step=3, mutable=["batch_stats", "intermediates"])
     with pytest.raises(ValueError, match="sharpen must be ≥ 1"):
         _init(ICBM(TINY["mlp"](), num_concepts=K, sharpen=0.5), x)
+
+
+# ------------------------------------------------------ sparse options ------
+def test_head_params_give_the_logits_of_hard_concepts():
+    for nonneg in (False, True):
+        model = ICBM(TINY["mlp"](), num_concepts=K, nonneg_head=nonneg)
+        x = _images()
+        variables = _init(model, x)
+        kernel, bias = model.apply(variables, method=ICBM.head_params)
+        chex.assert_shape([kernel, bias], [(K, 10), (10,)])
+        z = model.apply(variables, x, method=ICBM.concepts)
+        np.testing.assert_allclose(model.apply(variables, x), z @ kernel + bias,
+                                   rtol=1e-5, atol=1e-6)
+        if not nonneg:  # a plain Dense head: the parameters as stored
+            np.testing.assert_array_equal(kernel, variables["params"]["head"]["kernel"])
+
+
+def test_nonneg_head_clips_at_zero_and_its_dead_weights_get_no_gradient():
+    model = ICBM(TINY["mlp"](), num_concepts=K, nonneg_head=True)
+    x = _images()
+    variables = _init(model, x)
+    raw = variables["params"]["head"]["kernel"]
+    assert float(raw.min()) >= 0.0  # initialised live
+    raw = raw.at[0, :5].set(-1.0)  # five weights pushed below 0
+    variables = {**variables, "params": {**variables["params"],
+                                         "head": {**variables["params"]["head"], "kernel": raw}}}
+    kernel, _ = model.apply(variables, method=ICBM.head_params)
+    np.testing.assert_array_equal(kernel[0, :5], 0.0)
+    np.testing.assert_array_equal(kernel[1:], raw[1:])
+
+    def loss(params):
+        logits = model.apply({**variables, "params": params}, x)
+        return jnp.sum(logits * jnp.arange(10.0))
+    g = jax.grad(loss)(variables["params"])["head"]["kernel"]
+    np.testing.assert_array_equal(g[0, :5], 0.0)
+    assert float(jnp.abs(g[:, 5:]).sum()) > 0
+
+
+def test_sparsity_losses_are_sown_in_training_and_their_gradients_flow():
+    model = ICBM(TINY["mlp"](), num_concepts=K, rate_penalty=0.3, head_l1=0.2)
+    x = _images()
+    variables = _init(model, x)
+    _, state = model.apply(variables, x, train=True, mutable=["batch_stats", "losses"])
+    losses = state["losses"]
+    kernel = variables["params"]["head"]["kernel"]
+    assert float(losses["head_l1"][0]) == pytest.approx(0.2 * float(jnp.mean(jnp.abs(kernel))),
+                                                        rel=1e-6)
+    soft = model.apply(variables, x, train=True, hard=False, method=ICBM.concepts,
+                       mutable=["batch_stats"])[0]
+    assert float(losses["concept_layer"]["on_rate_penalty"][0]) == pytest.approx(
+        0.3 * float(jnp.mean(soft)), rel=1e-5)
+
+    def aux(params):  # the trainer's line: the sown losses alone
+        _, upd = model.apply({**variables, "params": params}, x, train=True,
+                             mutable=["batch_stats", "losses"])
+        return sum(jax.tree.leaves(upd["losses"]))
+    g = jax.grad(aux)(variables["params"])
+    np.testing.assert_allclose(g["head"]["kernel"], 0.2 * jnp.sign(kernel) / kernel.size,
+                               rtol=1e-5)
+    assert float(jnp.sum(g["concept_layer"]["norm"]["bias"])) > 0  # pushes concepts off
+    with pytest.raises(ValueError, match="head_l1 must be ≥ 0"):
+        _init(ICBM(TINY["mlp"](), num_concepts=K, head_l1=-1.0), x)
+
+
+def test_offset_caps_the_icbm_on_rate_in_training():
+    theta = 2.0  # cap 0.2
+    model = ICBM(TINY["mlp"](), num_concepts=32, norm_affine=False, concept_offset=theta,
+                 concept_mode="hard")
+    x = jax.random.normal(jax.random.key(5), (64, 28, 28, 1)) ** 3
+    variables = _init(model, x)
+    assert "norm" not in variables["params"]["concept_layer"]
+    z, _ = model.apply(variables, x, train=True, hard=True, method=ICBM.concepts,
+                       mutable=["batch_stats"])
+    assert float(np.asarray(z).mean(axis=0).max()) <= 0.2 + 1e-6

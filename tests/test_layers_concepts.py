@@ -8,6 +8,7 @@ from flax import nnx
 
 from htaf_jax import concepts as core
 from htaf_jax.linen.concepts import ConceptBottleneck as LinenConcepts
+from htaf_jax.nnx.concepts import AuxLoss
 from htaf_jax.nnx.concepts import ConceptBottleneck as NNXConcepts
 from htaf_jax.surrogates import get_surrogate
 
@@ -85,14 +86,19 @@ def _pair(**kw):
     variables = lin.init(jax.random.key(1), _features(), train=False)
     # Non-trivial BatchNorm state, so evaluation reads running statistics that matter.
     variables = jax.tree.map(lambda a: a, variables)
-    variables["params"]["norm"]["scale"] = jnp.linspace(0.5, 1.5, K)
-    variables["params"]["norm"]["bias"] = jnp.linspace(-0.3, 0.3, K)
+    affine = kw.get("norm_affine", True)
+    if affine:
+        variables["params"]["norm"]["scale"] = jnp.linspace(0.5, 1.5, K)
+        variables["params"]["norm"]["bias"] = jnp.linspace(-0.3, 0.3, K)
+    else:
+        assert "norm" not in variables["params"]  # no learned scale or bias
     variables["batch_stats"]["norm"]["mean"] = jnp.linspace(-0.2, 0.2, K)
     variables["batch_stats"]["norm"]["var"] = jnp.linspace(0.5, 2.0, K)
     mod = NNXConcepts(D, K, **kw, rngs=nnx.Rngs(0))
     mod.proj.kernel[...] = variables["params"]["proj"]["kernel"]
-    for name in ("scale", "bias"):
+    for name in ("scale", "bias") if affine else ():
         getattr(mod.norm, name)[...] = variables["params"]["norm"][name]
+    assert affine or (mod.norm.scale is None and mod.norm.bias is None)
     for name in ("mean", "var"):
         getattr(mod.norm, name)[...] = variables["batch_stats"]["norm"][name]
     return lin, variables, mod
@@ -105,6 +111,9 @@ CASES = [
     dict(surrogate="straight_through", concept_mode="hard"),
     dict(surrogate=get_surrogate("htaf", alpha=16.0, beta=1.0), sharpen=4.0,
          total_train_steps=6),
+    dict(concept_offset=0.7, rate_penalty=0.3),
+    dict(norm_affine=False, concept_offset=1.5, rate_penalty=2.0, concept_mode="hard"),
+    dict(norm_affine=False, concept_offset=-0.5, sharpen=4.0, total_train_steps=6),
 ]
 
 
@@ -129,15 +138,17 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(kw, train):
 
     @jax.jit
     def linen_loss(params, h):
-        z, _ = lin.apply({"params": params, "batch_stats": variables["batch_stats"]}, h,
-                         train=train, step=step, mutable=["batch_stats", "intermediates"])
-        return jnp.sum(z * w), z
+        z, updates = lin.apply({"params": params, "batch_stats": variables["batch_stats"]}, h,
+                               train=train, step=step,
+                               mutable=["batch_stats", "intermediates", "losses"])
+        aux = sum(jax.tree.leaves(updates.get("losses", {})))  # the trainer's one line
+        return jnp.sum(z * w) + aux, z
 
     @nnx.jit
     def nnx_loss_and_grads(mod, h):
         def loss(mod, h):
             z = mod(h, train=train, step=step)
-            return jnp.sum(z * w), z
+            return jnp.sum(z * w) + sum(jax.tree.leaves(nnx.state(mod, AuxLoss))), z
         return nnx.value_and_grad(loss, argnums=(0, 1), has_aux=True)(mod, h)
 
     (l_lin, z_lin), (g_params, g_h) = jax.value_and_grad(linen_loss, argnums=(0, 1),
@@ -147,7 +158,7 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(kw, train):
     _close(l_nnx, l_lin)
     _close(g_h_nnx, g_h)
     _close(g_mod["proj"]["kernel"][...], g_params["proj"]["kernel"])
-    for name in ("scale", "bias"):
+    for name in ("scale", "bias") if kw.get("norm_affine", True) else ():
         _close(g_mod["norm"][name][...], g_params["norm"][name])
     assert float(jnp.abs(g_params["proj"]["kernel"]).sum()) > 0  # the gradient gets through
 
@@ -238,3 +249,90 @@ def test_nnx_layer_trains_with_nnx_optimizer():
     losses = [float(train_step(model, optimizer, jnp.asarray(t))) for t in range(60)]
     assert losses[-1] < 0.5 * losses[0]
     assert accuracy() >= 0.9 > before
+
+
+# ------------------------------------------------------ sparse concepts ------
+def _two_point_features(n=10, on=2):
+    """h (n, 1) with ``on`` examples at 1 and the rest at 0: after standardisation a
+    two-point x̂ with mass r = on/n at √((1 − r)/r), the case where Cantelli's cap is met."""
+    h = np.zeros((n, 1), np.float32)
+    h[:on] = 1.0
+    return jnp.asarray(h)
+
+
+@pytest.mark.parametrize("cls", ["linen", "nnx"])
+def test_offset_caps_the_on_rate_exactly_at_the_two_point_case(cls):
+    h = _two_point_features()  # r = 0.2: x̂ = 2 for two examples, −0.5 for eight
+    theta_low, theta_high = 1.9, 2.1  # caps 0.217 and 0.185
+    rates = []
+    for theta in (theta_low, theta_high):
+        if cls == "linen":
+            lin = LinenConcepts(1, concept_mode="hard", norm_affine=False,
+                                concept_offset=theta, epsilon=1e-9)
+            v = lin.init(jax.random.key(0), h)
+            v = {"params": {"proj": {"kernel": jnp.ones((1, 1))}},
+                 "batch_stats": v["batch_stats"]}
+            z, _ = lin.apply(v, h, train=True, mutable=["batch_stats"])
+        else:
+            mod = NNXConcepts(1, 1, concept_mode="hard", norm_affine=False, concept_offset=theta,
+                              epsilon=1e-9,
+                              rngs=nnx.Rngs(0))
+            mod.proj.kernel[...] = jnp.ones((1, 1))
+            z = mod(h, train=True)
+        rates.append(float(jnp.mean(z)))
+    assert rates[0] == pytest.approx(0.2)  # the cap 1/(1 + 1.9²) ≥ 0.2: reached
+    assert rates[1] == 0.0  # the cap 1/(1 + 2.1²) < 0.2: the two-point code cannot fire
+
+
+def test_offset_caps_the_on_rate_of_any_batch():
+    """Skewed, heavy-tailed features and a random projection: every concept's on-rate in
+    a training batch stays ≤ 1/(1 + θ²) (Cantelli), for several θ."""
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(np.concatenate([rng.standard_exponential((200, 4)) ** 3,
+                                    rng.standard_cauchy((200, 4))], axis=1), jnp.float32)
+    for rate in (0.05, 0.15, 0.5):
+        theta = core.offset_for_on_rate(rate)
+        assert core.on_rate_bound(theta) == pytest.approx(rate)
+        lin = LinenConcepts(64, concept_mode="hard", norm_affine=False, concept_offset=theta)
+        v = lin.init(jax.random.key(1), h)
+        z, _ = lin.apply(v, h, train=True, mutable=["batch_stats"])
+        per_concept = np.asarray(z).mean(axis=0)
+        assert per_concept.max() <= rate + 1e-6
+        assert per_concept.max() > 0  # skewed features do fire some concepts
+
+
+def test_offset_and_bound_closed_forms():
+    assert core.offset_for_on_rate(0.2) == pytest.approx(2.0)
+    assert core.offset_for_on_rate(1.0) == 0.0
+    assert core.on_rate_bound(0.0) == 1.0 and core.on_rate_bound(-1.0) == 1.0
+    assert core.on_rate_bound(3.0) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"on-rate cap must be in \(0, 1\]"):
+        core.offset_for_on_rate(0.0)
+    with pytest.raises(ValueError, match="rate_penalty must be ≥ 0"):
+        LinenConcepts(3, rate_penalty=-1.0).init(jax.random.key(0), _features())
+    with pytest.raises(ValueError, match="concept_offset must be finite"):
+        NNXConcepts(D, 3, concept_offset=float("nan"), rngs=nnx.Rngs(0))
+    pre = core.concept_preactivations(jnp.array([[0.5, 1.0, 2.0]]), 3.0, offset=1.0)
+    np.testing.assert_allclose(pre, [[-1.5, 0.0, 3.0]])
+    hard, _ = core.binary_concepts(jnp.array([[0.5, 1.0, 2.0]]), offset=1.0)
+    np.testing.assert_array_equal(hard, [[0.0, 1.0, 1.0]])  # H(0) = 1 at the offset
+
+
+def test_rate_penalty_is_sown_in_training_only():
+    lin, variables, mod = _pair(rate_penalty=0.5)
+    h = _features()
+    z, updates = lin.apply(variables, h, train=True, mutable=["batch_stats", "losses"])
+    (value,) = updates["losses"]["on_rate_penalty"]
+    assert float(value) == pytest.approx(0.5 * float(jnp.mean(z)), rel=1e-6)
+    _, updates = lin.apply(variables, h, train=False, mutable=["losses"])
+    assert "losses" not in updates or not updates["losses"]
+    # Not mutable: the sow does nothing (an engine without the line trains as before).
+    lin.apply(variables, h, train=True, mutable=["batch_stats"])
+    z_nnx = mod(h, train=True)
+    assert float(mod.on_rate_penalty[...]) == pytest.approx(0.5 * float(jnp.mean(z_nnx)),
+                                                           rel=1e-6)
+    mod(h)
+    assert float(mod.on_rate_penalty[...]) == 0.0
+    # Without a penalty there is no AuxLoss variable: the state keeps its old structure.
+    _, _, plain = _pair()
+    assert not jax.tree.leaves(nnx.state(plain, AuxLoss))

@@ -13,10 +13,21 @@ prediction is exactly ``sum_k z_k V[k, c] + b_c`` over the active concepts.
 Entries without a smooth form (straight-through) must train with
 ``concept_mode="hard"``.
 
+Options for sparse, readable concepts (all off by default):
+``norm_affine=False`` with ``concept_offset=θ`` caps each concept's on-rate
+per training batch at 1/(1 + θ²) (``htaf_jax.concepts``, no loss term);
+``rate_penalty=λ`` and ``head_l1=μ`` sow λ·mean(z) and μ·mean|V| in the
+``losses`` collection (a trainer adds ``sum(jax.tree.leaves(updates["losses"]))``
+to its loss with ``"losses"`` mutable; without that they do nothing);
+``nonneg_head=True`` makes the head V = max(kernel, 0) (kernel initialised
+non-negative): every active concept adds evidence for classes, never
+against, and weights pushed below 0 stay exactly 0, a sparse head.
+
 Besides ``__call__`` (logits), the module has methods for the interpretation
 tools, used as ``model.apply(variables, x, method=ICBM.concepts)``:
 ``concept_preactivations`` (s·BN(W·h), ranks examples per concept),
-``concepts`` (hard or soft z), ``classify`` (head on given z) and
+``concepts`` (hard or soft z), ``classify`` (head on given z),
+``head_params`` (the head's effective kernel V and bias) and
 ``explain`` (all of them at once).
 
 Registered models (``config.model.name``): ``"icbm"`` and ``"standard"`` (the
@@ -27,6 +38,8 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax import concepts as core
@@ -36,7 +49,8 @@ from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["ICBM", "StandardClassifier", "icbm_from_config", "smooth_form", "standard_from_config"]
+__all__ = ["ICBM", "NonNegativeDense", "StandardClassifier", "icbm_from_config", "smooth_form",
+           "standard_from_config"]
 
 Step = Array | int | None
 
@@ -46,6 +60,34 @@ def smooth_form(surrogate) -> Callable[[Array], Array] | None:
     if not getattr(surrogate, "has_smooth", False):
         return None
     return surrogate.smooth
+
+
+def _abs_lecun_normal(key, shape, dtype=jnp.float32):
+    return jnp.abs(nn.initializers.lecun_normal()(key, shape, dtype))
+
+
+class NonNegativeDense(nn.Module):
+    """y = x · max(kernel, 0) + bias: a linear head whose weights are ≥ 0.
+
+    The kernel starts at |lecun_normal| (all weights live); an entry the
+    gradient pushes below 0 contributes exactly 0 and gets no gradient again.
+    Parameters ``kernel`` (in_features, features) and ``bias`` (features,), as ``nn.Dense``.
+    """
+
+    in_features: int
+    features: int
+
+    def setup(self):
+        self.kernel = self.param("kernel", _abs_lecun_normal, (self.in_features, self.features))
+        self.bias = self.param("bias", nn.initializers.zeros, (self.features,))
+
+    def weights(self) -> tuple[Array, Array]:
+        """The effective kernel max(kernel, 0) (K, C) and the bias (C,)."""
+        return jax.nn.relu(self.kernel), self.bias
+
+    def __call__(self, x: Array) -> Array:
+        kernel, bias = self.weights()
+        return x @ kernel + bias
 
 
 class ICBM(nn.Module):
@@ -64,11 +106,17 @@ class ICBM(nn.Module):
         function of it (``htaf_jax.concepts.sharpness_schedule``), not a
         counter in the model's state. ``step=None`` in evaluation means
         training is over (s = ``sharpen``); the hard concepts do not depend on s.
+      norm_affine, concept_offset, rate_penalty: the concept layer's sparsity
+        options (see the module doc).
+      nonneg_head: the head is ``NonNegativeDense`` (V = max(kernel, 0)).
+      head_l1: μ of the sown training loss μ·mean|V| (0: not sown).
 
     Parameters: ``backbone``, ``concept_layer`` (``proj``, ``norm``), ``head``.
     Sown (``intermediates``, under ``concept_layer``): ``near_binary`` (share of
     smooth concepts within ``binary_eps`` of {0, 1}; only for surrogates with a
-    smooth form) and ``concept_rate`` (mean of the hard concepts).
+    smooth form) and ``concept_rate`` (mean of the hard concepts). Sown in
+    training (``losses``): ``concept_layer/on_rate_penalty`` (``rate_penalty > 0``)
+    and ``head_l1`` (``head_l1 > 0``).
     """
 
     backbone: nn.Module
@@ -81,14 +129,23 @@ class ICBM(nn.Module):
     sharpen: float = 1.0
     sharpen_fraction: float = 0.75
     total_train_steps: int = 0
+    norm_affine: bool = True
+    concept_offset: float = 0.0
+    rate_penalty: float = 0.0
+    nonneg_head: bool = False
+    head_l1: float = 0.0
 
     def setup(self):
+        if not self.head_l1 >= 0:
+            raise ValueError(f"head_l1 must be ≥ 0, got {self.head_l1!r}")
         self.concept_layer = ConceptBottleneck(
             self.num_concepts, surrogate=self.surrogate, concept_mode=self.concept_mode,
             concept_noise=self.concept_noise, sharpen=self.sharpen,
             sharpen_fraction=self.sharpen_fraction, total_train_steps=self.total_train_steps,
-            binary_eps=self.binary_eps)
-        self.head = nn.Dense(self.num_classes)
+            binary_eps=self.binary_eps, norm_affine=self.norm_affine,
+            concept_offset=self.concept_offset, rate_penalty=self.rate_penalty)
+        self.head = (NonNegativeDense(self.num_concepts, self.num_classes) if self.nonneg_head
+                     else nn.Dense(self.num_classes))
 
     def _unit(self):
         unit = resolve_surrogate(self.surrogate)
@@ -116,6 +173,15 @@ class ICBM(nn.Module):
         """The linear head on given concepts (B, K) → logits (B, num_classes)."""
         return self.head(concepts)
 
+    def head_params(self) -> tuple[Array, Array]:
+        """The head's effective kernel V (K, C) and bias b (C,): logits = z V + b.
+
+        Call as ``model.apply(variables, method=ICBM.head_params)``."""
+        if self.nonneg_head:
+            return self.head.weights()
+        v = self.head.variables["params"]
+        return v["kernel"], v["bias"]
+
     def explain(self, images: Array, step: Step = None) -> dict[str, Array]:
         """Evaluation-mode pieces for the interpretation tools.
 
@@ -134,7 +200,11 @@ class ICBM(nn.Module):
 
     def __call__(self, images: Array, train: bool = False, step: Step = None) -> Array:
         h = self.backbone(images, train=train)
-        return self.head(self.concept_layer(h, train=train, step=step))
+        logits = self.head(self.concept_layer(h, train=train, step=step))
+        if train and self.head_l1 > 0:
+            kernel, _ = self.head_params()
+            self.sow("losses", "head_l1", self.head_l1 * jnp.mean(jnp.abs(kernel)))
+        return logits
 
 
 class StandardClassifier(nn.Module):
@@ -167,10 +237,12 @@ def _split_backbone(model_config) -> tuple[nn.Module, dict]:
 
 @register_model("icbm")
 def icbm_from_config(model_config) -> ICBM:
-    """ICBM from ``config.model``: ``backbone`` (mlp | cnn | resnet), ``backbone_kwargs``
+    """ICBM from ``config.model``: ``backbone`` (mlp | cnn | resnet | resnet18 | vit),
+    ``backbone_kwargs``
     (its fields), ``surrogate_kwargs`` (the unit's hyperparameters, see
     ``config_fields.module_kwargs``), and any field of ``ICBM`` (``num_concepts``,
     ``surrogate``, ``concept_mode``, ``concept_noise``, ``sharpen``, ``sharpen_fraction``,
+    ``norm_affine``, ``concept_offset``, ``rate_penalty``, ``nonneg_head``, ``head_l1``,
     ``num_classes``, ``total_train_steps``; ``build_model`` gives the last two from the
     data and the run's length). Another field raises ValueError naming the valid ones."""
     backbone, fields = _split_backbone(model_config)

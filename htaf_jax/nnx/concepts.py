@@ -9,6 +9,11 @@ call signature serves both front ends.
     layer = ConceptBottleneck(256, 32, sharpen=16.0, total_train_steps=1000,
                               rngs=nnx.Rngs(0))
     z = layer(h, train=True, step=step)
+
+With ``rate_penalty > 0`` the layer keeps the training loss term λ·mean(z)
+of its last call in an ``AuxLoss`` variable (0 after an evaluation call); a
+train step adds ``sum(jax.tree.leaves(nnx.state(model, AuxLoss)))`` to its
+loss, the NNX counterpart of the Linen layer's sown ``losses``.
 """
 from __future__ import annotations
 
@@ -22,7 +27,11 @@ from jax import Array
 from htaf_jax import concepts as core
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["ConceptBottleneck"]
+__all__ = ["AuxLoss", "ConceptBottleneck"]
+
+
+class AuxLoss(nnx.Intermediate):
+    """A term the training loss should add (set on every call of the module that owns it)."""
 
 
 class ConceptBottleneck(nnx.Module):
@@ -35,7 +44,8 @@ class ConceptBottleneck(nnx.Module):
     Call: ``layer(h, train=False, step=None, rngs=None)``; ``rngs`` (a key or a
     stream) overrides the stored noise stream. The last call's statistics are
     kept in ``nnx.Intermediate`` variables ``near_binary`` (units with a smooth
-    form) and ``concept_rate``, overwritten on every call so the module's state
+    form) and ``concept_rate``, and with ``rate_penalty > 0`` the ``AuxLoss``
+    ``on_rate_penalty`` (training calls; 0 after an evaluation call), overwritten on every call so the module's state
     keeps its structure under ``nnx.jit``.
     """
 
@@ -44,8 +54,10 @@ class ConceptBottleneck(nnx.Module):
                  concept_noise: float = 0.0, sharpen: float = 1.0,
                  sharpen_fraction: float = 0.75, total_train_steps: int = 0,
                  binary_eps: float = 0.01, momentum: float = 0.9, epsilon: float = 1e-5,
-                 rngs: nnx.Rngs):
-        core.check_concept_options(concept_mode, concept_noise, sharpen, sharpen_fraction)
+                 norm_affine: bool = True, concept_offset: float = 0.0,
+                 rate_penalty: float = 0.0, rngs: nnx.Rngs):
+        core.check_concept_options(concept_mode, concept_noise, sharpen, sharpen_fraction,
+                                   concept_offset, rate_penalty)
         self.num_concepts = num_concepts
         self.surrogate = surrogate
         self.concept_mode = concept_mode
@@ -54,14 +66,20 @@ class ConceptBottleneck(nnx.Module):
         self.sharpen_fraction = sharpen_fraction
         self.total_train_steps = total_train_steps
         self.binary_eps = binary_eps
+        self.norm_affine = norm_affine
+        self.concept_offset = concept_offset
+        self.rate_penalty = rate_penalty
         self.proj = nnx.Linear(in_features, num_concepts, use_bias=False, rngs=rngs)
-        self.norm = nnx.BatchNorm(num_concepts, momentum=momentum, epsilon=epsilon, rngs=rngs)
+        self.norm = nnx.BatchNorm(num_concepts, momentum=momentum, epsilon=epsilon,
+                                  use_scale=norm_affine, use_bias=norm_affine, rngs=rngs)
         self.rngs = rngs["dropout"].fork() if concept_noise > 0 else nnx.data(None)
         unit = resolve_surrogate(surrogate)
         self.has_smooth = bool(getattr(unit, "has_smooth", False))
         if self.has_smooth:
             self.near_binary = nnx.Intermediate(jnp.zeros((), jnp.float32))
         self.concept_rate = nnx.Intermediate(jnp.zeros((), jnp.float32))
+        if rate_penalty > 0:
+            self.on_rate_penalty = AuxLoss(jnp.zeros((), jnp.float32))
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
         """s at ``step`` (a float32 scalar); ``step=None`` as in the Linen layer."""
@@ -70,9 +88,10 @@ class ConceptBottleneck(nnx.Module):
 
     def preactivations(self, h: Array, train: bool = False,
                        step: Array | int | None = None) -> Array:
-        """s · BN(W h) (B, K) without noise: > 0 ⇔ the hard concept is on."""
+        """s · (BN(W h) − θ) (B, K) without noise: ≥ 0 ⇔ the hard concept is on."""
         normed = self.norm(self.proj(h), use_running_average=not train)
-        return core.concept_preactivations(normed, self.sharpness(train, step))
+        return core.concept_preactivations(normed, self.sharpness(train, step),
+                                           offset=self.concept_offset)
 
     def __call__(self, h: Array, train: bool = False, step: Array | int | None = None,
                  rngs: nnx.RngStream | Array | None = None) -> Array:
@@ -83,7 +102,11 @@ class ConceptBottleneck(nnx.Module):
             key = stream if isinstance(stream, jax.Array) else stream()
         z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,
                                       train=train, sharpness=self.sharpness(train, step),
-                                      noise_std=self.concept_noise, key=key)
+                                      noise_std=self.concept_noise, key=key,
+                                      offset=self.concept_offset)
+        if self.rate_penalty > 0:
+            self.on_rate_penalty[...] = (core.on_rate_penalty(z, self.rate_penalty) if train
+                                         else jnp.zeros((), jnp.float32))
         unit = resolve_surrogate(self.surrogate)
         if self.has_smooth:
             self.near_binary[...] = jax.lax.stop_gradient(
