@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 
+
 def class_names_for(dataset: str, num_classes: int) -> list[str]:
     if dataset == "fashion_mnist":
         from htaf_jax.data.fashion_mnist_local import CLASS_NAMES
         return list(CLASS_NAMES)
     return [str(i) for i in range(num_classes)]
-
 
 
 def _splits(config):
@@ -87,26 +87,17 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
 def write_grids(folder, images, labels, acts, kernel, names, count, size) -> list[str]:
     """Grids for the top concept of each class first, then the largest weights."""
     from htaf_jax import interpret
-    chosen: list[int] = []
     reason: dict[int, str] = {}  # row title: why the concept is shown
     for c, top in enumerate(interpret.class_concepts(kernel, top=1)):
-        if top[0][0] not in chosen:
-            chosen.append(top[0][0])
-            reason[top[0][0]] = f"top concept of {names[c]}"
-    for k in np.argsort(-kernel.max(axis=1)):
-        if len(chosen) >= count:
-            break
-        if int(k) not in chosen:
-            chosen.append(int(k))
-    chosen = chosen[:count]
+        reason.setdefault(top[0][0], f"top concept of {names[c]}")
+    chosen = list(dict.fromkeys([*reason, *map(int, np.argsort(-kernel.max(axis=1)))]))[:count]
     shown = images * 0.5 + 0.5 if images.min() < 0 else images
     paths = []
     for k in chosen:
         for least in (False, True):
-            path = os.path.join(folder, f"c{k}_{'least' if least else 'top'}.png")
-            interpret.save_concept_grid(path, shown, acts.preactivations, k, n=size, least=least,
-                                        labels=labels, class_names=names)
-            paths.append(path)
+            paths.append(os.path.join(folder, f"c{k}_{'least' if least else 'top'}.png"))
+            interpret.save_concept_grid(paths[-1], shown, acts.preactivations, k, n=size,
+                                        least=least, labels=labels, class_names=names)
     # A class's top concept need not have its own largest weight on that class.
     titles = [f"c{k}: {reason.get(k) or 'largest weight on ' + names[int(np.argmax(kernel[k]))]}"
               for k in chosen]

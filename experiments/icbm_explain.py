@@ -5,7 +5,6 @@ adds to the class logits, and (``--flip K``) what switching concept K changes.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -17,31 +16,8 @@ from experiments import icbm_analysis, runs
 def restore_variables(workdir: str) -> dict:
     """``{"params", "batch_stats"}`` of the latest checkpoint in ``workdir`` (host arrays)."""
     from htaf_jax.train import restore_params
-    try:
-        restored = restore_params(workdir)
-        return {"params": restored.params, "batch_stats": restored.batch_stats}
-    except TypeError:
-        pass
-    # restore_params reads the item metadata through a manager without item
-    # handlers, which comes back None in a process that did not write the
-    # checkpoint (orbax 0.12.8); naming the handlers makes it readable.
-    import jax
-    import orbax.checkpoint as ocp
-    manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")), item_names=("state",),
-        item_handlers={"state": ocp.PyTreeCheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(read_only=True))
-    step = manager.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-    tree = manager.item_metadata(step)["state"]
-    tree = getattr(tree, "tree", tree)
-    wanted = {"params": tree["params"], "batch_stats": tree.get("batch_stats", {}) or {}}
-    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), wanted)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(abstract, partial_restore=True)))["state"]
-    manager.close()
-    return jax.tree.map(np.asarray, dict(restored))
+    restored = restore_params(workdir)
+    return {"params": restored.params, "batch_stats": restored.batch_stats}
 
 
 def _error(message: str) -> None:

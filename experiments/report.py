@@ -44,8 +44,7 @@ def summary_table(out_root: str) -> str:
         if not study.unit or study.split != "test":
             continue
         rows = table_rows(out_root, study)
-        keys = [k for k in dict.fromkeys(k for p in study.points for k in p.coords)
-                if k != study.unit]
+        keys = [k for k in study.keys if k != study.unit]
         groups: dict = {}
         for r in rows:
             groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)

@@ -106,10 +106,8 @@ def _train(study, run: Run) -> dict:
     if study.measure != "icbm_job":
         return runs.train_or_reuse(run.config, run.workdir, measures.MEASURES[study.measure],
                                    run.command)
-    if runs.finished(run.workdir):
-        return _record(run)
-    os.makedirs(run.workdir, exist_ok=True)
-    return icbm.run(run.config, run.workdir, run.command)
+    return _record(run) if runs.finished(run.workdir) else icbm.run(run.config, run.workdir,
+                                                                     run.command)
 
 
 def _record(run: Run) -> dict:
@@ -162,17 +160,14 @@ def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[i
 def main(argv: list[str] | None = None) -> int:
     values = flags.FlagValues()
     flags.DEFINE_enum("profile", "full", sorted(studies.PROFILES), "full: the configs' "
-                      "budgets; quick: every run shrunk (experiments/studies.py).",
-                      flag_values=values)
+                      "budgets; quick: every run shrunk.", flag_values=values)
     flags.DEFINE_list("only", [], "Only the runs whose label matches one of these patterns "
                       "(fnmatch, e.g. 'htaf*').", flag_values=values)
-    flags.DEFINE_string("out", None, "Results folder (default: results/<profile>).",
-                        flag_values=values)
+    flags.DEFINE_string("out", None, "Default: results/<profile>.", flag_values=values)
     flags.DEFINE_bool("dry-run", False, "Print each study's finished and planned runs; "
                       "train nothing.", flag_values=values)
-    flags.DEFINE_bool("report-only", False, "Train nothing: tables (and with 'all' "
-                      "RESULTS.md and README's block) from the finished runs.",
-                      flag_values=values)
+    flags.DEFINE_bool("report-only", False, "Train nothing: tables (with 'all': RESULTS.md, "
+                      "README's block) from the finished runs.", flag_values=values)
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
     usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
     names = runs.parse_flags(values, list(sys.argv if argv is None else argv), usage)

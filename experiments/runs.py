@@ -34,23 +34,16 @@ def _identity(config_json: dict) -> dict:
 
 def _trained_with(stored: dict, wanted: dict) -> bool:
     """Whether a run's stored ``config.json`` holds every field of ``wanted`` with its value
-    (the stored one may have more: the training loop records derived fields such as
-    ``input_shape`` and ``model.num_classes``)."""
-    for key, value in wanted.items():
-        if key not in stored:
-            return False
-        if isinstance(value, dict) and isinstance(stored[key], dict):
-            if not _trained_with(stored[key], value):
-                return False
-        elif stored[key] != value:
-            return False
-    return True
+    (it may hold more: fields the engine derived, such as ``model.num_classes``)."""
+    return all(key in stored and (_trained_with(stored[key], value) if isinstance(value, dict)
+                                  and isinstance(stored[key], dict) else stored[key] == value)
+               for key, value in wanted.items())
 
 
 def _keyed_surrogate_kwargs(config_json: dict) -> dict:
     """The config with a flat ``model.surrogate_kwargs`` keyed by its unit's name: the
     same run either way (htaf_jax.models.config_fields), so a run stored under the
-    flat form is found by a config that now keys them (the ICBM config since issue 20)."""
+    flat form (the ICBM config before it keyed them) is still found."""
     model = config_json.get("model")
     if not isinstance(model, dict):
         return config_json
@@ -71,15 +64,9 @@ def config_hash(config) -> str:
 
 
 def run_dir(out: str, label: str, seed: int, config) -> str:
-    """``OUT/runs/<label>-s<seed>-<hash>``.
-
-    Where that folder does not exist but another ``<label>-s<seed>-*`` run
-    there trained the same config up to ``WATCH_FIELDS`` (its ``config.json``
-    holds every other field with the same value; flat or unit-keyed
-    ``surrogate_kwargs`` count as the same), that run's folder is
-    returned, finished ones first: this reuses runs keyed by the older hash,
-    which covered every field.
-    """
+    """``OUT/runs/<label>-s<seed>-<hash>``; where that folder does not exist, another
+    ``<label>-s<seed>-*`` run that trained the same config (up to ``WATCH_FIELDS``, flat
+    or unit-keyed ``surrogate_kwargs``; finished ones first): runs of an older hash."""
     wanted = _identity(json.loads(config.to_json()))
     name = f"{label}-s{seed}-{_hash(wanted)}"
     path = os.path.join(out, "runs", name)
@@ -109,11 +96,6 @@ def finished(workdir: str) -> bool:
     return os.path.exists(os.path.join(workdir, RESULTS_FILE))
 
 
-def _flag_value(value) -> str:
-    # What config_flags parses back to ``value``: strings raw, the rest as literals.
-    return value if isinstance(value, str) else repr(value)
-
-
 def _overrides(base: dict, config: dict, prefix: str) -> list[str]:
     """``--config.<path>=<value>`` flags that turn ``base`` into ``config``; a sub-dict
     that gained or lost keys is set whole, as a dict literal."""
@@ -123,7 +105,8 @@ def _overrides(base: dict, config: dict, prefix: str) -> list[str]:
         if isinstance(value, dict) and isinstance(old, dict) and set(value) == set(old):
             flags += _overrides(old, value, path)
         elif key not in base or value != old or type(value) is not type(old):
-            flags.append(f"--{path}={_flag_value(value)}")
+            # What config_flags parses back: strings raw, the rest as literals.
+            flags.append(f"--{path}={value if isinstance(value, str) else repr(value)}")
     return flags
 
 

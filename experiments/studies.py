@@ -1,14 +1,9 @@
-"""Every study, as data: a config file, the runs (named overrides over dotted config
-paths), the seeds, the split it reads, what each run measures and the table's columns.
-
-    python -m experiments.run --list                 # every study, its runs and split
-    python -m experiments.run snn_mlp --profile quick
-
-A run is ``config file`` + ``PROFILES[profile]`` + ``Study.overrides`` + its point's
-overrides + ``seed``; it lives in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>``
-(experiments/runs.py), so a finished run is found again by the config it computes. A
-study that chooses something (a recipe, a hyperparameter) reads the validation split,
-held out from the training images; a final run reads the test split.
+"""Every study, as data: a config file, its runs (named overrides over dotted config
+paths), seeds, the split it reads, what each run measures and the table's columns.
+``python -m experiments.run --list`` lists them. A run is the config file + the
+profile's overrides + the study's + its point's + its seed. A study that chooses
+something reads the validation split (held out of the training images); a final
+run reads the test split.
 """
 from __future__ import annotations
 
@@ -49,6 +44,11 @@ class Study:
     plot: str = "bars"          # bars | lines (x: the second key column) | none
     unit: str = "surrogate"     # key column naming the binary unit (README's summary)
 
+    @property
+    def keys(self) -> list[str]:
+        """The table's key columns, in the points' order."""
+        return list(dict.fromkeys(k for p in self.points for k in p.coords))
+
 
 def axis(key: str, values, path: str, label: str = "{}") -> list[Point]:
     """One point per value: ``key=value`` in the table, ``path=value`` in the config."""
@@ -65,7 +65,6 @@ def grid(*axes: list[Point]) -> tuple:
 
 PROFILES = {
     "full": {"overrides": {}, "validation_size": 10000},
-    # Every run shrunk: it ranks the units under a small budget, not the configs' accuracy.
     "quick": {"overrides": {"train_subset": 6000, "num_epochs": 2, "test_subset": 2000,
                             "progress": False}, "validation_size": 2000},
 }
@@ -158,7 +157,7 @@ STUDIES = {s.name: s for s in (
     Study("alpha_beta", "HTAF α/β sweep (DHN MLP, depth 4, validation split)", "dhn_mlp",
           grid(units(["htaf"]), htaf_shape([2, 4, 8, 16], [0.5, 1, 2])), seeds=(0,),
           split="validation", table="dhn_mlp_alpha_beta", plot="lines"),
-    # Issue 16 item 7: does any (α, β) keep a plain depth-16 DHN trainable?
+    # Does any (α, β) keep a plain depth-16 DHN trainable? Gradient norms against theory.
     Study("dhn_alpha_beta", "Plain deep Heaviside MLP at depths 8 and 16: HTAF α × β "
           "(quick budget, validation split)", "dhn_mlp",
           grid(units(["htaf"]), axis("depth", [8, 16], "model.depth", "d{}"),
@@ -169,7 +168,7 @@ STUDIES = {s.name: s for s in (
           "standard model", "icbm", icbm_points(BACKBONES, CONCEPT_LAYERS, [32, 128]),
           measure="concepts", columns=ICBM_COLUMNS, overrides={"baseline": False},
           table="icbm_results", plot="none", unit="variant"),
-    # Issue 18 item 2: the recipe chosen on validation (MLP backbone); the on-rate
+    # The ICBM recipe chosen on validation (MLP backbone); an on-rate sparsity
     # pressure joins as an axis once the model has that field.
     Study("icbm_recipe", "ICBM recipe selection (MLP, validation split): concept count, "
           "training noise and sharpening", "icbm",

@@ -58,7 +58,7 @@ def rows(study, records: list[dict]) -> list[dict]:
 
 
 def markdown(study, meta: dict, table_rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for p in study.points for k in p.coords))
+    keys = study.keys
     done = sum(len(r["seeds"]) for r in table_rows)
     unfinished = (f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
                   "finished, and the table shows only those; rerunning the command trains "
@@ -92,7 +92,7 @@ def plot(path: str, study, table_rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
     key = cell_key(study.columns[0])
     rs = [r for r in table_rows if r[key]["mean"] is not None]
-    keys = list(dict.fromkeys(k for p in study.points for k in p.coords))
+    keys = study.keys
     fig, ax = plt.subplots(figsize=(8, 4))
     if study.plot == "bars":
         ax.bar(range(len(rs)), [r[key]["mean"] for r in rs], yerr=[r[key]["std"] for r in rs],
