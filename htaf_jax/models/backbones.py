@@ -2,8 +2,11 @@
 
 A backbone maps normalised images ``(B, H, W, C)`` to features ``(B, D)``
 and is called as ``backbone(images, train=bool)``; BatchNorm statistics live
-in the ``batch_stats`` collection. Three sizes ship: an MLP, a small CNN and a
-small ResNet (pre-activation-free, BasicBlock-style, He et al. 2016).
+in the ``batch_stats`` collection. Shipped: an MLP, a small CNN, a small
+ResNet (BasicBlock-style, He et al. 2016), ResNet-18 in its CIFAR form (3×3
+stem, no max-pool, 4 stages of 2 BasicBlocks; widths configurable so a narrow
+one runs on a CPU) and a small ViT (Dosovitskiy et al. 2021: patch
+embedding, pre-norm transformer blocks, class token or mean pool).
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["MLPBackbone", "CNNBackbone", "ResNetBackbone", "make_backbone"]
+__all__ = ["MLPBackbone", "CNNBackbone", "ResNetBackbone", "ResNet18Backbone", "ViTBackbone",
+           "make_backbone"]
 
 
 class MLPBackbone(nn.Module):
@@ -91,11 +95,81 @@ class ResNetBackbone(nn.Module):
         return jnp.mean(h, axis=(1, 2))
 
 
-_BACKBONES = {"mlp": MLPBackbone, "cnn": CNNBackbone, "resnet": ResNetBackbone}
+class ResNet18Backbone(ResNetBackbone):
+    """ResNet-18, CIFAR variant (He et al. 2016, §4.2 stem): 3×3 stride-1 stem, no
+    max-pool, stages of 2 BasicBlocks at ``stage_channels`` (64, 128, 256, 512),
+    stride 2 from the second stage on, global mean pool. Features (B, stage_channels[-1]).
+
+    A narrow one, e.g. ``stage_channels=(16, 32, 64, 128)``, keeps the depth and
+    runs on a CPU."""
+
+    stage_channels: Sequence[int] = (64, 128, 256, 512)
+    blocks_per_stage: int = 2
+
+
+class _TransformerBlock(nn.Module):
+    """Pre-norm block: x + MHSA(LN(x)), then x + MLP(LN(x)) (GELU)."""
+
+    num_heads: int
+    mlp_dim: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        y = nn.LayerNorm()(x)
+        x = x + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(y, y)
+        y = nn.LayerNorm()(x)
+        y = nn.Dense(x.shape[-1])(nn.gelu(nn.Dense(self.mlp_dim)(y)))
+        return x + y
+
+
+class ViTBackbone(nn.Module):
+    """A small Vision Transformer: patches → linear embedding + learned position
+    embedding → ``depth`` pre-norm blocks → LayerNorm → pooled (B, hidden).
+
+    ``pool="cls"`` reads a learned class token, ``"mean"`` averages the patch
+    tokens. The image side must be a multiple of ``patch_size`` (28 → 7×7
+    patches of 4, 32 → 8×8); the position embedding is sized from the input at init.
+    """
+
+    patch_size: int = 4
+    hidden: int = 64
+    depth: int = 4
+    num_heads: int = 4
+    mlp_dim: int = 128
+    pool: str = "cls"
+
+    @nn.compact
+    def __call__(self, images: Array, train: bool = False) -> Array:
+        del train  # no dropout or batch statistics
+        if self.pool not in ("cls", "mean"):
+            raise ValueError(f"ViT pool must be 'cls' or 'mean', got {self.pool!r}")
+        b, height, width, _ = images.shape
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(f"ViT patch_size={p} does not divide the image size "
+                             f"{height}×{width}")
+        h = nn.Conv(self.hidden, (p, p), strides=(p, p), padding="VALID",
+                    name="embed")(images)
+        h = h.reshape((b, -1, self.hidden))
+        if self.pool == "cls":
+            cls = self.param("cls", nn.initializers.zeros, (1, 1, self.hidden))
+            h = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.hidden)).astype(h.dtype), h],
+                                axis=1)
+        pos = self.param("pos_embedding", nn.initializers.normal(0.02), (1,) + h.shape[1:])
+        h = h + pos.astype(h.dtype)
+        for _ in range(self.depth):
+            h = _TransformerBlock(self.num_heads, self.mlp_dim)(h)
+        h = nn.LayerNorm()(h)
+        return h[:, 0] if self.pool == "cls" else jnp.mean(h, axis=1)
+
+
+_BACKBONES = {"mlp": MLPBackbone, "cnn": CNNBackbone, "resnet": ResNetBackbone,
+              "resnet18": ResNet18Backbone, "vit": ViTBackbone}
 
 
 def make_backbone(name: str, **kwargs) -> nn.Module:
-    """Builds a backbone by name (``"mlp"``, ``"cnn"``, ``"resnet"``); kwargs are its fields.
+    """Builds a backbone by name (``"mlp"``, ``"cnn"``, ``"resnet"``, ``"resnet18"``,
+    ``"vit"``); kwargs are its fields.
 
     An unknown name or field raises ValueError naming the valid ones."""
     try:

@@ -1,0 +1,90 @@
+"""ResNet-18 (CIFAR) and ViT backbones: shapes, structure, gradients, use in the ICBM and baseline."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from htaf_jax.models import build_model
+from htaf_jax.models.backbones import ResNet18Backbone, ViTBackbone, make_backbone
+
+NARROW_RESNET = dict(stage_channels=(4, 4, 8, 8))
+SMALL_VIT = dict(patch_size=4, hidden=16, depth=2, num_heads=2, mlp_dim=32)
+
+
+def _images(size, channels, b=3):
+    return jax.random.normal(jax.random.key(0), (b, size, size, channels), jnp.float32)
+
+
+@pytest.mark.parametrize("size, channels", [(16, 3), (12, 1)])
+def test_resnet18_shapes_and_structure(size, channels):
+    net = ResNet18Backbone(**NARROW_RESNET)
+    x = _images(size, channels)
+    variables = net.init(jax.random.key(1), x)
+    feats, upd = net.apply(variables, x, train=True, mutable=["batch_stats"])
+    chex.assert_shape(feats, (3, 8))
+    params = variables["params"]
+    blocks = sorted(k for k in params if k.startswith("_BasicBlock"))
+    assert len(blocks) == 8  # 4 stages × 2 BasicBlocks
+    convs = [k for b in blocks for k in params[b] if k.startswith("Conv")]
+    # 16 3×3 convs in the blocks + 3 1×1 projections (stages 2-4) + the stem: 20 convs.
+    assert len(convs) + 1 == 2 * 8 + 3 + 1
+    assert params["Conv_0"]["kernel"].shape == (3, 3, channels, 4)  # CIFAR stem: 3×3
+    assert "batch_stats" in upd
+    # Defaults are ResNet-18's widths.
+    assert ResNet18Backbone().stage_channels == (64, 128, 256, 512)
+    assert ResNet18Backbone().blocks_per_stage == 2
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_vit_shapes_tokens_and_gradients(pool):
+    net = ViTBackbone(**SMALL_VIT, pool=pool)
+    x = _images(12, 3)
+    variables = net.init(jax.random.key(1), x)
+    feats = net.apply(variables, x)
+    chex.assert_shape(feats, (3, 16))
+    tokens = 9 + (pool == "cls")  # 3×3 patches of 4, plus the class token
+    chex.assert_shape(variables["params"]["pos_embedding"], (1, tokens, 16))
+    assert ("cls" in variables["params"]) == (pool == "cls")
+    g = jax.grad(lambda p: jnp.sum(net.apply({"params": p}, x) ** 2))(variables["params"])
+    chex.assert_tree_all_finite(g)
+    for name in ("embed", "pos_embedding"):
+        assert float(sum(jnp.abs(v).sum() for v in jax.tree.leaves(g[name]))) > 0
+    # Each image's features depend on that image only (no mixing across the batch).
+    x2 = x.at[1].set(0.0)
+    f2 = net.apply(variables, x2)
+    np.testing.assert_allclose(f2[0], feats[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(f2[1], feats[1])
+
+
+def test_vit_rejects_bad_options():
+    with pytest.raises(ValueError, match="does not divide the image size 10×10"):
+        ViTBackbone(**SMALL_VIT).init(jax.random.key(0), _images(10, 1))
+    with pytest.raises(ValueError, match="pool must be 'cls' or 'mean'"):
+        ViTBackbone(**SMALL_VIT, pool="max").init(jax.random.key(0), _images(12, 1))
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+        make_backbone("vgg")
+    with pytest.raises(ValueError, match="has no fields"):
+        make_backbone("vit", width=3)
+
+
+@pytest.mark.parametrize("backbone, kwargs", [("resnet18", NARROW_RESNET), ("vit", SMALL_VIT)])
+@pytest.mark.parametrize("name", ["icbm", "standard"])
+def test_new_backbones_in_the_icbm_and_its_baseline(backbone, kwargs, name):
+    fields = {"name": name, "backbone": backbone, "backbone_kwargs": kwargs, "num_classes": 5}
+    if name == "icbm":
+        fields["num_concepts"] = 6
+    model = build_model(fields)
+    x = _images(8, 3, b=4)
+    variables = model.init(jax.random.key(2), x, train=False)
+    labels = jnp.arange(4) % 5
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats", "intermediates"])
+        chex.assert_shape(logits, (4, 5))
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
+    g = jax.grad(loss)(variables["params"])
+    chex.assert_tree_all_finite(g)
+    norms = {k: float(sum(jnp.abs(v).sum() for v in jax.tree.leaves(g[k]))) for k in g}
+    assert all(n > 0 for n in norms.values()), norms  # the gradient reaches every part
