@@ -1,8 +1,12 @@
 """Host-side input pipeline: splits, normalisation, seeded shuffling, batching.
 
 Everything here is NumPy on the host. The per-epoch order depends only on
-(seed, epoch), so a run resumed at (epoch, step) sees exactly the batches an
-uninterrupted run would have seen.
+(seed, epoch), and the augmentation of a batch (off by default: random crop
+after zero padding, horizontal flip, as in He et al. 2016's CIFAR setup) only
+on (seed, epoch, step), so a run resumed at (epoch, step) sees exactly the
+batches an uninterrupted run would have seen. Normalisation: per-channel mean
+and std fitted on the training split (``Normalizer.fit``); the input size is
+the dataset's.
 """
 from __future__ import annotations
 
@@ -84,15 +88,47 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def crop_and_flip(images: np.ndarray, padding: int, offsets: np.ndarray,
+                  flips: np.ndarray) -> np.ndarray:
+    """Pads (B, H, W, C) images with ``padding`` zeros on each side, cuts the H×W window at
+    ``offsets`` (B, 2) (row, column, each in [0, 2·padding]) and mirrors left-right
+    the images where ``flips`` (B,) is True. Same shape and dtype."""
+    out = images
+    if padding:
+        h, w = images.shape[1:3]
+        padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        out = np.stack([padded[i, r:r + h, c:c + w] for i, (r, c) in enumerate(offsets)])
+    if flips.any():
+        out = out.copy() if out is images else out
+        out[flips] = out[flips, :, ::-1]
+    return out
+
+
+def augmentation_draws(batch_size: int, padding: int, flip: bool, *, seed: int, epoch: int,
+                       step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The crop offsets (B, 2) and flips (B,) of one global batch, a function of
+    (seed, epoch, step) only."""
+    rng = np.random.default_rng([seed, epoch, step, 0x5EED])
+    offsets = rng.integers(0, 2 * padding + 1, size=(batch_size, 2))
+    flips = rng.random(batch_size) < 0.5 if flip else np.zeros(batch_size, bool)
+    return offsets, flips
+
+
 def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *, seed: int,
-                  epoch: int, start_step: int = 0, rows: tuple[int, int] | None = None
+                  epoch: int, start_step: int = 0, rows: tuple[int, int] | None = None,
+                  crop_padding: int = 0, flip: bool = False
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields (images float32 (B,H,W,C), labels int32 (B,)) from step ``start_step`` on.
 
     ``rows=(start, stop)`` yields only those rows of each global batch of
     ``batch_size`` (one process's share in a multi-process run), so P
     processes with consecutive row blocks together see the one-process batches.
+    ``crop_padding`` > 0: random crop of the image padded by that many zero
+    pixels; ``flip``: random horizontal flip (both drawn per global batch, so
+    the rows of P processes are augmented as one process's would be).
     """
+    if crop_padding < 0:
+        raise ValueError(f"crop_padding must be ≥ 0, got {crop_padding}")
     order = epoch_order(len(split.labels), seed, epoch)
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
@@ -101,7 +137,12 @@ def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *,
         idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
         # Sorted indices gather faster; order inside a batch does not matter
         # to a mean loss, but it must be the same on every run (it is).
-        yield table[split.images[idx], channels], split.labels[idx]
+        images = split.images[idx]
+        if crop_padding or flip:
+            offsets, flips = augmentation_draws(batch_size, crop_padding, flip, seed=seed,
+                                                epoch=epoch, step=step)
+            images = crop_and_flip(images, crop_padding, offsets[lo:hi], flips[lo:hi])
+        yield table[images, channels], split.labels[idx]
 
 
 def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int,

@@ -1,8 +1,12 @@
 """Where datasets come from: TFDS array_record data sources, read into memory.
 
 ``fashion_mnist`` (the default) is built once from the local idx files of
-Debian's ``dataset-fashion-mnist`` package by ``HtafFashionMnist``; every
-other name is handed to TFDS as usual (needs a host that can download).
+Debian's ``dataset-fashion-mnist`` package by ``HtafFashionMnist``; where
+those are not installed and the host can download (a Colab), TFDS's own
+``fashion_mnist`` is used instead. Every other name is handed to TFDS as
+usual: any image-classification dataset with fixed-size images and an
+integer label (``cifar10``, ``cifar100``, ``svhn_cropped``, ``mnist``, …),
+read through its ``supervised_keys``.
 Datasets here are small (Fashion-MNIST is 47 MB as uint8), so a split is read
 once into a pair of NumPy arrays and kept for the life of the process.
 """
@@ -12,6 +16,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import socket
 from typing import NamedTuple
 
 import numpy as np
@@ -75,6 +80,19 @@ def _file_lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# Where TFDS downloads most datasets from; reaching it is the test for "can download".
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+def host_can_download(timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to TFDS's download host opens within ``timeout`` s."""
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _fashion_mnist_builder(data_dir: str | None):
     import tensorflow_datasets as tfds
 
@@ -89,10 +107,22 @@ def _fashion_mnist_builder(data_dir: str | None):
     wanted = [os.path.join(manual_dir, f) for pair in FILES.values() for f in pair]
     missing = [p for p in wanted if not os.path.isfile(p)]
     if missing:
-        raise DatasetNotFoundError(
+        message = (
             f"Fashion-MNIST not found: looked for {', '.join(os.path.basename(p) for p in missing)} "
             f"in {manual_dir} (set ${FASHION_MNIST_DIR_ENV} to use another folder), and for a "
             f"prepared copy in the TFDS data dir {root}. Install it with: {INSTALL_HINT}")
+        # Not installed: TFDS's own copy, if it is prepared or this host can fetch it.
+        tfds_copy = tfds.builder(FASHION_MNIST, data_dir=root, file_format="array_record")
+        if tfds_copy.is_prepared():
+            return tfds_copy
+        if not host_can_download():
+            raise DatasetNotFoundError(message + " (a host that can download uses TFDS's "
+                                       "fashion_mnist instead)")
+        try:
+            return _tfds_builder(FASHION_MNIST, data_dir)
+        except DatasetNotFoundError as e:
+            raise DatasetNotFoundError(f"{message}; TFDS's fashion_mnist failed too: {e}") \
+                from None
     with _file_lock(os.path.join(root, ".htaf_fashion_mnist.lock")):
         builder = HtafFashionMnist(data_dir=root, file_format="array_record")
         if not builder.is_prepared():
@@ -132,12 +162,31 @@ def builder_for(name: str, data_dir: str | None = None):
     return _tfds_builder(name, data_dir)
 
 
+def record_keys(builder) -> tuple[str, str]:
+    """(image key, label key) of a classification dataset: its ``supervised_keys``,
+    else ("image", "label"). Raises ValueError for images of varying size."""
+    keys = builder.info.supervised_keys
+    image_key, label_key = keys if keys and len(keys) == 2 and all(
+        isinstance(k, str) for k in keys) else ("image", "label")
+    features = builder.info.features
+    if image_key not in features or label_key not in features:
+        raise ValueError(f"TFDS dataset {builder.name!r} has no {image_key!r}/{label_key!r} "
+                         f"features (it has {', '.join(features.keys())}): not an image "
+                         "classification dataset")
+    shape = tuple(features[image_key].shape)
+    if any(d is None for d in shape):
+        raise ValueError(f"TFDS dataset {builder.name!r} has images of varying size "
+                         f"{shape}; only fixed-size image datasets are supported")
+    return image_key, label_key
+
+
 @functools.lru_cache(maxsize=16)
 def _read_split(name: str, split: str, root: str, start: int, stop: int | None) -> ArraySplit:
-    source = builder_for(name, root).as_data_source()[split]
+    builder = builder_for(name, root)
+    image_key, label_key = record_keys(builder)
+    source = builder.as_data_source(split=split)
     stop = len(source) if stop is None else min(stop, len(source))
     records = source.__getitems__(list(range(start, stop)))
-    image_key, label_key = "image", "label"
     images = np.stack([r[image_key] for r in records]).astype(np.uint8)
     if images.ndim == 3:
         images = images[..., None]
@@ -148,11 +197,12 @@ def _read_split(name: str, split: str, root: str, start: int, stop: int | None) 
 
 
 def split_size(name: str, split: str, data_dir: str | None = None) -> int:
-    return len(builder_for(name, data_dir).as_data_source()[split])
+    return len(builder_for(name, data_dir).as_data_source(split=split))
 
 
 def num_classes(name: str, data_dir: str | None = None) -> int:
-    return builder_for(name, data_dir).info.features["label"].num_classes
+    builder = builder_for(name, data_dir)
+    return builder.info.features[record_keys(builder)[1]].num_classes
 
 
 def read_split(name: str, split: str, data_dir: str | None = None,
