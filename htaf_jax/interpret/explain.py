@@ -5,6 +5,15 @@ logit of class c is ``b_c + Σ_k z_k V[k, c]``: each active concept adds its
 weight, nothing else enters. ``concept_contributions`` returns those terms,
 ``class_concepts`` the largest weights per class, ``intervene`` flips a
 concept and re-runs the head, ``explain_text`` writes it all out in words.
+
+A concept is named by what it detects, not by the class whose head weight it
+tops: ``concept_labels`` gives each concept its dominant class and that
+class's share among the images that switch it on (``measures.purity``).
+``explain`` returns the few concepts that decide a prediction: with p the
+predicted class and r the runner-up, concept k adds d_k = z_k (V[k, p] −
+V[k, r]) to the margin; the decisive concepts are the fewest, largest d_k
+first, that keep 90% of it (the set whose size ``measures.explanation_size``
+counts). ``explanation_usage`` is how often each concept is in that set.
 """
 from __future__ import annotations
 
@@ -14,13 +23,102 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["head_weights", "class_concepts", "concept_contributions", "Intervention",
-           "intervene", "explain_text"]
+           "intervene", "explain_text", "concept_labels", "decisive_concepts",
+           "explanation_usage", "Explanation", "explain"]
 
 
-def head_weights(variables) -> tuple[np.ndarray, np.ndarray]:
-    """The ICBM head's kernel (K, C) and bias (C,) as host arrays."""
+def head_weights(variables, model=None) -> tuple[np.ndarray, np.ndarray]:
+    """The ICBM head's effective kernel V (K, C) and bias (C,) as host arrays.
+
+    Pass the ``model`` for a head whose stored kernel is not V (``nonneg_head``:
+    V = max(kernel, 0)); without it the stored ``head/kernel`` is returned.
+    """
+    if model is not None:
+        from htaf_jax.models.icbm import ICBM  # noqa: PLC0415
+        kernel, bias = model.apply(variables, method=ICBM.head_params)
+        return np.asarray(kernel), np.asarray(bias)
     head = variables["params"]["head"]
     return np.asarray(head["kernel"]), np.asarray(head["bias"])
+
+
+def concept_labels(hard, labels, class_names: Sequence[str] | None = None,
+                   num_classes: int | None = None) -> list[str]:
+    """Per concept, what it detects: ``"<dominant class> <share>%"``, the class most
+    frequent among the images (N, with ``labels``) that switch it on in ``hard``
+    (N, K), and its share among them; ``"never on"`` for a concept that is not."""
+    from htaf_jax.interpret.measures import purity  # noqa: PLC0415
+    labels = np.asarray(labels).astype(np.int64)
+    if num_classes is None:
+        num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
+    p = purity(hard, labels, num_classes)
+    out = []
+    for share, cls, support in zip(p["per_concept"], p["dominant_class"], p["support"]):
+        if support == 0:
+            out.append("never on")
+        else:
+            out.append(f"{_name(class_names, int(cls), 'class ')} {100 * share:.0f}%")
+    return out
+
+
+def _margin_terms(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
+    logits = z @ kernel + bias
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    pred, runner = order[..., 0], order[..., 1]
+    d = z * (kernel[:, pred] - kernel[:, runner]).T  # (N, K)
+    return logits, pred, runner, d
+
+
+def _decisive_masks(hard, kernel, bias, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) masks of the decisive concepts, and (N, K) margin terms d."""
+    from htaf_jax.interpret.measures import explanation_size  # noqa: PLC0415
+    z = (np.asarray(hard) > 0.5).astype(np.float64)
+    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+    _, _, _, d = _margin_terms(z, kernel, bias)
+    size = explanation_size(z, kernel, bias, share)
+    rank = np.argsort(np.argsort(-d, axis=1, kind="stable"), axis=1, kind="stable")
+    return rank < size[:, None], d
+
+
+def decisive_concepts(concepts, kernel, bias, share: float = 0.9) -> list[tuple[int, float]]:
+    """The concepts that decide one prediction (hard ``concepts`` (K,)), largest first, each
+    with d_k, what it adds to the margin of the prediction over the runner-up; as many as
+    ``measures.explanation_size`` counts for ``share`` of the margin."""
+    mask, d = _decisive_masks(np.asarray(concepts).reshape(1, -1), kernel, bias, share)
+    ks = np.flatnonzero(mask[0])
+    ks = ks[np.argsort(-d[0, ks], kind="stable")]
+    return [(int(k), float(d[0, k])) for k in ks]
+
+
+def explanation_usage(hard, kernel, bias, share: float = 0.9) -> np.ndarray:
+    """(K,): the share of images (``hard`` (N, K)) whose decisive concepts include k."""
+    mask, _ = _decisive_masks(hard, kernel, bias, share)
+    return mask.mean(axis=0)
+
+
+class Explanation(NamedTuple):
+    """The decisive concepts of one prediction."""
+
+    prediction: int
+    runner_up: int
+    margin: float                  # logit of the prediction − logit of the runner-up
+    concepts: list[tuple[int, str, float, float]]  # (k, label, V[k, pred], d_k), d_k largest first
+
+
+def explain(concepts, kernel, bias, concept_names: Sequence[str] | None = None,
+            share: float = 0.9) -> Explanation:
+    """Which few concepts decide the prediction of one example (hard ``concepts`` (K,)).
+
+    Each decisive concept comes with its label (``concept_names[k]``, e.g. from
+    ``concept_labels``; else ``"c<k>"``), its contribution to the predicted logit
+    V[k, pred] and to the margin over the runner-up d_k.
+    """
+    z = (np.asarray(concepts).reshape(-1) > 0.5).astype(np.float64)
+    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+    logits, pred, runner, _ = _margin_terms(z[None], kernel, bias)
+    p, r = int(pred[0]), int(runner[0])
+    rows = [(k, concept_names[k] if concept_names is not None else f"c{k}",
+             float(kernel[k, p]), d) for k, d in decisive_concepts(z, kernel, bias, share)]
+    return Explanation(p, r, float(logits[0, p] - logits[0, r]), rows)
 
 
 def class_concepts(kernel: np.ndarray, top: int = 5) -> list[list[tuple[int, float]]]:
@@ -75,12 +173,16 @@ def _name(names: Sequence[str] | None, i: int, prefix: str) -> str:
 
 def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
                  label: int | None = None, class_names: Sequence[str] | None = None,
-                 top_alternatives: int = 1, max_listed: int = 12) -> str:
+                 top_alternatives: int = 1, max_listed: int = 12,
+                 concept_names: Sequence[str] | None = None, share: float = 0.9) -> str:
     """Plain-text explanation of one example from its hard concepts (K,).
 
-    Lists the predicted class and its logit as bias + the contributions of the
-    active concepts (largest |contribution| first), the runner-up class the
-    same way, and which single concept flip would most lower the margin.
+    Lists the predicted class, the decisive concepts (``explain``: the fewest
+    that keep ``share`` of the margin over the runner-up), each with its label
+    (``concept_names``, e.g. ``concept_labels``) and contribution; then the
+    predicted logit as bias + the contributions of the active concepts
+    (largest |contribution| first), the runner-up class the same way, and
+    which single concept flip would most lower the margin.
     """
     z = np.asarray(concepts, np.float64).reshape(-1)
     kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
@@ -89,10 +191,18 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     pred = int(order[0])
     active = np.flatnonzero(z > 0.5)
     cls = lambda c: _name(class_names, c, "class ")  # noqa: E731
+    tag = lambda k: f"c{k}" + (f" [{concept_names[k]}]" if concept_names is not None  # noqa: E731
+                               else "")
     lines = [f"prediction: {cls(pred)} (logit {logits[pred]:.3f})"]
     if label is not None:
         verdict = "correct" if int(label) == pred else "wrong"
         lines.append(f"true label: {cls(int(label))} ({verdict})")
+    if len(order) > 1:
+        why = explain(z, kernel, bias, concept_names, share)
+        lines.append(f"decided by {len(why.concepts)} concept(s), {100 * share:.0f}% of the "
+                     f"margin {why.margin:.3f} over {cls(why.runner_up)}:")
+        for k, _, weight, d in why.concepts:
+            lines.append(f"  {tag(k)}: {weight:+.3f} to {cls(pred)}, {d:+.3f} to the margin")
     lines.append(f"active concepts: {len(active)} of {len(z)}: "
                  + (", ".join(f"c{k}" for k in active) if len(active) else "none"))
     for c in [pred] + [int(c) for c in order[1:1 + top_alternatives]]:
@@ -100,7 +210,7 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
         lines.append(f"\n{cls(c)}: logit {logits[c]:.3f} = bias {bias[c]:.3f} "
                      f"+ {contrib.sum():.3f} from {len(active)} active concepts")
         for j in np.argsort(-np.abs(contrib))[:max_listed]:
-            lines.append(f"  c{active[j]:<4d} {contrib[j]:+.3f}")
+            lines.append(f"  {tag(active[j]):<6s} {contrib[j]:+.3f}")
         if len(active) > max_listed:
             rest = contrib[np.argsort(-np.abs(contrib))[max_listed:]].sum()
             lines.append(f"  ({len(active) - max_listed} more) {rest:+.3f}")
@@ -111,7 +221,7 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
         k = int(np.argmin(delta))
         state = "off" if z[k] > 0.5 else "on"
         new_pred = int(np.argmax(logits + (1.0 - 2.0 * z[k]) * kernel[k]))
-        lines.append(f"\nmost decisive flip: turning c{k} {state} changes the margin over "
+        lines.append(f"\nmost decisive flip: turning {tag(k)} {state} changes the margin over "
                      f"{cls(runner)} by {delta[k]:+.3f}; prediction would be {cls(new_pred)}")
     return "\n".join(lines)
 

@@ -1,8 +1,13 @@
 """PNG grids of the examples that switch a concept on most and least.
 
-Examples are ranked by the concept's pre-activation BN(W·h) (the hard concept
-is on iff it is ≥ 0), so "top" are the most confidently on and "least" the
-most confidently off.
+Examples are ranked by the concept's pre-activation (the hard concept is on
+iff it is ≥ 0), so "top" are the most confidently on and "least" the most
+confidently off. Every figure labels a concept by what it detects: its
+dominant class and that class's share among the images that switch it on
+(``explain.concept_labels``), never by the class whose head weight it tops.
+``save_explained_overview`` shows the concepts explanations use most
+(``explain.explanation_usage``); ``write_concept_figures`` writes the overview
+and the per-concept grids of a run in one call.
 """
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ranked_examples", "save_concept_grid", "save_concept_overview"]
+from htaf_jax.interpret.explain import concept_labels, explanation_usage
+
+__all__ = ["ranked_examples", "save_concept_grid", "save_concept_overview",
+           "overview_concepts", "save_explained_overview", "write_concept_figures"]
 
 
 def ranked_examples(preactivations: np.ndarray, concept: int, n: int = 16,
@@ -63,9 +71,14 @@ def save_concept_grid(path: str, images: np.ndarray, preactivations: np.ndarray,
             title = f"{name[:10]}\n{title}"
         ax.set_title(title, fontsize=7)
     which = "least" if least else "most"
-    on_share = float(np.mean(np.asarray(preactivations)[:, concept] >= 0))
-    fig.suptitle(f"concept c{concept}: {which} activating (on for {100 * on_share:.1f}% of examples)",
-                 fontsize=9)
+    on = np.asarray(preactivations) >= 0
+    on_share = float(np.mean(on[:, concept]))
+    detects = ""
+    if labels is not None:  # what the concept detects, from all the images given
+        detects = ": " + concept_labels(on[:, [concept]], labels, class_names,
+                                        None if class_names is None else len(class_names))[0]
+    fig.suptitle(f"concept c{concept}{detects} — {which} activating "
+                 f"(on for {100 * on_share:.1f}% of examples)", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -89,3 +102,45 @@ def save_concept_overview(path: str, images: np.ndarray, preactivations: np.ndar
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def overview_concepts(hard, kernel, bias, count: int = 10, share: float = 0.9
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` concepts that explanations use most (``explanation_usage``, ties by
+    index), and their usage shares. Concepts no explanation uses are left out."""
+    usage = explanation_usage(hard, kernel, bias, share)
+    order = np.argsort(-usage, kind="stable")
+    order = order[usage[order] > 0][:count]
+    return order, usage[order]
+
+
+def save_explained_overview(path: str, images, hard, preactivations, labels, kernel, bias,
+                            class_names: Sequence[str] | None = None, count: int = 10,
+                            n: int = 8, share: float = 0.9) -> list[int]:
+    """One PNG: a row for each of the ``count`` concepts explanations use most, with its
+    ``n`` top-activating images, titled ``c<k>: <class> <share>%`` (what it detects) and
+    the share of explanations that use it. Returns the concepts shown."""
+    chosen, usage = overview_concepts(hard, kernel, bias, count, share)
+    names = concept_labels(hard, labels, class_names,
+                           None if class_names is None else len(class_names))
+    titles = [f"c{k}: {names[k]}\nin {100 * u:.0f}% of expl." for k, u in zip(chosen, usage)]
+    save_concept_overview(path, images, preactivations, [int(k) for k in chosen], n, titles)
+    return [int(k) for k in chosen]
+
+
+def write_concept_figures(folder: str, images, labels, hard, preactivations, kernel, bias,
+                          class_names: Sequence[str] | None = None, count: int = 10,
+                          size: int = 16) -> list[str]:
+    """``folder/overview.png`` (``save_explained_overview``) and, for each concept in it,
+    ``c<k>_top.png`` / ``c<k>_least.png`` grids. Images in [0, 1] for display (pass
+    normalised images shifted back). Returns the paths, overview first."""
+    overview = os.path.join(folder, "overview.png")
+    chosen = save_explained_overview(overview, images, hard, preactivations, labels, kernel,
+                                     bias, class_names, count, n=10)
+    paths = [overview]
+    for k in chosen:
+        for least in (False, True):
+            paths.append(os.path.join(folder, f"c{k}_{'least' if least else 'top'}.png"))
+            save_concept_grid(paths[-1], images, preactivations, k, n=size, least=least,
+                              labels=labels, class_names=class_names)
+    return paths
