@@ -46,7 +46,7 @@ device-check: setup
 	$(PY) -m benchmarks.device_check
 
 results: setup data
-	$(PY) -m experiments.results --profile $(PROFILE)
+	$(PY) -m experiments.run all --profile $(PROFILE)
 
 clean:
 	rm -rf $(VENV) workdirs

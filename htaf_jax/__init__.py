@@ -6,7 +6,8 @@ Heaviside networks, and gives concept bottleneck models ~binary concepts.
 
 This package is the JAX-only core: functions, registries and the pure math of
 every layer (``spiking``, ``binary``, ``heaviside``, ``concepts``; ``bop``, the
-binary optimizer, as an optax transform). Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
+binary optimizer, as an optax transform; ``quantizers``, Larq's quantizer set;
+``packing``, bit-packed XNOR/popcount inference). Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
 both); our architectures: ``htaf_jax.models``; the training engine:
 ``htaf_jax.train`` (``pip install 'htaf-jax[train]'``).
 
@@ -29,23 +30,37 @@ from htaf_jax.surrogates import (
     resolve_surrogate,
 )
 # The pure math of every layer, one module per topic (JAX only).
-from htaf_jax import binary, bop, concepts, heaviside, spiking  # noqa: E402
+from htaf_jax import binary, bop, concepts, heaviside, packing, quantizers, spiking  # noqa: E402
+from htaf_jax.quantizers import (  # noqa: E402
+    Quantizer,
+    get_quantizer,
+    list_quantizers,
+    register_quantizer,
+    resolve_quantizer,
+)
 
 __version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_BETA",
+    "Quantizer",
     "Surrogate",
     "binary",
     "bop",
     "concepts",
+    "get_quantizer",
     "get_surrogate",
     "heaviside",
     "htaf",
     "htaf_grad",
+    "list_quantizers",
     "list_surrogates",
+    "packing",
+    "quantizers",
+    "register_quantizer",
     "register_surrogate",
+    "resolve_quantizer",
     "resolve_surrogate",
     "spiking",
     "straight_through",

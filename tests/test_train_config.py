@@ -142,19 +142,3 @@ def test_help_lists_flags_and_the_config_it_would_run(capsys):
     assert "--config.<field>=VALUE" in out
     assert "num_epochs: 3" in out  # the config with the command line's overrides
 
-
-def test_help_of_sweep_and_icbm_compare(capsys):
-    from experiments import icbm_compare, sweep
-    with pytest.raises(SystemExit) as e:
-        sweep.main(["--help"])  # no family yet: the module's usage and the families
-    assert e.value.code == 0
-    assert "Families: snn_mlp, snn_conv" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as e:
-        sweep.main(["--family", "bnn_mlp", "-h"])
-    out = capsys.readouterr().out
-    assert e.value.code == 0 and "--surrogates: 'all' or registry names." in out
-    assert "experiments/configs/bnn_mlp.py" in out
-    with pytest.raises(SystemExit) as e:
-        icbm_compare.main(["--help"])
-    out = capsys.readouterr().out
-    assert e.value.code == 0 and "--variants: Models." in out and "num_concepts: 128" in out
