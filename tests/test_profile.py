@@ -9,7 +9,7 @@ import pytest
 
 from data_marks import needs_data
 from experiments.configs import mlp as mlp_config
-from htaf_jax.train import ConfigError, prepare_config, train_and_evaluate
+from htaf_jax.train import ConfigError, cli, prepare_config, train_and_evaluate
 from htaf_jax.train.config import parse_profile_steps
 from htaf_jax.train.metrics import read_metrics
 
@@ -18,6 +18,9 @@ def test_profile_steps_are_parsed_and_checked():
     assert parse_profile_steps("") is None
     assert parse_profile_steps("3,5") == (3, 5) == parse_profile_steps(" 3, 5")
     assert parse_profile_steps((0, 1)) == (0, 1)
+    config, _ = cli.parse_flags(["train", "--config", "experiments/configs/mlp.py", "--workdir",
+                                 "unused", "--config.profile_steps=1,3"])
+    assert parse_profile_steps(config.profile_steps) == (1, 3)
     for bad, message in (("5,3", "0 <= a < b"), ("3", "'a,b'"), ("a,b", "'a,b'"),
                          ("-1,2", "0 <= a < b")):
         config = mlp_config.get_config()
