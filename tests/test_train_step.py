@@ -155,3 +155,33 @@ def test_models_that_take_a_step_are_given_the_train_step():
         state, metrics = train_step(state, *step_lib.shard_batch((images, labels), mesh), rng)
         seen.append(float(metrics["seen_step"]))
     assert seen == [0.0, 1.0, 2.0]  # the steps taken before each update
+
+
+def test_sown_losses_are_added_to_the_training_loss():
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class Penalised(nn.Module):
+        @nn.compact
+        def __call__(self, images, train=False):
+            dense = nn.Dense(10, name="dense")
+            logits = dense(images.reshape(images.shape[0], -1))
+            self.sow("losses", "l2", 0.5 * jnp.sum(dense.variables["params"]["kernel"] ** 2))
+            return logits
+
+    model, mesh, tx = Penalised(), step_lib.make_mesh(8), optax.sgd(1.0)
+    state = step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1))
+    before = jax.device_get(state.params)
+    images, labels = next(_batches(1))
+    state, rng = step_lib.replicate((state, jax.random.key(1)), mesh)
+    state, metrics = step_lib.make_train_step(model, tx, mesh)(
+        state, *step_lib.shard_batch((images, labels), mesh), rng)
+
+    def loss(p):  # cross-entropy plus the penalty, outside the engine
+        logits = model.apply({"params": p}, images)
+        return (optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+                + 0.5 * jnp.sum(p["dense"]["kernel"] ** 2))
+
+    np.testing.assert_allclose(float(metrics["loss"]), float(loss(before)), rtol=1e-5)
+    applied = jax.tree.map(lambda b, a: b - a, before, jax.device_get(state.params))
+    chex.assert_trees_all_close(applied, jax.grad(loss)(before), rtol=1e-4, atol=1e-6)

@@ -18,6 +18,10 @@ with the step and the device index) therefore equal the single-device run in
 distribution only; deterministic models without BatchNorm equal it to float32
 rounding (tests/test_train_step.py).
 
+Values a model sows into the ``losses`` collection are added to the training
+loss (the ICBM's concept on-rate penalty and head L1); evaluation reports the
+cross-entropy alone.
+
 A model whose ``__call__`` takes ``step`` (``takes_step``; the ICBM, for its
 sharpening schedule) is called with the number of train steps taken, in the
 train step (before the update) and in the eval step.
@@ -259,11 +263,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                 params = cast_floating(params, compute_dtype)
             logits, updates = model.apply(
                 _variables(params, state.batch_stats), inputs, train=True, rngs=rngs,
-                mutable=["batch_stats", "intermediates"], **step_kwargs)
+                mutable=["batch_stats", "intermediates", "losses"], **step_kwargs)
             chex.assert_shape(logits, (images.shape[0], None))
             logits = logits.astype(jnp.float32)
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return loss, (logits, updates)
+            # Penalties a model sows into "losses" (the ICBM's on-rate and head L1).
+            sown = sum((jnp.sum(x.astype(jnp.float32))
+                        for x in jax.tree.leaves(updates.get("losses", {}))), jnp.float32(0))
+            return loss + sown, (logits, updates)
 
         (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             varying_params)
