@@ -25,11 +25,26 @@ RESULTS_FILE = "results.json"
 # numbers (a resumed run equals an uninterrupted one: tests/test_train_checkpoint.py).
 WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints")
+# Fields added after runs were stored: a stored config without one was trained
+# with this value (run_dir fills it in before comparing).
+LATER_DEFAULTS = {"half_precision": False}
+# The SNN models took Fashion-MNIST's normalisation as defaults before their
+# configs set it: a stored SNN config without these fields used these values.
+SNN_NORMALISATION = {"input_mean": 0.2860, "input_std": 0.3530}
 
 
 def _identity(config_json: dict) -> dict:
     """A config's JSON dict without ``WATCH_FIELDS``."""
     return {k: v for k, v in config_json.items() if k not in WATCH_FIELDS}
+
+
+def _with_legacy_defaults(stored: dict) -> dict:
+    """A stored config with the values its run used for fields added since."""
+    stored = {**LATER_DEFAULTS, **stored}
+    model = stored.get("model")
+    if isinstance(model, dict) and str(model.get("name", "")).startswith("snn"):
+        stored["model"] = {**SNN_NORMALISATION, **model}
+    return stored
 
 
 def _trained_with(stored: dict, wanted: dict) -> bool:
@@ -82,7 +97,8 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
     for d in candidates:
         try:
             with open(os.path.join(out, "runs", d, "config.json")) as f:
-                if _trained_with(_keyed_surrogate_kwargs(json.load(f)),
+                stored = _with_legacy_defaults(json.load(f))
+                if _trained_with(_keyed_surrogate_kwargs(stored),
                                  _keyed_surrogate_kwargs(wanted)):
                     same.append(os.path.join(out, "runs", d))
         except (OSError, ValueError):

@@ -223,3 +223,21 @@ def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
     assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) == path
     keyed.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
     assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) != path
+
+
+def test_run_dir_finds_runs_stored_before_later_fields(tmp_path):
+    """A run stored before half_precision existed, or (SNN) before the config set the
+    input normalisation the model used to default to, is the same run."""
+    from experiments.configs import snn_mlp
+    config = snn_mlp.get_config()
+    old = config.to_dict()
+    old.pop("half_precision", None)
+    old.pop("profile_steps", None)
+    for field in runs.SNN_NORMALISATION:
+        old["model"].pop(field, None)
+    path = tmp_path / "runs" / "htaf-s0-00000000"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(ml_collections.ConfigDict(old).to_json())
+    assert runs.run_dir(str(tmp_path), "htaf", 0, config) == str(path)
+    config.half_precision = True  # a bfloat16 run is another run
+    assert runs.run_dir(str(tmp_path), "htaf", 0, config) != str(path)
