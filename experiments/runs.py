@@ -27,7 +27,7 @@ WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_
                 "keep_checkpoints")
 # Fields added after runs were stored: a stored config without one was trained
 # with this value (run_dir fills it in before comparing).
-LATER_DEFAULTS = {"half_precision": False}
+LATER_DEFAULTS = {"half_precision": False, "profile_steps": ""}
 # The SNN models took Fashion-MNIST's normalisation as defaults before their
 # configs set it: a stored SNN config without these fields used these values.
 SNN_NORMALISATION = {"input_mean": 0.2860, "input_std": 0.3530}
