@@ -144,7 +144,7 @@ def test_standard_classifier(hidden):
 def test_make_backbone():
     assert make_backbone("mlp", widths=[8]).widths == (8,)
     with pytest.raises(ValueError, match="unknown backbone"):
-        make_backbone("vit")
+        make_backbone("vgg")
 
 
 def test_concept_noise_only_in_training():
