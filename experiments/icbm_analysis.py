@@ -38,7 +38,7 @@ def measure_concepts(config, model, variables, acts, labels) -> dict:
     probes are fitted on the first ``PROBE_TRAIN_IMAGES`` training images."""
     from htaf_jax import interpret
     from htaf_jax.interpret.measures import concept_measures
-    kernel, bias = interpret.head_weights(variables)
+    kernel, bias = interpret.head_weights(variables, model)
     probe = None
     if acts.soft is not None:
         splits = _splits(config)
@@ -73,38 +73,17 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     acts = interpret.concept_activations(model, variables, images, batch_size=1000)
     out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1))}
     out["interpretability"] = measure_concepts(config, model, variables, acts, labels)
-    kernel, _ = interpret.head_weights(variables)
+    kernel, bias = interpret.head_weights(variables, model)
     names = class_names_for(config.dataset, kernel.shape[1])
     out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
                              for c, top in enumerate(interpret.class_concepts(kernel, top=5))}
     if grids and workdir:
-        out["grids"] = write_grids(os.path.join(workdir, "concepts"), images, labels, acts,
-                                   kernel, names, config.get("grid_concepts", 10),
-                                   config.get("grid_size", 16))
+        # Rows: the concepts explanations use most, each labelled by what it detects.
+        shown = images * 0.5 + 0.5 if images.min() < 0 else images
+        out["grids"] = interpret.write_concept_figures(
+            os.path.join(workdir, "concepts"), shown, labels, acts.hard, acts.preactivations,
+            kernel, bias, names, config.get("grid_concepts", 10), config.get("grid_size", 16))
     return out
-
-
-def write_grids(folder, images, labels, acts, kernel, names, count, size) -> list[str]:
-    """Grids for the top concept of each class first, then the largest weights."""
-    from htaf_jax import interpret
-    reason: dict[int, str] = {}  # row title: why the concept is shown
-    for c, top in enumerate(interpret.class_concepts(kernel, top=1)):
-        reason.setdefault(top[0][0], f"top concept of {names[c]}")
-    chosen = list(dict.fromkeys([*reason, *map(int, np.argsort(-kernel.max(axis=1)))]))[:count]
-    shown = images * 0.5 + 0.5 if images.min() < 0 else images
-    paths = []
-    for k in chosen:
-        for least in (False, True):
-            paths.append(os.path.join(folder, f"c{k}_{'least' if least else 'top'}.png"))
-            interpret.save_concept_grid(paths[-1], shown, acts.preactivations, k, n=size,
-                                        least=least, labels=labels, class_names=names)
-    # A class's top concept need not have its own largest weight on that class.
-    titles = [f"c{k}: {reason.get(k) or 'largest weight on ' + names[int(np.argmax(kernel[k]))]}"
-              for k in chosen]
-    overview = os.path.join(folder, "overview.png")
-    interpret.save_concept_overview(overview, shown, acts.preactivations, chosen, n=10,
-                                    row_titles=titles)
-    return [overview] + paths
 
 
 def _pct(x) -> str:

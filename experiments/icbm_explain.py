@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"--index must be in [0, {len(labels)})")
     x = jnp.asarray(images[index:index + 1])
     acts = interpret.concept_activations(model, variables, x)
-    kernel, bias = interpret.head_weights(variables)
+    kernel, bias = interpret.head_weights(variables, model)
     names = icbm_analysis.class_names_for(config.dataset, kernel.shape[1])
+    # A concept's label: what it detects over the whole split (dominant class, share).
+    every = interpret.concept_activations(model, variables, images, batch_size=1000)
+    concept_names = interpret.concept_labels(every.hard, labels, names)
     print(f"{split} example {index} — {icbm_analysis.describe_model(config.model)}")
     print(interpret.explain_text(acts.hard[0], kernel, bias, label=int(labels[index]),
-                                 class_names=names))
+                                 class_names=names, concept_names=concept_names))
     if flip is not None:
         out = interpret.intervene(model, variables, x, flip, 1.0 - acts.hard[0, flip])
         state = "on" if out.concepts[0, flip] else "off"

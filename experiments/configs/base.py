@@ -48,6 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.half_precision = False  # True: bfloat16 activations/matmuls; params, optimizer state,
                                    # loss and BatchNorm statistics stay float32
     config.profile_steps = ""    # "a,b": jax.profiler trace of steps [a, b) in workdir/profile
+    config.augment_crop_padding = 0  # random crop after zero padding by this many pixels
+    config.augment_flip = False  # random horizontal flip
 
     # The model; each model config adds its own fields.
     config.model = ml_collections.ConfigDict()

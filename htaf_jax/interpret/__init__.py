@@ -20,14 +20,26 @@ from htaf_jax.interpret.activations import (
     near_binary_share,
 )
 from htaf_jax.interpret.explain import (
+    Explanation,
     Intervention,
     class_concepts,
     concept_contributions,
+    concept_labels,
+    decisive_concepts,
+    explain,
     explain_text,
+    explanation_usage,
     head_weights,
     intervene,
 )
-from htaf_jax.interpret.grids import ranked_examples, save_concept_grid, save_concept_overview
+from htaf_jax.interpret.grids import (
+    overview_concepts,
+    ranked_examples,
+    save_concept_grid,
+    save_concept_overview,
+    save_explained_overview,
+    write_concept_figures,
+)
 from htaf_jax.interpret.measures import (
     Stability,
     chance_accuracy,
@@ -46,6 +58,8 @@ __all__ = [
     "ConceptActivations", "concept_activations", "discretisation", "near_binary_share",
     "Intervention", "class_concepts", "concept_contributions", "explain_text", "head_weights",
     "intervene", "ranked_examples", "save_concept_grid", "save_concept_overview",
+    "Explanation", "concept_labels", "decisive_concepts", "explain", "explanation_usage",
+    "overview_concepts", "save_explained_overview", "write_concept_figures",
     "Stability", "chance_accuracy", "completeness", "concept_measures", "explanation_size",
     "leakage", "linear_probe_accuracy", "purity", "random_code_purity", "sparsity", "stability",
 ]

@@ -209,7 +209,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             first = position.step_in_epoch if epoch == position.epoch else 0
             batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,
                                              seed=config.seed, epoch=epoch, start_step=first,
-                                             rows=train_rows)
+                                             rows=train_rows,
+                                             crop_padding=config.augment_crop_padding,
+                                             flip=config.augment_flip)
             for index in range(first, steps_per_epoch):
                 if step >= total_steps:
                     break
