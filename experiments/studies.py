@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 from typing import NamedTuple
 
+from htaf_jax.concepts import offset_for_on_rate
 from htaf_jax.surrogates import list_surrogates
 
 
@@ -124,6 +125,12 @@ ICBM_COLUMNS = (Column("hard acc %", "hard_accuracy", 100),
                 Column("train s", "seconds", fmt=".0f"))
 
 
+ON_RATE_CAPS = [Point("dense", {"on_rate_cap": None}, {})] + [
+    Point(f"cap{cap:g}", {"on_rate_cap": cap},
+          {"model.norm_affine": False, "model.concept_offset": offset_for_on_rate(cap)})
+    for cap in (0.35, 0.25, 0.15)]
+
+
 def icbm_points(backbones, layers, concepts, extra=()) -> tuple:
     ks = axis("num_concepts", concepts, "model.num_concepts", "k{}")
     return grid(backbones, [STANDARD]) + grid(backbones, layers, ks, *extra)
@@ -175,6 +182,13 @@ STUDIES = {s.name: s for s in (
           icbm_points(BACKBONES[:1], CONCEPT_LAYERS[:1], [32, 64, 128], extra=(
               axis("concept_noise", [0.0, 0.25, 0.5], "model.concept_noise", "n{:g}"),
               axis("sharpen", [8.0, 16.0, 32.0], "model.sharpen", "x{:g}"))),
+          split="validation", measure="concepts", columns=ICBM_COLUMNS,
+          overrides={"baseline": False}, plot="none", unit="variant"),
+    # Sparse concepts: each concept's on-rate capped per batch (affine-free BatchNorm and
+    # an offset θ, Cantelli's bound 1/(1+θ²)), against the dense recipe and the standard model.
+    Study("icbm_sparsity", "ICBM on-rate cap (MLP, K=128, validation split): accuracy against "
+          "sparsity and purity", "icbm",
+          icbm_points(BACKBONES[:1], CONCEPT_LAYERS[:1], [128], extra=(ON_RATE_CAPS,)),
           split="validation", measure="concepts", columns=ICBM_COLUMNS,
           overrides={"baseline": False}, plot="none", unit="variant"),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm",

@@ -41,7 +41,7 @@ def _kernel_env(workdir: pathlib.Path) -> dict:
     flags = [f for f in env.get("XLA_FLAGS", "").split()
              if not f.startswith("--xla_force_host_platform_device_count")]
     env["XLA_FLAGS"] = " ".join(flags)
-    env.update(SMALL="1", HTAF_FIGURES=str(workdir / "figures"))
+    env.update(SMALL="1", HTAF_FIGURES=str(workdir / "figures"), HTAF_REPO=str(ROOT))
     return env
 
 

@@ -5,18 +5,25 @@
 REPO_URL = "https://github.com/htaf-jax/htaf-jax"
 
 INSTALL = ("code", f'''
-# Installs htaf-jax the way a Colab user would, unless it is already importable
-# (as in a checkout with `pip install -e .`, or in CI).
-#   Colab / fresh environment:  pip install "htaf-jax @ git+{REPO_URL}"
-#   From a local checkout:      pip install -e .
-# Colab already has jax, flax, optax and matplotlib; pip adds the rest
-# (orbax-checkpoint, ml-collections, tensorflow-datasets, tensorboardX).
+# The notebooks use htaf-jax with its [train] extra and the experiments/ folder of a
+# checkout of the repository (experiments/ is not installed). In a checkout (or with
+# HTAF_REPO set) that is used; in Colab or a fresh environment the repository is cloned
+# and installed:  git clone {REPO_URL} && pip install -e "htaf-jax[train]"
+import os, pathlib, sys
+here = pathlib.Path.cwd()
+root = os.environ.get("HTAF_REPO") or next(
+    (str(p) for p in (here, *here.parents) if (p / "experiments" / "studies.py").is_file()), None)
+if root is None:
+    root = "/content/htaf-jax" if os.path.isdir("/content") else str(here / "htaf-jax")
+    if not os.path.isdir(root):
+        !git clone -q {REPO_URL} {{root}}
+sys.path.insert(0, root)
 try:
-    import htaf_jax
+    import htaf_jax.train
 except ImportError:
-    %pip install -q "htaf-jax @ git+{REPO_URL}"
-    import htaf_jax
-print("htaf_jax", htaf_jax.__version__)
+    %pip install -q -e "{{root}}[train]"
+import htaf_jax
+print("htaf_jax", htaf_jax.__version__, "| repository:", root)
 ''')
 
 

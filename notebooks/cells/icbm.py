@@ -95,7 +95,7 @@ statistics. The test images are normalised the way the trainer normalised them.
 """),
     ("code", r"""
 config = load_config(WORKDIR)
-model = model_from_run(WORKDIR)
+model, _ = model_from_run(WORKDIR)  # (module, derived values)
 variables = {"params": result.params, "batch_stats": result.batch_stats}
 
 splits = data_lib.load_splits(config.dataset, config.get("data_dir"),

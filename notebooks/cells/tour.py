@@ -56,7 +56,7 @@ for name in names:
 htaf = H.get_surrogate("htaf")
 for ax, f in zip(axes, [htaf.smooth, htaf.grad, htaf.grad]):
     ax.plot(x, f(x), color="k", lw=2.6, label="htaf (α=4, β=1)")
-axes[0].step(x, H.heaviside(x), color="grey", ls=":", where="post", label="Heaviside")
+axes[0].step(x, htaf(x), color="grey", ls=":", where="post", label="Heaviside")
 axes[0].set(title="smooth forward (where defined)", xlabel="x", ylabel="s(x)", ylim=(-0.15, 1.15))
 axes[1].set(title="surrogate derivative", xlabel="x", ylabel="s'(x)", ylim=(0, 1.6))
 axes[2].set(title="surrogate derivative, log scale (the tails)", xlabel="x", ylabel="s'(x)", ylim=(1e-7, 3))
