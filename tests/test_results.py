@@ -138,7 +138,7 @@ def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
         "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time")
     assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out",
                      str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("total: 1 of 607 runs finished")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("total: 1 of 622 runs finished")
 
 
 def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkeypatch,
