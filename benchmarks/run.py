@@ -26,7 +26,7 @@ import time
 
 import jax
 
-from benchmarks import htaf_throughput, pipeline, snn_step
+from benchmarks import htaf_throughput, packed_inference, pipeline, snn_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = "make bench"
@@ -96,6 +96,9 @@ def run_all(quick: bool = False) -> dict:
     print("pipeline ...", flush=True)
     out["pipeline"] = (pipeline.measure(batch=32, steps=3, epochs=1) if quick
                        else pipeline.measure(batch=128, steps=200, epochs=3))
+    print("packed inference ...", flush=True)
+    out["packed"] = (packed_inference.measure(batch=16, repeats=2) if quick
+                     else packed_inference.measure(batch=1000, repeats=20))
     out["wall_s"] = time.perf_counter() - t0
     out["load_avg_1m_at_end"] = _load_avg()
     return out
@@ -161,10 +164,34 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
     # SNN
     L += _snn_section(s)
     L += _pipeline_section(p)
+    if "packed" in r:
+        L += _packed_section(r["packed"])
     L += ["## Reproduce", "", f"    {COMMAND}", "",
           "or one part: `python -m benchmarks.snn_step`, `python -m benchmarks.htaf_throughput`, "
           "`python -m benchmarks.pipeline` (each takes `--help`).", ""]
     return "\n".join(L)
+
+
+def _packed_section(k: dict) -> list[str]:
+    """Bit-packed XNOR/popcount inference against the float forward of the same BinaryMLP."""
+    mem = k["weight_memory"]
+    L = ["## Bit-packed binary inference (issue 16)", "",
+         f"BinaryMLP 784-1024-1024-10 (±1 weights, XNOR-Net scales, BatchNorm), batch "
+         f"{k['batch']}, {k['device']}: the float forward with hard binarisation against "
+         "`htaf_jax.models.bnn_export.packed_mlp_logits` (±1 activations packed 32 to a uint32 "
+         "word, `bitwise_xor` + `population_count`). Median of "
+         f"{k['repeats']} interleaved rounds.", "",
+         "| | float ms | packed ms | packed speed-up |", "|---|---:|---:|---:|",
+         f"| whole MLP | {k['mlp_seconds']['float'] * 1e3:.2f} | "
+         f"{k['mlp_seconds']['packed'] * 1e3:.2f} | {k['mlp_packed_speedup']:.2f}× |",
+         f"| one 1024→1024 binary layer | {k['layer_seconds']['float'] * 1e3:.2f} | "
+         f"{k['layer_seconds']['packed'] * 1e3:.2f} | {k['layer_packed_speedup']:.2f}× |", "",
+         f"- Same argmax on every example: **{k['equal_argmax']}**; largest |logit difference| "
+         f"{k['max_abs_logit_difference']:.2e} (the real-valued scales and BatchNorm round "
+         "differently; the ±1 sums are exact integers).",
+         f"- Weight memory: {mem['ratio']:.1f}× smaller packed ({mem['ratio_with_scales']:.1f}× "
+         "counting the float32 per-channel scales).", ""]
+    return L
 
 
 def _snn_section(s: dict) -> list[str]:

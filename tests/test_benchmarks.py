@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks import htaf_throughput, pipeline, run, snn_step
+from benchmarks import htaf_throughput, packed_inference, pipeline, run, snn_step
 from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 
@@ -185,8 +185,11 @@ def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts
         monkeypatch.setattr(snn_step, "torch_unavailable_reason",
                             lambda: "ModuleNotFoundError: No module named 'torch'")
     r = dict(tiny_parts, snn=snn_step.measure(num_steps=2, batch=4, hidden=8, repeats=1,
-                                              warmup=1, matmul_n=64))
+                                              warmup=1, matmul_n=64),
+             packed=packed_inference.measure(batch=8, repeats=1))
+    assert r["packed"]["equal_argmax"] and r["packed"]["weight_memory"]["ratio"] > 30
     md = run.render_markdown(r, "fig.png")
+    assert "## Bit-packed binary inference" in md and "Same argmax on every example: **True**" in md
     assert "`make bench`" in md and r["machine"]["jax_backend"] in md
     assert "Quick mode" in md
     for name in r["snn"]["median_ms"]:
