@@ -34,7 +34,6 @@ def rows(study, records: list[dict]) -> list[dict]:
     groups: dict = {}
     for r in records:
         groups.setdefault(r["label"], []).append(r)
-    by_coords = {json.dumps(g[0]["coords"], sort_keys=True): g for g in groups.values()}
     out = []
     for label, group in groups.items():
         coords = group[0]["coords"]
@@ -45,7 +44,7 @@ def rows(study, records: list[dict]) -> list[dict]:
             if column.vs is not None:
                 ref_coords = {**coords, **column.vs.coords}
                 ref = {r["seed"]: value(r, column.key)
-                       for r in by_coords.get(json.dumps(ref_coords, sort_keys=True), [])}
+                       for r in _reference(groups.values(), ref_coords)}
                 values = [] if ref_coords == coords else [
                     None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
                     for v, r in zip(values, group)]
@@ -55,6 +54,15 @@ def rows(study, records: list[dict]) -> list[dict]:
                 None if v is None else column.scale * v for v in values]}
         out.append(row)
     return out
+
+
+def _reference(groups, ref_coords: dict) -> list[dict]:
+    """The runs of the row a ``vs`` column compares with: the group whose coordinates all
+    agree with ``ref_coords`` (a reference row need not have the axes it is shared over,
+    e.g. the standard model has no on-rate cap), the most specific one if several."""
+    matches = [g for g in groups if all(k in ref_coords and ref_coords[k] == v
+                                        for k, v in g[0]["coords"].items())]
+    return max(matches, key=lambda g: len(g[0]["coords"])) if matches else []
 
 
 def markdown(study, meta: dict, table_rows: list[dict]) -> str:

@@ -241,3 +241,15 @@ def test_run_dir_finds_runs_stored_before_later_fields(tmp_path):
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) == str(path)
     config.half_precision = True  # a bfloat16 run is another run
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) != str(path)
+
+
+def test_vs_column_finds_a_reference_row_without_the_shared_axis():
+    """The standard model has no on-rate cap: every capped ICBM row compares with it,
+    and a row that matches exactly wins over a less specific one."""
+    std = [{"coords": {"backbone": "mlp", "variant": "standard", "num_concepts": None}}]
+    exact = [{"coords": {"backbone": "mlp", "variant": "standard", "num_concepts": None,
+                         "on_rate_cap": 0.25}}]
+    want = {"backbone": "mlp", "variant": "standard", "num_concepts": None, "on_rate_cap": 0.35}
+    assert tables._reference([std], want) is std
+    assert tables._reference([std, exact], {**want, "on_rate_cap": 0.25}) is exact
+    assert tables._reference([exact], want) == []
