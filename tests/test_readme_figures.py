@@ -127,8 +127,10 @@ def test_every_row_traces_to_one_study_file_of_its_profile(traces):
 
 def test_the_check_catches_a_figure_no_file_holds(traces):
     # 99.24 ± 0.01 was README's seed-0 figure for the ICBM's binary share (issue 20);
-    # the three-seed files hold 99.23.
-    assert not traces["full"].files_with_pair(("99.24", "0.01"))
+    # the three-seed comparison files hold 99.23 (the icbm_sparsity study, on validation,
+    # measures its own 99.24 ± 0.01).
+    assert not {f for f in traces["full"].files_with_pair(("99.24", "0.01"))
+                if "icbm_compare" in f}
     assert traces["full"].files_with_pair(("99.23", "0.00"))
     assert traces["quick"].files_with_pair(("83.73", "0.15"))
     assert not traces["full"].files_with_pair(("83.73", "0.15"))  # another profile's row
