@@ -241,8 +241,12 @@ def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
         then the LIF update with A[t] in place of θ, in the firing test and the reset
 
     ρ = ``adapt_decay`` (Bellec's ρ = exp(−δt/τ_a)), γ = ``adapt_scale``
-    (Bellec's β). The adaptation's gradient flows through S[t−1] (no detach).
-    Options as :func:`lif_dynamics`.
+    (Bellec's β); each a scalar or an array broadcasting against one step
+    (B, ...), like β and θ, so a layer can pass learnable ones (the Linen and
+    NNX ``ALIF`` learn ρ as σ(logit) and γ as is). The adaptation's gradient
+    flows through S[t−1] (no detach), and to ρ and γ through a[t] and A[t]
+    (in the reset term too, where S itself may be detached). Options as
+    :func:`lif_dynamics`.
     """
     return _scan(currents, num_steps, beta=beta, threshold=threshold, spike_fn=spike_fn,
                  options=NeuronOptions(**options), adaptation=(adapt_decay, adapt_scale))
@@ -262,15 +266,16 @@ def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
     return mems
 
 
-def decay_to_logit(beta: float) -> float:
-    """The logit a learnable decay starts from: β = σ(logit) stays in (0, 1)."""
+def decay_to_logit(beta: float, name: str = "beta") -> float:
+    """The logit a learnable decay starts from: β = σ(logit) stays in (0, 1).
+    ``name`` is the field the error message names."""
     if not 0.0 < beta < 1.0:
-        raise ValueError(f"a learnable decay needs 0 < beta < 1, got {beta}")
+        raise ValueError(f"a learnable decay needs 0 < {name} < 1, got {beta}")
     return math.log(beta / (1.0 - beta))
 
 
 def neuron_param_shape(features: Sequence[int], per_neuron: bool) -> tuple[int, ...]:
-    """Shape of a learnable β or θ: one per neuron (one step's feature shape) or shared ()."""
+    """Shape of a learnable β, θ, α, ρ or γ: one per neuron (one step's feature shape) or shared ()."""
     return tuple(features) if per_neuron else ()
 
 

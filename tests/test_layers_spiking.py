@@ -44,6 +44,10 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
     ("ALIF", {"learn_beta": True, "learn_threshold": True, "per_neuron": True,
               "adapt_decay": 0.8, "adapt_scale": 0.5, "detach_reset": False}, True),
     ("ALIF", {"reset_delay": True, "reset": "zero", "spike_at_threshold": False}, False),
+    ("ALIF", {"learn_adapt_decay": True, "learn_adapt_scale": True, "per_neuron": True,
+              "adapt_decay": 0.8, "detach_reset": False}, False),
+    ("ALIF", {"learn_adapt_decay": True, "learn_threshold": True, "reset_delay": True}, True),
+    ("ALIF", {"learn_adapt_scale": True, "adapt_scale": 0.3, "reset": "zero"}, True),
 ]
 NEURONS = ("LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF")
 
@@ -118,6 +122,10 @@ def test_nnx_if_rejects_a_leak_and_per_neuron_needs_in_features():
         N.LIF(reset="hard")
     with pytest.raises(ValueError, match="0 < beta < 1"):
         L.LIF(beta=1.0, learn_beta=True)
+    with pytest.raises(ValueError, match="0 < adapt_decay < 1"):
+        L.ALIF(adapt_decay=0.0, learn_adapt_decay=True)
+    with pytest.raises(ValueError, match="0 < adapt_decay < 1"):
+        N.ALIF(adapt_decay=1.0, learn_adapt_decay=True)
 
 
 ALL_LEARNABLE = {
@@ -126,7 +134,8 @@ ALL_LEARNABLE = {
     "RecurrentLIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
     "Synaptic": {"learn_alpha": True, "learn_beta": True, "learn_threshold": True,
                  "per_neuron": True},
-    "ALIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
+    "ALIF": {"learn_beta": True, "learn_threshold": True, "learn_adapt_decay": True,
+             "learn_adapt_scale": True, "per_neuron": True},
 }
 
 
@@ -304,6 +313,50 @@ def test_alif_hand_computed():
         spiking.alif_dynamics(cur, beta=0.9, threshold=1.0, adapt_decay=0.5, adapt_scale=0.0,
                               spike_fn=HTAF),
         spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF))
+
+
+def _no_surrogate_gradient(x):
+    """H(x) with H(0) = 1 and a zero gradient: only the reset and threshold terms carry one."""
+    return jax.lax.stop_gradient((x >= 0).astype(x.dtype))
+
+
+@pytest.mark.parametrize("front", ["linen", "nnx"])
+def test_alif_learnable_adaptation_hand_computed(front):
+    # Two neurons, β = 1, θ = 1, I = 1, learnable per neuron: ρ = σ(0) = 0.5 for both,
+    # γ = (1, 0). Neuron 0 is test_alif_hand_computed's; neuron 1 (γ = 0) fires every step.
+    # With the spike's gradient cut, U[t] = U[t−1] + I − S[t]·(θ + γ·a[t]) gives
+    #   dU[t]/dγ = dU[t−1]/dγ − S[t]·a[t]
+    #   dU[t]/dρ = dU[t−1]/dρ − S[t]·γ·da[t]/dρ,  da[t]/dρ = a[t−1] − S[t−1] + ρ·da[t−1]/dρ
+    # neuron 0: a = (0, 0.5, 0.25, 0.625), da/dρ = (0, −1, 0, −0.75), S = (1, 0, 1, 1):
+    #   Σ_t dU/dγ = 0 + 0 − 0.25 − 0.875 = −1.125;  Σ_t dU/dρ = 0 + 0 + 0 + 0.75 = 0.75
+    # neuron 1: a = (0, 0.5, 0.75, 0.875), S = 1: Σ_t dU/dγ = 0 − 0.5 − 1.25 − 2.125 = −3.875,
+    #   and γ = 0 gives Σ_t dU/dρ = 0. The logit's gradient is dρ/dlogit = ρ(1 − ρ) = 0.25 times ρ's.
+    options = dict(beta=1.0, threshold=1.0, adapt_decay=0.5, adapt_scale=1.0,
+                   learn_adapt_decay=True, learn_adapt_scale=True, per_neuron=True,
+                   surrogate=_no_surrogate_gradient)
+    params = {"adapt_decay_logit": jnp.zeros(2), "adapt_scale": jnp.array([1.0, 0.0])}
+    x = jnp.ones((4, 1, 2))
+    if front == "linen":
+        layer = L.ALIF(**options)
+        assert jax.tree.map(jnp.shape, layer.init(KEY, x)["params"]) == {
+            "adapt_decay_logit": (2,), "adapt_scale": (2,)}
+        run = lambda p: layer.apply({"params": p}, x)  # noqa: E731
+    else:
+        model = N.ALIF(**options, in_features=2)
+        graphdef, state = nnx.split(model)
+        assert jax.tree.map(jnp.shape, nnx.to_pure_dict(state)) == {
+            "adapt_decay_logit": (2,), "adapt_scale": (2,)}
+
+        def run(p):
+            st = nnx.state(model)
+            nnx.replace_by_pure_dict(st, p)
+            return nnx.merge(graphdef, st)(x)
+    spikes, mems = run(params)
+    np.testing.assert_array_equal(spikes[:, 0], [[1, 1], [0, 1], [1, 1], [1, 1]])
+    np.testing.assert_array_equal(mems[:, 0], [[0, 0], [1, 0], [0.75, 0], [0.125, 0]])
+    grads = jax.grad(lambda p: jnp.sum(run(p)[1]))(params)
+    np.testing.assert_allclose(grads["adapt_scale"], [-1.125, -3.875], rtol=1e-6)
+    np.testing.assert_allclose(grads["adapt_decay_logit"], [0.25 * 0.75, 0.0], atol=1e-7)
 
 
 @pytest.mark.parametrize("name", NEURONS)

@@ -90,7 +90,8 @@ class LIF(_Neuron):
       spike_at_threshold: H(0) = 1 (fire at U = θ); False: snnTorch's H(0) = 0.
       learn_beta: learn β as σ(``beta_logit``), so it stays in (0, 1).
       learn_threshold: learn θ (parameter ``threshold``).
-      per_neuron: a learnable β/θ per neuron (one step's feature shape)
+      per_neuron: a learnable β/θ (and the other neurons' learnable α, ρ, γ)
+        per neuron (one step's feature shape)
         rather than one shared scalar.
       surrogate: the spike function: a registry name, a ``Surrogate`` or a
         callable x → {0, 1} with its own gradient.
@@ -161,7 +162,7 @@ class Synaptic(_Neuron):
 
     def __post_init__(self):
         if self.learn_alpha:
-            spiking.decay_to_logit(self.alpha)
+            spiking.decay_to_logit(self.alpha, "alpha")
         super().__post_init__()
 
     @nn.compact
@@ -173,18 +174,37 @@ class Synaptic(_Neuron):
 
 
 class ALIF(_Neuron):
-    """Adaptive-threshold LIF (Bellec et al. 2018): θ + γ·a[t] with
-    a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1] (:func:`htaf_jax.spiking.alif_dynamics`).
+    """Adaptive-threshold LIF (Bellec et al. 2018): the LIF with threshold
+    A[t] = θ + γ·a[t], a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1], a[−1] = 0, in the
+    firing test and the reset (:func:`htaf_jax.spiking.alif_dynamics`).
 
     Attributes (besides LIF's; ``threshold`` is the baseline θ):
-      adapt_decay: ρ ∈ [0, 1), the adaptation's decay per step.
-      adapt_scale: γ, how far one unit of adaptation raises the threshold.
+      adapt_decay: ρ ∈ [0, 1), the adaptation's decay per step (the initial
+        value when learnable, then in (0, 1)).
+      adapt_scale: γ, how far one unit of adaptation raises the threshold
+        (the initial value when learnable).
+      learn_adapt_decay: learn ρ as σ(``adapt_decay_logit``), so it stays in (0, 1).
+      learn_adapt_scale: learn γ (parameter ``adapt_scale``, unconstrained as θ is).
+      (Both per neuron with ``per_neuron``.)
     """
     adapt_decay: float = 0.95
     adapt_scale: float = 1.0
+    learn_adapt_decay: bool = False
+    learn_adapt_scale: bool = False
+
+    def __post_init__(self):
+        if self.learn_adapt_decay:
+            spiking.decay_to_logit(self.adapt_decay, "adapt_decay")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
-        return spiking.alif_dynamics(currents, adapt_decay=self.adapt_decay,
-                                     adapt_scale=self.adapt_scale,
+        shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
+        adapt_decay = self._decay("adapt_decay_logit", self.adapt_decay,
+                                  self.learn_adapt_decay, shape, currents.dtype)
+        adapt_scale = jnp.asarray(self.adapt_scale, currents.dtype)
+        if self.learn_adapt_scale:
+            adapt_scale = self.param("adapt_scale", nn.initializers.constant(self.adapt_scale),
+                                     shape, self.param_dtype)
+        return spiking.alif_dynamics(currents, adapt_decay=adapt_decay, adapt_scale=adapt_scale,
                                      **self._common(currents, num_steps))

@@ -5,7 +5,7 @@ The same classes, fields, defaults and parameter names as
 equations), over the same core functions. NNX creates parameters when the
 module is built, so a layer takes ``in_features`` (one step's feature shape,
 without time and batch, an int or a tuple) where a parameter's shape needs it:
-per-neuron learnable β/θ/α, a recurrent kernel. ``rngs`` initialises the
+per-neuron learnable β/θ/α/ρ/γ, a recurrent kernel. ``rngs`` initialises the
 recurrent kernel; the other parameters start from constants. The neurons
 behave the same in train and eval mode.
 """
@@ -53,8 +53,8 @@ class _Neuron(nnx.Module):
                              "parameter needs in_features (one step's feature shape)")
         return spiking.neuron_param_shape(self.in_features or (), self.per_neuron)
 
-    def _logit_param(self, decay: float) -> nnx.Param:
-        return nnx.Param(jnp.full(self._shape(), spiking.decay_to_logit(decay),
+    def _logit_param(self, decay: float, name: str = "beta") -> nnx.Param:
+        return nnx.Param(jnp.full(self._shape(), spiking.decay_to_logit(decay, name),
                                   self.param_dtype))
 
     def _common(self, currents: Array, num_steps: int | None) -> dict:
@@ -129,7 +129,7 @@ class Synaptic(_Neuron):
         super().__init__(**kwargs)
         self.alpha, self.learn_alpha = alpha, learn_alpha
         if learn_alpha:
-            self.alpha_logit = self._logit_param(alpha)
+            self.alpha_logit = self._logit_param(alpha, "alpha")
 
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
         alpha = (jax.nn.sigmoid(self.alpha_logit[...]) if self.learn_alpha
@@ -139,13 +139,24 @@ class Synaptic(_Neuron):
 
 
 class ALIF(_Neuron):
-    """Adaptive-threshold LIF (Bellec et al. 2018), as ``htaf_jax.linen.ALIF``."""
+    """Adaptive-threshold LIF (Bellec et al. 2018), as ``htaf_jax.linen.ALIF``:
+    ρ learnable as σ(``adapt_decay_logit``), γ as the Param ``adapt_scale``."""
 
-    def __init__(self, *, adapt_decay: float = 0.95, adapt_scale: float = 1.0, **kwargs):
+    def __init__(self, *, adapt_decay: float = 0.95, adapt_scale: float = 1.0,
+                 learn_adapt_decay: bool = False, learn_adapt_scale: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.adapt_decay, self.adapt_scale = adapt_decay, adapt_scale
+        self.adapt_decay, self.learn_adapt_decay = adapt_decay, learn_adapt_decay
+        self.learn_adapt_scale = learn_adapt_scale
+        if learn_adapt_decay:
+            self.adapt_decay_logit = self._logit_param(adapt_decay, "adapt_decay")
+        # γ is the Param when learnable (the Linen parameter's name), else the float.
+        self.adapt_scale = (nnx.Param(jnp.full(self._shape(), adapt_scale, self.param_dtype))
+                            if learn_adapt_scale else adapt_scale)
 
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
-        return spiking.alif_dynamics(currents, adapt_decay=self.adapt_decay,
-                                     adapt_scale=self.adapt_scale,
+        adapt_decay = (jax.nn.sigmoid(self.adapt_decay_logit[...]) if self.learn_adapt_decay
+                       else jnp.asarray(self.adapt_decay, currents.dtype))
+        adapt_scale = (self.adapt_scale[...] if self.learn_adapt_scale
+                       else jnp.asarray(self.adapt_scale, currents.dtype))
+        return spiking.alif_dynamics(currents, adapt_decay=adapt_decay, adapt_scale=adapt_scale,
                                      **self._common(currents, num_steps))
