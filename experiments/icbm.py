@@ -65,7 +65,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     timings["total"] = time.perf_counter() - start
     text = icbm_analysis.summarise(config, measured, baseline, timings, workdir)
     record = {"model": icbm_analysis.describe_model(config.model), "icbm": measured,
-              "baseline": baseline, "engine_metrics": result.metrics, "seconds": timings,
+              "baseline": baseline, "targets": icbm_analysis.targets(config, measured, baseline),
+              "engine_metrics": result.metrics, "seconds": timings,
               "command": command or command_line(sys.argv)}
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(record, f, indent=2)

@@ -37,6 +37,9 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     from htaf_jax.train import load_config
     from htaf_jax.train.restore import model_from_run as rebuild
     config = load_config(workdir)
+    # The targets block, as tests/test_icbm_targets.py checks it on known numbers.
+    assert record["targets"] == icbm_analysis.targets(config, icbm, baseline)
+    assert "hard acc − standard (pts)" in summary and "margin" in summary
     images, labels, _ = icbm_analysis.load_eval_set(config)
     acts = interpret.concept_activations(rebuild(workdir)[0],
                                          icbm_explain.restore_variables(workdir),
