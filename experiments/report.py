@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import glob
+import importlib
 import json
 import os
 import re
@@ -64,6 +65,43 @@ def summary_table(out_root: str) -> str:
     return "\n".join(lines) + "\n" if len(lines) > 2 else "_No finished study yet._\n"
 
 
+def _field(config: str, path: str):
+    node = importlib.import_module(f"experiments.configs.{config}").get_config()
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def choices_table(*roots: str) -> str:
+    """Which split chose each default (studies.CHOSEN_BY): the default's row of the study
+    that chose it beside that study's best row changing that field alone (meeting the
+    pick's target), from the first of ``roots`` holding the study's table."""
+    lines = ["| config: default field | value | chosen by (split) | default's row | best row "
+             "| agrees |", "|---|---|---|---|---|---|"]
+    for (config, path), how in studies.CHOSEN_BY.items():
+        value = _field(config, path)
+        if isinstance(how, str):
+            lines.append(f"| {config}: {path} | {value} | {how} | — | — | — |")
+            continue
+        study, key, (need, least) = studies.STUDIES[how[0]], how[1], (*how[2:], (None, 0))[0]
+        root, rows = next(((root, r) for root in roots if (r := table_rows(root, study))),
+                          ("", []))
+        others = {h[1]: _field(c, p) for (c, p), h in studies.CHOSEN_BY.items()
+                  if c == config and h[0] == study.name and h[1] != key}
+        first = study.columns[0].key
+        rows = [r for r in rows if r.get(key) is not None and (r.get(first) or {}).get("mean")
+                is not None and all(r.get(k) == v for k, v in others.items())]
+        ok = [r for r in rows if need is None or ((r.get(need) or {}).get("mean") or 0) >= least]
+        mine = next((r for r in rows if r[key] == value), None)
+        best = max(ok, key=lambda r: r[first]["mean"], default=None)
+        cell = lambda r: "n/a" if r is None else f"{key}={r[key]}: {_text(r[first])}"  # noqa
+        agrees = "n/a" if best is None else "yes" if best[key] == value else "**no**"
+        lines.append(f"| {config}: {path} | {value} | {study.name} ({study.split}"
+                     f"{', ' + os.path.basename(root) if root else ''}) | "
+                     f"{cell(mine)} | {cell(best)} | {agrees} |")
+    return "\n".join(lines) + "\n"
+
+
 def _demote(markdown: str, levels: int = 2) -> str:
     """Study tables start with '# '; nest them under RESULTS.md's sections."""
     return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown,
@@ -102,6 +140,11 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
     if profile != "full" and os.path.isdir(full_root):
         lines += ["At the default configs' budgets (full profile, the runs finished so far):",
                   "", summary_table(full_root)]
+    lines += ["## Which split chose each default", "", "Rows: the study's first column "
+              "(full profile where run), its best row changing that field alone (ICBM: "
+              f"among rows with ≥ {studies.NEAR_BINARY[1]:g}% of activations within 0.01 of "
+              "{0, 1}).", "",
+              choices_table(os.path.join(results_root, "full"), out_root)]
     for study in studies.STUDIES.values():
         folder = os.path.join(out_root, study.name)
         lines += [f"## {study.title}", "",

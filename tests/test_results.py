@@ -138,7 +138,8 @@ def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
         "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time")
     assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out",
                      str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("total: 1 of 622 runs finished")
+    total = sum(len(s.points) * max(1, len(s.seeds)) for s in studies.STUDIES.values())
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"total: 1 of {total} runs ")
 
 
 def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkeypatch,
@@ -154,3 +155,36 @@ def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkey
     assert "| snn_mlp | 85.50 ± 0.50 |" in (tmp_path / "README.md").read_text()
     assert json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"][
         "mean"] == 85.5  # no finished run on disk: the table is kept
+
+
+def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):
+    epochs = report._field("snn_conv", "num_epochs")
+    _table(tmp_path / "full", "snn_conv_epochs", [
+        {"epochs": epochs, "seeds": [0], "accuracy": {"mean": 90.0, "std": 0.0}},
+        {"epochs": epochs - 1, "seeds": [0], "accuracy": {"mean": 90.5, "std": 0.0}}])
+    recipe = {k: report._field("icbm", p) for k, p in (
+        ("num_concepts", "model.num_concepts"), ("concept_noise", "model.concept_noise"),
+        ("sharpen", "model.sharpen"), ("epochs", "num_epochs"))}
+    icbm_row = lambda acc, near, **change: {  # noqa: E731
+        **recipe, **change, "seeds": [0], "hard_accuracy": {"mean": acc, "std": 0.0},
+        "near_binary@0.01": {"mean": near, "std": 0.0}}
+    _table(tmp_path / "full", "icbm_recipe", [
+        {"variant": "standard", "num_concepts": None, "seeds": [0],
+         "hard_accuracy": {"mean": 95.0, "std": 0.0}},          # no recipe: left out
+        icbm_row(89.0, 99.5), icbm_row(89.9, 98.0, concept_noise=7.0),  # misses the target
+        icbm_row(89.4, 99.2, sharpen=99.0), icbm_row(99.0, 99.9, sharpen=5.0, epochs=1)])
+    _table(tmp_path / "quick", "alpha_beta", [_row("htaf", 80.0)])  # no α column: n/a
+    lines = report.choices_table(str(tmp_path / "full"), str(tmp_path / "quick")).splitlines()
+    n, x = recipe["concept_noise"], recipe["sharpen"]
+    assert (f"| snn_conv: num_epochs | {epochs} | snn_conv_epochs (validation, full) | "
+            f"epochs={epochs}: 90.00 ± 0.00 | epochs={epochs - 1}: 90.50 ± 0.00 | **no** |"
+            ) in lines
+    assert (f"| icbm: model.concept_noise | {n} | icbm_recipe (validation, full) | "
+            f"concept_noise={n}: 89.00 ± 0.00 | concept_noise={n}: 89.00 ± 0.00 | yes |"
+            ) in lines
+    assert (f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
+            "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |") in lines
+    assert any(line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
+               and "not rerun" in line for line in lines)
+    assert ("| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
+            "quick) | n/a | n/a | n/a |") in lines
