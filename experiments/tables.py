@@ -11,7 +11,10 @@ from experiments import runs
 
 
 def value(record: dict, key: str):
-    """``record``'s field ``key``: dotted for nested dicts, ``name[i]`` for list items."""
+    """``record``'s field ``key``: dotted for nested dicts, ``name[i]`` for list items, or
+    a function of the record."""
+    if callable(key):
+        return key(record)
     index = re.fullmatch(r"(.+)\[(-?\d+)\]", key)
     name = index.group(1) if index else key
     node = record
@@ -25,7 +28,8 @@ def value(record: dict, key: str):
 
 
 def cell_key(column) -> str:
-    return f"{column.key}_vs_{column.vs.label}" if column.vs else column.key
+    key = column.key if isinstance(column.key, str) else column.key.__name__
+    return f"{key}_vs_{column.vs.label}" if column.vs else key
 
 
 def rows(study, records: list[dict]) -> list[dict]:

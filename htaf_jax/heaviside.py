@@ -22,12 +22,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["Mode", "check_mode", "heaviside_unit", "linear_count", "mixed_units"]
+__all__ = ["Mode", "backward_gain", "check_mode", "heaviside_unit", "linear_count",
+           "mixed_units"]
 
 # How a DHN layer trains: "smooth" units (the surrogate's smooth forward) or
 # "hard" ones (H forward, surrogate backward). Evaluation is always hard.
@@ -78,3 +80,31 @@ def mixed_units(z: ArrayLike, surrogate: Any = "htaf", smooth: bool = False,
     if n_linear == 0:
         return h
     return jnp.concatenate([z[..., :n_linear], h[..., n_linear:]], axis=-1)
+
+
+def backward_gain(surrogate: Any = "htaf", **hparams: float) -> float:
+    """r = 2·√E[s'(z)²], z ~ N(0, 1): the factor by which one plain DHN layer
+    (z = BN(W h), h = H(z) forward, s' backward) scales a back-propagated
+    gradient's norm at initialisation, so that hidden layer l's weight
+    gradient is about r^(L−1−l) times the last hidden layer's (l ≥ 1).
+
+    Derivation (mean-field, large width and batch, i.i.d. weights): train-mode
+    BatchNorm makes z ≈ N(0, 1), so h ~ Bernoulli(½) with Var(h) = ¼ and
+    Var(W h) = n·Var(W)/4 over the batch. Back through BN and Wᵀ,
+    ‖∂L/∂h‖² = n·Var(W)·‖∂L/∂z‖² / Var(W h) = 4‖∂L/∂z‖²; through the unit,
+    ‖∂L/∂z‖² = E[s'(z)²]·‖∂L/∂h‖². A layer's weight gradient is ∂L/∂(W h)
+    times the layer input (the same norm for every binary layer), so the
+    gradient norm falls (r < 1) or grows (r > 1) geometrically with depth.
+    Layer 0 reads the real-valued input, and the mean-centring of BN's
+    backward pass is left out. E[s'²] by a Riemann sum on |z| ≤ 10 (step 5e−4).
+
+    Straight-through (s' = 1) gives r = 2. For HTAF, E[s'²] grows with α and
+    β (about α²β/16 while α is small: peak slope αβ/4 over a width ~1/β), so a
+    flat unit lets the gradient vanish with depth and a steep one explodes it;
+    r = 1 is the line between.
+    """
+    s = resolve_surrogate(surrogate, **hparams)
+    z, dz = np.linspace(-10.0, 10.0, 40_001, retstep=True)
+    grads = np.asarray(s.grad(jnp.asarray(z, jnp.float32)), np.float64)
+    density = np.exp(-0.5 * z ** 2) / np.sqrt(2.0 * np.pi)
+    return float(2.0 * np.sqrt(np.sum(grads ** 2 * density) * dz))

@@ -1,4 +1,5 @@
 """Deep Heaviside networks: variants, training modes, binary evaluation."""
+import math
 import chex
 import flax.linen as nn
 import jax
@@ -96,3 +97,42 @@ def test_smooth_mode_needs_a_smooth_surrogate():
 def test_invalid_variant_is_rejected():
     with pytest.raises(ValueError, match="variant"):
         HeavisideMLP(variant="resnet").init(KEY, X)
+
+
+def test_backward_gain_closed_forms_and_float64_quadrature():
+    from htaf_jax.heaviside import backward_gain
+    assert backward_gain("straight_through") == pytest.approx(2.0, rel=1e-6)  # s' = 1
+    # ste_hardtanh: s' = ½·1[|z| ≤ 1] → r = 2·√(¼·P(|z| ≤ 1)) = √erf(1/√2)
+    assert backward_gain("ste_hardtanh") == pytest.approx(math.sqrt(math.erf(2 ** -0.5)),
+                                                          rel=1e-3)
+    z = np.linspace(-30.0, 30.0, 600_001)  # HTAF against a float64 trapezoid rule
+    for a, b in [(4.0, 1.0), (1.0, 0.25), (8.0, 2.0)]:
+        u = a * np.tanh(b * z)
+        sig = 1.0 / (1.0 + np.exp(-u))
+        grad = a * b * sig * (1.0 - sig) / np.cosh(b * z) ** 2
+        ref = 2.0 * np.sqrt(np.trapezoid(grad ** 2 * np.exp(-z ** 2 / 2), z) / np.sqrt(2 * np.pi))
+        assert backward_gain("htaf", alpha=a, beta=b) == pytest.approx(ref, rel=1e-4)
+
+
+@pytest.mark.parametrize("alpha,beta", [(4.0, 1.0), (2.0, 0.5), (8.0, 2.0)])
+def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
+    # Per-layer ratio of hidden weight-gradient norms (layers 1..L−1) of a real plain DHN
+    # at initialisation against the mean-field r of htaf_jax.heaviside.backward_gain.
+    import optax
+    from htaf_jax.heaviside import backward_gain
+    from htaf_jax.surrogates import resolve_surrogate
+    unit = resolve_surrogate("htaf", alpha=alpha, beta=beta)
+    model = HeavisideMLP(depth=6, width=512, surrogate=unit)
+    x = jax.random.normal(jax.random.key(0), (1024, 8, 8, 1))
+    y = jax.random.randint(jax.random.key(1), (1024,), 0, 10)
+    variables = model.init(jax.random.key(2), x, train=False)
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats", "intermediates"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    grads = jax.grad(loss)(variables["params"])
+    norms = [float(optax.tree.norm(grads[f"layer{l}"])) for l in range(6)]
+    measured = (norms[1] / norms[-1]) ** (1 / 4)
+    assert measured == pytest.approx(backward_gain(unit), rel=0.03)
