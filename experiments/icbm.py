@@ -3,7 +3,8 @@ backbone and budget, then measure the concepts and write the results.
 
     python -m experiments.icbm --workdir workdirs/icbm [--config.model.backbone=cnn]
 
-Config: ``experiments/configs/icbm.py`` unless ``--config`` names another. Writes to
+Config: ``experiments/configs/icbm_sparse.py`` (the sparse recipe; ``icbm.py``: the dense
+one) unless ``--config`` names another. Writes to
 the work dir, next to the engine's checkpoints and metrics: ``results.json``,
 ``results.md`` and ``concepts/*.png`` (experiments.icbm_analysis); the standard model
 trains in ``baseline/`` (``config.baseline``). Explain one eval image of the run:
@@ -21,7 +22,7 @@ import ml_collections
 
 from experiments import icbm_analysis, studies
 
-DEFAULT_CONFIG = "experiments/configs/icbm.py"
+DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 
 
 def baseline_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
