@@ -313,6 +313,17 @@ STUDIES = {s.name: s for s in (
                **p.overrides, **SPARSE_RECIPE}) for p in CONCEPT_LAYERS[2:])),
           seeds=(0, 1), measure="concepts", columns=SPARSE_COLUMNS,
           overrides={"baseline": False}, plot="none", unit="variant"),
+    # The new backbones on real data at a short stated budget (12k images, 2 epochs).
+    Study("icbm_backbones", "ICBM (sparse recipe) vs the standard model on ResNet-18 (¼ width) "
+          "and ViT backbones (12k training images, 2 epochs, test split)", "icbm_sparse",
+          grid([Point("resnet18", {"backbone": "resnet18"}, {
+              "model.backbone": "resnet18",
+              "model.backbone_kwargs": {"stage_channels": (16, 32, 64, 128)}}),
+                Point("vit", {"backbone": "vit"}, {"model.backbone": "vit",
+                                                   "model.backbone_kwargs": {}})],
+               [STANDARD, Point("htaf", {"variant": "htaf"}, {})]),
+          seeds=(0, 1), measure="concepts", columns=SPARSE_COLUMNS, plot="none",
+          overrides={"baseline": False, "train_subset": 12000, "num_epochs": 2}, unit="variant"),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),
