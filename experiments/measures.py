@@ -3,6 +3,7 @@ trains it alone: ``MEASURES[name](config, train_result, seconds) -> dict``."""
 from __future__ import annotations
 
 import functools
+import os
 
 # Images of the fixed batch the per-layer gradient norms are taken on.
 GRAD_BATCH = 1024
@@ -78,6 +79,35 @@ def concepts(config, result, seconds: float) -> dict:
         measured.pop("class_concepts")
         record.update(measured)
     return record
+
+
+def stability(workdir: str, first: str) -> dict:
+    """Concept stability of the ICBM run in ``workdir`` against the same point's first
+    seed in ``first`` (htaf_jax.interpret.measures.stability on the eval split's hard
+    concepts, Hungarian-matched): ``{"agreement", "chance"}``, cached in ``workdir``."""
+    import json
+
+    from experiments import icbm_analysis
+    from htaf_jax import interpret
+    from htaf_jax.interpret.measures import stability as match
+    from htaf_jax.train import load_config, restore_params
+    from htaf_jax.train.restore import model_from_run
+    cache = os.path.join(workdir, "stability.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            return json.load(f)
+    images, _, _ = icbm_analysis.load_eval_set(load_config(workdir))
+    codes = []
+    for d in (first, workdir):
+        restored = restore_params(d)
+        variables = {"params": restored.params, "batch_stats": restored.batch_stats}
+        codes.append(interpret.concept_activations(model_from_run(d)[0], variables, images,
+                                                   batch_size=1000).hard)
+    found = match(*codes)
+    out = {"agreement": found.mean_agreement, "chance": found.chance}
+    with open(cache, "w") as f:
+        json.dump(out, f)
+    return out
 
 
 MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts}

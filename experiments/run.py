@@ -127,12 +127,19 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             "config": config_file(study), "profile": profile,
             "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
             "seeds": list(study.seeds), "runs_planned": len(planned)}
-    records = []
+    records, firsts = [], {}
+    for run in planned:  # each point's first seed: the run the others' concepts match
+        firsts.setdefault(run.label, run)
     for run in planned:
         if report_only and not runs.finished(run.workdir):
             continue
         print(f"[{study.name}] {run.name}", flush=True)
         record = _train(study, run)
+        first = firsts.get(run.label)
+        if record.get("interpretability") and first and first != run and runs.finished(
+                first.workdir):
+            from experiments import measures
+            record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
                         "seed": run.seed, "note": run.note,
                         "workdir": os.path.relpath(run.workdir, out_root), **record})

@@ -150,6 +150,8 @@ ICBM_COLUMNS = (Column("hard acc %", "hard_accuracy", 100),
 SPARSE_COLUMNS = (*ICBM_COLUMNS[:5], Column("purity random", "interpretability.purity_random",
                                             fmt=".3f"),
                   Column("expl. size", "interpretability.explanation_size", fmt=".1f"),
+                  Column("stability", "stability.agreement", fmt=".3f"),
+                  Column("stab. chance", "stability.chance", fmt=".3f"),
                   *ICBM_COLUMNS[5:6], ICBM_COLUMNS[-1])
 
 

@@ -48,6 +48,13 @@ def test_main_job_writes_its_outputs_and_explain_adds_up(tmp_path, capsys):
     for eps in ("0.01", "0.1"):
         assert icbm[f"near_binary@{eps}"] == pytest.approx(np.mean(distance <= float(eps)))
     assert icbm["hard_accuracy"] == pytest.approx(np.mean(acts.logits.argmax(-1) == labels))
+    # Stability of a run against itself: every concept matched to itself, agreement 1,
+    # chance the agreement of independent codes with its on-rates p: mean p² + (1 − p)².
+    from experiments import measures
+    p = np.asarray(acts.hard, np.float64).mean(axis=0)
+    assert measures.stability(workdir, workdir) == pytest.approx(
+        {"agreement": 1.0, "chance": float(np.mean(p ** 2 + (1 - p) ** 2))})
+    assert os.path.exists(os.path.join(workdir, "stability.json"))  # cached for the report
     assert icbm["concept_rate"] == pytest.approx(acts.hard.mean())
     # The interpretability measures (tests/test_measures.py checks their values).
     mi = icbm["interpretability"]
