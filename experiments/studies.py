@@ -226,8 +226,14 @@ CHOSEN_BY = {("icbm", "model.concept_noise"): ("icbm_recipe", "concept_noise", N
              ("icbm", "model.sharpen"): ("icbm_recipe", "sharpen", NEAR_BINARY),
              ("icbm", "num_epochs"): ("icbm_recipe", "epochs", NEAR_BINARY),
              ("icbm", "model.num_concepts"): ("icbm_recipe", "num_concepts", NEAR_BINARY),
-             ("icbm", "model.surrogate_kwargs.htaf.alpha"): "test split by hand, not rerun",
-             ("icbm", "model.surrogate_kwargs.htaf.beta"): "test split by hand, not rerun",
+             ("icbm", "model.surrogate_kwargs.htaf.alpha"): "test split by hand; re-read on "
+             "the sparse recipe (icbm_alpha_beta, below)",
+             ("icbm", "model.surrogate_kwargs.htaf.beta"): "test split by hand; re-read on "
+             "the sparse recipe (icbm_alpha_beta, below)",
+             ("icbm_sparse", "model.surrogate_kwargs.htaf.alpha"): ("icbm_alpha_beta", "alpha",
+                                                                    NEAR_BINARY),
+             ("icbm_sparse", "model.surrogate_kwargs.htaf.beta"): ("icbm_alpha_beta", "beta",
+                                                                   NEAR_BINARY),
              **{("icbm_sparse", path): "icbm_sparse_sweep (validation, seed 0): the smallest "
                 "accuracy loss with mean on-rate ≤ 15% at 16 epochs" for path in (
                     "model.num_concepts", "model.concept_offset", "model.nonneg_head")},
@@ -326,6 +332,15 @@ STUDIES = {s.name: s for s in (
                [STANDARD, Point("htaf", {"variant": "htaf"}, {})]),
           seeds=(0, 1), measure="concepts", columns=SPARSE_COLUMNS, plot="none",
           overrides={"baseline": False, "train_subset": 12000, "num_epochs": 2}, unit="variant"),
+    # HTAF's α, β of the ICBM were picked on the test split by hand; re-read on validation
+    # with the sparse recipe, one factor at a time.
+    Study("icbm_alpha_beta", "ICBM sparse recipe: HTAF α and β one at a time (MLP, validation "
+          "split, seed 0)", "icbm_sparse", tuple(
+              Point(f"a{a:g}-b{b:g}", {"alpha": a, "beta": b}, {
+                  "model.surrogate_kwargs.htaf.alpha": a, "model.surrogate_kwargs.htaf.beta": b})
+              for a, b in ((16.0, 1.0), (8.0, 1.0), (32.0, 1.0), (16.0, 0.5), (16.0, 2.0))),
+          seeds=(0,), split="validation", measure="concepts", columns=SPARSE_COLUMNS,
+          overrides={"baseline": False}, plot="none", unit=""),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),
