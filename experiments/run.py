@@ -8,22 +8,20 @@ r"""Run a study of experiments/studies.py: plan its runs, train the missing ones
                                                           # RESULTS.md and README's results block
     python -m experiments.run all --report-only           # tables and reports, training nothing
 
-Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>``, keyed by the
-config they compute (experiments/runs.py): a finished run is reused and an interrupted
-one resumes from its checkpoint. ``--report-only`` rewrites each table from the finished
-runs on disk (a study with none keeps the table it has).
+Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
+a finished run is reused, an interrupted one resumes. ``--report-only`` rewrites each table
+from the finished runs on disk (a study with none keeps the table it has).
 """
 from __future__ import annotations
 
+import collections
 import datetime
 import fnmatch
-import json
 import importlib
 import os
 import shlex
 import sys
 import time
-from typing import NamedTuple
 
 import ml_collections
 from absl import flags
@@ -31,30 +29,12 @@ from absl import flags
 from experiments import runs, studies, tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class Run(NamedTuple):  # name: <label>-s<seed>; command: trains this run alone
-    name: str
-    label: str
-    coords: dict
-    seed: int
-    config: ml_collections.ConfigDict
-    note: str
-    workdir: str
-    command: str
+# name: <label>-s<seed>; command: trains this run alone
+Run = collections.namedtuple("Run", "name label coords seed config note workdir command")
 
 
 def config_file(study) -> str:
     return f"experiments/configs/{study.config}.py"
-
-
-def _set(config, path: str, value) -> None:
-    *parents, leaf = path.split(".")
-    node = config
-    for parent in parents:
-        node = node[parent]
-    value = value(config) if callable(value) else value
-    node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
 
 
 def run_config(study, point, seed: int | None, profile: str):
@@ -66,9 +46,14 @@ def run_config(study, point, seed: int | None, profile: str):
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
     if study.split == "validation":
         overrides["validation_size"] = studies.PROFILES[profile]["validation_size"]
-    for path, v in {**overrides, **point.overrides, **({} if seed is None else
-                                                        {"seed": seed})}.items():
-        _set(config, path, v)
+    for path, value in {**overrides, **point.overrides,
+                        **({} if seed is None else {"seed": seed})}.items():
+        *parents, leaf = path.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        value = value(config) if callable(value) else value
+        node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
     note, unit = "", config.model.get("surrogate", None)
     for field in SMOOTH_MODE_FIELDS:
         if (config.model.get(field, None) == "smooth" and isinstance(unit, str)
@@ -86,13 +71,12 @@ def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
             continue
         for seed in study.seeds or (None,):
             config, note = run_config(study, point, seed, profile)
-            name = point.label if seed is None else f"{point.label}-s{seed}"
             workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
             module = ("experiments.icbm" if study.measure == "icbm_job"
                       or config.model.name == "icbm" else "experiments.train")
-            planned.append(Run(name, point.label, point.coords, config.seed, config, note,
-                               workdir, runs.run_command(config, workdir, config_file(study),
-                                                         module)))
+            planned.append(Run(point.label if seed is None else f"{point.label}-s{seed}",
+                               point.label, point.coords, config.seed, config, note, workdir,
+                               runs.run_command(config, workdir, config_file(study), module)))
     return planned
 
 
@@ -101,24 +85,11 @@ def study_command(name: str, profile: str, only: list[str] = ()) -> str:
                        *(["--only", ",".join(only)] if only else [])])
 
 
-def _train(study, run: Run) -> dict:
-    from experiments import icbm, measures
-    if study.measure != "icbm_job":
-        return runs.train_or_reuse(run.config, run.workdir, measures.MEASURES[study.measure],
-                                   run.command)
-    return _record(run) if runs.finished(run.workdir) else icbm.run(run.config, run.workdir,
-                                                                     run.command)
-
-
-def _record(run: Run) -> dict:
-    with open(os.path.join(run.workdir, runs.RESULTS_FILE)) as f:
-        return json.load(f)
-
-
 def run_study(study, profile: str, out_root: str, only: list[str] = (),
               report_only: bool = False) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
     after each; returns the number of finished runs tabled."""
+    from experiments import icbm, measures
     planned = plan(study, profile, out_root, only)
     meta = {"study": study.name, "title": study.title,
             "command": study_command(study.name, profile, only), "machine": runs.machine(),
@@ -134,11 +105,14 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
         if report_only and not runs.finished(run.workdir):
             continue
         print(f"[{study.name}] {run.name}", flush=True)
-        record = _train(study, run)
-        first = firsts.get(run.label)
-        if record.get("interpretability") and first and first != run and runs.finished(
-                first.workdir):
-            from experiments import measures
+        if study.measure != "icbm_job":
+            record = runs.train_or_reuse(run.config, run.workdir,
+                                         measures.MEASURES[study.measure], run.command)
+        else:
+            record = (runs.read(run.workdir) if runs.finished(run.workdir)
+                      else icbm.run(run.config, run.workdir, run.command))
+        first = firsts[run.label]
+        if record.get("interpretability") and first != run and runs.finished(first.workdir):
             record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
                         "seed": run.seed, "note": run.note,
@@ -153,7 +127,8 @@ def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[i
     """Prints the study's finished and planned runs and a time estimate for the rest (the
     mean of its finished runs' seconds); returns (finished, planned, seconds left)."""
     planned = plan(study, profile, out_root, only)
-    seconds = [tables.value(_record(r), "seconds") for r in planned if runs.finished(r.workdir)]
+    seconds = [tables.value(runs.read(r.workdir), "seconds") for r in planned
+               if runs.finished(r.workdir)]
     left = len(planned) - len(seconds)
     estimate = sum(seconds) / len(seconds) * left if seconds else 0.0
     line = f"[{study.name}] {len(seconds)} of {len(planned)} runs finished"
@@ -184,13 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s.split:10}  {s.title}")
         return 0
     chosen = list(studies.STUDIES) if names == ["all"] else names
-    unknown = [n for n in chosen if n not in studies.STUDIES]
-    if len(names) != 1 or unknown:
+    if len(names) != 1 or any(n not in studies.STUDIES for n in chosen):
         print(f"run: error: name one study or 'all'; studies: {', '.join(studies.STUDIES)}",
               file=sys.stderr)
         return 2
     out_root = values.out or os.path.join(REPO, "results", values.profile)
-    start = time.perf_counter()
+    start, report_only = time.perf_counter(), values["report-only"].value
     if values["dry-run"].value:
         counts = [dry_run(studies.STUDIES[n], values.profile, out_root, values.only)
                   for n in chosen]
@@ -199,12 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name in chosen:
         print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
-        run_study(studies.STUDIES[name], values.profile, out_root, values.only,
-                  values["report-only"].value)
+        run_study(studies.STUDIES[name], values.profile, out_root, values.only, report_only)
     if names == ["all"]:
         from experiments import report
         path = report.write(out_root, values.profile, time.perf_counter() - start,
-                            trained=not values["report-only"].value)
+                            trained=not report_only)
         report.update_readme(path)
         print(f"written: {path} and README.md's results block")
     return 0

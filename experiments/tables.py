@@ -7,7 +7,7 @@ import json
 import os
 import re
 
-from experiments import runs
+import numpy as np
 
 
 def value(record: dict, key: str):
@@ -22,14 +22,22 @@ def value(record: dict, key: str):
         node = node.get(part) if isinstance(node, dict) else None
     if index and node:
         node = node[int(index.group(2))]
-    if isinstance(node, dict):  # the ICBM job's timings
-        node = node.get("total")
-    return node
+    return node.get("total") if isinstance(node, dict) else node  # the ICBM job's timings
 
 
 def cell_key(column) -> str:
     key = column.key if isinstance(column.key, str) else column.key.__name__
     return f"{key}_vs_{column.vs.label}" if column.vs else key
+
+
+def _cell(values: list, column) -> dict:
+    """Mean and sample std (ddof 1; 0 for one value) of the non-None values × scale."""
+    per_seed = [None if v is None else column.scale * v for v in values]
+    arr = np.asarray([v for v in per_seed if v is not None], np.float64)
+    mean = float(arr.mean()) if arr.size else None
+    std = None if mean is None else float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    text = "n/a" if mean is None else f"{mean:{column.fmt}} ± {std:{column.fmt}}"
+    return {"mean": mean, "std": std, "text": text, "per_seed": per_seed}
 
 
 def rows(study, records: list[dict]) -> list[dict]:
@@ -52,10 +60,7 @@ def rows(study, records: list[dict]) -> list[dict]:
                 values = [] if ref_coords == coords else [
                     None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
                     for v, r in zip(values, group)]
-            mean, std = runs.mean_std(values, column.scale)
-            text = "n/a" if mean is None else f"{mean:{column.fmt}} ± {std:{column.fmt}}"
-            row[cell_key(column)] = {"mean": mean, "std": std, "text": text, "per_seed": [
-                None if v is None else column.scale * v for v in values]}
+            row[cell_key(column)] = _cell(values, column)
         out.append(row)
     return out
 
@@ -70,8 +75,7 @@ def _reference(groups, ref_coords: dict) -> list[dict]:
 
 
 def markdown(study, meta: dict, table_rows: list[dict]) -> str:
-    keys = study.keys
-    done = sum(len(r["seeds"]) for r in table_rows)
+    keys, done = study.keys, sum(len(r["seeds"]) for r in table_rows)
     unfinished = (f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
                   "finished, and the table shows only those; rerunning the command trains "
                   "only the missing runs." if done < meta["runs_planned"] else "")
@@ -102,9 +106,8 @@ def plot(path: str, study, table_rows: list[dict]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    key = cell_key(study.columns[0])
+    key, keys = cell_key(study.columns[0]), study.keys
     rs = [r for r in table_rows if r[key]["mean"] is not None]
-    keys = study.keys
     fig, ax = plt.subplots(figsize=(8, 4))
     if study.plot == "bars":
         ax.bar(range(len(rs)), [r[key]["mean"] for r in rs], yerr=[r[key]["std"] for r in rs],

@@ -193,7 +193,7 @@ def test_config_hash_changes_with_any_field_but_not_how_a_run_is_watched():
 
 
 def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
-    from experiments.configs import icbm, snn_mlp
+    from experiments.configs import snn_mlp
     config = snn_mlp.get_config()
     out = str(tmp_path)
 
@@ -215,29 +215,20 @@ def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
     current = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(config)}")
     os.makedirs(current)  # once the current hash's folder exists, it wins
     assert runs.run_dir(out, "htaf", 0, config) == current
-    # A run stored with flat surrogate_kwargs (the ICBM config before issue 20) is found.
-    keyed = icbm.get_config()
-    flat = ml_collections.ConfigDict(keyed.to_dict())
-    flat.model.surrogate_kwargs = {"alpha": 16.0, "beta": 1.0}
-    path = stored("mlp-htaf-k128-s0-00000000", flat, True)
-    assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) == path
-    keyed.model.surrogate_kwargs.htaf.alpha = 8.0  # another α is another run
-    assert runs.run_dir(out, "mlp-htaf-k128", 0, keyed) != path
 
 
-def test_run_dir_finds_runs_stored_before_later_fields(tmp_path):
-    """A run stored before half_precision existed, or (SNN) before the config set the
-    input normalisation the model used to default to, is the same run."""
+def test_profile_steps_is_watched_and_a_profiled_run_is_found_without_it(tmp_path):
+    """profile_steps changes how a run is watched, not its numbers: the same hash, and a
+    profiled run stored under an older hash is reused by the unprofiled config."""
     from experiments.configs import snn_mlp
     config = snn_mlp.get_config()
-    old = config.to_dict()
-    old.pop("half_precision", None)
-    old.pop("profile_steps", None)
-    for field in runs.SNN_NORMALISATION:
-        old["model"].pop(field, None)
+    profiled = ml_collections.ConfigDict(config.to_dict())
+    profiled.profile_steps = "3,5"
+    assert "profile_steps" in runs.WATCH_FIELDS
+    assert runs.config_hash(profiled) == runs.config_hash(config)
     path = tmp_path / "runs" / "htaf-s0-00000000"
     path.mkdir(parents=True)
-    (path / "config.json").write_text(ml_collections.ConfigDict(old).to_json())
+    (path / "config.json").write_text(profiled.to_json())
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) == str(path)
     config.half_precision = True  # a bfloat16 run is another run
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) != str(path)
