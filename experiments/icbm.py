@@ -1,13 +1,11 @@
 """The ICBM main job (`make run`): train the ICBM, then the standard model on the same
-backbone and budget, then measure the concepts and write the results.
+backbone and budget (``config.baseline``, in ``baseline/``), then measure the concepts.
 
     python -m experiments.icbm --workdir workdirs/icbm [--config.model.backbone=cnn]
 
 Config: ``experiments/configs/icbm_sparse.py`` (the sparse recipe; ``icbm.py``: the dense
-one) unless ``--config`` names another. Writes to
-the work dir, next to the engine's checkpoints and metrics: ``results.json``,
-``results.md`` and ``concepts/*.png`` (experiments.icbm_analysis); the standard model
-trains in ``baseline/`` (``config.baseline``). Explain one eval image of the run:
+one) unless ``--config`` names another. Writes ``results.json``, ``results.md`` and
+``concepts/*.png`` (experiments.icbm_analysis) to the work dir; explain one eval image:
 ``python -m experiments.icbm_explain --workdir workdirs/icbm --index 0``.
 """
 from __future__ import annotations
@@ -25,26 +23,12 @@ from experiments import icbm_analysis, studies
 DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 
 
-def baseline_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The standard model on the ICBM's backbone, data, optimiser and budget."""
-    base = ml_collections.ConfigDict(config.to_dict())
-    base.model = ml_collections.ConfigDict(studies.standard_head(config))
-    return base
-
-
-def command_line(argv: list[str]) -> str:
-    """The shell command that runs the job with ``argv`` (argv[0] is the program): the
-    arguments this run was given, not the parent's ``sys.argv``."""
-    return shlex.join(["python", "-m", "experiments.icbm", *argv[1:]])
-
-
 def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = None) -> dict:
     """The main job; returns the results dict written to ``workdir/results.json``.
 
-    ``command`` (what ``results.json`` records; default: from ``sys.argv``) is the
-    command that reproduces this run alone. In a multi-process run every process
-    trains (the steps are collective), and only process 0 measures the concepts
-    and writes results.json, results.md and the figures; the others return {}.
+    ``command`` (what ``results.json`` records; default: from ``sys.argv``) reproduces this
+    run alone. In a multi-process run every process trains (the steps are collective), and
+    only process 0 measures and writes; the others return {}.
     """
     from htaf_jax.train import train_and_evaluate
     from htaf_jax.train.distributed import is_main_process
@@ -52,10 +36,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     result = train_and_evaluate(config, workdir)
     timings["ICBM training"] = time.perf_counter() - start
     baseline = None
-    if config.get("baseline", False):
-        t = time.perf_counter()
-        base = train_and_evaluate(baseline_config(config), os.path.join(workdir, "baseline"))
-        baseline = {k.split("/", 1)[1]: v for k, v in base.metrics.items()}
+    if config.get("baseline", False):  # the standard model on the same backbone and budget
+        t, base = time.perf_counter(), ml_collections.ConfigDict(config.to_dict())
+        base.model = ml_collections.ConfigDict(studies.standard_head(config))
+        metrics = train_and_evaluate(base, os.path.join(workdir, "baseline")).metrics
+        baseline = {k.split("/", 1)[1]: v for k, v in metrics.items()}
         timings["baseline training"] = time.perf_counter() - t
     if not is_main_process():
         return {}
@@ -77,10 +62,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     return record
 
 
+def command_line(argv: list[str]) -> str:
+    """The command that runs the job with ``argv`` (this run's arguments, not the parent's)."""
+    return shlex.join(["python", "-m", "experiments.icbm", *argv[1:]])
+
+
 def main(argv: list[str] | None = None) -> int:
     from htaf_jax.train import cli
-    argv = list(sys.argv if argv is None else argv)
-    command = command_line(argv)
+    command = command_line(list(sys.argv if argv is None else argv))
     return cli.main(argv, default_config=DEFAULT_CONFIG,
                     train_fn=lambda config, workdir: run(config, workdir, command))
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
+# Training images the leakage probes are fitted on: enough for a linear probe on K
+# concepts, few enough that measuring stays a small part of a run.
+PROBE_TRAIN_IMAGES = 10000
+# Hard-concept accuracy the ICBM may lose against its standard model (pts), per backbone.
+ACCURACY_MARGIN = {"cnn": 0.3}
 
 
 def class_names_for(dataset: str, num_classes: int) -> list[str]:
@@ -28,27 +32,6 @@ def load_eval_set(config):
     return splits.normalizer(splits.eval.images), splits.eval.labels, splits.eval_split
 
 
-# Training images the leakage probes are fitted on: enough for a linear probe on K
-# concepts, few enough that measuring stays a small part of a run.
-PROBE_TRAIN_IMAGES = 10000
-
-
-def measure_concepts(config, model, variables, acts, labels) -> dict:
-    """``htaf_jax.interpret.measures.concept_measures`` on the eval split; the leakage
-    probes are fitted on the first ``PROBE_TRAIN_IMAGES`` training images."""
-    from htaf_jax import interpret
-    from htaf_jax.interpret.measures import concept_measures
-    kernel, bias = interpret.head_weights(variables, model)
-    probe = None
-    if acts.soft is not None:
-        splits = _splits(config)
-        images = splits.normalizer(splits.train.images[:PROBE_TRAIN_IMAGES])
-        train_labels = splits.train.labels[:PROBE_TRAIN_IMAGES]
-        train = interpret.concept_activations(model, variables, images, batch_size=1000)
-        probe = (train.soft, train.hard, train_labels)
-    return concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft, probe_split=probe)
-
-
 def add_completeness(measured: dict, baseline: dict | None) -> None:
     """Yeh et al.'s completeness of the hard concepts against the standard model on the
     same backbone, into ``measured["interpretability"]`` (None without a baseline)."""
@@ -60,8 +43,11 @@ def add_completeness(measured: dict, baseline: dict | None) -> None:
 
 
 def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True) -> dict:
-    """Discretisation, accuracies, class concepts (and PNG grids) on the eval split."""
+    """Discretisation, accuracies, ``htaf_jax.interpret.measures.concept_measures`` (leakage
+    probes fitted on the first ``PROBE_TRAIN_IMAGES`` training images), class concepts
+    (and PNG grids) on the eval split."""
     from htaf_jax import interpret
+    from htaf_jax.interpret.measures import concept_measures
     from htaf_jax.models import build_model
     from htaf_jax.train.restore import model_from_run
     if workdir and os.path.exists(os.path.join(workdir, "config.json")):
@@ -71,9 +57,17 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     variables = {"params": params, "batch_stats": batch_stats}
     images, labels, split = load_eval_set(config)
     acts = interpret.concept_activations(model, variables, images, batch_size=1000)
-    out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1))}
-    out["interpretability"] = measure_concepts(config, model, variables, acts, labels)
     kernel, bias = interpret.head_weights(variables, model)
+    probe = None
+    if acts.soft is not None:
+        splits = _splits(config)
+        train = interpret.concept_activations(
+            model, variables, splits.normalizer(splits.train.images[:PROBE_TRAIN_IMAGES]),
+            batch_size=1000)
+        probe = (train.soft, train.hard, splits.train.labels[:PROBE_TRAIN_IMAGES])
+    out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1)),
+           "interpretability": concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft,
+                                                probe_split=probe)}
     names = class_names_for(config.dataset, kernel.shape[1])
     out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
                              for c, top in enumerate(interpret.class_concepts(kernel, top=5))}
@@ -86,29 +80,17 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     return out
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}%"
-
-
-def describe_model(model_config) -> str:
-    m = model_config
+def describe_model(m) -> str:
     if m.name == "standard":
         return f"standard {m.backbone} (linear head)"
     from htaf_jax.models.config_fields import surrogate_hparams
-    hp = " ".join(f"{k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
-    extras = []
-    if m.get("concept_noise", 0.0):
-        extras.append(f"noise std {m.concept_noise:g}")
+    hp = "".join(f" {k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
+    extras = [f"noise std {m.concept_noise:g}"] if m.get("concept_noise", 0.0) else []
     if m.get("sharpen", 1.0) != 1.0:
         extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):.0%} "
                       "of training")
-    return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}"
-            f"{' ' + hp if hp else ''}, {m.concept_mode} training"
-            + "".join(f", {e}" for e in extras))
-
-
-# Hard-concept accuracy the ICBM may lose against its standard model (pts), per backbone.
-ACCURACY_MARGIN = {"cnn": 0.3}
+    return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}{hp}, {m.concept_mode} "
+            "training" + "".join(f", {e}" for e in extras))
 
 
 def targets(config, icbm: dict, baseline: dict | None) -> list[dict]:
@@ -134,24 +116,24 @@ def targets(config, icbm: dict, baseline: dict | None) -> list[dict]:
 
 def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir: str) -> str:
     """The short plain-text summary printed at the end and written to results.md."""
-    gap_std = None if baseline is None else 100 * (icbm["hard_accuracy"] - baseline["accuracy"])
+    num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}%"  # noqa: E731
+    gap, mi = icbm["hard_soft_gap"], icbm.get("interpretability")
     lines = [f"# ICBM on {config.dataset} ({icbm['split']} split)", "",
              f"model: {describe_model(config.model)}; {config.num_epochs} epochs, "
              f"batch {config.batch_size}, seed {config.seed}", "",
-             f"- {icbm['split']} accuracy with hard concepts: {_pct(icbm['hard_accuracy'])}"
-             f" (soft concepts: {_pct(icbm['soft_accuracy'])}; gap soft − hard: "
-             + ("n/a" if icbm["hard_soft_gap"] is None else f"{icbm['hard_soft_gap']:+.2f} pts")
-             + ")"]
+             f"- {icbm['split']} accuracy with hard concepts: {pct(icbm['hard_accuracy'])}"
+             f" (soft concepts: {pct(icbm['soft_accuracy'])}; gap soft − hard: "
+             + ("n/a" if gap is None else f"{gap:+.2f} pts") + ")"]
     if baseline is not None:
-        lines.append(f"- standard model, same backbone and budget: {_pct(baseline['accuracy'])}"
-                     f" (ICBM − standard: {gap_std:+.2f} pts)")
-    lines += [f"- concept activations within 0.01 of {{0,1}}: {_pct(icbm['near_binary@0.01'])};"
-              f" within 0.1: {_pct(icbm['near_binary@0.1'])}",
+        lines.append(f"- standard model, same backbone and budget: {pct(baseline['accuracy'])}"
+                     f" (ICBM − standard: "
+                     f"{100 * (icbm['hard_accuracy'] - baseline['accuracy']):+.2f} pts)")
+    lines += [f"- concept activations within 0.01 of {{0,1}}: {pct(icbm['near_binary@0.01'])};"
+              f" within 0.1: {pct(icbm['near_binary@0.1'])}",
               f"- concepts: {config.model.num_concepts}, mean on-rate "
               f"{icbm['concept_rate']:.3f}, never on: {icbm['dead_concepts']}, "
               f"always on: {icbm['always_on_concepts']}"]
-    mi = icbm.get("interpretability")
-    num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
     if mi:
         lines.append(
             f"- interpretability: purity {mi['purity']:.3f} (random code, same on-rates: "
@@ -163,11 +145,10 @@ def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir:
     lines += [f"  - {t['name']}: {num(t['value'], '.2f')} (target {t['target']}): "
               f"{'PASS' if t['pass'] else 'NO'}, margin {num(t['margin'], '+.2f')}"
               for t in targets(config, icbm, baseline)]
-    lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
-    lines += ["", f"outputs in {workdir}: results.md, results.json, metrics.jsonl, checkpoints/, "
+    lines += ["- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()),
+              "", f"outputs in {workdir}: results.md, results.json, metrics.jsonl, checkpoints/, "
               "concepts/ (overview.png, c<k>_top.png, c<k>_least.png)"
               + (", baseline/" if baseline is not None else ""),
               f"explain a test example: python -m experiments.icbm_explain --workdir {workdir} "
               "--index 0"]
     return "\n".join(lines)
-

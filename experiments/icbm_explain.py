@@ -27,6 +27,7 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import jax.numpy as jnp
+    from absl import logging as absl_logging
 
     from htaf_jax import interpret
     from htaf_jax.train import load_config
@@ -38,19 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     flags.DEFINE_integer("flip", None, "Also switch this concept and show what changes.",
                          flag_values=values)
     runs.parse_flags(values, list(sys.argv if argv is None else argv), __doc__)
-    workdir = values.workdir or _error("--workdir is required")
+    workdir, index, flip = values.workdir, values.index, values.flip
+    if not workdir:
+        _error("--workdir is required")
     try:
         config = load_config(workdir)
     except FileNotFoundError as e:
         _error(f"{e} (train one first: python -m experiments.icbm --workdir {workdir})")
     if config.model.name != "icbm":
         _error(f"{workdir} holds a {config.model.name!r} model, not an ICBM")
-    from absl import logging as absl_logging
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's read-only notices
-    variables = restore_variables(workdir)
-    model, _ = model_from_run(workdir, config)
+    variables, (model, _) = restore_variables(workdir), model_from_run(workdir, config)
     images, labels, split = icbm_analysis.load_eval_set(config)
-    index, flip = values.index, values.flip
     if not 0 <= index < len(labels):
         _error(f"--index must be in [0, {len(labels)})")
     x = jnp.asarray(images[index:index + 1])
@@ -59,18 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     names = icbm_analysis.class_names_for(config.dataset, kernel.shape[1])
     # A concept's label: what it detects over the whole split (dominant class, share).
     every = interpret.concept_activations(model, variables, images, batch_size=1000)
-    concept_names = interpret.concept_labels(every.hard, labels, names)
     print(f"{split} example {index} — {icbm_analysis.describe_model(config.model)}")
     print(interpret.explain_text(acts.hard[0], kernel, bias, label=int(labels[index]),
-                                 class_names=names, concept_names=concept_names))
+                                 class_names=names,
+                                 concept_names=interpret.concept_labels(every.hard, labels, names)))
     if flip is not None:
         out = interpret.intervene(model, variables, x, flip, 1.0 - acts.hard[0, flip])
-        state = "on" if out.concepts[0, flip] else "off"
         change = np.asarray(out.logits_after[0] - out.logits_before[0])
         # Switching z_k changes every logit by ±V[k, c]: list the classes it moves most.
         moved = ", ".join(f"{names[c]} {change[c]:+.3f}" for c in np.argsort(-np.abs(change))[:4])
-        print(f"\nintervention: c{flip} switched {state}: prediction "
-              f"{names[out.prediction_before[0]]} → {names[out.prediction_after[0]]} "
+        print(f"\nintervention: c{flip} switched {'on' if out.concepts[0, flip] else 'off'}: "
+              f"prediction {names[out.prediction_before[0]]} → {names[out.prediction_after[0]]} "
               f"(largest logit changes: {moved})")
     return 0
 

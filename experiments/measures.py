@@ -3,6 +3,7 @@ trains it alone: ``MEASURES[name](config, train_result, seconds) -> dict``."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 
 # Images of the fixed batch the per-layer gradient norms are taken on.
@@ -26,12 +27,9 @@ def _grad_batch(dataset, data_dir, train_subset, validation_size):
 
 
 def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
-    """‖∂L/∂(layer l's parameters)‖₂ for each hidden layer ``layer{l}``.
-
-    L: mean cross-entropy of a train-mode forward on the first ``GRAD_BATCH``
-    training images (fixed across runs). ``params=None``: the engine's
-    initialisation for ``config.seed`` (the key split of htaf_jax.train.loop).
-    """
+    """‖∂L/∂(layer l's parameters)‖₂ for each hidden layer ``layer{l}``; L: mean
+    cross-entropy of a train-mode forward on the first ``GRAD_BATCH`` training images.
+    ``params=None``: the engine's init for ``config.seed`` (htaf_jax.train.loop's key split)."""
     import jax
     import optax
 
@@ -41,8 +39,7 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
     config = prepare_config(config)
     images, labels, num_classes = _grad_batch(config.dataset, config.get("data_dir"),
                                               config.train_subset, config.validation_size)
-    config.model.num_classes = num_classes
-    model = build_model(config.model)
+    model = build_model(config.model, num_classes=num_classes)
     if params is None:
         init_rng = jax.random.split(jax.random.key(config.seed), 3)[0]
         state = step_lib.init_state(model, optax.identity(), init_rng, images.shape[1:])
@@ -74,10 +71,9 @@ def concepts(config, result, seconds: float) -> dict:
     record = {"model": icbm_analysis.describe_model(config.model), "seconds": seconds,
               "split": split, "hard_accuracy": result.metrics[f"{split}/accuracy"]}
     if config.model.name == "icbm":
-        measured = icbm_analysis.analyse(config, result.params, result.batch_stats, None,
-                                         grids=False)
-        measured.pop("class_concepts")
-        record.update(measured)
+        record.update(icbm_analysis.analyse(config, result.params, result.batch_stats, None,
+                                            grids=False))
+        record.pop("class_concepts")
     return record
 
 
@@ -85,25 +81,19 @@ def stability(workdir: str, first: str) -> dict:
     """Concept stability of the ICBM run in ``workdir`` against the same point's first
     seed in ``first`` (htaf_jax.interpret.measures.stability on the eval split's hard
     concepts, Hungarian-matched): ``{"agreement", "chance"}``, cached in ``workdir``."""
-    import json
-
-    from experiments import icbm_analysis
+    from experiments import icbm_analysis, icbm_explain
     from htaf_jax import interpret
-    from htaf_jax.interpret.measures import stability as match
-    from htaf_jax.train import load_config, restore_params
+    from htaf_jax.train import load_config
     from htaf_jax.train.restore import model_from_run
     cache = os.path.join(workdir, "stability.json")
     if os.path.exists(cache):
         with open(cache) as f:
             return json.load(f)
     images, _, _ = icbm_analysis.load_eval_set(load_config(workdir))
-    codes = []
-    for d in (first, workdir):
-        restored = restore_params(d)
-        variables = {"params": restored.params, "batch_stats": restored.batch_stats}
-        codes.append(interpret.concept_activations(model_from_run(d)[0], variables, images,
-                                                   batch_size=1000).hard)
-    found = match(*codes)
+    codes = [interpret.concept_activations(model_from_run(d)[0],
+                                           icbm_explain.restore_variables(d), images,
+                                           batch_size=1000).hard for d in (first, workdir)]
+    found = interpret.measures.stability(*codes)
     out = {"agreement": found.mean_agreement, "chance": found.chance}
     with open(cache, "w") as f:
         json.dump(out, f)
