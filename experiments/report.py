@@ -27,24 +27,12 @@ def _text(cell) -> str:
     return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
 
 
-def htaf_vs_best(study, rows: list[dict]) -> tuple[str, str]:
-    """HTAF's first column and the best other unit's (with its name) among ``rows``."""
-    key = study.columns[0].key
-    htaf = next((r for r in rows if r.get(study.unit) == "htaf"), None)
-    others = [r for r in rows if r.get(study.unit) not in ("htaf", None)
-              and (r.get(key) or {}).get("mean") is not None]
-    best = max(others, key=lambda r: r[key]["mean"], default=None)
-    return (_text(htaf and htaf.get(key)),
-            f"{best[study.unit]}: {_text(best[key])}" if best else "n/a")
-
-
 def summary_table(out_root: str) -> str:
-    """Per final (test-split) study and point group: HTAF beside the best other unit."""
+    """Per final (test-split) study and point group: HTAF beside the best other unit (its
+    first column) and the ``vs`` columns' reference rows."""
     lines = ["| study | HTAF | best other | reference | seeds |", "|---|---|---|---|---|"]
-    for study in studies.STUDIES.values():
-        if not study.unit or study.split != "test":
-            continue
-        rows = table_rows(out_root, study)
+    for study in (s for s in studies.STUDIES.values() if s.unit and s.split == "test"):
+        rows, first = table_rows(out_root, study), study.columns[0].key
         keys = [k for k in study.keys if k != study.unit]
         groups: dict = {}
         for r in rows:
@@ -53,15 +41,19 @@ def summary_table(out_root: str) -> str:
             htaf = next((r for r in members if r.get(study.unit) == "htaf"), None)
             if htaf is None:
                 continue
+            best = max((r for r in members if r.get(study.unit) not in ("htaf", None)
+                        and (r.get(first) or {}).get("mean") is not None),
+                       key=lambda r: r[first]["mean"], default=None)
             where = ", ".join(f"{k}={v}" for k, v in zip(keys, group) if v is not None)
             refs = []
             for column in (c for c in study.columns if c.vs):
                 coords = {**dict(zip(keys, group)), **column.vs.coords}
                 ref = next((r for r in rows if all(r.get(k) == v for k, v in coords.items())), {})
-                refs.append(f"{column.vs.label}: {_text(ref.get(study.columns[0].key))}")
+                refs.append(f"{column.vs.label}: {_text(ref.get(first))}")
             lines.append(f"| {study.name}{' ' + where if where else ''} | "
-                         + " | ".join(htaf_vs_best(study, members))
-                         + f" | {'; '.join(refs) or '—'} | {','.join(map(str, htaf['seeds']))} |")
+                         f"{_text(htaf.get(first))} | "
+                         f"{f'{best[study.unit]}: {_text(best[first])}' if best else 'n/a'} | "
+                         f"{'; '.join(refs) or '—'} | {','.join(map(str, htaf['seeds']))} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else "_No finished study yet._\n"
 
 
@@ -108,14 +100,17 @@ def _demote(markdown: str, levels: int = 2) -> str:
                   flags=re.M)
 
 
-def _tables(folder: str, report_dir: str, levels: int = 2) -> list[str]:
-    """Each markdown table in ``folder`` (headings demoted) and the plot of the same name."""
+def _tables(folder: str, report_dir: str, levels: int = 2, pattern: str = "*.md",
+            image: str | None = None) -> list[str]:
+    """Each markdown file in ``folder`` (headings demoted) and the plot of the same name
+    (``image``: that figure instead)."""
     lines = []
-    for path in sorted(glob.glob(os.path.join(folder, "*.md"))):
+    for path in sorted(glob.glob(os.path.join(folder, pattern))):
+        png = os.path.join(folder, image) if image else path[:-3] + ".png"
         lines += [_demote(open(path).read(), levels), ""]
-        if os.path.exists(path[:-3] + ".png"):
-            lines += [f"![{os.path.basename(path)[:-3]}]"
-                      f"({os.path.relpath(path[:-3] + '.png', report_dir)})", ""]
+        if os.path.exists(png):
+            name = "concept overview" if image else os.path.basename(path)[:-3]
+            lines += [f"![{name}]({os.path.relpath(png, report_dir)})", ""]
     return lines
 
 
@@ -124,6 +119,8 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
     """Writes RESULTS.md (``path``) from the tables under ``out_root``; returns its path."""
     path = path or os.path.join(REPO, "RESULTS.md")
     report_dir, results_root = os.path.dirname(path), os.path.dirname(os.path.abspath(out_root))
+    full_root = os.path.join(results_root, "full")
+    with_full = profile != "full" and os.path.isdir(full_root)
     shrunk = ", ".join(f"{k}={v}" for k, v in studies.PROFILES[profile]["overrides"].items())
     lines = ["# Results", "",
              f"Written by `python -m experiments.run all --profile {profile}` on "
@@ -136,27 +133,21 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
              + " HTAF beside the best other unit of each final study (test split), "
              "mean ± std over the seeds named; selection studies read the validation split "
              "and are tabled below.", "", summary_table(out_root)]
-    full_root = os.path.join(results_root, "full")
-    if profile != "full" and os.path.isdir(full_root):
+    if with_full:
         lines += ["At the default configs' budgets (full profile, the runs finished so far):",
                   "", summary_table(full_root)]
     lines += ["## Which split chose each default", "", "Rows: the study's first column "
               "(full profile where run), its best row changing that field alone (ICBM: "
               f"among rows with ≥ {studies.NEAR_BINARY[1]:g}% of activations within 0.01 of "
-              "{0, 1}).", "",
-              choices_table(os.path.join(results_root, "full"), out_root)]
+              "{0, 1}).", "", choices_table(full_root, out_root)]
     for study in studies.STUDIES.values():
         folder = os.path.join(out_root, study.name)
         lines += [f"## {study.title}", "",
                   f"Command: `python -m experiments.run {study.name} --profile {profile}`", ""]
-        if study.measure == "icbm_job" and os.path.exists(os.path.join(folder, "results.md")):
-            lines += [_demote(open(os.path.join(folder, "results.md")).read()), ""]
-            overview = os.path.join(folder, "concepts", "overview.png")
-            if os.path.exists(overview):
-                lines += [f"![concept overview]({os.path.relpath(overview, report_dir)})", ""]
-        else:
-            lines += _tables(folder, report_dir) or ["_Not run yet._", ""]
-    if profile != "full" and os.path.isdir(full_root):
+        lines += ((_tables(folder, report_dir, 2, "results.md", "concepts/overview.png")
+                   if study.measure == "icbm_job" else []) or _tables(folder, report_dir)
+                  or ["_Not run yet._", ""])
+    if with_full:
         lines += ["## Default budgets: full-profile runs finished so far", ""]
         for study in studies.STUDIES.values():
             lines += _tables(os.path.join(full_root, study.name), report_dir)
