@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import struct
 
 import ml_collections
 import pytest
@@ -103,7 +104,9 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
         config, workdir = parsed_back(json.load(open(path))["command"])  # this run alone
         assert os.path.abspath(workdir) == os.path.dirname(path)
         assert runs.config_hash(config) == os.path.basename(workdir).rsplit("-", 1)[1]
-    assert os.path.getsize(os.path.join(out, "tiny", "tiny.png")) > 1000
+    with open(os.path.join(out, "tiny", "tiny.png"), "rb") as f:  # 8 × 4 in at 110 dpi
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (880, 440)
 
     mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "tiny", "runs", "*",
                                                                       "*.json"))}
