@@ -152,6 +152,8 @@ SPARSE_COLUMNS = (*ICBM_COLUMNS[:5], Column("purity random", "interpretability.p
                   Column("expl. size", "interpretability.explanation_size", fmt=".1f"),
                   Column("stability", "stability.agreement", fmt=".3f"),
                   Column("stab. chance", "stability.chance", fmt=".3f"),
+                  Column("leakage (pts)", "interpretability.leakage", 100),
+                  Column("never on", "dead_concepts", fmt=".0f"),
                   *ICBM_COLUMNS[5:6], ICBM_COLUMNS[-1])
 
 
@@ -311,7 +313,7 @@ STUDIES = {s.name: s for s in (
     # interpretability of the dense recipe's concept layers (HTAF, sigmoid, straight-through).
     Study("icbm_confirm", "ICBM sparse recipe (`make run`'s) vs the standard model (MLP, "
           "test split, seeds 0–4)", "icbm_sparse", (STANDARD, Point("htaf", {
-              "variant": "htaf"}, {})), seeds=(0, 1, 2, 3, 4), measure="concepts",
+              "variant": "htaf", "num_concepts": 512}, {})), seeds=(0, 1, 2, 3, 4), measure="concepts",
           columns=SPARSE_COLUMNS, overrides={"baseline": False}, plot="none", unit="variant"),
     Study("icbm_layers", "Concept layers of the dense and the sparse recipe: accuracy and "
           "interpretability (MLP, test split, seeds 0–1)", "icbm",
