@@ -144,7 +144,8 @@ def parse_flags(values, argv: list[str], usage: str) -> list[str]:
     """Parses ``argv`` (argv[0]: the program) into absl ``values``; returns the positional
     arguments. ``--help`` prints ``usage`` and the flags and exits 0; a bad flag prints
     one line and exits 2."""
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+    from htaf_jax.train import cli
+    if cli.help_requested(argv):
         print(usage.strip() + "\n\nflags:\n" + values.get_help(include_special_flags=False))
         sys.exit(0)
     try:
