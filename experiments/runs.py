@@ -68,7 +68,8 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
         if d.startswith(f"{label}-s{seed}-") and len(d) == len(name):
             try:
                 with open(os.path.join(root, d, "config.json")) as f:
-                    if _trained_with(_identity(json.load(f)), wanted):
+                    if _trained_with({**UNHASHED_AT, **_identity(json.load(f))},
+                                     {**UNHASHED_AT, **wanted}):
                         same.append(os.path.join(root, d))
             except (OSError, ValueError):
                 continue

@@ -235,6 +235,10 @@ def test_profile_steps_is_watched_and_a_profiled_run_is_found_without_it(tmp_pat
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) == str(path)
     config.half_precision = True  # a bfloat16 run is another run
     assert runs.run_dir(str(tmp_path), "htaf", 0, config) != str(path)
+    flipped = ml_collections.ConfigDict(profiled.to_dict())
+    flipped.augment_flip = True  # unhashed at its default, yet an augmented run is another run
+    (path / "config.json").write_text(flipped.to_json())
+    assert runs.run_dir(str(tmp_path), "htaf", 0, snn_mlp.get_config()) != str(path)
 
 
 def test_vs_column_finds_a_reference_row_without_the_shared_axis():
