@@ -1,0 +1,134 @@
+"""A Bi-Real-Net-style binary ResNet (Liu et al., ECCV 2018, "Bi-Real Net").
+
+Every binary 3×3 convolution has its own real-valued identity shortcut, so the
+residual stream between convolutions stays real and only what a convolution
+reads is binarised:
+
+    x ↦ BN(QuantConv3×3(q(x); q(W))·a) + shortcut(x)
+
+q is the chosen binary unit (forward sign, backward its rule), on the
+activations and on the weights, a = mean|W| per output channel (the
+real-valued scale Bi-Real Net's magnitude-aware sign gives the weights).
+A block that halves the resolution or changes the width takes its shortcut
+through 2×2 average pooling and a real 1×1 convolution with BatchNorm, as
+Bi-Real Net does. The stem convolution and the classifier are real-valued
+(ReLU → global average pool → Dense, as Larq's zoo BiRealNet). Stages halve
+the resolution after the first (28×28: 28, 14, 7; 32×32: 32, 16, 8).
+
+The unit, ``surrogate``, is chosen by name as in the other binary models:
+a quantizer of ``htaf_jax.quantizers`` (``"ste_sign"``, ``"approx_sign"``, …),
+``"htaf"`` (its signed form, the ``htaf_sign`` quantizer, backward 2·htaf'),
+any other surrogate of the registry (its signed hard form), a bound
+``Surrogate``, or a callable ``x -> ±1`` with its own gradient.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import chex
+import flax.linen as nn
+from jax import Array
+
+from htaf_jax.linen.binary import QuantConv
+from htaf_jax.models.config_fields import module_kwargs
+from htaf_jax.models.registry import register_model
+from htaf_jax.quantizers import get_quantizer, list_quantizers
+from htaf_jax.surrogates import Surrogate, list_surrogates, resolve_surrogate
+
+__all__ = ["BiRealBlock", "BinaryResNet", "binary_unit"]
+
+# Surrogate names whose signed form is a registered 1-bit quantizer.
+_SIGNED_QUANTIZER = {"htaf": "htaf_sign"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _SignedSurrogate:
+    """A surrogate's signed hard form as a quantizer (1 bit, for the model summary)."""
+    surrogate: Any
+    precision: int = 1
+
+    def __call__(self, x: Array) -> Array:
+        return self.surrogate.sign(x)
+
+
+def binary_unit(spec: Any) -> Callable[[Array], Array]:
+    """The ±1 quantizer a unit name (or Surrogate, or callable) selects; see the module
+    docstring. An unknown name raises ValueError listing the quantizers and surrogates."""
+    if isinstance(spec, Surrogate):
+        if spec.name in _SIGNED_QUANTIZER:
+            return get_quantizer(_SIGNED_QUANTIZER[spec.name], **spec.kwargs)
+        return _SignedSurrogate(spec)
+    if isinstance(spec, str):
+        name = _SIGNED_QUANTIZER.get(spec, spec)
+        if name in list_quantizers():
+            return get_quantizer(name)
+        if spec not in list_surrogates():
+            raise ValueError(f"unknown binary unit {spec!r}; valid names: quantizers "
+                             f"({', '.join(list_quantizers())}) or surrogates "
+                             f"({', '.join(list_surrogates())})")
+        return _SignedSurrogate(resolve_surrogate(spec))
+    if not callable(spec):
+        raise TypeError(f"a binary unit is a name, a Surrogate or a callable; "
+                        f"got {type(spec).__name__}")
+    return spec
+
+
+class BiRealBlock(nn.Module):
+    """(N, H, W, C) real → (N, H/s, W/s, features) real: one binary conv with its shortcut."""
+    features: int
+    strides: int = 1
+    unit: Any = "htaf"
+    momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        unit = binary_unit(self.unit)
+        s = self.strides
+        shortcut = x
+        if s > 1:
+            shortcut = nn.avg_pool(shortcut, (s, s), (s, s), padding="SAME",
+                                   count_include_pad=False)
+        if s > 1 or x.shape[-1] != self.features:
+            shortcut = nn.Conv(self.features, (1, 1), use_bias=False, name="shortcut_conv")(
+                shortcut)
+            shortcut = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                                    name="shortcut_bn")(shortcut)
+        y = QuantConv(self.features, (3, 3), (s, s), input_quantizer=unit, kernel_quantizer=unit,
+                      use_scale=True, use_bias=False, name="conv")(x)
+        y = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name="bn")(y)
+        return y + shortcut
+
+
+class BinaryResNet(nn.Module):
+    """Real stem conv 3×3 → BN → stages of ``BiRealBlock`` → ReLU → mean pool → Dense.
+
+    (N, H, W, C) → (N, num_classes). Stage i has ``blocks_per_stage`` binary
+    convolutions of width ``stage_features[i]``; every stage after the first
+    starts with a stride-2 block.
+    """
+    stage_features: Sequence[int] = (32, 64, 128)
+    blocks_per_stage: int = 2
+    stem_features: int = 0      # 0: stage_features[0]
+    num_classes: int = 10
+    surrogate: str | Callable = "htaf"
+
+    @nn.compact
+    def __call__(self, images: Array, train: bool = False) -> Array:
+        chex.assert_rank(images, 4)
+        x = nn.Conv(self.stem_features or self.stage_features[0], (3, 3), padding="SAME",
+                    use_bias=False, name="stem_conv")(images)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(x)
+        for i, features in enumerate(self.stage_features):
+            for j in range(self.blocks_per_stage):
+                x = BiRealBlock(features, 2 if (i > 0 and j == 0) else 1, self.surrogate,
+                                name=f"stage{i}_block{j}")(x, train)
+        x = nn.relu(x).mean(axis=(1, 2))
+        logits = nn.Dense(self.num_classes, name="head")(x)
+        chex.assert_shape(logits, (images.shape[0], self.num_classes))
+        return logits
+
+
+@register_model("bnn_resnet")
+def bnn_resnet(config) -> BinaryResNet:
+    return BinaryResNet(**module_kwargs(BinaryResNet, config))

@@ -1,0 +1,130 @@
+"""The Bi-Real-Net-style binary ResNet: shapes, block structure, gradients, the unit
+registry's errors and the model summary against numbers computed by hand."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from htaf_jax.linen.summary import summarize
+from htaf_jax.models.bnn_resnet import BinaryResNet, binary_unit
+from htaf_jax.quantizers import Quantizer
+
+KEY = jax.random.key(0)
+UNITS = ("htaf", "ste_sign", "approx_sign")
+
+
+def _init(model, shape):
+    x = jax.random.normal(KEY, shape)
+    return x, jax.jit(lambda k: model.init(k, x))(jax.random.key(1))
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 1), (2, 32, 32, 3)])
+def test_logits_shape_and_stage_resolutions(shape):
+    model = BinaryResNet(stage_features=(4, 8, 16), blocks_per_stage=1)
+    x, variables = _init(model, shape)
+    logits, inter = model.apply(variables, x, capture_intermediates=True)
+    assert logits.shape == (2, 10)
+    side = shape[1]
+    # Stages halve the resolution after the first (SAME padding: ceil).
+    for i, (s, c) in enumerate([(side, 4), (-(-side // 2), 8), (-(-side // 4), 16)]):
+        out = inter["intermediates"][f"stage{i}_block0"]["__call__"][0]
+        assert out.shape == (2, s, s, c)
+
+
+def test_block_structure_binary_convs_and_shortcut_convs():
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=2)
+    _, variables = _init(model, (1, 8, 8, 1))
+    params = variables["params"]
+    # Every block's 3×3 conv keeps a latent (binarised) kernel; stem, shortcuts and head
+    # are real-valued ("kernel").
+    for b in ("stage0_block0", "stage0_block1", "stage1_block0", "stage1_block1"):
+        assert set(params[b]["conv"]) == {"latent_kernel"}
+    assert params["stage1_block0"]["conv"]["latent_kernel"].shape == (3, 3, 4, 8)
+    assert set(params["stem_conv"]) == {"kernel"} and set(params["head"]) == {"kernel", "bias"}
+    # A 1×1 shortcut conv (with its BN) only where the stride or the width changes.
+    with_shortcut = {b for b in params if "shortcut_conv" in params[b]}
+    assert with_shortcut == {"stage1_block0"}
+    assert params["stage1_block0"]["shortcut_conv"]["kernel"].shape == (1, 1, 4, 8)
+    assert "shortcut_bn" in params["stage1_block0"]
+    # A wider stem than the first stage gives stage 0's first block a shortcut conv too.
+    _, wide = _init(BinaryResNet(stage_features=(4, 8), stem_features=6), (1, 8, 8, 1))
+    assert {b for b in wide["params"] if "shortcut_conv" in wide["params"][b]} == {
+        "stage0_block0", "stage1_block0"}
+
+
+def test_binary_conv_reads_signs_and_shortcut_is_real():
+    """A block's output is BN(conv(sign x, sign W)·mean|W|) + x: with the BN at init
+    (identity up to its ε, on running statistics 0/1), the shortcut passes x unchanged."""
+    from htaf_jax.models.bnn_resnet import BiRealBlock
+    block = BiRealBlock(3, unit="ste_sign")
+    x = jax.random.normal(KEY, (1, 5, 5, 3))
+    v = block.init(KEY, x)
+    w = v["params"]["conv"]["latent_kernel"]
+    xs, ws = jnp.where(x >= 0, 1.0, -1.0), jnp.where(w >= 0, 1.0, -1.0)
+    conv = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    expected = conv * jnp.mean(jnp.abs(w), axis=(0, 1, 2)) / jnp.sqrt(1 + 1e-5) + x
+    np.testing.assert_allclose(block.apply(v, x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_gradients_reach_every_parameter(unit):
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1, surrogate=unit)
+    x, variables = _init(model, (4, 8, 8, 1))
+    labels = jnp.arange(4)
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats"])
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
+
+    grads = jax.grad(loss)(variables["params"])
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert jnp.all(jnp.isfinite(g)), path
+        assert jnp.any(g != 0), path
+
+
+def test_train_mode_updates_batch_stats():
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
+    x, variables = _init(model, (4, 8, 8, 1))
+    _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
+                           updates["batch_stats"], variables["batch_stats"])
+    assert all(jax.tree.leaves(changed))
+    assert set(updates["batch_stats"]) == {"stem_bn", "stage0_block0", "stage1_block0"}
+
+
+def test_binary_unit_names():
+    assert binary_unit("htaf") == Quantizer("htaf_sign", (("alpha", 4.0), ("beta", 1.0)))
+    assert binary_unit("ste_sign").name == "ste_sign"
+    assert binary_unit("approx_sign").name == "approx_sign"
+    atan = binary_unit("atan")                  # a surrogate's signed hard form, 1 bit
+    assert atan.precision == 1
+    np.testing.assert_array_equal(atan(jnp.array([-0.5, 0.0, 2.0])), [-1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"unknown binary unit 'sgn'.*approx_sign.*ste_sign"
+                                         r".*surrogates \(.*atan.*htaf"):
+        binary_unit("sgn")
+    with pytest.raises(TypeError, match="binary unit is a name"):
+        binary_unit(3)
+
+
+def test_summary_by_hand():
+    """Stem 3×3 1→4 (8×8), block 0 binary 3×3 4→4 (8×8), block 1 stride 2: shortcut
+    1×1 4→8 and binary 3×3 4→8 (4×4), head 8→10."""
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
+    x, variables = _init(model, (2, 8, 8, 1))
+    s = summarize(model, variables, x)
+    assert [l.name for l in s.layers] == [
+        "stem_conv", "stem_bn", "stage0_block0/conv", "stage0_block0/bn",
+        "stage1_block0/shortcut_conv", "stage1_block0/shortcut_bn", "stage1_block0/conv",
+        "stage1_block0/bn", "head"]
+    binary = 3 * 3 * 4 * 4 + 3 * 3 * 4 * 8                        # 144 + 288
+    real = 3 * 3 * 4 + 1 * 1 * 4 * 8 + 8 * 10 + 10 + 2 * (4 + 4 + 8 + 8)
+    assert s.params == {1: binary, 32: real}
+    assert [l.input_precision for l in s.layers] == [32, None, 1, None, 32, None, 1, None, 32]
+    macs_1 = 144 * 64 + 288 * 16                                   # 13824
+    macs_32 = 36 * 64 + 32 * 16 + 80                               # 2896
+    assert s.macs == {1: macs_1, 32: macs_32}
+    assert s.binary_mac_ratio == pytest.approx(13824 / 16720)
+    assert s.memory_bytes == (binary + 32 * real) / 8
+    assert "Ratio of MACs that are binarized: 0.8268" in s.table()
