@@ -118,8 +118,8 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
           path: str | None = None) -> str:
     """Writes RESULTS.md (``path``) from the tables under ``out_root``; returns its path."""
     path = path or os.path.join(REPO, "RESULTS.md")
-    report_dir, results_root = os.path.dirname(path), os.path.dirname(os.path.abspath(out_root))
-    full_root = os.path.join(results_root, "full")
+    report_dir = os.path.dirname(path)
+    full_root = os.path.join(os.path.dirname(os.path.abspath(out_root)), "full")
     with_full = profile != "full" and os.path.isdir(full_root)
     shrunk = ", ".join(f"{k}={v}" for k, v in studies.PROFILES[profile]["overrides"].items())
     lines = ["# Results", "",
@@ -151,12 +151,6 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
         lines += ["## Default budgets: full-profile runs finished so far", ""]
         for study in studies.STUDIES.values():
             lines += _tables(os.path.join(full_root, study.name), report_dir)
-    others = sorted(d for d in glob.glob(os.path.join(results_root, "*"))
-                    if os.path.basename(d) not in studies.PROFILES and glob.glob(d + "/*.md"))
-    if others:
-        lines += ["## Other sweeps on disk", "", "Run by hand; each table names its command.", ""]
-        lines += [line for folder in others for line in [
-            f"### `results/{os.path.basename(folder)}`", "", *_tables(folder, report_dir, 3)]]
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return path

@@ -10,7 +10,8 @@ r"""Run a study of experiments/studies.py: plan its runs, train the missing ones
 
 Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
 a finished run is reused, an interrupted one resumes. ``--report-only`` rewrites each table
-from the finished runs on disk (a study with none keeps the table it has).
+from the finished runs on disk (a study with none: from the run records its table's JSON
+holds).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import collections
 import datetime
 import fnmatch
 import importlib
+import json
 import os
 import shlex
 import sys
@@ -120,6 +122,13 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
         if study.columns:
             tables.write(os.path.join(out_root, study.name, study.table or study.name),
                          study, meta, records)
+    stem = os.path.join(out_root, study.name, study.table or study.name)
+    if report_only and not records and study.columns and os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:  # no runs on disk: re-table the records it holds
+            stored = json.load(f)
+        if stored.get("runs"):
+            records = stored.pop("runs")
+            tables.write(stem, study, {**stored, "title": study.title}, records)
     return len(records)
 
 

@@ -56,7 +56,7 @@ def rows(study, records: list[dict]) -> list[dict]:
             if column.vs is not None:
                 ref_coords = {**coords, **column.vs.coords}
                 ref = {r["seed"]: value(r, column.key)
-                       for r in _reference(groups.values(), ref_coords)}
+                       for r in _reference(groups.values(), ref_coords, column.vs.coords)}
                 values = [] if ref_coords == coords else [
                     None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
                     for v, r in zip(values, group)]
@@ -65,12 +65,13 @@ def rows(study, records: list[dict]) -> list[dict]:
     return out
 
 
-def _reference(groups, ref_coords: dict) -> list[dict]:
-    """The runs of the row a ``vs`` column compares with: the group whose coordinates all
-    agree with ``ref_coords`` (a reference row need not have the axes it is shared over,
-    e.g. the standard model has no on-rate cap), the most specific one if several."""
-    matches = [g for g in groups if all(k in ref_coords and ref_coords[k] == v
-                                        for k, v in g[0]["coords"].items())]
+def _reference(groups, ref_coords: dict, own: dict) -> list[dict]:
+    """The runs of the row a ``vs`` column compares with: the group that has the reference
+    point's own coordinates ``own`` and whose coordinates all agree with ``ref_coords`` (a
+    reference row need not have the axes it is shared over, e.g. the standard model has no
+    on-rate cap), the most specific one if several; none where the study has no such row."""
+    matches = [g for g in groups if own.keys() <= g[0]["coords"].keys() and all(
+        k in ref_coords and ref_coords[k] == v for k, v in g[0]["coords"].items())]
     return max(matches, key=lambda g: len(g[0]["coords"])) if matches else []
 
 

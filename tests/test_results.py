@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from experiments import icbm, report, run, runs, studies
+from experiments import icbm, report, run, runs, studies, tables
 from helpers import parsed_back
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,7 +154,27 @@ def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkey
     assert "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in (tmp_path / "RESULTS.md").read_text()
     assert "| snn_mlp | 85.50 ± 0.50 |" in (tmp_path / "README.md").read_text()
     assert json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"][
-        "mean"] == 85.5  # no finished run on disk: the table is kept
+        "mean"] == 85.5  # no finished run on disk nor records: the table is kept
+
+
+def test_report_only_retables_the_stored_records_when_no_runs_are_on_disk(tmp_path):
+    """A fresh checkout has the tables' JSON (with each run's record) but no runs: the
+    table is rewritten from those records with today's columns. An α/β sweep has no
+    standard row, so its Δ column is n/a rather than a row's difference to itself."""
+    study = studies.STUDIES["icbm_alpha_beta"]
+    meta = {"study": study.name, "title": "old title", "command": "c", "machine": "m",
+            "date": "d", "split": "validation", "validation_size": 10, "config": "x",
+            "overrides": {}, "seeds": [0], "runs_planned": 2}
+    records = [{"label": f"a{a:g}-b1", "coords": {"alpha": a, "beta": 1.0}, "alpha": a,
+                "beta": 1.0, "seed": 0, "note": "", "hard_accuracy": acc, "seconds": 5.0}
+               for a, acc in ((16.0, 0.9), (8.0, 0.91))]
+    stem = tmp_path / study.name / study.name
+    tables.write(str(stem), study, meta, records)
+    (stem.with_suffix(".md")).write_text("stale")
+    assert run.run_study(study, "full", str(tmp_path), report_only=True) == 2
+    md = (stem.with_suffix(".md")).read_text()
+    assert md.startswith(f"# {study.title}\n") and "| 8.0 | 1.0 | 91.00 ± 0.00 | n/a |" in md
+    assert json.load(open(stem.with_suffix(".json")))["rows"][1]["hard_accuracy"]["mean"] == 91.0
 
 
 def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):
@@ -185,6 +205,6 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
     assert (f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
             "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |") in lines
     assert any(line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
-               and "not rerun" in line for line in lines)
+               and "re-read on the sparse recipe" in line for line in lines)
     assert ("| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
             "quick) | n/a | n/a | n/a |") in lines

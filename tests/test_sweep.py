@@ -248,6 +248,10 @@ def test_vs_column_finds_a_reference_row_without_the_shared_axis():
     exact = [{"coords": {"backbone": "mlp", "variant": "standard", "num_concepts": None,
                          "on_rate_cap": 0.25}}]
     want = {"backbone": "mlp", "variant": "standard", "num_concepts": None, "on_rate_cap": 0.35}
-    assert tables._reference([std], want) is std
-    assert tables._reference([std, exact], {**want, "on_rate_cap": 0.25}) is exact
-    assert tables._reference([exact], want) == []
+    own = {"variant": "standard", "num_concepts": None}
+    assert tables._reference([std], want, own) is std
+    assert tables._reference([std, exact], {**want, "on_rate_cap": 0.25}, own) is exact
+    assert tables._reference([exact], want, own) == []
+    # A study without a standard row (an α/β sweep) has no reference: a row is not its own.
+    icbm = [{"coords": {"alpha": 16.0, "beta": 1.0}}]
+    assert tables._reference([icbm], {"alpha": 16.0, "beta": 1.0, **own}, own) == []
