@@ -9,8 +9,8 @@ from htaf_jax._extras import require_extra
 
 require_extra("train", "htaf_jax.data", "tensorflow_datasets", "array_record", "ml_collections")
 
-from htaf_jax.data.events import (EventSplit, SHD_CHANNELS, SHD_DIR_ENV, bin_events,
-                                  eval_event_batches, load_shd, read_shd, shd_dir,
+from htaf_jax.data.events import (EventFrames, EventSplit, SHD_CHANNELS, SHD_DIR_ENV,
+                                  bin_events, eval_event_batches, load_shd, read_shd, shd_dir,
                                   train_event_batches, write_shd)
 from htaf_jax.data.pipeline import (DataSplits, Normalizer, epoch_order, eval_batches,
                                     load_splits, steps_per_epoch, train_batches)
@@ -19,7 +19,8 @@ from htaf_jax.data.sources import (DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST_DIR_
                                    is_known_dataset, read_split, tfds_data_dir)
 
 __all__ = [
-    "ArraySplit", "DataSplits", "EventSplit", "SHD_CHANNELS", "SHD_DIR_ENV", "bin_events",
+    "ArraySplit", "DataSplits", "EventFrames", "EventSplit", "SHD_CHANNELS", "SHD_DIR_ENV",
+    "bin_events",
     "eval_event_batches", "load_shd", "read_shd", "shd_dir", "train_event_batches", "write_shd", "DatasetCorruptError", "DatasetNotFoundError", "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_DIR_ENV", "Normalizer", "epoch_order", "eval_batches", "is_known_dataset",
     "load_splits", "read_split", "steps_per_epoch", "tfds_data_dir", "train_batches",

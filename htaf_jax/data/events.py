@@ -14,6 +14,13 @@ step k of T counts the events with k·Δ ≤ t < (k+1)·Δ, Δ = max_time / T;
 events at t ≥ max_time are dropped. The defaults (T = 100 over 1.4 s) are
 those of Zenke's SHD tutorial (SpyTorch), whose spike raster bins the same
 interval. Everything here is NumPy; frames are (T, B, C) float32 counts.
+
+The training engine reads ``config.dataset = "shd"`` through
+:func:`load_event_splits` (``htaf_jax.data.load_splits`` calls it): each split
+is an :class:`EventFrames`, the events and how they are binned, and its
+batches are (B, T, C) (``time_major=False``), since the engine shards the
+leading axis over devices; the models put time first themselves
+(``htaf_jax.models.rsnn``). The model's input shape is ``(T, C)``.
 """
 from __future__ import annotations
 
@@ -27,12 +34,16 @@ from htaf_jax.data.sources import DatasetNotFoundError
 
 __all__ = [
     "SHD_DIR_ENV", "SHD_CHANNELS", "EventSplit", "shd_dir", "read_shd", "load_shd",
-    "write_shd", "bin_events", "train_event_batches", "eval_event_batches",
+    "write_shd", "bin_events", "train_event_batches", "eval_event_batches", "EventFrames",
+    "subset", "load_event_splits",
 ]
 
 SHD_DIR_ENV = "HTAF_SHD_DIR"
 DEFAULT_SHD_DIR = os.path.join("~", "data", "shd")
 SHD_CHANNELS = 700   # cochlea-model channels in SHD
+SHD_NUM_CLASSES = 20  # digits 0-9 spoken in German and in English
+SHD_URL = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/"
+DEFAULT_NUM_STEPS, DEFAULT_MAX_TIME = 100, 1.4
 SHD_FILES = {"train": "shd_train.h5", "test": "shd_test.h5"}
 
 
@@ -63,7 +74,7 @@ def shd_dir(data_dir: str | None = None) -> str:
 def not_found_message(path: str) -> str:
     folder = os.path.dirname(path)
     return (f"SHD file {path} not found: put shd_train.h5 and shd_test.h5 (gunzipped, from "
-            f"https://zenkelab.org/datasets/) in {folder}, or set {SHD_DIR_ENV} to their folder")
+            f"{SHD_URL}) in {folder}, or set {SHD_DIR_ENV} to their folder")
 
 
 def read_shd(path: str) -> EventSplit:
@@ -179,3 +190,84 @@ def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int]
         labels = np.concatenate([split.labels[idx], np.zeros(pad, np.int32)])
         mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
         yield layout(frames, time_major), labels, mask
+
+
+def subset(split: EventSplit, start: int, stop: int | None = None) -> EventSplit:
+    """Samples ``start:stop`` (0 ≤ start; stop None: to the end) of a split: a slice of
+    the CSR arrays, offsets from 0."""
+    stop = len(split) if stop is None else min(stop, len(split))
+    start = min(start, stop)
+    offsets = split.offsets[start:stop + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    return EventSplit(split.times[lo:hi], split.units[lo:hi], offsets - lo,
+                      split.labels[start:stop])
+
+
+class EventFrames(NamedTuple):
+    """A split of events and how the engine bins them: frames (B, T, C) per batch.
+
+    What ``htaf_jax.data.load_splits("shd")`` holds in ``DataSplits.train`` and
+    ``.eval`` in place of an image ``ArraySplit``: ``labels`` and the batch
+    functions ``train_batches``/``eval_batches`` take the same arguments
+    (without the normaliser and augmentation) and give the same batches
+    (order, resumption, process rows, padding with a mask).
+    """
+    events: EventSplit
+    num_steps: int = DEFAULT_NUM_STEPS
+    max_time: float = DEFAULT_MAX_TIME
+    num_channels: int = SHD_CHANNELS
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.events.labels
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """One example's input shape, (T, C): the model's input shape."""
+        return (self.num_steps, self.num_channels)
+
+    def _binning(self) -> dict:
+        return dict(num_steps=self.num_steps, max_time=self.max_time,
+                    num_channels=self.num_channels, time_major=False)
+
+    def train_batches(self, batch_size: int, *, seed: int, epoch: int, start_step: int = 0,
+                      rows: tuple[int, int] | None = None
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return train_event_batches(self.events, batch_size, seed=seed, epoch=epoch,
+                                   start_step=start_step, rows=rows, **self._binning())
+
+    def eval_batches(self, batch_size: int, rows: tuple[int, int] | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return eval_event_batches(self.events, batch_size, rows, **self._binning())
+
+
+def load_event_splits(data_dir: str | None = None, *, train_subset: int = -1,
+                      test_subset: int = -1, validation_size: int = 0,
+                      num_steps: int | None = None, max_time: float | None = None
+                      ) -> tuple[EventFrames, EventFrames, str, int]:
+    """SHD's (train, eval, eval split name, number of classes), as ``load_splits`` reads
+    an image dataset: ``validation_size`` > 0 evaluates on the last N train samples,
+    ``train_subset``/``test_subset`` > 0 keep the first N. Frames: ``num_steps`` steps
+    (default 100) over ``max_time`` seconds (default 1.4)."""
+    binning = dict(num_steps=DEFAULT_NUM_STEPS if num_steps is None else int(num_steps),
+                   max_time=DEFAULT_MAX_TIME if max_time is None else float(max_time))
+    if binning["num_steps"] < 1 or binning["max_time"] <= 0:
+        raise ValueError(f"SHD frames need num_steps >= 1 and max_time > 0, got "
+                         f"{binning['num_steps']} and {binning['max_time']}")
+    splits = load_shd(data_dir, ("train",) if validation_size > 0 else ("train", "test"))
+    train = splits["train"]
+    n_train = len(train)
+    if validation_size >= n_train:
+        raise ValueError(f"config.validation_size={validation_size} leaves no training "
+                         f"examples (train split has {n_train})")
+    if validation_size > 0:
+        evaluation, eval_split = subset(train, n_train - validation_size), "validation"
+        train = subset(train, 0, n_train - validation_size)
+    else:
+        evaluation, eval_split = splits["test"], "test"
+    if train_subset > 0:
+        train = subset(train, 0, train_subset)
+    if test_subset > 0:
+        evaluation = subset(evaluation, 0, test_subset)
+    return (EventFrames(train, **binning), EventFrames(evaluation, **binning), eval_split,
+            SHD_NUM_CLASSES)

@@ -7,6 +7,11 @@ on (seed, epoch, step), so a run resumed at (epoch, step) sees exactly the
 batches an uninterrupted run would have seen. Normalisation: per-channel mean
 and std fitted on the training split (``Normalizer.fit``); the input size is
 the dataset's.
+
+``dataset="shd"`` reads event data instead (``htaf_jax.data.events``):
+``DataSplits.train``/``.eval`` are then ``EventFrames``, binned into float32
+frames (B, T, C) per batch by ``train_batches``/``eval_batches``, with no
+normaliser; ``DataSplits.input_shape`` is (T, C).
 """
 from __future__ import annotations
 
@@ -38,21 +43,40 @@ class Normalizer(NamedTuple):
 
 
 class DataSplits(NamedTuple):
-    train: ArraySplit
+    train: ArraySplit        # or events.EventFrames (dataset "shd")
     eval: ArraySplit
     eval_split: str          # "test" or "validation"
     num_classes: int
-    normalizer: Normalizer
+    normalizer: Normalizer | None  # None for event data
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as the model gets it: (H, W, C), or (T, C) for events."""
+        if isinstance(self.train, ArraySplit):
+            return tuple(self.train.images.shape[1:])
+        return tuple(self.train.frame_shape)
 
 
 def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int = -1,
-                test_subset: int = -1, validation_size: int = 0) -> DataSplits:
+                test_subset: int = -1, validation_size: int = 0,
+                event_num_steps: int | None = None, event_max_time: float | None = None
+                ) -> DataSplits:
     """Reads the splits a run needs.
 
     ``train_subset``/``test_subset`` > 0 keep the first N examples.
     ``validation_size`` > 0 holds out the last N train examples and evaluates
     on them instead of the test split (for sweeps that must not see test).
+    ``event_num_steps``/``event_max_time``: for ``dataset="shd"``, T frames over
+    that many seconds (defaults 100 and 1.4); ``data_dir`` is then SHD's folder
+    (default $HTAF_SHD_DIR, else ~/data/shd).
     """
+    if dataset == "shd":
+        from htaf_jax.data import events
+        train, evaluation, eval_split, classes = events.load_event_splits(
+            data_dir, train_subset=train_subset, test_subset=test_subset,
+            validation_size=validation_size, num_steps=event_num_steps,
+            max_time=event_max_time)
+        return DataSplits(train, evaluation, eval_split, classes, None)
     n_train = split_size(dataset, "train", data_dir)
     if validation_size >= n_train:
         raise ValueError(f"config.validation_size={validation_size} leaves no training "
@@ -129,6 +153,12 @@ def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *,
     """
     if crop_padding < 0:
         raise ValueError(f"crop_padding must be ≥ 0, got {crop_padding}")
+    if not isinstance(split, ArraySplit):  # events.EventFrames: frames (B, T, C)
+        if crop_padding or flip:
+            raise ValueError("crop and flip augmentation apply to images, not event frames")
+        yield from split.train_batches(batch_size, seed=seed, epoch=epoch,
+                                       start_step=start_step, rows=rows)
+        return
     order = epoch_order(len(split.labels), seed, epoch)
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
@@ -153,6 +183,9 @@ def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int,
     Every example is counted exactly once when metrics are summed with the mask.
     ``rows=(start, stop)``: only those rows of each padded global batch.
     """
+    if not isinstance(split, ArraySplit):  # events.EventFrames: frames (B, T, C)
+        yield from split.eval_batches(batch_size, rows)
+        return
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
     n = len(split.labels)

@@ -57,8 +57,9 @@ def tfds_data_dir(data_dir: str | None = None) -> str:
 
 
 def is_known_dataset(name: str) -> bool:
-    """Whether ``name`` is the embedded Fashion-MNIST or a dataset TFDS knows."""
-    if name == FASHION_MNIST:
+    """Whether ``name`` is the embedded Fashion-MNIST, SHD's events (``htaf_jax.data.events``)
+    or a dataset TFDS knows."""
+    if name in (FASHION_MNIST, "shd"):
         return True
     import tensorflow_datasets as tfds
     try:

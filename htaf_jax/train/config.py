@@ -91,8 +91,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     dataset = _get(config, "dataset")
     if not is_known_dataset(dataset):
         raise ConfigError(f"config.dataset: unknown dataset {dataset!r}; use 'fashion_mnist' "
-                          f"(local, the default) or a TFDS name such as mnist, cifar10, "
-                          f"kmnist, emnist, svhn_cropped")
+                          f"(local, the default), 'shd' (spike events) or a TFDS name such "
+                          f"as mnist, cifar10, kmnist, emnist, svhn_cropped")
 
     from htaf_jax.models.registry import get_model_factory
     try:

@@ -155,7 +155,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
                                   train_subset=config.train_subset,
                                   test_subset=config.test_subset,
-                                  validation_size=config.validation_size)
+                                  validation_size=config.validation_size,
+                                  event_num_steps=config.get("event_num_steps"),
+                                  event_max_time=config.get("event_max_time"))
     steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
     total_steps = (config.num_train_steps if config.num_train_steps > 0
                    else config.num_epochs * steps_per_epoch)
@@ -164,7 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     # arguments, not into the config (which stays what a person chose), and is
     # recorded beside it for restore (htaf_jax.train.restore.model_from_run).
     derived = {"num_classes": splits.num_classes, "total_train_steps": total_steps,
-               "input_shape": list(splits.train.images.shape[1:])}
+               "input_shape": list(splits.input_shape)}
     os.makedirs(workdir, exist_ok=True)
     if main_process:
         with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -177,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     tx = make_optimizer(config, total_steps)
     compute_dtype = jnp.bfloat16 if config.get("half_precision", False) else None
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
-    state = step_lib.init_state(model, tx, init_rng, splits.train.images.shape[1:])
+    state = step_lib.init_state(model, tx, init_rng, splits.input_shape)
     state, train_rng, eval_rng = step_lib.replicate((state, train_rng, eval_rng), mesh)
 
     checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"),

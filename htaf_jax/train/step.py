@@ -256,7 +256,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
 
     def train_step(state: TrainState, images, labels, rng):  # the name profiles show
         step_kwargs = _step_kwargs(model, state.step)
-        chex.assert_rank(images, 4)
+        chex.assert_rank(images, {3, 4})  # (B, H, W, C) images or (B, T, C) event frames
         chex.assert_shape(labels, (images.shape[0],))
         chex.assert_type([images, labels], [jnp.float32, jnp.int32])
         rngs = _step_rngs(rng, state.step)
