@@ -29,7 +29,7 @@ DERIVED_FIELDS = ("num_classes", "total_train_steps")
 _REGISTRY: dict[str, ModelFactory] = {}
 # Modules that register models when imported; importing them lazily keeps
 # `import htaf_jax.models` cheap and lets each model family live in its own file.
-_MODEL_MODULES = ("mlp", "snn", "bnn", "bnn_resnet", "dhn", "icbm")
+_MODEL_MODULES = ("mlp", "snn", "rsnn", "bnn", "bnn_resnet", "dhn", "icbm")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
