@@ -85,3 +85,42 @@ def test_bop_with_adam_trains_binary_and_real_parameters():
 def test_flip_ratio_without_bop_state_is_an_error():
     with pytest.raises(ValueError, match="no Bop state"):
         flip_ratio(optax.adam(1e-3).init({"w": jnp.zeros(2)}))
+
+
+def test_the_engine_trains_with_bop_and_logs_the_flips_it_made():
+    """``config.optimizer = "bop"``: the binary layers' latent kernels become ±1 and move
+    only by flips, the rest by Adam, and the step's ``flip_ratio`` is the share of binary
+    weights whose sign that step changed, counted here by hand."""
+    import ml_collections
+
+    from htaf_jax.models import build_model
+    from htaf_jax.train import step as step_lib
+    from htaf_jax.train.optim import make_optimizer
+    config = ml_collections.ConfigDict(dict(
+        optimizer="bop", bop_threshold=0.0, bop_gamma=0.5, learning_rate=1e-3,
+        warmup_steps=0, schedule="constant",
+        model=dict(name="bnn_mlp", hidden=(32,), surrogate="htaf")))
+    model = build_model(config.model, num_classes=10)
+    tx, mesh = make_optimizer(config, 10), step_lib.make_mesh(1)
+    state, rng = step_lib.replicate(
+        (step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), jax.random.key(1)),
+        mesh)
+    rows = np.random.default_rng(0)
+    batch = step_lib.shard_batch((rows.normal(size=(32, 28, 28, 1)).astype(np.float32),
+                                  rows.integers(0, 10, 32).astype(np.int32)), mesh)
+    train_step = step_lib.make_train_step(model, tx, mesh, donate=False)
+    labels = binary_labels(state.params)
+    binary = lambda p: [w for w, lab in zip(jax.tree.leaves(p), jax.tree.leaves(labels))  # noqa
+                        if lab == "binary"]
+    assert binary(state.params), "the model has latent kernels for Bop"
+    state1, _ = train_step(state, *batch, rng)
+    state2, metrics = train_step(state1, *batch, jax.random.key(2))
+    before, after = binary(jax.device_get(state1.params)), binary(jax.device_get(state2.params))
+    # ±1 up to the last bit (the first update's w + (sign(w) − w) rounds)
+    assert all(np.allclose(np.abs(w), 1.0, rtol=0, atol=1e-6) for w in before + after)
+    flips = sum(int(np.sum(np.sign(a) != np.sign(b))) for a, b in zip(before, after))
+    count = sum(w.size for w in before)
+    assert flips > 0
+    np.testing.assert_allclose(float(metrics["flip_ratio"]), flips / count, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown optimizer 'lamb'; valid: adam, adamw, sgd, bop"):
+        make_optimizer(ml_collections.ConfigDict({**config.to_dict(), "optimizer": "lamb"}), 10)

@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_batch_size = 512
     config.num_epochs = 10
     config.num_train_steps = -1  # > 0 overrides num_epochs
-    config.optimizer = "adam"    # adam | adamw | sgd
+    config.optimizer = "adam"    # adam | adamw | sgd | bop (binary weights; htaf_jax.bop)
     config.learning_rate = 1e-3
     config.schedule = "cosine"   # cosine | constant
     config.warmup_steps = 0

@@ -16,11 +16,23 @@ def make_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "bop")
+
+
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int
                    ) -> optax.GradientTransformation:
+    """``config.optimizer``: adam | adamw | sgd | bop (Bop on the binary layers'
+    ``latent_kernel`` s, Adam on the rest; ``config.bop_threshold``, ``config.bop_gamma``
+    default to Larq's 1e-8 and 1e-4; the train step then logs ``flip_ratio``)."""
     schedule = make_schedule(config, total_steps)
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     if config.optimizer == "adam":
         tx = optax.adam(schedule)
+    elif config.optimizer == "bop":
+        from htaf_jax.bop import bop_with
+        tx = bop_with(optax.adam(schedule), config.get("bop_threshold", 1e-8),
+                      config.get("bop_gamma", 1e-4))
     elif config.optimizer == "adamw":
         tx = optax.adamw(schedule, weight_decay=config.weight_decay)
     else:

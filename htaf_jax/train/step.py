@@ -61,6 +61,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from htaf_jax.bop import BopState, flip_ratio
+
 AXIS = "data"
 Metrics = dict[str, jax.Array]
 
@@ -196,6 +198,11 @@ def _all_finite(*trees) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def _has_bop(opt_state) -> bool:
+    return any(isinstance(s, BopState) for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda s: isinstance(s, BopState)))
+
+
 def _variables(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
@@ -307,6 +314,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
 
         params, new_stats, opt_state = lax.cond(
             apply, update, lambda s: (s.params, s.batch_stats, s.opt_state), state)
+        if _has_bop(opt_state):  # Larq's FlipRatio: the binary weights this update flipped
+            metrics["flip_ratio"] = jnp.where(apply, flip_ratio(opt_state), 0.0)
         first_bad = jnp.where(apply | (state.first_nonfinite_step > 0),
                               state.first_nonfinite_step, state.step + 1)
         new_state = TrainState(step=jnp.where(apply, state.step + 1, state.step),
