@@ -343,6 +343,8 @@ STUDIES = {s.name: s for s in (
               for a, b in ((16.0, 1.0), (8.0, 1.0), (32.0, 1.0), (16.0, 0.5), (16.0, 2.0))),
           seeds=(0,), split="validation", measure="concepts", columns=SPARSE_COLUMNS,
           overrides={"baseline": False}, plot="none", unit=""),
+    Study("bnn_resnet", "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
+          "bnn_resnet", tuple(units(["htaf", "ste_sign", "approx_sign"]))),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),

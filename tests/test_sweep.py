@@ -255,3 +255,11 @@ def test_vs_column_finds_a_reference_row_without_the_shared_axis():
     # A study without a standard row (an α/β sweep) has no reference: a row is not its own.
     icbm = [{"coords": {"alpha": 16.0, "beta": 1.0}}]
     assert tables._reference([icbm], {"alpha": 16.0, "beta": 1.0, **own}, own) == []
+
+
+def test_the_binary_resnet_study_is_the_three_units_over_three_seeds_issue_16_asks_for():
+    planned = run.plan(studies.STUDIES["bnn_resnet"], "full", "r")
+    assert {(r.config.model.name, r.config.model.surrogate, r.seed) for r in planned} == {
+        ("bnn_resnet", u, s) for u in ("htaf", "ste_sign", "approx_sign") for s in (0, 1, 2)}
+    assert all(r.config.validation_size == 0 and "experiments.train" in r.command
+               for r in planned)
