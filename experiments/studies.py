@@ -44,6 +44,7 @@ class Study:
     table: str = ""             # file stem of the study's table (default: its name)
     plot: str = "bars"          # bars | lines (x: the second key column) | none
     unit: str = "surrogate"     # key column naming the binary unit (README's summary)
+    finding: object = None      # rows -> lines of text under the table, computed from it
 
     @property
     def keys(self) -> list[str]:
@@ -106,6 +107,26 @@ def gain_end(record: dict) -> float | None:
 GAIN_COLUMNS = (GRAD_COLUMNS[0], Column("r theory", gain_theory, fmt=".3f"),
                 Column("r init", gain_init, fmt=".3f"), Column("r end", gain_end, fmt=".3f"),
                 *GRAD_COLUMNS[1:])
+
+
+def gain_finding(rows: list[dict]) -> list[str]:
+    """Per depth: mean accuracy of the (α, β) rows by their theoretical gain r, the best row
+    and the default's (α = 4, β = 1): does r ≈ 1 (gradients neither grow nor shrink through
+    depth at initialisation) predict the best shape?"""
+    bins, out = ((0, .3, "r < 0.3"), (.3, .9, "0.3 ≤ r < 0.9"), (.9, 1.1, "0.9 ≤ r < 1.1"),
+                 (1.1, 1e9, "r ≥ 1.1")), []
+    for depth in sorted({r["depth"] for r in rows}):
+        rs = [r for r in rows if r["depth"] == depth and r["accuracy"]["mean"] is not None]
+        acc = lambda r: r["accuracy"]["mean"]  # noqa: E731
+        by = [f"{name}: {sum(map(acc, b)) / len(b):.2f} % ({len(b)} rows)" for lo, hi, name in bins
+              if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])]
+        best = max(rs, key=acc)
+        default = next((r for r in rs if (r["alpha"], r["beta"]) == (4.0, 1.0)), None)
+        shape = lambda r: (f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
+                           f": {r['accuracy']['text']} %")
+        out.append(f"- depth {depth}: mean acc by r theory: {'; '.join(by)}. Best {shape(best)}"
+                   + (f"; default {shape(default)}" if default else "") + ".")
+    return out
 
 
 def units(names) -> list[Point]:
@@ -265,7 +286,7 @@ STUDIES = {s.name: s for s in (
           grid(units(["htaf"]), axis("depth", [8, 16], "model.depth", "d{}"),
                htaf_shape([1, 2, 4, 8], [0.25, 0.5, 1, 2])),
           split="validation", measure="grad_norms", columns=GAIN_COLUMNS, plot="none",
-          overrides=QUICK_BUDGET),
+          overrides=QUICK_BUDGET, finding=gain_finding),
     Study("icbm_compare", "ICBM: HTAF vs sigmoid and straight-through concept layers vs the "
           "standard model", "icbm", icbm_points(BACKBONES, CONCEPT_LAYERS, [32, 128]),
           measure="concepts", columns=ICBM_COLUMNS, overrides={"baseline": False},

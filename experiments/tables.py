@@ -99,6 +99,8 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
         cells += [r[cell_key(c)]["text"] for c in study.columns]
         lines.append("| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])),
                                                 r["note"]]) + " |")
+    if study.finding and table_rows:
+        lines += ["", "Computed from the table:", *study.finding(table_rows)]
     return "\n".join(lines) + "\n"
 
 

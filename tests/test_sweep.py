@@ -263,3 +263,14 @@ def test_the_binary_resnet_study_is_the_three_units_over_three_seeds_issue_16_as
         ("bnn_resnet", u, s) for u in ("htaf", "ste_sign", "approx_sign") for s in (0, 1, 2)}
     assert all(r.config.validation_size == 0 and "experiments.train" in r.command
                for r in planned)
+
+
+def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
+    cell = lambda m: {"mean": m, "std": 0.0, "text": f"{m:.2f} ± 0.00"}  # noqa: E731
+    rows = [{"depth": 16, "alpha": a, "beta": b, "accuracy": cell(acc), "gain_theory": cell(r)}
+            for a, b, acc, r in ((4.0, 1.0, 60.0, 0.97), (8.0, 0.25, 80.0, 0.68),
+                                 (2.0, 0.5, 70.0, 0.5), (8.0, 2.0, 20.0, 2.0))]
+    assert studies.gain_finding(rows) == [
+        "- depth 16: mean acc by r theory: 0.3 ≤ r < 0.9: 75.00 % (2 rows); 0.9 ≤ r < 1.1: "
+        "60.00 % (1 rows); r ≥ 1.1: 20.00 % (1 rows). Best α=8, β=0.25 (r 0.68): 80.00 ± 0.00 "
+        "%; default α=4, β=1 (r 0.97): 60.00 ± 0.00 %."]
