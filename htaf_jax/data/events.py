@@ -123,11 +123,13 @@ def write_shd(path: str, times: Sequence[np.ndarray], units: Sequence[np.ndarray
 
 
 def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_steps: int = 100,
-               max_time: float = 1.4, num_channels: int = SHD_CHANNELS) -> np.ndarray:
+               max_time: float = 1.4, num_channels: int = SHD_CHANNELS,
+               time_major: bool = True) -> np.ndarray:
     """Frames (T, B, C) float32: event counts of samples ``indices`` per step and channel.
 
     Step k holds the events with k·Δ ≤ t < (k+1)·Δ, Δ = max_time / num_steps;
     events at t ≥ max_time (or t < 0) are dropped. A unit ≥ num_channels raises.
+    ``time_major=False`` counts straight into (B, T, C) (no transposed copy).
     """
     indices = np.asarray(indices, np.int64)
     starts, stops = split.offsets[indices], split.offsets[indices + 1]
@@ -142,14 +144,14 @@ def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_st
                          f"got {units.min()}..{units.max()}")
     steps = np.floor(times * (num_steps / max_time)).astype(np.int64)
     keep = (steps >= 0) & (steps < num_steps)
-    flat = (steps[keep] * len(indices) + rows[keep]) * num_channels + units[keep]
-    counts = np.bincount(flat, minlength=num_steps * len(indices) * num_channels)
-    return counts.reshape(num_steps, len(indices), num_channels).astype(np.float32)
-
-
-def layout(frames: np.ndarray, time_major: bool) -> np.ndarray:
-    """(T, B, C) as is, or (B, T, C)."""
-    return frames if time_major else np.ascontiguousarray(frames.transpose(1, 0, 2))
+    steps, rows = steps[keep], rows[keep]
+    if time_major:
+        flat, shape = steps * len(indices) + rows, (num_steps, len(indices), num_channels)
+    else:
+        flat, shape = rows * num_steps + steps, (len(indices), num_steps, num_channels)
+    counts = np.bincount(flat * num_channels + units[keep],
+                         minlength=num_steps * len(indices) * num_channels)
+    return counts.reshape(shape).astype(np.float32)
 
 
 def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch: int,
@@ -167,10 +169,11 @@ def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch:
     """
     order = epoch_order(len(split), seed, epoch)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels)
+    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
+                   time_major=time_major)
     for step in range(start_step, len(order) // batch_size):
         idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
-        yield layout(bin_events(split, idx, **binning), time_major), split.labels[idx]
+        yield bin_events(split, idx, **binning), split.labels[idx]
 
 
 def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int] | None = None,
@@ -181,15 +184,20 @@ def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int]
     the last batch is padded with empty samples, mask 0 on the padding."""
     n = len(split)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels)
+    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
+                   time_major=time_major)
+    batch_axis = 1 if time_major else 0
     for batch_start in range(0, n, batch_size):
         idx = np.arange(min(batch_start + lo, n), min(batch_start + hi, n))
         pad = (hi - lo) - len(idx)
         frames = bin_events(split, idx, **binning)
-        frames = np.concatenate([frames, np.zeros((num_steps, pad, num_channels), np.float32)], 1)
+        if pad:  # padding rows: empty samples
+            empty = list(frames.shape)
+            empty[batch_axis] = pad
+            frames = np.concatenate([frames, np.zeros(empty, np.float32)], batch_axis)
         labels = np.concatenate([split.labels[idx], np.zeros(pad, np.int32)])
         mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
-        yield layout(frames, time_major), labels, mask
+        yield frames, labels, mask
 
 
 def subset(split: EventSplit, start: int, stop: int | None = None) -> EventSplit:
