@@ -51,6 +51,7 @@ TINY = ["--config.event_num_steps=10", "--config.model.hidden=(8,)",
         "--config.progress=False", "--config.tensorboard=False"]
 
 
+@pytest.mark.slow  # the engine end to end: two compilations (train and eval steps), ~7 s
 def test_snn_shd_config_trains_and_evaluates_on_a_small_shd_file(shd_dir, tmp_path, capsys):
     workdir = tmp_path / "run"
     assert cli.main(["train", "--config", CONFIG, "--workdir", str(workdir), *TINY]) == 0
@@ -80,7 +81,7 @@ def test_snn_shd_config_trains_and_evaluates_on_a_small_shd_file(shd_dir, tmp_pa
     assert model == build_model(config.model, num_classes=20)
     test = events.read_shd(str(shd_dir / "shd_test.h5"))
     frames = events.bin_events(test, np.arange(len(test)), num_steps=10).transpose(1, 0, 2)
-    logits = model.apply({"params": params}, frames)
+    logits = jax.jit(model.apply)({"params": params}, frames)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, test.labels).mean()
     accuracy = np.mean(np.argmax(logits, -1) == test.labels)
     assert float(loss) == pytest.approx(metrics["test/loss"], rel=1e-5)
@@ -136,3 +137,28 @@ def test_missing_shd_files_stop_the_run_naming_folder_variable_and_url(tmp_path,
     assert str(folder) in message and "HTAF_SHD_DIR" in message
     assert "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/" in message
     assert message.count("\n") == 1                       # one line
+
+
+def test_rsnn_is_dense_then_recurrent_lif_over_time_then_mean_readout():
+    """The model on (B, T, C) frames against a NumPy loop over time (float32): I = x W + b,
+    V = β U + I + S_prev R + r, S = H(V − θ), U = V − S θ; logits = mean_t(S W_o + b_o)."""
+    model = build_model({"name": "rsnn", "hidden": (6,), "num_classes": 4, "beta": 0.8})
+    frames = np.random.default_rng(0).poisson(0.5, (3, 9, 10)).astype(np.float32)
+    variables = jax.jit(model.init)(jax.random.key(1), frames)
+    p = jax.tree.map(np.asarray, variables["params"])
+    logits, sown = jax.jit(lambda v, x: model.apply(v, x, mutable=["intermediates"]))(
+        variables, frames)
+
+    u = s = np.zeros((3, 6), np.float32)
+    outputs, spikes = [], []
+    for t in range(frames.shape[1]):
+        v = (np.float32(0.8) * u + frames[:, t] @ p["dense0"]["kernel"] + p["dense0"]["bias"]
+             + s @ p["rlif0"]["recurrent_kernel"] + p["rlif0"]["recurrent_bias"])
+        s = (v >= 1.0).astype(np.float32)
+        u = v - s
+        spikes.append(s)
+        outputs.append(s @ p["head"]["kernel"] + p["head"]["bias"])
+    assert 0 < np.mean(spikes) < 1                       # some neurons fire, not all
+    np.testing.assert_allclose(logits, np.mean(outputs, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sown["intermediates"]["spike_rate_layer0"][0], np.mean(spikes),
+                               rtol=1e-6)
