@@ -7,6 +7,11 @@ Parts (each its own module, runnable alone):
   benchmarks.htaf_throughput  htaf fwd+bwd vs jax.nn.sigmoid vs autodiff of the composite
   benchmarks.snn_step         SNN training step vs snnTorch, vs the matmul peak, direct input
   benchmarks.pipeline         input pipeline vs train step images/s; 1 vs 8 faked devices
+  benchmarks.snn_peers        SNN step vs Spyx (documented, hoisted) and snnTorch, with peak
+                              memory, on our SNN step and the Open Neuromorphic task
+
+``--only peers`` runs that one part and rewrites BENCHMARKS.md from it and the
+other parts' numbers already in the JSON.
 
 Runs unchanged on a GPU/TPU host (JAX's default backend; snnTorch goes to CUDA
 when JAX is on a GPU and torch sees one) and records the device it ran on.
@@ -26,7 +31,7 @@ import time
 
 import jax
 
-from benchmarks import htaf_throughput, packed_inference, pipeline, snn_step
+from benchmarks import htaf_throughput, packed_inference, pipeline, snn_peers, snn_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = "make bench"
@@ -99,6 +104,8 @@ def run_all(quick: bool = False) -> dict:
     print("packed inference ...", flush=True)
     out["packed"] = (packed_inference.measure(batch=16, repeats=2) if quick
                      else packed_inference.measure(batch=1000, repeats=20))
+    print("snn peers ...", flush=True)
+    out["peers"] = snn_peers.measure(quick=quick, memory=not quick)
     out["wall_s"] = time.perf_counter() - t0
     out["load_avg_1m_at_end"] = _load_avg()
     return out
@@ -166,9 +173,13 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
     L += _pipeline_section(p)
     if "packed" in r:
         L += _packed_section(r["packed"])
+    if "peers" in r:
+        L += _peers_section(r["peers"])
     L += ["## Reproduce", "", f"    {COMMAND}", "",
           "or one part: `python -m benchmarks.snn_step`, `python -m benchmarks.htaf_throughput`, "
-          "`python -m benchmarks.pipeline` (each takes `--help`).", ""]
+          "`python -m benchmarks.pipeline`, `python -m benchmarks.snn_peers` (each takes "
+          "`--help`); `python -m benchmarks.run --only peers` reruns the peers part and "
+          "rewrites this file with it.", ""]
     return "\n".join(L)
 
 
@@ -249,6 +260,60 @@ def _snn_section(s: dict) -> list[str]:
     L.append(f"- HTAF vs atan surrogate inside the step: {s['htaf_vs_atan_cost']:.3f}× the time "
              "(the surrogates differ only in elementwise work).")
     L.append("")
+    return L
+
+
+def _peers_section(q: dict) -> list[str]:
+    """Our SNN step next to Spyx's and snnTorch's on both workloads, with peak memory."""
+    v, mf = q["versions"], q["matmul_fraction_ours"]
+    t = q["targets"]
+    L = ["## SNN step vs Spyx and snnTorch (issue 17)", "",
+         f"Measured {q['date_utc']} by `python -m benchmarks.snn_peers` (part of `{COMMAND}`), "
+         f"JAX on {q['jax_device']}, {q['cpu_threads']} threads; jax {v['jax']}, flax "
+         f"{v['flax']}, spyx {v['spyx']}, torch {v['torch']}, snntorch {v['snntorch']}; 1-min "
+         f"load average {_fmt(q.get('load_avg_1m_at_start'))} at start, "
+         f"{_fmt(q.get('load_avg_1m_at_end'))} at end, {q['wall_s']:.0f} s.", ""]
+    if q.get("quick"):
+        L += ["**Quick mode (tiny sizes): these numbers check that the script runs.**", ""]
+    L += ["Every contender starts from the same weights and runs the same network: ours "
+          "(`htaf_jax.linen.spiking.LIF` with the options that reproduce Spyx's LIF), Spyx 1.0 "
+          "as its docs write it (`nnx.Linear` inside `spyx.nn.run`) and with the Linear hoisted "
+          "out of time, and snnTorch's tutorial loop (its `Leaky` fires one step earlier; same "
+          "work). Contenders interleaved round by round, warm-up excluded; peak MB = peak RSS of "
+          "the contender in its own process (build, compile, steps) minus that of a process that "
+          "imports the framework and holds the same inputs. Module docstring: "
+          "`benchmarks/snn_peers.py`.", "",
+          "| workload | contender | median ms | min ms | × ours' time | peak MB | "
+          "first loss |", "|---|---|---:|---:|---:|---:|---:|"]
+    for wl in q["workloads"].values():
+        label = wl["spec"]["label"]
+        for name, c in wl["contenders"].items():
+            if not c["ran"]:
+                L.append(f"| {label} | {name} | not run: {c['skip_reason']} | | | | |")
+                continue
+            mem = f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured"
+            L.append(f"| {label} | {name} | {c['median_ms']:.1f} | {c['min_ms']:.1f} | "
+                     f"{wl['ratio_vs_ours'][name]:.2f} | {mem} | {c['first_loss']:.6g} |")
+    last = q["workloads"][mf["workload"]]
+    mm = last["matmul"]
+    shapes = ", ".join(f"{g:.1f} ({name.removeprefix('matmul ')})"
+                       for name, g in mm["by_shape"].items())
+    ahead = t["ahead_of_every_contender"]
+    behind = "; ".join(f"{w}: {', '.join(ns)}" for w, ns in ahead["not_ahead_of"].items() if ns)
+    L += ["", f"- **Ahead of every contender on both workloads: "
+          f"{'met' if ahead['met'] else 'missed'}**"
+          + (f" (not ahead of: {behind})" if behind else "")
+          + (f" (not run: {', '.join(ahead['skipped'])})" if ahead["skipped"] else "") + ".",
+          f"- **Fraction of matmul throughput at {last['spec']['label'].split(' (')[0]}: "
+          f"{mf['value']:.2f}** (target ≥ {t['matmul_fraction']['target']}: "
+          f"{'met' if t['matmul_fraction']['met'] else 'missed'}): our step's "
+          f"{last['flops_ours'] / 1e9:.1f} GFLOP of matmuls (forward + weight gradient) in "
+          f"{last['contenders']['ours (htaf_jax)']['median_ms']:.0f} ms = "
+          f"{last['ours_gflops']:.1f} GFLOP/s, against the best float32 `jnp.dot` of the same "
+          f"rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}).",
+          "- The first-loss column is each step's loss on the shared starting weights: ours "
+          "and both Spyx forms compute the same network (tests/test_snn_peers.py checks it to "
+          "1e-5); snnTorch's differs by its firing order.", ""]
     return L
 
 
@@ -365,17 +430,31 @@ def main(argv=None):
     p.add_argument("--figure", default=os.path.join(ROOT, "benchmarks", "figures",
                                                     "benchmarks.png"))
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the scripts run")
+    p.add_argument("--only", choices=["peers"], default=None,
+                   help="run this part alone; the other parts' numbers come from --json")
     args = p.parse_args(argv)
     for path in (args.out, args.json, args.figure):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    r = run_all(quick=args.quick)
+    if args.only:
+        with open(args.json) as f:
+            r = json.load(f)
+        if bool(r.get("quick")) != args.quick:
+            raise SystemExit(f"{args.json} holds a {'quick' if r.get('quick') else 'full'} run; "
+                             "run the same mode or all parts")
+        print("snn peers ...", flush=True)
+        r["peers"] = snn_peers.measure(quick=args.quick, memory=not args.quick)
+    else:
+        r = run_all(quick=args.quick)
     with open(args.json, "w") as f:
         json.dump(r, f, indent=2)
-    plot(r, args.figure)
+    if not args.only:
+        plot(r, args.figure)
     rel = os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.out)))
     with open(args.out, "w") as f:
         f.write(render_markdown(r, rel))
-    print(f"wrote {args.out}, {args.json}, {args.figure} in {r['wall_s']:.0f} s", file=sys.stderr)
+    wall = r["peers"]["wall_s"] if args.only else r["wall_s"]
+    print(f"wrote {args.out}, {args.json}" + ("" if args.only else f", {args.figure}")
+          + f" in {wall:.0f} s", file=sys.stderr)
     return r
 
 

@@ -278,6 +278,23 @@ def make_torch_encode(num_steps: int, images: np.ndarray, device: str = "cpu"
 # ----------------------------------------------------------------------------- the run
 
 
+def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
+                     warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each contender: ``warmup`` untimed calls each (compilation),
+    then ``repeats`` rounds in which every contender runs once, in turn (a noisy
+    neighbour slows all alike)."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: int = 15,
             warmup: int = 3, matmul_n: int = 2048, include_torch: bool = True) -> dict:
     images, labels = synthetic_batch(batch)
@@ -315,15 +332,7 @@ def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: 
         components[name], mm_flops[name] = make_matmul(*shape)
     contenders.update(components)
 
-    for fn in contenders.values():  # compile / warm up
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times = time_interleaved(contenders, repeats, warmup)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     component_ms = {name: med.pop(name) * 1e3 for name in components}
     for name in components:
