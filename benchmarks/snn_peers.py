@@ -42,13 +42,13 @@ Contenders, all starting from the same weights:
 
 A contender whose framework does not import is skipped with the reason.
 
-Peak memory: each contender runs again in its own subprocess (build, compile,
-its warm-up calls and one more step) and reports its peak RSS; a baseline
-subprocess per framework imports the same modules, starts the framework's
-runtime and holds the same inputs. Peak MB = contender − baseline: the step's
-buffers, the framework's working memory and (for JAX) compilation. The peak
-is the process's VmHWM (``ru_maxrss`` where /proc is absent: on Linux it
-keeps the parent's RSS at the fork).
+Peak memory: each contender runs again in its own subprocess (build, then its
+warm-up calls: compilation and 2 steps for JAX, 1 step for torch) and reports
+its peak RSS; a baseline subprocess per framework imports the same modules,
+starts the framework's runtime and holds the same inputs. Peak MB = contender
+− baseline: the step's buffers, the framework's working memory and (for JAX)
+compilation. The peak is the process's VmHWM (``ru_maxrss`` where /proc is
+absent: on Linux it keeps the parent's RSS at the fork).
 
 Matmul throughput: at the largest Open Neuromorphic size, float32
 ``jnp.dot`` s of three shapes (2048³, the Linear's forward (T·B, n, n) and
@@ -391,7 +391,8 @@ def _maxrss_mb() -> float:
 
 def child(spec: dict, contender: str) -> dict:
     """In a fresh process: the baseline of a framework ("baseline:jax", ...) or one
-    contender built and run for its warm-up calls and one more; returns its peak RSS."""
+    contender built and run for its warm-up calls (compilation and steps); returns its
+    peak RSS."""
     w = Workload(**spec)
     weights, inputs = make_weights(w), make_inputs(w)
     if contender.startswith("baseline:"):
@@ -407,7 +408,7 @@ def child(spec: dict, contender: str) -> dict:
             jax.block_until_ready(jnp.ones(2) + 1)
         return {"rss_mb": _maxrss_mb()}
     fn = build(contender, w, weights, inputs)
-    losses = [fn() for _ in range(WARMUP[FRAMEWORK[contender]] + 1)]
+    losses = [fn() for _ in range(WARMUP[FRAMEWORK[contender]])]
     return {"rss_mb": _maxrss_mb(), "losses": losses}
 
 
