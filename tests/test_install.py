@@ -1,10 +1,12 @@
 """The light install: `pip install .` with no extras gives the core, Linen and NNX
 layers and nothing of the training stack, and an NNX model trains in it."""
+import email
 import os
 import pathlib
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import pytest
 
@@ -56,28 +58,93 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _base_closure(wheel: pathlib.Path) -> dict:
+    """The distributions ``pip install htaf-jax`` (no extras) needs: the wheel's own
+    requirements, evaluated without any extra, followed through the dependencies' metadata
+    (and the extras a requirement names on them) in this interpreter's environment, which
+    satisfies them all. ``{name: importlib.metadata.Distribution}``."""
+    from importlib import metadata
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        own = email.message_from_bytes(z.read(meta)).get_all("Requires-Dist") or []
+    closure, todo = {}, [(r, "") for r in own]
+    while todo:
+        text, extra = todo.pop()
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        todo += [(r, e) for e in req.extras for r in metadata.distribution(name).requires or []]
+        if name not in closure:
+            closure[name] = dist = metadata.distribution(name)
+            todo += [(r, "") for r in dist.requires or []]
+    return closure
+
+
+def _link_distributions(dists, farm: pathlib.Path) -> None:
+    """Symlinks each distribution's top-level files (packages, modules, .dist-info) into
+    ``farm``: a site directory holding these distributions and nothing else."""
+    farm.mkdir()
+    for dist in dists:
+        for top in {pathlib.PurePath(str(f)).parts[0] for f in dist.files or []}:
+            source = pathlib.Path(str(dist.locate_file(top)))
+            if top != ".." and source.exists() and not (farm / top).exists():
+                (farm / top).symlink_to(source)
+
+
 @pytest.mark.slow
 def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
+    """What ``pip install htaf-jax`` gives, without downloading and unpacking jaxlib & co.
+    into a new venv: the package itself is built into a wheel and installed (not editable)
+    with ``--no-deps`` into a fresh venv that sees no other site-packages; its dependencies
+    are the closure of the wheel's own Requires-Dist (no extras), made visible through a
+    .pth file by symlinking exactly those distributions out of this environment. That
+    closure must hold no part of the training stack, and in that interpreter
+    htaf_jax.train must fail with the [train] message while an NNX model trains."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    # Not editable, from a copy-free build: what `pip install htaf-jax` gives.
-    subprocess.run([py, "-m", "pip", "install", "-q", str(ROOT)], check=True, env=env,
-                   cwd=tmp_path, timeout=600)
-    listed = subprocess.run([py, "-m", "pip", "list", "--format=freeze"], check=True,
-                            capture_output=True, text=True, env=env).stdout.lower()
-    names = {line.split("==")[0].replace("_", "-") for line in listed.splitlines()}
-    assert "htaf-jax" in names and "flax" in names and "jax" in names
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
+                   check=True, env=env, cwd=tmp_path, timeout=300)
+    wheel, = (tmp_path / "dist").glob("htaf_jax-*.whl")
+    closure = _base_closure(wheel)
+    assert {"jax", "jaxlib", "flax", "optax", "chex", "numpy"} <= set(closure)
+    assert not set(closure) & set(TRAINING_STACK), sorted(set(closure) & set(TRAINING_STACK))
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps",
+                    "--no-index", str(wheel)], check=True, env=env, cwd=tmp_path, timeout=300)
+    _link_distributions(closure.values(), tmp_path / "deps")
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True, env=env).stdout.strip()
+    (pathlib.Path(site) / "htaf_base_deps.pth").write_text(str(tmp_path / "deps") + "\n")
+
+    # What that interpreter sees: the package (installed, not this checkout), its base
+    # dependencies, and neither the training stack nor experiments/.
+    seen = subprocess.run([py, "-c", SEEN], check=True, capture_output=True, text=True,
+                          env=env, cwd=tmp_path).stdout.splitlines()
+    names = set(seen[0].split())
+    assert {"htaf-jax", "flax", "jax"} <= names, sorted(names)
     assert not names & set(TRAINING_STACK), sorted(names & set(TRAINING_STACK))
-    # experiments/ is not installed as a package
-    site = subprocess.run([py, "-c", "import importlib.util as u; print(u.find_spec('experiments'))"],
-                          check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout
-    assert site.strip() == "None"
+    assert seen[1] == "None None None None None None", seen  # no training module, no experiments
+    assert seen[2].startswith(site), seen  # htaf_jax from the venv, not from ROOT
     run = subprocess.run([py, "-c", SCRIPT], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ENGINE: htaf_jax.train needs the [train] extra" in run.stdout
+
+
+SEEN = textwrap.dedent("""
+    import importlib.metadata as m, importlib.util as u
+    print(" ".join(sorted(d.metadata["Name"].lower().replace("_", "-") for d in m.distributions())))
+    print(*(u.find_spec(n) for n in ("tensorflow_datasets", "tensorboardX", "tqdm", "matplotlib",
+                                     "ml_collections", "experiments")))
+    print(u.find_spec("htaf_jax").origin)
+""")
 
 
 def test_core_imports_jax_only():
