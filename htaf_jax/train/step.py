@@ -148,13 +148,19 @@ def shard_batch(arrays, mesh: Mesh):
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                image_shape: tuple[int, ...]) -> TrainState:
-    params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
-    variables = model.init({"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
-                           jnp.zeros((2,) + tuple(image_shape), jnp.float32), train=False)
-    params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
-                      first_nonfinite_step=jnp.zeros((), jnp.int32))
+    # One jitted program: eagerly, every op of every initializer compiles on its own
+    # (seconds for a small network on a CPU).
+    @jax.jit
+    def init(rng):
+        params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
+        variables = model.init({"params": params_rng, "dropout": dropout_rng,
+                                "sample": sample_rng},
+                               jnp.zeros((2,) + tuple(image_shape), jnp.float32), train=False)
+        params = variables["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          batch_stats=variables.get("batch_stats", {}),
+                          opt_state=tx.init(params), first_nonfinite_step=jnp.zeros((), jnp.int32))
+    return init(rng)
 
 
 def first_nonfinite_step(state: TrainState) -> int | None:
