@@ -14,15 +14,34 @@ UNITS = ("htaf", "ste_sign", "approx_sign")
 
 
 def _init(model, shape):
+    """Inputs and initial variables. XLA:CPU takes seconds to compile the partitionable
+    threefry draw of each multi-dimensional kernel shape; what these tests check does not
+    depend on which PRNG draws the initial weights, so they use the cheap-to-compile one."""
     x = jax.random.normal(KEY, shape)
-    return x, jax.jit(lambda k: model.init(k, x))(jax.random.key(1))
+    with jax.threefry_partitionable(False):
+        return x, jax.jit(lambda k: model.init(k, x))(jax.random.key(1))
+
+
+def _shapes(fn, *args):
+    """fn's output shapes, traced without compiling."""
+    return jax.eval_shape(fn, *args)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """The (4, 8)-wide, one-block-per-stage model on a batch of 4 8×8 images."""
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
+    x, variables = _init(model, (4, 8, 8, 1))
+    return model, x, variables
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 28, 1), (2, 32, 32, 3)])
 def test_logits_shape_and_stage_resolutions(shape):
     model = BinaryResNet(stage_features=(4, 8, 16), blocks_per_stage=1)
-    x, variables = _init(model, shape)
-    logits, inter = model.apply(variables, x, capture_intermediates=True)
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    variables = _shapes(model.init, KEY, x)
+    logits, inter = _shapes(lambda v, x: model.apply(v, x, capture_intermediates=True),
+                            variables, x)
     assert logits.shape == (2, 10)
     side = shape[1]
     # Stages halve the resolution after the first (SAME padding: ceil).
@@ -33,8 +52,8 @@ def test_logits_shape_and_stage_resolutions(shape):
 
 def test_block_structure_binary_convs_and_shortcut_convs():
     model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=2)
-    _, variables = _init(model, (1, 8, 8, 1))
-    params = variables["params"]
+    x = jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.float32)
+    params = _shapes(model.init, KEY, x)["params"]
     # Every block's 3×3 conv keeps a latent (binarised) kernel; stem, shortcuts and head
     # are real-valued ("kernel").
     for b in ("stage0_block0", "stage0_block1", "stage1_block0", "stage1_block1"):
@@ -47,7 +66,7 @@ def test_block_structure_binary_convs_and_shortcut_convs():
     assert params["stage1_block0"]["shortcut_conv"]["kernel"].shape == (1, 1, 4, 8)
     assert "shortcut_bn" in params["stage1_block0"]
     # A wider stem than the first stage gives stage 0's first block a shortcut conv too.
-    _, wide = _init(BinaryResNet(stage_features=(4, 8), stem_features=6), (1, 8, 8, 1))
+    wide = _shapes(BinaryResNet(stage_features=(4, 8), stem_features=6).init, KEY, x)
     assert {b for b in wide["params"] if "shortcut_conv" in wide["params"][b]} == {
         "stage0_block0", "stage1_block0"}
 
@@ -57,37 +76,37 @@ def test_binary_conv_reads_signs_and_shortcut_is_real():
     (identity up to its ε, on running statistics 0/1), the shortcut passes x unchanged."""
     from htaf_jax.models.bnn_resnet import BiRealBlock
     block = BiRealBlock(3, unit="ste_sign")
-    x = jax.random.normal(KEY, (1, 5, 5, 3))
-    v = block.init(KEY, x)
+    x, v = _init(block, (1, 5, 5, 3))
     w = v["params"]["conv"]["latent_kernel"]
     xs, ws = jnp.where(x >= 0, 1.0, -1.0), jnp.where(w >= 0, 1.0, -1.0)
     conv = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     expected = conv * jnp.mean(jnp.abs(w), axis=(0, 1, 2)) / jnp.sqrt(1 + 1e-5) + x
-    np.testing.assert_allclose(block.apply(v, x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(block.apply)(v, x), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("unit", UNITS)
-def test_gradients_reach_every_parameter(unit):
-    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1, surrogate=unit)
-    x, variables = _init(model, (4, 8, 8, 1))
+def test_gradients_reach_every_parameter(small):
+    """For each unit (the parameters do not depend on it): one compiled program."""
+    _, x, variables = small
     labels = jnp.arange(4)
 
-    def loss(params):
+    def loss(params, unit):
+        model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1, surrogate=unit)
         logits, _ = model.apply({**variables, "params": params}, x, train=True,
                                 mutable=["batch_stats"])
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.jit(lambda p: {u: jax.grad(loss)(p, u) for u in UNITS})(variables["params"])
+    assert set(grads) == set(UNITS)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert jnp.all(jnp.isfinite(g)), path
         assert jnp.any(g != 0), path
 
 
-def test_train_mode_updates_batch_stats():
-    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
-    x, variables = _init(model, (4, 8, 8, 1))
-    _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+def test_train_mode_updates_batch_stats(small):
+    model, x, variables = small
+    _, updates = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(
+        variables)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
                            updates["batch_stats"], variables["batch_stats"])
     assert all(jax.tree.leaves(changed))
@@ -108,12 +127,11 @@ def test_binary_unit_names():
         binary_unit(3)
 
 
-def test_summary_by_hand():
+def test_summary_by_hand(small):
     """Stem 3×3 1→4 (8×8), block 0 binary 3×3 4→4 (8×8), block 1 stride 2: shortcut
     1×1 4→8 and binary 3×3 4→8 (4×4), head 8→10."""
-    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
-    x, variables = _init(model, (2, 8, 8, 1))
-    s = summarize(model, variables, x)
+    model, x, variables = small
+    s = summarize(model, variables, x[:2])
     assert [l.name for l in s.layers] == [
         "stem_conv", "stem_bn", "stage0_block0/conv", "stage0_block0/bn",
         "stage1_block0/shortcut_conv", "stage1_block0/shortcut_bn", "stage1_block0/conv",
