@@ -75,13 +75,13 @@ def _tiny_split(n=64, seed=0):
     return data_lib.ArraySplit(images, labels)
 
 
-def test_host_read_and_donation_measurements():
-    split = _tiny_split(64)
-    batches = pipeline.real_batches(split, data_lib.Normalizer.fit(split.images), 16, count=2)
-    r = pipeline.host_read_rates(batches, steps=3, rounds=2)
+def test_host_read_and_donation_measurements(tiny_parts):
+    """The host-read and donation figures of the report's measurements (tiny_parts)."""
+    r = tiny_parts["pipeline"]["host_read"]
     assert set(r["steps_per_s"]) == {"host read every step", "flag read at boundaries only"}
     assert all(len(v) == 2 and min(v) > 0 for v in r["all_steps_per_s"].values())
-    off, on = (pipeline.step_memory(16, 1, donate) for donate in (False, True))
+    memory = tiny_parts["pipeline"]["donation"]
+    off, on = memory["without donation"], memory["with donation"]
     assert off["alias_bytes"] == 0 and on["alias_bytes"] == on["state_bytes"] > 0
     assert off["step_bytes"] - on["step_bytes"] >= 0.9 * on["state_bytes"]
     assert on["peak"]["bytes"] > 0
@@ -168,6 +168,7 @@ def tiny_parts():
     return {
         "machine": run.machine_info(), "quick": True, "wall_s": 1.0,
         "htaf": htaf_throughput.measure(log2n=8, repeats=2),
+        "packed": packed_inference.measure(batch=8, repeats=1),
         "pipeline": {"batch": 16, "model": "mlp", "train_examples": 64, "pipeline": pipe,
                      "train_step": step, "end_to_end": {"images_per_s": 1.0, "steps": 2},
                      "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"],
@@ -185,8 +186,7 @@ def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts
         monkeypatch.setattr(snn_step, "torch_unavailable_reason",
                             lambda: "ModuleNotFoundError: No module named 'torch'")
     r = dict(tiny_parts, snn=snn_step.measure(num_steps=2, batch=4, hidden=8, repeats=1,
-                                              warmup=1, matmul_n=64),
-             packed=packed_inference.measure(batch=8, repeats=1))
+                                              warmup=1, matmul_n=64))
     assert r["packed"]["equal_argmax"] and r["packed"]["weight_memory"]["ratio"] > 30
     md = run.render_markdown(r, "fig.png")
     assert "## Bit-packed binary inference" in md and "Same argmax on every example: **True**" in md
