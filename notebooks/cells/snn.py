@@ -33,10 +33,10 @@ so there are spike rates per layer to compare. It shows
    example's spike raster;
 4. a summary table.
 
-`SMALL=1` trains 256-128 hidden units, $T = 10$, on 10,000 images for 3 epochs per surrogate
-(about a minute for the whole notebook on 2 CPU cores; about 85% test accuracy on 2,000 test
-images). Without it: 1000-500 hidden units and the config's $T = 25$, all 60,000 images and
-the config's number of epochs, per surrogate — a GPU runtime is the place for that.
+`SMALL=1` is a smoke run: 128-64 hidden units, $T = 8$, 2,000 images for 2 epochs per
+surrogate, 1,000 test images (well under a minute for the whole notebook on 2 CPU cores).
+Without it: 1000-500 hidden units and the config's $T = 25$, all 60,000 images and the
+config's number of epochs, per surrogate — a GPU runtime is the place for that.
 """),
     INSTALL,
     setup(extra_imports="""
@@ -98,12 +98,12 @@ def snn_config(surrogate):
     config.model.surrogate = surrogate
     config.model.hidden = (1000, 500)  # two hidden layers: spike rates per layer
     if SMALL:
-        config.model.hidden = (256, 128)
-        config.model.num_steps = 10
-        config.train_subset = 10000
-        config.test_subset = 2000
-        config.num_epochs = 3
-        config.log_every_steps = 10
+        config.model.hidden = (128, 64)
+        config.model.num_steps = 8
+        config.train_subset = 2000
+        config.test_subset = 1000
+        config.num_epochs = 2
+        config.log_every_steps = 5
     return config
 
 

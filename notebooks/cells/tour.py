@@ -239,7 +239,7 @@ will run, so it has no gap. (`03_icbm_explore.ipynb` trains smooth concepts too 
 measures the same gap on its concept layer.)
 """),
     ("code", r"""
-STEPS = 300 if SMALL else 2000
+STEPS = 150 if SMALL else 2000
 rng = np.random.default_rng(0)
 n = 1024
 radius = np.where(rng.random(n) < 0.5, 1.0, 2.0)
