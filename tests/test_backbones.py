@@ -9,19 +9,33 @@ from htaf_jax.models import build_model
 from htaf_jax.models.backbones import ResNet18Backbone, ViTBackbone, make_backbone
 
 NARROW_RESNET = dict(stage_channels=(4, 4, 8, 8))
-SMALL_VIT = dict(patch_size=4, hidden=16, depth=2, num_heads=2, mlp_dim=32)
+SMALL_VIT = dict(patch_size=4, hidden=16, depth=1, num_heads=2, mlp_dim=32)
+# Compiled (not only traced) in the ICBM tests: one block per stage, still a stride-2
+# stage with its 1×1 projection.
+TINY_RESNET = dict(stage_channels=(4, 8), blocks_per_stage=1)
 
 
 def _images(size, channels, b=3):
-    return jax.random.normal(jax.random.key(0), (b, size, size, channels), jnp.float32)
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    return jnp.asarray(np.random.default_rng(0).standard_normal((b, size, size, channels)),
+                       jnp.float32)
+
+
+def _one_program(fn, key):
+    """fn(key) compiled once. Its initializers draw with the non-partitionable threefry:
+    XLA:CPU takes seconds to compile the partitionable draw of each multi-dimensional
+    kernel shape, and nothing checked here depends on which PRNG draws the weights."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(fn)(key)
 
 
 @pytest.mark.parametrize("size, channels", [(16, 3), (12, 1)])
 def test_resnet18_shapes_and_structure(size, channels):
     net = ResNet18Backbone(**NARROW_RESNET)
-    x = _images(size, channels)
-    variables = net.init(jax.random.key(1), x)
-    feats, upd = net.apply(variables, x, train=True, mutable=["batch_stats"])
+    x = jax.ShapeDtypeStruct((3, size, size, channels), jnp.float32)
+    variables = jax.eval_shape(net.init, jax.random.key(1), x)    # shapes only: no compile
+    feats, upd = jax.eval_shape(
+        lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]), variables, x)
     chex.assert_shape(feats, (3, 8))
     params = variables["params"]
     blocks = sorted(k for k in params if k.startswith("_BasicBlock"))
@@ -40,35 +54,40 @@ def test_resnet18_shapes_and_structure(size, channels):
 def test_vit_shapes_tokens_and_gradients(pool):
     net = ViTBackbone(**SMALL_VIT, pool=pool)
     x = _images(12, 3)
-    variables = net.init(jax.random.key(1), x)
-    feats = net.apply(variables, x)
+    x2 = x.at[1].set(0.0)
+
+    def run(key):
+        variables = net.init(key, x)
+        g = jax.grad(lambda p: jnp.sum(net.apply({"params": p}, x) ** 2))(variables["params"])
+        return variables, net.apply(variables, x), net.apply(variables, x2), g
+
+    variables, feats, f2, g = _one_program(run, jax.random.key(1))
     chex.assert_shape(feats, (3, 16))
     tokens = 9 + (pool == "cls")  # 3×3 patches of 4, plus the class token
     chex.assert_shape(variables["params"]["pos_embedding"], (1, tokens, 16))
     assert ("cls" in variables["params"]) == (pool == "cls")
-    g = jax.grad(lambda p: jnp.sum(net.apply({"params": p}, x) ** 2))(variables["params"])
     chex.assert_tree_all_finite(g)
     for name in ("embed", "pos_embedding"):
         assert float(sum(jnp.abs(v).sum() for v in jax.tree.leaves(g[name]))) > 0
-    # Each image's features depend on that image only (no mixing across the batch).
-    x2 = x.at[1].set(0.0)
-    f2 = net.apply(variables, x2)
+    # Each image's features depend on that image only (no mixing across the batch):
+    # f2 is the features of x with image 1 zeroed.
     np.testing.assert_allclose(f2[0], feats[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(f2[1], feats[1])
 
 
 def test_vit_rejects_bad_options():
     with pytest.raises(ValueError, match="does not divide the image size 10×10"):
-        ViTBackbone(**SMALL_VIT).init(jax.random.key(0), _images(10, 1))
+        jax.eval_shape(ViTBackbone(**SMALL_VIT).init, jax.random.key(0), _images(10, 1))
     with pytest.raises(ValueError, match="pool must be 'cls' or 'mean'"):
-        ViTBackbone(**SMALL_VIT, pool="max").init(jax.random.key(0), _images(12, 1))
+        jax.eval_shape(ViTBackbone(**SMALL_VIT, pool="max").init, jax.random.key(0),
+                       _images(12, 1))
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         make_backbone("vgg")
     with pytest.raises(ValueError, match="has no fields"):
         make_backbone("vit", width=3)
 
 
-@pytest.mark.parametrize("backbone, kwargs", [("resnet18", NARROW_RESNET), ("vit", SMALL_VIT)])
+@pytest.mark.parametrize("backbone, kwargs", [("resnet18", TINY_RESNET), ("vit", SMALL_VIT)])
 @pytest.mark.parametrize("name", ["icbm", "standard"])
 def test_new_backbones_in_the_icbm_and_its_baseline(backbone, kwargs, name):
     fields = {"name": name, "backbone": backbone, "backbone_kwargs": kwargs, "num_classes": 5}
@@ -76,15 +95,19 @@ def test_new_backbones_in_the_icbm_and_its_baseline(backbone, kwargs, name):
         fields["num_concepts"] = 6
     model = build_model(fields)
     x = _images(8, 3, b=4)
-    variables = model.init(jax.random.key(2), x, train=False)
     labels = jnp.arange(4) % 5
 
-    def loss(params):
-        logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                                mutable=["batch_stats", "intermediates"])
-        chex.assert_shape(logits, (4, 5))
-        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
-    g = jax.grad(loss)(variables["params"])
+    def grads(key):
+        variables = model.init(key, x, train=False)
+
+        def loss(params):
+            logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                    mutable=["batch_stats", "intermediates"])
+            chex.assert_shape(logits, (4, 5))
+            return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
+        return jax.grad(loss)(variables["params"])
+
+    g = _one_program(grads, jax.random.key(2))
     chex.assert_tree_all_finite(g)
     norms = {k: float(sum(jnp.abs(v).sum() for v in jax.tree.leaves(g[k]))) for k in g}
     assert all(n > 0 for n in norms.values()), norms  # the gradient reaches every part

@@ -17,7 +17,8 @@ def _init(model, shape):
     """Inputs and initial variables. XLA:CPU takes seconds to compile the partitionable
     threefry draw of each multi-dimensional kernel shape; what these tests check does not
     depend on which PRNG draws the initial weights, so they use the cheap-to-compile one."""
-    x = jax.random.normal(KEY, shape)
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
     with jax.threefry_partitionable(False):
         return x, jax.jit(lambda k: model.init(k, x))(jax.random.key(1))
 
