@@ -17,6 +17,18 @@ HTAF = get_surrogate("htaf")
 KEY = jax.random.PRNGKey(0)
 
 
+def _normal(shape):
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    return jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
+
+
+def _init(model, x, **kwargs):
+    """Jitted init on the non-partitionable threefry (XLA:CPU compiles the partitionable
+    draw of each multi-dimensional kernel in seconds; no test depends on which PRNG)."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(lambda k: model.init(k, x, **kwargs))(KEY)
+
+
 def test_binarize_weights_exact_signs_and_xnor_scale():
     w = jnp.array([[0.5, -0.2], [-1.5, 0.0], [0.1, 0.4]])
     signs, scale = binarize_weights(w, HTAF, True)
@@ -28,19 +40,20 @@ def test_binarize_weights_exact_signs_and_xnor_scale():
 def test_binary_dense_forward_and_surrogate_backward():
     x = jnp.array([[1.0, 2.0, -1.0]])
     layer = BinaryDense(2, use_scale=False)
-    params = layer.init(KEY, x)["params"]
+    params = _init(layer, x)["params"]
     w = params["latent_kernel"]
-    np.testing.assert_array_equal(layer.apply({"params": params}, x), x @ jnp.where(w >= 0, 1., -1.))
+    y = jax.jit(layer.apply)({"params": params}, x)
+    np.testing.assert_array_equal(y, x @ jnp.where(w >= 0, 1., -1.))
     # d sum(x · sign(W)) / dW_ij = x_i · 2·grad(W_ij): the surrogate's backward.
-    g = jax.grad(lambda p: layer.apply({"params": p}, x).sum())(params)["latent_kernel"]
+    g = jax.jit(jax.grad(lambda p: layer.apply({"params": p}, x).sum()))(params)["latent_kernel"]
     np.testing.assert_allclose(g, x[0][:, None] * 2 * HTAF.grad(w), rtol=1e-5)
 
 
 def test_binary_conv_matches_float_conv_with_sign_kernel():
-    x = jax.random.normal(KEY, (2, 6, 6, 3))
+    x = _normal((2, 6, 6, 3))
     layer = BinaryConv(4, use_scale=False)
-    params = layer.init(KEY, x)["params"]
-    y = layer.apply({"params": params}, x)
+    params = _init(layer, x)["params"]
+    y = jax.jit(layer.apply)({"params": params}, x)
     chex.assert_shape(y, (2, 6, 6, 4))
     ref = nn.Conv(4, (3, 3), use_bias=False).apply(
         {"params": {"kernel": jnp.where(params["latent_kernel"] >= 0, 1., -1.)}}, x)
@@ -66,14 +79,16 @@ def _record_inputs(model, variables, x, train, names):
     (BinaryMLP(hidden=(16, 8)), ("dense1", "head")),
     (BinaryConvNet(features=(4, 8), hidden=16), ("conv1", "dense", "head")),
 ])
-@pytest.mark.parametrize("train", [True, False])
-def test_activations_after_the_first_layer_are_exactly_pm1(model, names, train):
-    x = jax.random.normal(KEY, (3, 8, 8, 1))
-    variables = model.init(KEY, x, train=False)
-    logits, seen = _record_inputs(model, variables, x, train, names)
-    chex.assert_shape(logits, (3, 10))
-    for name in names:
-        assert set(np.unique(np.asarray(seen[name]))) == {-1.0, 1.0}, name
+def test_activations_after_the_first_layer_are_exactly_pm1(model, names):
+    """In train and in eval mode (one compiled program for both)."""
+    x = _normal((3, 8, 8, 1))
+    variables = _init(model, x, train=False)
+    runs = jax.jit(lambda v: {train: _record_inputs(model, v, x, train, names)
+                              for train in (True, False)})(variables)
+    for train, (logits, seen) in runs.items():
+        chex.assert_shape(logits, (3, 10))
+        for name in names:
+            assert set(np.unique(np.asarray(seen[name]))) == {-1.0, 1.0}, (train, name)
 
 
 @pytest.mark.parametrize("model", [
@@ -81,18 +96,20 @@ def test_activations_after_the_first_layer_are_exactly_pm1(model, names, train):
     BinaryConvNet(features=(4, 8), hidden=16, full_precision_first=True),
 ])
 def test_gradients_reach_every_parameter(model):
-    x, y = jax.random.normal(KEY, (4, 8, 8, 1)), jnp.array([0, 1, 2, 3])
-    variables = model.init(KEY, x, train=False)
+    x, y = _normal((4, 8, 8, 1)), jnp.array([0, 1, 2, 3])
 
-    @jax.jit
-    def grads(params):
+    def grads(key):                     # init and gradients: one compiled program
+        variables = model.init(key, x, train=False)
+
         def loss(p):
             logits, _ = model.apply({**variables, "params": p}, x, train=True,
                                     rngs={"dropout": KEY}, mutable=["batch_stats", "intermediates"])
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
-        return jax.grad(loss)(params)
+        return jax.grad(loss)(variables["params"])
 
-    for path, g in jax.tree_util.tree_leaves_with_path(grads(variables["params"])):
+    with jax.threefry_partitionable(False):
+        g_tree = jax.jit(grads)(KEY)
+    for path, g in jax.tree_util.tree_leaves_with_path(g_tree):
         assert np.all(np.isfinite(g)), path
         assert float(jnp.abs(g).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
 
@@ -105,16 +122,21 @@ def test_pack_bits_round_trip(dtype):
     np.testing.assert_array_equal(unpack_bits(words, bits.shape), bits)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint32])
-def test_packed_export_is_32x_smaller_and_inference_exact(dtype):
+@pytest.fixture(scope="module")
+def mlp_64_32():
     model = BinaryMLP(hidden=(64, 32))
-    x = jax.random.normal(KEY, (5, 8, 8, 1))
-    variables = model.init(KEY, x, train=False)
+    x = _normal((5, 8, 8, 1))
+    apply = jax.jit(lambda v: model.apply(v, x, train=False))
+    return apply, _init(model, x, train=False)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32])
+def test_packed_export_is_32x_smaller_and_inference_exact(dtype, mlp_64_32):
+    apply, variables = mlp_64_32
     packed = pack_binary_params(variables["params"], dtype)
     assert len(packed) == 3                                          # dense0, dense1, head
     report = packed_memory_report(variables["params"], packed)
     assert report["ratio"] == 32.0                                   # 64·64, 64·32, 32·10 bits
     assert report["packed_bytes"] == (64 * 64 + 64 * 32 + 32 * 10) // 8
     restored = {**variables, "params": unpack_params(variables["params"], packed)}
-    np.testing.assert_allclose(model.apply(restored, x, train=False),
-                               model.apply(variables, x, train=False), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(apply(restored), apply(variables), rtol=1e-6, atol=1e-6)
