@@ -17,8 +17,22 @@ from htaf_jax.nnx import heaviside as xh
 KEY = jax.random.key(0)
 
 
+@pytest.fixture(autouse=True)
+def _cheap_prng():
+    """Initializers draw with the non-partitionable threefry: XLA:CPU takes seconds to
+    compile the partitionable draw of each multi-dimensional kernel shape, and nothing
+    checked here depends on which PRNG draws the weights."""
+    with jax.threefry_partitionable(False):
+        yield
+
+
+def _normal(shape, seed):
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
 def _dense_x(shape=(5, 12)):
-    return jax.random.normal(jax.random.key(1), shape)
+    return _normal(shape, 1)
 
 
 # (id, Linen module, NNX constructor (in_features, rngs), input, call kwargs)
@@ -70,20 +84,21 @@ def _load(model: nnx.Module, variables: dict) -> None:
 
 
 def _weights(shape):
-    return jax.random.normal(jax.random.key(2), shape)
+    return _normal(shape, 2)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
     _, linen_layer, make_nnx, x, kwargs = case
-    variables = linen_layer.init(KEY, x, **kwargs)
+    variables = jax.jit(lambda k: linen_layer.init(k, x, **kwargs))(KEY)
     # Move batch statistics off their initial values, so evaluation uses them.
     if "batch_stats" in variables:
         variables = {**variables, "batch_stats": jax.tree.map(
             lambda v: v + 0.1 * jax.random.uniform(KEY, v.shape), variables["batch_stats"])}
-    layer = make_nnx(x.shape[-1], nnx.Rngs(5))
+    layer = nnx.jit(lambda: make_nnx(x.shape[-1], nnx.Rngs(5)))()
     _load(layer, variables)
-    r = _weights(linen_layer.apply(variables, x, **kwargs, mutable=True)[0].shape)
+    r = _weights(jax.eval_shape(lambda v: linen_layer.apply(v, x, **kwargs, mutable=True),
+                                variables)[0].shape)
 
     @jax.jit
     def linen_loss_and_grad(params):
@@ -122,21 +137,25 @@ def test_binary_dense_is_the_sign_configuration_of_quant_dense():
     binary = lb.BinaryDense(7, surrogate="atan")
     quant = lb.QuantDense(7, kernel_quantizer=sign_quantizer("atan"), use_scale=True,
                           use_bias=False)
-    variables = binary.init(KEY, x)
-    assert jax.tree.structure(variables) == jax.tree.structure(quant.init(KEY, x))
+    variables = jax.jit(binary.init)(KEY, x)
+    assert jax.tree.structure(variables) == jax.tree.structure(
+        jax.eval_shape(quant.init, KEY, x))
     f = lambda m: lambda p: jnp.sum(m.apply({"params": p}, x) ** 2)
-    np.testing.assert_array_equal(quant.apply(variables, x), binary.apply(variables, x))
-    g_quant, g_binary = (jax.grad(f(m))(variables["params"]) for m in (quant, binary))
+    (y_quant, g_quant), (y_binary, g_binary) = jax.jit(lambda p: [
+        (m.apply({"params": p}, x), jax.grad(f(m))(p)) for m in (quant, binary)])(
+        variables["params"])
+    np.testing.assert_array_equal(y_quant, y_binary)
     np.testing.assert_array_equal(g_quant["latent_kernel"], g_binary["latent_kernel"])
 
 
 def test_quant_dense_names_its_kernel_by_whether_it_is_quantized():
     x = _dense_x()
-    assert set(lb.QuantDense(3).init(KEY, x)["params"]) == {"kernel", "bias"}
-    assert set(lb.QuantDense(3, kernel_quantizer="ste_sign").init(KEY, x)["params"]) == {
+    init = lambda m: jax.eval_shape(m.init, KEY, x)    # names only: no compile
+    assert set(init(lb.QuantDense(3))["params"]) == {"kernel", "bias"}
+    assert set(init(lb.QuantDense(3, kernel_quantizer="ste_sign"))["params"]) == {
         "latent_kernel", "bias"}
-    assert hasattr(xb.QuantDense(12, 3, kernel_quantizer="ste_sign", rngs=nnx.Rngs(0)),
-                   "latent_kernel")
+    assert hasattr(nnx.eval_shape(lambda: xb.QuantDense(12, 3, kernel_quantizer="ste_sign",
+                                                        rngs=nnx.Rngs(0))), "latent_kernel")
 
 
 def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
@@ -155,10 +174,10 @@ def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
 
 
 def test_heaviside_evaluation_units_are_exactly_binary():
-    layer = xh.HeavisideDense(12, 16, mode="smooth", rngs=nnx.Rngs(0))
-    h = layer(_dense_x(), train=False)
+    layer = nnx.jit(lambda: xh.HeavisideDense(12, 16, mode="smooth", rngs=nnx.Rngs(0)))()
+    h, h_train = nnx.jit(lambda m: (m(_dense_x(), train=False), m(_dense_x(), train=True)))(
+        layer)
     assert set(np.unique(np.asarray(h))) <= {0.0, 1.0}
-    h_train = layer(_dense_x(), train=True)
     assert np.all((h_train > 0) & (h_train < 1))
 
 
@@ -184,7 +203,7 @@ class _TinyBinaryNet(nnx.Module):
 
 
 def test_nnx_binary_net_trains_with_optimizer_and_jit():
-    model = _TinyBinaryNet(nnx.Rngs(0))
+    model = nnx.jit(lambda: _TinyBinaryNet(nnx.Rngs(0)))()      # eagerly: an op at a time
     optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     x = _dense_x((64, 12))
     y = (x[:, 0] > 0).astype(jnp.int32) + (x[:, 1] > 0).astype(jnp.int32)
@@ -200,5 +219,5 @@ def test_nnx_binary_net_trains_with_optimizer_and_jit():
     losses = [float(step(model, optimizer)) for _ in range(25)]
     assert all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
-    model_logits = model(x, train=False)
+    model_logits = nnx.jit(lambda m: m(x, train=False))(model)
     assert model_logits.shape == (64, 3)
