@@ -17,16 +17,26 @@ from htaf_jax.models.bnn_export import pack_binary_mlp, packed_mlp_logits
 KEY = jax.random.key(0)
 
 
-def _pm1(key, shape):
-    return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0)
+def _pm1(seed, shape):
+    # NumPy's draws: each jax.random draw of a new shape is a compile.
+    return jnp.asarray(np.where(np.random.default_rng(seed).random(shape) < 0.5, 1.0, -1.0),
+                       jnp.float32)
 
 
-@pytest.mark.parametrize("n", [1, 31, 32, 33, 100])
+def _normal(seed, shape):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+# Word layouts: one partial word, one full word, several words with a partial last one.
+WIDTHS = [1, 32, 33]
+
+
+@pytest.mark.parametrize("n", WIDTHS)
 def test_pack_unpack_round_trip_and_layout(n):
-    x = _pm1(KEY, (3, n))
-    words = P.pack_signs(x)
+    x = _pm1(0, (3, n))
+    words, unpacked = jax.jit(lambda x: (lambda w: (w, P.unpack_signs(w, n)))(P.pack_signs(x)))(x)
     assert words.dtype == jnp.uint32 and words.shape == (3, -(-n // 32))
-    np.testing.assert_array_equal(P.unpack_signs(words, n), x)
+    np.testing.assert_array_equal(unpacked, x)
     # Bit j of word k is element 32k + j (little-endian), 1 for +1.
     expected = sum(int(x[0, j] > 0) << j for j in range(min(n, 32)))
     assert int(words[0, 0]) == expected
@@ -37,29 +47,35 @@ def test_zero_packs_as_plus_one():
                                   [1.0, 1.0, -1.0])
 
 
-@pytest.mark.parametrize("n", [1, 31, 32, 33, 100])
+@pytest.mark.parametrize("n", WIDTHS)
 def test_xnor_popcount_dot_equals_the_pm1_dot(n):
-    a, w = _pm1(jax.random.key(1), (5, n)), _pm1(jax.random.key(2), (7, n))
-    dot = jax.jit(P.xnor_popcount_dot, static_argnums=2)(P.pack_signs(a), P.pack_signs(w), n)
+    a, w = _pm1(1, (5, n)), _pm1(2, (7, n))
+    dot = jax.jit(lambda a, w: P.xnor_popcount_dot(P.pack_signs(a), P.pack_signs(w), n))(a, w)
     assert dot.dtype == jnp.int32
     np.testing.assert_array_equal(dot, np.asarray(a, np.int64) @ np.asarray(w, np.int64).T)
 
 
 @pytest.mark.parametrize("use_scale,use_bias", [(True, False), (False, True), (True, True)])
 def test_packed_dense_equals_the_float_binary_layer(use_scale, use_bias):
-    a = _pm1(jax.random.key(3), (6, 70))
-    kernel = jax.random.normal(jax.random.key(4), (70, 9)).at[0, 0].set(0.0)  # sign(0) = +1
-    bias = jax.random.normal(jax.random.key(5), (9,)) if use_bias else None
-    layer = P.pack_dense_kernel(kernel, use_scale, bias)
+    a = _pm1(3, (6, 70))
+    kernel = _normal(4, (70, 9)).at[0, 0].set(0.0)  # sign(0) = +1
+    bias = _normal(5, (9,)) if use_bias else None
+
+    @jax.jit
+    def run(a, kernel, bias):
+        layer = P.pack_dense_kernel(kernel, use_scale, bias)
+        ref = quantized_dense(a, kernel, kernel_quantizer=sign_quantizer("htaf"),
+                              use_scale=use_scale, bias=bias)
+        return layer, P.packed_dense(P.pack_signs(a), layer), ref
+
+    layer, out, ref = run(a, kernel, bias)
     assert layer.bits.shape == (9, 3)
-    ref = quantized_dense(a, kernel, kernel_quantizer=sign_quantizer("htaf"),
-                          use_scale=use_scale, bias=bias)
-    np.testing.assert_array_equal(P.packed_dense(P.pack_signs(a), layer), ref)
+    np.testing.assert_array_equal(out, ref)
 
 
 def test_batchnorm_inference_matches_flax():
     import flax.linen as nn
-    y = jax.random.normal(KEY, (4, 6))
+    y = _normal(0, (4, 6))
     stats = {"mean": jnp.linspace(-1, 1, 6), "var": jnp.linspace(0.5, 2, 6)}
     params = {"scale": jnp.linspace(0.2, 1.4, 6), "bias": jnp.linspace(-0.3, 0.3, 6)}
     ref = nn.BatchNorm(use_running_average=True).apply({"params": params, "batch_stats": stats}, y)
@@ -68,11 +84,12 @@ def test_batchnorm_inference_matches_flax():
 
 
 def _init(model, x):
-    # Jitted: an eager init compiles every primitive one by one.
-    return jax.jit(lambda k: model.init(k, x, train=False))(KEY)
+    # Jitted: an eager init compiles every primitive one by one. The non-partitionable
+    # threefry: XLA:CPU compiles the partitionable draw of a kernel shape far slower.
+    with jax.threefry_partitionable(False):
+        return jax.jit(lambda k: model.init(k, x, train=False))(KEY)
 
 
-@jax.jit
 def _with_random_stats(variables):
     k1, k2 = jax.random.split(jax.random.key(7))
     stats = jax.tree.map(lambda v: v + jax.random.uniform(k1, v.shape), variables["batch_stats"])
@@ -87,28 +104,36 @@ def _with_random_stats(variables):
     BinaryMLP(hidden=(32, 32), full_precision_head=True),
 ])
 def test_packed_mlp_gives_the_float_logits_on_random_data(model):
-    x = jax.random.normal(KEY, (50, 6, 6, 1))
-    variables = _with_random_stats(_init(model, x))
-    packed = jax.jit(lambda v: pack_binary_mlp(model, v))(variables)
-    float_logits = jax.jit(lambda v: model.apply(v, x, train=False))(variables)
-    packed_logits = jax.jit(packed_mlp_logits)(packed, x)
+    x = _normal(0, (50, 6, 6, 1))
+
+    @jax.jit
+    def both_logits(key):                                           # one compiled program
+        variables = _with_random_stats(model.init(key, x, train=False))
+        return (packed_mlp_logits(pack_binary_mlp(model, variables), x),
+                model.apply(variables, x, train=False))
+
+    with jax.threefry_partitionable(False):
+        packed_logits, float_logits = both_logits(KEY)
     np.testing.assert_allclose(packed_logits, float_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(jnp.argmax(packed_logits, -1), jnp.argmax(float_logits, -1))
 
 
-def _idx(name):
+def _idx(name, count=None):
+    """The first ``count`` records (all: None), decompressing only as far as they go."""
     from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR
+    header, size = (16, 28 * 28) if "images" in name else (8, 1)
     with gzip.open(os.path.join(DEFAULT_FASHION_MNIST_DIR, name)) as f:
-        data = np.frombuffer(f.read(), np.uint8)
+        data = np.frombuffer(f.read(-1 if count is None else header + count * size), np.uint8)
     return data[16:].reshape(-1, 28, 28, 1) if "images" in name else data[8:]
 
 
 @pytest.mark.slow
 @needs_data
 def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set():
-    train_x = (_idx("train-images-idx3-ubyte.gz")[:4096] / 255.0 - 0.286) / 0.353
-    train_y = _idx("train-labels-idx1-ubyte.gz")[:4096].astype(np.int32)
     test_x = (_idx("t10k-images-idx3-ubyte.gz") / 255.0 - 0.286) / 0.353
+    train_x = (_idx("train-images-idx3-ubyte.gz", 4096) / 255.0 - 0.286) / 0.353
+    train_y = _idx("train-labels-idx1-ubyte.gz", 4096).astype(np.int32)
+    assert len(train_x) == len(train_y) == 4096 and len(test_x) == 10000
     model = BinaryMLP(hidden=(96, 64))
     variables = _init(model, train_x[:2])
     tx = optax.adam(3e-3)
@@ -132,8 +157,8 @@ def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set()
                                            train_y[i:i + 256])
             losses.append(float(l))
     assert losses[-1] < losses[0]                                   # it did train
-    float_logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, test_x)
-    packed_logits = jax.jit(lambda v, x: packed_mlp_logits(pack_binary_mlp(model, v), x))(
+    packed_logits, float_logits = jax.jit(lambda v, x: (
+        packed_mlp_logits(pack_binary_mlp(model, v), x), model.apply(v, x, train=False)))(
         variables, test_x)
     np.testing.assert_array_equal(jnp.argmax(packed_logits, -1), jnp.argmax(float_logits, -1))
     np.testing.assert_allclose(packed_logits, float_logits, rtol=1e-5, atol=1e-5)
