@@ -129,7 +129,17 @@ def test_membrane_readout_leaky_mean():
 
 
 def _images(b=2, side=8):
-    return jax.random.normal(KEY, (b, side, side, 1))
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    return jnp.asarray(np.random.default_rng(0).standard_normal((b, side, side, 1)),
+                       jnp.float32)
+
+
+def _init(model, x, rngs=KEY):
+    """Jitted init (eagerly, each op compiles on its own) on the non-partitionable
+    threefry: XLA:CPU compiles the partitionable draw of each kernel shape in seconds,
+    and nothing checked here depends on which PRNG draws the initial weights."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(lambda r: model.init(r, x, train=False))(rngs)
 
 
 def _apply(model, variables, x, train=True):
@@ -143,13 +153,21 @@ def _apply(model, variables, x, train=True):
 def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
     model = SpikingMLP(hidden=(16, 8), num_steps=3, encoding=encoding, readout=readout,
                        use_batchnorm=True)
-    variables = model.init({"params": KEY, "sample": KEY}, _images(), train=False)
-    logits, state = model.apply(variables, _images(), train=True,
-                                rngs={"sample": KEY, "dropout": KEY},
-                                mutable=["batch_stats", "intermediates"],
-                                capture_intermediates=lambda m, _: (m.name or "").startswith("lif"))
+    variables = _init(model, _images(), {"params": KEY, "sample": KEY})
+
+    @jax.jit
+    def run(v):
+        logits, state = model.apply(
+            v, _images(), train=True, rngs={"sample": KEY, "dropout": KEY},
+            mutable=["batch_stats", "intermediates"],
+            capture_intermediates=lambda m, _: (m.name or "").startswith("lif"))
+        # The LIF calls' outputs and the sown rates (the captured calls' other entries
+        # hold Python values, which a jitted function cannot return).
+        return logits, {k: v if k.startswith("spike_rate") else {"__call__": v["__call__"]}
+                        for k, v in state["intermediates"].items()}
+
+    logits, rates = run(variables)
     chex.assert_shape(logits, (2, 10))
-    rates = state["intermediates"]
     n_spiking = 3 if readout == "spike_count" else 2
     assert sorted(k for k in rates if k.startswith("spike_rate")) == [
         f"spike_rate_layer{i}" for i in range(n_spiking)]
@@ -165,7 +183,7 @@ def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
 
 def test_spiking_convnet_shapes():
     model = SpikingConvNet(features=(4, 8), num_steps=2)
-    variables = model.init(KEY, _images(), train=False)
+    variables = _init(model, _images())
     logits, state = _apply(model, variables, _images())
     chex.assert_shape(logits, (2, 10))
     assert sorted(state["intermediates"]) == ["spike_rate_layer0", "spike_rate_layer1"]
@@ -179,13 +197,19 @@ def test_spiking_convnet_shapes():
 ])
 def test_gradients_reach_every_parameter(model):
     x, y = _images(4), jnp.array([0, 1, 2, 3])
-    variables = model.init({"params": KEY, "sample": KEY}, x, train=False)
 
-    def loss(params):
-        logits, _ = _apply(model, {**variables, "params": params}, x)
-        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+    def grads(rngs):                                # init and gradients: one program
+        variables = model.init(rngs, x, train=False)
 
-    grads = jax.grad(loss)(variables["params"])
+        def loss(params):
+            logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                    rngs={"sample": KEY, "dropout": KEY},
+                                    mutable=["batch_stats", "intermediates"])
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+        return jax.grad(loss)(variables["params"])
+
+    with jax.threefry_partitionable(False):
+        grads = jax.jit(grads)({"params": KEY, "sample": KEY})
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(g)), path
         assert float(jnp.abs(g).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
@@ -194,7 +218,7 @@ def test_gradients_reach_every_parameter(model):
 def test_raw_callable_surrogate():
     model = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct",
                        surrogate=lambda x: HTAF(x))
-    variables = model.init(KEY, _images(), train=False)
+    variables = _init(model, _images())
     chex.assert_shape(_apply(model, variables, _images())[0], (2, 10))
 
 
