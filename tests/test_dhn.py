@@ -10,30 +10,45 @@ import pytest
 from htaf_jax.models.dhn import HeavisideCNN, HeavisideMLP
 
 KEY = jax.random.PRNGKey(0)
-X = jax.random.normal(KEY, (4, 8, 8, 1))
+# NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+X = jnp.asarray(np.random.default_rng(0).standard_normal((4, 8, 8, 1)), jnp.float32)
 Y = jnp.array([0, 1, 2, 3])
 
 
+def _init(model):
+    """Jitted init (eagerly, each op compiles on its own) on the non-partitionable
+    threefry: XLA:CPU compiles the partitionable draw of each kernel shape in seconds,
+    and nothing these tests check depends on which PRNG draws the initial weights."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(lambda k: model.init(k, X, train=False))(KEY)
+
+
 def _head_input(model, variables, train):
-    """Logits and the input of the head (the last hidden layer's units)."""
-    seen = {}
+    """Logits and the input of the head (the last hidden layer's units), jitted."""
 
-    def interceptor(next_fun, args, kwargs, context):
-        if context.module.name == "head" and context.method_name == "__call__":
-            seen["h"] = args[0]
-        return next_fun(*args, **kwargs)
+    @jax.jit
+    def run(variables):
+        seen = {}
 
-    with nn.intercept_methods(interceptor):
-        logits, _ = model.apply(variables, X, train=train,
-                                mutable=["batch_stats", "intermediates"])
-    return logits, np.asarray(seen["h"])
+        def interceptor(next_fun, args, kwargs, context):
+            if context.module.name == "head" and context.method_name == "__call__":
+                seen["h"] = args[0]
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(interceptor):
+            logits, _ = model.apply(variables, X, train=train,
+                                    mutable=["batch_stats", "intermediates"])
+        return logits, seen["h"]
+
+    logits, h = run(variables)
+    return logits, np.asarray(h)
 
 
 @pytest.mark.parametrize("cls", [HeavisideMLP, HeavisideCNN])
 @pytest.mark.parametrize("variant", ["plain", "skip", "mixed"])
 def test_evaluation_units_are_exactly_heaviside(cls, variant):
     model = cls(depth=3, variant=variant, mode="smooth", **_small(cls))
-    variables = model.init(KEY, X, train=False)
+    variables = _init(model)
     logits, h = _head_input(model, variables, train=False)
     chex.assert_shape(logits, (4, 10))
     if variant == "mixed":   # the first quarter of units is linear
@@ -48,7 +63,7 @@ def _small(cls):
 
 def test_smooth_mode_trains_on_smooth_units_hard_mode_on_binary_ones():
     smooth = HeavisideMLP(depth=2, width=16, mode="smooth")
-    variables = smooth.init(KEY, X, train=False)
+    variables = _init(smooth)
     _, h = _head_input(smooth, variables, train=True)
     assert np.all((h > 0) & (h < 1)) and len(np.unique(h)) > 2
     hard = HeavisideMLP(depth=2, width=16, mode="hard")
@@ -58,9 +73,11 @@ def test_smooth_mode_trains_on_smooth_units_hard_mode_on_binary_ones():
 
 def test_hard_mode_without_batchnorm_trains_the_network_it_evaluates():
     model = HeavisideMLP(depth=3, width=16, mode="hard", use_batchnorm=False)
-    variables = model.init(KEY, X, train=False)
-    train_logits, _ = model.apply(variables, X, train=True, mutable=["intermediates"])
-    np.testing.assert_array_equal(train_logits, model.apply(variables, X, train=False))
+    variables = _init(model)
+    train_logits, eval_logits = jax.jit(lambda v: (
+        model.apply(v, X, train=True, mutable=["intermediates"])[0],
+        model.apply(v, X, train=False)))(variables)
+    np.testing.assert_array_equal(train_logits, eval_logits)
 
 
 @pytest.mark.parametrize("model", [
@@ -70,7 +87,7 @@ def test_hard_mode_without_batchnorm_trains_the_network_it_evaluates():
     HeavisideCNN(depth=3, features=4, variant="skip", mode="hard"),
 ])
 def test_gradients_reach_every_parameter(model):
-    variables = model.init(KEY, X, train=False)
+    variables = _init(model)
 
     @jax.jit
     def grads(params):
@@ -89,14 +106,15 @@ def test_gradients_reach_every_parameter(model):
 
 def test_smooth_mode_needs_a_smooth_surrogate():
     model = HeavisideMLP(depth=2, width=8, mode="smooth", surrogate="straight_through")
-    variables = model.init(KEY, X, train=False)      # evaluation form: fine
+    variables = jax.eval_shape(lambda: model.init(KEY, X, train=False))  # evaluation form: fine
     with pytest.raises(ValueError, match="no smooth forward"):
-        model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"])
+        jax.eval_shape(lambda v: model.apply(v, X, train=True,
+                                             mutable=["batch_stats", "intermediates"]), variables)
 
 
 def test_invalid_variant_is_rejected():
     with pytest.raises(ValueError, match="variant"):
-        HeavisideMLP(variant="resnet").init(KEY, X)
+        jax.eval_shape(lambda: HeavisideMLP(variant="resnet").init(KEY, X))
 
 
 def test_backward_gain_closed_forms_and_float64_quadrature():
@@ -114,15 +132,15 @@ def test_backward_gain_closed_forms_and_float64_quadrature():
         assert backward_gain("htaf", alpha=a, beta=b) == pytest.approx(ref, rel=1e-4)
 
 
-@pytest.mark.parametrize("alpha,beta", [(4.0, 1.0), (2.0, 0.5), (8.0, 2.0)])
-def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
-    # Per-layer ratio of hidden weight-gradient norms (layers 1..L−1) of a real plain DHN
-    # at initialisation against the mean-field r of htaf_jax.heaviside.backward_gain.
+@jax.jit
+def _plain_dhn_layer_grad_norms(alpha, beta):
+    """The weight-gradient norm of each hidden layer of a plain depth-6, width-512 DHN at
+    initialisation on a random batch of 1024. One compiled program for every (α, β) (they
+    are traced), the same draws and network as an eager run."""
     import optax
-    from htaf_jax.heaviside import backward_gain
     from htaf_jax.surrogates import resolve_surrogate
-    unit = resolve_surrogate("htaf", alpha=alpha, beta=beta)
-    model = HeavisideMLP(depth=6, width=512, surrogate=unit)
+    model = HeavisideMLP(depth=6, width=512,
+                         surrogate=resolve_surrogate("htaf", alpha=alpha, beta=beta))
     x = jax.random.normal(jax.random.key(0), (1024, 8, 8, 1))
     y = jax.random.randint(jax.random.key(1), (1024,), 0, 10)
     variables = model.init(jax.random.key(2), x, train=False)
@@ -133,6 +151,17 @@ def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     grads = jax.grad(loss)(variables["params"])
-    norms = [float(optax.tree.norm(grads[f"layer{l}"])) for l in range(6)]
+    return [optax.tree.norm(grads[f"layer{l}"]) for l in range(6)]
+
+
+@pytest.mark.parametrize("alpha,beta", [(4.0, 1.0), (2.0, 0.5), (8.0, 2.0)])
+def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
+    # Per-layer ratio of hidden weight-gradient norms (layers 1..L−1) of a real plain DHN
+    # at initialisation against the mean-field r of htaf_jax.heaviside.backward_gain.
+    from htaf_jax.heaviside import backward_gain
+    from htaf_jax.surrogates import resolve_surrogate
+    unit = resolve_surrogate("htaf", alpha=alpha, beta=beta)
+    norms = [float(n) for n in _plain_dhn_layer_grad_norms(jnp.float32(alpha),
+                                                           jnp.float32(beta))]
     measured = (norms[1] / norms[-1]) ** (1 / 4)
     assert measured == pytest.approx(backward_gain(unit), rel=0.03)
