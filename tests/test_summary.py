@@ -1,6 +1,7 @@
 """The model summary by bit width, against numbers computed by hand."""
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from htaf_jax.linen.binary import QuantDense
@@ -11,12 +12,20 @@ KEY = jax.random.key(0)
 
 
 def _summary(model, x, **kwargs):
-    variables = jax.jit(lambda k: model.init(k, x, **kwargs))(KEY)
+    # The non-partitionable threefry: XLA:CPU compiles the partitionable draw of each
+    # kernel shape in seconds, and no count here depends on the weights' values.
+    with jax.threefry_partitionable(False):
+        variables = jax.jit(lambda k: model.init(k, x, **kwargs))(KEY)
     return summarize(model, variables, x, **kwargs)
 
 
+def _normal(shape):
+    # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
+    return jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
+
+
 def test_binary_mlp_summary_by_hand():
-    s = _summary(BinaryMLP(hidden=(16, 8)), jax.random.normal(KEY, (2, 4, 4, 1)), train=False)
+    s = _summary(BinaryMLP(hidden=(16, 8)), _normal((2, 4, 4, 1)), train=False)
     assert [l.name for l in s.layers] == ["dense0", "bn0", "dense1", "bn1", "head", "head_bn"]
     # 1-bit kernels: 16·16 + 16·8 + 8·10; BatchNorms: 2 per channel (16 + 8 + 10 channels).
     assert s.params == {1: 256 + 128 + 80, 32: 2 * (16 + 8 + 10)}
@@ -33,7 +42,7 @@ def test_binary_mlp_summary_by_hand():
 
 
 def test_binary_convnet_counts_macs_per_output_pixel():
-    s = _summary(BinaryConvNet(features=(4,), hidden=8), jax.random.normal(KEY, (2, 8, 8, 1)), train=False)
+    s = _summary(BinaryConvNet(features=(4,), hidden=8), _normal((2, 8, 8, 1)), train=False)
     conv = s.layers[0]
     assert conv.name == "conv0" and conv.output_shape == (8, 8, 4)
     assert conv.params == {1: 3 * 3 * 1 * 4} and conv.macs == {32: 36 * 64}
