@@ -9,9 +9,9 @@ r"""Run a study of experiments/studies.py: plan its runs, train the missing ones
     python -m experiments.run all --report-only           # tables and reports, training nothing
 
 Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
-a finished run is reused, an interrupted one resumes. ``--report-only`` rewrites each table
-from the finished runs on disk (a study with none: from the run records its table's JSON
-holds).
+a finished run is reused, an interrupted one resumes, and a run whose folder is gone but
+whose record its table's JSON holds (same config hash: a fresh clone) is not trained again.
+``--report-only`` rewrites each table from those runs and records, training nothing.
 """
 from __future__ import annotations
 
@@ -87,6 +87,17 @@ def study_command(name: str, profile: str, only: list[str] = ()) -> str:
                        *(["--only", ",".join(only)] if only else [])])
 
 
+def stored_records(study, out_root: str) -> dict[str, dict]:
+    """The run records the study's table JSON holds, by work dir: a run whose folder is
+    gone (a fresh clone holds the tables, not the runs) but whose record is here under the
+    same config hash is not trained again."""
+    path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {r["workdir"]: r for r in json.load(f).get("runs", []) if "workdir" in r}
+
+
 def run_study(study, profile: str, out_root: str, only: list[str] = (),
               report_only: bool = False) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
@@ -100,35 +111,34 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             "config": config_file(study), "profile": profile,
             "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
             "seeds": list(study.seeds), "runs_planned": len(planned)}
+    stem, stored = os.path.join(out_root, study.name, study.table or study.name), \
+        stored_records(study, out_root)
     records, firsts = [], {}
     for run in planned:  # each point's first seed: the run the others' concepts match
         firsts.setdefault(run.label, run)
     for run in planned:
-        if report_only and not runs.finished(run.workdir):
+        rel = os.path.relpath(run.workdir, out_root)
+        kept = not runs.finished(run.workdir) and rel in stored
+        if report_only and not runs.finished(run.workdir) and not kept:
             continue
-        print(f"[{study.name}] {run.name}", flush=True)
-        if study.measure != "icbm_job":
+        print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
+        if kept:
+            record = {k: v for k, v in stored[rel].items()
+                      if k not in ("label", "coords", "seed", "note", "workdir", *run.coords)}
+        elif study.measure != "icbm_job":
             record = runs.train_or_reuse(run.config, run.workdir,
                                          measures.MEASURES[study.measure], run.command)
         else:
             record = (runs.read(run.workdir) if runs.finished(run.workdir)
                       else icbm.run(run.config, run.workdir, run.command))
         first = firsts[run.label]
-        if record.get("interpretability") and first != run and runs.finished(first.workdir):
+        if record.get("interpretability") and first != run and runs.finished(first.workdir) \
+                and runs.finished(run.workdir):
             record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
-                        "seed": run.seed, "note": run.note,
-                        "workdir": os.path.relpath(run.workdir, out_root), **record})
+                        "seed": run.seed, "note": run.note, "workdir": rel, **record})
         if study.columns:
-            tables.write(os.path.join(out_root, study.name, study.table or study.name),
-                         study, meta, records)
-    stem = os.path.join(out_root, study.name, study.table or study.name)
-    if report_only and not records and study.columns and os.path.exists(stem + ".json"):
-        with open(stem + ".json") as f:  # no runs on disk: re-table the records it holds
-            stored = json.load(f)
-        if stored.get("runs"):
-            records = stored.pop("runs")
-            tables.write(stem, study, {**stored, "title": study.title}, records)
+            tables.write(stem, study, meta, records)
     return len(records)
 
 
@@ -136,8 +146,11 @@ def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[i
     """Prints the study's finished and planned runs and a time estimate for the rest (the
     mean of its finished runs' seconds); returns (finished, planned, seconds left)."""
     planned = plan(study, profile, out_root, only)
-    seconds = [tables.value(runs.read(r.workdir), "seconds") for r in planned
-               if runs.finished(r.workdir)]
+    stored = stored_records(study, out_root)
+    seconds = [tables.value(runs.read(r.workdir) if runs.finished(r.workdir) else
+                            stored[os.path.relpath(r.workdir, out_root)], "seconds")
+               for r in planned if runs.finished(r.workdir)
+               or os.path.relpath(r.workdir, out_root) in stored]
     left = len(planned) - len(seconds)
     estimate = sum(seconds) / len(seconds) * left if seconds else 0.0
     line = f"[{study.name}] {len(seconds)} of {len(planned)} runs finished"

@@ -59,7 +59,7 @@ def test_report_embeds_tables_and_readme_block_is_the_reports_summary(tmp_path):
     assert "### bnn_mlp table" in text  # the study's heading nested under its section
     assert "Command: `python -m experiments.run bnn_mlp --profile quick`" in text
     assert "_Not run yet._" in text and "Profile **quick**" in text
-    assert "## Other sweeps on disk" in text and "#### by hand" in text
+    assert "# by hand" not in text  # folders no study writes are not reported
     assert "At the default configs' budgets" not in text  # nothing under full/
     _table(tmp_path / "results" / "full", "snn_mlp", [_row("htaf", 88.7, 0.1)])
     text = open(report.write(str(out), "quick", 90.0, path=path)).read()
@@ -157,24 +157,31 @@ def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkey
         "mean"] == 85.5  # no finished run on disk nor records: the table is kept
 
 
-def test_report_only_retables_the_stored_records_when_no_runs_are_on_disk(tmp_path):
-    """A fresh checkout has the tables' JSON (with each run's record) but no runs: the
-    table is rewritten from those records with today's columns. An α/β sweep has no
-    standard row, so its Δ column is n/a rather than a row's difference to itself."""
+def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(tmp_path, count_trainings,
+                                                                   capsys):
+    """A fresh clone has the tables' JSON (each run's record, by work dir) but no runs: a
+    planned run whose record is there under the same config hash is neither trained nor
+    counted as missing, and the table is rewritten from the records with today's columns.
+    An α/β sweep has no standard row, so its Δ column is n/a, not a row's difference to
+    itself."""
     study = studies.STUDIES["icbm_alpha_beta"]
+    planned = run.plan(study, "full", str(tmp_path))
     meta = {"study": study.name, "title": "old title", "command": "c", "machine": "m",
             "date": "d", "split": "validation", "validation_size": 10, "config": "x",
-            "overrides": {}, "seeds": [0], "runs_planned": 2}
-    records = [{"label": f"a{a:g}-b1", "coords": {"alpha": a, "beta": 1.0}, "alpha": a,
-                "beta": 1.0, "seed": 0, "note": "", "hard_accuracy": acc, "seconds": 5.0}
-               for a, acc in ((16.0, 0.9), (8.0, 0.91))]
+            "overrides": {}, "seeds": [0], "runs_planned": len(planned)}
+    records = [{"label": r.label, "coords": r.coords, **r.coords, "seed": 0, "note": "",
+                "workdir": os.path.relpath(r.workdir, tmp_path), "hard_accuracy": acc,
+                "seconds": 5.0} for r, acc in zip(planned, (0.9, 0.91, 0.5, 0.5, 0.5))]
     stem = tmp_path / study.name / study.name
-    tables.write(str(stem), study, meta, records)
+    tables.write(str(stem), study, meta, records[:2])
     (stem.with_suffix(".md")).write_text("stale")
+    assert run.dry_run(study, "full", str(tmp_path))[:2] == (2, 5)
     assert run.run_study(study, "full", str(tmp_path), report_only=True) == 2
+    assert not count_trainings
     md = (stem.with_suffix(".md")).read_text()
     assert md.startswith(f"# {study.title}\n") and "| 8.0 | 1.0 | 91.00 ± 0.00 | n/a |" in md
     assert json.load(open(stem.with_suffix(".json")))["rows"][1]["hard_accuracy"]["mean"] == 91.0
+    assert "a8-b1-s0 (record in its table)" in capsys.readouterr().out
 
 
 def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):

@@ -7,7 +7,8 @@ Cantelli's bound 1/(1+θ²)) and a non-negative head (a concept can only vote fo
 
 Chosen on the validation split by ``python -m experiments.run icbm_sparse_sweep``
 (the recipe with the smallest accuracy loss among those with a mean on-rate ≤ 15% at
-the dense recipe's 16 epochs); confirmed on the test split over seeds 0–4 beside the
+the dense recipe's 16 epochs) and, for HTAF's β, ``python -m experiments.run
+icbm_alpha_beta_seeds`` (the best validation mean over seeds 0–2); confirmed on the test split over seeds 0–4 beside the
 standard model by ``python -m experiments.run icbm_confirm``. Expected: hard concepts
 about as accurate as the standard model with about a tenth of the concepts on per
 image, each far purer in class than a random code's.
@@ -27,4 +28,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.norm_affine = False
     config.model.concept_offset = offset_for_on_rate(ON_RATE_CAP)
     config.model.nonneg_head = True
+    config.model.surrogate_kwargs.htaf.beta = 0.5
     return config
