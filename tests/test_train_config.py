@@ -52,6 +52,14 @@ def test_unknown_surrogate_is_rejected(no_compilation, tmp_path):
     assert surrogates.list_surrogates()[0] in str(e.value)
     config.model.surrogate = "htaf"
     prepare_config(config)  # a registered name passes
+    from experiments.configs import bnn_resnet  # its unit may also be a 1-bit quantizer
+    config = bnn_resnet.get_config()
+    config.model.surrogate = "ste_sign"
+    prepare_config(config)
+    config.model.surrogate = "ste_sign_typo"
+    with pytest.raises(ConfigError, match=r"unknown surrogate 'ste_sign_typo'; registered: "
+                                          r".*; quantizers: .*ste_sign"):
+        prepare_config(config)
 
 
 def test_batch_not_divisible_by_devices_names_both_numbers(tmp_path, monkeypatch):

@@ -101,11 +101,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(str(e)) from None
     surrogate = config.model.get("surrogate", None)
     if isinstance(surrogate, str):
-        from htaf_jax import surrogates
+        from htaf_jax import quantizers, surrogates
         known = surrogates.list_surrogates()
-        if surrogate not in known:
+        # The binary ResNet's unit may also be a 1-bit quantizer (htaf_jax.quantizers).
+        binary = config.model.name == "bnn_resnet"
+        if surrogate not in known and not (binary and surrogate in quantizers.list_quantizers()):
             raise ConfigError(f"config.model.surrogate: unknown surrogate {surrogate!r}; "
-                              f"registered: {', '.join(known)}")
+                              f"registered: {', '.join(known)}" + (
+                                  f"; quantizers: {', '.join(quantizers.list_quantizers())}"
+                                  if binary else ""))
     from htaf_jax.models.config_fields import check_unit
     try:  # hyperparameters or a training form the chosen unit does not have (issue 20)
         check_unit(config.model, field="config.model")
