@@ -340,6 +340,9 @@ STUDIES = {s.name: s for s in (
           "interpretability (MLP, test split, seeds 0–1)", "icbm",
           (*(Point(f"dense-{p.label}", {"recipe": "dense", **p.coords}, p.overrides)
              for p in (CONCEPT_LAYERS[0], *CONCEPT_LAYERS[2:])),
+           Point("sparse-htaf", {"recipe": "sparse", "variant": "htaf"}, {  # make run's
+               **CONCEPT_LAYERS[0].overrides, **SPARSE_RECIPE,
+               "model.surrogate_kwargs.htaf.beta": 0.5}),
            *(Point(f"sparse-{p.label}", {"recipe": "sparse", **p.coords}, {
                **p.overrides, **SPARSE_RECIPE}) for p in CONCEPT_LAYERS[2:])),
           seeds=(0, 1), measure="concepts", columns=SPARSE_COLUMNS,
