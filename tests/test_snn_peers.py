@@ -1,5 +1,6 @@
 """benchmarks/snn_peers.py at tiny sizes: every contender runs (or says why not), and
 ours and Spyx's (documented and hoisted) are the same network. No timing is asserted."""
+import dataclasses
 import math
 
 import numpy as np
@@ -82,8 +83,11 @@ def test_section_renders_targets_from_the_numbers(quick):
 
 @pytest.mark.slow
 def test_peak_memory_from_own_process():
-    w = P.workloads(quick=True)[1]
+    # An ON task whose step holds ≥ 64 MB of activations (T·B·n float32 currents, spikes
+    # and membranes): far above the few MB by which two import-only processes differ
+    # (a quick-sized step's cost is within that noise).
+    w = dataclasses.replace(P.workloads(quick=True)[1], num_steps=250, batch=16, n_in=2048,
+                            hidden=2048)
     m = P.peak_memory(w, [P.OURS])[P.OURS]
-    # Compiling and running the step costs memory above the import-only baseline.
-    assert m["rss_mb"] > m["baseline_mb"] > 50
+    assert m["baseline_mb"] > 50 and m["rss_mb"] > m["baseline_mb"] + 64
     assert m["peak_mb"] == pytest.approx(m["rss_mb"] - m["baseline_mb"]) and m["peak_mb"] > 0
