@@ -18,7 +18,7 @@ import time
 
 import ml_collections
 
-from experiments import icbm_analysis, studies
+from experiments import icbm_analysis, runs, studies
 
 DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 
@@ -53,7 +53,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     record = {"model": icbm_analysis.describe_model(config.model), "icbm": measured,
               "baseline": baseline, "targets": icbm_analysis.targets(config, measured, baseline),
               "engine_metrics": result.metrics, "seconds": timings,
-              "command": command or command_line(sys.argv)}
+              "command": command or command_line(sys.argv),
+              "config_hash": runs.config_hash(config)}
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(record, f, indent=2)
     with open(os.path.join(workdir, "results.md"), "w") as f:

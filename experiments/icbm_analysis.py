@@ -117,6 +117,8 @@ def targets(config, icbm: dict, baseline: dict | None) -> list[dict]:
 def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir: str) -> str:
     """The short plain-text summary printed at the end and written to results.md."""
     num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+    if not os.path.relpath(workdir).startswith(".."):  # as typed from the repository
+        workdir = os.path.relpath(workdir)
     pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}%"  # noqa: E731
     gap, mi = icbm["hard_soft_gap"], icbm.get("interpretability")
     lines = [f"# ICBM on {config.dataset} ({icbm['split']} split)", "",

@@ -128,7 +128,12 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
         elif study.measure != "icbm_job":
             record = runs.train_or_reuse(run.config, run.workdir,
                                          measures.MEASURES[study.measure], run.command)
-        else:
+        else:  # the job's folder is not keyed by its config: its record names the config
+            if runs.finished(run.workdir) and runs.read(run.workdir).get(
+                    "config_hash") != runs.config_hash(run.config):
+                raise SystemExit(f"{run.workdir} holds the job of another config (its "
+                                 f"results.json names no config hash or another one); "
+                                 f"remove the folder to rerun it: rm -r {run.workdir}")
             record = (runs.read(run.workdir) if runs.finished(run.workdir)
                       else icbm.run(run.config, run.workdir, run.command))
         first = firsts[run.label]

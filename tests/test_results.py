@@ -103,6 +103,23 @@ def test_the_committed_main_job_results_record_a_command_of_that_run():
         (planned,) = run.plan(studies.STUDIES["icbm_main"], path.split(os.sep)[-3],
                               os.path.dirname(os.path.dirname(path)))
         assert runs.config_hash(config) == runs.config_hash(planned.config), path
+        # ... and of today's config file (a changed default changes the hash, not the command)
+        assert json.load(open(path))["config_hash"] == runs.config_hash(planned.config), path
+
+
+def test_a_main_job_folder_of_another_config_is_not_taken_for_this_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(icbm, "run", lambda *a, **k: pytest.fail("must not train over it"))
+    (planned,) = run.plan(studies.STUDIES["icbm_main"], "quick", str(tmp_path))
+    os.makedirs(planned.workdir)
+    for stored in ({"command": planned.command}, {"config_hash": "0" * 8}):
+        with open(os.path.join(planned.workdir, "results.json"), "w") as f:
+            json.dump(stored, f)
+        with pytest.raises(SystemExit, match=f"holds the job of another config.*rm -r "
+                                             f"{planned.workdir}"):
+            run.run_study(studies.STUDIES["icbm_main"], "quick", str(tmp_path))
+    with open(os.path.join(planned.workdir, "results.json"), "w") as f:
+        json.dump({"config_hash": runs.config_hash(planned.config), "icbm": {}}, f)
+    assert run.run_study(studies.STUDIES["icbm_main"], "quick", str(tmp_path)) == 1
 
 
 def test_flags_list_and_errors(capsys):
