@@ -95,7 +95,9 @@ def stored_records(study, out_root: str) -> dict[str, dict]:
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        return {r["workdir"]: r for r in json.load(f).get("runs", []) if "workdir" in r}
+        table = json.load(f)
+    return {r["workdir"]: {**r, "_measured": {k: table.get(k) for k in ("date", "machine")}}
+            for r in table.get("runs", []) if "workdir" in r}
 
 
 def run_study(study, profile: str, out_root: str, only: list[str] = (),
@@ -113,7 +115,7 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             "seeds": list(study.seeds), "runs_planned": len(planned)}
     stem, stored = os.path.join(out_root, study.name, study.table or study.name), \
         stored_records(study, out_root)
-    records, firsts = [], {}
+    records, firsts, measured = [], {}, []
     for run in planned:  # each point's first seed: the run the others' concepts match
         firsts.setdefault(run.label, run)
     for run in planned:
@@ -122,9 +124,10 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
         if report_only and not runs.finished(run.workdir) and not kept:
             continue
         print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
+        measured.append(stored[rel]["_measured"] if kept else None)
         if kept:
-            record = {k: v for k, v in stored[rel].items()
-                      if k not in ("label", "coords", "seed", "note", "workdir", *run.coords)}
+            record = {k: v for k, v in stored[rel].items() if k not in (
+                "label", "coords", "seed", "note", "workdir", "_measured", *run.coords)}
         elif study.measure != "icbm_job":
             record = runs.train_or_reuse(run.config, run.workdir,
                                          measures.MEASURES[study.measure], run.command)
@@ -142,8 +145,9 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
                         "seed": run.seed, "note": run.note, "workdir": rel, **record})
-        if study.columns:
-            tables.write(stem, study, meta, records)
+        if study.columns:  # every record from the table: its measurement's date and machine
+            same = None not in measured and len({json.dumps(m) for m in measured}) == 1
+            tables.write(stem, study, {**meta, **(measured[0] if same else {})}, records)
     return len(records)
 
 

@@ -197,7 +197,10 @@ def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(tmp_path, coun
     assert not count_trainings
     md = (stem.with_suffix(".md")).read_text()
     assert md.startswith(f"# {study.title}\n") and "| 8.0 | 1.0 | 91.00 ± 0.00 | n/a |" in md
-    assert json.load(open(stem.with_suffix(".json")))["rows"][1]["hard_accuracy"]["mean"] == 91.0
+    table = json.load(open(stem.with_suffix(".json")))
+    assert table["rows"][1]["hard_accuracy"]["mean"] == 91.0
+    assert (table["date"], table["machine"]) == ("d", "m")  # when and where they were measured
+    assert "_measured" not in table["runs"][0]
     assert "a8-b1-s0 (record in its table)" in capsys.readouterr().out
 
 
