@@ -250,9 +250,9 @@ CHOSEN_BY = {("icbm", "model.concept_noise"): ("icbm_recipe", "concept_noise", N
              ("icbm", "num_epochs"): ("icbm_recipe", "epochs", NEAR_BINARY),
              ("icbm", "model.num_concepts"): ("icbm_recipe", "num_concepts", NEAR_BINARY),
              ("icbm", "model.surrogate_kwargs.htaf.alpha"): "test split by hand; re-read on "
-             "the sparse recipe (icbm_alpha_beta, below)",
+             "the sparse recipe (icbm_alpha_beta, icbm_alpha_beta_seeds, below)",
              ("icbm", "model.surrogate_kwargs.htaf.beta"): "test split by hand; re-read on "
-             "the sparse recipe (icbm_alpha_beta, below)",
+             "the sparse recipe (icbm_alpha_beta, icbm_alpha_beta_seeds, below)",
              ("icbm_sparse", "model.surrogate_kwargs.htaf.alpha"): (
                  "icbm_alpha_beta_seeds", "alpha", NEAR_BINARY),
              ("icbm_sparse", "model.surrogate_kwargs.htaf.beta"): (
