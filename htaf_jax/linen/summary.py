@@ -1,7 +1,7 @@
 """A model summary by bit width, like Larq's ``lq.models.summary``, for Linen models.
 
-``summarize(model, *args, **kwargs)`` runs the model once (eagerly, on the
-arguments given) and profiles every layer it calls:
+``summarize(model, variables, *args, **kwargs)`` runs the model once (one jitted
+program, on the arguments given) and profiles every layer it calls:
 
 - parameters by bit width: a quantized kernel counts at its quantizer's
   precision (``htaf_jax.quantizers``; ``BinaryDense``/``BinaryConv`` kernels
@@ -27,6 +27,8 @@ from collections import Counter
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from htaf_jax.binary import LATENT_KERNEL
@@ -132,19 +134,25 @@ def _kernel_bits(module: nn.Module) -> int:
     return 32
 
 
-def _input_precision(module: nn.Module, x: Any) -> int:
+def _input_precision(module: nn.Module, x: Any) -> int | jax.Array:
+    """The input quantizer's precision; without one, whether the values the layer receives
+    are all ±1 (1) or not (32): a traced flag, read after the run (see ``summarize``)."""
     if isinstance(module, (QuantDense, QuantConv)) and module.input_quantizer is not None:
         return precision_of(module.input_quantizer)
-    values = np.asarray(x)
-    return 1 if values.size and np.all(np.abs(values) == 1.0) else 32
+    if not np.size(x):
+        return 32
+    return jnp.where(jnp.all(jnp.abs(x) == 1.0), 1, 32)
 
 
-def _profile(module: nn.Module, x: Any, y: Any) -> LayerProfile:
+def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]:
+    """The layer's profile with ``macs`` at the kernel's bits, the kernel's bits, and its
+    input precision (an int, or a traced flag for an input without a quantizer)."""
     own = {k: v for k, v in module.variables.get("params", {}).items() if not isinstance(v, dict)}
     output_shape = tuple(np.shape(y))[1:]
     if isinstance(module, nn.BatchNorm):
         channels = int(np.shape(y)[-1])
-        return LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels}, {})
+        return (LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels},
+                             {}), 32, None)
     kernel_bits = _kernel_bits(module)
     params: Counter = Counter()
     kernel_size = 0
@@ -152,11 +160,10 @@ def _profile(module: nn.Module, x: Any, y: Any) -> LayerProfile:
         is_kernel = name in ("kernel", LATENT_KERNEL)
         params[kernel_bits if is_kernel else 32] += int(np.size(value))
         kernel_size += int(np.size(value)) if is_kernel else 0
-    input_precision = _input_precision(module, x)
     pixels = int(np.prod(output_shape[:-1])) if len(output_shape) == 3 else 1
-    precision = max(input_precision, kernel_bits)
-    return LayerProfile(_name(module), type(module).__name__, input_precision, output_shape,
-                        dict(params), {precision: kernel_size * pixels})
+    return (LayerProfile(_name(module), type(module).__name__, None, output_shape,
+                         dict(params), {kernel_bits: kernel_size * pixels}),
+            kernel_bits, _input_precision(module, x))
 
 
 def _name(module: nn.Module) -> str:
@@ -167,21 +174,38 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
     """Profiles every dense, convolution, quantized and BatchNorm layer that
     ``model.apply(variables, *args, **kwargs)`` calls (in call order).
 
-    Run it on a small batch: it executes eagerly to see the values each layer
-    receives. MACs are per example (the output shape without its batch axis).
+    The model runs once, as one jitted program (shapes and parameters are read while
+    tracing; whether a layer's input is all ±1 comes back as the program's output), so
+    a large network is summarised in about the time one compile takes. Run it on a small
+    batch. MACs are per example (the output shape without its batch axis).
     """
-    layers: list[LayerProfile | None] = []
+    layers: list = []  # (profile, kernel bits, input precision) per layer, in call order
 
-    def record(next_fun, call_args, call_kwargs, context):
-        module = context.module
-        if context.method_name != "__call__" or not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):
-            return next_fun(*call_args, **call_kwargs)
-        index = len(layers)
-        layers.append(None)             # a parent precedes the layers it calls
-        out = next_fun(*call_args, **call_kwargs)
-        layers[index] = _profile(module, call_args[0], out)
-        return out
+    def run(variables, *args):
+        del layers[:]  # a retrace starts over
 
-    with nn.intercept_methods(record):
-        model.apply(variables, *args, mutable=True, **kwargs)
-    return ModelSummary(tuple(layers))
+        def record(next_fun, call_args, call_kwargs, context):
+            module = context.module
+            if context.method_name != "__call__" or not isinstance(
+                    module, _MAC_LAYERS + (nn.BatchNorm,)):
+                return next_fun(*call_args, **call_kwargs)
+            index = len(layers)
+            layers.append(None)             # a parent precedes the layers it calls
+            out = next_fun(*call_args, **call_kwargs)
+            layers[index] = _profile(module, call_args[0], out)
+            return out
+
+        with nn.intercept_methods(record):
+            model.apply(variables, *args, mutable=True, **kwargs)
+        return [jnp.asarray(0 if p is None else p) for _, _, p in layers]
+
+    flags = jax.device_get(jax.jit(run)(variables, *args))
+    out = []
+    for (profile, kernel_bits, _), flag in zip(layers, flags):
+        if profile.kind == "BatchNorm":
+            out.append(profile)
+            continue
+        bits = int(flag)  # Larq: MACs at max(input precision, kernel bits)
+        out.append(dataclasses.replace(profile, input_precision=bits, macs={
+            max(bits, kernel_bits): sum(profile.macs.values())}))
+    return ModelSummary(tuple(out))
