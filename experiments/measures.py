@@ -52,7 +52,7 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
                                 mutable=["batch_stats", "intermediates"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)  # one program, not op by op
     layers = sorted((k for k in grads if k.startswith("layer")), key=lambda k: int(k[5:]))
     return [float(optax.tree.norm(grads[k])) for k in layers]
 
