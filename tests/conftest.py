@@ -44,3 +44,16 @@ def count_trainings(monkeypatch):
 
     monkeypatch.setattr(htaf_jax.train, "train_and_evaluate", counting)
     return calls
+
+
+# The longest files first: with `-n 2 --dist loadfile` a file is one unit of work, handed
+# out in collection order, so a long file collected last runs alone at the end while the
+# other worker idles. Longest-first keeps both workers busy to the end.
+LONGEST_FIRST = ("test_notebooks.py", "test_multiprocess.py", "test_icbm_job.py",
+                 "test_train_e2e.py", "test_sweep.py", "test_backbones.py", "test_shd.py",
+                 "test_benchmarks.py", "test_icbm.py", "test_precision.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -40,7 +40,8 @@ def _needs_data(path: pathlib.Path) -> bool:
 def _kernel_env(workdir: pathlib.Path) -> dict:
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+             if not f.startswith(("--xla_force_host_platform_device_count",
+                                  "--xla_backend_optimization_level"))]
     # SMALL runs are compile-bound (each training compiles its init, train and eval steps,
     # then runs them for a few dozen steps): XLA's backend optimisations cost more than
     # they save. Numerics are unchanged up to float rounding; no notebook asserts tighter.
