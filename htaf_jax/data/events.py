@@ -29,8 +29,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from htaf_jax.data.pipeline import epoch_order
-from htaf_jax.data.sources import DatasetNotFoundError
+from htaf_jax.data.sources import DatasetNotFoundError, epoch_order
 
 __all__ = [
     "SHD_DIR_ENV", "SHD_CHANNELS", "EventSplit", "shd_dir", "read_shd", "load_shd",

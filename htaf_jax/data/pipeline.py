@@ -19,7 +19,8 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from htaf_jax.data.sources import ArraySplit, num_classes, read_split, split_size
+from htaf_jax.data.sources import (ArraySplit, epoch_order, num_classes, read_split,
+                                   split_size)
 
 
 class Normalizer(NamedTuple):
@@ -105,11 +106,6 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
         raise ValueError(f"config.batch_size={batch_size} is larger than the training set "
                          f"({num_examples} examples)")
     return steps
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The example order of one epoch, a function of (seed, epoch) only."""
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
 def crop_and_flip(images: np.ndarray, padding: int, offsets: np.ndarray,

@@ -210,3 +210,9 @@ def read_split(name: str, split: str, data_dir: str | None = None,
                start: int = 0, stop: int | None = None) -> ArraySplit:
     """Reads records [start, stop) of ``split`` into memory (cached per process)."""
     return _read_split(name, split, tfds_data_dir(data_dir), start, stop)
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The example order of one epoch, a function of (seed, epoch) only (image and
+    event splits shuffle alike)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
