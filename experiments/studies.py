@@ -336,6 +336,11 @@ STUDIES = {s.name: s for s in (
           "test split, seeds 0–4)", "icbm_sparse", (STANDARD, Point("htaf", {
               "variant": "htaf", "num_concepts": 512}, {})), seeds=(0, 1, 2, 3, 4), measure="concepts",
           columns=SPARSE_COLUMNS, overrides={"baseline": False}, plot="none", unit="variant"),
+    Study("icbm_confirm_cnn", "ICBM sparse recipe (`make run`'s) vs the standard model (CNN, "
+          "test split, seeds 0–2)", "icbm_sparse", grid(BACKBONES[1:], [STANDARD, Point(
+              "htaf", {"variant": "htaf", "num_concepts": 512}, {})]), seeds=(0, 1, 2),
+          measure="concepts", columns=SPARSE_COLUMNS, overrides={"baseline": False},
+          plot="none", unit="variant"),
     Study("icbm_layers", "Concept layers of the dense and the sparse recipe: accuracy and "
           "interpretability (MLP, test split, seeds 0–1)", "icbm",
           (*(Point(f"dense-{p.label}", {"recipe": "dense", **p.coords}, p.overrides)
