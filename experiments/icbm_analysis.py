@@ -11,13 +11,6 @@ PROBE_TRAIN_IMAGES = 10000
 ACCURACY_MARGIN = {"cnn": 0.3}
 
 
-def class_names_for(dataset: str, num_classes: int) -> list[str]:
-    if dataset == "fashion_mnist":
-        from htaf_jax.data.fashion_mnist_local import CLASS_NAMES
-        return list(CLASS_NAMES)
-    return [str(i) for i in range(num_classes)]
-
-
 def _splits(config):
     from htaf_jax import data as data_lib
     return data_lib.load_splits(config.dataset, config.get("data_dir"),
@@ -47,6 +40,7 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     probes fitted on the first ``PROBE_TRAIN_IMAGES`` training images), class concepts
     (and PNG grids) on the eval split."""
     from htaf_jax import interpret
+    from htaf_jax.data import class_names
     from htaf_jax.interpret.measures import concept_measures
     from htaf_jax.models import build_model
     from htaf_jax.train.restore import model_from_run
@@ -68,7 +62,7 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1)),
            "interpretability": concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft,
                                                 probe_split=probe)}
-    names = class_names_for(config.dataset, kernel.shape[1])
+    names = class_names(config.dataset, config.get("data_dir"))
     out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
                              for c, top in enumerate(interpret.class_concepts(kernel, top=5))}
     if grids and workdir:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from absl import flags
 
-from experiments import icbm_analysis, runs
+from experiments import icbm_analysis
 
 
 def restore_variables(workdir: str) -> dict:
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     from absl import logging as absl_logging
 
     from htaf_jax import interpret
-    from htaf_jax.train import load_config
+    from htaf_jax.data import class_names
+    from htaf_jax.train import cli, load_config
     from htaf_jax.train.restore import model_from_run
     values = flags.FlagValues()
     flags.DEFINE_string("workdir", None, "Work dir of a finished ICBM run.", flag_values=values)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                          flag_values=values)
     flags.DEFINE_integer("flip", None, "Also switch this concept and show what changes.",
                          flag_values=values)
-    runs.parse_flags(values, list(sys.argv if argv is None else argv), __doc__)
+    cli.parse_command(values, list(sys.argv if argv is None else argv), __doc__)
     workdir, index, flip = values.workdir, values.index, values.flip
     if not workdir:
         _error("--workdir is required")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     x = jnp.asarray(images[index:index + 1])
     acts = interpret.concept_activations(model, variables, x)
     kernel, bias = interpret.head_weights(variables, model)
-    names = icbm_analysis.class_names_for(config.dataset, kernel.shape[1])
+    names = class_names(config.dataset, config.get("data_dir"))
     # A concept's label: what it detects over the whole split (dominant class, share).
     every = interpret.concept_activations(model, variables, images, batch_size=1000)
     print(f"{split} example {index} — {icbm_analysis.describe_model(config.model)}")

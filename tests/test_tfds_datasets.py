@@ -66,6 +66,13 @@ def test_any_tfds_dataset_by_name(mocked_tfds, name, shape, classes):
     assert images.shape == (16,) + shape and images.dtype == np.float32
     test = data_lib.load_splits(name, mocked_tfds, test_subset=5)
     assert test.eval_split == "test" and test.eval.images.shape == (5,) + shape
+    # The label names figures and explanations print: TFDS's, one per class (a mocked
+    # builder knows no names: CIFAR's come with its download, so they are the digits).
+    assert data_lib.class_names(name, mocked_tfds) == [str(c) for c in range(classes)]
+
+
+def test_class_names_of_the_installed_fashion_mnist():
+    assert data_lib.class_names("fashion_mnist")[:2] == ["T-shirt/top", "Trouser"]
 
 
 def test_fashion_mnist_falls_back_to_tfds_when_not_installed_and_online(mocked_tfds):

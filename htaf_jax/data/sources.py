@@ -206,6 +206,12 @@ def num_classes(name: str, data_dir: str | None = None) -> int:
     return builder.info.features[record_keys(builder)[1]].num_classes
 
 
+def class_names(name: str, data_dir: str | None = None) -> list[str]:
+    """The label names of a dataset (TFDS's ``ClassLabel``; "0", "1", … where it has none)."""
+    builder = builder_for(name, data_dir)
+    return list(builder.info.features[record_keys(builder)[1]].names)
+
+
 def read_split(name: str, split: str, data_dir: str | None = None,
                start: int = 0, stop: int | None = None) -> ArraySplit:
     """Reads records [start, stop) of ``split`` into memory (cached per process)."""

@@ -12,7 +12,7 @@ INSTALL = ("code", f'''
 import os, pathlib, sys
 here = pathlib.Path.cwd()
 root = os.environ.get("HTAF_REPO") or next(
-    (str(p) for p in (here, *here.parents) if (p / "experiments" / "studies.py").is_file()), None)
+    (str(p) for p in (here, *here.parents) if (p / "experiments" / "run.py").is_file()), None)
 if root is None:
     root = "/content/htaf-jax" if os.path.isdir("/content") else str(here / "htaf-jax")
     if not os.path.isdir(root):

@@ -33,10 +33,10 @@ on 2 CPU cores, about 89.6%).
 import json
 
 from htaf_jax import interpret
+from htaf_jax.data import class_names
 from htaf_jax.train import load_config, model_from_run, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import icbm as icbm_configs
-from experiments.icbm_analysis import class_names_for
 """),
     DATA_MD,
     DATA_CHECK,
@@ -103,7 +103,7 @@ splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
 images = splits.normalizer(splits.eval.images)  # what the model sees
 pictures = splits.eval.images[..., 0]            # what we look at (uint8)
 labels = splits.eval.labels
-names = class_names_for(config.dataset, splits.num_classes)
+names = class_names(config.dataset)
 kernel, bias = interpret.head_weights(variables)  # V (K, C), b (C,)
 K = kernel.shape[0]
 print(f"{len(labels)} test images, K = {K} concepts, classes: {', '.join(names)}")
