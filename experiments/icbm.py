@@ -18,7 +18,8 @@ import time
 
 import ml_collections
 
-from experiments import icbm_analysis, runs, studies
+from experiments import icbm_analysis, runs
+from experiments.configs import studies
 
 DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 

@@ -100,4 +100,43 @@ def stability(workdir: str, first: str) -> dict:
     return out
 
 
+def gain_theory(record: dict) -> float:
+    """r of htaf_jax.heaviside.backward_gain for the run's HTAF α, β."""
+    from htaf_jax.heaviside import backward_gain
+    return backward_gain("htaf", alpha=record["coords"]["alpha"], beta=record["coords"]["beta"])
+
+
+def _measured_gain(norms) -> float | None:
+    """(‖g_1‖ / ‖g_L−1‖)^(1/(L−2)): the measured per-layer gain (layer 0 reads the input)."""
+    return (norms[1] / norms[-1]) ** (1 / (len(norms) - 2)) if norms and len(norms) > 2 else None
+
+
+def gain_init(record: dict) -> float | None:
+    return _measured_gain(record.get("grad_norms_init"))
+
+
+def gain_end(record: dict) -> float | None:
+    return _measured_gain(record.get("grad_norms_end"))
+
+
+def gain_finding(rows: list[dict]) -> list[str]:
+    """Per depth: mean accuracy of the (α, β) rows by their theoretical gain r, the best row
+    and the default's (α = 4, β = 1): does r ≈ 1 (gradients neither grow nor shrink through
+    depth at initialisation) predict the best shape?"""
+    bins, out = ((0, .3, "r < 0.3"), (.3, .9, "0.3 ≤ r < 0.9"), (.9, 1.1, "0.9 ≤ r < 1.1"),
+                 (1.1, 1e9, "r ≥ 1.1")), []
+    for depth in sorted({r["depth"] for r in rows}):
+        rs = [r for r in rows if r["depth"] == depth and r["accuracy"]["mean"] is not None]
+        acc = lambda r: r["accuracy"]["mean"]  # noqa: E731
+        by = [f"{name}: {sum(map(acc, b)) / len(b):.2f} % ({len(b)} rows)" for lo, hi, name in bins
+              if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])]
+        best = max(rs, key=acc)
+        default = next((r for r in rs if (r["alpha"], r["beta"]) == (4.0, 1.0)), None)
+        shape = lambda r: (f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
+                           f": {r['accuracy']['text']} %")
+        out.append(f"- depth {depth}: mean acc by r theory: {'; '.join(by)}. Best {shape(best)}"
+                   + (f"; default {shape(default)}" if default else "") + ".")
+    return out
+
+
 MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts}

@@ -10,7 +10,8 @@ import json
 import os
 import re
 
-from experiments import runs, studies
+from experiments import runs
+from experiments.configs import studies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -22,9 +23,8 @@ def table_rows(out_root: str, study) -> list[dict]:
 
 
 def _text(cell) -> str:
-    if not isinstance(cell, dict) or cell.get("mean") is None:
-        return "n/a"
-    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+    ok = isinstance(cell, dict) and cell.get("mean") is not None
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}" if ok else "n/a"
 
 
 def summary_table(out_root: str) -> str:

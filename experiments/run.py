@@ -1,4 +1,4 @@
-r"""Run a study of experiments/studies.py: plan its runs, train the missing ones, write its table.
+r"""Run a study of experiments/configs/studies.py: plan its runs, train the missing ones, write its table.
 
     python -m experiments.run --list                      # every study: runs, split, title
     python -m experiments.run snn_mlp --profile quick     # train what is missing, write the table
@@ -28,7 +28,8 @@ import time
 import ml_collections
 from absl import flags
 
-from experiments import runs, studies, tables
+from experiments import runs, tables
+from experiments.configs import studies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name: <label>-s<seed>; command: trains this run alone
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                       "README's block) from the finished runs.", flag_values=values)
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
     usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
-    names = runs.parse_flags(values, list(sys.argv if argv is None else argv), usage)
+    from htaf_jax.train import cli
+    names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
         for s in studies.STUDIES.values():
             print(f"{s.name:16} {len(s.points) * max(1, len(s.seeds)):4} runs  "

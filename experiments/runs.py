@@ -12,11 +12,8 @@ import json
 import os
 import platform
 import shlex
-import sys
 import time
 from typing import Callable
-
-from absl import flags
 
 RESULTS_FILE = "results.json"
 # Top-level config fields that change how a run is watched or saved, never its numbers
@@ -140,17 +137,3 @@ def machine() -> str:
     return (f"{platform.machine()}, {cores} CPU cores{f' ({model})' if model else ''}, "
             f"jax {jax.__version__} on {jax.default_backend()}")
 
-
-def parse_flags(values, argv: list[str], usage: str) -> list[str]:
-    """Parses ``argv`` (argv[0]: the program) into absl ``values``; returns the positional
-    arguments. ``--help`` prints ``usage`` and the flags and exits 0; a bad flag prints
-    one line and exits 2."""
-    from htaf_jax.train import cli
-    if cli.help_requested(argv):
-        print(usage.strip() + "\n\nflags:\n" + values.get_help(include_special_flags=False))
-        sys.exit(0)
-    try:
-        return values(list(argv))[1:]
-    except flags.Error as e:
-        print(f"{os.path.basename(argv[0])}: error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -24,7 +24,7 @@ from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(
-    os.path.join(REPO, "experiments", "configs", "*.py")) if not p.endswith("__init__.py"))
+    os.path.join(REPO, "experiments", "configs", "*.py")) if "def get_config" in open(p).read())
 
 
 def _parse(path: str, *overrides: str) -> ml_collections.ConfigDict:

@@ -11,7 +11,8 @@ import pytest
 
 from data_marks import needs_data
 from experiments import icbm as icbm_job
-from experiments import icbm_analysis, icbm_explain, run, studies
+from experiments import icbm_analysis, icbm_explain, run
+from experiments.configs import studies
 from helpers import TINY_ICBM, flags
 
 pytestmark = needs_data

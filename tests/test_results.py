@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from experiments import icbm, report, run, runs, studies, tables
+from experiments import icbm, report, run, runs, tables
+from experiments.configs import studies
 from helpers import parsed_back
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

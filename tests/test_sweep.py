@@ -10,7 +10,8 @@ import ml_collections
 import pytest
 
 from data_marks import needs_data
-from experiments import measures, run, runs, studies, tables
+from experiments import measures, run, runs, tables
+from experiments.configs import studies
 from helpers import TINY_DHN, eval_accuracy, parsed_back
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -77,6 +77,21 @@ def exit_with_help_if_asked(values: flags.FlagValues, argv: Sequence[str], usage
     sys.exit(0)
 
 
+def parse_command(values: flags.FlagValues, argv: Sequence[str], usage: str) -> list[str]:
+    """Parses ``argv`` (argv[0]: the program) into ``values`` for a command that trains no
+    config (``experiments.run``, ``experiments.icbm_explain``); returns the positional
+    arguments. ``--help`` prints ``usage`` and the flags and exits 0; a bad flag prints
+    one line and exits 2."""
+    if help_requested(argv):
+        print(usage.strip() + "\n\nflags:\n" + values.get_help(include_special_flags=False))
+        sys.exit(0)
+    try:
+        return values(list(argv))[1:]
+    except flags.Error as e:
+        print(f"{os.path.basename(str(argv[0]))}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def one_line(error: BaseException) -> str:
     """An exception's message as one line of text.
 

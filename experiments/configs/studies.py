@@ -1,69 +1,13 @@
-"""Every study, as data: a config file, its runs (named overrides over dotted config
-paths), seeds, the split it reads, what each run measures and the table's columns.
-``python -m experiments.run --list`` lists them. A run is the config file + the
-profile's overrides + the study's + its point's + its seed. A study that chooses
-something reads the validation split (held out of the training images); a final
-run reads the test split.
+"""Every study, as data (the shape of a study: experiments/study.py). ``python -m
+experiments.run --list`` lists them. A study that chooses something reads the validation
+split (held out of the training images); a final run reads the test split.
 """
 from __future__ import annotations
 
-import dataclasses
-import itertools
-from typing import NamedTuple
-
+from experiments.measures import gain_end, gain_finding, gain_init, gain_theory
+from experiments.study import Column, Point, Study, axis, grid
 from htaf_jax.concepts import offset_for_on_rate
 from htaf_jax.surrogates import list_surrogates
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    label: str        # the run's name before -s<seed>-<hash>
-    coords: dict      # the table's key columns, e.g. {"surrogate": "atan", "depth": 8}
-    overrides: dict   # dotted config path -> value, or a function of the config so far
-
-
-class Column(NamedTuple):
-    header: str
-    key: str                 # record field: "accuracy", "interpretability.purity", "x[-1]"
-    scale: float = 1.0       # 100: a share shown in %
-    fmt: str = ".2f"
-    vs: Point | None = None  # the difference to this point's run of the same seed
-
-
-@dataclasses.dataclass(frozen=True)
-class Study:
-    name: str
-    title: str
-    config: str                 # file under experiments/configs/, without .py
-    points: tuple               # of Point
-    seeds: tuple = (0, 1, 2)    # () : one run with the config's seed (the ICBM job)
-    split: str = "test"         # "validation": the profile's validation_size held out
-    measure: str = "accuracy"   # accuracy | grad_norms | concepts | icbm_job (experiments.measures)
-    columns: tuple = (Column("acc %", "accuracy", 100), Column("train s", "seconds", fmt=".0f"))
-    overrides: dict = dataclasses.field(default_factory=dict)  # every run of the study
-    table: str = ""             # file stem of the study's table (default: its name)
-    plot: str = "bars"          # bars | lines (x: the second key column) | none
-    unit: str = "surrogate"     # key column naming the binary unit (README's summary)
-    finding: object = None      # rows -> lines of text under the table, computed from it
-
-    @property
-    def keys(self) -> list[str]:
-        """The table's key columns, in the points' order."""
-        return list(dict.fromkeys(k for p in self.points for k in p.coords))
-
-
-def axis(key: str, values, path: str, label: str = "{}") -> list[Point]:
-    """One point per value: ``key=value`` in the table, ``path=value`` in the config."""
-    return [Point(label.format(v), {key: v}, {path: v}) for v in values]
-
-
-def grid(*axes: list[Point]) -> tuple:
-    """Every combination, labels joined by '-' (``htaf-d8``)."""
-    return tuple(Point("-".join(p.label for p in combo),
-                       {k: v for p in combo for k, v in p.coords.items()},
-                       {k: v for p in combo for k, v in p.overrides.items()})
-                 for combo in itertools.product(*axes))
-
 
 PROFILES = {
     "full": {"overrides": {}, "validation_size": 10000},
@@ -83,50 +27,9 @@ GRAD_COLUMNS = (Column("acc %", "accuracy", 100),
                 *(Column(f"‖g_{name}‖ {when}", f"grad_norms_{when}[{i}]", fmt=".2e")
                   for when in ("init", "end") for name, i in (("0", 0), ("L−1", -1))),
                 Column("train s", "seconds", fmt=".0f"))
-
-
-def gain_theory(record: dict) -> float:
-    """r of htaf_jax.heaviside.backward_gain for the run's HTAF α, β."""
-    from htaf_jax.heaviside import backward_gain
-    return backward_gain("htaf", alpha=record["coords"]["alpha"], beta=record["coords"]["beta"])
-
-
-def _measured_gain(norms) -> float | None:
-    """(‖g_1‖ / ‖g_L−1‖)^(1/(L−2)): the measured per-layer gain (layer 0 reads the input)."""
-    return (norms[1] / norms[-1]) ** (1 / (len(norms) - 2)) if norms and len(norms) > 2 else None
-
-
-def gain_init(record: dict) -> float | None:
-    return _measured_gain(record.get("grad_norms_init"))
-
-
-def gain_end(record: dict) -> float | None:
-    return _measured_gain(record.get("grad_norms_end"))
-
-
 GAIN_COLUMNS = (GRAD_COLUMNS[0], Column("r theory", gain_theory, fmt=".3f"),
                 Column("r init", gain_init, fmt=".3f"), Column("r end", gain_end, fmt=".3f"),
                 *GRAD_COLUMNS[1:])
-
-
-def gain_finding(rows: list[dict]) -> list[str]:
-    """Per depth: mean accuracy of the (α, β) rows by their theoretical gain r, the best row
-    and the default's (α = 4, β = 1): does r ≈ 1 (gradients neither grow nor shrink through
-    depth at initialisation) predict the best shape?"""
-    bins, out = ((0, .3, "r < 0.3"), (.3, .9, "0.3 ≤ r < 0.9"), (.9, 1.1, "0.9 ≤ r < 1.1"),
-                 (1.1, 1e9, "r ≥ 1.1")), []
-    for depth in sorted({r["depth"] for r in rows}):
-        rs = [r for r in rows if r["depth"] == depth and r["accuracy"]["mean"] is not None]
-        acc = lambda r: r["accuracy"]["mean"]  # noqa: E731
-        by = [f"{name}: {sum(map(acc, b)) / len(b):.2f} % ({len(b)} rows)" for lo, hi, name in bins
-              if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])]
-        best = max(rs, key=acc)
-        default = next((r for r in rs if (r["alpha"], r["beta"]) == (4.0, 1.0)), None)
-        shape = lambda r: (f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
-                           f": {r['accuracy']['text']} %")
-        out.append(f"- depth {depth}: mean acc by r theory: {'; '.join(by)}. Best {shape(best)}"
-                   + (f"; default {shape(default)}" if default else "") + ".")
-    return out
 
 
 def units(names) -> list[Point]:
