@@ -13,7 +13,6 @@ images/s of the SNN and ICBM train steps on all local devices.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks import htaf_throughput
+from benchmarks import cli, htaf_throughput
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 
@@ -134,11 +133,8 @@ def run(size: str = "full") -> dict:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="tiny sizes (seconds on a CPU)")
-    p.add_argument("--out", default=None,
-                   help="JSON path (default results/device_check/<backend>[_small].json)")
-    args = p.parse_args(argv)
+    args = cli.parse(argv, __doc__, small=(False, "tiny sizes (seconds on a CPU)"),
+                     out=(None, "JSON path (default results/device_check/<backend>[_small].json)"))
     result = run("small" if args.small else "full")
     path = args.out or os.path.join(
         "results", "device_check",

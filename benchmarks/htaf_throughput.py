@@ -9,8 +9,6 @@ contenders, so a noisy neighbour hurts all of them alike) and ratios to htaf.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import statistics
 import time
@@ -18,6 +16,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from benchmarks import cli
 import htaf_jax as H
 
 
@@ -61,19 +60,15 @@ def measure(log2n: int = 24, repeats: int = 20, seed: int = 0) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--log2n", type=int, default=24)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--json", default=None, help="also write the result here")
-    args = p.parse_args(argv)
+    args = cli.parse(argv, __doc__, log2n=(24, "log2 of the number of values"),
+                     repeats=(20, "timed repeats (median)"),
+                     json=(None, "also write the result here"))
     r = measure(args.log2n, args.repeats)
     print(f"fwd+bwd on 2^{args.log2n} float32 values, {r['platform']} ({r['device']}), median of {args.repeats}")
     for name, t in r["median_s"].items():
         print(f"  {name:22s} {t * 1e3:9.2f} ms  {r['values_per_s'][name] / 1e6:9.1f} M values/s  "
               f"htaf speed ratio {r['speed_ratio_htaf_over'][name]:.3f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    cli.write_json(args.json, r)
     return r
 
 

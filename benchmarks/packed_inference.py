@@ -17,7 +17,6 @@ tuned, while the popcount path runs as generic elementwise ops.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import cli
 from htaf_jax import packing as P
 from htaf_jax.binary import quantized_dense, sign_quantizer
 from htaf_jax.models.bnn import BinaryMLP
@@ -83,17 +83,12 @@ def measure(batch: int = 1000, repeats: int = 20, seed: int = 0) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--json", default=None, help="also write the results here")
-    args = parser.parse_args(argv)
+    args = cli.parse(argv, __doc__, batch=(1000, "images per forward"),
+                     repeats=(20, "timed repeats (median)"),
+                     json=(None, "also write the results here"))
     result = measure(args.batch, args.repeats)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    cli.write_json(args.json, result)
     return result
 
 

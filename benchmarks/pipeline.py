@@ -29,7 +29,6 @@ the same batches, after 20 steps and after all), not that it is faster.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -41,6 +40,7 @@ import time
 import jax
 import numpy as np
 
+from benchmarks import cli
 from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
@@ -269,17 +269,13 @@ def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool =
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--epochs", type=int, default=3, help="pipeline passes (median)")
-    p.add_argument("--scaling-only", action="store_true",
-                   help="only the 1-vs-8 device part, in this process (needs 8 devices)")
-    p.add_argument("--memory-only", action="store_true",
-                   help="only the step's memory, in this process (with --donate 0|1)")
-    p.add_argument("--donate", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the result here")
-    args = p.parse_args(argv)
+    args = cli.parse(
+        argv, __doc__, batch=(128, "batch size"), steps=(200, "timed steps"),
+        epochs=(3, "pipeline passes (median)"),
+        scaling_only=(False, "only the 1-vs-8 device part, in this process (needs 8 devices)"),
+        memory_only=(False, "only the step's memory, in this process (with --donate 0|1)"),
+        donate=(1, "1: donate the state to the step, 0: not"),
+        json=(None, "also write the result here"))
     if args.memory_only:
         r = step_memory(args.batch, args.steps, bool(args.donate))
     elif args.scaling_only:
@@ -289,9 +285,7 @@ def main(argv=None):
     else:
         r = measure(args.batch, args.steps, args.epochs)
     print(json.dumps(r, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    cli.write_json(args.json, r)
     return r
 
 

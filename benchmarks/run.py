@@ -21,7 +21,6 @@ and ``benchmarks/figures/benchmarks.png``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ import time
 
 import jax
 
-from benchmarks import htaf_throughput, packed_inference, pipeline, snn_peers, snn_step
+from benchmarks import cli, htaf_throughput, packed_inference, pipeline, snn_peers, snn_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = "make bench"
@@ -424,15 +423,13 @@ def plot(r: dict, path: str) -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    p.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"))
-    p.add_argument("--figure", default=os.path.join(ROOT, "benchmarks", "figures",
-                                                    "benchmarks.png"))
-    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the scripts run")
-    p.add_argument("--only", choices=["peers"], default=None,
-                   help="run this part alone; the other parts' numbers come from --json")
-    args = p.parse_args(argv)
+    args = cli.parse(
+        argv, __doc__, out=(os.path.join(ROOT, "BENCHMARKS.md"), "the report"),
+        json=(os.path.join(ROOT, "benchmarks", "results.json"), "every number measured"),
+        figure=(os.path.join(ROOT, "benchmarks", "figures", "benchmarks.png"), "the plot"),
+        quick=(False, "tiny sizes: checks the scripts run"),
+        only=(None, "run this part alone; the other parts' numbers come from --json",
+              ["peers"]))
     for path in (args.out, args.json, args.figure):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.only:

@@ -61,7 +61,6 @@ neighbour cannot push it above 1 (medians taken while the load varies can).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -79,7 +78,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks import snn_step
+from benchmarks import cli, snn_step
 from htaf_jax.linen.spiking import LIF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -534,13 +533,11 @@ def _versions() -> dict[str, str]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats")
-    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    p.add_argument("--json", default=None, help="also write the result here")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--contender", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = cli.parse(argv, __doc__, quick=(False, "tiny sizes, 2 repeats"),
+                     no_memory=(False, "skip the memory subprocesses"),
+                     json=(None, "also write the result here"),
+                     child=(None, "internal: one memory measurement (a workload's JSON)"),
+                     contender=(None, "internal: the contender --child measures"))
     if args.child:
         print(json.dumps(child(json.loads(args.child), args.contender)))
         return None
@@ -555,9 +552,7 @@ def main(argv=None):
             print(f"  {n:20s} {c['median_ms']:10.2f} ms  {wl['ratio_vs_ours'][n]:6.2f}x  {mem}")
     print(f"ours at {r['matmul_fraction_ours']['value']:.2f} of matmul throughput; "
           f"targets: {json.dumps(r['targets'])}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    cli.write_json(args.json, r)
     return r
 
 

@@ -41,8 +41,6 @@ the Bernoulli rate code alone and the LIF scan's forward+backward alone.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import time
@@ -54,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import cli
 from htaf_jax.models.snn import SpikingMLP
 from htaf_jax.spiking import lif_dynamics, rate_encode
 from htaf_jax.surrogates import get_surrogate
@@ -377,14 +376,10 @@ def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: 
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--num-steps", type=int, default=25)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--json", default=None, help="also write the result here")
-    args = p.parse_args(argv)
+    args = cli.parse(argv, __doc__, num_steps=(25, "time steps T"), batch=(128, "batch size"),
+                     hidden=(1000, "hidden LIF neurons"), repeats=(15, "timed repeats (median)"),
+                     no_torch=(False, "leave snnTorch out"),
+                     json=(None, "also write the result here"))
     r = measure(args.num_steps, args.batch, args.hidden, args.repeats,
                 include_torch=not args.no_torch)
     print(f"SNN step 784-{args.hidden}-10, T={args.num_steps}, batch {args.batch}, "
@@ -401,9 +396,7 @@ def main(argv=None):
         print(f"  speed-up vs snnTorch: {r['speedup_vs_snntorch']}")
     else:
         print(f"  snnTorch: {r['torch']['reason']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    cli.write_json(args.json, r)
     return r
 
 

@@ -205,3 +205,20 @@ def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts
         assert "speedup_vs_snntorch" not in r["snn"]
     run.plot(r, str(tmp_path / "fig.png"))
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_every_benchmark_takes_the_same_flag_library(capsys):
+    from benchmarks import cli
+    args = cli.parse(["--num-steps", "3", "--no-torch", "--only", "peers"], "usage",
+                     num_steps=(25, "T"), no_torch=(False, "x"), json=(None, "out"),
+                     only=(None, "part", ["peers"]))
+    assert (args.num_steps, args.no_torch, args.json, args.only) == (3, True, None, "peers")
+    for bad in (["--only", "nope"], ["--repeats", "x"], ["stray"]):
+        with pytest.raises(SystemExit) as e:
+            cli.parse(bad, "usage", only=(None, "part", ["peers"]), repeats=(2, "n"))
+        assert e.value.code == 2
+    for module in (htaf_throughput, packed_inference, pipeline, run, snn_step):
+        with pytest.raises(SystemExit) as e:
+            module.main(["--help"])
+        assert e.value.code == 0
+        assert "flags:" in capsys.readouterr().out
