@@ -11,10 +11,10 @@ Dense-ReLU MLP 784-256-128-10, Adam, batch 128) on real Fashion-MNIST:
   mesh, chex checks) on batches already on the device, images/s;
 - end to end: pipeline + ``shard_batch`` + step, as the training loop runs them.
 
-Two properties of the step itself (issues 15 and 19), on one device:
+Two properties of the step itself, on one device:
 
 - host read: steps/s with a host read of the non-finite flag after every step
-  (``check_every_step=True``, the engine before issue 15) and without it (the
+  (``check_every_step=True``, the engine's earlier form) and without it (the
   loop reads it at log/checkpoint boundaries), same run, rounds interleaved;
 - donation: the compiled step's memory (XLA's memory analysis: arguments,
   outputs, aliased bytes, temporaries) and the peak the runtime saw (device

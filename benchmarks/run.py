@@ -152,7 +152,7 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
     # HTAF
     ref = h["median_s"]["htaf (custom VJP)"]
     ratio = h["speed_ratio_htaf_over"]["composite autodiff"]
-    L += ["## HTAF forward+backward (issue 2)", "",
+    L += ["## HTAF forward+backward", "",
           f"`grad(sum(f(x)))` on 2^{h['n'].bit_length() - 1} float32 values, jitted, "
           f"{h['platform']} ({h['device']}). Speed ratio = contender's time / htaf's time "
           "(> 1: htaf is faster).", "",
@@ -185,7 +185,7 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
 def _packed_section(k: dict) -> list[str]:
     """Bit-packed XNOR/popcount inference against the float forward of the same BinaryMLP."""
     mem = k["weight_memory"]
-    L = ["## Bit-packed binary inference (issue 16)", "",
+    L = ["## Bit-packed binary inference", "",
          f"BinaryMLP 784-1024-1024-10 (±1 weights, XNOR-Net scales, BatchNorm), batch "
          f"{k['batch']}, {k['device']}: the float forward with hard binarisation against "
          "`htaf_jax.models.bnn_export.packed_mlp_logits` (±1 activations packed 32 to a uint32 "
@@ -207,7 +207,7 @@ def _packed_section(k: dict) -> list[str]:
 def _snn_section(s: dict) -> list[str]:
     f, mm = s["flops"], s["matmul"]
     t = s["torch"]
-    L = ["## SNN training step vs snnTorch (issue 4)", "",
+    L = ["## SNN training step vs snnTorch", "",
          f"784-{s['hidden']}-10 LIF MLP (β = 0.9, θ = 1, subtract reset), T = {s['num_steps']}, "
          f"batch {s['batch']}, rate-coded input drawn inside the step, mean-membrane readout, "
          f"cross-entropy, Adam; {s['params']:,} parameters in each framework. JAX on "
@@ -266,7 +266,7 @@ def _peers_section(q: dict) -> list[str]:
     """Our SNN step next to Spyx's and snnTorch's on both workloads, with peak memory."""
     v, mf = q["versions"], q["matmul_fraction_ours"]
     t = q["targets"]
-    L = ["## SNN step vs Spyx and snnTorch (issue 17)", "",
+    L = ["## SNN step vs Spyx and snnTorch", "",
          f"Measured {q['date_utc']} by `python -m benchmarks.snn_peers` (part of `{COMMAND}`), "
          f"JAX on {q['jax_device']}, {q['cpu_threads']} threads; jax {v['jax']}, flax "
          f"{v['flax']}, spyx {v['spyx']}, torch {v['torch']}, snntorch {v['snntorch']}; 1-min "
@@ -318,7 +318,7 @@ def _peers_section(q: dict) -> list[str]:
 
 def _pipeline_section(p: dict) -> list[str]:
     pipe, st, e2e = p["pipeline"], p["train_step"], p["end_to_end"]
-    L = ["## Input pipeline vs train step (issue 3)", "",
+    L = ["## Input pipeline vs train step", "",
          f"{p['model']}, batch {p['batch']}, real Fashion-MNIST ({p['train_examples']:,} train "
          f"images), the engine's train step (`shard_map` over a 1-device mesh, chex checks) on "
          f"{st['device_kind']}.", "",
@@ -333,7 +333,7 @@ def _pipeline_section(p: dict) -> list[str]:
     if "host_read" in p:
         L += _engine_step_section(p)
     if "device_scaling" in p:
-        L += ["## Train steps/s on 1 and 8 faked CPU devices (issue 3)", "",
+        L += ["## Train steps/s on 1 and 8 faked CPU devices", "",
               "Same step and model, global batch "
               f"{p['batch']}, in a subprocess with "
               "`XLA_FLAGS=--xla_force_host_platform_device_count=8`. **The 8 faked devices "
@@ -362,7 +362,7 @@ def _mib(n: float) -> str:
 def _engine_step_section(p: dict) -> list[str]:
     h, d = p["host_read"], p["donation"]
     rates = h["steps_per_s"]
-    L = ["## Train step: host read per step, donated state (issues 15, 19)", "",
+    L = ["## Train step: host read per step, donated state", "",
          f"The same MLP step, batch {p['batch']}, one device. Steps/s with a host read of "
          "the non-finite flag after every step (`check_every_step=True`) and without it (the "
          f"loop reads the flag at log/checkpoint boundaries): {h['rounds']} rounds of "

@@ -1,4 +1,4 @@
-"""Any registry unit from any experiment config's command line (issue 20, item 4).
+"""Any registry unit from any experiment config's command line.
 
 Each config under experiments/configs that has a ``model.surrogate`` is parsed
 with ``--config.model.surrogate=<unit>`` exactly as the CLI parses it, and its

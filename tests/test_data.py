@@ -120,7 +120,7 @@ def test_dataset_names_are_checked_against_tfds():
     assert not data_lib.is_known_dataset("fashon_mnist")
 
 
-# ---- truncated or corrupt files (issue 20) ------------------------------------------------
+# ---- truncated or corrupt files ------------------------------------------------
 
 def _write_idx(path, array: np.ndarray) -> None:
     header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()

@@ -1,4 +1,4 @@
-"""Every figure in README's results block traces to a results file (issue 20, item 3).
+"""Every figure in README's results block traces to a results file.
 
 The block between ``<!-- results:start -->`` and ``<!-- results:end -->`` is
 written by ``python -m experiments.results`` from the studies' files under
@@ -126,7 +126,7 @@ def test_every_row_traces_to_one_study_file_of_its_profile(traces):
 
 
 def test_the_check_catches_a_figure_no_file_holds(traces):
-    # 99.24 ± 0.01 was README's seed-0 figure for the ICBM's binary share (issue 20);
+    # 99.24 ± 0.01 was README's seed-0 figure for the ICBM's binary share;
     # the three-seed comparison files hold 99.23 (the icbm_sparsity study, on validation,
     # measures its own 99.24 ± 0.01).
     assert not {f for f in traces["full"].files_with_pair(("99.24", "0.01"))

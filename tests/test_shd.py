@@ -1,4 +1,4 @@
-"""SHD through the engine (issue 17 item 5): experiments/configs/snn_shd.py's first steps on
+"""SHD through the engine: experiments/configs/snn_shd.py's first steps on
 small files written in SHD's layout, the frames the engine batches, the missing-file message.
 
 The reader and binning themselves are tested in tests/test_events.py.

@@ -72,7 +72,7 @@ def test_spyx_timing_shifts_spikes_by_one_step():
 
 def test_section_renders_targets_from_the_numbers(quick):
     md = "\n".join(run._peers_section(quick))
-    assert "## SNN step vs Spyx and snnTorch (issue 17)" in md and "Quick mode" in md
+    assert "## SNN step vs Spyx and snnTorch" in md and "Quick mode" in md
     for n in P.CONTENDERS:
         assert f"| {n} |" in md
     assert md.count("not measured") == sum(c["ran"] for wl in quick["workloads"].values()

@@ -26,7 +26,7 @@ def _planned(name: str, profile: str) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_every_study_of_before_plans_the_same_runs(profile):
     # tests/data/planned_runs.json: what `make results` planned before the runner was
-    # rewritten (issue 15), run name and config hash of every run of every study.
+    # rewritten, run name and config hash of every run of every study.
     before = json.load(open(os.path.join(REPO, "tests", "data", "planned_runs.json")))[profile]
     for name, entries in before.items():
         assert _planned(name, profile) == {(e["run"], e["hash"]) for e in entries}, name

@@ -111,7 +111,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                                   f"; quantizers: {', '.join(quantizers.list_quantizers())}"
                                   if binary else ""))
     from htaf_jax.models.config_fields import check_unit
-    try:  # hyperparameters or a training form the chosen unit does not have (issue 20)
+    try:  # hyperparameters or a training form the chosen unit does not have
         check_unit(config.model, field="config.model")
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -4,7 +4,7 @@ Each step is written for one device's share of the batch and mapped with
 ``jax.shard_map`` over a 1-D mesh whose axis is named ``data``. Gradients,
 BatchNorm statistics and metrics are averaged with ``lax.pmean``.
 
-The gradient trap (DESIGN.md): inside shard_map the gradient of a
+The gradient trap: inside shard_map the gradient of a
 *replicated* parameter w.r.t. a per-device loss already comes out summed over
 devices, so pmean on top of it gives N× the single-device gradient. The
 parameters are therefore cast to device-varying first (``lax.pcast``), which
