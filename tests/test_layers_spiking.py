@@ -371,3 +371,25 @@ def test_bfloat16_currents_with_float32_parameters(name):
         params)
     for g in jax.tree.leaves(grads):
         assert g.dtype == jnp.float32 and np.all(np.isfinite(g))
+
+
+def test_the_models_pass_every_neuron_field_to_their_neurons():
+    import dataclasses
+
+    from htaf_jax.models.rsnn import RecurrentSNN
+    from htaf_jax.models.snn import SpikingMLP
+    names = {f.name for f in dataclasses.fields(L.NeuronFields)} - {"parent", "name"}
+    assert set(L.NEURON_FIELDS) == names  # a new field cannot be left out of neuron_fields()
+    x = jnp.ones((2, 4, 6))
+    for model in (RecurrentSNN(num_classes=3, hidden=(5,), threshold=0.25, reset="zero",
+                               learn_threshold=True, per_neuron=True),
+                  SpikingMLP(num_classes=3, hidden=(5,), num_steps=4, encoding="direct",
+                             threshold=0.25, reset="zero", learn_threshold=True,
+                             per_neuron=True)):
+        assert model.neuron_fields()["reset"] == "zero"
+        params = model.init(jax.random.key(0), x if isinstance(model, RecurrentSNN)
+                            else x[..., None])["params"]
+        # learn_threshold and per_neuron reached the neuron: a θ per neuron, at 0.25.
+        (theta,) = [v for k, v in jax.tree_util.tree_flatten_with_path(params)[0]
+                    if "threshold" in jax.tree_util.keystr(k)]
+        np.testing.assert_array_equal(theta, np.full((5,), 0.25, np.float32))

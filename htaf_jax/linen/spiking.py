@@ -19,11 +19,12 @@ from jax import Array
 from htaf_jax import spiking
 from htaf_jax.surrogates import resolve_surrogate
 
-__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
+__all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF", "NeuronFields"]
 
 
-class _Neuron(nn.Module):
-    """Fields and parameters every neuron shares (documented on ``LIF``)."""
+class NeuronFields(nn.Module):
+    """The fields every neuron shares (documented on ``LIF``), for the neurons and for the
+    models that pass them on (``neuron_fields()``: their values by name)."""
     beta: float = 0.9
     threshold: float = 1.0
     reset: spiking.Reset = "subtract"
@@ -34,6 +35,17 @@ class _Neuron(nn.Module):
     learn_threshold: bool = False
     per_neuron: bool = False
     surrogate: str | Callable = "htaf"
+
+    def neuron_fields(self) -> dict:
+        return {f: getattr(self, f) for f in NEURON_FIELDS}
+
+
+NEURON_FIELDS = ("beta", "threshold", "reset", "detach_reset", "reset_delay",
+                 "spike_at_threshold", "learn_beta", "learn_threshold", "per_neuron", "surrogate")
+
+
+class _Neuron(NeuronFields):
+    """Parameters and helpers every neuron shares."""
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):

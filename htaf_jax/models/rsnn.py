@@ -13,14 +13,14 @@ layer sows its firing rate as ``intermediates/spike_rate_layer{i}``.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import chex
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from htaf_jax.linen.spiking import LIF, RecurrentLIF
+from htaf_jax.linen.spiking import LIF, NeuronFields, RecurrentLIF
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.spiking import membrane_readout, spike_count_readout
@@ -28,7 +28,7 @@ from htaf_jax.spiking import membrane_readout, spike_count_readout
 __all__ = ["RecurrentSNN"]
 
 
-class RecurrentSNN(nn.Module):
+class RecurrentSNN(NeuronFields):
     """(B, T, ...) → [Dense → RecurrentLIF] per hidden layer → Dense → readout over T.
 
     Returns logits (B, num_classes). Neuron fields as ``htaf_jax.linen.LIF``;
@@ -38,25 +38,8 @@ class RecurrentSNN(nn.Module):
     hidden: Sequence[int] = (200,)
     all_to_all: bool = True
     recurrent_init: float = 1.0
-    beta: float = 0.9
-    threshold: float = 1.0
-    reset: Literal["subtract", "zero"] = "subtract"
-    detach_reset: bool = True
-    reset_delay: bool = False
-    spike_at_threshold: bool = True
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    per_neuron: bool = False
     readout: Literal["membrane", "spike_count"] = "membrane"
     readout_beta: float = 0.0
-    surrogate: str | Callable = "htaf"
-
-    def _options(self) -> dict:
-        return dict(beta=self.beta, threshold=self.threshold, reset=self.reset,
-                    detach_reset=self.detach_reset, reset_delay=self.reset_delay,
-                    spike_at_threshold=self.spike_at_threshold, learn_beta=self.learn_beta,
-                    learn_threshold=self.learn_threshold, per_neuron=self.per_neuron,
-                    surrogate=self.surrogate)
 
     @nn.compact
     def __call__(self, frames: Array, train: bool = False) -> Array:
@@ -67,13 +50,13 @@ class RecurrentSNN(nn.Module):
         for i, width in enumerate(self.hidden):
             cur = nn.Dense(width, name=f"dense{i}")(x)
             x, _ = RecurrentLIF(all_to_all=self.all_to_all, recurrent_init=self.recurrent_init,
-                                name=f"rlif{i}", **self._options())(cur)
+                                name=f"rlif{i}", **self.neuron_fields())(cur)
             self.sow("intermediates", f"spike_rate_layer{i}", jnp.mean(x))
         out = nn.Dense(self.num_classes, name="head")(x)
         if self.readout == "membrane":
             logits = membrane_readout(out, self.readout_beta)
         elif self.readout == "spike_count":
-            spikes, _ = LIF(name=f"lif{len(self.hidden)}", **self._options())(out)
+            spikes, _ = LIF(name=f"lif{len(self.hidden)}", **self.neuron_fields())(out)
             self.sow("intermediates", f"spike_rate_layer{len(self.hidden)}", jnp.mean(spikes))
             logits = spike_count_readout(spikes)
         else:

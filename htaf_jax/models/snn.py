@@ -15,14 +15,14 @@ The rate and latency codes undo the pipeline's standardisation with
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import chex
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from htaf_jax.linen.spiking import IF, LIF
+from htaf_jax.linen.spiking import IF, LIF, NeuronFields
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.spiking import latency_encode, membrane_readout, rate_encode, spike_count_readout
@@ -33,24 +33,15 @@ Encoding = Literal["direct", "rate", "latency"]
 Readout = Literal["membrane", "spike_count"]
 
 
-class _SpikingBase(nn.Module):
-    """Fields and helpers shared by the spiking models (not used on its own)."""
+class _SpikingBase(NeuronFields):
+    """Fields and helpers shared by the spiking models (not used on its own); the neuron's
+    fields (beta, threshold, reset, …, surrogate) as ``htaf_jax.linen.LIF``."""
     num_classes: int = 10
     num_steps: int = 25
     encoding: Encoding = "rate"
     neuron: Literal["lif", "if"] = "lif"
-    beta: float = 0.9
-    threshold: float = 1.0
-    reset: Literal["subtract", "zero"] = "subtract"
-    detach_reset: bool = True
-    reset_delay: bool = False
-    spike_at_threshold: bool = True
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    per_neuron: bool = False
     readout: Readout = "membrane"
     readout_beta: float = 0.0
-    surrogate: str | Callable = "htaf"
     input_mean: float = 0.0
     input_std: float = 1.0
 
@@ -67,14 +58,10 @@ class _SpikingBase(nn.Module):
         raise ValueError(f"unknown encoding {self.encoding!r}")
 
     def _neuron(self, name: str) -> LIF:
-        options = dict(threshold=self.threshold, reset=self.reset,
-                       detach_reset=self.detach_reset, reset_delay=self.reset_delay,
-                       spike_at_threshold=self.spike_at_threshold,
-                       learn_threshold=self.learn_threshold, per_neuron=self.per_neuron,
-                       surrogate=self.surrogate, name=name)
-        if self.neuron == "if":
-            return IF(**options)
-        return LIF(beta=self.beta, learn_beta=self.learn_beta, **options)
+        options = {**self.neuron_fields(), "name": name}
+        if self.neuron == "if":  # no leak: β = 1, fixed
+            return IF(**{k: v for k, v in options.items() if k not in ("beta", "learn_beta")})
+        return LIF(**options)
 
     def _spike(self, index: int, currents: Array, time_constant: bool) -> Array:
         """Currents → spikes (T, B, ...), sowing this layer's firing rate."""
