@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     from htaf_jax.train import cli
     names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
-        for s in studies.STUDIES.values():
-            print(f"{s.name:16} {len(s.points) * max(1, len(s.seeds)):4} runs  "
+        for s, w in ((s, max(map(len, studies.STUDIES))) for s in studies.STUDIES.values()):
+            print(f"{s.name:{w}} {len(s.points) * max(1, len(s.seeds)):4} runs  "
                   f"{s.split:10}  {s.title}")
         return 0
     chosen = list(studies.STUDIES) if names == ["all"] else names
