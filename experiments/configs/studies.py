@@ -288,6 +288,12 @@ STUDIES = {s.name: s for s in (
           overrides={"baseline": False}, plot="none", unit=""),
     Study("bnn_resnet", "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
           "bnn_resnet", tuple(units(["htaf", "ste_sign", "approx_sign"]))),
+    # Is the binary ResNet's budget (4 epochs, about 15 min on 2 cores) what keeps it below
+    # 91%? Its accuracy against epochs, on validation.
+    Study("bnn_resnet_epochs", "Binary ResNet (HTAF): accuracy against training epochs "
+          "(validation split, seed 0)", "bnn_resnet",
+          tuple(axis("epochs", [4, 8, 16], "num_epochs", "e{}")), seeds=(0,),
+          split="validation", plot="none", unit=""),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),
