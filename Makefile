@@ -27,8 +27,10 @@ data:
 run: setup data
 	$(PY) -m experiments.icbm --workdir $(WORKDIR)
 
+# Everything on 2 fake devices, then the tests that need 8 (tests/conftest.py).
 test: setup data
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	HTAF_TEST_DEVICES=2 $(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m eight_devices
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -96,6 +96,7 @@ def test_pipeline_rate_counts_every_image_of_an_epoch():
 
 
 @pytest.mark.slow
+@pytest.mark.eight_devices
 def test_eight_device_step_agrees_with_one_device():
     assert jax.device_count() >= 8, "tests/conftest.py fakes 8 CPU devices"
     split = _tiny_split(64)
@@ -130,6 +131,7 @@ def _one_sgd_step_gradient(num_devices: int, images, labels):
     return model, before, grads
 
 
+@pytest.mark.eight_devices
 def test_eight_device_gradient_equals_the_full_batch_gradient():
     import optax
     assert jax.device_count() >= 8, "tests/conftest.py fakes 8 CPU devices"

@@ -7,6 +7,8 @@ import pytest
 
 from benchmarks import device_check
 
+pytestmark = pytest.mark.eight_devices  # every test here runs on 8 fake devices
+
 
 @pytest.mark.slow
 def test_device_check_writes_its_json(tmp_path):

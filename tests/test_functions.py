@@ -203,6 +203,7 @@ def test_transforms_and_no_retrace():
         jax.grad(f)(x - i, jnp.float32(3.0))
 
 
+@pytest.mark.eight_devices
 def test_under_shard_map_on_8_devices():
     devices = jax.devices()
     assert len(devices) == 8, "tests/conftest.py fakes 8 CPU devices"
@@ -220,6 +221,7 @@ def test_under_shard_map_on_8_devices():
     np.testing.assert_allclose(total, jnp.sum(H.htaf(x, 8.0, 1.0)), rtol=1e-5)
 
 
+@pytest.mark.eight_devices
 def test_replicated_alpha_cotangent_under_shard_map_is_the_global_sum():
     mesh = Mesh(np.array(jax.devices()), ("data",))
     x = jnp.linspace(-1, 3, 8 * 4, dtype=jnp.float32)  # asymmetric: the sum is far from 0

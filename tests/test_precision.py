@@ -113,6 +113,7 @@ def _applied_gradient(num_devices, compute_dtype, images, labels):
     return jax.tree.map(lambda b, a: b - a, before, after.params)
 
 
+@pytest.mark.eight_devices
 def test_eight_devices_equal_one_device_in_bfloat16():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(64, 28, 28, 1)).astype(np.float32)

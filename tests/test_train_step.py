@@ -9,6 +9,8 @@ import pytest
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 
+pytestmark = pytest.mark.eight_devices  # every test here runs on 8 fake devices
+
 
 def _model(**kw):
     return build_model(ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,),
