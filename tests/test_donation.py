@@ -10,7 +10,8 @@ from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 
 
-def _setup(donate, num_devices=8):
+def _setup(donate, num_devices=None):
+    num_devices = num_devices or jax.device_count()  # every fake device of the session
     model = build_model(ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,),
                                                        batch_norm=True)), num_classes=10)
     mesh, tx = step_lib.make_mesh(num_devices), optax.adam(1e-3)

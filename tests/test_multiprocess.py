@@ -193,6 +193,7 @@ def _one_process_reference(workdir, args):
 
 
 @needs_data
+@pytest.mark.eight_devices  # the one-process reference runs here on 4 devices
 def test_two_processes_equal_one_process_on_the_same_global_batches(tmp_path, launch):
     args = [*TINY, "--config.num_train_steps=12", "--config.checkpoint_every_steps=100"]
     procs = launch(tmp_path / "two", args)
@@ -211,6 +212,7 @@ def _checkpoint_steps(workdir):
 
 
 @needs_data
+@pytest.mark.eight_devices  # the one-process reference runs here on 4 devices
 def test_sigkill_both_processes_then_restart_resumes(tmp_path, launch):
     total = 64
     args = [*TINY, f"--config.num_train_steps={total}", "--config.checkpoint_every_steps=4",

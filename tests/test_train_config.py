@@ -1,4 +1,5 @@
 """Configs: command-line overrides, validation before any compilation, runlocal."""
+import jax
 import pytest
 
 from experiments.configs import mlp as mlp_config
@@ -66,9 +67,9 @@ def test_batch_not_divisible_by_devices_names_both_numbers(tmp_path, monkeypatch
     monkeypatch.setattr(loop_lib.data_lib, "load_splits",
                         lambda *a, **k: pytest.fail("data read before the device check"))
     config = mlp_config.get_config()
-    config.batch_size = 100
-    with pytest.raises(ConfigError, match=r"config.batch_size=100 is not divisible by the "
-                                          r"number of devices \(8\)"):
+    config.batch_size = 101  # divisible by no fake device count but 1
+    with pytest.raises(ConfigError, match=r"config.batch_size=101 is not divisible by the "
+                                          rf"number of devices \({jax.device_count()}\)"):
         train_and_evaluate(config, str(tmp_path))
     config.num_devices = 1  # the same batch is fine on one device: check passes
     with pytest.raises(BaseException, match="data read before"):
