@@ -1,4 +1,4 @@
-r"""Run a study of experiments/configs/studies.py: plan its runs, train the missing ones, write its table.
+r"""Run a study of experiments/configs/studies.py: plan, train what is missing, write its table.
 
     python -m experiments.run --list                      # every study: runs, split, title
     python -m experiments.run snn_mlp --profile quick     # train what is missing, write the table
@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     from htaf_jax.train import cli
     names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
-        for s, w in ((s, max(map(len, studies.STUDIES))) for s in studies.STUDIES.values()):
-            print(f"{s.name:{w}} {len(s.points) * max(1, len(s.seeds)):4} runs  "
-                  f"{s.split:10}  {s.title}")
+        for s in studies.STUDIES.values():  # the name column as wide as the longest name
+            print(f"{s.name:{max(map(len, studies.STUDIES))}} "
+                  f"{len(s.points) * max(1, len(s.seeds)):4} runs  {s.split:10}  {s.title}")
         return 0
     chosen = list(studies.STUDIES) if names == ["all"] else names
     if len(names) != 1 or any(n not in studies.STUDIES for n in chosen):

@@ -202,8 +202,7 @@ def split_size(name: str, split: str, data_dir: str | None = None) -> int:
 
 
 def num_classes(name: str, data_dir: str | None = None) -> int:
-    builder = builder_for(name, data_dir)
-    return builder.info.features[record_keys(builder)[1]].num_classes
+    return len(class_names(name, data_dir))
 
 
 def class_names(name: str, data_dir: str | None = None) -> list[str]:

@@ -9,6 +9,7 @@ defaults and parameter names.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -40,8 +41,9 @@ class NeuronFields(nn.Module):
         return {f: getattr(self, f) for f in NEURON_FIELDS}
 
 
-NEURON_FIELDS = ("beta", "threshold", "reset", "detach_reset", "reset_delay",
-                 "spike_at_threshold", "learn_beta", "learn_threshold", "per_neuron", "surrogate")
+# NeuronFields' own fields (Flax adds ``parent`` and ``name`` to every module).
+NEURON_FIELDS = tuple(f.name for f in dataclasses.fields(NeuronFields)
+                      if f.name not in ("parent", "name"))
 
 
 class _Neuron(NeuronFields):
