@@ -288,8 +288,8 @@ STUDIES = {s.name: s for s in (
           overrides={"baseline": False}, plot="none", unit=""),
     Study("bnn_resnet", "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
           "bnn_resnet", tuple(units(["htaf", "ste_sign", "approx_sign"]))),
-    # Is the binary ResNet's budget (4 epochs, about 15 min on 2 cores) what keeps it below
-    # 91%? Its accuracy against epochs, on validation.
+    # Is the binary ResNet's budget (4 epochs, about 15 min on 2 cores) what keeps it under
+    # its accuracy target? Its accuracy against epochs, on validation (results: the table).
     Study("bnn_resnet_epochs", "Binary ResNet (HTAF): accuracy against training epochs "
           "(validation split, seed 0)", "bnn_resnet",
           tuple(axis("epochs", [4, 8, 16], "num_epochs", "e{}")), seeds=(0,),
