@@ -66,13 +66,14 @@ def run_config(study, point, seed: int | None, profile: str):
 
 
 def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
-    """The study's runs under ``profile`` (those whose label matches a pattern of ``only``),
-    each with its config, work dir and command. Trains nothing."""
+    """The study's runs under ``profile`` (those whose label or name, label-s<seed>,
+    matches a pattern of ``only``), each with its config, work dir and command."""
     out, planned = os.path.join(out_root, study.name), []
     for point in study.points:
-        if only and not any(fnmatch.fnmatch(point.label, p) for p in only):
-            continue
         for seed in study.seeds or (None,):
+            if only and not any(fnmatch.fnmatch(point.label, p) or fnmatch.fnmatch(
+                    f"{point.label}-s{seed}", p) for p in only):
+                continue
             config, note = run_config(study, point, seed, profile)
             workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
             module = ("experiments.icbm" if study.measure == "icbm_job"
@@ -114,9 +115,8 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             "config": config_file(study), "profile": profile,
             "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
             "seeds": list(study.seeds), "runs_planned": len(planned)}
-    stem, stored = os.path.join(out_root, study.name, study.table or study.name), \
-        stored_records(study, out_root)
-    records, firsts, measured = [], {}, []
+    stem = os.path.join(out_root, study.name, study.table or study.name)
+    stored, records, firsts, measured = stored_records(study, out_root), [], {}, []
     for run in planned:  # each point's first seed: the run the others' concepts match
         firsts.setdefault(run.label, run)
     for run in planned:
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     values = flags.FlagValues()
     flags.DEFINE_enum("profile", "full", sorted(studies.PROFILES), "full: the configs' "
                       "budgets; quick: every run shrunk.", flag_values=values)
-    flags.DEFINE_list("only", [], "Only the runs whose label matches one of these patterns "
-                      "(fnmatch, e.g. 'htaf*').", flag_values=values)
+    flags.DEFINE_list("only", [], "Only the runs whose label or name matches one of these "
+                      "patterns (fnmatch: 'htaf*', 'htaf-s1').", flag_values=values)
     flags.DEFINE_string("out", None, "Default: results/<profile>.", flag_values=values)
     flags.DEFINE_bool("dry-run", False, "Print each study's finished and planned runs; "
                       "train nothing.", flag_values=values)

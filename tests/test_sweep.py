@@ -43,7 +43,7 @@ def test_studies_record_their_split_and_selection_studies_read_validation():
     assert plain.config.validation_size == 0
 
 
-def test_the_depth_alpha_beta_study_is_the_grid_issue_16_asks_for():
+def test_the_depth_alpha_beta_study_is_alpha_by_beta_at_depths_8_and_16():
     planned = run.plan(studies.STUDIES["dhn_alpha_beta"], "full", "r")
     assert len(planned) == 2 * 4 * 4 * 3
     seen = {(r.config.model.depth, r.config.model.surrogate_kwargs.htaf.alpha,
@@ -258,12 +258,16 @@ def test_vs_column_finds_a_reference_row_without_the_shared_axis():
     assert tables._reference([icbm], {"alpha": 16.0, "beta": 1.0, **own}, own) == []
 
 
-def test_the_binary_resnet_study_is_the_three_units_over_three_seeds_issue_16_asks_for():
+def test_the_binary_resnet_study_is_the_three_units_over_three_seeds():
     planned = run.plan(studies.STUDIES["bnn_resnet"], "full", "r")
     assert {(r.config.model.name, r.config.model.surrogate, r.seed) for r in planned} == {
         ("bnn_resnet", u, s) for u in ("htaf", "ste_sign", "approx_sign") for s in (0, 1, 2)}
     assert all(r.config.validation_size == 0 and "experiments.train" in r.command
                for r in planned)
+    # --only picks runs by label (every seed) or by name (one seed).
+    only = run.plan(studies.STUDIES["bnn_resnet"], "full", "r", ["htaf-s1", "approx*"])
+    assert [r.name for r in only] == ["htaf-s1", "approx_sign-s0", "approx_sign-s1",
+                                      "approx_sign-s2"]
 
 
 def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
