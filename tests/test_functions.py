@@ -216,7 +216,10 @@ def test_under_shard_map_on_8_devices():
     sharded = jax.jit(jax.shard_map(jax.grad(lambda v: jnp.sum(H.htaf(v, 8.0, 1.0))),
                                     mesh=mesh, in_specs=P("data"), out_specs=P("data")))
     g = sharded(x)
-    np.testing.assert_allclose(g, jax.vmap(jax.grad(H.htaf), (0, None, None))(x, 8.0, 1.0), rtol=1e-6)
+    # In the tails (|x| near 20) the gradient is ~1e-5 and two programs' exp may differ in
+    # its last bits: atol 1e-9 there, rtol 1e-6 everywhere else.
+    np.testing.assert_allclose(g, jax.vmap(jax.grad(H.htaf), (0, None, None))(x, 8.0, 1.0),
+                               rtol=1e-6, atol=1e-9)
     total = jax.jit(jax.shard_map(loss, mesh=mesh, in_specs=P("data"), out_specs=P()))(x)
     np.testing.assert_allclose(total, jnp.sum(H.htaf(x, 8.0, 1.0)), rtol=1e-5)
 
