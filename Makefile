@@ -29,9 +29,10 @@ run: setup data
 
 # Everything on 2 fake devices, then the tests that need 8 (tests/conftest.py); the
 # second session collects only the files that mark some (collecting all costs ~15 s).
+# 3 workers on 2 cores: with 2, subprocess and kernel start-ups left ~30% of the cores idle.
 EIGHT_DEVICE_FILES = $(shell grep -l eight_devices tests/test_*.py)
 test: setup data
-	HTAF_TEST_DEVICES=2 $(PY) -m pytest -q -n 2 --dist loadfile
+	HTAF_TEST_DEVICES=2 $(PY) -m pytest -q -n 3 --dist loadfile
 	$(PY) -m pytest -q -n 2 --dist loadfile -m eight_devices $(EIGHT_DEVICE_FILES)
 
 test-fast: setup

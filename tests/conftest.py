@@ -59,7 +59,7 @@ def count_trainings(monkeypatch):
     return calls
 
 
-# The longest files first: with `-n 2 --dist loadfile` a file is one unit of work, handed
+# The longest files first: with `-n N --dist loadfile` a file is one unit of work, handed
 # out in collection order, so a long file collected last runs alone at the end while the
 # other worker idles. Longest-first keeps both workers busy to the end.
 LONGEST_FIRST = ("test_notebooks.py", "test_multiprocess.py", "test_icbm_job.py",
