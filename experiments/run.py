@@ -71,16 +71,16 @@ def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
     out, planned = os.path.join(out_root, study.name), []
     for point in study.points:
         for seed in study.seeds or (None,):
-            if only and not any(fnmatch.fnmatch(point.label, p) or fnmatch.fnmatch(
-                    f"{point.label}-s{seed}", p) for p in only):
+            name = point.label if seed is None else f"{point.label}-s{seed}"
+            if only and not any(fnmatch.fnmatch(n, p) for p in only for n in (point.label, name)):
                 continue
             config, note = run_config(study, point, seed, profile)
             workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
             module = ("experiments.icbm" if study.measure == "icbm_job"
                       or config.model.name == "icbm" else "experiments.train")
-            planned.append(Run(point.label if seed is None else f"{point.label}-s{seed}",
-                               point.label, point.coords, config.seed, config, note, workdir,
-                               runs.run_command(config, workdir, config_file(study), module)))
+            command = runs.run_command(config, workdir, config_file(study), module)
+            planned.append(Run(name, point.label, point.coords, config.seed, config, note,
+                               workdir, command))
     return planned
 
 

@@ -15,7 +15,7 @@ def get_config():
     config.num_epochs = 4
     config.learning_rate = 1e-3
     config.model.name = "bnn_resnet"
-    config.model.stage_features = (32, 64, 128)  # chosen on validation: bnn_resnet_budget
+    config.model.stage_features = (32, 64, 128)
     config.model.blocks_per_stage = 2
     config.model.stem_features = 0
     config.model.surrogate = "htaf"

@@ -164,6 +164,8 @@ CHOSEN_BY = {("icbm", "model.concept_noise"): ("icbm_recipe", "concept_noise", N
                 "accuracy loss with mean on-rate ≤ 15% at 16 epochs" for path in (
                     "model.num_concepts", "model.concept_offset", "model.nonneg_head")},
              ("snn_conv", "num_epochs"): ("snn_conv_epochs", "epochs"),
+             ("bnn_resnet", "model.stage_features"): "bnn_resnet_budget (validation, seed 0): "
+             "the better of 16-32-64 for 10 epochs and 32-64-128 for 4, at one budget",
              ("dhn_mlp", "model.surrogate_kwargs.htaf.alpha"): ("alpha_beta", "alpha"),
              ("dhn_mlp", "model.surrogate_kwargs.htaf.beta"): ("alpha_beta", "beta")}
 
@@ -289,7 +291,7 @@ STUDIES = {s.name: s for s in (
     Study("bnn_resnet", "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
           "bnn_resnet", tuple(units(["htaf", "ste_sign", "approx_sign"]))),
     # The binary ResNet at one budget (about 15 min on 2 cores): stages 16-32-64 for 10
-    # epochs or twice as wide for 4 (validation: the table; the wider one is the default).
+    # epochs or twice as wide for 4 (validation; the pick is in CHOSEN_BY).
     Study("bnn_resnet_budget", "Binary ResNet (HTAF): longer or wider at one budget "
           "(validation split, seed 0; the two trained at once, one core each)", "bnn_resnet", tuple(
               Point(f"w{w}-e{e}", {"width": w, "epochs": e},
