@@ -122,8 +122,7 @@ def write(out_root: str, profile: str, seconds: float, trained: bool = True,
     full_root = os.path.join(os.path.dirname(os.path.abspath(out_root)), "full")
     with_full = profile != "full" and os.path.isdir(full_root)
     shrunk = ", ".join(f"{k}={v}" for k, v in studies.PROFILES[profile]["overrides"].items())
-    lines = ["# Results", "",
-             f"Written by `python -m experiments.run all --profile {profile}` on "
+    lines = ["# Results", "", f"Written by `python -m experiments.run all --profile {profile}` on "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} "
              f"({'training what was missing' if trained else 'report only'}; "
              f"{seconds / 60:.1f} min).  ", f"Machine: {runs.machine()}.", "", "## Summary", "",

@@ -21,17 +21,19 @@ RESULTS_FILE = "results.json"
 # so ``--config.progress=False`` reuses runs made without it.
 WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints", "profile_steps")
-# Hashed at this value whatever the run's (tests/data/planned_runs.json's hashes hold it).
-HASHED_AS = {"profile_steps": ""}
-# Fields added after those hashes: left out of the hash at their default.
-UNHASHED_AT = {"augment_crop_padding": 0, "augment_flip": False}
+HASHED_AS = {"profile_steps": ""}  # hashed at this value (tests/data/planned_runs.json)
+# Fields added after those hashes ("model.x": a model field): unhashed at their default.
+UNHASHED_AT = {"augment_crop_padding": 0, "augment_flip": False, "model.react": False}
 
 
 def _identity(config_json: dict) -> dict:
     """A config's JSON dict as hashed (``WATCH_FIELDS`` out or at ``HASHED_AS``)."""
-    return {k: HASHED_AS.get(k, v) for k, v in config_json.items()
-            if (k in HASHED_AS or k not in WATCH_FIELDS)
-            and not (k in UNHASHED_AT and v == UNHASHED_AT[k])}
+    out = {k: HASHED_AS.get(k, v) for k, v in config_json.items()
+           if (k in HASHED_AS or k not in WATCH_FIELDS) and UNHASHED_AT.get(k, ...) != v}
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items()
+                        if UNHASHED_AT.get(f"model.{k}", ...) != v}
+    return out
 
 
 def _trained_with(stored: dict, wanted: dict) -> bool:

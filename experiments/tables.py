@@ -83,8 +83,7 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
     split = meta["split"] + (f" ({meta['validation_size']} training images held out)"
                              if meta["split"] == "validation" else "")
     lines = [f"# {study.title}", "", f"Command: `{meta['command']}`  ",
-             f"Machine: {meta['machine']}  ", f"Date: {meta['date']}  ",
-             f"Split read: {split}  ",
+             f"Machine: {meta['machine']}  ", f"Date: {meta['date']}  ", f"Split read: {split}  ",
              f"Config: `{meta['config']}`; every run overrides: "
              + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing") + "  ",
              "Cells: mean ± std over the seeds of each row (sample std, 0 for one seed); "

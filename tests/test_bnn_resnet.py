@@ -147,3 +147,62 @@ def test_summary_by_hand(small):
     assert s.binary_mac_ratio == pytest.approx(13824 / 16720)
     assert s.memory_bytes == (binary + 32 * real) / 8
     assert "Ratio of MACs that are binarized: 0.8268" in s.table()
+
+
+def test_react_block_rsign_threshold_and_rprelu_by_hand():
+    """react=True: BN(conv(sign(x − t))·mean|W|) + x, then PReLU(· − γ; β) + ζ, with t, γ,
+    β, ζ set to non-default values per channel."""
+    from htaf_jax.models.bnn_resnet import BiRealBlock
+    block = BiRealBlock(3, unit="ste_sign", react=True)
+    x, v = _init(block, (1, 5, 5, 3))
+    t, g, b, z = (jnp.array(a, jnp.float32) for a in (
+        [0.3, -0.2, 0.5], [0.1, -0.4, 0.0], [0.25, 0.5, -0.1], [0.0, 0.2, -0.3]))
+    p = {**v["params"], "threshold": t, "rprelu": {"shift_in": g, "slope": b, "shift_out": z}}
+    w = p["conv"]["latent_kernel"]
+    xs, ws = jnp.where(x - t >= 0, 1.0, -1.0), jnp.where(w >= 0, 1.0, -1.0)
+    conv = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    u = conv * jnp.mean(jnp.abs(w), axis=(0, 1, 2)) / jnp.sqrt(1 + 1e-5) + x - g
+    expected = jnp.where(u > 0, u, b * u) + z
+    np.testing.assert_allclose(jax.jit(block.apply)({**v, "params": p}, x), expected,
+                               rtol=1e-5, atol=1e-5)
+    # At init (t = γ = ζ = 0, β = 0.25) the block is Bi-Real's followed by a PReLU.
+    plain = BiRealBlock(3, unit="ste_sign").apply(
+        {**v, "params": {k: v["params"][k] for k in ("conv", "bn")}}, x)
+    np.testing.assert_allclose(block.apply(v, x), jnp.where(plain > 0, plain, 0.25 * plain),
+                               rtol=1e-6)
+
+
+def test_react_gradients_reach_thresholds_and_rprelu():
+    model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1, react=True)
+    x, variables = _init(model, (4, 8, 8, 1))
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                                mutable=["batch_stats"])
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), jnp.arange(4)])
+
+    # The head's ReLU follows the last RPReLU: at init (ζ = 0) it zeroes every negative
+    # branch there, and with it the last slope's gradient; ζ = 1 lets some through.
+    params = variables["params"]
+    last = {**params["stage1_block0"]["rprelu"], "shift_out": jnp.ones(8)}
+    params = {**params, "stage1_block0": {**params["stage1_block0"], "rprelu": last}}
+    grads = jax.jit(jax.grad(loss))(params)
+    for block, c_in, c in (("stage0_block0", 4, 4), ("stage1_block0", 4, 8)):
+        assert grads[block]["threshold"].shape == (c_in,)
+        assert set(grads[block]["rprelu"]) == {"shift_in", "slope", "shift_out"}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert jnp.all(jnp.isfinite(g)), path
+        assert jnp.any(g != 0), path
+    # The summary counts the new real-valued parameters: 4 + 3·4 and 4 + 3·8.
+    s = summarize(model, variables, x[:2])
+    plain_model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1)
+    plain = summarize(plain_model, _init(plain_model, (4, 8, 8, 1))[1], x[:2])
+    assert s.params[32] - plain.params[32] == (4 + 12) + (4 + 24)
+    assert s.macs == plain.macs
+    own = {l.name: (l.kind, l.params, l.output_shape) for l in s.layers if l.kind != "BatchNorm"
+           and not l.macs}
+    assert own == {"stage0_block0": ("BiRealBlock", {32: 4}, (8, 8, 4)),
+                   "stage0_block0/rprelu": ("RPReLU", {32: 12}, (8, 8, 4)),
+                   "stage1_block0": ("BiRealBlock", {32: 4}, (4, 4, 8)),
+                   "stage1_block0/rprelu": ("RPReLU", {32: 24}, (4, 4, 8))}

@@ -242,6 +242,19 @@ def test_profile_steps_is_watched_and_a_profiled_run_is_found_without_it(tmp_pat
     assert runs.run_dir(str(tmp_path), "htaf", 0, snn_mlp.get_config()) != str(path)
 
 
+def test_model_field_added_later_is_unhashed_only_at_its_default():
+    """model.react joined the binary ResNet's config after its runs: at False the hash is
+    the one without the field; at True it is another run."""
+    from experiments.configs import bnn_resnet
+    config = bnn_resnet.get_config()
+    assert config.model.react is False
+    older = ml_collections.ConfigDict(config.to_dict())
+    del older.model["react"]
+    assert runs.config_hash(config) == runs.config_hash(older)
+    config.model.react = True
+    assert runs.config_hash(config) != runs.config_hash(older)
+
+
 def test_vs_column_finds_a_reference_row_without_the_shared_axis():
     """The standard model has no on-rate cap: every capped ICBM row compares with it,
     and a row that matches exactly wins over a less specific one."""

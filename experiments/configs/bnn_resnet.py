@@ -18,6 +18,7 @@ def get_config():
     config.model.stage_features = (32, 64, 128)
     config.model.blocks_per_stage = 2
     config.model.stem_features = 0
+    config.model.react = False   # True: ReActNet's RSign + RPReLU (bnn_resnet_budget)
     config.model.surrogate = "htaf"
     config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 1.0}}
     return config

@@ -291,12 +291,16 @@ STUDIES = {s.name: s for s in (
     Study("bnn_resnet", "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
           "bnn_resnet", tuple(units(["htaf", "ste_sign", "approx_sign"]))),
     # The binary ResNet at one budget (about 15 min on 2 cores): stages 16-32-64 for 10
-    # epochs or twice as wide for 4 (validation; the pick is in CHOSEN_BY).
+    # epochs or twice as wide for 4, and the wide one with ReActNet's RSign and RPReLU
+    # (validation; the pick is in CHOSEN_BY).
     Study("bnn_resnet_budget", "Binary ResNet (HTAF): longer or wider at one budget "
           "(validation split, seed 0; the two trained at once, one core each)", "bnn_resnet", tuple(
-              Point(f"w{w}-e{e}", {"width": w, "epochs": e},
+              Point(f"w{w}-e{e}", {"width": w, "epochs": e, "react": False},
                     {"model.stage_features": (w, 2 * w, 4 * w), "num_epochs": e})
-              for w, e in ((16, 10), (32, 4))),
+              for w, e in ((16, 10), (32, 4))) + (
+              Point("w32-e4-react", {"width": 32, "epochs": 4, "react": True},
+                    {"model.stage_features": (32, 64, 128), "num_epochs": 4,
+                     "model.react": True}),),
           seeds=(0,), split="validation", plot="none", unit=""),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",

@@ -8,6 +8,8 @@ program, on the arguments given) and profiles every layer it calls:
   at 1 bit), every other parameter at 32. A BatchNorm counts 2 numbers per
   channel, the scale and shift it folds into at inference, as Larq's fused
   count does (its mean/variance pairs with γ/β).
+- any other module that holds parameters itself (a PReLU's slopes, a block's
+  learned thresholds): those at 32 bits, no MACs.
 - memory: Σ bits × count, i.e. packed; the float32 equivalent is 32 × count;
   ``compression_ratio`` is memory / float32 memory (Larq's "Compression
   Ratio of Memory"; 1/32 for an all-binary network).
@@ -166,12 +168,19 @@ def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]
             kernel_bits, _input_precision(module, x))
 
 
+def _own_params(module: nn.Module) -> int:
+    """How many parameters the module holds itself (not through its submodules)."""
+    return sum(int(np.size(v)) for v in module.variables.get("params", {}).values()
+               if not isinstance(v, dict))
+
+
 def _name(module: nn.Module) -> str:
     return "/".join(module.path) or type(module).__name__
 
 
 def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary:
-    """Profiles every dense, convolution, quantized and BatchNorm layer that
+    """Profiles every dense, convolution, quantized and BatchNorm layer, and every other
+    module with parameters of its own, that
     ``model.apply(variables, *args, **kwargs)`` calls (in call order).
 
     The model runs once, as one jitted program (shapes and parameters are read while
@@ -186,9 +195,19 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
 
         def record(next_fun, call_args, call_kwargs, context):
             module = context.module
-            if context.method_name != "__call__" or not isinstance(
-                    module, _MAC_LAYERS + (nn.BatchNorm,)):
+            if context.method_name != "__call__":
                 return next_fun(*call_args, **call_kwargs)
+            if not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):
+                own = _own_params(module)
+                if not own:
+                    return next_fun(*call_args, **call_kwargs)
+                index = len(layers)   # an elementwise layer's (or a block's own) parameters
+                layers.append(None)
+                out = next_fun(*call_args, **call_kwargs)
+                shape = tuple(np.shape(out))[1:] if hasattr(out, "shape") else ()
+                layers[index] = (LayerProfile(_name(module), type(module).__name__, None,
+                                              shape, {32: own}, {}), 32, None)
+                return out
             index = len(layers)
             layers.append(None)             # a parent precedes the layers it calls
             out = next_fun(*call_args, **call_kwargs)
@@ -202,7 +221,7 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
     flags = jax.device_get(jax.jit(run)(variables, *args))
     out = []
     for (profile, kernel_bits, _), flag in zip(layers, flags):
-        if profile.kind == "BatchNorm":
+        if profile.kind == "BatchNorm" or not profile.macs:
             out.append(profile)
             continue
         bits = int(flag)  # Larq: MACs at max(input precision, kernel bits)

@@ -15,6 +15,11 @@ Bi-Real Net does. The stem convolution and the classifier are real-valued
 (ReLU → global average pool → Dense, as Larq's zoo BiRealNet). Stages halve
 the resolution after the first (28×28: 28, 14, 7; 32×32: 32, 16, 8).
 
+``react=True`` adds ReActNet's two learnable reshapings (Liu et al., ECCV 2020,
+"ReActNet"): RSign, a per-channel threshold subtracted before the binary unit,
+q(x − t_c), and RPReLU after the shortcut sum, z ↦ PReLU(z − γ_c; β_c) + ζ_c
+(t, γ, ζ start at 0, the slope β at 0.25, as in the paper).
+
 The unit, ``surrogate``, is chosen by name as in the other binary models:
 a quantizer of ``htaf_jax.quantizers`` (``"ste_sign"``, ``"approx_sign"``, …),
 ``"htaf"`` (its signed form, the ``htaf_sign`` quantizer, backward 2·htaf'),
@@ -28,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 import chex
 import flax.linen as nn
+import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax.linen.binary import QuantConv
@@ -36,7 +42,7 @@ from htaf_jax.models.registry import register_model
 from htaf_jax.quantizers import get_quantizer, list_quantizers
 from htaf_jax.surrogates import Surrogate, list_surrogates, resolve_surrogate
 
-__all__ = ["BiRealBlock", "BinaryResNet", "binary_unit"]
+__all__ = ["BiRealBlock", "BinaryResNet", "RPReLU", "binary_unit"]
 
 # Surrogate names whose signed form is a registered 1-bit quantizer.
 _SIGNED_QUANTIZER = {"htaf": "htaf_sign"}
@@ -74,12 +80,25 @@ def binary_unit(spec: Any) -> Callable[[Array], Array]:
     return spec
 
 
+class RPReLU(nn.Module):
+    """ReActNet's RPReLU over the last axis: PReLU(z − γ_c; slope β_c) + ζ_c."""
+
+    @nn.compact
+    def __call__(self, z: Array) -> Array:
+        c = z.shape[-1]
+        z = z - self.param("shift_in", nn.initializers.zeros, (c,))
+        slope = self.param("slope", nn.initializers.constant(0.25), (c,))
+        return jnp.where(z > 0, z, slope * z) + self.param("shift_out", nn.initializers.zeros,
+                                                           (c,))
+
+
 class BiRealBlock(nn.Module):
     """(N, H, W, C) real → (N, H/s, W/s, features) real: one binary conv with its shortcut."""
     features: int
     strides: int = 1
     unit: Any = "htaf"
     momentum: float = 0.9
+    react: bool = False
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
@@ -94,10 +113,12 @@ class BiRealBlock(nn.Module):
                 shortcut)
             shortcut = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
                                     name="shortcut_bn")(shortcut)
+        if self.react:  # RSign: q(x − t_c)
+            x = x - self.param("threshold", nn.initializers.zeros, (x.shape[-1],))
         y = QuantConv(self.features, (3, 3), (s, s), input_quantizer=unit, kernel_quantizer=unit,
                       use_scale=True, use_bias=False, name="conv")(x)
         y = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name="bn")(y)
-        return y + shortcut
+        return RPReLU(name="rprelu")(y + shortcut) if self.react else y + shortcut
 
 
 class BinaryResNet(nn.Module):
@@ -112,6 +133,7 @@ class BinaryResNet(nn.Module):
     stem_features: int = 0      # 0: stage_features[0]
     num_classes: int = 10
     surrogate: str | Callable = "htaf"
+    react: bool = False         # ReActNet's RSign thresholds and RPReLU (module docstring)
 
     @nn.compact
     def __call__(self, images: Array, train: bool = False) -> Array:
@@ -122,7 +144,7 @@ class BinaryResNet(nn.Module):
         for i, features in enumerate(self.stage_features):
             for j in range(self.blocks_per_stage):
                 x = BiRealBlock(features, 2 if (i > 0 and j == 0) else 1, self.surrogate,
-                                name=f"stage{i}_block{j}")(x, train)
+                                react=self.react, name=f"stage{i}_block{j}")(x, train)
         x = nn.relu(x).mean(axis=(1, 2))
         logits = nn.Dense(self.num_classes, name="head")(x)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
