@@ -59,12 +59,17 @@ def count_trainings(monkeypatch):
     return calls
 
 
-# The longest files first: with `-n N --dist loadfile` a file is one unit of work, handed
-# out in collection order, so a long file collected last runs alone at the end while the
-# other worker idles. Longest-first keeps both workers busy to the end.
-LONGEST_FIRST = ("test_notebooks.py", "test_multiprocess.py", "test_icbm_job.py",
-                 "test_train_e2e.py", "test_sweep.py", "test_backbones.py", "test_shd.py",
-                 "test_benchmarks.py", "test_icbm.py", "test_precision.py")
+# Scheduling (`make test`: `-n 3 --dist loadfile --no-loadscope-reorder`). A file is one
+# unit of work, and units are handed out in collection order, so the longest files go
+# first: a long file handed out last runs alone at the end while the other workers idle.
+# (Without --no-loadscope-reorder, xdist orders files by their number of tests instead.)
+# Costs from `pytest --durations`, three workers on 2 cores; the notebooks' file (four
+# kernels, 04 the longest) is the longest by far.
+LONGEST_FIRST = ("test_notebooks.py", "test_icbm.py", "test_benchmarks.py", "test_nir.py",
+                 "test_icbm_job.py", "test_sweep.py", "test_multiprocess.py",
+                 "test_train_e2e.py", "test_surrogates.py", "test_snn_peers.py",
+                 "test_backbones.py", "test_layers_concepts.py", "test_precision.py",
+                 "test_readme_examples.py", "test_spyx_interop.py", "test_shd.py")
 
 
 def pytest_collection_modifyitems(items):

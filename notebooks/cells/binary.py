@@ -117,7 +117,7 @@ def layer_grad_norms(variant, depth, trained):
                                 mutable=["batch_stats", "intermediates"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, grad_labels).mean()
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.jit(jax.grad(loss))(variables["params"])
     return [float(jnp.linalg.norm(grads[f"layer{l}"]["kernel"])) for l in range(depth)]
 
 
