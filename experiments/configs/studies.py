@@ -166,6 +166,8 @@ CHOSEN_BY = {("icbm", "model.concept_noise"): ("icbm_recipe", "concept_noise", N
              ("snn_conv", "num_epochs"): ("snn_conv_epochs", "epochs"),
              ("bnn_resnet", "model.stage_features"): "bnn_resnet_budget (validation, seed 0): "
              "the better of 16-32-64 for 10 epochs and 32-64-128 for 4, at one budget",
+             ("bnn_resnet", "model.react"): "bnn_resnet_budget (validation, seed 0): the better "
+             "of 32-64-128 for 4 epochs with and without ReActNet's RSign and RPReLU",
              ("dhn_mlp", "model.surrogate_kwargs.htaf.alpha"): ("alpha_beta", "alpha"),
              ("dhn_mlp", "model.surrogate_kwargs.htaf.beta"): ("alpha_beta", "beta")}
 
@@ -293,8 +295,9 @@ STUDIES = {s.name: s for s in (
     # The binary ResNet at one budget (about 15 min on 2 cores): stages 16-32-64 for 10
     # epochs or twice as wide for 4, and the wide one with ReActNet's RSign and RPReLU
     # (validation; the pick is in CHOSEN_BY).
-    Study("bnn_resnet_budget", "Binary ResNet (HTAF): longer or wider at one budget "
-          "(validation split, seed 0; the two trained at once, one core each)", "bnn_resnet", tuple(
+    Study("bnn_resnet_budget", "Binary ResNet (HTAF): longer, wider, or with ReActNet's RSign "
+          "and RPReLU, at one budget (validation split, seed 0; each run on one core, beside "
+          "another run)", "bnn_resnet", tuple(
               Point(f"w{w}-e{e}", {"width": w, "epochs": e, "react": False},
                     {"model.stage_features": (w, 2 * w, 4 * w), "num_epochs": e})
               for w, e in ((16, 10), (32, 4))) + (
