@@ -305,6 +305,15 @@ STUDIES = {s.name: s for s in (
                     {"model.stage_features": (32, 64, 128), "num_epochs": 4,
                      "model.react": True}),),
           seeds=(0,), split="validation", plot="none", unit=""),
+    # Past the default budget: does the binary ResNet reach 91% with twice the epochs or
+    # 1.5× the width (about 2× the compute each)? Validation, seed 0.
+    Study("bnn_resnet_longer", "Binary ResNet (HTAF): about twice the default budget, longer "
+          "or wider (validation split, seed 0; each run on one core, beside another run)",
+          "bnn_resnet", tuple(
+              Point(f"w{w}-e{e}", {"width": w, "epochs": e},
+                    {"model.stage_features": (w, 2 * w, 4 * w), "num_epochs": e})
+              for w, e in ((32, 8), (48, 4))),
+          seeds=(0,), split="validation", plot="none", unit=""),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),
