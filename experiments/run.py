@@ -3,9 +3,8 @@ r"""Run a study of experiments/configs/studies.py: plan, train what is missing, 
     python -m experiments.run --list                      # every study: runs, split, title
     python -m experiments.run snn_mlp --profile quick     # train what is missing, write the table
     python -m experiments.run dhn_depths --dry-run        # finished / planned runs, time left
-    python -m experiments.run icbm_compare --only 'mlp-htaf*,mlp-standard'
-    python -m experiments.run all                         # `make results`: every study, then
-                                                          # RESULTS.md and README's results block
+    python -m experiments.run icbm_compare --only 'mlp-htaf*,mlp-standard'  # trains those
+    python -m experiments.run all                         # `make results`: every study + RESULTS.md
     python -m experiments.run all --report-only           # tables and reports, training nothing
 
 Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
@@ -107,9 +106,10 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
     """Trains the study's missing runs (none with ``report_only``) and writes its table
     after each; returns the number of finished runs tabled."""
     from experiments import icbm, measures
-    planned = plan(study, profile, out_root, only)
+    planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
+    chosen = {r.name for r in plan(study, profile, out_root, only)}  # those it may train
     meta = {"study": study.name, "title": study.title,
-            "command": study_command(study.name, profile, only), "machine": runs.machine(),
+            "command": study_command(study.name, profile), "machine": runs.machine(),
             "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
             "split": study.split, "validation_size": studies.PROFILES[profile]["validation_size"],
             "config": config_file(study), "profile": profile,
@@ -122,7 +122,7 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
     for run in planned:
         rel = os.path.relpath(run.workdir, out_root)
         kept = not runs.finished(run.workdir) and rel in stored
-        if report_only and not runs.finished(run.workdir) and not kept:
+        if (report_only or run.name not in chosen) and not runs.finished(run.workdir) and not kept:
             continue
         print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
         measured.append(stored[rel]["_measured"] if kept else None)

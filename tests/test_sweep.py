@@ -121,11 +121,17 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
     assert partial["runs_planned"] == 6 and len(partial["runs"]) == 4
     assert "**Unfinished:** 4 of the 6 planned runs" in open(
         os.path.join(out, "tiny", "tiny.md")).read()
+    # --only trains its runs alone, and the table still holds every finished run.
+    assert run.run_study(bigger, "full", out, only=["sigmoid-s0"]) == 5
+    assert len(count_trainings) == 5
+    partial = json.load(open(os.path.join(out, "tiny", "tiny.json")))
+    assert len(partial["runs"]) == 5 and partial["runs_planned"] == 6
+    assert partial["command"] == "python -m experiments.run tiny --profile full"
     assert run.run_study(bigger, "full", str(tmp_path / "empty"), report_only=True) == 0
     assert not os.path.exists(tmp_path / "empty")  # no finished run: no table
     changed = dataclasses.replace(study, overrides={**study.overrides, "learning_rate": 0.002})
     run.run_study(changed, "full", out, only=["atan"])
-    assert len(count_trainings) == 6  # a changed field is a new run (both seeds)
+    assert len(count_trainings) == 7  # a changed field is a new run (both seeds)
 
 
 @needs_data
