@@ -4,7 +4,7 @@ r"""Run a study of experiments/configs/studies.py: plan, train what is missing, 
     python -m experiments.run snn_mlp --profile quick     # train what is missing, write the table
     python -m experiments.run dhn_depths --dry-run        # finished / planned runs, time left
     python -m experiments.run icbm_compare --only 'mlp-htaf*,mlp-standard'  # trains those
-    python -m experiments.run all                         # `make results`: every study + RESULTS.md
+    python -m experiments.run all                         # `make results`: all studies, RESULTS.md
     python -m experiments.run all --report-only           # tables and reports, training nothing
 
 Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
@@ -64,23 +64,24 @@ def run_config(study, point, seed: int | None, profile: str):
     return config, note
 
 
+def selected(run: Run, only: list[str]) -> bool:
+    """Whether ``--only``'s patterns (none: all) match the run's point label or its name."""
+    return not only or any(fnmatch.fnmatch(n, p) for p in only for n in (run.label, run.name))
+
+
 def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
-    """The study's runs under ``profile`` (those whose label or name, label-s<seed>,
-    matches a pattern of ``only``), each with its config, work dir and command."""
+    """The study's runs under ``profile`` that ``only`` selects, with config, work dir, command."""
     out, planned = os.path.join(out_root, study.name), []
     for point in study.points:
         for seed in study.seeds or (None,):
-            name = point.label if seed is None else f"{point.label}-s{seed}"
-            if only and not any(fnmatch.fnmatch(n, p) for p in only for n in (point.label, name)):
-                continue
             config, note = run_config(study, point, seed, profile)
             workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
             module = ("experiments.icbm" if study.measure == "icbm_job"
                       or config.model.name == "icbm" else "experiments.train")
-            command = runs.run_command(config, workdir, config_file(study), module)
-            planned.append(Run(name, point.label, point.coords, config.seed, config, note,
-                               workdir, command))
-    return planned
+            planned.append(Run(point.label if seed is None else f"{point.label}-s{seed}",
+                               point.label, point.coords, config.seed, config, note, workdir,
+                               runs.run_command(config, workdir, config_file(study), module)))
+    return [run for run in planned if selected(run, only)]
 
 
 def study_command(name: str, profile: str, only: list[str] = ()) -> str:
@@ -107,7 +108,6 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
     after each; returns the number of finished runs tabled."""
     from experiments import icbm, measures
     planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
-    chosen = {r.name for r in plan(study, profile, out_root, only)}  # those it may train
     meta = {"study": study.name, "title": study.title,
             "command": study_command(study.name, profile), "machine": runs.machine(),
             "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
@@ -122,7 +122,7 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
     for run in planned:
         rel = os.path.relpath(run.workdir, out_root)
         kept = not runs.finished(run.workdir) and rel in stored
-        if (report_only or run.name not in chosen) and not runs.finished(run.workdir) and not kept:
+        if not (runs.finished(run.workdir) or kept) and (report_only or not selected(run, only)):
             continue
         print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
         measured.append(stored[rel]["_measured"] if kept else None)
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     values = flags.FlagValues()
     flags.DEFINE_enum("profile", "full", sorted(studies.PROFILES), "full: the configs' "
                       "budgets; quick: every run shrunk.", flag_values=values)
-    flags.DEFINE_list("only", [], "Only the runs whose label or name matches one of these "
-                      "patterns (fnmatch: 'htaf*', 'htaf-s1').", flag_values=values)
+    flags.DEFINE_list("only", [], "Train only runs whose label or name matches a pattern ("
+                      "'htaf*', 'htaf-s1'); tables keep every finished run.", flag_values=values)
     flags.DEFINE_string("out", None, "Default: results/<profile>.", flag_values=values)
     flags.DEFINE_bool("dry-run", False, "Print each study's finished and planned runs; "
                       "train nothing.", flag_values=values)
