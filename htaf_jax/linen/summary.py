@@ -149,8 +149,11 @@ def _input_precision(module: nn.Module, x: Any) -> int | jax.Array:
 def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]:
     """The layer's profile with ``macs`` at the kernel's bits, the kernel's bits, and its
     input precision (an int, or a traced flag for an input without a quantizer)."""
-    own = {k: v for k, v in module.variables.get("params", {}).items() if not isinstance(v, dict)}
-    output_shape = tuple(np.shape(y))[1:]
+    own = _own_params(module)
+    output_shape = tuple(np.shape(y))[1:] if hasattr(y, "shape") else ()
+    if not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):  # parameters, no MACs
+        return (LayerProfile(_name(module), type(module).__name__, None, output_shape,
+                             {32: sum(int(np.size(v)) for v in own.values())}, {}), 32, None)
     if isinstance(module, nn.BatchNorm):
         channels = int(np.shape(y)[-1])
         return (LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels},
@@ -168,10 +171,9 @@ def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]
             kernel_bits, _input_precision(module, x))
 
 
-def _own_params(module: nn.Module) -> int:
-    """How many parameters the module holds itself (not through its submodules)."""
-    return sum(int(np.size(v)) for v in module.variables.get("params", {}).values()
-               if not isinstance(v, dict))
+def _own_params(module: nn.Module) -> dict:
+    """The parameters the module holds itself (not through its submodules), by name."""
+    return {k: v for k, v in module.variables.get("params", {}).items() if not isinstance(v, dict)}
 
 
 def _name(module: nn.Module) -> str:
@@ -195,23 +197,13 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
 
         def record(next_fun, call_args, call_kwargs, context):
             module = context.module
-            if context.method_name != "__call__":
+            if context.method_name != "__call__" or not (
+                    isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)) or _own_params(module)):
                 return next_fun(*call_args, **call_kwargs)
-            if not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):
-                own = _own_params(module)
-                if not own:
-                    return next_fun(*call_args, **call_kwargs)
-                index = len(layers)   # an elementwise layer's (or a block's own) parameters
-                layers.append(None)
-                out = next_fun(*call_args, **call_kwargs)
-                shape = tuple(np.shape(out))[1:] if hasattr(out, "shape") else ()
-                layers[index] = (LayerProfile(_name(module), type(module).__name__, None,
-                                              shape, {32: own}, {}), 32, None)
-                return out
             index = len(layers)
             layers.append(None)             # a parent precedes the layers it calls
             out = next_fun(*call_args, **call_kwargs)
-            layers[index] = _profile(module, call_args[0], out)
+            layers[index] = _profile(module, call_args[0] if call_args else None, out)
             return out
 
         with nn.intercept_methods(record):
