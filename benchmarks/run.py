@@ -282,7 +282,7 @@ def _peers_section(q: dict) -> list[str]:
           "the contender in its own process (build, compile, steps) minus that of a process that "
           "imports the framework and holds the same inputs. Module docstring: "
           "`benchmarks/snn_peers.py`.", "",
-          "| workload | contender | median ms | min ms | × ours' time | peak MB | "
+          "| workload | contender | median ms | min ms | × ours' time (paired) | peak MB | "
           "first loss |", "|---|---|---:|---:|---:|---:|---:|"]
     for wl in q["workloads"].values():
         label = wl["spec"]["label"]
@@ -310,10 +310,23 @@ def _peers_section(q: dict) -> list[str]:
           f"{last['contenders']['ours (htaf_jax)']['min_ms']:.0f} ms (our fastest step) = "
           f"{last['ours_gflops']:.1f} GFLOP/s, against the fastest float32 `jnp.dot` of the "
           f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}).",
+          *_beyond_matmuls(last),
           "- The first-loss column is each step's loss on the shared starting weights: ours "
           "and both Spyx forms compute the same network (tests/test_snn_peers.py checks it to "
           "1e-5); snnTorch's differs by its firing order.", ""]
     return L
+
+
+def _beyond_matmuls(last: dict) -> list[str]:
+    """The bullet on what each JAX contender spends beyond its step's two matmuls."""
+    beyond = last.get("beyond_matmuls_ms")
+    if not beyond:
+        return []
+    return [f"- Beyond the matmuls at {last['spec']['label'].split(' (')[0]}: fastest step "
+            "minus the fastest forward and weight-gradient `jnp.dot` s of its shapes: "
+            + ", ".join(f"{n} {ms:.0f} ms" for n, ms in beyond.items())
+            + ". Every JAX contender calls the same XLA dot; this is the time its framework "
+            "controls (LIF scan forward and backward, loss, copies)."]
 
 
 def _pipeline_section(p: dict) -> list[str]:

@@ -26,11 +26,14 @@ def test_quick_result_structure(quick):
             if c["ran"]:
                 assert c["median_ms"] > 0 and 0 < c["min_ms"] <= c["median_ms"]
                 assert math.isfinite(c["first_loss"])
-                assert wl["ratio_vs_ours"][n] == pytest.approx(
-                    c["median_ms"] / wl["contenders"][P.OURS]["median_ms"])
+                assert wl["ratio_vs_ours"][n] > 0
             else:
                 assert c["skip_reason"]
         assert wl["ours_gflops"] > 0
+    assert quick["workloads"]["on_4096"]["ratio_vs_ours"][P.OURS] == 1.0
+    beyond = quick["workloads"]["on_4096"]["beyond_matmuls_ms"]
+    assert P.OURS in beyond and P.TORCH not in beyond
+    assert all("beyond_matmuls_ms" not in quick["workloads"][n] for n in ("snn_step", "on_512"))
     mm = quick["workloads"]["on_4096"]["matmul"]
     assert mm["gflops"] == max(mm["by_shape"].values()) > 0 and len(mm["by_shape"]) == 3
     frac = quick["matmul_fraction_ours"]["value"]
@@ -56,6 +59,26 @@ def test_ours_and_spyx_are_the_same_network(quick):
         s = quick["workloads"][name]["spec"]
         count = quick["workloads"][name]["contenders"][P.OURS]["first_loss"]
         assert 0 < count < s["num_steps"] * s["batch"] * s["hidden"], name
+
+
+def test_ratio_is_paired_and_beyond_matmuls_subtracts_the_fastest_dots(monkeypatch):
+    # Round 2 is slow for everyone. Paired ratios (1.5, 2, 0.95) give 1.5; the ratio of
+    # the medians would give 1.9 / 2 = 0.95.
+    w = P.Workload("on", "on", 2, 1, 2, 2, None, 3)
+    rounds = {P.OURS: [1.0, 4.0, 2.0], P.SPYX_HOIST: [1.5, 8.0, 1.9],
+              "matmul 2x2x2": [0.1] * 3, "matmul 2x2x2 (forward)": [0.3, 0.2, 0.4],
+              "matmul 2x2x2 (weight grad)": [0.5, 0.6, 0.3]}
+    monkeypatch.setattr(P, "CONTENDERS", (P.OURS, P.SPYX_HOIST))
+    monkeypatch.setattr(P, "unavailable", lambda name: None)
+    monkeypatch.setattr(P, "build", lambda name, *a: lambda: 0.0)
+    monkeypatch.setattr(P, "matmul_components", lambda w, sq: {
+        name: (lambda: None, 1.0) for name in rounds if name.startswith("matmul")})
+    monkeypatch.setattr(P.snn_step, "time_interleaved", lambda fns, repeats, warmup: {
+        name: rounds[name] for name in fns})
+    r = P.measure_workload(w, memory=False, matmul_square=2)
+    assert r["ratio_vs_ours"] == {P.OURS: 1.0, P.SPYX_HOIST: pytest.approx(1.5)}
+    assert r["beyond_matmuls_ms"][P.OURS] == pytest.approx((1.0 - 0.2 - 0.3) * 1e3)
+    assert r["beyond_matmuls_ms"][P.SPYX_HOIST] == pytest.approx((1.5 - 0.2 - 0.3) * 1e3)
 
 
 def test_step_flops_by_hand():
