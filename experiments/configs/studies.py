@@ -312,6 +312,14 @@ STUDIES = {s.name: s for s in (
                     {"model.stage_features": (w, 2 * w, 4 * w), "num_epochs": e})
               for w, e in ((32, 8), (48, 4))),
           seeds=(0,), split="validation", plot="none", unit=""),
+    # The default budget's runs underfit (their train accuracy is little above validation's):
+    # is Adam's learning rate too low for 4 epochs? The default's 1e-3 is bnn_resnet_budget's
+    # w32-e4 run. Validation, seed 0.
+    Study("bnn_resnet_lr", "Binary ResNet (HTAF): Adam's peak learning rate at the default "
+          "budget (validation split, seed 0; each run on one core, beside another run)",
+          "bnn_resnet", tuple(Point(f"lr{lr:g}", {"learning_rate": lr}, {"learning_rate": lr})
+                              for lr in (2e-3, 5e-3)),
+          seeds=(0,), split="validation", plot="none", unit=""),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),
