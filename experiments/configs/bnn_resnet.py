@@ -13,7 +13,7 @@ from experiments.configs import base
 def get_config():
     config = base.get_config()
     config.num_epochs = 4
-    config.learning_rate = 1e-3
+    config.learning_rate = 5e-3   # bnn_resnet_lr (CHOSEN_BY)
     config.model.name = "bnn_resnet"
     config.model.stage_features = (32, 64, 128)
     config.model.blocks_per_stage = 2
