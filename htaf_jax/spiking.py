@@ -54,10 +54,24 @@ membrane and weight gradient on the same network):
   (and adds it back after), so that neuron needs V ≥ 2θ to fire again; we do
   not reproduce that.
 
-Spyx 1.0's ``nn.LIF`` fires before adding the step's input: S[t] =
-H(U[t−1] − θ), U[t] = β·U[t−1] + I[t] − S[t]·θ. Its membrane is ours with
-``reset_delay=True, detach_reset=False, spike_at_threshold=False``, and its
-spikes are ours one step later (tests/test_spiking_spyx.py).
+``fire_first=True`` (Spyx's ordering; needs ``reset_delay=True``): each
+step fires on the membrane carried in, before its input is added, and
+resets at once:
+
+    S[t] = H(U[t−1] − θ)                    fire on the carried membrane
+    U[t] = β·U[t−1] + I[t] − S[t]·θ         reset="subtract"
+    U[t] = β·(1 − S[t])·U[t−1] + I[t]       reset="zero"
+
+This is the ``reset_delay=True`` update with each spike emitted one step
+earlier, at the step whose reset it causes: the same membrane U[t], and S[t]
+here is that update's S[t−1]. S[0] = H(−θ) is 0 for θ > 0, but its
+surrogate gradient H'(−θ) reaches a learnable θ, where the shifted S[0] is a
+constant. The scan carries only the membrane (and the adaptation), so this is
+the cheaper way to run Spyx's neuron.
+
+Spyx 1.0's ``nn.LIF`` is ``reset_delay=True, fire_first=True,
+detach_reset=False, spike_at_threshold=False`` (tests/test_spiking_spyx.py
+checks spikes, membranes and gradients against it).
 """
 from __future__ import annotations
 
@@ -95,6 +109,16 @@ def check_reset(reset: str) -> None:
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
 
 
+def check_options(reset: str, reset_delay: bool, fire_first: bool) -> None:
+    """The reset name, and ``fire_first`` only with ``reset_delay``."""
+    check_reset(reset)
+    if fire_first and not reset_delay:
+        raise ValueError(
+            "fire_first=True emits the delayed reset's spikes one step earlier, so it needs "
+            "reset_delay=True (Spyx's LIF: reset_delay=True, fire_first=True, "
+            "detach_reset=False, spike_at_threshold=False)")
+
+
 def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True) -> Array:
     """S = H(x) from ``spike_fn``; ``spike_at_threshold=False`` forces H(0) = 0.
 
@@ -113,6 +137,7 @@ class NeuronOptions(NamedTuple):
     detach_reset: bool = True
     reset_delay: bool = False
     spike_at_threshold: bool = True
+    fire_first: bool = False
 
 
 def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: SpikeFn,
@@ -120,7 +145,7 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
           adaptation: tuple[ArrayLike, ArrayLike] | None = None) -> tuple[Array, Array]:
     """One scan for every neuron: LIF, plus a recurrent current from S[t−1]
     and/or an adaptive threshold θ + γ·a[t] when given."""
-    check_reset(options.reset)
+    check_options(options.reset, options.reset_delay, options.fire_first)
     subtract = options.reset == "subtract"
     # The state keeps the currents' dtype (a scan carry cannot change type): the
     # neuron's parameters compute in it too, as under mixed precision they should.
@@ -132,11 +157,19 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
     def held(s):
         return jax.lax.stop_gradient(s) if options.detach_reset else s
 
-    # The previous spike and the adaptation are carried only when used (None otherwise).
-    keep_spike = options.reset_delay or recurrent is not None or adaptation is not None
+    def fire(mem, thr):
+        return threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
+
+    # The previous spike and the adaptation are carried only when used (None
+    # otherwise); fire_first recomputes the previous spike from the carried state.
+    keep_spike = not options.fire_first and (
+        options.reset_delay or recurrent is not None or adaptation is not None)
 
     def step(carry, cur):
         mem, prev, adapt = carry
+        if options.fire_first:  # the delayed update's S[t−1], from U[t−1] and A[t−1]
+            prev = fire(mem, threshold if adaptation is None
+                        else threshold + adaptation[1] * adapt)
         if recurrent is not None:
             cur = cur + recurrent(prev).astype(dtype)
         thr = threshold
@@ -147,10 +180,10 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
         if options.reset_delay:
             r = held(prev)
             mem = beta * mem + cur - r * thr if subtract else beta * (1.0 - r) * mem + cur
-            spike = threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
+            spike = prev if options.fire_first else fire(mem, thr)
         else:
             mem = beta * mem + cur
-            spike = threshold_spike(spike_fn, mem - thr, options.spike_at_threshold)
+            spike = fire(mem, thr)
             r = held(spike)
             mem = mem - r * thr if subtract else mem * (1.0 - r)
         return (mem, spike if keep_spike else None, adapt), (spike, mem)
@@ -168,6 +201,7 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
 def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
                  reset: Reset = "subtract", detach_reset: bool = True,
                  reset_delay: bool = False, spike_at_threshold: bool = True,
+                 fire_first: bool = False,
                  num_steps: int | None = None) -> tuple[Array, Array]:
     """Runs the LIF update of the module docstring over time.
 
@@ -183,13 +217,16 @@ def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spik
       detach_reset: no gradient through S in the reset term.
       reset_delay: apply a spike's reset at the next step (snnTorch).
       spike_at_threshold: H(0) = 1 (True) or 0 (False, snnTorch).
+      fire_first: fire on the membrane carried in, before the step's input
+        (Spyx); needs ``reset_delay``.
       num_steps: T for a time-constant current; None for a (T, B, ...) one.
 
     Returns:
       (spikes S, membrane U), both (T, B, ...).
     """
     return _scan(currents, num_steps, beta=beta, threshold=threshold, spike_fn=spike_fn,
-                 options=NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold))
+                 options=NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold,
+                                       fire_first))
 
 
 def if_dynamics(currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn,

@@ -29,6 +29,8 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
     ("LIF", {"reset_delay": True, "reset": "zero", "detach_reset": False,
              "learn_threshold": True}, True),
     ("LIF", {"surrogate": get_surrogate("sigmoid", alpha=25.0), "beta": 0.5}, False),
+    ("LIF", {"reset_delay": True, "fire_first": True, "detach_reset": False,
+             "learn_beta": True, "learn_threshold": True, "threshold": 0.5}, True),
     ("IF", {}, True),
     ("IF", {"learn_threshold": True, "per_neuron": True, "reset": "zero"}, False),
     ("RecurrentLIF", {}, True),
@@ -48,6 +50,10 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
               "adapt_decay": 0.8, "detach_reset": False}, False),
     ("ALIF", {"learn_adapt_decay": True, "learn_threshold": True, "reset_delay": True}, True),
     ("ALIF", {"learn_adapt_scale": True, "adapt_scale": 0.3, "reset": "zero"}, True),
+    ("ALIF", {"reset_delay": True, "fire_first": True, "learn_adapt_decay": True,
+              "learn_adapt_scale": True, "threshold": 0.5}, False),
+    ("RecurrentLIF", {"reset_delay": True, "fire_first": True, "reset": "zero",
+                      "threshold": 0.5}, False),
 ]
 NEURONS = ("LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF")
 
@@ -213,6 +219,68 @@ def test_reset_delay_zero_hand_computed():
     spikes, mems = _run([1.2, 0.4, 0.4], beta=0.5, threshold=1.0, reset="zero", reset_delay=True)
     np.testing.assert_array_equal(spikes, [1, 0, 0])
     np.testing.assert_allclose(mems, [1.2, 0.4, 0.6], rtol=1e-6)
+
+
+def test_fire_first_hand_computed():
+    # β = 0.5, θ = 1, I = 1.5, 1.5, 1.5, 0.5: the membrane of the delayed reset
+    # (1.5, 1.25, 1.125, 0.0625), each spike read from the membrane carried in:
+    # H(0 − 1) = 0, H(1.5 − 1) = 1, H(1.25 − 1) = 1, H(1.125 − 1) = 1.
+    spikes, mems = _run([1.5, 1.5, 1.5, 0.5], beta=0.5, threshold=1.0, reset_delay=True,
+                        fire_first=True)
+    np.testing.assert_array_equal(spikes, [0, 1, 1, 1])
+    np.testing.assert_allclose(mems, [1.5, 1.25, 1.125, 0.0625], rtol=1e-6)
+    # Zero reset: 1.2; S = 1 resets before the leak: 0 + 0.4; 0.2 + 0.4 = 0.6.
+    spikes, mems = _run([1.2, 0.4, 0.4], beta=0.5, threshold=1.0, reset="zero",
+                        reset_delay=True, fire_first=True)
+    np.testing.assert_array_equal(spikes, [0, 1, 0])
+    np.testing.assert_allclose(mems, [1.2, 0.4, 0.6], rtol=1e-6)
+
+
+def test_fire_first_needs_reset_delay():
+    with pytest.raises(ValueError, match="fire_first=True .* needs reset_delay=True"):
+        spiking.lif_dynamics(jnp.ones((2, 1)), beta=0.5, threshold=1.0, spike_fn=HTAF,
+                             fire_first=True)
+    for make in (lambda: L.LIF(fire_first=True).init(KEY, jnp.ones((2, 1, 1))),
+                 lambda: N.ALIF(fire_first=True)):
+        with pytest.raises(ValueError, match="needs reset_delay=True"):
+            make()
+
+
+@pytest.mark.parametrize("name", ["LIF", "RecurrentLIF", "Synaptic", "ALIF"])
+@pytest.mark.parametrize("reset,detach", [("subtract", False), ("zero", True)])
+def test_fire_first_is_the_delayed_reset_one_step_earlier(name, reset, detach):
+    """Same membrane; spikes S[t] = the delayed update's S[t−1]; the same gradients
+    for a loss on spikes and membrane (every parameter learnable).
+
+    One gradient differs by design: fire_first's S[0] = H(−θ) carries H'(−θ) to θ,
+    where the shifted S[0] is a constant 0. The rectangle surrogate (support
+    |x| ≤ 0.5) has H'(−0.6) = 0, so the gradients must agree exactly."""
+    learn = {"LIF": {}, "RecurrentLIF": {"all_to_all": False},
+             "Synaptic": {"learn_alpha": True},
+             "ALIF": {"learn_adapt_decay": True, "learn_adapt_scale": True,
+                      "adapt_scale": 0.5}}[name]
+    options = dict(learn, reset=reset, detach_reset=detach, reset_delay=True, threshold=0.6,
+                   learn_beta=True, learn_threshold=True, per_neuron=True,
+                   surrogate="rectangle")
+    x = jax.random.normal(KEY, (T, B, F)) * 0.6 + 0.35
+    delayed, first = (getattr(L, name)(**options, fire_first=f) for f in (False, True))
+    params = delayed.init(KEY, x)["params"]
+    w = jax.random.normal(jax.random.PRNGKey(1), (2, T, B, F))
+
+    def loss(layer, shift):
+        def f(p, x):
+            s, m = layer.apply({"params": p}, x)
+            if shift:
+                s = jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]])
+            return jnp.sum(s * w[0]) + jnp.sum(m * w[1]), (s, m)
+        return jax.grad(f, argnums=(0, 1), has_aux=True)(params, x)
+
+    (g_delayed, (s_delayed, m_delayed)) = loss(delayed, True)
+    (g_first, (s_first, m_first)) = loss(first, False)
+    assert 0.1 < float(s_first.mean()) < 0.7
+    np.testing.assert_array_equal(s_first, s_delayed)
+    np.testing.assert_allclose(m_first, m_delayed, rtol=1e-6, atol=1e-6)  # fused differently
+    chex.assert_trees_all_close(g_first, g_delayed, rtol=1e-5, atol=1e-6)
 
 
 def test_spike_at_threshold_sets_h0_and_keeps_the_gradient():

@@ -88,11 +88,6 @@ def test_step_flops_by_hand():
     assert P.step_flops(mlp) == (2 * 2 * 128 * 784 * 1000 + 3 * 2 * 25 * 128 * 1000 * 10)
 
 
-def test_spyx_timing_shifts_spikes_by_one_step():
-    s = np.arange(1, 7, dtype=np.float32).reshape(3, 2)
-    np.testing.assert_array_equal(P.spyx_timing(s), [[0, 0], [1, 2], [3, 4]])
-
-
 def test_section_renders_targets_from_the_numbers(quick):
     md = "\n".join(run._peers_section(quick))
     assert "## SNN step vs Spyx and snnTorch" in md and "Quick mode" in md

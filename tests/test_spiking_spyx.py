@@ -5,10 +5,10 @@ adding the step's input, then leaks, adds the input and subtracts the spike:
 
     S[t] = H(V[t−1] − θ);   V[t] = β·V[t−1] + x[t] − S[t]·θ
 
-That is our ``reset_delay=True`` update with the spikes one step later:
-V[t] is our U[t], Spyx's S[t] is our S[t−1] (and S[0] = 0), and its reset term
-keeps the spike's gradient (our ``detach_reset=False``). Skipped when Spyx is
-not installed.
+That is our ``fire_first=True`` ordering (the ``reset_delay=True`` update with
+each spike emitted one step earlier): V[t] is our U[t], and its reset term keeps
+the spike's gradient (our ``detach_reset=False``). Skipped when Spyx is not
+installed.
 """
 import numpy as np
 import pytest
@@ -22,15 +22,15 @@ T, B, N = 50, 4, 300
 BETA = 0.875
 
 
-def test_spyx_lif_is_reset_delay_with_spikes_one_step_later():
+def test_spyx_lif_is_our_fire_first_ordering():
     spyx_nn = pytest.importorskip("spyx.nn")
     spyx_axn = pytest.importorskip("spyx.axn")
     from flax import nnx
     activation = spyx_axn.arctan()   # used by both: the same H(0) = 0 and surrogate
     theirs = spyx_nn.LIF((N,), beta=BETA, threshold=1.0, activation=activation,
                          rngs=nnx.Rngs(0))
-    ours = LIF(beta=BETA, threshold=1.0, reset_delay=True, detach_reset=False,
-               spike_at_threshold=False, surrogate=activation)
+    ours = LIF(beta=BETA, threshold=1.0, reset_delay=True, fire_first=True,
+               detach_reset=False, spike_at_threshold=False, surrogate=activation)
     rng = np.random.default_rng(0)
     currents = jnp.asarray(rng.normal(0.3, 0.5, (T, B, N)).astype(np.float32))
     w_spike, w_mem = (jnp.asarray(rng.normal(size=(T, B, N)).astype(np.float32))
@@ -43,9 +43,6 @@ def test_spyx_lif_is_reset_delay_with_spikes_one_step_later():
         _, (spikes, mems) = jax.lax.scan(step, theirs.initial_state(B), x)
         return spikes, mems
 
-    def shifted(spikes):   # our spikes one step later: Spyx's
-        return jnp.concatenate([jnp.zeros_like(spikes[:1]), spikes[:-1]])
-
     def loss(run):
         def f(x):
             spikes, mems = run(x)
@@ -53,8 +50,7 @@ def test_spyx_lif_is_reset_delay_with_spikes_one_step_later():
         return jax.jit(jax.grad(f, has_aux=True))(currents)
 
     their_grad, (their_spikes, their_mems) = loss(spyx_run)
-    our_grad, (our_spikes, our_mems) = loss(
-        lambda x: (lambda s, m: (shifted(s), m))(*ours.apply({}, x)))
+    our_grad, (our_spikes, our_mems) = loss(lambda x: ours.apply({}, x))
 
     assert 0.05 < float(their_spikes.mean()) < 0.6
     np.testing.assert_array_equal(their_spikes[0], 0.0)

@@ -32,6 +32,7 @@ class NeuronFields(nn.Module):
     detach_reset: bool = True
     reset_delay: bool = False
     spike_at_threshold: bool = True
+    fire_first: bool = False
     learn_beta: bool = False
     learn_threshold: bool = False
     per_neuron: bool = False
@@ -51,7 +52,7 @@ class _Neuron(NeuronFields):
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        spiking.check_reset(self.reset)
+        spiking.check_options(self.reset, self.reset_delay, self.fire_first)
         if self.learn_beta:
             spiking.decay_to_logit(self.beta)  # raises unless 0 < β < 1
         super().__post_init__()
@@ -78,7 +79,7 @@ class _Neuron(NeuronFields):
                     threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
                     reset=self.reset, detach_reset=self.detach_reset,
                     reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
-                    num_steps=num_steps)
+                    fire_first=self.fire_first, num_steps=num_steps)
 
 
 class LIF(_Neuron):
@@ -90,6 +91,9 @@ class LIF(_Neuron):
         S = H(V − θ)  (fire);  U = V − S·θ (subtract) or V·(1 − S) (zero).
       reset_delay=True (snnTorch): U = β·U + I − S_prev·θ (subtract) or
         β·(1 − S_prev)·U + I (zero);  S = H(U − θ).
+      fire_first=True with reset_delay=True (Spyx): S = H(U − θ) on the
+        membrane carried in, then U = β·U + I − S·θ (subtract) or
+        β·(1 − S)·U + I (zero).
 
     The reset's gradient is cut (``detach_reset``) or flows through the
     surrogate; :mod:`htaf_jax.spiking` gives the details.
@@ -102,6 +106,8 @@ class LIF(_Neuron):
       reset_delay: apply a spike's reset at the next step, as snnTorch's
         ``Leaky`` does by default.
       spike_at_threshold: H(0) = 1 (fire at U = θ); False: snnTorch's H(0) = 0.
+      fire_first: fire on the membrane carried in, before the step's input is
+        added (Spyx's ``nn.LIF``); needs ``reset_delay``.
       learn_beta: learn β as σ(``beta_logit``), so it stays in (0, 1).
       learn_threshold: learn θ (parameter ``threshold``).
       per_neuron: a learnable β/θ (and the other neurons' learnable α, ρ, γ)

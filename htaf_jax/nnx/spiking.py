@@ -30,12 +30,12 @@ class _Neuron(nnx.Module):
     def __init__(self, *, beta: float = 0.9, threshold: float = 1.0,
                  reset: spiking.Reset = "subtract", detach_reset: bool = True,
                  reset_delay: bool = False, spike_at_threshold: bool = True,
-                 learn_beta: bool = False, learn_threshold: bool = False,
-                 per_neuron: bool = False, surrogate: str | Callable = "htaf",
+                 fire_first: bool = False, learn_beta: bool = False,
+                 learn_threshold: bool = False, per_neuron: bool = False, surrogate: str | Callable = "htaf",
                  param_dtype=jnp.float32, in_features: int | Sequence[int] | None = None,
                  rngs: nnx.Rngs | None = None):
-        spiking.check_reset(reset)
-        self.reset, self.detach_reset = reset, detach_reset
+        spiking.check_options(reset, reset_delay, fire_first)
+        self.reset, self.detach_reset, self.fire_first = reset, detach_reset, fire_first
         self.reset_delay, self.spike_at_threshold = reset_delay, spike_at_threshold
         self.learn_beta, self.learn_threshold = learn_beta, learn_threshold
         self.per_neuron, self.surrogate, self.param_dtype = per_neuron, surrogate, param_dtype
@@ -65,7 +65,7 @@ class _Neuron(nnx.Module):
         return dict(beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
                     reset=self.reset, detach_reset=self.detach_reset,
                     reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
-                    num_steps=num_steps)
+                    fire_first=self.fire_first, num_steps=num_steps)
 
 
 class LIF(_Neuron):
