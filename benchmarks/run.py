@@ -282,6 +282,9 @@ def _peers_section(q: dict) -> list[str]:
           "the contender in its own process (build, compile, steps) minus that of a process that "
           "imports the framework and holds the same inputs. Module docstring: "
           "`benchmarks/snn_peers.py`.", "",
+          "× ours' time (paired): the median over rounds of the contender's time over ours in "
+          "the same round (above 1: slower than ours), with the lowest and highest round in "
+          "brackets.", "",
           "| workload | contender | median ms | min ms | × ours' time (paired) | peak MB | "
           "first loss |", "|---|---|---:|---:|---:|---:|---:|"]
     for wl in q["workloads"].values():
@@ -291,8 +294,11 @@ def _peers_section(q: dict) -> list[str]:
                 L.append(f"| {label} | {name} | not run: {c['skip_reason']} | | | | |")
                 continue
             mem = f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured"
+            span = wl.get("ratio_range_vs_ours", {}).get(name)
+            ratio = f"{wl['ratio_vs_ours'][name]:.2f}" + (
+                f" ({span[0]:.2f}–{span[1]:.2f})" if span and name != "ours (htaf_jax)" else "")
             L.append(f"| {label} | {name} | {c['median_ms']:.1f} | {c['min_ms']:.1f} | "
-                     f"{wl['ratio_vs_ours'][name]:.2f} | {mem} | {c['first_loss']:.6g} |")
+                     f"{ratio} | {mem} | {c['first_loss']:.6g} |")
     last = q["workloads"][mf["workload"]]
     mm = last["matmul"]
     shapes = ", ".join(f"{g:.1f} ({name.removeprefix('matmul ')})"

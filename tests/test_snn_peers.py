@@ -77,8 +77,23 @@ def test_ratio_is_paired_and_beyond_matmuls_subtracts_the_fastest_dots(monkeypat
         name: rounds[name] for name in fns})
     r = P.measure_workload(w, memory=False, matmul_square=2)
     assert r["ratio_vs_ours"] == {P.OURS: 1.0, P.SPYX_HOIST: pytest.approx(1.5)}
+    assert r["ratio_range_vs_ours"][P.SPYX_HOIST] == pytest.approx([0.95, 2.0])
     assert r["beyond_matmuls_ms"][P.OURS] == pytest.approx((1.0 - 0.2 - 0.3) * 1e3)
     assert r["beyond_matmuls_ms"][P.SPYX_HOIST] == pytest.approx((1.5 - 0.2 - 0.3) * 1e3)
+
+
+def test_square_dot_samples_about_one_forward_dot(monkeypatch):
+    calls = []
+    monkeypatch.setattr(P.snn_step, "make_matmul", lambda m, k, n: (
+        lambda: calls.append((m, k, n)), 2.0 * m * k * n))
+    w = P.Workload("on", "on", 500, 16, 4096, 4096, None, 1)
+    comps = P.matmul_components(w, 2048)
+    name = "matmul 2048x2048x2048 (x16 per sample)"   # 8000·4096² / 2048³ = 15.6
+    fn, flops = comps[name]
+    fn()
+    assert calls == [(2048, 2048, 2048)] * 16 and flops == 16 * 2.0 * 2048 ** 3
+    assert {n for n in comps if n.endswith(("(forward)", "(weight grad)"))} == {
+        "matmul 8000x4096x4096 (forward)", "matmul 4096x8000x4096 (weight grad)"}
 
 
 def test_step_flops_by_hand():
