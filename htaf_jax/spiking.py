@@ -69,12 +69,22 @@ surrogate gradient H'(−θ) reaches a learnable θ, where the shifted S[0] is a
 constant. The scan carries only the membrane (and the adaptation), so this is
 the cheaper way to run Spyx's neuron.
 
+Memory: LIF and IF over (T, B, ...) currents with a registry surrogate of fixed
+hyperparameters (outside ``shard_map``'s manual axes) take a hand-written
+gradient (a custom VJP; tests/test_layers_spiking.py checks it against
+autodiff of the general scan for every option). Its forward writes the one
+stack the backward pass needs (U[t], or V[t] with the same-step reset) over
+the currents, where autodiff of the scan keeps stacks of its own, and β and θ
+get gradient work only when they are traced (learnable). Other neurons, spike
+functions and learnable surrogate hyperparameters run the general scan.
+
 Spyx 1.0's ``nn.LIF`` is ``reset_delay=True, fire_first=True,
 detach_reset=False, spike_at_threshold=False`` (tests/test_spiking_spyx.py
 checks spikes, membranes and gradients against it).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Literal, NamedTuple, Sequence
 
@@ -146,6 +156,8 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
     """One scan for every neuron: LIF, plus a recurrent current from S[t−1]
     and/or an adaptive threshold θ + γ·a[t] when given."""
     check_options(options.reset, options.reset_delay, options.fire_first)
+    # Parameters that carry a gradient are traced values (constants are not).
+    traced = (isinstance(beta, jax.core.Tracer), isinstance(threshold, jax.core.Tracer))
     subtract = options.reset == "subtract"
     # The state keeps the currents' dtype (a scan carry cannot change type): the
     # neuron's parameters compute in it too, as under mixed precision they should.
@@ -188,6 +200,9 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
             mem = mem - r * thr if subtract else mem * (1.0 - r)
         return (mem, spike if keep_spike else None, adapt), (spike, mem)
 
+    if (recurrent is None and adaptation is None and num_steps is None
+            and _hand_written_gradient(currents, spike_fn)):
+        return _lif_lowmem(currents, beta, threshold, spike_fn, options, *traced)
     zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
     init = (zeros, zeros if keep_spike else None, zeros if adaptation is not None else None)
     if num_steps is None:
@@ -196,6 +211,167 @@ def _scan(currents: Array, num_steps: int | None, *, beta, threshold, spike_fn: 
         _, (spikes, mems) = jax.lax.scan(lambda c, _: step(c, currents), init, None,
                                          length=num_steps)
     return spikes, mems
+
+
+def _hand_written_gradient(currents: Array, spike_fn) -> bool:
+    """The LIF's hand-written gradient applies: a registry surrogate with fixed
+    hyperparameters (its ``grad`` is the spike's derivative), outside ``shard_map``'s
+    manual axes (where autodiff places the collectives)."""
+    from htaf_jax.surrogates import Surrogate
+    return (isinstance(spike_fn, Surrogate)
+            and all(isinstance(v, float) for _, v in spike_fn.hparams)
+            and not tuple(getattr(jax.typeof(currents), "vma", ()) or ()))
+
+
+def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+    """Sums g (one step's shape) down to a parameter's broadcasting ``shape``."""
+    lead = g.ndim - len(shape)
+    g = jnp.sum(g, axis=tuple(range(lead))) if lead else g
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return jnp.sum(g, axis=axes, keepdims=True) if axes else g
+
+
+def _lif_steps(options: NeuronOptions, spike_fn, beta, threshold):
+    """(fire, membrane): the spike from its input x, and U from (U[t−1], I, reset spike)."""
+    subtract = options.reset == "subtract"
+
+    def fire(x):
+        return threshold_spike(spike_fn, x, options.spike_at_threshold)
+
+    def after_reset(v, r):  # the membrane V once a spike r resets it
+        return v - r * threshold if subtract else v * (1.0 - r)
+
+    return fire, after_reset, subtract
+
+
+def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, learn_theta):
+    """The LIF forward as one scan that writes its residual over the currents
+    (V[t] with the same-step reset, else U[t]): (spikes, membranes), residual."""
+    fire, after_reset, subtract = _lif_steps(options, spike_fn, beta, threshold)
+    dtype = currents.dtype
+
+    def step(carry, t):
+        mem, buf = carry  # U[t−1]; the currents, overwritten up to t − 1
+        cur = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
+        if options.fire_first:
+            spike = fire(mem - threshold)
+            mem = beta * mem + cur - spike * threshold if subtract else \
+                beta * (1.0 - spike) * mem + cur
+            keep, out_mem = mem, mem
+        elif options.reset_delay:
+            prev = fire(mem - threshold)  # S[t−1] (0 at t = 0: U[−1] = 0 and θ > 0 or not,
+            prev = jnp.where(t > 0, prev, jnp.zeros_like(prev))  # S[−1] = 0 by definition)
+            mem = beta * mem + cur - prev * threshold if subtract else \
+                beta * (1.0 - prev) * mem + cur
+            spike = fire(mem - threshold)
+            keep, out_mem = mem, mem
+        else:
+            v = beta * mem + cur
+            spike = fire(v - threshold)
+            mem = after_reset(v, spike)
+            keep, out_mem = v, mem
+        buf = jax.lax.dynamic_update_index_in_dim(buf, keep.astype(dtype), t, 0)
+        return (mem, buf), (spike, out_mem) if not (options.fire_first or options.reset_delay) \
+            else (spike, None)
+
+    zeros = jnp.zeros_like(currents[0])
+    (_, resid), (spikes, mems) = jax.lax.scan(step, (zeros, currents),
+                                              jnp.arange(currents.shape[0]))
+    if mems is None:
+        mems = resid  # the residual is U itself
+    return (spikes, mems), (resid, beta, threshold)
+
+
+def _lif_lowmem_bwd(spike_fn, options, learn_beta, learn_theta, res, cts):
+    resid, beta, threshold = res
+    g_spikes, g_mems = cts
+    fire, after_reset, subtract = _lif_steps(options, spike_fn, beta, threshold)
+    detach = options.detach_reset
+    dtype = resid.dtype
+    h = spike_fn.grad
+
+    def membrane_before(buf, t):
+        """U[t−1] (0 at t = 0) from the residual of step t − 1."""
+        prev = jax.lax.dynamic_index_in_dim(buf, jnp.maximum(t - 1, 0), keepdims=False)
+        if not (options.fire_first or options.reset_delay):  # the residual is V
+            prev = after_reset(prev, fire(prev - threshold))
+        return jnp.where(t > 0, prev, jnp.zeros_like(prev))
+
+    buf = resid  # read only: writing the gradient over it would need a copy per step
+
+    def step(carry, xs):
+        g_mem, g_prev, g_beta, g_theta = carry  # g_mem: dL/dU[t]; g_prev: dL/dS[t]
+        t, g_s, g_u = xs
+        m = membrane_before(buf, t)
+        here = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
+        g_u = g_u + g_mem
+        if options.fire_first:  # S = H(m − θ); U = βm + I − rθ | β(1 − r)m + I
+            x = m - threshold
+            r = fire(x)
+            hx = h(x)
+            g_r = (-threshold * g_u if subtract else -beta * m * g_u)
+            g_sx = (g_s + (0.0 if detach else g_r)) * hx
+            g_in = g_u
+            g_m = (beta if subtract else beta * (1.0 - r)) * g_u + g_sx
+            d_beta = g_u * (m if subtract else (1.0 - r) * m)
+            d_theta = -g_sx - (r * g_u if subtract else 0.0)
+            g_prev_out = g_prev
+        elif options.reset_delay:  # U = βm + I − pθ | β(1 − p)m + I; S = H(U − θ)
+            x = here - threshold
+            hx = h(x)
+            g_sx = (g_s + g_prev) * hx
+            g_u = g_u + g_sx
+            p = fire(m - threshold)
+            p = jnp.where(t > 0, p, jnp.zeros_like(p))
+            g_in = g_u
+            g_m = (beta if subtract else beta * (1.0 - p)) * g_u
+            d_beta = g_u * (m if subtract else (1.0 - p) * m)
+            d_theta = -g_sx - (p * g_u if subtract else 0.0)
+            g_p = -threshold * g_u if subtract else -beta * m * g_u
+            g_prev_out = jnp.zeros_like(g_u) if detach else g_p
+        else:  # V = βm + I; S = H(V − θ); U = V − rθ | V(1 − r)
+            v = here
+            x = v - threshold
+            r = fire(x)
+            hx = h(x)
+            g_r = -threshold * g_u if subtract else -v * g_u
+            g_sx = (g_s + (0.0 if detach else g_r)) * hx
+            g_v = (g_u if subtract else (1.0 - r) * g_u) + g_sx
+            g_in = g_v
+            g_m = beta * g_v
+            d_beta = g_v * m
+            d_theta = -g_sx - (r * g_u if subtract else 0.0)
+            g_prev_out = g_prev
+        if learn_beta:
+            g_beta = g_beta + d_beta
+        if learn_theta:
+            g_theta = g_theta + d_theta
+        return (g_m.astype(dtype), g_prev_out, g_beta, g_theta), g_in.astype(dtype)
+
+    zeros = jnp.zeros_like(resid[0])
+    init = (zeros, zeros if options.reset_delay and not options.fire_first else None,
+            zeros if learn_beta else None, zeros if learn_theta else None)
+    ts = jnp.arange(resid.shape[0])
+    (_, _, g_beta, g_theta), g_cur = jax.lax.scan(
+        step, init, (ts, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True)
+    g_beta = (_unbroadcast(g_beta, beta.shape).astype(beta.dtype) if learn_beta
+              else jnp.zeros_like(beta))
+    g_theta = (_unbroadcast(g_theta, threshold.shape).astype(threshold.dtype) if learn_theta
+               else jnp.zeros_like(threshold))
+    return g_cur, g_beta, g_theta
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _lif_lowmem(currents, beta, threshold, spike_fn, options, learn_beta, learn_theta):
+    """LIF/IF over (T, B, ...) currents with a hand-written gradient that keeps one
+    (T, B, ...) stack for the backward pass and writes the currents' gradient over
+    it (autodiff of the scan keeps its own stacks besides): the same values and
+    gradients as :func:`_scan`, in less memory."""
+    return _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta,
+                           learn_theta)[0]
+
+
+_lif_lowmem.defvjp(_lif_lowmem_fwd, _lif_lowmem_bwd)
 
 
 def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,

@@ -63,14 +63,14 @@ class _Neuron(NeuronFields):
     def _decay(self, name: str, value: float, learn: bool, shape, dtype) -> Array:
         """A decay in (0, 1]; learnable as σ(``name``) so it stays in (0, 1)."""
         if not learn:
-            return jnp.asarray(value, dtype)
+            return value  # a constant: the neurons skip its gradient
         init = nn.initializers.constant(spiking.decay_to_logit(value))
         return jax.nn.sigmoid(self.param(name, init, shape, self.param_dtype))
 
     def _common(self, currents: Array, num_steps: int | None) -> dict:
         """β, θ (parameters when learnable), the spike function and the reset options."""
         shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
-        threshold = jnp.asarray(self.threshold, currents.dtype)
+        threshold = self.threshold
         if self.learn_threshold:
             threshold = self.param("threshold", nn.initializers.constant(self.threshold),
                                    shape, self.param_dtype)

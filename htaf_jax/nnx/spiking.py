@@ -58,10 +58,9 @@ class _Neuron(nnx.Module):
                                   self.param_dtype))
 
     def _common(self, currents: Array, num_steps: int | None) -> dict:
-        beta = (jax.nn.sigmoid(self.beta_logit[...]) if self.learn_beta
-                else jnp.asarray(self.beta, currents.dtype))
-        threshold = (self.threshold[...] if self.learn_threshold
-                     else jnp.asarray(self.threshold, currents.dtype))
+        # Constants stay Python numbers: the neurons skip their gradient.
+        beta = jax.nn.sigmoid(self.beta_logit[...]) if self.learn_beta else self.beta
+        threshold = self.threshold[...] if self.learn_threshold else self.threshold
         return dict(beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
                     reset=self.reset, detach_reset=self.detach_reset,
                     reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
