@@ -278,7 +278,8 @@ def _peers_section(q: dict) -> list[str]:
           "(`htaf_jax.linen.spiking.LIF` with the options that reproduce Spyx's LIF), Spyx 1.0 "
           "as its docs write it (`nnx.Linear` inside `spyx.nn.run`) and with the Linear hoisted "
           "out of time, and snnTorch's tutorial loop (its `Leaky` fires one step earlier; same "
-          "work). Contenders interleaved round by round, warm-up excluded; peak MB = peak RSS of "
+          "work). Contenders interleaved round by round, the order rotating each round (no "
+          "contender always runs right after the same one), warm-up excluded; peak MB = peak RSS of "
           "the contender in its own process (build, compile, steps) minus that of a process that "
           "imports the framework and holds the same inputs. Module docstring: "
           "`benchmarks/snn_peers.py`.", "",

@@ -3,7 +3,8 @@
     python -m benchmarks.snn_peers [--quick] [--no-memory] [--json OUT]
 
 Two workloads, each timed with its contenders interleaved round by round
-(``snn_step.time_interleaved``: warm-up excluded, medians). A contender's time
+(``snn_step.time_interleaved``: warm-up excluded, medians; the order rotates
+each round, so no contender always runs right after the same one). A contender's time
 relative to ours is the median over rounds of its time over ours in the same
 round (paired: a slow stretch of a shared machine slows a whole round):
 
@@ -476,7 +477,7 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
     for f, _ in mm.values():
         f()
     timed = dict(fns, **{name: f for name, (f, _) in mm.items()})
-    times = snn_step.time_interleaved(timed, w.repeats, warmup=0)
+    times = snn_step.time_interleaved(timed, w.repeats, warmup=0, rotate=True)
     for name in fns:
         ts = times[name]
         result["contenders"][name] = {"ran": True, "median_ms": statistics.median(ts) * 1e3,

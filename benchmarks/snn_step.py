@@ -278,16 +278,20 @@ def make_torch_encode(num_steps: int, images: np.ndarray, device: str = "cpu"
 
 
 def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
-                     warmup: int) -> dict[str, list[float]]:
+                     warmup: int, rotate: bool = False) -> dict[str, list[float]]:
     """Seconds per call of each contender: ``warmup`` untimed calls each (compilation),
     then ``repeats`` rounds in which every contender runs once, in turn (a noisy
-    neighbour slows all alike)."""
+    neighbour slows all alike). ``rotate``: round r starts at the r-th contender, so
+    none always follows the same one (a step can pay for its predecessor, e.g. for
+    thread pools still spinning)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
+    items = list(contenders.items())
+    for r in range(repeats):
+        k = r % len(items) if rotate else 0
+        for name, fn in items[k:] + items[:k]:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

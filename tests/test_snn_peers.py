@@ -73,13 +73,24 @@ def test_ratio_is_paired_and_beyond_matmuls_subtracts_the_fastest_dots(monkeypat
     monkeypatch.setattr(P, "build", lambda name, *a: lambda: 0.0)
     monkeypatch.setattr(P, "matmul_components", lambda w, sq: {
         name: (lambda: None, 1.0) for name in rounds if name.startswith("matmul")})
-    monkeypatch.setattr(P.snn_step, "time_interleaved", lambda fns, repeats, warmup: {
+    monkeypatch.setattr(P.snn_step, "time_interleaved", lambda fns, repeats, warmup, rotate: {
         name: rounds[name] for name in fns})
     r = P.measure_workload(w, memory=False, matmul_square=2)
     assert r["ratio_vs_ours"] == {P.OURS: 1.0, P.SPYX_HOIST: pytest.approx(1.5)}
     assert r["ratio_range_vs_ours"][P.SPYX_HOIST] == pytest.approx([0.95, 2.0])
     assert r["beyond_matmuls_ms"][P.OURS] == pytest.approx((1.0 - 0.2 - 0.3) * 1e3)
     assert r["beyond_matmuls_ms"][P.SPYX_HOIST] == pytest.approx((1.5 - 0.2 - 0.3) * 1e3)
+
+
+def test_rotated_rounds_start_at_each_contender_in_turn():
+    calls = []
+    fns = {n: (lambda n=n: calls.append(n)) for n in "abc"}
+    times = P.snn_step.time_interleaved(fns, repeats=4, warmup=0, rotate=True)
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert all(len(t) == 4 for t in times.values())
+    calls.clear()
+    P.snn_step.time_interleaved(fns, repeats=2, warmup=0)
+    assert calls == list("abcabc")
 
 
 def test_square_dot_samples_about_one_forward_dot(monkeypatch):
