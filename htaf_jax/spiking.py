@@ -232,7 +232,8 @@ def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _lif_steps(options: NeuronOptions, spike_fn, beta, threshold):
-    """(fire, membrane): the spike from its input x, and U from (U[t−1], I, reset spike)."""
+    """(fire, after_reset, subtract): the spike from its input x, and the membrane
+    once a spike resets it (the same-step reset)."""
     subtract = options.reset == "subtract"
 
     def fire(x):
@@ -259,8 +260,8 @@ def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, le
                 beta * (1.0 - spike) * mem + cur
             keep, out_mem = mem, mem
         elif options.reset_delay:
-            prev = fire(mem - threshold)  # S[t−1] (0 at t = 0: U[−1] = 0 and θ > 0 or not,
-            prev = jnp.where(t > 0, prev, jnp.zeros_like(prev))  # S[−1] = 0 by definition)
+            prev = fire(mem - threshold)  # S[t−1], recomputed from U[t−1]; S[−1] = 0
+            prev = jnp.where(t > 0, prev, jnp.zeros_like(prev))
             mem = beta * mem + cur - prev * threshold if subtract else \
                 beta * (1.0 - prev) * mem + cur
             spike = fire(mem - threshold)
@@ -363,10 +364,10 @@ def _lif_lowmem_bwd(spike_fn, options, learn_beta, learn_theta, res, cts):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def _lif_lowmem(currents, beta, threshold, spike_fn, options, learn_beta, learn_theta):
-    """LIF/IF over (T, B, ...) currents with a hand-written gradient that keeps one
-    (T, B, ...) stack for the backward pass and writes the currents' gradient over
-    it (autodiff of the scan keeps its own stacks besides): the same values and
-    gradients as :func:`_scan`, in less memory."""
+    """LIF/IF over (T, B, ...) currents with a hand-written gradient whose forward
+    keeps one (T, B, ...) stack for the backward pass, written over the currents
+    (autodiff of the scan keeps stacks of its own): the same values and gradients
+    as :func:`_scan`, in less memory."""
     return _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta,
                            learn_theta)[0]
 
