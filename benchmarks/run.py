@@ -279,8 +279,8 @@ def _peers_section(q: dict) -> list[str]:
           "as its docs write it (`nnx.Linear` inside `spyx.nn.run`) and with the Linear hoisted "
           "out of time, and snnTorch's tutorial loop (its `Leaky` fires one step earlier; same "
           "work). Contenders interleaved round by round, the order rotating each round (no "
-          "contender always runs right after the same one), warm-up excluded; peak MB = peak RSS of "
-          "the contender in its own process (build, compile, steps) minus that of a process that "
+          "contender always runs right after the same one), warm-up excluded; peak MB = peak "
+          "RSS of the contender in its own process (build, compile, steps) minus that of a process that "
           "imports the framework and holds the same inputs. Module docstring: "
           "`benchmarks/snn_peers.py`.", "",
           "× ours' time (paired): the median over rounds of the contender's time over ours in "
@@ -297,7 +297,7 @@ def _peers_section(q: dict) -> list[str]:
             mem = f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured"
             span = wl.get("ratio_range_vs_ours", {}).get(name)
             ratio = f"{wl['ratio_vs_ours'][name]:.2f}" + (
-                f" ({span[0]:.2f}–{span[1]:.2f})" if span and name != "ours (htaf_jax)" else "")
+                f" ({span[0]:.2f}–{span[1]:.2f})" if span and name != snn_peers.OURS else "")
             L.append(f"| {label} | {name} | {c['median_ms']:.1f} | {c['min_ms']:.1f} | "
                      f"{ratio} | {mem} | {c['first_loss']:.6g} |")
     last = q["workloads"][mf["workload"]]
@@ -314,7 +314,7 @@ def _peers_section(q: dict) -> list[str]:
           f"{mf['value']:.2f}** (target ≥ {t['matmul_fraction']['target']}: "
           f"{'met' if t['matmul_fraction']['met'] else 'missed'}): our step's "
           f"{last['flops_ours'] / 1e9:.1f} GFLOP of matmuls (forward + weight gradient) in "
-          f"{last['contenders']['ours (htaf_jax)']['min_ms']:.0f} ms (our fastest step) = "
+          f"{last['contenders'][snn_peers.OURS]['min_ms']:.0f} ms (our fastest step) = "
           f"{last['ours_gflops']:.1f} GFLOP/s, against the fastest float32 `jnp.dot` of the "
           f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}).",
           *_beyond_matmuls(last),

@@ -110,8 +110,13 @@ def zeros_like_varying(x: Array) -> Array:
     ``shard_map`` a scan carry must have the per-device type of what the body
     adds to it)."""
     zeros = jnp.zeros_like(x)
-    vma = tuple(getattr(jax.typeof(x), "vma", ()) or ())
+    vma = manual_axes(x)
     return jax.lax.pcast(zeros, vma, to="varying") if vma else zeros
+
+
+def manual_axes(x: Array) -> tuple[str, ...]:
+    """The ``shard_map`` manual mesh axes x varies over (empty outside ``shard_map``)."""
+    return tuple(getattr(jax.typeof(x), "vma", ()) or ())
 
 
 def check_reset(reset: str) -> None:
@@ -220,7 +225,7 @@ def _hand_written_gradient(currents: Array, spike_fn) -> bool:
     from htaf_jax.surrogates import Surrogate
     return (isinstance(spike_fn, Surrogate)
             and all(isinstance(v, float) for _, v in spike_fn.hparams)
-            and not tuple(getattr(jax.typeof(currents), "vma", ()) or ()))
+            and not manual_axes(currents))
 
 
 def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:

@@ -60,8 +60,9 @@ class _Neuron(NeuronFields):
     def _features(self, currents: Array, num_steps: int | None) -> tuple[int, ...]:
         return tuple(currents.shape[1:] if num_steps is not None else currents.shape[2:])
 
-    def _decay(self, name: str, value: float, learn: bool, shape, dtype) -> Array:
-        """A decay in (0, 1]; learnable as σ(``name``) so it stays in (0, 1)."""
+    def _decay(self, name: str, value: float, learn: bool, shape, dtype) -> Array | float:
+        """A decay in (0, 1]; learnable as σ(``name``) so it stays in (0, 1), else the
+        Python number."""
         if not learn:
             return value  # a constant: the neurons skip its gradient
         init = nn.initializers.constant(spiking.decay_to_logit(value))

@@ -31,7 +31,8 @@ class _Neuron(nnx.Module):
                  reset: spiking.Reset = "subtract", detach_reset: bool = True,
                  reset_delay: bool = False, spike_at_threshold: bool = True,
                  fire_first: bool = False, learn_beta: bool = False,
-                 learn_threshold: bool = False, per_neuron: bool = False, surrogate: str | Callable = "htaf",
+                 learn_threshold: bool = False, per_neuron: bool = False,
+                 surrogate: str | Callable = "htaf",
                  param_dtype=jnp.float32, in_features: int | Sequence[int] | None = None,
                  rngs: nnx.Rngs | None = None):
         spiking.check_options(reset, reset_delay, fire_first)
