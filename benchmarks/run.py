@@ -316,7 +316,11 @@ def _peers_section(q: dict) -> list[str]:
           f"{last['flops_ours'] / 1e9:.1f} GFLOP of matmuls (forward + weight gradient) in "
           f"{last['contenders'][snn_peers.OURS]['min_ms']:.0f} ms (our fastest step) = "
           f"{last['ours_gflops']:.1f} GFLOP/s, against the fastest float32 `jnp.dot` of the "
-          f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}).",
+          f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}). Round by round "
+          f"(our step's rate over the fastest dot of the same round): median "
+          f"{mf['paired_median']:.2f} ({mf['paired_range'][0]:.2f}–{mf['paired_range'][1]:.2f})"
+          f". The bound the step's shapes set, were it to take exactly its two fastest dots: "
+          f"{mf['ceiling']:.2f}.",
           *_beyond_matmuls(last),
           "- The first-loss column is each step's loss on the shared starting weights: ours "
           "and both Spyx forms compute the same network (tests/test_snn_peers.py checks it to "

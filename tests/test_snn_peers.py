@@ -80,6 +80,12 @@ def test_ratio_is_paired_and_beyond_matmuls_subtracts_the_fastest_dots(monkeypat
     assert r["ratio_range_vs_ours"][P.SPYX_HOIST] == pytest.approx([0.95, 2.0])
     assert r["beyond_matmuls_ms"][P.OURS] == pytest.approx((1.0 - 0.2 - 0.3) * 1e3)
     assert r["beyond_matmuls_ms"][P.SPYX_HOIST] == pytest.approx((1.5 - 0.2 - 0.3) * 1e3)
+    # Every dot is 1 FLOP here and our step 32 (step_flops). The ceiling: our FLOPs in the
+    # two fastest dots' time (0.2 + 0.3 s) over the best rate (1 / 0.1 s); each round: our
+    # rate over the fastest dot of that round (the square one, 10 FLOP/s, every round).
+    assert P.step_flops(w) == 32
+    assert r["matmul"]["ceiling_fraction"] == pytest.approx(32 / 0.5 / 10)
+    assert r["matmul"]["fraction_by_round"] == pytest.approx([3.2, 0.8, 1.6])
 
 
 def test_rotated_rounds_start_at_each_contender_in_turn():
