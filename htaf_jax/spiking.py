@@ -237,12 +237,14 @@ def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _lif_steps(options: NeuronOptions, spike_fn, beta, threshold):
-    """(fire, after_reset, subtract): the spike from its input x, and the membrane
-    once a spike resets it (the same-step reset)."""
+    """(fire, after_reset, subtract): the spike's value from its input x (a registry
+    surrogate's forward is the step; the hand-written backward supplies the
+    gradient), and the membrane once a spike resets it (the same-step reset)."""
     subtract = options.reset == "subtract"
 
-    def fire(x):
-        return threshold_spike(spike_fn, x, options.spike_at_threshold)
+    def fire(x):  # threshold_spike's forward value, in one comparison; NaN propagates
+        h = x >= 0 if options.spike_at_threshold else x > 0
+        return jnp.where(jnp.isnan(x), x, h.astype(x.dtype))
 
     def after_reset(v, r):  # the membrane V once a spike r resets it
         return v - r * threshold if subtract else v * (1.0 - r)
@@ -252,7 +254,10 @@ def _lif_steps(options: NeuronOptions, spike_fn, beta, threshold):
 
 def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, learn_theta):
     """The LIF forward as one scan that writes its residual over the currents
-    (V[t] with the same-step reset, else U[t]): (spikes, membranes), residual."""
+    (V[t] with the same-step reset, else U[t]) and stacks nothing else: the
+    spikes and membranes are elementwise functions of the residual, computed
+    after the scan where XLA can fuse them into their consumer (a loss, a sum)
+    instead of the scan writing two more stacks. (spikes, membranes), residual."""
     fire, after_reset, subtract = _lif_steps(options, spike_fn, beta, threshold)
     dtype = currents.dtype
 
@@ -263,29 +268,30 @@ def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, le
             spike = fire(mem - threshold)
             mem = beta * mem + cur - spike * threshold if subtract else \
                 beta * (1.0 - spike) * mem + cur
-            keep, out_mem = mem, mem
+            keep = mem
         elif options.reset_delay:
             prev = fire(mem - threshold)  # S[t−1], recomputed from U[t−1]; S[−1] = 0
             prev = jnp.where(t > 0, prev, jnp.zeros_like(prev))
             mem = beta * mem + cur - prev * threshold if subtract else \
                 beta * (1.0 - prev) * mem + cur
-            spike = fire(mem - threshold)
-            keep, out_mem = mem, mem
+            keep = mem
         else:
-            v = beta * mem + cur
-            spike = fire(v - threshold)
-            mem = after_reset(v, spike)
-            keep, out_mem = v, mem
+            keep = beta * mem + cur
+            mem = after_reset(keep, fire(keep - threshold))
         buf = jax.lax.dynamic_update_index_in_dim(buf, keep.astype(dtype), t, 0)
-        return (mem, buf), (spike, out_mem) if not (options.fire_first or options.reset_delay) \
-            else (spike, None)
+        return (mem, buf), None
 
     zeros = jnp.zeros_like(currents[0])
-    (_, resid), (spikes, mems) = jax.lax.scan(step, (zeros, currents),
-                                              jnp.arange(currents.shape[0]))
-    if mems is None:
-        mems = resid  # the residual is U itself
-    return (spikes, mems), (resid, beta, threshold)
+    (_, resid), _ = jax.lax.scan(step, (zeros, currents), jnp.arange(currents.shape[0]))
+    if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
+        before = jnp.concatenate([zeros[None], resid[:-1]])
+        spikes, mems = fire(before - threshold), resid
+    elif options.reset_delay:  # S[t] = H(U[t] − θ); the residual is U
+        spikes, mems = fire(resid - threshold), resid
+    else:  # S[t] = H(V[t] − θ); U[t] = V[t] after the reset
+        spikes = fire(resid - threshold)
+        mems = after_reset(resid, spikes)
+    return (spikes.astype(dtype), mems.astype(dtype)), (resid, beta, threshold)
 
 
 def _lif_lowmem_bwd(spike_fn, options, learn_beta, learn_theta, res, cts):
