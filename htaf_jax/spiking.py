@@ -74,7 +74,8 @@ hyperparameters (outside ``shard_map``'s manual axes) take a hand-written
 gradient (a custom VJP; tests/test_layers_spiking.py checks it against
 autodiff of the general scan for every option). Its forward writes the one
 stack the backward pass needs (U[t], or V[t] with the same-step reset) over
-the currents, where autodiff of the scan keeps stacks of its own, and β and θ
+the currents and computes the spikes and membranes from it after the scan,
+where autodiff of the scan keeps stacks of its own, and β and θ
 get gradient work only when they are traced (learnable). Other neurons, spike
 functions and learnable surrogate hyperparameters run the general scan.
 

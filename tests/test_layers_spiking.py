@@ -509,22 +509,26 @@ def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order):
     np.testing.assert_array_equal(s_const, s_ref)
 
 
-def test_hand_written_lif_gradient_keeps_fewer_stacks():
-    """The custom VJP writes its residual over the currents, so the compiled gradient
-    of Dense → LIF needs at least one (T, B, N) stack less temporary memory than
-    autodiff of the scan (XLA's buffer assignment, no timing)."""
+@pytest.mark.parametrize("order", [dict(reset_delay=True, fire_first=True, detach_reset=False),
+                                   dict(), dict(reset_delay=True)])
+def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
+    """The custom VJP writes its residual over the currents and its scan stacks nothing
+    else (spikes and membranes come from the residual afterwards), so the compiled
+    gradient of Dense (with bias) → LIF needs two (T, B, N) stacks less
+    temporary memory than autodiff of the scan (XLA's buffer assignment, no timing;
+    when the scan also stacked its spikes it was one)."""
     T_, B_, N_ = 64, 8, 256
     stack = T_ * B_ * N_ * 4
     x = jax.random.normal(KEY, (T_, B_, N_))
-    kernel = jax.random.normal(KEY, (N_, N_)) / 16
+    params = (jax.random.normal(KEY, (N_, N_)) / 16, jnp.zeros(N_))
 
     def temp(spike_fn):
-        def f(k):
-            s, _ = spiking.lif_dynamics(x @ k, beta=0.9, threshold=1.0, spike_fn=spike_fn,
-                                        reset_delay=True, fire_first=True,
-                                        detach_reset=False)
+        def f(p):
+            s, _ = spiking.lif_dynamics(x @ p[0] + p[1], beta=0.9, threshold=1.0,
+                                        spike_fn=spike_fn, **order)
             return jnp.sum(s)
-        return jax.jit(jax.grad(f)).lower(kernel).compile().memory_analysis().temp_size_in_bytes
+        return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
+                .memory_analysis().temp_size_in_bytes)
 
     surrogate = get_surrogate("atan")
-    assert temp(surrogate) <= temp(_general(surrogate)) - stack
+    assert temp(surrogate) <= temp(_general(surrogate)) - 1.9 * stack  # + small buffers
