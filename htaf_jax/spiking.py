@@ -237,7 +237,7 @@ def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
     return jnp.sum(g, axis=axes, keepdims=True) if axes else g
 
 
-def _lif_steps(options: NeuronOptions, spike_fn, beta, threshold):
+def _lif_steps(options: NeuronOptions, threshold):
     """(fire, after_reset, subtract): the spike's value from its input x (a registry
     surrogate's forward is the step; the hand-written backward supplies the
     gradient), and the membrane once a spike resets it (the same-step reset)."""
@@ -259,7 +259,7 @@ def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, le
     spikes and membranes are elementwise functions of the residual, computed
     after the scan where XLA can fuse them into their consumer (a loss, a sum)
     instead of the scan writing two more stacks. (spikes, membranes), residual."""
-    fire, after_reset, subtract = _lif_steps(options, spike_fn, beta, threshold)
+    fire, after_reset, subtract = _lif_steps(options, threshold)
     dtype = currents.dtype
 
     def step(carry, t):
@@ -298,7 +298,7 @@ def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, le
 def _lif_lowmem_bwd(spike_fn, options, learn_beta, learn_theta, res, cts):
     resid, beta, threshold = res
     g_spikes, g_mems = cts
-    fire, after_reset, subtract = _lif_steps(options, spike_fn, beta, threshold)
+    fire, after_reset, subtract = _lif_steps(options, threshold)
     detach = options.detach_reset
     dtype = resid.dtype
     h = spike_fn.grad
