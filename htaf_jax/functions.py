@@ -210,9 +210,10 @@ def htaf_grad(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = 
     return dsdx.astype(jnp.result_type(x, a, b))
 
 
-def _step(x: Array) -> Array:
-    # H(0) = 1, as SpikingJelly's heaviside (x >= 0); NaN propagates.
-    return jnp.where(jnp.isnan(x), x, (x >= 0).astype(x.dtype))
+def _step(x: Array, fire_at_zero: bool = True) -> Array:
+    # H(0) = 1, as SpikingJelly's heaviside (x >= 0), or 0 (x > 0); NaN propagates.
+    h = x >= 0 if fire_at_zero else x > 0
+    return jnp.where(jnp.isnan(x), x, h.astype(x.dtype))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

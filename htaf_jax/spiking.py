@@ -94,6 +94,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from htaf_jax.functions import _step
+
 __all__ = [
     "Reset", "NeuronOptions", "lif_dynamics", "if_dynamics", "recurrent_lif_dynamics",
     "synaptic_dynamics", "alif_dynamics", "leaky_integrate", "threshold_spike",
@@ -243,9 +245,8 @@ def _lif_steps(options: NeuronOptions, threshold):
     gradient), and the membrane once a spike resets it (the same-step reset)."""
     subtract = options.reset == "subtract"
 
-    def fire(x):  # threshold_spike's forward value, in one comparison; NaN propagates
-        h = x >= 0 if options.spike_at_threshold else x > 0
-        return jnp.where(jnp.isnan(x), x, h.astype(x.dtype))
+    def fire(x):  # threshold_spike's forward value, in one comparison
+        return _step(x, options.spike_at_threshold)
 
     def after_reset(v, r):  # the membrane V once a spike r resets it
         return v - r * threshold if subtract else v * (1.0 - r)
@@ -265,16 +266,14 @@ def _lif_lowmem_fwd(currents, beta, threshold, spike_fn, options, learn_beta, le
     def step(carry, t):
         mem, buf = carry  # U[t−1]; the currents, overwritten up to t − 1
         cur = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
-        if options.fire_first:
-            spike = fire(mem - threshold)
-            mem = beta * mem + cur - spike * threshold if subtract else \
-                beta * (1.0 - spike) * mem + cur
-            keep = mem
-        elif options.reset_delay:
-            prev = fire(mem - threshold)  # S[t−1], recomputed from U[t−1]; S[−1] = 0
-            prev = jnp.where(t > 0, prev, jnp.zeros_like(prev))
-            mem = beta * mem + cur - prev * threshold if subtract else \
-                beta * (1.0 - prev) * mem + cur
+        if options.fire_first or options.reset_delay:
+            # The reset spike, from U[t−1]: fire_first's S[t], or the delayed reset's
+            # S[t−1] (S[−1] = 0).
+            r = fire(mem - threshold)
+            if not options.fire_first:
+                r = jnp.where(t > 0, r, jnp.zeros_like(r))
+            mem = beta * mem + cur - r * threshold if subtract else \
+                beta * (1.0 - r) * mem + cur
             keep = mem
         else:
             keep = beta * mem + cur
