@@ -3,6 +3,7 @@ import inspect
 
 import chex
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -13,6 +14,7 @@ from htaf_jax import spiking
 from htaf_jax.linen import spiking as L
 from htaf_jax.nnx import spiking as N
 from htaf_jax.surrogates import get_surrogate
+from reference_lif import reference_lif
 
 KEY = jax.random.PRNGKey(0)
 HTAF = get_surrogate("htaf")
@@ -468,67 +470,135 @@ def test_the_models_pass_every_neuron_field_to_their_neurons():
 
 # ------------------------------------------------- hand-written LIF gradient --
 
-def _general(spike_fn):
-    """The same spike function, but not a registry Surrogate: the autodiff scan."""
-    return lambda x: spike_fn(x)
+ORDERS = [{}, {"reset_delay": True}, {"reset_delay": True, "fire_first": True}]
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("detach", [True, False])
-@pytest.mark.parametrize("order", [{}, {"reset_delay": True},
-                                   {"reset_delay": True, "fire_first": True}])
-def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order):
-    """LIF over (T, B, F) currents with a registry surrogate uses the custom VJP; the
-    autodiff scan (the same function wrapped, so not a Surrogate) is the reference:
-    equal spikes, membranes and gradients for the currents, a per-neuron β and a
-    scalar θ equal to float32 rounding, for a loss on both outputs."""
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("spike", ["registry", "callable"])
+def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order, spike):
+    """LIF's one scan (a hand-written gradient, for a registry unit or for a plain
+    callable through its own vjp) against the obvious scan autodiff differentiates
+    (tests/reference_lif.py): equal spikes, membranes and gradients for the currents,
+    a per-neuron β and a scalar θ equal to float32 rounding, for a loss with random
+    weights on both outputs."""
     surrogate = get_surrogate("atan")
+    spike_fn = surrogate if spike == "registry" else (lambda x: surrogate(x))
     x = jax.random.normal(KEY, (40, 3, 5)) * 0.7 + 0.4
     w = jax.random.normal(jax.random.PRNGKey(1), (2, 40, 3, 5))
     options = dict(reset=reset, detach_reset=detach, spike_at_threshold=False, **order)
 
-    def loss(x, beta, theta, spike_fn):
-        s, m = spiking.lif_dynamics(x, beta=beta, threshold=theta, spike_fn=spike_fn,
-                                    **options)
+    def loss(x, beta, theta, lif):
+        s, m = lif(x, beta=beta, threshold=theta, spike_fn=spike_fn, **options)
         return jnp.sum(s * w[0]) + jnp.sum(m * w[1]), (s, m)
 
     args = (x, jnp.linspace(0.6, 0.95, 5), jnp.float32(0.9))
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True), static_argnums=3)
-    g_hand, (s_hand, m_hand) = grad(*args, surrogate)
-    g_auto, (s_auto, m_auto) = grad(*args, _general(surrogate))
+    g_hand, (s_hand, m_hand) = grad(*args, spiking.lif_dynamics)
+    g_auto, (s_auto, m_auto) = grad(*args, reference_lif)
     assert 0.1 < float(s_auto.mean()) < 0.7
     np.testing.assert_array_equal(s_hand, s_auto)
     np.testing.assert_allclose(m_hand, m_auto, rtol=1e-6, atol=1e-6)  # XLA fuses differently
     for a, b in zip(g_hand, g_auto):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * float(jnp.abs(b).max()))
     # Constants (Python numbers) get no gradient work, and the values agree.
-    s_const, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9, spike_fn=surrogate,
-                                      **options)
-    s_ref, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9,
-                                    spike_fn=_general(surrogate), **options)
+    s_const, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9, spike_fn=spike_fn, **options)
+    s_ref, _ = reference_lif(x, beta=0.8, threshold=0.9, spike_fn=spike_fn, **options)
     np.testing.assert_array_equal(s_const, s_ref)
+
+
+def test_lif_takes_traced_unit_hyperparameters():
+    """A unit whose hyperparameters are traced (learned) runs the same scan: the
+    backward rule uses their values (the gradient to the currents equals the one with
+    the same numbers bound as constants), and the step gives them zero cotangent."""
+    x = jax.random.normal(KEY, (12, 3, 4)) + 0.5
+    w = jax.random.normal(jax.random.PRNGKey(2), (12, 3, 4))
+
+    def loss(x, alpha):
+        s, _ = spiking.lif_dynamics(x, beta=0.9, threshold=1.0,
+                                    spike_fn=get_surrogate("htaf", alpha=alpha))
+        return jnp.sum(s * w)
+
+    g_x, g_alpha = jax.grad(loss, argnums=(0, 1))(x, jnp.float32(2.5))
+    np.testing.assert_allclose(g_x, jax.grad(loss)(x, 2.5), rtol=1e-6)
+    assert float(g_alpha) == 0.0
+    assert not np.allclose(g_x, jax.grad(loss)(x, 4.0))  # α reached the rule
+
+
+def _scans(jaxpr):
+    """Every scan in a (closed) jaxpr, nested ones (custom VJPs, pjit, cond) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            yield eqn
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _scans(sub)
+
+
+def _carried_shapes(fn, *args):
+    shapes = []
+    for eqn in _scans(jax.make_jaxpr(fn)(*args).jaxpr):
+        body, n_consts = eqn.params["jaxpr"].jaxpr, eqn.params["num_consts"]
+        carried = body.invars[n_consts:n_consts + eqn.params["num_carry"]]
+        shapes += [tuple(v.aval.shape) for v in carried]
+    return shapes
+
+
+LIF_OPTIONS = [dict(reset=r, reset_delay=d, fire_first=f, detach_reset=dr, spike_at_threshold=a)
+               for r in ("subtract", "zero") for d, f in ((False, False), (True, False),
+                                                          (True, True))
+               for dr in (True, False) for a in (True, False)]
+
+
+@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("front", ["linen", "nnx"])
+def test_no_scan_carries_anything_of_size_t(name, front):
+    """The cause of a cost quadratic in T, tested directly: a scan that carries a
+    (T, ...) array (a buffer updated in place) makes XLA copy it at every step. For
+    every neuron, in Linen and NNX, every combination of reset, reset_delay,
+    fire_first, detach_reset and spike_at_threshold, with learnable β and θ: no scan
+    of the forward or the backward carries an array whose leading axis is T."""
+    T_ = 37  # no other axis has this size
+    x = jax.random.normal(KEY, (T_, 3, 5)) + 0.5
+    fields = dict(learn_beta=name != "IF", learn_threshold=True)
+    for options in LIF_OPTIONS:
+        if front == "linen":
+            layer = getattr(L, name)(**options, **fields)
+            params = layer.init(KEY, x)
+
+            def loss(p, x):
+                s, m = layer.apply(p, x)
+                return jnp.sum(s) + jnp.sum(m)
+        else:
+            layer = getattr(N, name)(**options, **fields, in_features=5, rngs=nnx.Rngs(0))
+            graph, params = nnx.split(layer)
+
+            def loss(p, x):
+                s, m = nnx.merge(graph, p)(x)
+                return jnp.sum(s) + jnp.sum(m)
+        shapes = _carried_shapes(jax.value_and_grad(loss, argnums=(0, 1)), params, x)
+        assert shapes, "no scan found"
+        assert not [s for s in shapes if s and s[0] == T_], (options, shapes)
 
 
 @pytest.mark.parametrize("order", [dict(reset_delay=True, fire_first=True, detach_reset=False),
                                    dict(), dict(reset_delay=True)])
 def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
-    """The custom VJP writes its residual over the currents and its scan stacks nothing
-    else (spikes and membranes come from the residual afterwards), so the compiled
-    gradient of Dense (with bias) → LIF needs two (T, B, N) stacks less
-    temporary memory than autodiff of the scan (XLA's buffer assignment, no timing;
-    when the scan also stacked its spikes it was one)."""
+    """The scan's only residual is one (T, B, N) stack (spikes and membranes come from
+    it afterwards), so the compiled gradient of Dense (with bias) → LIF needs at least
+    one (T, B, N) stack less temporary memory than autodiff of the plain scan
+    (XLA's buffer assignment, no timing)."""
     T_, B_, N_ = 64, 8, 256
     stack = T_ * B_ * N_ * 4
     x = jax.random.normal(KEY, (T_, B_, N_))
     params = (jax.random.normal(KEY, (N_, N_)) / 16, jnp.zeros(N_))
 
-    def temp(spike_fn):
+    def temp(lif):
         def f(p):
-            s, _ = spiking.lif_dynamics(x @ p[0] + p[1], beta=0.9, threshold=1.0,
-                                        spike_fn=spike_fn, **order)
+            s, _ = lif(x @ p[0] + p[1], beta=0.9, threshold=1.0,
+                       spike_fn=get_surrogate("atan"), **order)
             return jnp.sum(s)
         return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
                 .memory_analysis().temp_size_in_bytes)
 
-    surrogate = get_surrogate("atan")
-    assert temp(surrogate) <= temp(_general(surrogate)) - 1.9 * stack  # + small buffers
+    assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 0.9 * stack  # + small buffers
