@@ -1,4 +1,5 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
+import dataclasses
 import inspect
 
 import chex
@@ -101,22 +102,47 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(name, options, direct):
     assert float(jnp.abs(grad_n[1]).max()) > 0
 
 
-def _nnx_defaults(cls):
-    """Keyword defaults of an NNX layer, its base classes' included."""
-    defaults = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass) and issubclass(klass, nnx.Module):
-            for k, p in inspect.signature(klass.__init__).parameters.items():
-                if p.kind == p.KEYWORD_ONLY:
-                    defaults[k] = p.default
-    return {k: v for k, v in defaults.items() if k not in ("in_features", "rngs")}
-
-
 @pytest.mark.parametrize("name", NEURONS)
 def test_same_fields_and_defaults_in_linen_and_nnx(name):
+    """Both front ends take the neuron's field spec: the Linen dataclass fields and the
+    NNX signature hold the same names and defaults as spiking's spec."""
     linen_fields = {k: f.default for k, f in getattr(L, name).__dataclass_fields__.items()
                     if k not in ("parent", "name")}
-    assert linen_fields == _nnx_defaults(getattr(N, name))
+    nnx_fields = {k: p.default for k, p in inspect.signature(getattr(N, name)).parameters.items()
+                  if k not in ("in_features", "rngs")}
+    spec = getattr(spiking, f"{name}Fields")
+    assert linen_fields == nnx_fields
+    assert {k: v for k, v in linen_fields.items() if k != "param_dtype"} == \
+        {f.name: f.default for f in dataclasses.fields(spec)}
+    assert N.IF(threshold=0.5).beta == 1.0 and L.IF().beta == 1.0
+
+
+@pytest.mark.parametrize("front", [L, N])
+@pytest.mark.parametrize("name,fields,message", [
+    ("LIF", {"beta": 1.5}, r"beta is a decay per step and must lie in \[0, 1\].*got 1.5"),
+    ("LIF", {"beta": -0.1}, r"beta is a decay per step"),
+    ("LIF", {"beta": np.array([0.5, 1.2])}, r"beta is a decay per step"),
+    ("LIF", {"threshold": 0.0}, r"threshold must be > 0.*got 0.0"),
+    ("IF", {"threshold": -1.0}, r"threshold must be > 0"),
+    ("Synaptic", {"alpha": 2.0}, r"alpha is a decay per step"),
+    ("ALIF", {"adapt_decay": 1.01}, r"adapt_decay is a decay per step"),
+    ("Synaptic", {"alpha": 1.0, "learn_alpha": True}, r"0 < alpha < 1"),
+    ("LIF", {"reset": "hard"}, r"reset must be 'subtract' or 'zero', got 'hard'"),
+    ("LIF", {"fire_first": True}, r"needs reset_delay=True"),
+])
+def test_neurons_refuse_bad_fields_in_one_line(front, name, fields, message):
+    with pytest.raises(ValueError, match=message) as info:
+        getattr(front, name)(**fields)
+    assert "\n" not in str(info.value)
+
+
+def test_nnx_neuron_lists_valid_fields_for_an_unknown_one():
+    with pytest.raises(TypeError, match=r"LIF got unknown field\(s\) treshold; valid: beta, "
+                                        r"threshold, reset"):
+        N.LIF(treshold=0.5)
+    # The edges of the valid range are accepted: no leak (IF-like) and full leak.
+    for beta in (0.0, 1.0):
+        assert float(N.LIF(beta=beta)(jnp.ones((3, 1, 2)))[1][-1, 0, 0]) >= 0
 
 
 def test_nnx_if_rejects_a_leak_and_per_neuron_needs_in_features():

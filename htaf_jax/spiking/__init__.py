@@ -81,9 +81,19 @@ from htaf_jax.spiking.lif import (
     threshold_spike,
     zeros_like_varying,
 )
+from htaf_jax.spiking.fields import (
+    ALIFFields,
+    IFFields,
+    LIFFields,
+    RecurrentLIFFields,
+    SynapticFields,
+    build_fields,
+    check_decay,
+    check_positive_threshold,
+    decay_to_logit,
+)
 from htaf_jax.spiking.neurons import (
     alif_dynamics,
-    decay_to_logit,
     neuron_param_shape,
     recurrent_lif_dynamics,
     synaptic_dynamics,
@@ -94,7 +104,8 @@ __all__ = [
     "Reset", "NeuronOptions", "lif_dynamics", "if_dynamics", "recurrent_lif_dynamics",
     "synaptic_dynamics", "alif_dynamics", "leaky_integrate", "threshold_spike",
     "decay_to_logit", "neuron_param_shape", "check_options", "manual_axes",
-    "zeros_like_varying",
+    "zeros_like_varying", "LIFFields", "IFFields", "RecurrentLIFFields", "SynapticFields",
+    "ALIFFields", "build_fields", "check_decay", "check_positive_threshold",
     "to_intensity", "direct_encode", "rate_encode", "latency_encode",
     "membrane_readout", "spike_count_readout",
 ]

@@ -9,7 +9,6 @@ the spikes, so it is integrated first and feeds the LIF of
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import jax
@@ -138,14 +137,6 @@ def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
     return _stateful_scan(currents, num_steps, beta=beta, threshold=threshold,
                           spike_fn=spike_fn, options=NeuronOptions(**options),
                           adaptation=(adapt_decay, adapt_scale))
-
-
-def decay_to_logit(beta: float, name: str = "beta") -> float:
-    """The logit a learnable decay starts from: β = σ(logit) stays in (0, 1).
-    ``name`` is the field the error message names."""
-    if not 0.0 < beta < 1.0:
-        raise ValueError(f"a learnable decay needs 0 < {name} < 1, got {beta}")
-    return math.log(beta / (1.0 - beta))
 
 
 def neuron_param_shape(features: Sequence[int], per_neuron: bool) -> tuple[int, ...]:
