@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
 PROFILE ?= full
 
-.PHONY: setup data run test test-fast bench device-check results clean
+.PHONY: setup data run test test-fast bench device-check results dist clean
 
 setup: $(VENV)/.installed
 
@@ -59,5 +59,11 @@ device-check: setup
 results: setup data
 	$(PY) -m experiments.run all --profile $(PROFILE)
 
+# The release files: an sdist and a wheel (built from the sdist) in dist/, checked by twine.
+dist: setup
+	rm -rf dist
+	$(PY) -m build -o dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) workdirs
+	rm -rf $(VENV) workdirs dist
