@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
 PROFILE ?= full
 
-.PHONY: setup dev data run test test-fast bench device-check results dist lint format clean
+.PHONY: setup dev data run test test-fast bench device-check results dist lint format docs clean
 
 setup: $(VENV)/.installed
 
@@ -77,6 +77,13 @@ format: dev
 	$(PY) -m ruff check --select I --fix $(LINT_PATHS)
 	$(PY) -m ruff format $(LINT_PATHS)
 
+# The documentation site, into docs/_build/html (open docs/_build/html/index.html); any
+# Sphinx warning fails it. Pages with code cells are executed while it builds.
+docs: setup
+	$(PY) -m pip install -q -e '.[docs]'
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 # The release files: an sdist and a wheel (built from the sdist) in dist/, checked by twine.
 dist: setup
 	rm -rf dist
@@ -84,4 +91,4 @@ dist: setup
 	$(PY) -m twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) workdirs dist
+	rm -rf $(VENV) workdirs dist docs/_build
