@@ -319,7 +319,7 @@ def test_spike_at_threshold_sets_h0_and_keeps_the_gradient():
     np.testing.assert_array_equal(spikes, [0, 0])
     np.testing.assert_array_equal(mems, [0.5, 1.0])
     for at in (True, False):
-        g = jax.grad(lambda x: spiking.threshold_spike(HTAF, x, at))(jnp.float32(0.0))
+        g = jax.grad(lambda x, at=at: spiking.threshold_spike(HTAF, x, at))(jnp.float32(0.0))
         np.testing.assert_allclose(g, HTAF.grad(jnp.float32(0.0)), rtol=1e-6)
 
 

@@ -3,7 +3,6 @@ ours and Spyx's (documented and hoisted) are the same network. No timing is asse
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 
 from benchmarks import run, snn_peers as P
@@ -19,7 +18,7 @@ def quick():
 def test_quick_result_structure(quick):
     assert quick["quick"] is True
     assert list(quick["workloads"]) == ["snn_step", "on_512", "on_4096"]
-    for name, wl in quick["workloads"].items():
+    for wl in quick["workloads"].values():
         assert list(wl["contenders"]) == list(P.CONTENDERS)
         assert wl["contenders"][P.OURS]["ran"]
         for n, c in wl["contenders"].items():
