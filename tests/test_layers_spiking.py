@@ -1,10 +1,10 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
 import dataclasses
 import inspect
+import re
 
 import chex
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -552,68 +552,84 @@ def test_lif_takes_traced_unit_hyperparameters():
     assert not np.allclose(g_x, jax.grad(loss)(x, 4.0))  # α reached the rule
 
 
-def _scans(jaxpr):
-    """Every scan in a (closed) jaxpr, nested ones (custom VJPs, pjit, cond) included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "scan":
-            yield eqn
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            yield from _scans(sub)
-
-
-def _carried_shapes(fn, *args):
-    shapes = []
-    for eqn in _scans(jax.make_jaxpr(fn)(*args).jaxpr):
-        body, n_consts = eqn.params["jaxpr"].jaxpr, eqn.params["num_consts"]
-        carried = body.invars[n_consts:n_consts + eqn.params["num_carry"]]
-        shapes += [tuple(v.aval.shape) for v in carried]
-    return shapes
+def _copies_per_step(fn, *args, t: int) -> list[str]:
+    """Copies of an array with a leading axis of size t that the compiled program makes
+    outside its entry computation: inside a loop body, one per step."""
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    copies = []
+    for computation in re.split(r"\n(?=\S)", text):
+        if computation.startswith("ENTRY"):
+            continue  # a copy there runs once
+        copies += re.findall(rf"= \w+\[{t},[^\]]*\]\S* copy\(", computation)
+    return copies
 
 
 LIF_OPTIONS = [dict(reset=r, reset_delay=d, fire_first=f, detach_reset=dr, spike_at_threshold=a)
                for r in ("subtract", "zero") for d, f in ((False, False), (True, False),
                                                           (True, True))
                for dr in (True, False) for a in (True, False)]
+T_LONG = 37  # no other axis has this size
+
+
+@pytest.mark.parametrize("options", LIF_OPTIONS, ids=lambda o: "-".join(
+    f"{k}={v}" for k, v in o.items()))
+def test_no_per_step_copy_of_the_sequence_in_any_lif_option(options):
+    """The cause of a cost quadratic in T, tested directly: a (T, ...) buffer that a
+    loop updates in place costs a copy of all T steps at every step when XLA cannot
+    prove the update safe (the same-step reset's forward did, at 0a11196). For every
+    combination of reset, reset_delay, fire_first, detach_reset and spike_at_threshold,
+    with learnable β and θ: the compiled forward and forward + backward copy nothing of
+    size T inside a loop."""
+    x = jax.random.normal(KEY, (T_LONG, 3, 5)) + 0.5
+
+    def forward(x, beta, theta):
+        return spiking.lif_dynamics(x, beta=beta, threshold=theta, spike_fn=HTAF, **options)
+
+    def loss(x, beta, theta):
+        s, m = forward(x, beta, theta)
+        return jnp.sum(s) + jnp.sum(m)
+
+    args = (x, jnp.full((5,), 0.9), jnp.float32(1.0))
+    assert _copies_per_step(forward, *args, t=T_LONG) == []
+    assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1, 2)), *args,
+                            t=T_LONG) == []
 
 
 @pytest.mark.parametrize("name", NEURONS)
 @pytest.mark.parametrize("front", ["linen", "nnx"])
-def test_no_scan_carries_anything_of_size_t(name, front):
-    """The cause of a cost quadratic in T, tested directly: a scan that carries a
-    (T, ...) array (a buffer updated in place) makes XLA copy it at every step. For
-    every neuron, in Linen and NNX, every combination of reset, reset_delay,
-    fire_first, detach_reset and spike_at_threshold, with learnable β and θ: no scan
-    of the forward or the backward carries an array whose leading axis is T."""
-    T_ = 37  # no other axis has this size
-    x = jax.random.normal(KEY, (T_, 3, 5)) + 0.5
-    fields = dict(learn_beta=name != "IF", learn_threshold=True)
-    for options in LIF_OPTIONS:
+def test_no_per_step_copy_of_the_sequence_in_any_neuron(name, front):
+    """Every neuron, Linen and NNX, default options and every parameter learnable
+    (and the snnTorch order): no copy of size T inside a loop of the compiled
+    forward + backward."""
+    x = jax.random.normal(KEY, (T_LONG, 3, 5)) + 0.5
+    for options in ({}, {"reset_delay": True, "spike_at_threshold": False}):
+        fields = {**ALL_LEARNABLE[name], **options}
         if front == "linen":
-            layer = getattr(L, name)(**options, **fields)
+            layer = getattr(L, name)(**fields)
             params = layer.init(KEY, x)
 
             def loss(p, x):
                 s, m = layer.apply(p, x)
                 return jnp.sum(s) + jnp.sum(m)
         else:
-            layer = getattr(N, name)(**options, **fields, in_features=5, rngs=nnx.Rngs(0))
+            layer = getattr(N, name)(**fields, in_features=5, rngs=nnx.Rngs(0))
             graph, params = nnx.split(layer)
 
             def loss(p, x):
                 s, m = nnx.merge(graph, p)(x)
                 return jnp.sum(s) + jnp.sum(m)
-        shapes = _carried_shapes(jax.value_and_grad(loss, argnums=(0, 1)), params, x)
-        assert shapes, "no scan found"
-        assert not [s for s in shapes if s and s[0] == T_], (options, shapes)
+        assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1)), params, x,
+                                t=T_LONG) == []
 
 
 @pytest.mark.parametrize("order", [dict(reset_delay=True, fire_first=True, detach_reset=False),
                                    dict(), dict(reset_delay=True)])
 def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
-    """The scan's only residual is one (T, B, N) stack (spikes and membranes come from
-    it afterwards), so the compiled gradient of Dense (with bias) → LIF needs at least
-    one (T, B, N) stack less temporary memory than autodiff of the plain scan
-    (XLA's buffer assignment, no timing)."""
+    """The scan writes its one residual over the currents and stacks nothing else
+    (spikes and membranes come from the residual afterwards), so the compiled gradient
+    of Dense (with bias) → LIF needs two (T, B, N) stacks less temporary memory than
+    autodiff of the plain scan (XLA's buffer assignment, no timing; a residual stacked
+    as the scan's output instead of written over the currents saves only one)."""
     T_, B_, N_ = 64, 8, 256
     stack = T_ * B_ * N_ * 4
     x = jax.random.normal(KEY, (T_, B_, N_))
@@ -627,4 +643,4 @@ def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
         return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
                 .memory_analysis().temp_size_in_bytes)
 
-    assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 0.9 * stack  # + small buffers
+    assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 1.9 * stack  # + small buffers

@@ -124,23 +124,30 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
     def fire(x):
         return spike.value(x, hp)
 
-    def step(mem, xs):
-        cur, first = xs  # U[t−1]; I[t]; t == 0
+    def step(carry, t):
+        # U[t−1]; the residual of step t − 1, written at t (from the carry: the write
+        # then reads nothing that the step computes from buf, so XLA updates buf in
+        # place); the currents, overwritten by the residual up to t − 2.
+        mem, last, buf = carry
+        buf = jax.lax.dynamic_update_index_in_dim(buf, last, jnp.maximum(t - 1, 0), 0)
+        cur = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
         if delayed:  # the reset spike from U[t−1]: fire_first's S[t], the delayed S[t−1]
             r = fire(mem - threshold)
             if not options.fire_first:
-                r = jnp.where(first, jnp.zeros_like(r), r)  # S[−1] = 0
+                r = jnp.where(t == 0, jnp.zeros_like(r), r)  # S[−1] = 0
             mem = beta * mem + cur - r * threshold if subtract else \
                 beta * (1.0 - r) * mem + cur
-            return mem, mem
-        v = beta * mem + cur
-        r = fire(v - threshold)
-        return (v - r * threshold if subtract else v * (1.0 - r)), v
+            keep = mem
+        else:
+            keep = beta * mem + cur
+            r = fire(keep - threshold)
+            mem = keep - r * threshold if subtract else keep * (1.0 - r)
+        return (mem, keep.astype(dtype), buf), None
 
     zeros = zeros_like_varying(currents[0])
-    first = jnp.arange(currents.shape[0]) == 0
-    _, resid = jax.lax.scan(step, zeros, (currents, first))
-    resid = resid.astype(dtype)
+    (_, last, resid), _ = jax.lax.scan(step, (zeros, currents[0], currents),
+                                       jnp.arange(currents.shape[0]))
+    resid = jax.lax.dynamic_update_index_in_dim(resid, last, currents.shape[0] - 1, 0)
     if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
         spikes = fire(jnp.concatenate([zeros[None], resid[:-1]]) - threshold)
         mems = resid
