@@ -225,7 +225,7 @@ def _hand_written_gradient(currents: Array, spike_fn) -> bool:
     """The LIF's hand-written gradient applies: a registry surrogate with fixed
     hyperparameters (its ``grad`` is the spike's derivative), outside ``shard_map``'s
     manual axes (where autodiff places the collectives)."""
-    from htaf_jax.surrogates import Surrogate
+    from htaf_jax.units import StepUnit as Surrogate
     return (isinstance(spike_fn, Surrogate)
             and all(isinstance(v, float) for _, v in spike_fn.hparams)
             and not manual_axes(currents))

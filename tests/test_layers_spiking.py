@@ -12,10 +12,10 @@ from flax import nnx
 from htaf_jax import spiking
 from htaf_jax.linen import spiking as L
 from htaf_jax.nnx import spiking as N
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit
 
 KEY = jax.random.PRNGKey(0)
-HTAF = get_surrogate("htaf")
+HTAF = get_unit("htaf")
 T, B, F = 6, 3, 4
 
 OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than (T, B, F))
@@ -28,7 +28,7 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
              "per_neuron": True}, False),
     ("LIF", {"reset_delay": True, "reset": "zero", "detach_reset": False,
              "learn_threshold": True}, True),
-    ("LIF", {"surrogate": get_surrogate("sigmoid", alpha=25.0), "beta": 0.5}, False),
+    ("LIF", {"surrogate": get_unit("sigmoid", alpha=25.0), "beta": 0.5}, False),
     ("LIF", {"reset_delay": True, "fire_first": True, "detach_reset": False,
              "learn_beta": True, "learn_threshold": True, "threshold": 0.5}, True),
     ("IF", {}, True),
@@ -482,7 +482,7 @@ def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order):
     autodiff scan (the same function wrapped, so not a Surrogate) is the reference:
     equal spikes, membranes and gradients for the currents, a per-neuron β and a
     scalar θ equal to float32 rounding, for a loss on both outputs."""
-    surrogate = get_surrogate("atan")
+    surrogate = get_unit("atan")
     x = jax.random.normal(KEY, (40, 3, 5)) * 0.7 + 0.4
     w = jax.random.normal(jax.random.PRNGKey(1), (2, 40, 3, 5))
     options = dict(reset=reset, detach_reset=detach, spike_at_threshold=False, **order)
@@ -530,5 +530,5 @@ def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
         return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
                 .memory_analysis().temp_size_in_bytes)
 
-    surrogate = get_surrogate("atan")
+    surrogate = get_unit("atan")
     assert temp(surrogate) <= temp(_general(surrogate)) - 1.9 * stack  # + small buffers
