@@ -328,14 +328,14 @@ register_unit("approx_sign", lambda x: jnp.maximum(0.0, 1 - jnp.abs(x)),
 
 
 def _swish_sign_rule(x, beta):  # β(2 − βx·tanh(βx/2)) / (2(1 + cosh βx)), via e^(−|βx|)
-    u = beta * x
+    u = jnp.clip(beta * x, -200.0, 200.0)  # e^(−200) is 0 in float32: no inf·0
     e = jnp.exp(-jnp.abs(u))
     return beta * (2.0 - u * jnp.tanh(u / 2)) * e / jnp.square(1.0 + e)
 
 
 register_unit("swish_sign", _swish_sign_rule, defaults={"beta": 5.0},
-              smooth=lambda x, beta: jax.nn.sigmoid(beta * x) * (1 + beta * x
-                                                                 * jax.nn.sigmoid(-beta * x)),
+              smooth=lambda x, beta: (lambda u: jax.nn.sigmoid(u) * (1 + u * jax.nn.sigmoid(-u)))(
+                  jnp.clip(beta * x, -200.0, 200.0)),
               citation=f"SignSwish 2σ(βx)(1 + βx(1 − σ(βx))) − 1, Darabi et al., arXiv "
               f"1812.11800 (BNN+); {_LARQ} swish_sign (beta=5.0) is .sign, gradient peak β.")
 
