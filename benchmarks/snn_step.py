@@ -55,7 +55,7 @@ import optax
 from benchmarks import cli
 from htaf_jax.models.snn import SpikingMLP
 from htaf_jax.spiking import lif_dynamics, rate_encode
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit as get_surrogate
 
 INPUT = 784
 CLASSES = 10

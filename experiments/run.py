@@ -43,7 +43,7 @@ def run_config(study, point, seed: int | None, profile: str):
     """(config, note): the config file + profile + study + point overrides, and the seed.
     A unit without a smooth form in a smooth training mode trains hard (the note says so)."""
     from htaf_jax.models.config_fields import SMOOTH_MODE_FIELDS
-    from htaf_jax.surrogates import get_surrogate
+    from htaf_jax.units import get_unit
     config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
     if study.split == "validation":
@@ -59,7 +59,7 @@ def run_config(study, point, seed: int | None, profile: str):
     note, unit = "", config.model.get("surrogate", None)
     for field in SMOOTH_MODE_FIELDS:
         if (config.model.get(field, None) == "smooth" and isinstance(unit, str)
-                and not get_surrogate(unit).has_smooth):
+                and not get_unit(unit).has_smooth):
             config.model[field], note = "hard", "no smooth form: trained in hard mode"
     return config, note
 

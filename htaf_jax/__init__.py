@@ -6,14 +6,14 @@ Heaviside networks, and gives concept bottleneck models ~binary concepts.
 
 This package is the JAX-only core: functions, registries and the pure math of
 every layer (``spiking``, ``binary``, ``heaviside``, ``concepts``; ``bop``, the
-binary optimizer, as an optax transform; ``quantizers``, Larq's quantizer set;
-``packing``, bit-packed XNOR/popcount inference). Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
+binary optimizer, as an optax transform; ``units``, the one registry of
+binary units: HTAF, the peers' surrogates and Larq's quantizers; ``packing``, bit-packed XNOR/popcount inference). Layers: ``htaf_jax.linen`` and ``htaf_jax.nnx`` (same names in
 both); our architectures: ``htaf_jax.models``; the training engine:
 ``htaf_jax.train`` (``pip install 'htaf-jax[train]'``).
 
-Hard forms of every unit, HTAF's included: ``get_surrogate(name, **hparams)``
-gives an object whose ``heaviside`` (== ``__call__``) and ``sign`` are the
-straight-through forms, ``smooth`` the smooth forward and ``grad`` the rule.
+Every unit, HTAF's included: ``u = get_unit(name, **hparams)``; ``u(x)`` is its
+hard (straight-through) form, ``u.sign`` the ±1 form of a step unit, ``u.smooth``
+the smooth forward where it has one and ``u.grad`` the rule.
 """
 from htaf_jax.functions import (
     DEFAULT_ALPHA,
@@ -22,46 +22,38 @@ from htaf_jax.functions import (
     htaf_grad,
     straight_through,
 )
-from htaf_jax.surrogates import (
-    Surrogate,
-    get_surrogate,
-    list_surrogates,
-    register_surrogate,
-    resolve_surrogate,
+from htaf_jax.units import (
+    StepUnit,
+    Unit,
+    get_unit,
+    list_units,
+    peak_slope_hparams,
+    register_unit,
+    resolve_unit,
 )
 # The pure math of every layer, one module per topic (JAX only).
-from htaf_jax import binary, bop, concepts, heaviside, packing, quantizers, spiking  # noqa: E402
-from htaf_jax.quantizers import (  # noqa: E402
-    Quantizer,
-    get_quantizer,
-    list_quantizers,
-    register_quantizer,
-    resolve_quantizer,
-)
+from htaf_jax import binary, bop, concepts, heaviside, packing, spiking, units  # noqa: E402
 
 __version__ = "0.3.0"
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_BETA",
-    "Quantizer",
-    "Surrogate",
+    "StepUnit",
+    "Unit",
     "binary",
     "bop",
     "concepts",
-    "get_quantizer",
-    "get_surrogate",
+    "get_unit",
     "heaviside",
     "htaf",
     "htaf_grad",
-    "list_quantizers",
-    "list_surrogates",
+    "list_units",
     "packing",
-    "quantizers",
-    "register_quantizer",
-    "register_surrogate",
-    "resolve_quantizer",
-    "resolve_surrogate",
+    "peak_slope_hparams",
+    "register_unit",
+    "resolve_unit",
     "spiking",
     "straight_through",
+    "units",
 ]

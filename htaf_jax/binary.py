@@ -6,7 +6,7 @@ gradient). With a sign quantizer,
 
     q(W) = sign(W) ∈ {−1, +1},  sign(0) = +1,   ∂q/∂W = 2·grad(W)
 
-where ``grad`` is the surrogate derivative of H (``htaf_jax.surrogates``):
+where ``grad`` is the step unit's derivative of H (``htaf_jax.units``):
 sign = 2H − 1. With straight-through ``"ste_hardtanh"`` this is BinaryNet's
 1[|W| ≤ 1] (Courbariaux, Hubara et al. 2016). With ``use_scale`` the product
 is scaled per output channel by a = mean|W| over the inputs (XNOR-Net,
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import StepUnit, resolve_unit
 
 __all__ = [
     "LATENT_KERNEL",
@@ -52,11 +52,13 @@ LATENT_KERNEL = "latent_kernel"
 Quantize = Callable[[Array], Array]
 
 
-def sign_quantizer(surrogate: Any = "htaf") -> Quantize:
-    """The signed hard form of a unit: x ↦ sign(x) ∈ {−1, +1} (sign(0) = +1),
-    backward 2·grad(x). ``surrogate``: a registry name, a ``Surrogate``, or a
-    callable spike function ``x -> {0, 1}`` with its own gradient."""
-    return resolve_surrogate(surrogate).sign
+def sign_quantizer(unit: Any = "htaf") -> Quantize | None:
+    """What a binary layer applies for ``unit`` (a registry name, a ``Unit``, a
+    callable or None): a step unit's ±1 form x ↦ sign(x) (sign(0) = +1, backward
+    2·grad(x)); any other unit (ternary, k-bit, Larq's {0, 1} ``ste_heaviside``, a
+    callable) as it is; None for None (real-valued)."""
+    u = resolve_unit(unit)
+    return u.sign if isinstance(u, StepUnit) else u
 
 
 def channel_scale(kernel: ArrayLike) -> Array:

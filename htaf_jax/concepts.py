@@ -6,7 +6,7 @@ An ICBM's concept layer reads backbone features h (B, D) and gives K concepts
     p = s(t) · (x − θ + σ_n ε)        ε ~ N(0, 1) in training only (σ_n = 0: off)
     z = u(p)                          (B, K)  hard: H(p) ∈ {0, 1}; soft: u.smooth(p) ∈ (0, 1)
 
-with ``u`` a binary unit of :mod:`htaf_jax.surrogates` (HTAF by default) and
+with ``u`` a binary unit of :mod:`htaf_jax.units` (HTAF by default) and
 ``s(t)`` the sharpening schedule below. The projection and the batch norm are
 ordinary layers (``htaf_jax.linen.concepts`` / ``htaf_jax.nnx.concepts``);
 this module is what comes after them, so the Linen and NNX front ends, and
@@ -31,6 +31,7 @@ term λ·mean(z) for the training loss (the layers sow it in ``losses``).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import jax
@@ -38,14 +39,61 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
-__all__ = ["ConceptMode", "check_concept_options", "sharpness_schedule", "sharpness_at",
-           "concept_preactivations", "hard_concepts", "offset_for_on_rate", "on_rate_bound",
-           "on_rate_penalty",
-           "soft_concepts", "binary_concepts", "near_binary_share"]
+__all__ = ["ConceptFields", "ConceptMode", "check_concept_options", "sharpness_schedule",
+           "sharpness_at", "concept_preactivations", "offset_for_on_rate", "on_rate_bound",
+           "on_rate_penalty", "binary_concepts", "near_binary_share"]
 
 ConceptMode = Literal["smooth", "hard"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class ConceptFields:
+    """The concept layer's fields and defaults, declared once: the Linen and NNX
+    ``ConceptBottleneck`` and ``models.icbm.ICBM`` read them from here.
+
+    Attributes:
+      num_concepts: K (the experiments use 128, the sparse recipe 512).
+      surrogate: the binary unit: a registry name, a ``Unit`` or a callable.
+      concept_mode: training form, ``"smooth"`` (u.smooth, true derivative) or
+        ``"hard"`` (H with the unit's derivative; the only choice for units
+        without a smooth form). Evaluation is always hard.
+      concept_noise: std of the Gaussian noise added to BN(W h) in training (rng
+        stream ``"dropout"``); 0: off.
+      sharpen: final sharpness of ``sharpness_schedule``; 1: off.
+      sharpen_fraction: share of training over which s ramps up.
+      total_train_steps: length of training, needed in training when ``sharpen > 1``.
+      binary_eps: ε of the ``near_binary`` statistic.
+      momentum, epsilon: of the BatchNorm.
+      norm_affine: the BatchNorm learns a scale and a bias (False: plain
+        standardisation, so ``concept_offset`` is a hard on-rate cap).
+      concept_offset: θ subtracted from BN(W h) before the unit (0: off);
+        ``offset_for_on_rate(r)`` gives the θ whose cap is r.
+      rate_penalty: λ of the training loss term λ·mean(z) (0: none).
+    """
+
+    num_concepts: int = 128
+    surrogate: Any = "htaf"
+    concept_mode: ConceptMode = "smooth"
+    concept_noise: float = 0.0
+    sharpen: float = 1.0
+    sharpen_fraction: float = 0.75
+    total_train_steps: int = 0
+    binary_eps: float = 0.01
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    norm_affine: bool = True
+    concept_offset: float = 0.0
+    rate_penalty: float = 0.0
+
+    def concept_fields(self) -> dict[str, Any]:
+        """These fields as keyword arguments (for a concept layer inside a model)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ConceptFields)}
+
+    def check_concept_fields(self) -> None:
+        check_concept_options(self.concept_mode, self.concept_noise, self.sharpen,
+                              self.sharpen_fraction, self.concept_offset, self.rate_penalty)
 
 
 def sharpness_schedule(step: ArrayLike, total_steps: int, sharpen: float,
@@ -151,23 +199,6 @@ def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
     return jnp.asarray(sharpness, x.dtype) * x
 
 
-def hard_concepts(pre: ArrayLike, surrogate: Any = "htaf") -> Array:
-    """z = H(p) ∈ {0, 1} (H(0) = 1), backward the surrogate's derivative. Shape of ``pre``."""
-    return resolve_surrogate(surrogate).heaviside(pre)
-
-
-def soft_concepts(pre: ArrayLike, surrogate: Any = "htaf") -> Array:
-    """z = u.smooth(p) ∈ (0, 1), the unit's smooth form with its true derivative.
-
-    Raises ValueError for units without one (straight-through, plain callables).
-    """
-    unit = resolve_surrogate(surrogate)
-    if not getattr(unit, "has_smooth", False):
-        raise ValueError(f"surrogate {getattr(unit, 'name', unit)!r} has no smooth form; "
-                         "use hard concepts (concept_mode='hard')")
-    return unit.smooth(pre)
-
-
 def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
                     mode: ConceptMode = "smooth", train: bool = False,
                     sharpness: ArrayLike = 1.0, noise_std: float = 0.0,
@@ -175,15 +206,15 @@ def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
     """The concept layer after its batch norm: ``(z, p)``, both (B, K).
 
     Training (``train=True``) adds the noise and uses the ``mode`` form
-    (``"smooth"``: u.smooth(p), ``"hard"``: H(p) with the surrogate gradient);
-    evaluation is always hard and noiseless, so a prediction reads binary
-    concepts only. ``offset``: θ, subtracted before the sharpness.
+    (``"smooth"``: u.smooth(p), ValueError for a unit without one; ``"hard"``:
+    u(p), H(p) for a step unit, with its gradient); evaluation is always hard and
+    noiseless, so a prediction reads binary concepts only. ``offset``: θ,
+    subtracted before the sharpness.
     """
     check_concept_options(mode, noise_std, 1.0, 1.0, offset)
     pre = concept_preactivations(normed, sharpness, noise_std if train else 0.0, key, offset)
-    if train and mode == "smooth":
-        return soft_concepts(pre, surrogate), pre
-    return hard_concepts(pre, surrogate), pre
+    unit = resolve_unit(surrogate)
+    return (unit.smooth(pre) if train and mode == "smooth" else unit(pre)), pre
 
 
 def near_binary_share(z: ArrayLike, eps: float = 0.01) -> Array:

@@ -216,37 +216,48 @@ def _step(x: Array, fire_at_zero: bool = True) -> Array:
     return jnp.where(jnp.isnan(x), x, h.astype(x.dtype))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _straight_through(grad: Callable[..., Array], x: Array, hparams: dict) -> Array:
+def _heaviside(x: Array, **_) -> Array:
     return _step(x)
 
 
-def _st_fwd(grad, x, hparams):
-    return _step(x), (x, hparams)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _straight_through(forward: Callable, grad: Callable, x: Array, hparams: dict) -> Array:
+    return forward(x, **hparams)
 
 
-def _st_bwd(grad, res, g):
+def _st_fwd(forward, grad, x, hparams):
+    return forward(x, **hparams), (x, hparams)
+
+
+def _st_bwd(forward, grad, res, g):
     x, hparams = res
-    # H does not depend on the hyperparameters: their true cotangents are zero.
-    dx = g * grad(x, **hparams).astype(g.dtype)
+    # The rule in float32 or wider (bfloat16 underflows early), returned in g's dtype.
+    # The levels do not move with the hyperparameters: their cotangents are zero.
+    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    dx = g * grad(xf, **hparams).astype(g.dtype)
     return _cotangent_like(dx, x), jax.tree.map(jnp.zeros_like, hparams)
 
 
 _straight_through.defvjp(_st_fwd, _st_bwd)
 
 
-def straight_through(x: ArrayLike, grad: Callable[..., Array], **hparams: ArrayLike) -> Array:
-    """Heaviside step forward, a chosen derivative backward: the one straight-through
-    primitive that every hard unit (spikes, binary activations, hard concepts) uses.
+def straight_through(x: ArrayLike, grad: Callable[..., Array], forward: Callable[..., Array] = _heaviside,
+                     **hparams: ArrayLike | None) -> Array:
+    """A forward of few levels, a chosen derivative backward: the one straight-through
+    primitive that builds every unit of :mod:`htaf_jax.units` (spikes, binary
+    activations, quantizers, hard concepts), as Spyx's ``custom(bwd, fwd)``.
 
-    Forward H(x) ∈ {0, 1} with H(0) = 1 (SpikingJelly's convention; snnTorch's
-    heaviside gives H(0) = 0); NaN propagates. Backward ``g · grad(x, **hparams)``
-    for x, and zero for every hyperparameter (H does not depend on them).
+    Forward ``forward(x, **hparams)``, by default H(x) ∈ {0, 1} with H(0) = 1
+    (SpikingJelly's convention; snnTorch's heaviside gives H(0) = 0), NaN
+    propagating. Backward ``g · grad(x, **hparams)`` for x (computed in float32 or
+    wider), and zero for every hyperparameter (the levels do not depend on them).
 
     Args:
       x: floating-point input (any shape).
-      grad: ``grad(x, **hparams) -> Array``, the surrogate derivative.
-      **hparams: its hyperparameters, Python numbers or arrays (possibly traced).
+      grad: ``grad(x, **hparams) -> Array``, the pseudo-derivative.
+      forward: ``forward(x, **hparams) -> Array`` in x's dtype; module-level functions
+        keep jit's cache (a new lambda per call retraces).
+      **hparams: Python numbers, arrays (possibly traced) or None.
 
     >>> import jax.numpy as jnp
     >>> straight_through(jnp.array([-1.0, 0.0, 2.0]), lambda v: jnp.ones_like(v))
@@ -254,4 +265,5 @@ def straight_through(x: ArrayLike, grad: Callable[..., Array], **hparams: ArrayL
     """
     x = jnp.asarray(x)
     _compute_dtype(x)
-    return _straight_through(grad, x, {k: jnp.asarray(v) for k, v in hparams.items()})
+    return _straight_through(forward, grad, x,
+                             {k: None if v is None else jnp.asarray(v) for k, v in hparams.items()})

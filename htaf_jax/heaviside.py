@@ -9,7 +9,7 @@ the "mixed" form here keeps a fraction of each layer's units linear:
     h_c = z_c                  for c < n_lin = round(linear_fraction · C)
     h_c = u(z_c)               otherwise
 
-where the unit u is, for a surrogate s (``htaf_jax.surrogates``):
+where the unit u is, for a unit s (``htaf_jax.units``):
 
 - ``smooth=True``:  s.smooth(z), whose derivative is s.grad (HTAF:
   σ(α·tanh(β·z))). Training a DHN this way and evaluating it with H is the
@@ -26,10 +26,9 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
-__all__ = ["Mode", "backward_gain", "check_mode", "heaviside_unit", "linear_count",
-           "mixed_units"]
+__all__ = ["Mode", "backward_gain", "check_mode", "linear_count", "mixed_units"]
 
 # How a DHN layer trains: "smooth" units (the surrogate's smooth forward) or
 # "hard" ones (H forward, surrogate backward). Evaluation is always hard.
@@ -53,29 +52,16 @@ def linear_count(channels: int, linear_fraction: float) -> int:
     return int(round(linear_fraction * channels))
 
 
-def heaviside_unit(z: ArrayLike, surrogate: Any = "htaf", smooth: bool = False) -> Array:
-    """u(z): H(z) with the surrogate's backward, or its smooth forward (``smooth``).
-
-    Any shape. Raises ValueError when ``smooth`` is asked of a surrogate that
-    has none (the straight-through entries, a plain callable).
-    """
-    s = resolve_surrogate(surrogate)
-    if not smooth:
-        return s.heaviside(z)
-    if not getattr(s, "has_smooth", False):
-        raise ValueError(f"surrogate {getattr(s, 'name', s)!r} has no smooth forward; "
-                         "train it with the hard unit (mode='hard')")
-    return s.smooth(z)
-
-
 def mixed_units(z: ArrayLike, surrogate: Any = "htaf", smooth: bool = False,
                 linear_fraction: float = 0.0) -> Array:
     """h = [z_{:n_lin}, u(z_{n_lin:})] along the last (channel) axis; (..., C) → (..., C).
 
-    With ``linear_fraction=0`` this is ``heaviside_unit`` (a plain DHN layer).
+    u(z) is the unit's hard form, or with ``smooth`` its smooth form (ValueError
+    for a unit without one). ``linear_fraction=0``: a plain DHN layer.
     """
     z = jnp.asarray(z)
-    h = heaviside_unit(z, surrogate, smooth)
+    unit = resolve_unit(surrogate)
+    h = unit.smooth(z) if smooth else unit(z)
     n_linear = linear_count(z.shape[-1], linear_fraction)
     if n_linear == 0:
         return h
@@ -103,7 +89,7 @@ def backward_gain(surrogate: Any = "htaf", **hparams: float) -> float:
     flat unit lets the gradient vanish with depth and a steep one explodes it;
     r = 1 is the line between.
     """
-    s = resolve_surrogate(surrogate, **hparams)
+    s = resolve_unit(surrogate, **hparams)
     z, dz = np.linspace(-10.0, 10.0, 40_001, retstep=True)
     grads = np.asarray(s.grad(jnp.asarray(z, jnp.float32)), np.float64)
     density = np.exp(-0.5 * z ** 2) / np.sqrt(2.0 * np.pi)

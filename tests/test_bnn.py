@@ -11,9 +11,9 @@ from htaf_jax.linen.binary import BinaryConv, BinaryDense
 from htaf_jax.models.bnn import BinaryConvNet, BinaryMLP
 from htaf_jax.models.bnn_export import (
     pack_binary_params, pack_bits, packed_memory_report, unpack_bits, unpack_params)
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit
 
-HTAF = get_surrogate("htaf")
+HTAF = get_unit("htaf")
 KEY = jax.random.PRNGKey(0)
 
 

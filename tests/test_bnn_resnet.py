@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from htaf_jax.linen.summary import summarize
-from htaf_jax.models.bnn_resnet import BinaryResNet, binary_unit
-from htaf_jax.quantizers import Quantizer
+from htaf_jax.binary import sign_quantizer
+from htaf_jax.models.bnn_resnet import BinaryResNet
+from htaf_jax.units import bits_of, get_unit
 
 KEY = jax.random.key(0)
 UNITS = ("htaf", "ste_sign", "approx_sign")
@@ -115,17 +116,16 @@ def test_train_mode_updates_batch_stats(small):
 
 
 def test_binary_unit_names():
-    assert binary_unit("htaf") == Quantizer("htaf_sign", (("alpha", 4.0), ("beta", 1.0)))
-    assert binary_unit("ste_sign").name == "ste_sign"
-    assert binary_unit("approx_sign").name == "approx_sign"
-    atan = binary_unit("atan")                  # a surrogate's signed hard form, 1 bit
-    assert atan.precision == 1
-    np.testing.assert_array_equal(atan(jnp.array([-0.5, 0.0, 2.0])), [-1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match=r"unknown binary unit 'sgn'.*approx_sign.*ste_sign"
-                                         r".*surrogates \(.*atan.*htaf"):
-        binary_unit("sgn")
-    with pytest.raises(TypeError, match="binary unit is a name"):
-        binary_unit(3)
+    x = jnp.array([-0.5, 0.0, 2.0])
+    assert sign_quantizer("htaf").__self__ == get_unit("htaf")
+    for name in ("ste_sign", "approx_sign", "atan"):   # a step unit's signed hard form, 1 bit
+        np.testing.assert_array_equal(sign_quantizer(name)(x), [-1.0, 1.0, 1.0])
+        assert bits_of(name) == 1
+    assert sign_quantizer("ste_tern") == get_unit("ste_tern")  # other units: their own levels
+    with pytest.raises(ValueError, match=r"unknown unit 'sgn'.*approx_sign.*atan.*htaf.*ste_sign"):
+        sign_quantizer("sgn")
+    with pytest.raises(TypeError, match="a unit is a name"):
+        sign_quantizer(3)
 
 
 def test_summary_by_hand(small):

@@ -19,7 +19,7 @@ import pytest
 from htaf_jax.models import build_model
 from htaf_jax.models.config_fields import (SMOOTH_MODE_FIELDS, bound_surrogate, module_kwargs,
                                            surrogate_hparams)
-from htaf_jax.surrogates import Surrogate, get_surrogate, list_surrogates, resolve_surrogate
+from htaf_jax.units import StepUnit, get_unit, list_units, resolve_unit
 from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,18 +62,18 @@ def test_a_non_default_unit_builds_with_its_own_defaults(path, unit):
     validate_config(config)
     assert surrogate_hparams(config.model) == {}  # HTAF's α, β stay with HTAF
     model = build_model(config.model, num_classes=10, total_train_steps=100)
-    chosen = resolve_surrogate(model.surrogate)
+    chosen = resolve_unit(model.surrogate)
     assert chosen.name == unit
-    assert chosen.kwargs == get_surrogate(unit).kwargs
+    assert chosen.kwargs == get_unit(unit).kwargs
     _trace_training_forward(model)
 
 
 @pytest.mark.parametrize("path", _unit_configs())
 def test_every_registry_unit_trains_or_fails_in_one_line(path):
-    for unit in list_surrogates():
+    for unit in list_units():
         config = _parse(path, f"--config.model.surrogate={unit}")
         smooth = [f for f in SMOOTH_MODE_FIELDS if config.model.get(f, None) == "smooth"]
-        if smooth and not get_surrogate(unit).has_smooth:
+        if smooth and not get_unit(unit).has_smooth:
             with pytest.raises(ConfigError) as e:
                 validate_config(config)
             assert str(e.value) == (
@@ -91,30 +91,34 @@ def test_the_configs_own_unit_keeps_the_configs_hyperparameters(path):
     name = config.model.surrogate
     wanted = surrogate_hparams(config.model)
     model = build_model(config.model, num_classes=10, total_train_steps=100)
-    assert resolve_surrogate(model.surrogate).kwargs == get_surrogate(name, **wanted).kwargs
+    assert resolve_unit(model.surrogate).kwargs == get_unit(name, **wanted).kwargs
 
 
-def test_flat_hyperparameters_a_unit_does_not_take_fail_in_one_line_naming_the_field():
+def test_flat_hyperparameters_fail_in_one_line_naming_the_field():
     model = ml_collections.ConfigDict({"surrogate": "atan",
                                        "surrogate_kwargs": {"alpha": 16.0, "beta": 1.0}})
     with pytest.raises(ValueError) as e:
         surrogate_hparams(model)
     message = str(e.value)
     assert "\n" not in message
-    assert message.startswith("model.surrogate_kwargs sets beta, which surrogate 'atan' "
-                              "does not take (its hyperparameters: alpha)")
+    assert message.startswith("model.surrogate_kwargs sets alpha, beta without a unit name")
     # Through the engine's validation it is a ConfigError (one line from the CLI).
     config = _parse("experiments/configs/mlp.py")
     config.model.surrogate = "atan"
     config.model.surrogate_kwargs = {"alpha": 16.0, "beta": 1.0}
-    with pytest.raises(ConfigError, match=r"^config\.model\.surrogate_kwargs sets beta"):
+    with pytest.raises(ConfigError, match=r"^config\.model\.surrogate_kwargs sets alpha"):
+        validate_config(config)
+    config.model.surrogate_kwargs = {"atan": {"alpha": 16.0, "beta": 1.0}}
+    with pytest.raises(ConfigError, match=r"^config\.model\.surrogate: unit 'atan' got "
+                                          r"unknown hyperparameter\(s\) \['beta'\]"):
         validate_config(config)
 
 
-def test_flat_hyperparameters_the_unit_takes_are_bound():
-    model = ml_collections.ConfigDict({"surrogate": "sigmoid", "surrogate_kwargs": {"alpha": 8.0}})
+def test_keyed_hyperparameters_are_bound_once():
+    model = ml_collections.ConfigDict({"surrogate": "sigmoid",
+                                       "surrogate_kwargs": {"sigmoid": {"alpha": 8.0}}})
     bound = bound_surrogate(model)
-    assert isinstance(bound, Surrogate) and bound.kwargs == {"alpha": 8.0}
+    assert isinstance(bound, StepUnit) and bound.kwargs == {"alpha": 8.0}
 
 
 def test_keyed_hyperparameters_bind_only_to_their_unit():
@@ -125,9 +129,9 @@ def test_keyed_hyperparameters_bind_only_to_their_unit():
     model.surrogate = "atan"
     assert bound_surrogate(model).kwargs == {"alpha": 3.0}
     model.surrogate = "triangle"
-    assert bound_surrogate(model) == "triangle"  # its registry defaults
+    assert bound_surrogate(model) == get_unit("triangle")  # its registry defaults
     model.surrogate_kwargs.gamma = 0.5
-    with pytest.raises(ValueError, match=r"mixes unit names and hyperparameters \(gamma\)"):
+    with pytest.raises(ValueError, match=r"sets gamma without a unit name"):
         surrogate_hparams(model)
 
 

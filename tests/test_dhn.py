@@ -107,7 +107,7 @@ def test_gradients_reach_every_parameter(model):
 def test_smooth_mode_needs_a_smooth_surrogate():
     model = HeavisideMLP(depth=2, width=8, mode="smooth", surrogate="straight_through")
     variables = jax.eval_shape(lambda: model.init(KEY, X, train=False))  # evaluation form: fine
-    with pytest.raises(ValueError, match="no smooth forward"):
+    with pytest.raises(ValueError, match="no smooth form"):
         jax.eval_shape(lambda v: model.apply(v, X, train=True,
                                              mutable=["batch_stats", "intermediates"]), variables)
 
@@ -138,9 +138,9 @@ def _plain_dhn_layer_grad_norms(alpha, beta):
     initialisation on a random batch of 1024. One compiled program for every (α, β) (they
     are traced), the same draws and network as an eager run."""
     import optax
-    from htaf_jax.surrogates import resolve_surrogate
+    from htaf_jax.units import resolve_unit
     model = HeavisideMLP(depth=6, width=512,
-                         surrogate=resolve_surrogate("htaf", alpha=alpha, beta=beta))
+                         surrogate=resolve_unit("htaf", alpha=alpha, beta=beta))
     x = jax.random.normal(jax.random.key(0), (1024, 8, 8, 1))
     y = jax.random.randint(jax.random.key(1), (1024,), 0, 10)
     variables = model.init(jax.random.key(2), x, train=False)
@@ -159,8 +159,8 @@ def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
     # Per-layer ratio of hidden weight-gradient norms (layers 1..L−1) of a real plain DHN
     # at initialisation against the mean-field r of htaf_jax.heaviside.backward_gain.
     from htaf_jax.heaviside import backward_gain
-    from htaf_jax.surrogates import resolve_surrogate
-    unit = resolve_surrogate("htaf", alpha=alpha, beta=beta)
+    from htaf_jax.units import resolve_unit
+    unit = resolve_unit("htaf", alpha=alpha, beta=beta)
     norms = [float(n) for n in _plain_dhn_layer_grad_norms(jnp.float32(alpha),
                                                            jnp.float32(beta))]
     measured = (norms[1] / norms[-1]) ** (1 / 4)

@@ -11,8 +11,8 @@ from jax.test_util import check_grads
 
 import htaf_jax as H
 
-HARD = H.get_surrogate("htaf").heaviside  # the hard form: H(x) forward, htaf' backward
-SIGN = H.get_surrogate("htaf").sign
+HARD = H.get_unit("htaf")  # the hard form: H(x) forward, htaf' backward
+SIGN = H.get_unit("htaf").sign
 
 
 # ------------------------------------------------------- float64 references --
@@ -102,7 +102,7 @@ def test_bad_hyperparameters_raise_naming_the_parameter(name, bad):
     with pytest.raises(ValueError, match=name):
         H.htaf(1.0, **{name: bad})
     with pytest.raises(ValueError, match=name):
-        H.get_surrogate("htaf", **{name: bad})
+        H.get_unit("htaf", **{name: bad})
 
 
 def test_special_values():
@@ -147,7 +147,7 @@ def test_hard_forms():
     np.testing.assert_allclose(gs, 2 * ref_htaf_grad(np.asarray(x), 4.0, 1.0), rtol=1e-6)
     assert np.isnan(float(HARD(jnp.nan)))
     # H does not depend on α: its true cotangent is 0
-    assert float(jax.grad(lambda a: jnp.sum(H.get_surrogate("htaf", alpha=a, beta=1.0).heaviside(x)))(4.0)) == 0.0
+    assert float(jax.grad(lambda a: jnp.sum(H.get_unit("htaf", alpha=a, beta=1.0)(x)))(4.0)) == 0.0
 
 
 def crossover(alpha, beta):

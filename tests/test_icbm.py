@@ -7,7 +7,7 @@ import pytest
 
 from htaf_jax.models.backbones import CNNBackbone, MLPBackbone, ResNetBackbone, make_backbone
 from htaf_jax.models.icbm import ICBM, StandardClassifier
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 K = 8
 TINY = {
@@ -136,7 +136,7 @@ def test_straight_through_needs_hard_mode():
 
 
 def test_surrogate_object_and_explain_keys():
-    unit = resolve_surrogate("sigmoid")
+    unit = resolve_unit("sigmoid")
     model = ICBM(TINY["mlp"](), num_concepts=K, surrogate=unit)
     x = _images()
     variables = _init(model, x)
@@ -186,7 +186,7 @@ def test_registered_factories():
     cfg = ml_collections.ConfigDict({
         "name": "icbm", "backbone": "mlp", "backbone_kwargs": {"widths": [16]},
         "num_concepts": 5, "num_classes": 3, "surrogate": "htaf",
-        "surrogate_kwargs": {"alpha": 8.0, "beta": 2.0}, "concept_mode": "hard"})
+        "surrogate_kwargs": {"htaf": {"alpha": 8.0, "beta": 2.0}}, "concept_mode": "hard"})
     model = build_model(cfg)
     assert isinstance(model, ICBM) and model.num_concepts == 5 and model.concept_mode == "hard"
     assert model.surrogate.kwargs == {"alpha": 8.0, "beta": 2.0}

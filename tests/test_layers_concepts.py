@@ -10,7 +10,7 @@ from htaf_jax import concepts as core
 from htaf_jax.linen.concepts import ConceptBottleneck as LinenConcepts
 from htaf_jax.nnx.concepts import AuxLoss
 from htaf_jax.nnx.concepts import ConceptBottleneck as NNXConcepts
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit
 
 D, K, B = 6, 5, 8
 
@@ -46,7 +46,7 @@ def test_schedule_rejects_bad_options():
 
 def test_binary_concepts_forms_and_noise():
     normed = jnp.array([[-2.0, -0.1, 0.0, 0.3, 5.0]], jnp.float32)
-    unit = get_surrogate("htaf", alpha=4.0, beta=1.0)
+    unit = get_unit("htaf", alpha=4.0, beta=1.0)
     hard, pre = core.binary_concepts(normed, unit, mode="smooth", sharpness=2.0)  # eval: hard
     np.testing.assert_array_equal(hard, [[0.0, 0.0, 1.0, 1.0, 1.0]])  # H(0) = 1
     np.testing.assert_allclose(pre, 2.0 * normed)
@@ -73,16 +73,16 @@ def test_near_binary_share_closed_form():
 
 
 def test_hard_concepts_take_the_surrogate_gradient():
-    unit = get_surrogate("htaf", alpha=4.0, beta=1.0)
+    unit = get_unit("htaf", alpha=4.0, beta=1.0)
     x = jnp.linspace(-3.0, 3.0, 7)
-    g = jax.grad(lambda v: jnp.sum(core.hard_concepts(v, unit)))(x)
+    g = jax.grad(lambda v: jnp.sum(unit(v)))(x)
     np.testing.assert_allclose(g, unit.grad(x), rtol=1e-6)
 
 
 # ------------------------------------------------------- Linen vs NNX ------
 def _pair(**kw):
     """A Linen layer with its variables, and an NNX layer holding the same values."""
-    lin = LinenConcepts(K, **kw)
+    lin = LinenConcepts(num_concepts=K, **kw)
     variables = lin.init(jax.random.key(1), _features(), train=False)
     # Non-trivial BatchNorm state, so evaluation reads running statistics that matter.
     variables = jax.tree.map(lambda a: a, variables)
@@ -109,7 +109,7 @@ CASES = [
     dict(concept_mode="hard"),
     dict(surrogate="sigmoid", sharpen=8.0, sharpen_fraction=0.5, total_train_steps=10),
     dict(surrogate="straight_through", concept_mode="hard"),
-    dict(surrogate=get_surrogate("htaf", alpha=16.0, beta=1.0), sharpen=4.0,
+    dict(surrogate=get_unit("htaf", alpha=16.0, beta=1.0), sharpen=4.0,
          total_train_steps=6),
     dict(concept_offset=0.7, rate_penalty=0.3),
     dict(norm_affine=False, concept_offset=1.5, rate_penalty=2.0, concept_mode="hard"),
@@ -183,13 +183,14 @@ def test_linen_and_nnx_agree_on_running_statistics_and_sown_values():
 
 
 def test_same_fields_and_defaults_in_both():
-    import inspect
+    import dataclasses
+    from flax import nnx
+    spec = {f.name: f.default for f in dataclasses.fields(core.ConceptFields)}
     linen = {f.name: f.default for f in LinenConcepts.__dataclass_fields__.values()
-             if f.name not in ("parent", "name", "num_concepts")}
-    params = inspect.signature(NNXConcepts.__init__).parameters
-    nnx_defaults = {k: p.default for k, p in params.items()
-                    if k not in ("self", "in_features", "num_concepts", "rngs")}
-    assert linen == nnx_defaults
+             if f.name not in ("parent", "name")}
+    assert linen == spec
+    layer = NNXConcepts(4, rngs=nnx.Rngs(0))
+    assert {k: getattr(layer, k) for k in spec} == spec
 
 
 @pytest.mark.parametrize("cls", ["linen", "nnx"])
@@ -267,7 +268,7 @@ def test_offset_caps_the_on_rate_exactly_at_the_two_point_case(cls):
     rates = []
     for theta in (theta_low, theta_high):
         if cls == "linen":
-            lin = LinenConcepts(1, concept_mode="hard", norm_affine=False,
+            lin = LinenConcepts(num_concepts=1, concept_mode="hard", norm_affine=False,
                                 concept_offset=theta, epsilon=1e-9)
             v = lin.init(jax.random.key(0), h)
             v = {"params": {"proj": {"kernel": jnp.ones((1, 1))}},
@@ -293,7 +294,7 @@ def test_offset_caps_the_on_rate_of_any_batch():
     for rate in (0.05, 0.15, 0.5):
         theta = core.offset_for_on_rate(rate)
         assert core.on_rate_bound(theta) == pytest.approx(rate)
-        lin = LinenConcepts(64, concept_mode="hard", norm_affine=False, concept_offset=theta)
+        lin = LinenConcepts(num_concepts=64, concept_mode="hard", norm_affine=False, concept_offset=theta)
         v = lin.init(jax.random.key(1), h)
         z, _ = lin.apply(v, h, train=True, mutable=["batch_stats"])
         per_concept = np.asarray(z).mean(axis=0)
@@ -309,7 +310,7 @@ def test_offset_and_bound_closed_forms():
     with pytest.raises(ValueError, match=r"on-rate cap must be in \(0, 1\]"):
         core.offset_for_on_rate(0.0)
     with pytest.raises(ValueError, match="rate_penalty must be ≥ 0"):
-        LinenConcepts(3, rate_penalty=-1.0).init(jax.random.key(0), _features())
+        LinenConcepts(num_concepts=3, rate_penalty=-1.0).init(jax.random.key(0), _features())
     with pytest.raises(ValueError, match="concept_offset must be finite"):
         NNXConcepts(D, 3, concept_offset=float("nan"), rngs=nnx.Rngs(0))
     pre = core.concept_preactivations(jnp.array([[0.5, 1.0, 2.0]]), 3.0, offset=1.0)

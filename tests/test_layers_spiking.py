@@ -14,11 +14,11 @@ from flax import nnx
 from htaf_jax import spiking
 from htaf_jax.linen import spiking as L
 from htaf_jax.nnx import spiking as N
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit
 from reference_lif import reference_lif
 
 KEY = jax.random.PRNGKey(0)
-HTAF = get_surrogate("htaf")
+HTAF = get_unit("htaf")
 T, B, F = 6, 3, 4
 
 OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than (T, B, F))
@@ -31,7 +31,7 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
              "per_neuron": True}, False),
     ("LIF", {"reset_delay": True, "reset": "zero", "detach_reset": False,
              "learn_threshold": True}, True),
-    ("LIF", {"surrogate": get_surrogate("sigmoid", alpha=25.0), "beta": 0.5}, False),
+    ("LIF", {"surrogate": get_unit("sigmoid", alpha=25.0), "beta": 0.5}, False),
     ("LIF", {"reset_delay": True, "fire_first": True, "detach_reset": False,
              "learn_beta": True, "learn_threshold": True, "threshold": 0.5}, True),
     ("IF", {}, True),
@@ -509,7 +509,7 @@ def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order, spike)
     (tests/reference_lif.py): equal spikes, membranes and gradients for the currents,
     a per-neuron β and a scalar θ equal to float32 rounding, for a loss with random
     weights on both outputs."""
-    surrogate = get_surrogate("atan")
+    surrogate = get_unit("atan")
     spike_fn = surrogate if spike == "registry" else (lambda x: surrogate(x))
     x = jax.random.normal(KEY, (40, 3, 5)) * 0.7 + 0.4
     w = jax.random.normal(jax.random.PRNGKey(1), (2, 40, 3, 5))
@@ -543,7 +543,7 @@ def test_lif_takes_traced_unit_hyperparameters():
 
     def loss(x, alpha):
         s, _ = spiking.lif_dynamics(x, beta=0.9, threshold=1.0,
-                                    spike_fn=get_surrogate("htaf", alpha=alpha))
+                                    spike_fn=get_unit("htaf", alpha=alpha))
         return jnp.sum(s * w)
 
     g_x, g_alpha = jax.grad(loss, argnums=(0, 1))(x, jnp.float32(2.5))
@@ -638,7 +638,7 @@ def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
     def temp(lif):
         def f(p):
             s, _ = lif(x @ p[0] + p[1], beta=0.9, threshold=1.0,
-                       spike_fn=get_surrogate("atan"), **order)
+                       spike_fn=get_unit("atan"), **order)
             return jnp.sum(s)
         return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
                 .memory_analysis().temp_size_in_bytes)

@@ -1,12 +1,26 @@
-"""Quantizers against Larq's closed forms: values (at 0 too), gradients, out-of-range inputs."""
+"""Larq's quantizers, units of the one registry, against Larq's closed forms: values (at 0
+too), gradients, out-of-range inputs. Larq's ±1 quantizers are ``.sign`` of the step units
+of their names; the others are the units themselves."""
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from htaf_jax import quantizers as Q
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import bits_of, get_unit, list_units, resolve_unit
+
+
+class Q:
+    """Larq's spellings, in our API."""
+    ste_sign = staticmethod(lambda x, clip_value=1.0: get_unit("ste_sign", clip_value=clip_value).sign(x))
+    approx_sign = staticmethod(lambda x: get_unit("approx_sign").sign(x))
+    swish_sign = staticmethod(lambda x, beta=5.0: get_unit("swish_sign", beta=beta).sign(x))
+    htaf_sign = staticmethod(lambda x, alpha=4.0, beta=1.0: get_unit("htaf", alpha=alpha, beta=beta).sign(x))
+    htaf_heaviside = staticmethod(lambda x, alpha=4.0, beta=1.0: get_unit("htaf", alpha=alpha, beta=beta)(x))
+    magnitude_aware_sign = staticmethod(lambda x: get_unit("magnitude_aware_sign")(x))
+    ste_heaviside = staticmethod(lambda x: get_unit("ste_heaviside")(x))
+    ste_tern = staticmethod(lambda x, **kw: get_unit("ste_tern", **kw)(x))
+    dorefa = staticmethod(lambda x, k_bit=2, mode="activations": get_unit("dorefa", k_bit=k_bit, mode=mode)(x))
 
 X = jnp.array([-3.0, -1.0, -0.7, -0.05, 0.0, 0.03, 0.05, 0.5, 1.0, 1.5, 1e4])
 
@@ -118,31 +132,36 @@ def test_dorefa_weights_mode():
 
 
 def test_htaf_forms_have_htaf_gradients():
-    s = get_surrogate("htaf", alpha=2.0, beta=0.5)
+    s = get_unit("htaf", alpha=2.0, beta=0.5)
     np.testing.assert_allclose(_grad(lambda v: Q.htaf_sign(v, 2.0, 0.5)), 2 * s.grad(X), rtol=1e-6)
     np.testing.assert_allclose(_grad(lambda v: Q.htaf_heaviside(v, 2.0, 0.5)), s.grad(X), rtol=1e-6)
 
 
-def test_registry_binds_hparams_hashes_and_reports_precision():
-    q = Q.get_quantizer("swish_sign", beta=2.0)
-    assert q == Q.get_quantizer("swish_sign", beta=2.0) and hash(q) == hash(Q.get_quantizer(
+def test_registry_binds_hparams_hashes_and_reports_bits():
+    q = get_unit("swish_sign", beta=2.0)
+    assert q == get_unit("swish_sign", beta=2.0) and hash(q) == hash(get_unit(
         "swish_sign", beta=2.0))
-    assert float(jax.grad(q)(0.0)) == 2.0
+    assert float(jax.grad(q.sign)(0.0)) == 2.0
     np.testing.assert_allclose(q.grad(X), _grad(q), rtol=1e-6)
-    assert Q.get_quantizer("dorefa", k_bit=3).precision == 3
-    assert Q.get_quantizer("ste_tern").precision == 2
-    assert Q.precision_of(None) == 32 and Q.precision_of("ste_sign") == 1
-    assert Q.resolve_quantizer(None) is None
-    with pytest.raises(ValueError, match="unknown quantizer 'sgn'.*ste_sign"):
-        Q.get_quantizer("sgn")
+    t = get_unit("ste_tern", ternary_weight_networks=True)
+    np.testing.assert_allclose(t.grad(X), _grad(t), rtol=1e-6)
+    assert get_unit("dorefa", k_bit=3).bits == 3
+    assert get_unit("ste_tern").bits == 2
+    assert bits_of(None) == 32 and bits_of("ste_sign") == 1
+    assert resolve_unit(None) is None
+    with pytest.raises(ValueError, match="unknown unit 'sgn'.*ste_sign"):
+        get_unit("sgn")
     with pytest.raises(TypeError, match="unknown hyperparameter"):
-        Q.get_quantizer("ste_sign", beta=1.0)
+        get_unit("ste_sign", beta=1.0)
+    # old names: the clipped STE of stored runs, HTAF's two quantizer forms
+    assert get_unit("ste_hardtanh") == get_unit("ste_sign")
+    assert get_unit("htaf_sign") == get_unit("htaf_heaviside") == get_unit("htaf")
 
 
-@pytest.mark.parametrize("name", Q.list_quantizers())
+@pytest.mark.parametrize("name", list_units())
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_every_entry_jits_keeps_shape_and_is_finite(name, dtype):
-    q = Q.get_quantizer(name)
+    q = get_unit(name)
     x = (3 * jax.random.normal(jax.random.key(0), (4, 3, 5))).astype(dtype)
     y = jax.jit(q)(x)
     chex.assert_shape(y, x.shape)
@@ -150,4 +169,4 @@ def test_every_entry_jits_keeps_shape_and_is_finite(name, dtype):
     g = jax.jit(jax.grad(lambda v: jnp.sum(q(v).astype(jnp.float32))))(x)
     chex.assert_shape(g, x.shape)
     assert np.all(np.isfinite(np.asarray(y, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
-    assert Q.get_quantizer(name).citation
+    assert q.citation

@@ -9,9 +9,9 @@ from htaf_jax.linen.spiking import IF, LIF
 from htaf_jax.models.snn import SpikingConvNet, SpikingMLP
 from htaf_jax.spiking import (
     latency_encode, lif_dynamics, membrane_readout, rate_encode, to_intensity)
-from htaf_jax.surrogates import get_surrogate
+from htaf_jax.units import get_unit
 
-HTAF = get_surrogate("htaf")
+HTAF = get_unit("htaf")
 KEY = jax.random.PRNGKey(0)
 
 

@@ -22,7 +22,7 @@ def _net(activation, rngs):
 def test_spyx_lif_uses_our_surrogate_forward_and_backward():
     """One Spyx LIF step with HTAF: spikes are H(V − θ) (H(0) = 1) and the gradient
     with respect to the membrane is exactly htaf'(V − θ)."""
-    unit = H.get_surrogate("htaf", alpha=4.0, beta=1.0)
+    unit = H.get_unit("htaf", alpha=4.0, beta=1.0)
     lif = snn.LIF((5,), beta=0.5, threshold=1.0, activation=unit, rngs=nnx.Rngs(0))
     v = jnp.array([[0.0, 0.5, 1.0, 1.5, 3.0]])
     spikes, _ = lif(jnp.zeros_like(v), v)
@@ -32,7 +32,7 @@ def test_spyx_lif_uses_our_surrogate_forward_and_backward():
 
 
 def test_spyx_network_trains_with_htaf():
-    model = _net(H.get_surrogate("htaf"), nnx.Rngs(0))
+    model = _net(H.get_unit("htaf"), nnx.Rngs(0))
     opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
     x = (jax.random.uniform(jax.random.key(1), (20, 32, 12)) < 0.3).astype(jnp.float32)
     y = jnp.argmax(x.sum(0)[:, :3], -1)

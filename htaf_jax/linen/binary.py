@@ -1,8 +1,8 @@
 """Quantized and binary layers for Flax Linen, thin over ``htaf_jax.binary``.
 
 ``QuantDense`` / ``QuantConv``: Larq's layer shape. ``input_quantizer`` and
-``kernel_quantizer`` (a ``htaf_jax.quantizers`` name, a ``Quantizer`` or any
-callable; None: real-valued) and ``kernel_constraint`` (None, "weight_clip"
+``kernel_quantizer`` (a ``htaf_jax.units`` name or ``Unit``: a step unit's ±1
+form, another unit's own levels; any callable; None: real-valued) and ``kernel_constraint`` (None, "weight_clip"
 or a callable, applied as ``htaf_jax.binary.constrained`` does):
 
     y = q_in(x) ⊛ q_k(c(W)) (· mean|W| per output with ``use_scale``) + b
@@ -25,11 +25,10 @@ import flax.linen as nn
 from jax import Array
 
 from htaf_jax import binary as B
-from htaf_jax.quantizers import resolve_quantizer
 
 __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 
-Spec = Any  # a quantizer: None, a registry name, a Quantizer or a callable
+Spec = Any  # a unit: None, a registry name, a Unit or a callable
 
 
 class QuantDense(nn.Module):
@@ -53,8 +52,8 @@ class QuantDense(nn.Module):
                             (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
         return B.quantized_dense(x, B.constrained(kernel, self.kernel_constraint),
-                                 input_quantizer=resolve_quantizer(self.input_quantizer),
-                                 kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                 input_quantizer=B.sign_quantizer(self.input_quantizer),
+                                 kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
                                  use_scale=self.use_scale, bias=bias)
 
 
@@ -82,8 +81,8 @@ class QuantConv(nn.Module):
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
         return B.quantized_conv(x, B.constrained(kernel, self.kernel_constraint),
                                 strides=self.strides, padding=self.padding,
-                                input_quantizer=resolve_quantizer(self.input_quantizer),
-                                kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                input_quantizer=B.sign_quantizer(self.input_quantizer),
+                                kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
                                 use_scale=self.use_scale, bias=bias)
 
 

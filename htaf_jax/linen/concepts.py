@@ -19,39 +19,20 @@ when the collection is not mutable the sow does nothing).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax import concepts as core
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 __all__ = ["ConceptBottleneck"]
 
 
-class ConceptBottleneck(nn.Module):
+class ConceptBottleneck(nn.Module, core.ConceptFields):
     """Features h (B, D) → concepts z (B, K): z = u(s(t) · BN(W h)), see :mod:`htaf_jax.concepts`.
 
-    Attributes:
-      num_concepts: K.
-      surrogate: the binary unit: a registry name, a ``Surrogate`` or a callable.
-      concept_mode: training form, ``"smooth"`` (u.smooth, true derivative) or
-        ``"hard"`` (H with the surrogate derivative; the only choice for units
-        without a smooth form). Evaluation is always hard.
-      concept_noise: std of the Gaussian noise added to BN(W h) in training (rng
-        stream ``"dropout"``); 0: off.
-      sharpen: final sharpness of ``concepts.sharpness_schedule``; 1: off.
-      sharpen_fraction: share of training over which s ramps up.
-      total_train_steps: length of training, needed in training when ``sharpen > 1``.
-      binary_eps: ε of the sown ``near_binary`` statistic.
-      momentum, epsilon: of the BatchNorm.
-      norm_affine: the BatchNorm learns a scale and a bias (False: plain
-        standardisation, so ``concept_offset`` is a hard on-rate cap).
-      concept_offset: θ subtracted from BN(W h) before the unit (0: off);
-        ``htaf_jax.concepts.offset_for_on_rate(r)`` gives the θ whose cap is r.
-      rate_penalty: λ of the sown training loss λ·mean(z) (0: not sown).
+    Fields and defaults: ``htaf_jax.concepts.ConceptFields`` (keyword-only).
 
     Call: ``layer(h, train=False, step=None)``. ``step`` is the number of train
     steps taken (the engine passes its step counter); with ``step=None``
@@ -62,24 +43,8 @@ class ConceptBottleneck(nn.Module):
     ``rate_penalty > 0``, ``losses``: ``on_rate_penalty``.
     """
 
-    num_concepts: int
-    surrogate: str | Callable = "htaf"
-    concept_mode: core.ConceptMode = "smooth"
-    concept_noise: float = 0.0
-    sharpen: float = 1.0
-    sharpen_fraction: float = 0.75
-    total_train_steps: int = 0
-    binary_eps: float = 0.01
-    momentum: float = 0.9
-    epsilon: float = 1e-5
-    norm_affine: bool = True
-    concept_offset: float = 0.0
-    rate_penalty: float = 0.0
-
     def setup(self):
-        core.check_concept_options(self.concept_mode, self.concept_noise, self.sharpen,
-                                   self.sharpen_fraction, self.concept_offset,
-                                   self.rate_penalty)
+        self.check_concept_fields()
         self.proj = nn.Dense(self.num_concepts, use_bias=False)
         self.norm = nn.BatchNorm(momentum=self.momentum, epsilon=self.epsilon,
                                  use_scale=self.norm_affine, use_bias=self.norm_affine)
@@ -106,9 +71,9 @@ class ConceptBottleneck(nn.Module):
                                       offset=self.concept_offset)
         if train and self.rate_penalty > 0:
             self.sow("losses", "on_rate_penalty", core.on_rate_penalty(z, self.rate_penalty))
-        unit = resolve_surrogate(self.surrogate)
-        if getattr(unit, "has_smooth", False):
+        unit = resolve_unit(self.surrogate)
+        if unit.has_smooth:
             self.sow("intermediates", "near_binary",
                      core.near_binary_share(unit.smooth(pre), self.binary_eps))
-        self.sow("intermediates", "concept_rate", jnp.mean(unit.heaviside(pre)))
+        self.sow("intermediates", "concept_rate", jnp.mean(unit(pre)))
         return z

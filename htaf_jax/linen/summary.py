@@ -4,7 +4,7 @@
 program, on the arguments given) and profiles every layer it calls:
 
 - parameters by bit width: a quantized kernel counts at its quantizer's
-  precision (``htaf_jax.quantizers``; ``BinaryDense``/``BinaryConv`` kernels
+  bit width (``htaf_jax.units``; ``BinaryDense``/``BinaryConv`` kernels
   at 1 bit), every other parameter at 32. A BatchNorm counts 2 numbers per
   channel, the scale and shift it folds into at inference, as Larq's fused
   count does (its mean/variance pairs with γ/β).
@@ -36,7 +36,7 @@ import numpy as np
 from htaf_jax.binary import LATENT_KERNEL
 from htaf_jax.linen.binary import BinaryConv, BinaryDense, QuantConv, QuantDense
 from htaf_jax.linen.heaviside import HeavisideDense
-from htaf_jax.quantizers import precision_of
+from htaf_jax.units import bits_of
 
 __all__ = ["LayerProfile", "ModelSummary", "summarize"]
 
@@ -133,7 +133,7 @@ def _kernel_bits(module: nn.Module) -> int:
     if isinstance(module, _BINARY_LAYERS):
         return 1
     if isinstance(module, (QuantDense, QuantConv)):
-        return precision_of(module.kernel_quantizer)
+        return bits_of(module.kernel_quantizer)
     return 32
 
 
@@ -141,7 +141,7 @@ def _input_precision(module: nn.Module, x: Any) -> int | jax.Array:
     """The input quantizer's precision; without one, whether the values the layer receives
     are all ±1 (1) or not (32): a traced flag, read after the run (see ``summarize``)."""
     if isinstance(module, (QuantDense, QuantConv)) and module.input_quantizer is not None:
-        return precision_of(module.input_quantizer)
+        return bits_of(module.input_quantizer)
     if not np.size(x):
         return 32
     return jnp.where(jnp.all(jnp.abs(x) == 1.0), 1, 32)

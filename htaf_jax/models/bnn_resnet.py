@@ -20,15 +20,13 @@ the resolution after the first (28×28: 28, 14, 7; 32×32: 32, 16, 8).
 q(x − t_c), and RPReLU after the shortcut sum, z ↦ PReLU(z − γ_c; β_c) + ζ_c
 (t, γ, ζ start at 0, the slope β at 0.25, as in the paper).
 
-The unit, ``surrogate``, is chosen by name as in the other binary models:
-a quantizer of ``htaf_jax.quantizers`` (``"ste_sign"``, ``"approx_sign"``, …),
-``"htaf"`` (its signed form, the ``htaf_sign`` quantizer, backward 2·htaf'),
-any other surrogate of the registry (its signed hard form), a bound
-``Surrogate``, or a callable ``x -> ±1`` with its own gradient.
+The unit, ``surrogate``, is chosen as in the other binary models
+(``htaf_jax.binary.sign_quantizer``): a step unit of ``htaf_jax.units``
+(``"htaf"``, ``"ste_sign"``, ``"approx_sign"``, …) binarises with its ±1 form
+(backward 2·grad), any other unit with its own levels, a callable as it is.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Sequence
 
 import chex
@@ -36,49 +34,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
+from htaf_jax.binary import sign_quantizer
 from htaf_jax.linen.binary import QuantConv
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
-from htaf_jax.quantizers import get_quantizer, list_quantizers
-from htaf_jax.surrogates import Surrogate, list_surrogates, resolve_surrogate
 
-__all__ = ["BiRealBlock", "BinaryResNet", "RPReLU", "binary_unit"]
-
-# Surrogate names whose signed form is a registered 1-bit quantizer.
-_SIGNED_QUANTIZER = {"htaf": "htaf_sign"}
-
-
-@dataclasses.dataclass(frozen=True)
-class _SignedSurrogate:
-    """A surrogate's signed hard form as a quantizer (1 bit, for the model summary)."""
-    surrogate: Any
-    precision: int = 1
-
-    def __call__(self, x: Array) -> Array:
-        return self.surrogate.sign(x)
-
-
-def binary_unit(spec: Any) -> Callable[[Array], Array]:
-    """The ±1 quantizer a unit name (or Surrogate, or callable) selects; see the module
-    docstring. An unknown name raises ValueError listing the quantizers and surrogates."""
-    if isinstance(spec, Surrogate):
-        if spec.name in _SIGNED_QUANTIZER:
-            return get_quantizer(_SIGNED_QUANTIZER[spec.name], **spec.kwargs)
-        return _SignedSurrogate(spec)
-    if isinstance(spec, str):
-        name = _SIGNED_QUANTIZER.get(spec, spec)
-        if name in list_quantizers():
-            return get_quantizer(name)
-        if spec not in list_surrogates():
-            raise ValueError(f"unknown binary unit {spec!r}; valid names: quantizers "
-                             f"({', '.join(list_quantizers())}) or surrogates "
-                             f"({', '.join(list_surrogates())})")
-        return _SignedSurrogate(resolve_surrogate(spec))
-    if not callable(spec):
-        raise TypeError(f"a binary unit is a name, a Surrogate or a callable; "
-                        f"got {type(spec).__name__}")
-    return spec  # pyright: ignore[reportReturnType]
-
+__all__ = ["BiRealBlock", "BinaryResNet", "RPReLU"]
 
 class RPReLU(nn.Module):
     """ReActNet's RPReLU over the last axis: PReLU(z − γ_c; slope β_c) + ζ_c."""
@@ -102,7 +63,7 @@ class BiRealBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        unit = binary_unit(self.unit)
+        unit = sign_quantizer(self.unit)
         s = self.strides
         shortcut = x
         if s > 1:

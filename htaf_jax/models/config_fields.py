@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from htaf_jax.units import Unit, resolve_unit
+
 __all__ = ["ENGINE_FIELDS", "SMOOTH_MODE_FIELDS", "bound_surrogate", "check_unit",
            "module_kwargs", "surrogate_hparams"]
 
@@ -16,62 +18,41 @@ SMOOTH_MODE_FIELDS = ("mode", "concept_mode")
 def surrogate_hparams(config, field: str = "model") -> dict:
     """The hyperparameters ``config.surrogate_kwargs`` binds to the chosen ``surrogate``.
 
-    Keyed by unit name (``{"htaf": {"alpha": 16.0, "beta": 1.0}}``), the entry
-    of the chosen unit is used and every other unit takes its registry
-    defaults, so ``--config.model.surrogate=atan`` runs atan as its peers
-    define it. Flat (``{"alpha": 4.0}``), the values go to whichever unit is
-    chosen, and a name that unit does not take raises a one-line ValueError
-    naming ``{field}.surrogate_kwargs`` (a flat dict written for HTAF's α and
-    β would otherwise reach atan, which has no β, as a TypeError, or silently
-    rescale a unit that also has an α).
+    Keyed by unit name (``{"htaf": {"alpha": 16.0, "beta": 1.0}}``): the entry of
+    the chosen unit is used and every other unit takes its registry defaults, so
+    ``--config.model.surrogate=atan`` runs atan as its peers define it. A flat
+    dict (``{"alpha": 4.0}``) raises a one-line ValueError naming the field.
     """
     hparams = _as_dict(config.get("surrogate_kwargs", None))
+    flat = sorted(k for k, v in hparams.items() if not _is_mapping(v))
+    if flat:
+        raise ValueError(f"{field}.surrogate_kwargs sets {', '.join(flat)} without a unit "
+                         f"name; key every entry by unit name, e.g. {field}.surrogate_kwargs = "
+                         f"{{'htaf': {{'alpha': 4.0}}}}")
     name = config.get("surrogate", "htaf")
-    if not hparams:
-        return {}
-    if any(_is_mapping(v) for v in hparams.values()):
-        flat = sorted(k for k, v in hparams.items() if not _is_mapping(v))
-        if flat:
-            raise ValueError(f"{field}.surrogate_kwargs mixes unit names and hyperparameters "
-                             f"({', '.join(flat)}); key every entry by unit name, e.g. "
-                             f"{{'htaf': {{'alpha': 4.0}}}}")
-        return _as_dict(hparams.get(name)) if isinstance(name, str) else {}
-    if isinstance(name, str):
-        from htaf_jax.surrogates import get_surrogate
-        takes = set(get_surrogate(name).kwargs)
-        wrong = sorted(set(hparams) - takes)
-        if wrong:
-            raise ValueError(
-                f"{field}.surrogate_kwargs sets {', '.join(wrong)}, which surrogate {name!r} "
-                f"does not take (its hyperparameters: {', '.join(sorted(takes)) or 'none'}); "
-                f"key them by unit name, e.g. {field}.surrogate_kwargs = "
-                f"{{'htaf': {{...}}}}, so other units take their defaults")
-    return hparams
+    return _as_dict(hparams.get(name)) if isinstance(name, str) else {}
 
 
 def check_unit(config, field: str = "model") -> None:
     """Raises a one-line ValueError naming the field when the config's unit cannot
-    train as configured: hyperparameters it does not take (``surrogate_hparams``),
-    or a smooth training form (``SMOOTH_MODE_FIELDS``) for a unit without one
-    (the straight-through entries)."""
-    surrogate_hparams(config, field)
-    name = config.get("surrogate", "htaf")
-    smooth = [f for f in SMOOTH_MODE_FIELDS if config.get(f, None) == "smooth"]
-    if smooth and isinstance(name, str):
-        from htaf_jax.surrogates import get_surrogate
-        if not get_surrogate(name).has_smooth:
-            raise ValueError(f"{field}.surrogate={name!r} has no smooth form, so it cannot "
-                             f"train with {field}.{smooth[0]}='smooth'; set "
-                             f"{field}.{smooth[0]}='hard'")
-
-
-def bound_surrogate(config, field: str = "model"):
-    """``config.surrogate`` (a registry name, a Surrogate or a callable) with the
-    hyperparameters ``surrogate_hparams`` gives, or as it is when there are none."""
-    from htaf_jax.surrogates import resolve_surrogate
-    name = config.get("surrogate", "htaf")
+    train as configured: an unknown name, hyperparameters it does not take, or a
+    smooth training form (``SMOOTH_MODE_FIELDS``) for a unit without one."""
     hparams = surrogate_hparams(config, field)
-    return resolve_surrogate(name, **hparams) if hparams else name
+    try:
+        unit = resolve_unit(config.get("surrogate", "htaf"), **hparams)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{field}.surrogate: {e}") from None
+    smooth = [f for f in SMOOTH_MODE_FIELDS if config.get(f, None) == "smooth"]
+    if smooth and not unit.has_smooth:
+        raise ValueError(f"{field}.surrogate={unit.name!r} has no smooth form, so it cannot "
+                         f"train with {field}.{smooth[0]}='smooth'; set "
+                         f"{field}.{smooth[0]}='hard'")
+
+
+def bound_surrogate(config, field: str = "model") -> Unit:
+    """``config.surrogate`` (a registry name, a Unit or a callable) resolved once, with
+    the hyperparameters ``surrogate_hparams`` gives."""
+    return resolve_unit(config.get("surrogate", "htaf"), **surrogate_hparams(config, field))
 
 
 def module_kwargs(cls, config) -> dict:
@@ -82,12 +63,13 @@ def module_kwargs(cls, config) -> dict:
     a typo in a config or on the command line fails loudly (except the
     ``ENGINE_FIELDS`` the engine sets for every model).
 
-    An optional ``surrogate_kwargs`` binds hyperparameters to the ``surrogate``
-    (see ``surrogate_hparams``: per unit name, or flat for the chosen unit).
+    A ``surrogate`` field is resolved here, once, to a ``Unit`` with the
+    hyperparameters of ``surrogate_kwargs`` (keyed by unit name).
     """
     fields = set(cls.__dataclass_fields__) - {"parent", "name"}
     cfg = dict(config)
-    if cfg.pop("surrogate_kwargs", None):
+    cfg.pop("surrogate_kwargs", None)
+    if "surrogate" in fields:
         cfg["surrogate"] = bound_surrogate(config)
     unknown = set(cfg) - fields - {"name"} - ENGINE_FIELDS
     if unknown:

@@ -3,7 +3,7 @@
 ICBM: backbone features h → concept layer z = u(s·BN(W·h)) with K concepts →
 linear head, logits = z·V + b. The concept layer is
 ``htaf_jax.linen.concepts.ConceptBottleneck`` (its math: ``htaf_jax.concepts``):
-``u`` is a binary unit from the surrogate registry (HTAF by default), s the
+``u`` is a binary unit of the registry (``htaf_jax.units``, HTAF by default), s the
 sharpness (1 unless ``sharpen`` is set). During training the concept layer runs
 in the ``concept_mode`` form: ``"smooth"`` (z = u.smooth(·) ∈ (0, 1), the true
 derivative) or ``"hard"`` (z = H(·) ∈ {0, 1}, surrogate derivative).
@@ -47,7 +47,7 @@ from htaf_jax.linen.concepts import ConceptBottleneck
 from htaf_jax.models.backbones import make_backbone
 from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 __all__ = ["ICBM", "NonNegativeDense", "StandardClassifier", "icbm_from_config", "smooth_form",
            "standard_from_config"]
@@ -55,11 +55,9 @@ __all__ = ["ICBM", "NonNegativeDense", "StandardClassifier", "icbm_from_config",
 Step = Array | int | None
 
 
-def smooth_form(surrogate) -> Callable[[Array], Array] | None:
-    """The surrogate's smooth forward, or None when it has none (straight-through)."""
-    if not getattr(surrogate, "has_smooth", False):
-        return None
-    return surrogate.smooth
+def smooth_form(unit) -> Callable[[Array], Array] | None:
+    """The unit's smooth forward, or None when it has none (straight-through)."""
+    return unit.smooth if unit.has_smooth else None
 
 
 def _abs_lecun_normal(key, shape, dtype=jnp.float32):
@@ -90,65 +88,45 @@ class NonNegativeDense(nn.Module):
         return x @ kernel + bias
 
 
-class ICBM(nn.Module):
+class ICBM(nn.Module, core.ConceptFields):
     """Backbone → K binary concepts → linear head. Returns logits (B, num_classes).
 
     Attributes:
       backbone: module called as ``backbone(images, train=bool)`` → (B, D).
-      num_concepts: K.
       num_classes: number of logits.
-      surrogate, concept_mode, binary_eps, concept_noise, sharpen,
-        sharpen_fraction, total_train_steps: the concept layer's
-        (``htaf_jax.linen.concepts.ConceptBottleneck``); the noise uses the rng
-        stream ``"dropout"``. The engine passes ``total_train_steps`` to the
+      the concept layer's fields (``htaf_jax.concepts.ConceptFields``,
+        keyword-only: ``num_concepts``, ``surrogate``, ``concept_mode``, …); the
+        noise uses the rng stream ``"dropout"``. The engine passes ``total_train_steps`` to the
         factory and the train step to every call (``step``): the sharpening
         s(t) = sharpen^min(t / (sharpen_fraction · total_train_steps), 1) is a
         function of it (``htaf_jax.concepts.sharpness_schedule``), not a
         counter in the model's state. ``step=None`` in evaluation means
         training is over (s = ``sharpen``); the hard concepts do not depend on s.
-      norm_affine, concept_offset, rate_penalty: the concept layer's sparsity
-        options (see the module doc).
       nonneg_head: the head is ``NonNegativeDense`` (V = max(kernel, 0)).
       head_l1: μ of the sown training loss μ·mean|V| (0: not sown).
 
     Parameters: ``backbone``, ``concept_layer`` (``proj``, ``norm``), ``head``.
     Sown (``intermediates``, under ``concept_layer``): ``near_binary`` (share of
-    smooth concepts within ``binary_eps`` of {0, 1}; only for surrogates with a
+    smooth concepts within ``binary_eps`` of {0, 1}; only for units with a
     smooth form) and ``concept_rate`` (mean of the hard concepts). Sown in
     training (``losses``): ``concept_layer/on_rate_penalty`` (``rate_penalty > 0``)
     and ``head_l1`` (``head_l1 > 0``).
     """
 
     backbone: nn.Module
-    num_concepts: int = 32
     num_classes: int = 10
-    surrogate: str | Callable = "htaf"
-    concept_mode: core.ConceptMode = "smooth"
-    binary_eps: float = 0.01
-    concept_noise: float = 0.0
-    sharpen: float = 1.0
-    sharpen_fraction: float = 0.75
-    total_train_steps: int = 0
-    norm_affine: bool = True
-    concept_offset: float = 0.0
-    rate_penalty: float = 0.0
     nonneg_head: bool = False
     head_l1: float = 0.0
 
     def setup(self):
         if not self.head_l1 >= 0:
             raise ValueError(f"head_l1 must be ≥ 0, got {self.head_l1!r}")
-        self.concept_layer = ConceptBottleneck(
-            self.num_concepts, surrogate=self.surrogate, concept_mode=self.concept_mode,
-            concept_noise=self.concept_noise, sharpen=self.sharpen,
-            sharpen_fraction=self.sharpen_fraction, total_train_steps=self.total_train_steps,
-            binary_eps=self.binary_eps, norm_affine=self.norm_affine,
-            concept_offset=self.concept_offset, rate_penalty=self.rate_penalty)
+        self.concept_layer = ConceptBottleneck(**self.concept_fields())
         self.head = (NonNegativeDense(self.num_concepts, self.num_classes) if self.nonneg_head
                      else nn.Dense(self.num_classes))
 
     def _unit(self):
-        unit = resolve_surrogate(self.surrogate)
+        unit = resolve_unit(self.surrogate)
         return unit, smooth_form(unit)
 
     def sharpness(self, step: Step = None) -> Array:
@@ -165,9 +143,8 @@ class ICBM(nn.Module):
                  step: Step = None) -> Array:
         """Concepts (B, K): hard {0, 1} by default, else the smooth form."""
         pre = self.concept_preactivations(images, train=train, step=step)
-        if hard:
-            return core.hard_concepts(pre, self.surrogate)
-        return core.soft_concepts(pre, self.surrogate)
+        unit = resolve_unit(self.surrogate)
+        return unit(pre) if hard else unit.smooth(pre)
 
     def classify(self, concepts: Array) -> Array:
         """The linear head on given concepts (B, K) → logits (B, num_classes)."""
@@ -186,7 +163,7 @@ class ICBM(nn.Module):
         """Evaluation-mode pieces for the interpretation tools.
 
         Returns ``preactivations``, ``hard`` and ``logits`` (head on hard
-        concepts, what the model predicts); for surrogates with a smooth form
+        concepts, what the model predicts); for units with a smooth form
         also ``soft`` and ``soft_logits``.
         """
         pre = self.concept_preactivations(images, train=False, step=step)

@@ -12,7 +12,6 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import binary as B
-from htaf_jax.quantizers import resolve_quantizer
 
 __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 
@@ -45,8 +44,8 @@ class QuantDense(nnx.Module):
     def __call__(self, x: Array) -> Array:
         kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
         return B.quantized_dense(x, kernel,
-                                 input_quantizer=resolve_quantizer(self.input_quantizer),
-                                 kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                 input_quantizer=B.sign_quantizer(self.input_quantizer),
+                                 kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
                                  use_scale=self.use_scale, bias=_bias(self))
 
 
@@ -71,8 +70,8 @@ class QuantConv(nnx.Module):
     def __call__(self, x: Array) -> Array:
         kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
         return B.quantized_conv(x, kernel, strides=self.strides, padding=self.padding,
-                                input_quantizer=resolve_quantizer(self.input_quantizer),
-                                kernel_quantizer=resolve_quantizer(self.kernel_quantizer),
+                                input_quantizer=B.sign_quantizer(self.input_quantizer),
+                                kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
                                 use_scale=self.use_scale, bias=_bias(self))
 
 

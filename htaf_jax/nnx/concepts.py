@@ -17,15 +17,13 @@ loss, the NNX counterpart of the Linen layer's sown ``losses``.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
 from htaf_jax import concepts as core
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 __all__ = ["AuxLoss", "ConceptBottleneck"]
 
@@ -37,8 +35,8 @@ class AuxLoss(nnx.Intermediate):
 class ConceptBottleneck(nnx.Module):
     """Features h (B, in_features) → concepts z (B, K): z = u(s(t) · BN(W h)).
 
-    Args and attributes as the Linen layer (see its doc), plus ``in_features``
-    (D) and ``rngs`` (``params`` for the projection; ``dropout`` for the noise,
+    Fields and defaults: ``htaf_jax.concepts.ConceptFields`` (keyword arguments,
+    ``num_concepts`` also positional), plus ``in_features`` (D) and ``rngs`` (``params`` for the projection; ``dropout`` for the noise,
     kept as a forked stream when ``concept_noise > 0``).
 
     Call: ``layer(h, train=False, step=None, rngs=None)``; ``rngs`` (a key or a
@@ -49,36 +47,22 @@ class ConceptBottleneck(nnx.Module):
     keeps its structure under ``nnx.jit``.
     """
 
-    def __init__(self, in_features: int, num_concepts: int, *,
-                 surrogate: str | Callable = "htaf", concept_mode: core.ConceptMode = "smooth",
-                 concept_noise: float = 0.0, sharpen: float = 1.0,
-                 sharpen_fraction: float = 0.75, total_train_steps: int = 0,
-                 binary_eps: float = 0.01, momentum: float = 0.9, epsilon: float = 1e-5,
-                 norm_affine: bool = True, concept_offset: float = 0.0,
-                 rate_penalty: float = 0.0, rngs: nnx.Rngs):
-        core.check_concept_options(concept_mode, concept_noise, sharpen, sharpen_fraction,
-                                   concept_offset, rate_penalty)
-        self.num_concepts = num_concepts
-        self.surrogate = surrogate
-        self.concept_mode = concept_mode
-        self.concept_noise = concept_noise
-        self.sharpen = sharpen
-        self.sharpen_fraction = sharpen_fraction
-        self.total_train_steps = total_train_steps
-        self.binary_eps = binary_eps
-        self.norm_affine = norm_affine
-        self.concept_offset = concept_offset
-        self.rate_penalty = rate_penalty
-        self.proj = nnx.Linear(in_features, num_concepts, use_bias=False, rngs=rngs)
-        self.norm = nnx.BatchNorm(num_concepts, momentum=momentum, epsilon=epsilon,
-                                  use_scale=norm_affine, use_bias=norm_affine, rngs=rngs)
-        self.rngs = rngs["dropout"].fork() if concept_noise > 0 else nnx.data(None)
-        unit = resolve_surrogate(surrogate)
-        self.has_smooth = bool(getattr(unit, "has_smooth", False))
+    def __init__(self, in_features: int,
+                 num_concepts: int = core.ConceptFields.num_concepts, *, rngs: nnx.Rngs,
+                 **fields):
+        f = core.ConceptFields(num_concepts=num_concepts, **fields)
+        f.check_concept_fields()
+        for name, value in f.concept_fields().items():
+            setattr(self, name, value)
+        self.proj = nnx.Linear(in_features, f.num_concepts, use_bias=False, rngs=rngs)
+        self.norm = nnx.BatchNorm(f.num_concepts, momentum=f.momentum, epsilon=f.epsilon,
+                                  use_scale=f.norm_affine, use_bias=f.norm_affine, rngs=rngs)
+        self.rngs = rngs["dropout"].fork() if f.concept_noise > 0 else nnx.data(None)
+        self.has_smooth = resolve_unit(f.surrogate).has_smooth
         if self.has_smooth:
             self.near_binary = nnx.Intermediate(jnp.zeros((), jnp.float32))
         self.concept_rate = nnx.Intermediate(jnp.zeros((), jnp.float32))
-        if rate_penalty > 0:
+        if f.rate_penalty > 0:
             self.on_rate_penalty = AuxLoss(jnp.zeros((), jnp.float32))
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
@@ -107,9 +91,9 @@ class ConceptBottleneck(nnx.Module):
         if self.rate_penalty > 0:
             self.on_rate_penalty[...] = (core.on_rate_penalty(z, self.rate_penalty) if train
                                          else jnp.zeros((), jnp.float32))
-        unit = resolve_surrogate(self.surrogate)
+        unit = resolve_unit(self.surrogate)
         if self.has_smooth:
             self.near_binary[...] = jax.lax.stop_gradient(
                 core.near_binary_share(unit.smooth(pre), self.binary_eps))
-        self.concept_rate[...] = jax.lax.stop_gradient(jnp.mean(unit.heaviside(pre)))
+        self.concept_rate[...] = jax.lax.stop_gradient(jnp.mean(unit(pre)))
         return z

@@ -21,7 +21,7 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import spiking
-from htaf_jax.surrogates import resolve_surrogate
+from htaf_jax.units import resolve_unit as resolve_surrogate
 
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
 

@@ -25,6 +25,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from htaf_jax.functions import _cotangent_like, _step
+from htaf_jax.units import StepUnit
 
 Reset = Literal["subtract", "zero"]
 SpikeFn = Callable[[Array], Array]
@@ -93,11 +94,12 @@ class _Spike(NamedTuple):
 
 
 def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]:
-    """(value, rule), hyperparameters. A registry unit's forward is the step (one
+    """(value, rule), hyperparameters. A step unit's forward is the step (one
     comparison, NaN propagated) and its ``grad`` the rule, rebound to the
-    hyperparameters passed in; another callable gives both through itself."""
-    spec = getattr(spike_fn, "spec", None)
-    if spec is not None and hasattr(spike_fn, "hparams"):
+    hyperparameters passed in (they may be traced); any other callable (another
+    unit, a user's function) gives both through itself."""
+    spec = spike_fn.spec if isinstance(spike_fn, StepUnit) else None
+    if spec is not None and spec.grad is not None:
         def value(x, hp):
             return _step(x, spike_at_threshold)
 

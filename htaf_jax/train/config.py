@@ -99,17 +99,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         get_model_factory(_get(config, "model.name"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    surrogate = config.model.get("surrogate", None)
-    if isinstance(surrogate, str):
-        from htaf_jax import quantizers, surrogates
-        known = surrogates.list_surrogates()
-        # The binary ResNet's unit may also be a 1-bit quantizer (htaf_jax.quantizers).
-        binary = config.model.name == "bnn_resnet"
-        if surrogate not in known and not (binary and surrogate in quantizers.list_quantizers()):
-            raise ConfigError(f"config.model.surrogate: unknown surrogate {surrogate!r}; "
-                              f"registered: {', '.join(known)}" + (
-                                  f"; quantizers: {', '.join(quantizers.list_quantizers())}"
-                                  if binary else ""))
     from htaf_jax.models.config_fields import check_unit
     try:  # hyperparameters or a training form the chosen unit does not have
         check_unit(config.model, field="config.model")

@@ -68,7 +68,7 @@ kwargs = snn_mlp.get_config().model.surrogate_kwargs
 x = jnp.linspace(-4, 4, 801)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for name in SURROGATES:
-    s = H.get_surrogate(name, **kwargs.get(name, {}))
+    s = H.get_unit(name, **kwargs.get(name, {}))
     print(f"{name}: {s.kwargs}, gradient at 0: {float(s.grad(0.0)):.3f}, "
           f"at 3: {float(s.grad(3.0)):.2e}")
     label = f"{name} {s.kwargs}"

@@ -35,25 +35,25 @@ exactly `s.grad` (the straight-through entries have none). Defaults are the peer
 (snnTorch, SpikingJelly, Norse, Larq), cited in each entry.
 """),
     ("code", r"""
-for name in H.list_surrogates():
-    s = H.get_surrogate(name)
+for name in [n for n in H.list_units() if isinstance(H.get_unit(n), H.StepUnit)]:
+    s = H.get_unit(name)
     print(f"{name:17s} {str(s.kwargs):32s} peak grad {float(s.grad(0.0)):6.3f}   "
           f"{s.spec.citation.split(':')[0]}")
 """),
     ("code", r"""
 x = jnp.linspace(-4, 4, 1601)
-names = [n for n in H.list_surrogates() if n != "htaf"]
+names = [n for n in H.list_units() if n != "htaf" and isinstance(H.get_unit(n), H.StepUnit)]
 colors = dict(zip(names, plt.cm.tab10(np.linspace(0, 1, len(names)))))
 
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
 for name in names:
-    s = H.get_surrogate(name)
+    s = H.get_unit(name)
     kw = dict(color=colors[name], lw=1.2, alpha=0.8, label=name)
     if s.has_smooth:
         axes[0].plot(x, s.smooth(x), **kw)
     axes[1].plot(x, s.grad(x), **kw)
     axes[2].semilogy(x, np.maximum(np.asarray(s.grad(x)), 1e-12), **kw)
-htaf = H.get_surrogate("htaf")
+htaf = H.get_unit("htaf")
 for ax, f in zip(axes, [htaf.smooth, htaf.grad, htaf.grad]):
     ax.plot(x, f(x), color="k", lw=2.6, label="htaf (α=4, β=1)")
 axes[0].step(x, htaf(x), color="grey", ls=":", where="post", label="Heaviside")
@@ -83,7 +83,7 @@ fig, ax = plt.subplots(figsize=(7, 4.2))
 for alpha, c in [(2.0, "tab:blue"), (4.0, "tab:orange"), (8.0, "tab:green")]:
     k = alpha * 1.0
     ax.semilogy(x, H.htaf_grad(x, alpha, 1.0), color=c, lw=2, label=f"htaf α={alpha:g}, β=1")
-    ax.semilogy(x, H.get_surrogate("sigmoid", alpha=k).grad(x), color=c, ls="--",
+    ax.semilogy(x, H.get_unit("sigmoid", alpha=k).grad(x), color=c, ls="--",
                 label=f"sigmoid k=αβ={k:g} (same peak)")
 ax.set(xlabel="x", ylabel="derivative", ylim=(1e-20, 5),
        title="same peak slope: HTAF's tail vs a sigmoid's")
@@ -193,7 +193,7 @@ print("max relative error of the custom VJP for x ≤ 40:",
 Two forms share one backward rule:
 
 * **smooth**: `H.htaf(x)`: forward σ(α tanh βx), backward its true derivative;
-* **hard** (straight-through): `hard = H.get_surrogate("htaf", alpha=α, beta=β)`, then
+* **hard** (straight-through): `hard = H.get_unit("htaf", alpha=α, beta=β)`, then
   `hard(x)`: forward H(x) ∈ {0, 1} (H(0) = 1), backward htaf'(x). Spikes, binary
   activations and hard ICBM concepts use it. `hard.sign(x)` is the ±1 version
   (sign(0) = +1, backward 2·htaf'). Every registry unit has the same two methods.
@@ -202,7 +202,7 @@ Same gradient, different forward:
 """),
     ("code", r"""
 x = jnp.linspace(-3, 3, 601)
-hard = H.get_surrogate("htaf")
+hard = H.get_unit("htaf")
 g_smooth = jax.vmap(jax.grad(H.htaf))(x)
 g_hard = jax.vmap(jax.grad(hard))(x)
 g_sign = jax.vmap(jax.grad(hard.sign))(x)
@@ -253,8 +253,8 @@ ALPHA, BETA = 4.0, 4.0
 
 UNITS = {
     "smooth": lambda v: H.htaf(v, ALPHA, BETA),
-    "hard": H.get_surrogate("htaf", alpha=ALPHA, beta=BETA),
-    "eval": H.get_surrogate("htaf", alpha=ALPHA, beta=BETA),
+    "hard": H.get_unit("htaf", alpha=ALPHA, beta=BETA),
+    "eval": H.get_unit("htaf", alpha=ALPHA, beta=BETA),
 }
 
 
