@@ -104,7 +104,8 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     steps = num_examples // batch_size
     if steps == 0:
         raise ValueError(f"config.batch_size={batch_size} is larger than the training set "
-                         f"({num_examples} examples)")
+                         f"({num_examples} examples, after config.train_subset and "
+                         f"config.validation_size)")
     return steps
 
 

@@ -85,6 +85,16 @@ def check_model_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.model: {text}") from None
 
 
+def check_run(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+    """Everything checked before the data is read: the config (``runlocal`` applied, the
+    model's fields, the devices) and the work dir. Returns the prepared config."""
+    config = prepare_config(config)
+    check_model_config(config)
+    check_devices(config, jax.device_count(), jax.process_count())
+    prepare_workdir(workdir)
+    return config
+
+
 def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -> dict:
     """Loss and accuracy over the whole eval split, each example counted once."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
@@ -149,10 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     cannot be written, before the data is read), DatasetNotFoundError,
     CheckpointMismatchError, NonFiniteLossError.
     """
-    config = prepare_config(config)
-    check_model_config(config)
-    check_devices(config, jax.device_count(), jax.process_count())
-    prepare_workdir(workdir)
+    config = check_run(config, workdir)
     mesh = step_lib.make_mesh(config.num_devices)
     main_process = is_main_process()
     try:
@@ -162,9 +169,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                       validation_size=config.validation_size,
                                       event_num_steps=config.get("event_num_steps"),
                                       event_max_time=config.get("event_max_time"))
+        steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
     except ValueError as e:  # a config the data cannot serve: the message names the field
         raise ConfigError(" ".join(str(e).split())) from None
-    steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
     total_steps = (config.num_train_steps if config.num_train_steps > 0
                    else config.num_epochs * steps_per_epoch)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
