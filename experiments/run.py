@@ -32,7 +32,7 @@ from experiments.configs import studies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name: <label>-s<seed>; command: trains this run alone
-Run = collections.namedtuple("Run", "name label coords seed config note workdir command")
+Run = collections.namedtuple("Run", "name label coords seed config workdir command")
 
 
 def config_file(study) -> str:
@@ -40,10 +40,10 @@ def config_file(study) -> str:
 
 
 def run_config(study, point, seed: int | None, profile: str):
-    """(config, note): the config file + profile + study + point overrides, and the seed.
-    A unit without a smooth form in a smooth training mode trains hard (the note says so)."""
-    from htaf_jax.models.config_fields import SMOOTH_MODE_FIELDS
-    from htaf_jax.units import get_unit
+    """The config file + profile + study + point overrides, and the seed, validated: a
+    field no run could train with (a smooth training mode for a unit without a smooth form)
+    raises ConfigError naming the study, the point and the field."""
+    from htaf_jax.train import ConfigError, validate_config
     config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
     if study.split == "validation":
@@ -56,12 +56,11 @@ def run_config(study, point, seed: int | None, profile: str):
             node = node[parent]
         value = value(config) if callable(value) else value
         node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
-    note, unit = "", config.model.get("surrogate", None)
-    for field in SMOOTH_MODE_FIELDS:
-        if (config.model.get(field, None) == "smooth" and isinstance(unit, str)
-                and not get_unit(unit).has_smooth):
-            config.model[field], note = "hard", "no smooth form: trained in hard mode"
-    return config, note
+    try:
+        validate_config(config)
+    except ConfigError as e:
+        raise ConfigError(f"study {study.name}, run {point.label}: {e}") from None
+    return config
 
 
 def selected(run: Run, only: list[str]) -> bool:
@@ -74,12 +73,12 @@ def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
     out, planned = os.path.join(out_root, study.name), []
     for point in study.points:
         for seed in study.seeds or (None,):
-            config, note = run_config(study, point, seed, profile)
+            config = run_config(study, point, seed, profile)
             workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
             module = ("experiments.icbm" if study.measure == "icbm_job"
                       or config.model.name == "icbm" else "experiments.train")
             planned.append(Run(point.label if seed is None else f"{point.label}-s{seed}",
-                               point.label, point.coords, config.seed, config, note, workdir,
+                               point.label, point.coords, config.seed, config, workdir,
                                runs.run_command(config, workdir, config_file(study), module)))
     return [run for run in planned if selected(run, only)]
 
@@ -145,7 +144,7 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
                 and runs.finished(run.workdir):
             record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
-                        "seed": run.seed, "note": run.note, "workdir": rel, **record})
+                        "seed": run.seed, "workdir": rel, **record})
         if study.columns:  # every record from the table: its measurement's date and machine
             same = None not in measured and len({json.dumps(m) for m in measured}) == 1
             tables.write(stem, study, {**meta, **(measured[0] if same else {})}, records)
@@ -196,6 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run: error: name one study or 'all'; studies: {', '.join(studies.STUDIES)}",
               file=sys.stderr)
         return 2
+    from htaf_jax.train import ConfigError
+    try:
+        return _run(values, names, chosen)
+    except ConfigError as e:  # a run of the study that the config checks refuse
+        print(f"run: error: {cli.one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _run(values, names: list[str], chosen: list[str]) -> int:
     out_root = values.out or os.path.join(REPO, "results", values.profile)
     start, report_only = time.perf_counter(), values["report-only"].value
     if values["dry-run"].value:

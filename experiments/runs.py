@@ -23,7 +23,8 @@ WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_
                 "keep_checkpoints", "profile_steps")
 HASHED_AS = {"profile_steps": ""}  # hashed at this value (tests/data/planned_runs.json)
 # Fields added after those hashes ("model.x": a model field): unhashed at their default.
-UNHASHED_AT = {"augment_crop_padding": 0, "augment_flip": False, "model.react": False}
+UNHASHED_AT = {"augment_crop_padding": 0, "augment_flip": False, "model.react": False,
+               "bop_threshold": 1e-8, "bop_gamma": 1e-4}
 
 
 def _identity(config_json: dict) -> dict:

@@ -36,6 +36,7 @@ __all__ = [
     "LATENT_KERNEL",
     "binarize_weights",
     "channel_scale",
+    "check_input_features",
     "clip_latent_kernels",
     "constrained",
     "kernel_name",
@@ -50,6 +51,16 @@ __all__ = [
 LATENT_KERNEL = "latent_kernel"
 
 Quantize = Callable[[Array], Array]
+
+
+def check_input_features(layer: str, expected: int, x: ArrayLike) -> None:
+    """Raises ValueError in the layer's terms when ``x``'s last axis is not the ``expected``
+    input features (``"BinaryDense expects 8 input features, got 5"``), instead of
+    JAX's dot_general/conv shape error. Static shapes: free under jit."""
+    got = jnp.shape(x)[-1] if jnp.ndim(x) else None
+    if got != expected:
+        raise ValueError(f"{layer} expects {expected} input features, got {got} "
+                         f"(input shape {tuple(jnp.shape(x))})")
 
 
 def sign_quantizer(unit: Any = "htaf") -> Quantize | None:

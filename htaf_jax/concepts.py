@@ -32,7 +32,7 @@ term λ·mean(z) for the training loss (the layers sow it in ``losses``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -167,8 +167,9 @@ def on_rate_penalty(z: ArrayLike, weight: float) -> Array:
 def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction: float,
                           offset: float = 0.0, rate_penalty: float = 0.0) -> None:
     """Raises ValueError naming the first invalid concept-layer option."""
-    if mode not in ("smooth", "hard"):
-        raise ValueError(f"concept_mode must be 'smooth' or 'hard', got {mode!r}")
+    if mode not in get_args(ConceptMode):
+        raise ValueError(f"concept_mode must be one of {', '.join(get_args(ConceptMode))}, "
+                         f"got {mode!r}")
     if not noise_std >= 0:
         raise ValueError(f"concept_noise must be ≥ 0, got {noise_std!r}")
     if not sharpen >= 1.0:

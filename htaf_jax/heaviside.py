@@ -19,7 +19,7 @@ where the unit u is, for a unit s (``htaf_jax.units``):
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,8 +37,8 @@ Mode = Literal["smooth", "hard"]
 
 def check_mode(mode: str) -> None:
     """Raises ValueError unless ``mode`` is "smooth" or "hard"."""
-    if mode not in ("smooth", "hard"):
-        raise ValueError(f"mode must be smooth or hard, got {mode!r}")
+    if mode not in get_args(Mode):
+        raise ValueError(f"mode must be one of {', '.join(get_args(Mode))}, got {mode!r}")
 
 
 def linear_count(channels: int, linear_fraction: float) -> int:

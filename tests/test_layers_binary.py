@@ -181,9 +181,9 @@ def test_heaviside_evaluation_units_are_exactly_binary():
 
 
 def test_heaviside_mode_is_checked():
-    with pytest.raises(ValueError, match="mode must be smooth or hard"):
+    with pytest.raises(ValueError, match="mode must be one of smooth, hard"):
         xh.HeavisideDense(3, 4, mode="soft", rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="mode must be smooth or hard"):
+    with pytest.raises(ValueError, match="mode must be one of smooth, hard"):
         lh.HeavisideDense(4, mode="soft").init(KEY, jnp.ones((1, 3)))
 
 

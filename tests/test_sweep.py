@@ -134,19 +134,32 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
     assert len(count_trainings) == 7  # a changed field is a new run (both seeds)
 
 
+def test_a_smooth_mode_for_a_unit_without_one_is_refused_when_the_study_is_planned(capsys):
+    """No silent fallback to hard training: the plan names the study, the run and the field."""
+    from htaf_jax.train import ConfigError
+    study = _tiny_study(studies.units(["htaf", "straight_through"]))
+    study = dataclasses.replace(study, seeds=(0,),
+                                overrides={**study.overrides, "model.mode": "smooth"})
+    with pytest.raises(ConfigError) as e:
+        run.plan(study, "full", "/nonexistent")
+    assert str(e.value) == (
+        "study tiny, run straight_through: config.model.surrogate='straight_through' has no "
+        "smooth form, so it cannot train with config.model.mode='smooth'; set "
+        "config.model.mode='hard'")
+
+
 @needs_data
-def test_gradient_norms_are_those_of_the_runs_config_and_smooth_falls_back_to_hard(
-        tmp_path, count_trainings):
+def test_gradient_norms_are_those_of_the_runs_config(tmp_path, count_trainings):
     depths = studies.axis("depth", [1, 3], "model.depth", "d{}")
-    study = _tiny_study(studies.grid(studies.units(["htaf", "straight_through"]), depths),
+    hard_st = [studies.Point("straight_through", {"surrogate": "straight_through"},
+                             {"model.surrogate": "straight_through", "model.mode": "hard"})]
+    study = _tiny_study(studies.grid(studies.units(["htaf"]) + hard_st, depths),
                         measure="grad_norms", columns=studies.GRAD_COLUMNS, plot="lines")
     study = dataclasses.replace(study, seeds=(0,),
                                 overrides={**study.overrides, "model.mode": "smooth"})
     run.run_study(study, "full", str(tmp_path))
     rows = {r["label"]: r for r in json.load(open(tmp_path / "tiny" / "tiny.json"))["rows"]}
     assert set(rows) == {"htaf-d1", "htaf-d3", "straight_through-d1", "straight_through-d3"}
-    assert rows["straight_through-d3"]["note"] == "no smooth form: trained in hard mode"
-    assert rows["htaf-d3"]["note"] == ""
     from htaf_jax.train import load_config, restore_params
     for label, row in rows.items():
         workdir = glob.glob(str(tmp_path / "tiny" / "runs" / f"{label}-s0-*"))[0]

@@ -25,7 +25,7 @@ def no_compilation(monkeypatch):
     ("batch_size", 0, "config.batch_size must be > 0, got 0"),
     ("num_epochs", 0, "config.num_epochs must be >= 1, got 0"),
     ("train_subset", -5, "config.train_subset must be -1 (all) or > 0, got -5"),
-    ("optimizer", "adagrad", "config.optimizer must be one of adam, adamw, sgd, got 'adagrad'"),
+    ("optimizer", "adagrad", "config.optimizer must be one of adam, adamw, sgd, bop, got 'adagrad'"),
     ("dataset", "fashon_mnist", "config.dataset: unknown dataset 'fashon_mnist'"),
 ])
 def test_invalid_field_fails_before_compilation(field, value, message, tmp_path,

@@ -35,6 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.weight_decay = 0.0    # adamw only
     config.momentum = 0.9        # sgd only
     config.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    config.bop_threshold = 1e-8  # bop only: flip when |moving average| > threshold (Larq's)
+    config.bop_gamma = 1e-4      # bop only: the moving average's adaptivity rate (Larq's)
 
     # Devices, checkpoints, metrics.
     config.num_devices = -1      # -1: all of jax.devices(); 1: a one-device mesh

@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.log_every_steps = 100
 
     config.model.name = "icbm"
-    config.model.backbone = "mlp"  # mlp | cnn | resnet
+    config.model.backbone = "mlp"  # mlp | cnn | resnet | resnet18 | vit
     config.model.backbone_kwargs = ml_collections.ConfigDict({"widths": (512, 256)})
     config.model.num_concepts = 128
     config.model.surrogate = "htaf"

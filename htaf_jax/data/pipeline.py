@@ -19,7 +19,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from htaf_jax.data.sources import (ArraySplit, epoch_order, num_classes, read_split,
+from htaf_jax.data.sources import (SHD, ArraySplit, epoch_order, num_classes, read_split,
                                    split_size)
 
 
@@ -71,7 +71,7 @@ def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int 
     that many seconds (defaults 100 and 1.4); ``data_dir`` is then SHD's folder
     (default $HTAF_SHD_DIR, else ~/data/shd).
     """
-    if dataset == "shd":
+    if dataset == SHD:
         from htaf_jax.data import events
         train, evaluation, eval_split, classes = events.load_event_splits(
             data_dir, train_subset=train_subset, test_subset=test_subset,
@@ -104,7 +104,8 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     steps = num_examples // batch_size
     if steps == 0:
         raise ValueError(f"config.batch_size={batch_size} is larger than the training set "
-                         f"({num_examples} examples)")
+                         f"({num_examples} examples, after config.train_subset and "
+                         f"config.validation_size)")
     return steps
 
 

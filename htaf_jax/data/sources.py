@@ -22,6 +22,11 @@ from typing import NamedTuple
 import numpy as np
 
 FASHION_MNIST = "fashion_mnist"
+SHD = "shd"  # Spiking Heidelberg Digits, event data (htaf_jax.data.events)
+# The datasets read without TFDS's catalogue; any other name is a TFDS name.
+LOCAL_DATASETS = (FASHION_MNIST, SHD)
+# TFDS image-classification names the engine reads (where the host can download them).
+TFDS_EXAMPLES = ("mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_DIR_ENV = "HTAF_FASHION_MNIST_DIR"
 INSTALL_HINT = ("sudo apt-get install dataset-fashion-mnist   (or `make data` in the "
@@ -59,7 +64,7 @@ def tfds_data_dir(data_dir: str | None = None) -> str:
 def is_known_dataset(name: str) -> bool:
     """Whether ``name`` is the embedded Fashion-MNIST, SHD's events (``htaf_jax.data.events``)
     or a dataset TFDS knows."""
-    if name in (FASHION_MNIST, "shd"):
+    if name in LOCAL_DATASETS:
         return True
     import tensorflow_datasets as tfds
     try:

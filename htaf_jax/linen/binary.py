@@ -31,6 +31,13 @@ __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 Spec = Any  # a unit: None, a registry name, a Unit or a callable
 
 
+def _check_features(module: nn.Module, name: str, x: Array) -> None:
+    """Once the kernel exists (apply), the input must match the features it was made for."""
+    if module.has_variable("params", name):
+        B.check_input_features(type(module).__name__,
+                               module.get_variable("params", name).shape[-2], x)
+
+
 class QuantDense(nn.Module):
     """(..., in) → (..., features), Larq's ``QuantDense``.
 
@@ -48,6 +55,7 @@ class QuantDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        _check_features(self, B.kernel_name(self.kernel_quantizer), x)
         kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init,
                             (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
@@ -76,6 +84,7 @@ class QuantConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        _check_features(self, B.kernel_name(self.kernel_quantizer), x)
         shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
         kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init, shape)
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
@@ -102,6 +111,7 @@ class BinaryDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        _check_features(self, B.LATENT_KERNEL, x)
         kernel = self.param(B.LATENT_KERNEL, self.kernel_init, (x.shape[-1], self.features))
         bias = (self.param("bias", nn.initializers.zeros, (self.features,))
                 if self.use_bias else None)
@@ -126,6 +136,7 @@ class BinaryConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        _check_features(self, B.LATENT_KERNEL, x)
         shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
         kernel = self.param(B.LATENT_KERNEL, self.kernel_init, shape)
         bias = (self.param("bias", nn.initializers.zeros, (self.features,))

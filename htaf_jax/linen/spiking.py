@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax import spiking
-from htaf_jax.units import resolve_unit as resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF", "NeuronFields"]
 
@@ -73,7 +73,7 @@ class _Neuron(NeuronFields):
                                    shape, self.param_dtype)
         return dict(beta=self._decay("beta_logit", self.beta, self.learn_beta, shape,
                                      currents.dtype),
-                    threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
+                    threshold=threshold, spike_fn=resolve_unit(self.surrogate),
                     reset=self.reset, detach_reset=self.detach_reset,
                     reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
                     fire_first=self.fire_first, num_steps=num_steps)

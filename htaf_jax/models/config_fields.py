@@ -1,7 +1,9 @@
 """Building a Linen module from a model ConfigDict (used by the model factories)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import typing
+from collections.abc import Mapping, Sequence
 
 from htaf_jax.units import Unit, resolve_unit
 
@@ -75,7 +77,45 @@ def module_kwargs(cls, config) -> dict:
     if unknown:
         raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; "
                          f"its fields are {sorted(fields)}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
+    check_field_types(cls, kwargs)
+    return kwargs
+
+
+def check_field_types(cls, kwargs: dict) -> None:
+    """Raises a one-line ValueError naming the first value that does not fit its field's
+    annotation in ``cls``: a ``Literal`` (the field's one list of choices: resets,
+    encodings, concept modes, ...), bool, int, a finite float, or a sequence of ints ≥ 1."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve is not checked
+        return
+    for name, value in kwargs.items():
+        rule = _rule(hints.get(name), value)
+        if rule:
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+def _rule(hint, value) -> str | None:
+    """What ``value`` should be to fit ``hint``, or None when it fits (or is not checked)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return None if value in args else f"one of {', '.join(map(str, args))}"
+    if type(None) in args:  # Optional[X]: None or an X
+        rest = [a for a in args if a is not type(None)]
+        return None if value is None or len(rest) != 1 else _rule(rest[0], value)
+    if hint is bool:
+        return None if isinstance(value, bool) else "True or False"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if hint is float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) else "a finite number"
+    if typing.get_origin(hint) in (Sequence, tuple, list) and args and args[0] is int:
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        return None if ok else "a sequence of integers >= 1"
+    return None
 
 
 def _is_mapping(x) -> bool:

@@ -1,6 +1,7 @@
 """NIR import: :func:`from_nir` (conventions in :mod:`htaf_jax.nir`)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -145,8 +146,32 @@ def recurrent_layer(nir, weight_node, options: dict) -> RecurrentLIF:
     return layer
 
 
+def read_graph(graph):
+    """``graph`` as a ``nir.NIRGraph``: a graph as it is, or the path of a NIR file read with
+    ``nir.read``. A missing file raises FileNotFoundError, a file that is not NIR (or
+    another object) ValueError/TypeError, each one line naming it."""
+    nir = load_nir()
+    if isinstance(graph, nir.NIRGraph):
+        return graph
+    if not isinstance(graph, (str, os.PathLike)):
+        raise TypeError(f"from_nir takes a nir.NIRGraph or the path of a NIR file, "
+                        f"got {type(graph).__name__}")
+    path = os.fspath(graph)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such NIR file")
+    try:
+        read = nir.read(path)
+    except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds for a foreign file
+        raise ValueError(f"{path} is not a NIR file ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})") from None
+    if not isinstance(read, nir.NIRGraph):
+        raise ValueError(f"{path} is not a NIR graph (it holds a {type(read).__name__})")
+    return read
+
+
 def from_nir(graph, *, dt: float = DT, surrogate: str | Callable = "htaf") -> SpikingSequential:
-    """Builds a :class:`SpikingSequential` from a chain-shaped ``nir.NIRGraph``.
+    """Builds a :class:`SpikingSequential` from a chain-shaped ``nir.NIRGraph``, or from the
+    path of a NIR file (``read_graph``).
 
     Reads Input, Affine, Linear, Conv2d, Flatten, LIF, IF, CubaLIF and Output
     nodes, and a LIF with a weight on a loop back to itself (flat, as
@@ -156,7 +181,7 @@ def from_nir(graph, *, dt: float = DT, surrogate: str | Callable = "htaf") -> Sp
     spike_at_threshold=False`` and the given surrogate. The input is in our
     layout: (T, B, F), or (T, B, H, W, C) for a conv net.
     """
-    nir = load_nir()
+    nir, graph = load_nir(), read_graph(graph)
     nodes, edges = fold_recurrence(nir, graph.nodes, graph.edges)
     layers, perm, rngs = [], None, nnx.Rngs(0)
     for name in chain(nir, nodes, edges):

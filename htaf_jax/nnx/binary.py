@@ -42,6 +42,7 @@ class QuantDense(nnx.Module):
         self.bias = _param(bias_init, rngs, (features,)) if use_bias else None
 
     def __call__(self, x: Array) -> Array:
+        B.check_input_features("QuantDense", self.in_features, x)
         kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
         return B.quantized_dense(x, kernel,
                                  input_quantizer=B.sign_quantizer(self.input_quantizer),
@@ -68,6 +69,7 @@ class QuantConv(nnx.Module):
         self.bias = _param(bias_init, rngs, (features,)) if use_bias else None
 
     def __call__(self, x: Array) -> Array:
+        B.check_input_features("QuantConv", self.in_features, x)
         kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
         return B.quantized_conv(x, kernel, strides=self.strides, padding=self.padding,
                                 input_quantizer=B.sign_quantizer(self.input_quantizer),
@@ -87,6 +89,7 @@ class BinaryDense(nnx.Module):
         self.bias = _param(nnx.initializers.zeros, rngs, (features,)) if use_bias else None
 
     def __call__(self, x: Array) -> Array:
+        B.check_input_features("BinaryDense", self.in_features, x)
         return B.quantized_dense(x, getattr(self, B.LATENT_KERNEL)[...],
                                  kernel_quantizer=B.sign_quantizer(self.surrogate),
                                  use_scale=self.use_scale, bias=_bias(self))
@@ -108,6 +111,7 @@ class BinaryConv(nnx.Module):
         self.bias = _param(nnx.initializers.zeros, rngs, (features,)) if use_bias else None
 
     def __call__(self, x: Array) -> Array:
+        B.check_input_features("BinaryConv", self.in_features, x)
         return B.quantized_conv(x, getattr(self, B.LATENT_KERNEL)[...], strides=self.strides,
                                 padding=self.padding,
                                 kernel_quantizer=B.sign_quantizer(self.surrogate),

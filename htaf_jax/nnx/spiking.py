@@ -21,7 +21,7 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import spiking
-from htaf_jax.units import resolve_unit as resolve_surrogate
+from htaf_jax.units import resolve_unit
 
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
 
@@ -73,7 +73,7 @@ class _Neuron(nnx.Module):
         # Constants stay Python numbers: the neurons skip their gradient.
         beta = jax.nn.sigmoid(self.beta_logit[...]) if self.learn_beta else self.beta
         threshold = self.threshold[...] if self.learn_threshold else self.threshold
-        return dict(beta=beta, threshold=threshold, spike_fn=resolve_surrogate(self.surrogate),
+        return dict(beta=beta, threshold=threshold, spike_fn=resolve_unit(self.surrogate),
                     reset=self.reset, detach_reset=self.detach_reset,
                     reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
                     fire_first=self.fire_first, num_steps=num_steps)

@@ -10,7 +10,9 @@ Flags: ``--config PATH`` (an ml_collections config file; any field can then be
 overridden, ``--config.num_epochs=3``) and ``--workdir DIR`` (checkpoints,
 metrics; a rerun with the same workdir resumes). Known failures (bad config
 field, missing data, NaN loss, a checkpoint for another model) print one
-line and exit with status 1; a bad flag exits with status 2.
+line and exit with status 1; a bad flag or config file exits with status 2. A work
+dir that cannot be written (a file in its place, no permission, a read-only or full
+disk) is one line naming it, before any data is read.
 
 Multi-process runs (one command per process, see htaf_jax.train.distributed):
 ``--coordinator_address=HOST:PORT --num_processes=P --process_id=I``, or the
@@ -21,6 +23,7 @@ JAX computation.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from typing import Callable, Sequence
@@ -29,6 +32,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from htaf_jax.train import distributed
+from htaf_jax.train.workdir import WRITE_ERRNOS, WorkdirError, describe
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -135,7 +139,53 @@ def parse_flags(argv: Sequence[str], default_config: str | None = None):
     return values.config, values.workdir
 
 
+def _config_path(argv: Sequence[str], default: str | None) -> str | None:
+    """The ``--config`` argv names (the last one, as absl reads it), else ``default``."""
+    path = default
+    for i, arg in enumerate(argv[1:], 1):
+        for flag in ("--config", "-config"):
+            if arg == flag and i + 1 < len(argv):
+                path = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                path = arg[len(flag) + 1:]
+    return path
+
+
+def _check_config_file(path: str | None) -> None:
+    """Loads the config file ``path`` (``file.py[:arg]``) once, so that a missing file, or
+    one that fails to import or has no ``get_config``, is one flags.Error naming it (absl and
+    ml_collections would print tracebacks, or defer the error to the first field read)."""
+    if path is None:
+        return
+    file, *arg = path.split(":", 1)
+    if not os.path.isfile(file):
+        raise flags.Error(f"--config {file}: no such file" + (
+            "" if os.path.exists(file) else
+            f" (configs: {', '.join(sorted(_list_configs()))})"))
+    spec = importlib.util.spec_from_file_location("_htaf_config_check", file)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "get_config", None)):
+            raise flags.Error(f"--config {file}: the file has no get_config() function")
+        module.get_config(*arg)
+    except flags.Error:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error in a user's config file is reported
+        raise flags.Error(f"--config {path}: the config file failed to load: "
+                          f"{type(e).__name__}: {one_line(e)}") from None
+
+
+def _list_configs() -> list[str]:
+    folder = os.path.join(_REPO_ROOT, "experiments", "configs")
+    return [f"experiments/configs/{n}" for n in (os.listdir(folder) if os.path.isdir(folder)
+                                                  else []) if n.endswith(".py")
+            and not n.startswith("_") and n != "studies.py"]
+
+
 def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
+    if not help_requested(argv):
+        _check_config_file(_resolve(_config_path(argv, default_config)))
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", _resolve(default_config),
                                     "Path to an ml_collections config file.",
@@ -184,8 +234,13 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
                                values.process_id, values.distributed)
         result = (train_fn or train_and_evaluate)(config, workdir)
     except (ConfigError, DatasetNotFoundError, CheckpointMismatchError,
-            NonFiniteLossError, distributed.DistributedInitError) as e:
+            NonFiniteLossError, WorkdirError, distributed.DistributedInitError) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: {describe(e)}", file=sys.stderr)  # the disk filled or went read-only
         sys.exit(1)
     metrics = getattr(result, "metrics", {}) or {}
     shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

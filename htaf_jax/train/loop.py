@@ -49,6 +49,7 @@ from htaf_jax.train.checkpoint import Checkpoints, Progress
 from htaf_jax.train.config import ConfigError, check_devices, parse_profile_steps, prepare_config
 from htaf_jax.train.distributed import is_main_process
 from htaf_jax.train.metrics import MetricsWriter, progress_bar
+from htaf_jax.train.workdir import prepare_workdir
 from htaf_jax.train.optim import make_optimizer
 
 
@@ -82,6 +83,16 @@ def check_model_config(config: ml_collections.ConfigDict) -> None:
     except (ValueError, TypeError) as e:
         text = " ".join(str(e.args[0] if e.args else e).split())
         raise ConfigError(f"config.model: {text}") from None
+
+
+def check_run(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+    """Everything checked before the data is read: the config (``runlocal`` applied, the
+    model's fields, the devices) and the work dir. Returns the prepared config."""
+    config = prepare_config(config)
+    check_model_config(config)
+    check_devices(config, jax.device_count(), jax.process_count())
+    prepare_workdir(workdir)
+    return config
 
 
 def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -> dict:
@@ -144,21 +155,23 @@ def _mean_metrics(history: list[dict]) -> dict:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     """Trains ``config.model`` on ``config.dataset``, resuming from ``workdir`` if it can.
 
-    Raises ConfigError (bad field, before compilation), DatasetNotFoundError,
+    Raises ConfigError (bad field, before compilation), WorkdirError (a work dir that
+    cannot be written, before the data is read), DatasetNotFoundError,
     CheckpointMismatchError, NonFiniteLossError.
     """
-    config = prepare_config(config)
-    check_model_config(config)
-    check_devices(config, jax.device_count(), jax.process_count())
+    config = check_run(config, workdir)
     mesh = step_lib.make_mesh(config.num_devices)
     main_process = is_main_process()
-    splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
-                                  train_subset=config.train_subset,
-                                  test_subset=config.test_subset,
-                                  validation_size=config.validation_size,
-                                  event_num_steps=config.get("event_num_steps"),
-                                  event_max_time=config.get("event_max_time"))
-    steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
+    try:
+        splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
+                                      train_subset=config.train_subset,
+                                      test_subset=config.test_subset,
+                                      validation_size=config.validation_size,
+                                      event_num_steps=config.get("event_num_steps"),
+                                      event_max_time=config.get("event_max_time"))
+        steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
+    except ValueError as e:  # a config the data cannot serve: the message names the field
+        raise ConfigError(" ".join(str(e).split())) from None
     total_steps = (config.num_train_steps if config.num_train_steps > 0
                    else config.num_epochs * steps_per_epoch)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -167,7 +180,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     # recorded beside it for restore (htaf_jax.train.restore.model_from_run).
     derived = {"num_classes": splits.num_classes, "total_train_steps": total_steps,
                "input_shape": list(splits.input_shape)}
-    os.makedirs(workdir, exist_ok=True)
     if main_process:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json(indent=2))
