@@ -27,8 +27,9 @@ import time
 import ml_collections
 from absl import flags
 
-from experiments import runs, tables
+from experiments import icbm, measures, report, runs, tables
 from experiments.configs import studies
+from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name: <label>-s<seed>; command: trains this run alone
@@ -43,7 +44,6 @@ def run_config(study, point, seed: int | None, profile: str):
     """The config file + profile + study + point overrides, and the seed, validated: a
     field no run could train with (a smooth training mode for a unit without a smooth form)
     raises ConfigError naming the study, the point and the field."""
-    from htaf_jax.train import ConfigError, validate_config
     config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
     if study.split == "validation":
@@ -105,7 +105,6 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
               report_only: bool = False) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
     after each; returns the number of finished runs tabled."""
-    from experiments import icbm, measures
     planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
     meta = {"study": study.name, "title": study.title,
             "command": study_command(study.name, profile), "machine": runs.machine(),
@@ -183,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
                       "README's block) from the finished runs.", flag_values=values)
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
     usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
-    from htaf_jax.train import cli
     names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
         for s in studies.STUDIES.values():  # the name column as wide as the longest name
@@ -195,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run: error: name one study or 'all'; studies: {', '.join(studies.STUDIES)}",
               file=sys.stderr)
         return 2
-    from htaf_jax.train import ConfigError
     try:
         return _run(values, names, chosen)
     except ConfigError as e:  # a run of the study that the config checks refuse
@@ -216,7 +213,6 @@ def _run(values, names: list[str], chosen: list[str]) -> int:
         print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
         run_study(studies.STUDIES[name], values.profile, out_root, values.only, report_only)
     if names == ["all"]:
-        from experiments import report
         path = report.write(out_root, values.profile, time.perf_counter() - start,
                             trained=not report_only)
         report.update_readme(path)

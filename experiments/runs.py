@@ -15,6 +15,10 @@ import shlex
 import time
 from typing import Callable
 
+import jax
+
+from htaf_jax import train
+
 RESULTS_FILE = "results.json"
 # Top-level config fields that change how a run is watched or saved, never its numbers
 # (a resumed run equals an uninterrupted one: tests/test_train_checkpoint.py): not hashed,
@@ -116,7 +120,6 @@ def train_or_reuse(config, workdir: str, measure: Callable[[object, object, floa
     ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``."""
     if finished(workdir):
         return read(workdir)
-    from htaf_jax import train
     start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
     record = {**measure(config, result, time.perf_counter() - start), "command": command}
@@ -129,7 +132,6 @@ def train_or_reuse(config, workdir: str, measure: Callable[[object, object, floa
 
 def machine() -> str:
     """E.g. 'x86_64, 2 CPU cores (AMD EPYC …), jax 0.10.2 on cpu'."""
-    import jax
     try:
         with open("/proc/cpuinfo") as f:
             model = next((line.split(":", 1)[1].strip() for line in f

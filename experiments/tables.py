@@ -7,7 +7,11 @@ import json
 import os
 import re
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")  # before pyplot: tables are drawn headless
+import matplotlib.pyplot as plt  # noqa: E402
 
 
 def value(record: dict, key: str):
@@ -105,9 +109,6 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
 
 def plot(path: str, study, table_rows: list[dict]) -> None:
     """``bars``: the first column per row; ``lines``: it against the second key column."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     key, keys = cell_key(study.columns[0]), study.keys
     rs = [r for r in table_rows if r[key]["mean"] is not None]
     fig, ax = plt.subplots(figsize=(8, 4))

@@ -4,6 +4,7 @@ split (held out of the training images); a final run reads the test split.
 """
 from __future__ import annotations
 
+from experiments.configs import icbm
 from experiments.measures import gain_end, gain_finding, gain_init, gain_theory
 from experiments.study import Column, Point, Study, axis, grid
 from htaf_jax.concepts import offset_for_on_rate
@@ -116,7 +117,6 @@ def icbm_points(backbones, layers, concepts, extra=()) -> tuple:
 
 def _recipe(label: str, **change) -> Point:
     """The ICBM config's recipe (MLP, HTAF) with ``change``d coordinates."""
-    from experiments.configs import icbm
     c = icbm.get_config()
     coords = {"backbone": "mlp", "variant": "htaf", "num_concepts": c.model.num_concepts,
               "concept_noise": c.model.concept_noise, "sharpen": c.model.sharpen,

@@ -48,7 +48,7 @@ SHD_FILES = {"train": "shd_train.h5", "test": "shd_test.h5"}
 
 def load_h5py():
     try:
-        import h5py
+        import h5py  # optional: only SHD needs it, and the message says how to get it
     except ImportError as err:
         raise ImportError("reading SHD needs the 'h5py' package: pip install h5py") from err
     return h5py

@@ -19,8 +19,8 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from htaf_jax.data.sources import (SHD, ArraySplit, epoch_order, num_classes, read_split,
-                                   split_size)
+from htaf_jax.data import events
+from htaf_jax.data.sources import SHD, ArraySplit, epoch_order, num_classes, read_split, split_size
 
 
 class Normalizer(NamedTuple):
@@ -72,7 +72,6 @@ def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int 
     (default $HTAF_SHD_DIR, else ~/data/shd).
     """
     if dataset == SHD:
-        from htaf_jax.data import events
         train, evaluation, eval_split, classes = events.load_event_splits(
             data_dir, train_subset=train_subset, test_subset=test_subset,
             validation_size=validation_size, num_steps=event_num_steps,

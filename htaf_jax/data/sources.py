@@ -66,7 +66,7 @@ def is_known_dataset(name: str) -> bool:
     or a dataset TFDS knows."""
     if name in LOCAL_DATASETS:
         return True
-    import tensorflow_datasets as tfds
+    tfds = _tfds()
     try:
         tfds.builder_cls(name.split(":")[0])
     except Exception:  # TFDS raises DatasetNotFoundError or ValueError by version
@@ -99,11 +99,23 @@ def host_can_download(timeout: float = 2.0) -> bool:
     return True
 
 
-def _fashion_mnist_builder(data_dir: str | None):
+def _tfds():
+    """TFDS, imported when a dataset is first looked up or prepared (the import takes
+    seconds; validating a config for the local data, or importing htaf_jax.data, need
+    not pay it)."""
     import tensorflow_datasets as tfds
+    return tfds
 
-    from htaf_jax.data.fashion_mnist_local import (FILES, DatasetFileError, HtafFashionMnist,
-                                                   check_files)
+
+def _fashion_mnist_builder(data_dir: str | None):
+    tfds = _tfds()
+    # Imports TFDS too: deferred with it.
+    from htaf_jax.data.fashion_mnist_local import (
+        FILES,
+        DatasetFileError,
+        HtafFashionMnist,
+        check_files,
+    )
 
     root = tfds_data_dir(data_dir)
     builder = HtafFashionMnist(data_dir=root, file_format="array_record")
@@ -146,7 +158,7 @@ def _fashion_mnist_builder(data_dir: str | None):
 
 
 def _tfds_builder(name: str, data_dir: str | None):
-    import tensorflow_datasets as tfds
+    tfds = _tfds()
     root = tfds_data_dir(data_dir)
     try:
         builder = tfds.builder(name, data_dir=root, file_format="array_record")

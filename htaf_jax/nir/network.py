@@ -9,6 +9,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -25,7 +26,7 @@ NEURONS = (LIF, RecurrentLIF, Synaptic, ALIF)
 
 def load_nir():
     try:
-        import nir
+        import nir  # optional (the test extra): the message says how to get it
     except ImportError as err:
         raise ImportError("htaf_jax.nir needs the 'nir' package: pip install nir") from err
     return nir
@@ -82,7 +83,6 @@ def from_linen(modules: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> S
     (``variables["params"][name]``, ``{}`` when it has none). The Linen and NNX
     neurons share field and parameter names, so fields and values carry over.
     """
-    import flax.linen as nn
     layers, rngs = [], nnx.Rngs(0)
     for module, p in zip(modules, params, strict=True):
         p = {k: np.asarray(v) for k, v in p.items()}

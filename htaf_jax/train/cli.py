@@ -31,7 +31,14 @@ from typing import Callable, Sequence
 from absl import flags
 from ml_collections import config_flags
 
-from htaf_jax.train import distributed
+from htaf_jax.data import DatasetNotFoundError
+from htaf_jax.train import (
+    CheckpointMismatchError,
+    ConfigError,
+    NonFiniteLossError,
+    distributed,
+    train_and_evaluate,
+)
 from htaf_jax.train.workdir import WRITE_ERRNOS, WorkdirError, describe
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -218,9 +225,6 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
 
     Returns 0 on success; exits with 1 and one readable line on a known failure.
     """
-    from htaf_jax.data import DatasetNotFoundError
-    from htaf_jax.train import (CheckpointMismatchError, ConfigError, NonFiniteLossError,
-                                train_and_evaluate)
     argv = list(sys.argv if argv is None else argv)
     try:
         values = _parse(argv, default_config)

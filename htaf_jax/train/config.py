@@ -15,6 +15,9 @@ import math
 
 import ml_collections
 
+from htaf_jax.data.sources import LOCAL_DATASETS, TFDS_EXAMPLES, is_known_dataset
+from htaf_jax.models.config_fields import check_unit
+from htaf_jax.models.registry import get_model_factory
 from htaf_jax.train.optim import OPTIMIZERS, SCHEDULES
 
 # What `runlocal` shrinks a run to: a laptop-sized smoke run of any config.
@@ -184,18 +187,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             _get(config, field)  # raises: missing
     parse_profile_steps(config.get("profile_steps", ""))
 
-    from htaf_jax.data.sources import LOCAL_DATASETS, TFDS_EXAMPLES, is_known_dataset
     if not is_known_dataset(config.dataset):
         raise ConfigError(f"config.dataset: unknown dataset {config.dataset!r}; use "
                           f"{' or '.join(map(repr, LOCAL_DATASETS))} or a TFDS name such "
                           f"as {', '.join(TFDS_EXAMPLES)}")
 
-    from htaf_jax.models.registry import get_model_factory
     try:
         get_model_factory(_get(config, "model.name"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    from htaf_jax.models.config_fields import check_unit
     try:  # hyperparameters or a training form the chosen unit does not have
         check_unit(config.model, field="config.model")
     except ValueError as e:

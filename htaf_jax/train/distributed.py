@@ -32,6 +32,8 @@ from __future__ import annotations
 import os
 from typing import Mapping, NamedTuple
 
+import jax
+
 MODES = ("auto", "on", "off")
 
 
@@ -117,7 +119,6 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     settings = resolve_settings(coordinator_address, num_processes, process_id, mode, environ)
     if settings is None:
         return False
-    import jax
     if jax.distributed.is_initialized():  # a second run in the same process
         return True
     environ = os.environ if environ is None else environ
@@ -139,5 +140,4 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 def is_main_process() -> bool:
     """Process 0: the one that writes metrics, summaries and figures."""
-    import jax
     return jax.process_index() == 0

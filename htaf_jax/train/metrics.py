@@ -15,6 +15,8 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
+from tensorboardX import SummaryWriter
+from tqdm.auto import tqdm
 
 TIMING_FIELDS = ("wall_time", "steps_per_sec", "images_per_sec", "pipeline_images_per_sec")
 
@@ -54,7 +56,6 @@ class MetricsWriter:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")
         if tensorboard:
-            from tensorboardX import SummaryWriter
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
     def write(self, step: int, split: str, scalars: Mapping[str, Any], **fields: Any) -> dict:
@@ -80,6 +81,5 @@ class MetricsWriter:
 
 def progress_bar(total: int, initial: int, enabled: bool):
     """A tqdm bar over steps, shown only when asked for and stderr is a terminal."""
-    from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
                 disable=not (enabled and sys.stderr.isatty()))

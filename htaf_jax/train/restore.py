@@ -21,8 +21,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from htaf_jax.train.checkpoint import (CheckpointMismatchError, _shapes, describe_mismatch,
-                                      item_handlers)
+from htaf_jax.models import build_model
+from htaf_jax.train.checkpoint import (
+    CheckpointMismatchError,
+    _shapes,
+    describe_mismatch,
+    item_handlers,
+)
 from htaf_jax.train.loop import DERIVED_FILE, TrainResult
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)  # runs that recorded no input shape were Fashion-MNIST
@@ -59,7 +64,6 @@ def model_from_run(workdir: str, config: ml_collections.ConfigDict | None = None
     """``(model, config)``: the Linen module the run in ``workdir`` trained, built from
     the config it stored (or ``config``, e.g. a copy with changed analysis fields) and
     the values it derived (num_classes, total_train_steps)."""
-    from htaf_jax.models import build_model
     config = load_config(workdir) if config is None else config
     derived = load_derived(workdir)
     model = build_model(config.model, num_classes=derived["num_classes"],  # pyright: ignore[reportOptionalMemberAccess]
