@@ -6,7 +6,6 @@ keyword arguments, the models and the NIR exchange read them by name
 checks the values, so both front ends refuse the same inputs with the same
 one-line message.
 """
-from __future__ import annotations
 
 import dataclasses
 import math
@@ -58,8 +57,8 @@ class LIFFields:
 
     ``beta`` and ``threshold`` are numbers (the initial values when learnable)
     or fixed per-neuron arrays (what NIR import gives)."""
-    beta: Any = 0.9
-    threshold: Any = 1.0
+    beta: float = 0.9
+    threshold: float = 1.0
     reset: Reset = "subtract"
     detach_reset: bool = True
     reset_delay: bool = False
@@ -102,7 +101,7 @@ def _default(spec, name: str):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IFFields(LIFFields):
     """Integrate-and-fire: the LIF's fields with β = 1, fixed."""
-    beta: Any = 1.0
+    beta: float = 1.0
 
     def __post_init__(self):
         if _concrete(self.beta) is None or np.any(_concrete(self.beta) != 1.0) \
@@ -122,7 +121,7 @@ class RecurrentLIFFields(LIFFields):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SynapticFields(LIFFields):
     """``alpha``: the synaptic current's decay α ∈ [0, 1] (initial value when learnable)."""
-    alpha: Any = 0.9
+    alpha: float = 0.9
     learn_alpha: bool = False
     decays: ClassVar[dict[str, str]] = {"beta": "learn_beta", "alpha": "learn_alpha"}
 
@@ -130,8 +129,8 @@ class SynapticFields(LIFFields):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ALIFFields(LIFFields):
     """``adapt_decay`` ρ ∈ [0, 1] and ``adapt_scale`` γ of the adaptive threshold."""
-    adapt_decay: Any = 0.95
-    adapt_scale: Any = 1.0
+    adapt_decay: float = 0.95
+    adapt_scale: float = 1.0
     learn_adapt_decay: bool = False
     learn_adapt_scale: bool = False
     decays: ClassVar[dict[str, str]] = {"beta": "learn_beta",
