@@ -43,6 +43,7 @@ import ml_collections
 import numpy as np
 
 from htaf_jax import data as data_lib
+from htaf_jax._atomic import replace_on_close
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.checkpoint import Checkpoints, Progress
@@ -169,9 +170,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                "input_shape": list(splits.input_shape)}
     os.makedirs(workdir, exist_ok=True)
     if main_process:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
+        # Whole or absent under a kill (htaf_jax._atomic), as every file a run writes.
+        with replace_on_close(os.path.join(workdir, "config.json")) as f:
             f.write(config.to_json(indent=2))
-        with open(os.path.join(workdir, DERIVED_FILE), "w") as f:
+        with replace_on_close(os.path.join(workdir, DERIVED_FILE)) as f:
             json.dump(derived, f, indent=2)
 
     model = build_model(config.model, num_classes=derived["num_classes"],
@@ -265,7 +267,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
         if not eval_metrics:  # resumed from a finished run: nothing left to train
             eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
-            writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
+            # The finished run wrote this record before its last checkpoint; a rerun
+            # (after a kill past that point) adds no second copy.
+            if not writer.has_record(step, splits.eval_split):
+                writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
         checkpoints.wait()
     finally:
         profiler.stop()
@@ -285,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                "num_devices": int(mesh.devices.size), "num_processes": jax.process_count(),
                "resumed_from_step": position.step}
     if main_process:
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
+        with replace_on_close(os.path.join(workdir, "summary.json")) as f:
             json.dump(summary, f, indent=2)
     host = jax.device_get(state)
     return TrainResult(host.params, host.batch_stats, final)
