@@ -188,8 +188,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                               every_steps=config.checkpoint_every_steps,
                               keep=config.keep_checkpoints)
     position = Progress(0, 0, 0)
-    if checkpoints.latest_step() is not None:
-        tree, position = checkpoints.restore(_checkpoint_tree(state, train_rng))
+    # The newest usable checkpoint; newer ones a kill left unusable are named and set
+    # aside (htaf_jax.train.checkpoint).
+    restored = checkpoints.restore_latest(_checkpoint_tree(state, train_rng))
+    if restored is not None:
+        tree, position = restored
         # Checkpoints hold finite states only, so the flag keeps its initial 0.
         state = state.replace(step=tree["step"], params=tree["params"],
                               batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
