@@ -20,6 +20,7 @@ import ml_collections
 
 from experiments import icbm_analysis, runs
 from experiments.configs import studies
+from htaf_jax._atomic import replace_on_close
 
 DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 
@@ -56,12 +57,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
               "engine_metrics": result.metrics, "seconds": timings,
               "command": command or command_line(sys.argv),
               "config_hash": runs.config_hash(config)}
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(record, f, indent=2)
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(text + "\n")
+    write_results(workdir, record, text)
     print(text)
     return record
+
+
+def write_results(workdir: str, record: dict, text: str) -> None:
+    """``results.json`` and ``results.md``, each whole or absent if the job is killed
+    while writing them (a rerun writes them again)."""
+    with replace_on_close(os.path.join(workdir, "results.json")) as f:
+        json.dump(record, f, indent=2)
+    with replace_on_close(os.path.join(workdir, "results.md")) as f:
+        f.write(text + "\n")
 
 
 def command_line(argv: list[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from htaf_jax._atomic import replace_on_close
 from htaf_jax.interpret.explain import concept_labels, explanation_usage
 
 __all__ = ["ranked_examples", "save_concept_grid", "save_concept_overview",
@@ -81,7 +82,8 @@ def save_concept_grid(path: str, images: np.ndarray, preactivations: np.ndarray,
                  f"(on for {100 * on_share:.1f}% of examples)", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with replace_on_close(path, "wb") as f:  # a killed job leaves no torn PNG
+        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
     plt.close(fig)
     return idx
 
@@ -100,7 +102,8 @@ def save_concept_overview(path: str, images: np.ndarray, preactivations: np.ndar
         axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with replace_on_close(path, "wb") as f:  # a killed job leaves no torn PNG
+        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
     plt.close(fig)
 
 

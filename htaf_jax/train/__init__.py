@@ -7,7 +7,7 @@ from htaf_jax._extras import require_extra
 
 require_extra("train", "htaf_jax.train", "ml_collections", "orbax", "tensorboardX", "tqdm", "tensorflow_datasets")
 
-from htaf_jax.train.checkpoint import CheckpointMismatchError
+from htaf_jax.train.checkpoint import CheckpointMismatchError, UnusableCheckpointError
 from htaf_jax.train.config import ConfigError, prepare_config, validate_config
 from htaf_jax.train.distributed import DistributedInitError
 from htaf_jax.train.distributed import initialize as initialize_distributed
@@ -17,4 +17,4 @@ from htaf_jax.train.restore import load_config, load_derived, model_from_run, re
 __all__ = ["CheckpointMismatchError", "ConfigError", "DistributedInitError", "NonFiniteLossError",
            "TrainResult", "evaluate", "initialize_distributed", "load_config", "load_derived",
            "model_from_run", "prepare_config", "restore_params",
-           "train_and_evaluate", "validate_config"]
+           "train_and_evaluate", "UnusableCheckpointError", "validate_config"]

@@ -43,6 +43,7 @@ import ml_collections
 import numpy as np
 
 from htaf_jax import data as data_lib
+from htaf_jax._atomic import replace_on_close
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.checkpoint import Checkpoints, Progress
@@ -181,9 +182,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     derived = {"num_classes": splits.num_classes, "total_train_steps": total_steps,
                "input_shape": list(splits.input_shape)}
     if main_process:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
+        # Whole or absent under a kill (htaf_jax._atomic), as every file a run writes.
+        with replace_on_close(os.path.join(workdir, "config.json")) as f:
             f.write(config.to_json(indent=2))
-        with open(os.path.join(workdir, DERIVED_FILE), "w") as f:
+        with replace_on_close(os.path.join(workdir, DERIVED_FILE)) as f:
             json.dump(derived, f, indent=2)
 
     model = build_model(config.model, num_classes=derived["num_classes"],
@@ -198,8 +200,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                               every_steps=config.checkpoint_every_steps,
                               keep=config.keep_checkpoints)
     position = Progress(0, 0, 0)
-    if checkpoints.latest_step() is not None:
-        tree, position = checkpoints.restore(_checkpoint_tree(state, train_rng))
+    # The newest usable checkpoint; newer ones a kill left unusable are named and set
+    # aside (htaf_jax.train.checkpoint).
+    restored = checkpoints.restore_latest(_checkpoint_tree(state, train_rng))
+    if restored is not None:
+        tree, position = restored
         # Checkpoints hold finite states only, so the flag keeps its initial 0.
         state = state.replace(step=tree["step"], params=tree["params"],
                               batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
@@ -277,7 +282,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
         if not eval_metrics:  # resumed from a finished run: nothing left to train
             eval_metrics = evaluate(eval_step, state, splits, config, mesh, eval_rng)
-            writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
+            # The finished run wrote this record before its last checkpoint; a rerun
+            # (after a kill past that point) adds no second copy.
+            if not writer.has_record(step, splits.eval_split):
+                writer.write(step, splits.eval_split, eval_metrics, epoch=num_epochs - 1)
         checkpoints.wait()
     finally:
         profiler.stop()
@@ -297,7 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                "num_devices": int(mesh.devices.size), "num_processes": jax.process_count(),
                "resumed_from_step": position.step}
     if main_process:
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
+        with replace_on_close(os.path.join(workdir, "summary.json")) as f:
             json.dump(summary, f, indent=2)
     host = jax.device_get(state)
     return TrainResult(host.params, host.batch_stats, final)

@@ -18,6 +18,8 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
+from htaf_jax._atomic import replace_on_close
+
 TIMING_FIELDS = ("wall_time", "steps_per_sec", "images_per_sec", "pipeline_images_per_sec")
 
 
@@ -33,14 +35,17 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    # The last line lacks its newline only if a write was cut short: not a record.
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
 class MetricsWriter:
     """Appends to ``workdir/metrics.jsonl`` and ``workdir/tensorboard/``.
 
     On resume from checkpoint step S, records after S (written by the killed
-    run past its last checkpoint) are dropped, so the file reads as one run.
+    run past its last checkpoint) are dropped, so the file reads as one run; the
+    file is rewritten whole (htaf_jax._atomic), so a kill then loses nothing.
     """
 
     def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True,
@@ -48,15 +53,21 @@ class MetricsWriter:
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._start = time.time()
         self._file = self._tb = None
+        self._kept: set = set()
         if not enabled:  # processes other than 0 of a multi-process run: records only
             return
         os.makedirs(workdir, exist_ok=True)
         kept = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
-        with open(self.path, "w") as f:
+        self._kept = {(r.get("step"), r.get("split")) for r in kept}
+        with replace_on_close(self.path) as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")
         if tensorboard:
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+
+    def has_record(self, step: int, split: str) -> bool:
+        """Whether the file kept a ``split`` record at ``step`` from before the resume."""
+        return (int(step), split) in self._kept
 
     def write(self, step: int, split: str, scalars: Mapping[str, Any], **fields: Any) -> dict:
         record = {"step": int(step), "split": split, **{k: _scalar(v) for k, v in fields.items()},

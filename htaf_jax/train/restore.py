@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +25,11 @@ import orbax.checkpoint as ocp
 from htaf_jax.models import build_model
 from htaf_jax.train.checkpoint import (
     CheckpointMismatchError,
+    UnusableCheckpointError,
     _shapes,
     describe_mismatch,
     item_handlers,
+    read_checked,
 )
 from htaf_jax.train.loop import DERIVED_FILE, TrainResult
 
@@ -75,6 +78,10 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
                    step: int | None = None) -> TrainResult:
     """Params and batch_stats (NumPy, on the host) of the latest checkpoint, or ``step``.
 
+    The latest usable one: a newer step that cannot be read (a kill mid-save, a
+    damaged file) is named in one line on stderr and skipped; ``step`` given, its
+    UnusableCheckpointError is raised instead.
+
     With ``config``, the checkpoint is first checked against the model that
     ``config.model`` builds, and CheckpointMismatchError names any difference.
     ``metrics`` are the final ones from ``summary.json`` ({} if the run did not finish).
@@ -82,22 +89,31 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     manager = ocp.CheckpointManager(directory, item_handlers=item_handlers(),
                                     options=ocp.CheckpointManagerOptions(read_only=True))
-    step = manager.latest_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {directory}")
-    metadata = manager.item_metadata(step)["state"]
-    tree = getattr(metadata, "tree", metadata)
-    model_tree = {"params": tree["params"], "batch_stats": tree.get("batch_stats", {}) or {}}
+    check = None
     if config is not None:
-        _check_against_config(model_tree, config, workdir, step)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    # The whole saved tree, as saved, onto one device (the run may have used 8).
-    abstract = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), dict(tree))
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract)))["state"]
+        check = lambda saved: _check_against_config(  # noqa: E731
+            {"params": saved["params"], "batch_stats": saved.get("batch_stats", {}) or {}},
+            config, workdir, step)
+    # The whole saved tree, as saved, onto one device (the run may have used 8). Asked
+    # for no step: the newest usable one, naming any newer one that is not.
+    explicit = step is not None
+    steps = [step] if explicit else sorted(manager.all_steps(), reverse=True)
+    restored = None
+    try:
+        for step in steps:
+            try:
+                restored = read_checked(manager, step, check_shapes=check)[0]
+                break
+            except UnusableCheckpointError as e:
+                if explicit:
+                    raise
+                print(f"warning: {e}: skipped, falling back to the previous checkpoint",
+                      file=sys.stderr, flush=True)
+    finally:
+        manager.close()
+    if restored is None:
+        raise FileNotFoundError(f"no {'usable ' if steps else ''}checkpoint in {directory}")
     restored = {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
-    manager.close()
     summary_path = os.path.join(workdir, "summary.json")
     metrics = {}
     if os.path.exists(summary_path):
