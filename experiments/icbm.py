@@ -21,6 +21,8 @@ import ml_collections
 from experiments import icbm_analysis, runs
 from experiments.configs import studies
 from htaf_jax._atomic import replace_on_close
+from htaf_jax.train import cli, train_and_evaluate
+from htaf_jax.train.distributed import is_main_process
 
 DEFAULT_CONFIG = "experiments/configs/icbm_sparse.py"
 
@@ -32,8 +34,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     run alone. In a multi-process run every process trains (the steps are collective), and
     only process 0 measures and writes; the others return {}.
     """
-    from htaf_jax.train import train_and_evaluate
-    from htaf_jax.train.distributed import is_main_process
     timings, start = {}, time.perf_counter()
     result = train_and_evaluate(config, workdir)
     timings["ICBM training"] = time.perf_counter() - start
@@ -77,7 +77,6 @@ def command_line(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from htaf_jax.train import cli
     command = command_line(list(sys.argv if argv is None else argv))
     return cli.main(argv, default_config=DEFAULT_CONFIG,
                     train_fn=lambda config, workdir: run(config, workdir, command))

@@ -25,10 +25,20 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+
+import jax
+import numpy as np
+from absl import logging as absl_logging
+
+from experiments.runs import machine
+from htaf_jax._atomic import replace_on_close
+from htaf_jax.train import restore_params
+from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A job of about half a minute here with a warm cache: 32 steps per model, a checkpoint
@@ -230,7 +240,6 @@ def torn_files(workdir: str) -> list[str]:
 
 
 def _untimed_metrics(workdir: str) -> list[dict]:
-    from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
     return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in read_metrics(workdir)]
 
 
@@ -241,10 +250,7 @@ def _text(path: str, workdir: str) -> str:
 
 def compare(workdir: str, reference: str) -> dict:
     """Each output of a finished chain against the uninterrupted run: name -> equal."""
-    import numpy as np
-    from absl import logging as absl_logging
 
-    from htaf_jax.train import restore_params
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax's read-only notices
     out = {}
     for sub in ("", "baseline"):
@@ -273,12 +279,10 @@ def compare(workdir: str, reference: str) -> dict:
 
 
 def _leaves(tree):
-    import jax
     return jax.tree.leaves(tree)
 
 
 def write_report(out_dir: str, report: dict) -> None:
-    from htaf_jax._atomic import replace_on_close
     os.makedirs(out_dir, exist_ok=True)
     with replace_on_close(os.path.join(out_dir, "soak.json")) as f:
         json.dump(report, f, indent=2)
@@ -338,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.kills < args.chains or args.chains < 1:
         parser.error("--kills must be >= --chains >= 1")
-    import shutil
 
-    from experiments.runs import machine
     workdir = os.path.abspath(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
