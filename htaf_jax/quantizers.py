@@ -13,19 +13,19 @@ gives H(0) = 0 (Larq ``math.heaviside`` is sign(relu(x))). "Clipped" rules
 pass the gradient where |x| ≤ clip_value (inclusive, as Larq's ``less_equal``);
 clip_value=None passes it everywhere.
 
-==========================  ==============================  ===========================
-entry                       forward                         backward dq/dx
-==========================  ==============================  ===========================
-ste_sign(clip_value=1)      sign(x)                         1[|x| ≤ c]
-approx_sign                 sign(x)                         (2 − 2|x|)·1[|x| ≤ 1]
-swish_sign(beta=5)          sign(x)                         β(2 − βx·tanh(βx/2))/(1 + cosh βx)
-magnitude_aware_sign(c=1)   sg(mean|x|)·sign(x)             sg(mean|x|)·1[|x| ≤ c]
-ste_heaviside(clip_value=1) 1[x > 0]                        1[|x| ≤ c]
-ste_tern(Δ=0.05, twn, c=1)  sign(x)·1[|x| ≥ Δ]              1[|x| ≤ c]
-dorefa(k_bit=2)             round(clip(x,0,1)·n)/n          1[0 ≤ x ≤ 1]
-htaf_sign(α=4, β=1)         sign(x)                         2·htaf'(x)
-htaf_heaviside(α=4, β=1)    1[x ≥ 0]                        htaf'(x)
-==========================  ==============================  ===========================
+============================  ==============================  ==================================
+entry                         forward                         backward dq/dx
+============================  ==============================  ==================================
+ste_sign(clip_value=1)        sign(x)                         1[|x| ≤ c]
+approx_sign                   sign(x)                         (2 − 2|x|)·1[|x| ≤ 1]
+swish_sign(beta=5)            sign(x)                         β(2 − βx·tanh(βx/2))/(1 + cosh βx)
+magnitude_aware_sign(c=1)     sg(mean|x|)·sign(x)             sg(mean|x|)·1[|x| ≤ c]
+ste_heaviside(clip_value=1)   1[x > 0]                        1[|x| ≤ c]
+ste_tern(Δ=0.05, twn, c=1)    sign(x)·1[|x| ≥ Δ]              1[|x| ≤ c]
+dorefa(k_bit=2)               round(clip(x,0,1)·n)/n          1[0 ≤ x ≤ 1]
+htaf_sign(α=4, β=1)           sign(x)                         2·htaf'(x)
+htaf_heaviside(α=4, β=1)      1[x ≥ 0]                        htaf'(x)
+============================  ==============================  ==================================
 
 sg: stop-gradient; mean over every axis but the last (per output channel);
 n = 2^k − 1; ``round`` is round-half-to-even, as ``tf.round``; with

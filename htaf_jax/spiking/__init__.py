@@ -64,10 +64,10 @@ Peers (the tests check every spike, membrane and gradient against them):
   detach_reset=False, spike_at_threshold=False``.
 
 Cost: one scan per neuron family, linear in T for every option. LIF, IF and
-the synaptic neuron (:mod:`htaf_jax.spiking.lif`) run one scan with a
+the synaptic neuron (``htaf_jax.spiking.lif``) run one scan with a
 hand-written gradient whose only residual is one (T, B, ...) stack, emitted
 as the scan's output; the recurrent LIF and ALIF, whose step needs the
-previous spike inside it (:mod:`htaf_jax.spiking.neurons`), run a scan that
+previous spike inside it (``htaf_jax.spiking.neurons``), run a scan that
 autodiff differentiates. No scan carries anything of size T.
 """
 from htaf_jax.spiking.encoders import direct_encode, latency_encode, rate_encode, to_intensity

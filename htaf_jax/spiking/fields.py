@@ -39,6 +39,8 @@ def check_decay(name: str, value, learn: bool = False) -> None:
 
 
 def check_positive_threshold(value) -> None:
+    """Raises ``ValueError`` unless every threshold is > 0 (a traced value is checked where
+    its value is known)."""
     v = _concrete(value)
     if v is not None and not np.all(v > 0):
         raise ValueError(f"threshold must be > 0 (a neuron fires when its membrane reaches "
