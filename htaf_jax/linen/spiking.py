@@ -9,7 +9,7 @@ defaults and parameter names.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -89,7 +89,7 @@ class LIFFields:
     def own(cls) -> tuple[dataclasses.Field, ...]:
         """The fields this spec adds to its base (all of them for ``LIFFields``)."""
         base = cls.__mro__[1]
-        inherited = set(base.names()) if dataclasses.is_dataclass(base) else set()
+        inherited = set(base.names()) if dataclasses.is_dataclass(base) else set()  # pyright: ignore[reportAttributeAccessIssue]
         return tuple(f for f in dataclasses.fields(cls)
                      if f.name not in inherited or f.default != _default(base, f.name))
 
