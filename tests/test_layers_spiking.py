@@ -593,14 +593,14 @@ def test_no_scan_carries_anything_of_size_t(name, front):
             params = layer.init(KEY, x)
 
             def loss(p, x):
-                s, m = layer.apply(p, x)
+                s, m = layer.apply(p, x)  # noqa: B023 (used within this iteration)
                 return jnp.sum(s) + jnp.sum(m)
         else:
             layer = getattr(N, name)(**options, **fields, in_features=5, rngs=nnx.Rngs(0))
             graph, params = nnx.split(layer)
 
             def loss(p, x):
-                s, m = nnx.merge(graph, p)(x)
+                s, m = nnx.merge(graph, p)(x)  # noqa: B023 (used within this iteration)
                 return jnp.sum(s) + jnp.sum(m)
         shapes = _carried_shapes(jax.value_and_grad(loss, argnums=(0, 1)), params, x)
         assert shapes, "no scan found"
