@@ -2,7 +2,7 @@
 
 Bop keeps no latent weights: a binary weight w ∈ {−1, +1} flips when an
 exponential moving average of its gradient is strong enough and points the
-same way as the weight (so that flipping it lowers the loss):
+same way as the weight (so that flipping it lowers the loss)::
 
     m_t = m_{t−1} + γ (g_t − m_{t−1})
     w_t = sign(−sign(w_{t−1} m_t − τ) · w_{t−1})      sign(0) = +1 outside,

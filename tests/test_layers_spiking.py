@@ -609,14 +609,14 @@ def test_no_per_step_copy_of_the_sequence_in_any_neuron(name, front):
             params = layer.init(KEY, x)
 
             def loss(p, x):
-                s, m = layer.apply(p, x)
+                s, m = layer.apply(p, x)  # noqa: B023 (used within this iteration)
                 return jnp.sum(s) + jnp.sum(m)
         else:
             layer = getattr(N, name)(**fields, in_features=5, rngs=nnx.Rngs(0))
             graph, params = nnx.split(layer)
 
             def loss(p, x):
-                s, m = nnx.merge(graph, p)(x)
+                s, m = nnx.merge(graph, p)(x)  # noqa: B023 (used within this iteration)
                 return jnp.sum(s) + jnp.sum(m)
         assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1)), params, x,
                                 t=T_LONG) == []

@@ -1,5 +1,7 @@
 """Datasets for htaf_jax: TFDS array_record data sources, no TensorFlow.
 
+Batches of images and labels, as the engine reads them::
+
     splits = load_splits("fashion_mnist", train_subset=512)
     for images, labels in train_batches(splits.train, splits.normalizer, 128,
                                         seed=0, epoch=0):

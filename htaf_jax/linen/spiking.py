@@ -162,7 +162,9 @@ class Synaptic(_with_fields(spiking.SynapticFields, _Neuron)):
     ``RecurrentLIF``, snnTorch's delayed zero reset also zeroes that step's
     input ((1 − S_prev)·(β·U + I_syn)); ours resets as the LIF does.
 
-    Attributes (besides LIF's):
+    Its attributes are LIF's and:
+
+    Attributes:
       alpha: synaptic decay α ∈ [0, 1] (the initial value when learnable).
       learn_alpha: learn α as σ(``alpha_logit``), per neuron with ``per_neuron``.
     """
@@ -180,14 +182,16 @@ class ALIF(_with_fields(spiking.ALIFFields, _Neuron)):
     A[t] = θ + γ·a[t], a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1], a[−1] = 0, in the
     firing test and the reset (:func:`htaf_jax.spiking.alif_dynamics`).
 
-    Attributes (besides LIF's; ``threshold`` is the baseline θ):
+    Its attributes are LIF's (``threshold`` is the baseline θ) and:
+
+    Attributes:
       adapt_decay: ρ ∈ [0, 1), the adaptation's decay per step (the initial
         value when learnable, then in (0, 1)).
       adapt_scale: γ, how far one unit of adaptation raises the threshold
         (the initial value when learnable).
       learn_adapt_decay: learn ρ as σ(``adapt_decay_logit``), so it stays in (0, 1).
       learn_adapt_scale: learn γ (parameter ``adapt_scale``, unconstrained as θ is).
-      (Both per neuron with ``per_neuron``.)
+        Both learned values are per neuron with ``per_neuron``.
     """
 
     @nn.compact

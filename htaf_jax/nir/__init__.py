@@ -8,7 +8,7 @@ one from Linen layers and their parameters. Data is in our layout,
 features last (NHWC images); NIR's is channels first (CHW), so convolution
 kernels (OIHW ↔ HWIO), per-neuron parameters of a conv map (CHW ↔ HWC) and
 the columns of the first dense layer after a flatten are permuted on the
-way; the spikes are the same.
+way; the spikes are the same::
 
     ours                          NIR
     LIF (β < 1) / IF (β = 1)      LIF / IF

@@ -63,7 +63,7 @@ def export_neuron(nir, layer, shape: tuple[int, ...], perm, what: str, dt: float
     if len(shape) != 1 or perm is not None:
         raise ValueError(f"{what}: a recurrent layer needs (N,) features, not a conv map "
                          "or its flattening (put a Linear between)")
-    if layer.all_to_all:
+    if layer.all_to_all:  # pyright: ignore[reportAttributeAccessIssue]
         w_rec = nir.Affine(weight=f32(np.asarray(layer.recurrent_kernel[...]).T),
                            bias=f32(np.asarray(layer.recurrent_bias[...])))
     else:

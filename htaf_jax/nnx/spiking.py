@@ -9,6 +9,9 @@ per-neuron learnable β/θ/α/ρ/γ, a recurrent kernel. ``rngs`` initialises th
 recurrent kernel; the other parameters start from constants. The neurons
 behave the same in train and eval mode.
 """
+# The neurons take their fields from the spec (htaf_jax.spiking.fields) when built, so a type
+# checker cannot see them as attributes: that one check is off in this file.
+# pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
 import dataclasses

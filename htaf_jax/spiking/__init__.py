@@ -64,10 +64,10 @@ Peers (the tests check every spike, membrane and gradient against them):
   detach_reset=False, spike_at_threshold=False``.
 
 Cost: one scan per neuron family, linear in T for every option. LIF, IF and
-the synaptic neuron (:mod:`htaf_jax.spiking.lif`) run one scan with a
+the synaptic neuron (``htaf_jax.spiking.lif``) run one scan with a
 hand-written gradient whose only residual is one (T, B, ...) stack, written
 over the currents in place; the recurrent LIF and ALIF, whose step needs the
-previous spike inside it (:mod:`htaf_jax.spiking.neurons`), run a scan that
+previous spike inside it (``htaf_jax.spiking.neurons``), run a scan that
 autodiff differentiates. tests/test_layers_spiking.py checks that no compiled
 loop copies anything of size T.
 """

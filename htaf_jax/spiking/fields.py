@@ -38,6 +38,8 @@ def check_decay(name: str, value, learn: bool = False) -> None:
 
 
 def check_positive_threshold(value) -> None:
+    """Raises ``ValueError`` unless every threshold is > 0 (a traced value is checked where
+    its value is known)."""
     v = _concrete(value)
     if v is not None and not np.all(v > 0):
         raise ValueError(f"threshold must be > 0 (a neuron fires when its membrane reaches "
@@ -86,7 +88,7 @@ class LIFFields:
     def own(cls) -> tuple[dataclasses.Field, ...]:
         """The fields this spec adds to its base (all of them for ``LIFFields``)."""
         base = cls.__mro__[1]
-        inherited = set(base.names()) if dataclasses.is_dataclass(base) else set()
+        inherited = set(base.names()) if dataclasses.is_dataclass(base) else set()  # pyright: ignore[reportAttributeAccessIssue]
         return tuple(f for f in dataclasses.fields(cls)
                      if f.name not in inherited or f.default != _default(base, f.name))
 

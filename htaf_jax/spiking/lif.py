@@ -100,10 +100,10 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
     unit, a user's function) gives both through itself."""
     spec = spike_fn.spec if isinstance(spike_fn, StepUnit) else None
     if spec is not None and spec.grad is not None:
-        def value(x, hp):
+        def value(x, hp):  # pyright: ignore[reportRedeclaration]
             return _step(x, spike_at_threshold)
 
-        def rule(x, hp):  # in float32 at least: half-precision tails underflow early
+        def rule(x, hp):  # in float32 at least: half-precision tails underflow early  # pyright: ignore[reportRedeclaration]
             wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
             return spec.grad(wide, **hp).astype(x.dtype)
         return _Spike(value, rule), dict(spike_fn.hparams)
@@ -228,8 +228,8 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
     ts = jnp.arange(resid.shape[0])
     (_, _, g_beta, g_theta), g_cur = jax.lax.scan(
         step, init, (ts, resid, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True)
-    g_beta = _cotangent_like(g_beta, beta) if learn_beta else jnp.zeros_like(beta)
-    g_theta = _cotangent_like(g_theta, threshold) if learn_theta else jnp.zeros_like(threshold)
+    g_beta = _cotangent_like(g_beta, beta) if learn_beta else jnp.zeros_like(beta)  # pyright: ignore[reportArgumentType]
+    g_theta = _cotangent_like(g_theta, threshold) if learn_theta else jnp.zeros_like(threshold)  # pyright: ignore[reportArgumentType]
     # The step does not depend on the unit's hyperparameters: zero cotangents.
     return g_cur, g_beta, g_theta, jax.tree.map(jnp.zeros_like, hp)
 
@@ -277,7 +277,7 @@ def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spik
     check_options(reset, reset_delay, fire_first)
     if num_steps is not None:
         currents = jnp.broadcast_to(currents, (num_steps,) + jnp.shape(currents))
-    learn = (isinstance(beta, jax.core.Tracer), isinstance(threshold, jax.core.Tracer))
+    learn = (isinstance(beta, jax.core.Tracer), isinstance(threshold, jax.core.Tracer))  # pyright: ignore[reportAttributeAccessIssue]
     # The state keeps the currents' dtype (a scan carry cannot change type): the
     # neuron's parameters compute in it too, as under mixed precision they should.
     dtype = currents.dtype

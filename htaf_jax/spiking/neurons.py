@@ -39,7 +39,7 @@ def _stateful_scan(currents: Array, num_steps: int | None, *, beta, threshold,
     dtype = currents.dtype  # a scan carry cannot change type: parameters compute in it
     beta, threshold = jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype)
     if adaptation is not None:
-        adaptation = tuple(jnp.asarray(a, dtype) for a in adaptation)
+        adaptation = tuple(jnp.asarray(a, dtype) for a in adaptation)  # pyright: ignore[reportAssignmentType]
 
     def held(s):
         return jax.lax.stop_gradient(s) if options.detach_reset else s
