@@ -74,9 +74,13 @@ def bop(threshold: float = 1e-8, gamma: float = 1e-4) -> optax.GradientTransform
 
 
 def _is_binary(path) -> bool:
-    last = path[-1] if path else None
-    name = getattr(last, "key", getattr(last, "name", None))
-    return name == LATENT_KERNEL
+    """The path names ``latent_kernel``: its last dict or attribute key (an NNX
+    ``Param`` is a pytree node whose array sits one key deeper, under ``value``, when
+    ``nnx.Optimizer`` initialises its state, and a leaf when it updates: the label
+    must be the same both times)."""
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    names = [n for n in names if isinstance(n, str) and n != "value"]
+    return bool(names) and names[-1] == LATENT_KERNEL
 
 
 def binary_labels(params, is_binary: Callable[[tuple], bool] = _is_binary):
