@@ -220,10 +220,21 @@ def test_gradients_equal_autodiff_of_the_reference_scan(model, monkeypatch):
 
 
 def test_raw_callable_surrogate():
+    """A plain callable spike function (its own gradient, through the scan's vjp path)
+    gives the registry unit's logits and gradients."""
     model = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct",
                        surrogate=lambda x: HTAF(x))
+    same = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct", surrogate="htaf")
     variables = _init(model, _images())
-    chex.assert_shape(_apply(model, variables, _images())[0], (2, 10))
+    logits = _apply(model, variables, _images())[0]
+    chex.assert_shape(logits, (2, 10))
+    np.testing.assert_allclose(logits, _apply(same, variables, _images())[0], rtol=1e-6)
+
+    def grads(m):
+        return jax.jit(jax.grad(lambda p: jnp.sum(_apply(m, {**variables, "params": p},
+                                                         _images())[0] ** 2)))(
+            variables["params"])
+    assert_grads_equal(grads(model), grads(same), rtol=1e-5)
 
 
 def test_model_config_typos_fail_but_engine_fields_pass():
