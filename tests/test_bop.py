@@ -124,3 +124,28 @@ def test_the_engine_trains_with_bop_and_logs_the_flips_it_made():
     np.testing.assert_allclose(float(metrics["flip_ratio"]), flips / count, rtol=1e-6)
     with pytest.raises(ValueError, match="unknown optimizer 'lamb'; valid: adam, adamw, sgd, bop"):
         make_optimizer(ml_collections.ConfigDict({**config.to_dict(), "optimizer": "lamb"}), 10)
+
+
+def test_defaults_zero_weights_and_tiny_momentum():
+    """Larq's defaults γ = 1e-4, τ = 1e-8: m = 1e-4·g after one step, and w flips iff
+    w·m > 1e-8; a zero weight becomes +1 (sign(0) = +1) and is not counted as a flip."""
+    w = jnp.array([1.0, 1.0, -1.0, 0.0, 1.0])
+    g = jnp.array([5e-5, 2e-4, -2e-4, 1.0, 1e-9])  # w·m: 5e-9 (keeps), 2e-8 (flips) ×2
+    tx = bop()
+    updates, state = tx.update(g, tx.init(w), w)
+    np.testing.assert_allclose(state.momentum, 1e-4 * np.asarray(g), rtol=1e-6)
+    # The last weight: w·m = 1e-13 < τ keeps it (w/m would be 1e13: the product is w·m).
+    np.testing.assert_array_equal(optax.apply_updates(w, updates), [1, -1, 1, 1, 1])
+    assert int(state.flipped) == 2 and int(state.count) == 5
+
+
+def test_labels_read_the_last_path_entry_and_flip_ratio_edge_cases():
+    params = {"a": {"b": {"latent_kernel": jnp.ones(3), "bias": jnp.ones(2)}}}
+    assert binary_labels(params) == {"a": {"b": {"latent_kernel": "binary", "bias": "real"}}}
+    tx = bop_with(optax.sgd(0.1))
+    state = tx.init({"bias": jnp.ones(2)})              # no binary weight at all
+    assert float(flip_ratio(state)) == 0.0
+    w = {"latent_kernel": jnp.ones(1)}
+    tx = bop(threshold=0.0, gamma=1.0)
+    _, state = tx.update({"latent_kernel": jnp.ones(1)}, tx.init(w), w)
+    assert int(state.flipped) == 1 and float(flip_ratio(state)) == 1.0
