@@ -149,3 +149,43 @@ def test_labels_read_the_last_path_entry_and_flip_ratio_edge_cases():
     tx = bop(threshold=0.0, gamma=1.0)
     _, state = tx.update({"latent_kernel": jnp.ones(1)}, tx.init(w), w)
     assert int(state.flipped) == 1 and float(flip_ratio(state)) == 1.0
+
+
+def test_bop_with_trains_an_nnx_model_through_nnx_optimizer():
+    """nnx.Optimizer initialises its state from Params (pytree nodes) and updates it
+    with arrays: Bop must label the binary kernel the same both times. After one step
+    from random latent weights, the kernel is exactly ±1, moved by Bop's rule (flips
+    counted), while Adam moved the real head; bop_with's defaults are Larq's."""
+    from flax import nnx
+
+    import htaf_jax.nnx as hnn
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.fc1 = hnn.BinaryDense(8, 16, rngs=rngs)
+            self.head = nnx.Linear(16, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.head(self.fc1(x))
+
+    model = Net(nnx.Rngs(0))
+    head_before = np.asarray(model.head.kernel[...])
+    x = jax.random.normal(jax.random.key(1), (32, 8))
+    y = jnp.arange(32) % 3
+    tx = bop_with(optax.adam(1e-2), threshold=0.0, gamma=1.0)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    grads = nnx.grad(lambda m: optax.softmax_cross_entropy_with_integer_labels(
+        m(x), y).mean())(model)
+    optimizer.update(model, grads)
+    kernel = np.asarray(model.fc1.latent_kernel[...])
+    # ±1 up to float32 rounding: optax's updates are additive (w + (±1 − w)).
+    np.testing.assert_allclose(np.abs(kernel), 1.0, atol=1e-6)
+    assert 0 < float(flip_ratio(optimizer.opt_state)) <= 1
+    assert not np.allclose(model.head.kernel[...], head_before)
+    # bop_with's own defaults: Larq's τ = 1e-8, γ = 1e-4 (the label keys route them).
+    inner = bop_with(optax.sgd(0.0))
+    w, g = jnp.array([1.0, -1.0]), jnp.array([2e-4, 0.0])  # m = γ·g = 2e-8 > τ flips w[0]
+    params = {"l": {"latent_kernel": w}}
+    updates, _ = inner.update({"l": {"latent_kernel": g}}, inner.init(params), params)
+    np.testing.assert_array_equal(optax.apply_updates(params, updates)["l"]["latent_kernel"],
+                                  [-1.0, -1.0])
