@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
 
 import jax
@@ -49,10 +48,6 @@ def _trained(model, tx, num_devices: int, batches, steps: int):
     return jax.device_get(state.params)
 
 
-def _max_diff(a, b) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
 def data_parallel_check(batch_per_device: int) -> dict:
     """Params after a few SGD steps on 1 device vs on every local device, same global batches."""
     n = jax.local_device_count()
@@ -60,8 +55,8 @@ def data_parallel_check(batch_per_device: int) -> dict:
     tx = optax.sgd(0.5)
     batches = [_batch(batch_per_device * n, seed=s) for s in range(DP_CHECK_STEPS)]
     one = _trained(model, tx, 1, batches, DP_CHECK_STEPS)
-    diff = _max_diff(one, _trained(model, tx, n, batches, DP_CHECK_STEPS))
-    change = _max_diff(one, _trained(model, tx, 1, batches, 0))
+    diff = pipeline.max_param_diff(one, _trained(model, tx, n, batches, DP_CHECK_STEPS))
+    change = pipeline.max_param_diff(one, _trained(model, tx, 1, batches, 0))
     return {"devices": n, "steps": DP_CHECK_STEPS, "optimizer": "sgd(0.5)",
             "max_param_diff": diff, "max_param_change": change, "tolerance": DP_TOLERANCE,
             "ok": diff <= DP_TOLERANCE * max(1.0, change)}
@@ -71,16 +66,10 @@ def step_rate(model_config: dict, batch_per_device: int, steps: int) -> dict:
     """Steps/s and images/s of the engine's train step on all local devices."""
     n = jax.local_device_count()
     model = build_model(model_config, num_classes=10, total_train_steps=steps + 2)
-    mesh, train_step, state, rng = pipeline.setup(n, model=model, tx=optax.adam(1e-3))
-    batch, box = step_lib.shard_batch(_batch(batch_per_device * n), mesh), [state]
-
-    def one_step():
-        box[0], _ = train_step(box[0], *batch, rng)
-        jax.block_until_ready(box[0])
-    median = statistics.median(harness.time_interleaved({"step": one_step}, steps, 1)["step"])
+    r = pipeline.step_rate(n, [_batch(batch_per_device * n)], steps, warmup=1, model=model,
+                           tx=optax.adam(1e-3))
     return {"model": model_config, "devices": n, "global_batch": batch_per_device * n,
-            "median_step_s": median, "steps_per_s": 1.0 / median,
-            "images_per_s": batch_per_device * n / median}
+            "steps_per_s": r["steps_per_s"], "images_per_s": r["images_per_s"]}
 
 
 def run(size: str = "full") -> dict:

@@ -136,7 +136,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     try:
-        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True,  # noqa: E731
+        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True,
                                         text=True, timeout=10).stdout.strip()
         head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "-uno")
         commit = (head + (" (+ uncommitted changes)" if dirty else "")) if head else "?"

@@ -112,10 +112,11 @@ def step_memory(batch: int, steps: int, donate: bool) -> dict:
             "peak": peak, "device_kind": str(mesh.devices.flat[0].device_kind)}
 
 
-def step_rate(num_devices: int, batches, steps: int, warmup: int = 5) -> dict:
-    """Steps/s of the train step over ``num_devices`` devices, cycling through ``batches``
-    (sharded before timing); the parameters after ``CHECK_STEPS`` and after all steps."""
-    mesh, train_step, state, rng = setup(num_devices, steps + warmup)
+def step_rate(num_devices: int, batches, steps: int, warmup: int = 5, **model_tx) -> dict:
+    """Steps/s of the train step (``model_tx``: another model and tx than the reference
+    run's) over ``num_devices`` devices, cycling through ``batches`` (sharded before
+    timing); the parameters after ``CHECK_STEPS`` and after all steps."""
+    mesh, train_step, state, rng = setup(num_devices, steps + warmup, **model_tx)
     sharded = [step_lib.shard_batch(b, mesh) for b in batches]
     checked = None
     for i in range(warmup):

@@ -1,52 +1,41 @@
 """Runs every benchmark in one process and writes BENCHMARKS.md, its JSON and a figure.
 
-    make bench                       # installs the bench extra (torch CPU, snntorch, spyx), then this
+    make bench                  # installs the bench extra (torch CPU, snntorch, spyx), then:
     python -m benchmarks.run [--out BENCHMARKS.md] [--quick] [--only PART]
 
-Parts (each its own module and command, ``python -m benchmarks.<part>``):
-  htaf_throughput   htaf fwd+bwd vs jax.nn.sigmoid vs autodiff of the composite
-  snn_step          SNN training step vs snnTorch, vs the matmul peak
-  pipeline          input pipeline vs train step images/s; 1 vs 8 faked devices
-  packed_inference  bit-packed XNOR/popcount inference vs the float forward
-  snn_peers         SNN step vs Spyx and snnTorch on equal work, with peak memory
-  snn_scaling       every neuron's forward+backward cost per time step against T
-
-``--only PART`` runs that part and rewrites BENCHMARKS.md from it and the other parts'
-numbers already in the JSON. Runs unchanged on a GPU/TPU host (JAX's default backend)
-and records the device it ran on; a peer that does not import is reported as not run.
+Each part is a module and a command of its own (``python -m benchmarks.<part>``).
+``--only PART`` reruns one part and rewrites BENCHMARKS.md from it and the others' numbers
+in the JSON. Runs unchanged on a GPU/TPU host (JAX's default backend) and records its
+device; a peer framework that does not import is reported as not run.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 from benchmarks import (harness, htaf_throughput, packed_inference, pipeline, snn_peers,
                         snn_scaling, snn_step)
 
 COMMAND = "make bench"
-# JSON key: (module, full-size call, quick call); run and reported in this order.
+# JSON key: (module, full-size run, quick run: tiny sizes that check the code runs).
 PARTS = {
-    "htaf": (htaf_throughput, lambda: htaf_throughput.measure(),
-             lambda: htaf_throughput.measure(log2n=12, repeats=3)),
+    "htaf": (htaf_throughput, htaf_throughput.measure, lambda: htaf_throughput.measure(12, 3)),
     "snn": (snn_step, lambda: snn_step.measure(repeats=20),
             lambda: snn_step.measure(3, 8, 32, repeats=2, warmup=1, matmul_n=256)),
-    "pipeline": (pipeline, lambda: pipeline.measure(),
-                 lambda: pipeline.measure(batch=32, steps=3, epochs=1)),
-    "packed": (packed_inference, lambda: packed_inference.measure(),
-               lambda: packed_inference.measure(batch=16, repeats=2)),
-    "peers": (snn_peers, lambda: snn_peers.measure(), lambda: snn_peers.measure(True, False)),
-    "scaling": (snn_scaling, lambda: snn_scaling.measure(),
+    "pipeline": (pipeline, pipeline.measure, lambda: pipeline.measure(32, 3, 1, rounds=2)),
+    "packed": (packed_inference, packed_inference.measure,
+               lambda: packed_inference.measure(16, 2)),
+    "peers": (snn_peers, snn_peers.measure, lambda: snn_peers.measure(True, False)),
+    "scaling": (snn_scaling, snn_scaling.measure,
                 lambda: snn_scaling.measure((4, 8), (4, 8), 2, 8, repeats=1, option_repeats=1)),
 }
-MODULE_KEY = {module.__name__.rsplit(".", 1)[1]: key for key, (module, *_) in PARTS.items()}
+PART_OF = {m.__name__.removeprefix("benchmarks."): key for key, (m, *_) in PARTS.items()}
 
 
 def run_all(quick: bool = False, only: str | None = None, previous: dict | None = None) -> dict:
-    """Every part at its issue's size (``quick``: tiny sizes), or ``only`` one of them
-    added to ``previous`` (whose machine and wall time then stay those of the full run;
-    the parts that can run alone say when they were measured)."""
+    """Every part (``quick``: tiny sizes), or ``only`` one added to ``previous``, whose
+    machine and wall time stay the full run's (such a part says when it was measured)."""
     t0 = time.perf_counter()
     out = previous or {"machine": harness.machine_info(), "quick": quick}
     for key, (module, full, small) in PARTS.items():
@@ -60,63 +49,55 @@ def run_all(quick: bool = False, only: str | None = None, previous: dict | None 
 
 def render_markdown(r: dict, figure: str | None = None) -> str:
     m = r["machine"]
+    versions = ", ".join(f"{k} {m.get(k, '?')}" for k in ("jax", "jaxlib", "flax", "optax",
+                                                          "spyx", "torch", "snntorch"))
     L = ["# Benchmarks", "",
          f"Written by `{COMMAND}` (`python -m benchmarks.run`) on {m['date_utc']}, commit "
          f"{m['git_commit']}; all raw numbers in `benchmarks/results.json`. Every figure is a "
          "ratio of timings taken in the same run, contenders interleaved round by round, "
-         "warm-up (compilation) excluded, medians of the repeats.", ""]
-    if r.get("quick"):
-        L += ["**Quick mode (tiny sizes): these numbers check that the scripts run; they "
-              "measure nothing.**", ""]
-    L += harness.table(["machine", ""], [
-        ["CPU", f"{m['cpu']}, {m['cpu_threads']} threads available"],
-        ["JAX device", f"{m['jax_backend']} ({m['jax_device_kind']}) × {m['jax_device_count']}"],
-        ["versions", f"Python {m['python']}, " + ", ".join(
-            f"{k} {m.get(k, '?')}" for k in ("jax", "jaxlib", "flax", "optax", "spyx", "torch",
-                                             "snntorch"))],
-        ["OS", m["platform"]], ["wall time of the benchmarks", f"{r['wall_s']:.0f} s"],
-        ["1-min load average at start / end", f"{harness.fmt(m.get('load_avg_1m_at_start'))} / "
-                                              f"{harness.fmt(r.get('load_avg_1m_at_end'))}"]],
-        right_from=2)
-    L += ["", "Other processes may share these cores (the load average says how much): ratios "
-          "hold up to that, since contenders alternate round by round, but absolute times do "
-          "not.", ""]
+         "warm-up (compilation) excluded, medians of the repeats.", "",
+         *(["**Quick mode (tiny sizes): these numbers check that the scripts run; they "
+            "measure nothing.**", ""] if r.get("quick") else []),
+         *harness.table(["machine", ""], [
+             ["CPU", f"{m['cpu']}, {m['cpu_threads']} threads available"],
+             ["JAX device", f"{m['jax_backend']} ({m['jax_device_kind']}) × "
+                            f"{m['jax_device_count']}"],
+             ["versions", f"Python {m['python']}, {versions}"], ["OS", m["platform"]],
+             ["wall time of the benchmarks", f"{r['wall_s']:.0f} s"],
+             ["1-min load average at start / end", f"{harness.fmt(m['load_avg_1m_at_start'])} / "
+                                                   f"{harness.fmt(r['load_avg_1m_at_end'])}"]], 2),
+         "", "Other processes may share these cores (the load average says how much): ratios "
+         "hold up to that, since contenders alternate round by round, but absolute times do "
+         "not.", ""]
     if m["jax_backend"] == "cpu":
         L += ["No GPU was available to this run: every column is CPU. On a GPU host the same "
               "command runs unchanged and records its device here.", ""]
-    if figure:
-        L += [f"![benchmarks]({figure})", ""]
+    L += [f"![benchmarks]({figure})", ""] if figure else []
     for key, (module, *_) in PARTS.items():
-        if key in r:
-            L += module.section(r[key])
+        L += module.section(r[key]) if key in r else []
     return "\n".join(L + [
-        "## Reproduce", "", f"    {COMMAND}", "",
-        "or one part: " + ", ".join(f"`python -m benchmarks.{name}`" for name in MODULE_KEY)
-        + " (each takes `--help`); `python -m benchmarks.run --only PART` reruns one part and "
-        "rewrites this file with it.", ""])
+        "## Reproduce", "", f"    {COMMAND}", "", "or one part: " + ", ".join(
+            f"`python -m benchmarks.{name}`" for name in PART_OF) + " (each takes `--help`); "
+        "`python -m benchmarks.run --only PART` reruns one part and rewrites this file.", ""])
 
 
 def plot(r: dict, path: str) -> None:
-    import matplotlib  # the figure only; the numbers need no plotting library
+    import matplotlib  # the figure only: the numbers need no plotting library
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     s, h, m = r["snn"], r["htaf"], r["machine"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    names = list(s["median_ms"])
-    axes[0].barh(names, [s["median_ms"][n] for n in names],
-                 color=["C0" if n.startswith("jax") else "C3" for n in names])
-    bound = s["bound_ms"]["matmuls at peak"]
-    axes[0].axvline(bound, color="k", ls="--", lw=1)
-    axes[0].text(bound, len(names) - 0.5, " matmul-bound (rate)", fontsize=8, va="center")
-    axes[0].set(xlabel="ms per training step (median)")
-    axes[0].set_title(f"SNN step 784-{s['hidden']}-10, T={s['num_steps']}, B={s['batch']}",
-                      fontsize=10)
-    hn = list(h["median_s"])
-    axes[1].barh(hn, [h["values_per_s"][n] / 1e6 for n in hn], color="C0")
-    axes[1].set(xlabel="M values/s, forward+backward")
-    axes[1].set_title(f"activation on 2^{h['n'].bit_length() - 1} float32", fontsize=10)
-    for ax in axes:
-        ax.invert_yaxis()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    names, bound = list(s["median_ms"]), s["bound_ms"]["matmuls at peak"]
+    ax.barh(names, [s["median_ms"][n] for n in names],
+            color=["C0" if n.startswith("jax") else "C3" for n in names])
+    ax.axvline(bound, color="k", ls="--", lw=1)
+    ax.text(bound, len(names) - 0.5, " matmul-bound (rate)", fontsize=8, va="center")
+    ax.set_xlabel("ms per training step (median)")
+    ax.set_title(f"SNN step 784-{s['hidden']}-10, T={s['num_steps']}, B={s['batch']}", fontsize=10)
+    bx.barh(list(h["median_s"]), [v / 1e6 for v in h["values_per_s"].values()], color="C0")
+    bx.set_xlabel("M values/s, forward+backward")
+    bx.set_title(f"activation on 2^{h['n'].bit_length() - 1} float32", fontsize=10)
+    ax.invert_yaxis(), bx.invert_yaxis()
     device = m["cpu"] if m["jax_backend"] == "cpu" else m["jax_device_kind"]
     fig.suptitle(f"{COMMAND} — {m['jax_backend']} ({device}), {m['date_utc']}", fontsize=9)
     fig.tight_layout()
@@ -130,10 +111,7 @@ def main(argv=None):
         json=(os.path.join(harness.ROOT, "benchmarks", "results.json"), "every number measured"),
         figure=(os.path.join(harness.ROOT, "benchmarks", "figures", "benchmarks.png"), "the plot"),
         quick=(False, "tiny sizes: checks the scripts run"),
-        only=(None, "run this part alone; the other parts' numbers come from --json",
-              list(MODULE_KEY)))
-    for path in (args.out, args.json, args.figure):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        only=(None, "rerun this part alone; the others' numbers come from --json", list(PART_OF)))
     previous = None
     if args.only:
         with open(args.json) as f:
@@ -141,14 +119,15 @@ def main(argv=None):
         if bool(previous.get("quick")) != args.quick:
             raise SystemExit(f"{args.json} holds a {'quick' if previous.get('quick') else 'full'} "
                              "run; run the same mode or all parts")
-    r = run_all(args.quick, args.only and MODULE_KEY[args.only], previous)
+    r = run_all(args.quick, args.only and PART_OF[args.only], previous)
+    for path in (args.out, args.json, args.figure):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     harness.write_json(args.json, r)
-    if "snn" in r and "htaf" in r:
-        plot(r, args.figure)
+    plot(r, args.figure)
     with open(args.out, "w") as f:
-        f.write(render_markdown(r, os.path.relpath(args.figure,
-                                                   os.path.dirname(os.path.abspath(args.out)))))
-    print(f"wrote {args.out}, {args.json}, {args.figure}", file=sys.stderr)
+        f.write(render_markdown(r, os.path.relpath(args.figure, os.path.dirname(
+            os.path.abspath(args.out)))))
+    print(f"wrote {args.out}, {args.json}, {args.figure}")
     return r
 
 

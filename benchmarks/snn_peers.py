@@ -165,7 +165,8 @@ def make_ours(w: Workload, weights, inputs, options: dict) -> Contender:
 
     def grads():
         loss, g = grad(state["params"], x, y)
-        return float(loss), {f"{l}.{k}": np.asarray(v) for l, d in g.items() for k, v in d.items()}
+        return float(loss), {f"{layer}.{k}": np.asarray(v) for layer, d in g.items()
+                             for k, v in d.items()}
     if w.kind == "on":
         return (lambda: float(jax.block_until_ready(grad(state["params"], x, y))[0])), grads
     tx = optax.adam(LR)
@@ -256,9 +257,9 @@ def make_torch(w: Workload, weights, inputs) -> Contender:
         return loss.item()
 
     def grads():
-        return backward(), {f"fc{i + 1}.{n}": (p.grad.numpy().T if n == "kernel" else p.grad.numpy())
-                            for i, l in enumerate(layers)
-                            for n, p in (("kernel", l.weight), ("bias", l.bias))}
+        return backward(), {f"fc{i + 1}.{n}": p.grad.numpy().T if n == "kernel" else p.grad.numpy()
+                            for i, fc in enumerate(layers)
+                            for n, p in (("kernel", fc.weight), ("bias", fc.bias))}
 
     def step():
         loss = backward()
@@ -311,7 +312,7 @@ def child(spec: dict, contender: str) -> dict:
 
 def peak_memory(w: Workload, names: list[str]) -> dict[str, dict]:
     """{contender: {peak_mb, rss_mb, baseline_mb}} from one subprocess each."""
-    rss = lambda name: harness.in_subprocess(  # noqa: E731
+    rss = lambda name: harness.in_subprocess(
         "snn_peers", ["--child", json.dumps(asdict(w)), "--contender", name])["rss_mb"]
     base = {fw: rss(f"baseline:{fw}") for fw in sorted({FRAMEWORK[n] for n in names})}
     out = {n: {"rss_mb": rss(n), "baseline_mb": base[FRAMEWORK[n]]} for n in names}
@@ -334,8 +335,7 @@ def matmul_components(w: Workload, square: int) -> dict[str, tuple[Callable, flo
             harness.make_matmul(rows, w.n_in, w.hidden)}
 
 
-def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None = None,
-                     warmup: dict[str, int] = WARMUP) -> dict:
+def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None = None) -> dict:
     weights, inputs = make_weights(w), make_inputs(w)
     fns, r = {}, {"spec": asdict(w), "flops_ours": step_flops(w), "contenders": {}}
     for name in w.contenders():
@@ -346,7 +346,7 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
     # The first warm-up call: the loss on the shared starting weights.
     first_loss = {name: grads()[0] for name, (_, grads) in fns.items()}
     for name, (step, _) in fns.items():
-        for _ in range(warmup[FRAMEWORK[name]] - 1):
+        for _ in range(WARMUP[FRAMEWORK[name]] - 1):
             step()
     mm = matmul_components(w, matmul_square) if matmul_square else {}
     for f, _ in mm.values():
@@ -390,8 +390,7 @@ def measure(quick: bool = False, memory: bool = True) -> dict:
     for w in ws:
         print(f"  {w.label} ...", file=sys.stderr, flush=True)
         out["workloads"][w.name] = measure_workload(
-            w, memory, (64 if quick else 2048) if w is ws[-1] else None,
-            {fw: 1 for fw in WARMUP} if quick else WARMUP)
+            w, memory, (64 if quick else 2048) if w is ws[-1] else None)
     last = out["workloads"][ws[-1].name]
     fraction, rounds = last["ours_gflops"] / last["matmul"]["gflops"], last["matmul"][
         "fraction_by_round"]

@@ -103,10 +103,10 @@ def make_components(num_steps: int, batch: int, hidden: int, images: np.ndarray)
     lif = LIF(beta=0.9, threshold=1.0, surrogate="atan")
     currents = jax.random.normal(jax.random.key(3), (num_steps, batch, hidden)) + 0.5
     weights = jax.random.normal(jax.random.key(4), currents.shape)
-    grad = jax.jit(jax.grad(lambda c: jnp.sum(lif.apply({}, c)[0] * weights)))
+    grad = jax.jit(jax.grad(lambda c, w: jnp.sum(lif.apply({}, c)[0] * w)))
     x, keys = jnp.asarray(images), iter(jax.random.split(jax.random.key(7), 10 ** 4))
     return {"jax rate encode only": lambda: jax.block_until_ready(encode(next(keys), x)),
-            "jax LIF scan fwd+bwd only": lambda: jax.block_until_ready(grad(currents))}
+            "jax LIF scan fwd+bwd only": lambda: jax.block_until_ready(grad(currents, weights))}
 
 
 def torch_unavailable_reason() -> str | None:

@@ -94,7 +94,7 @@ def test_lif_options_are_every_valid_combination():
 @pytest.fixture(scope="module")
 def scaling():
     options = snn_scaling.lif_options()[:2]  # the structure, not all 24 compilations
-    return snn_scaling.measure(t_values=(4, 8, 16), option_t=(4, 16), batch=2, n=8, repeats=1,
+    return snn_scaling.measure(t_values=(4, 8), option_t=(4, 8), batch=2, n=8, repeats=1,
                                option_repeats=1, options=options)
 
 
@@ -104,10 +104,10 @@ def test_scaling_table_arithmetic(scaling):
     rows |= {snn_scaling.SPYX, snn_scaling.TORCH} - set(s["skipped"])
     assert set(s["ms_per_step"]) == rows
     for name, per in s["ms_per_step"].items():
-        assert list(per) == ["4", "8", "16"] and min(per.values()) > 0
+        assert list(per) == ["4", "8"] and min(per.values()) > 0
         assert s["max_over_min"][name] == pytest.approx(max(per.values()) / min(per.values()))
     assert s["default_option"] == "subtract, same-step, detach, H(0)=1" in s["option_ms_per_step"]
-    over = {k: v["16"] for k, v in s["option_ms_per_step"].items()}
+    over = {k: v["8"] for k, v in s["option_ms_per_step"].items()}
     assert s["option_over_fastest"] == pytest.approx({k: v / min(over.values())
                                                       for k, v in over.items()})
     assert min(s["option_over_fastest"].values()) == 1.0
@@ -215,7 +215,7 @@ def test_eight_device_gradient_equals_the_full_batch_gradient():
         for path, g, want in zip(paths, jax.tree.leaves(got), jax.tree.leaves(reference)):
             np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6, err_msg=path)
     # The scale on its own: a sum over devices instead of a mean would read 8.
-    norm = lambda t: float(optax.tree.norm(t))  # noqa: E731
+    norm = lambda t: float(optax.tree.norm(t))
     assert norm(eight) / norm(reference) == pytest.approx(1.0, abs=1e-4)
 
 
