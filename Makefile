@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
 PROFILE ?= full
 
-.PHONY: setup data run test test-fast bench device-check results clean
+.PHONY: setup dev data run test test-fast bench device-check results dist lint format docs clean
 
 setup: $(VENV)/.installed
 
@@ -59,5 +59,36 @@ device-check: setup
 results: setup data
 	$(PY) -m experiments.run all --profile $(PROFILE)
 
+# ruff (pyproject's [tool.ruff]) on the code, then pyright at its basic level on htaf_jax/
+# ([tool.pyright]), then the formatting check; `make format` applies the import order and
+# the formatting that check asks for.
+LINT_PATHS = htaf_jax experiments benchmarks tests notebooks
+dev: $(VENV)/.dev-installed
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+lint: dev
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m pyright --pythonpath $(PY)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+
+format: dev
+	$(PY) -m ruff check --select I --fix $(LINT_PATHS)
+	$(PY) -m ruff format $(LINT_PATHS)
+
+# The documentation site, into docs/_build/html (open docs/_build/html/index.html); any
+# Sphinx warning fails it. Pages with code cells are executed while it builds.
+docs: setup
+	$(PY) -m pip install -q -e '.[docs]'
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# The release files: an sdist and a wheel (built from the sdist) in dist/, checked by twine.
+dist: setup
+	rm -rf dist
+	$(PY) -m build -o dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) workdirs
+	rm -rf $(VENV) workdirs dist docs/_build

@@ -39,7 +39,7 @@ from htaf_jax.quantizers import (  # noqa: E402
     resolve_quantizer,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DEFAULT_ALPHA",

@@ -133,7 +133,7 @@ def _quantize(x: Array, quantizer: Quantize | None) -> Array:
     return x if quantizer is None else quantizer(x)
 
 
-def _finish(y: Array, scale: Array | None, bias: Array | None) -> Array:
+def _finish(y: Array, scale: Array | None, bias: ArrayLike | None) -> Array:
     if scale is not None:
         y = y * scale
     if bias is not None:
@@ -182,6 +182,6 @@ def quantized_conv(x: ArrayLike, kernel: ArrayLike, *, strides: Sequence[int] = 
                          f"{x.shape} and {kernel.shape}")
     y = jax.lax.conv_general_dilated(
         _quantize(x, input_quantizer), _quantize(kernel, kernel_quantizer), tuple(strides),
-        padding if isinstance(padding, str) else tuple(map(tuple, padding)),
+        padding if isinstance(padding, str) else tuple(map(tuple, padding)),  # pyright: ignore[reportArgumentType]
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return _finish(y, channel_scale(kernel) if use_scale else None, bias)

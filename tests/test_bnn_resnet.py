@@ -133,14 +133,14 @@ def test_summary_by_hand(small):
     1×1 4→8 and binary 3×3 4→8 (4×4), head 8→10."""
     model, x, variables = small
     s = summarize(model, variables, x[:2])
-    assert [l.name for l in s.layers] == [
+    assert [layer.name for layer in s.layers] == [
         "stem_conv", "stem_bn", "stage0_block0/conv", "stage0_block0/bn",
         "stage1_block0/shortcut_conv", "stage1_block0/shortcut_bn", "stage1_block0/conv",
         "stage1_block0/bn", "head"]
     binary = 3 * 3 * 4 * 4 + 3 * 3 * 4 * 8                        # 144 + 288
     real = 3 * 3 * 4 + 1 * 1 * 4 * 8 + 8 * 10 + 10 + 2 * (4 + 4 + 8 + 8)
     assert s.params == {1: binary, 32: real}
-    assert [l.input_precision for l in s.layers] == [32, None, 1, None, 32, None, 1, None, 32]
+    assert [layer.input_precision for layer in s.layers] == [32, None, 1, None, 32, None, 1, None, 32]
     macs_1 = 144 * 64 + 288 * 16                                   # 13824
     macs_32 = 36 * 64 + 32 * 16 + 80                               # 2896
     assert s.macs == {1: macs_1, 32: macs_32}
@@ -188,7 +188,7 @@ def test_react_gradients_reach_thresholds_and_rprelu():
     last = {**params["stage1_block0"]["rprelu"], "shift_out": jnp.ones(8)}
     params = {**params, "stage1_block0": {**params["stage1_block0"], "rprelu": last}}
     grads = jax.jit(jax.grad(loss))(params)
-    for block, c_in, c in (("stage0_block0", 4, 4), ("stage1_block0", 4, 8)):
+    for block, c_in, _c in (("stage0_block0", 4, 4), ("stage1_block0", 4, 8)):
         assert grads[block]["threshold"].shape == (c_in,)
         assert set(grads[block]["rprelu"]) == {"shift_in", "slope", "shift_out"}
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
@@ -200,8 +200,8 @@ def test_react_gradients_reach_thresholds_and_rprelu():
     plain = summarize(plain_model, _init(plain_model, (4, 8, 8, 1))[1], x[:2])
     assert s.params[32] - plain.params[32] == (4 + 12) + (4 + 24)
     assert s.macs == plain.macs
-    own = {l.name: (l.kind, l.params, l.output_shape) for l in s.layers if l.kind != "BatchNorm"
-           and not l.macs}
+    own = {layer.name: (layer.kind, layer.params, layer.output_shape) for layer in s.layers
+           if layer.kind != "BatchNorm" and not layer.macs}
     assert own == {"stage0_block0": ("BiRealBlock", {32: 4}, (8, 8, 4)),
                    "stage0_block0/rprelu": ("RPReLU", {32: 12}, (8, 8, 4)),
                    "stage1_block0": ("BiRealBlock", {32: 4}, (4, 4, 8)),

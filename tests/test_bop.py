@@ -68,18 +68,18 @@ def test_bop_with_adam_trains_binary_and_real_parameters():
 
     @jax.jit
     def step(p, s):
-        l, g = jax.value_and_grad(loss)(p)
+        loss_value, g = jax.value_and_grad(loss)(p)
         u, s = tx.update(g, s, p)
-        return optax.apply_updates(p, u), s, l
+        return optax.apply_updates(p, u), s, loss_value
 
     first = None
     for _ in range(60):
-        params, state, l = step(params, state)
-        first = first if first is not None else float(l)
+        params, state, loss_value = step(params, state)
+        first = first if first is not None else float(loss_value)
     kernel = np.asarray(params["dense"]["latent_kernel"])
     assert set(np.unique(kernel)) <= {-1.0, 1.0}
     np.testing.assert_array_equal(kernel, np.asarray(w_true))
-    assert float(l) < 0.5 * first
+    assert float(loss_value) < 0.5 * first
 
 
 def test_flip_ratio_without_bop_state_is_an_error():

@@ -151,7 +151,7 @@ def _plain_dhn_layer_grad_norms(alpha, beta):
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     grads = jax.grad(loss)(variables["params"])
-    return [optax.tree.norm(grads[f"layer{l}"]) for l in range(6)]
+    return [optax.tree.norm(grads[f"layer{i}"]) for i in range(6)]
 
 
 @pytest.mark.parametrize("alpha,beta", [(4.0, 1.0), (2.0, 0.5), (8.0, 2.0)])

@@ -3,6 +3,7 @@ layers and nothing of the training stack, and an NNX model trains in it."""
 import email
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -55,7 +56,31 @@ SCRIPT = textwrap.dedent("""
     losses = [float(step(model, opt)) for _ in range(30)]
     assert losses[-1] < 0.8 * losses[0], losses
     print("LOSS", losses[0], losses[-1])
+    print("VERSION", H.__version__)
 """)
+
+
+def _source_version() -> str:
+    """``__version__`` as written in the checkout's htaf_jax/__init__.py (read, not imported,
+    as the build reads it)."""
+    text = (ROOT / "htaf_jax" / "__init__.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"$', text, re.M).group(1)
+
+
+def _check_wheel_contents(wheel: pathlib.Path) -> None:
+    """The wheel carries the checkout's one version, the PEP 561 marker, the license text
+    and the SPDX license expression."""
+    version = _source_version()
+    assert wheel.name.startswith(f"htaf_jax-{version}-"), wheel.name
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = email.message_from_bytes(
+            z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
+    assert "htaf_jax/py.typed" in names, names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert meta["Version"] == version, meta["Version"]
+    assert meta["License-Expression"] == "Apache-2.0", meta["License-Expression"]
+    assert not [n for n in names if n.startswith(("experiments/", "tests/", "benchmarks/"))]
 
 
 def _base_closure(wheel: pathlib.Path) -> dict:
@@ -109,6 +134,7 @@ def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
                     "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
                    check=True, env=env, cwd=tmp_path, timeout=300)
     wheel, = (tmp_path / "dist").glob("htaf_jax-*.whl")
+    _check_wheel_contents(wheel)
     closure = _base_closure(wheel)
     assert {"jax", "jaxlib", "flax", "optax", "chex", "numpy"} <= set(closure)
     assert not set(closure) & set(TRAINING_STACK), sorted(set(closure) & set(TRAINING_STACK))
@@ -136,6 +162,7 @@ def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ENGINE: htaf_jax.train needs the [train] extra" in run.stdout
+    assert f"VERSION {_source_version()}" in run.stdout, run.stdout
 
 
 SEEN = textwrap.dedent("""
@@ -165,3 +192,33 @@ def test_linen_and_nnx_export_the_same_layers():
             "ConceptBottleneck"} <= set(linen.__all__)
     for name in nnx_layers.__all__:
         assert getattr(linen, name).__name__ == getattr(nnx_layers, name).__name__ == name
+
+
+def test_one_version():
+    """The build reads htaf_jax.__version__ (no second copy in pyproject.toml), and the
+    changelog's top entry is that version."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "htaf_jax.__version__"}
+    top = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)
+    assert top == _source_version(), (top, _source_version())
+
+
+@pytest.mark.slow
+def test_sdist_and_wheel_pass_twine_check(tmp_path):
+    """``python -m build`` as a release runs it (the sdist, then the wheel built from the
+    unpacked sdist, so the sdist is complete), without build isolation so it needs no
+    download; ``twine check --strict`` accepts both; the wheel has the version and files."""
+    pytest.importorskip("build")
+    pytest.importorskip("twine")
+    out = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "-o", str(out), str(ROOT)],
+                   check=True, capture_output=True, cwd=tmp_path, timeout=300)
+    wheel, = out.glob("htaf_jax-*.whl")
+    sdist, = out.glob("htaf_jax-*.tar.gz")
+    _check_wheel_contents(wheel)
+    assert sdist.name == f"htaf_jax-{_source_version()}.tar.gz"
+    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel),
+                            str(sdist)], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -1,5 +1,4 @@
 """Binary and deep-Heaviside layers: Linen and NNX agree; NNX layers train."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

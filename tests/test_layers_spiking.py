@@ -1,5 +1,7 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
+import dataclasses
 import inspect
+import re
 
 import chex
 import jax
@@ -13,6 +15,7 @@ from htaf_jax import spiking
 from htaf_jax.linen import spiking as L
 from htaf_jax.nnx import spiking as N
 from htaf_jax.surrogates import get_surrogate
+from reference_lif import reference_lif
 
 KEY = jax.random.PRNGKey(0)
 HTAF = get_surrogate("htaf")
@@ -99,22 +102,47 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(name, options, direct):
     assert float(jnp.abs(grad_n[1]).max()) > 0
 
 
-def _nnx_defaults(cls):
-    """Keyword defaults of an NNX layer, its base classes' included."""
-    defaults = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass) and issubclass(klass, nnx.Module):
-            for k, p in inspect.signature(klass.__init__).parameters.items():
-                if p.kind == p.KEYWORD_ONLY:
-                    defaults[k] = p.default
-    return {k: v for k, v in defaults.items() if k not in ("in_features", "rngs")}
-
-
 @pytest.mark.parametrize("name", NEURONS)
 def test_same_fields_and_defaults_in_linen_and_nnx(name):
+    """Both front ends take the neuron's field spec: the Linen dataclass fields and the
+    NNX signature hold the same names and defaults as spiking's spec."""
     linen_fields = {k: f.default for k, f in getattr(L, name).__dataclass_fields__.items()
                     if k not in ("parent", "name")}
-    assert linen_fields == _nnx_defaults(getattr(N, name))
+    nnx_fields = {k: p.default for k, p in inspect.signature(getattr(N, name)).parameters.items()
+                  if k not in ("in_features", "rngs")}
+    spec = getattr(spiking, f"{name}Fields")
+    assert linen_fields == nnx_fields
+    assert {k: v for k, v in linen_fields.items() if k != "param_dtype"} == \
+        {f.name: f.default for f in dataclasses.fields(spec)}
+    assert N.IF(threshold=0.5).beta == 1.0 and L.IF().beta == 1.0
+
+
+@pytest.mark.parametrize("front", [L, N])
+@pytest.mark.parametrize("name,fields,message", [
+    ("LIF", {"beta": 1.5}, r"beta is a decay per step and must lie in \[0, 1\].*got 1.5"),
+    ("LIF", {"beta": -0.1}, r"beta is a decay per step"),
+    ("LIF", {"beta": np.array([0.5, 1.2])}, r"beta is a decay per step"),
+    ("LIF", {"threshold": 0.0}, r"threshold must be > 0.*got 0.0"),
+    ("IF", {"threshold": -1.0}, r"threshold must be > 0"),
+    ("Synaptic", {"alpha": 2.0}, r"alpha is a decay per step"),
+    ("ALIF", {"adapt_decay": 1.01}, r"adapt_decay is a decay per step"),
+    ("Synaptic", {"alpha": 1.0, "learn_alpha": True}, r"0 < alpha < 1"),
+    ("LIF", {"reset": "hard"}, r"reset must be 'subtract' or 'zero', got 'hard'"),
+    ("LIF", {"fire_first": True}, r"needs reset_delay=True"),
+])
+def test_neurons_refuse_bad_fields_in_one_line(front, name, fields, message):
+    with pytest.raises(ValueError, match=message) as info:
+        getattr(front, name)(**fields)
+    assert "\n" not in str(info.value)
+
+
+def test_nnx_neuron_lists_valid_fields_for_an_unknown_one():
+    with pytest.raises(TypeError, match=r"LIF got unknown field\(s\) treshold; valid: beta, "
+                                        r"threshold, reset"):
+        N.LIF(treshold=0.5)
+    # The edges of the valid range are accepted: no leak (IF-like) and full leak.
+    for beta in (0.0, 1.0):
+        assert float(N.LIF(beta=beta)(jnp.ones((3, 1, 2)))[1][-1, 0, 0]) >= 0
 
 
 def test_nnx_if_rejects_a_leak_and_per_neuron_needs_in_features():
@@ -291,7 +319,7 @@ def test_spike_at_threshold_sets_h0_and_keeps_the_gradient():
     np.testing.assert_array_equal(spikes, [0, 0])
     np.testing.assert_array_equal(mems, [0.5, 1.0])
     for at in (True, False):
-        g = jax.grad(lambda x: spiking.threshold_spike(HTAF, x, at))(jnp.float32(0.0))
+        g = jax.grad(lambda x, at=at: spiking.threshold_spike(HTAF, x, at))(jnp.float32(0.0))
         np.testing.assert_allclose(g, HTAF.grad(jnp.float32(0.0)), rtol=1e-6)
 
 
@@ -468,67 +496,151 @@ def test_the_models_pass_every_neuron_field_to_their_neurons():
 
 # ------------------------------------------------- hand-written LIF gradient --
 
-def _general(spike_fn):
-    """The same spike function, but not a registry Surrogate: the autodiff scan."""
-    return lambda x: spike_fn(x)
+ORDERS = [{}, {"reset_delay": True}, {"reset_delay": True, "fire_first": True}]
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("detach", [True, False])
-@pytest.mark.parametrize("order", [{}, {"reset_delay": True},
-                                   {"reset_delay": True, "fire_first": True}])
-def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order):
-    """LIF over (T, B, F) currents with a registry surrogate uses the custom VJP; the
-    autodiff scan (the same function wrapped, so not a Surrogate) is the reference:
-    equal spikes, membranes and gradients for the currents, a per-neuron β and a
-    scalar θ equal to float32 rounding, for a loss on both outputs."""
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("spike", ["registry", "callable"])
+def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order, spike):
+    """LIF's one scan (a hand-written gradient, for a registry unit or for a plain
+    callable through its own vjp) against the obvious scan autodiff differentiates
+    (tests/reference_lif.py): equal spikes, membranes and gradients for the currents,
+    a per-neuron β and a scalar θ equal to float32 rounding, for a loss with random
+    weights on both outputs."""
     surrogate = get_surrogate("atan")
+    spike_fn = surrogate if spike == "registry" else (lambda x: surrogate(x))
     x = jax.random.normal(KEY, (40, 3, 5)) * 0.7 + 0.4
     w = jax.random.normal(jax.random.PRNGKey(1), (2, 40, 3, 5))
     options = dict(reset=reset, detach_reset=detach, spike_at_threshold=False, **order)
 
-    def loss(x, beta, theta, spike_fn):
-        s, m = spiking.lif_dynamics(x, beta=beta, threshold=theta, spike_fn=spike_fn,
-                                    **options)
+    def loss(x, beta, theta, lif):
+        s, m = lif(x, beta=beta, threshold=theta, spike_fn=spike_fn, **options)
         return jnp.sum(s * w[0]) + jnp.sum(m * w[1]), (s, m)
 
     args = (x, jnp.linspace(0.6, 0.95, 5), jnp.float32(0.9))
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True), static_argnums=3)
-    g_hand, (s_hand, m_hand) = grad(*args, surrogate)
-    g_auto, (s_auto, m_auto) = grad(*args, _general(surrogate))
+    g_hand, (s_hand, m_hand) = grad(*args, spiking.lif_dynamics)
+    g_auto, (s_auto, m_auto) = grad(*args, reference_lif)
     assert 0.1 < float(s_auto.mean()) < 0.7
     np.testing.assert_array_equal(s_hand, s_auto)
     np.testing.assert_allclose(m_hand, m_auto, rtol=1e-6, atol=1e-6)  # XLA fuses differently
     for a, b in zip(g_hand, g_auto):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * float(jnp.abs(b).max()))
     # Constants (Python numbers) get no gradient work, and the values agree.
-    s_const, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9, spike_fn=surrogate,
-                                      **options)
-    s_ref, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9,
-                                    spike_fn=_general(surrogate), **options)
+    s_const, _ = spiking.lif_dynamics(x, beta=0.8, threshold=0.9, spike_fn=spike_fn, **options)
+    s_ref, _ = reference_lif(x, beta=0.8, threshold=0.9, spike_fn=spike_fn, **options)
     np.testing.assert_array_equal(s_const, s_ref)
+
+
+def test_lif_takes_traced_unit_hyperparameters():
+    """A unit whose hyperparameters are traced (learned) runs the same scan: the
+    backward rule uses their values (the gradient to the currents equals the one with
+    the same numbers bound as constants), and the step gives them zero cotangent."""
+    x = jax.random.normal(KEY, (12, 3, 4)) + 0.5
+    w = jax.random.normal(jax.random.PRNGKey(2), (12, 3, 4))
+
+    def loss(x, alpha):
+        s, _ = spiking.lif_dynamics(x, beta=0.9, threshold=1.0,
+                                    spike_fn=get_surrogate("htaf", alpha=alpha))
+        return jnp.sum(s * w)
+
+    g_x, g_alpha = jax.grad(loss, argnums=(0, 1))(x, jnp.float32(2.5))
+    np.testing.assert_allclose(g_x, jax.grad(loss)(x, 2.5), rtol=1e-6)
+    assert float(g_alpha) == 0.0
+    assert not np.allclose(g_x, jax.grad(loss)(x, 4.0))  # α reached the rule
+
+
+def _copies_per_step(fn, *args, t: int) -> list[str]:
+    """Copies of an array with a leading axis of size t that the compiled program makes
+    outside its entry computation: inside a loop body, one per step."""
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    copies = []
+    for computation in re.split(r"\n(?=\S)", text):
+        if computation.startswith("ENTRY"):
+            continue  # a copy there runs once
+        copies += re.findall(rf"= \w+\[{t},[^\]]*\]\S* copy\(", computation)
+    return copies
+
+
+LIF_OPTIONS = [dict(reset=r, reset_delay=d, fire_first=f, detach_reset=dr, spike_at_threshold=a)
+               for r in ("subtract", "zero") for d, f in ((False, False), (True, False),
+                                                          (True, True))
+               for dr in (True, False) for a in (True, False)]
+T_LONG = 37  # no other axis has this size
+
+
+@pytest.mark.parametrize("options", LIF_OPTIONS, ids=lambda o: "-".join(
+    f"{k}={v}" for k, v in o.items()))
+def test_no_per_step_copy_of_the_sequence_in_any_lif_option(options):
+    """The cause of a cost quadratic in T, tested directly: a (T, ...) buffer that a
+    loop updates in place costs a copy of all T steps at every step when XLA cannot
+    prove the update safe (the same-step reset's forward did, at 0a11196). For every
+    combination of reset, reset_delay, fire_first, detach_reset and spike_at_threshold,
+    with learnable β and θ: the compiled forward and forward + backward copy nothing of
+    size T inside a loop."""
+    x = jax.random.normal(KEY, (T_LONG, 3, 5)) + 0.5
+
+    def forward(x, beta, theta):
+        return spiking.lif_dynamics(x, beta=beta, threshold=theta, spike_fn=HTAF, **options)
+
+    def loss(x, beta, theta):
+        s, m = forward(x, beta, theta)
+        return jnp.sum(s) + jnp.sum(m)
+
+    args = (x, jnp.full((5,), 0.9), jnp.float32(1.0))
+    assert _copies_per_step(forward, *args, t=T_LONG) == []
+    assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1, 2)), *args,
+                            t=T_LONG) == []
+
+
+@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("front", ["linen", "nnx"])
+def test_no_per_step_copy_of_the_sequence_in_any_neuron(name, front):
+    """Every neuron, Linen and NNX, default options and every parameter learnable
+    (and the snnTorch order): no copy of size T inside a loop of the compiled
+    forward + backward."""
+    x = jax.random.normal(KEY, (T_LONG, 3, 5)) + 0.5
+    for options in ({}, {"reset_delay": True, "spike_at_threshold": False}):
+        fields = {**ALL_LEARNABLE[name], **options}
+        if front == "linen":
+            layer = getattr(L, name)(**fields)
+            params = layer.init(KEY, x)
+
+            def loss(p, x):
+                s, m = layer.apply(p, x)
+                return jnp.sum(s) + jnp.sum(m)
+        else:
+            layer = getattr(N, name)(**fields, in_features=5, rngs=nnx.Rngs(0))
+            graph, params = nnx.split(layer)
+
+            def loss(p, x):
+                s, m = nnx.merge(graph, p)(x)
+                return jnp.sum(s) + jnp.sum(m)
+        assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1)), params, x,
+                                t=T_LONG) == []
 
 
 @pytest.mark.parametrize("order", [dict(reset_delay=True, fire_first=True, detach_reset=False),
                                    dict(), dict(reset_delay=True)])
 def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
-    """The custom VJP writes its residual over the currents and its scan stacks nothing
-    else (spikes and membranes come from the residual afterwards), so the compiled
-    gradient of Dense (with bias) → LIF needs two (T, B, N) stacks less
-    temporary memory than autodiff of the scan (XLA's buffer assignment, no timing;
-    when the scan also stacked its spikes it was one)."""
+    """The scan writes its one residual over the currents and stacks nothing else
+    (spikes and membranes come from the residual afterwards), so the compiled gradient
+    of Dense (with bias) → LIF needs two (T, B, N) stacks less temporary memory than
+    autodiff of the plain scan (XLA's buffer assignment, no timing; a residual stacked
+    as the scan's output instead of written over the currents saves only one)."""
     T_, B_, N_ = 64, 8, 256
     stack = T_ * B_ * N_ * 4
     x = jax.random.normal(KEY, (T_, B_, N_))
     params = (jax.random.normal(KEY, (N_, N_)) / 16, jnp.zeros(N_))
 
-    def temp(spike_fn):
+    def temp(lif):
         def f(p):
-            s, _ = spiking.lif_dynamics(x @ p[0] + p[1], beta=0.9, threshold=1.0,
-                                        spike_fn=spike_fn, **order)
+            s, _ = lif(x @ p[0] + p[1], beta=0.9, threshold=1.0,
+                       spike_fn=get_surrogate("atan"), **order)
             return jnp.sum(s)
         return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
                 .memory_analysis().temp_size_in_bytes)
 
-    surrogate = get_surrogate("atan")
-    assert temp(surrogate) <= temp(_general(surrogate)) - 1.9 * stack  # + small buffers
+    assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 1.9 * stack  # + small buffers

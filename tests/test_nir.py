@@ -87,7 +87,7 @@ def near_threshold(net, x, margin=MARGIN):
     """Whether some membrane before reset lies within ``margin`` of θ: each neuron
     layer is rerun with θ ± margin; with the zero reset the trajectory depends on θ
     only through the spikes, so equal spikes mean no membrane in (θ − m, θ + m]."""
-    h, timed = x, True
+    h = x
     for layer in net.layers:
         if hasattr(layer, "reset"):
             spikes = []
@@ -377,7 +377,7 @@ def test_from_linen_equals_the_linen_layers_and_exports():
         else:
             p = module.init(jax.random.key(i), h).get("params", {})
             # Moved off their constant initial values, so per-neuron values differ.
-            p = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(jax.random.key(i), v.shape), p)
+            p = jax.tree.map(lambda v, i=i: v + 0.1 * jax.random.normal(jax.random.key(i), v.shape), p)
             h = module.apply({"params": p}, h)
             h = h[0] if isinstance(h, tuple) else h
         params.append(p)

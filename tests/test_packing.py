@@ -145,17 +145,17 @@ def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set()
             logits, upd = model.apply({**variables, "params": p}, x, train=True,
                                       mutable=["batch_stats", "intermediates"])
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd
-        (l, upd), g = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+        (loss_value, upd), g = jax.value_and_grad(loss, has_aux=True)(variables["params"])
         updates, opt_state = tx.update(g, opt_state)
         params = optax.apply_updates(variables["params"], updates)
-        return {"params": params, "batch_stats": upd["batch_stats"]}, opt_state, l
+        return {"params": params, "batch_stats": upd["batch_stats"]}, opt_state, loss_value
 
     losses = []
-    for epoch in range(3):
+    for _epoch in range(3):
         for i in range(0, 4096, 256):
-            variables, opt_state, l = step(variables, opt_state, train_x[i:i + 256],
+            variables, opt_state, loss_value = step(variables, opt_state, train_x[i:i + 256],
                                            train_y[i:i + 256])
-            losses.append(float(l))
+            losses.append(float(loss_value))
     assert losses[-1] < losses[0]                                   # it did train
     packed_logits, float_logits = jax.jit(lambda v, x: (
         packed_mlp_logits(pack_binary_mlp(model, v), x), model.apply(v, x, train=False)))(

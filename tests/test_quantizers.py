@@ -44,10 +44,10 @@ def test_swish_sign_gradient_matches_larq_closed_form_and_signswish_derivative()
     for beta in (5.0, 2.0):
         bx = beta * x
         larq = beta * (2 - bx * np.tanh(bx / 2)) / (1 + np.cosh(bx))
-        np.testing.assert_allclose(_grad(lambda v: Q.swish_sign(v, beta), X[:-1]), larq,
+        np.testing.assert_allclose(_grad(lambda v, beta=beta: Q.swish_sign(v, beta), X[:-1]), larq,
                                    rtol=1e-5, atol=1e-7)
         # ... which is the derivative of SignSwish 2σ(βx)(1 + βx(1 − σ(βx))) − 1.
-        ss = lambda v: 2 * jax.nn.sigmoid(beta * v) * (1 + beta * v * (1 - jax.nn.sigmoid(beta * v))) - 1
+        ss = lambda v, beta=beta: 2 * jax.nn.sigmoid(beta * v) * (1 + beta * v * (1 - jax.nn.sigmoid(beta * v))) - 1
         np.testing.assert_allclose(_grad(ss, X[:-1]), larq, rtol=1e-4, atol=1e-6)
     assert float(jax.grad(Q.swish_sign)(0.0)) == 5.0
     far = float(jax.grad(Q.swish_sign)(jnp.float32(1e4)))

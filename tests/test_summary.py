@@ -26,7 +26,7 @@ def _normal(shape):
 
 def test_binary_mlp_summary_by_hand():
     s = _summary(BinaryMLP(hidden=(16, 8)), _normal((2, 4, 4, 1)), train=False)
-    assert [l.name for l in s.layers] == ["dense0", "bn0", "dense1", "bn1", "head", "head_bn"]
+    assert [layer.name for layer in s.layers] == ["dense0", "bn0", "dense1", "bn1", "head", "head_bn"]
     # 1-bit kernels: 16·16 + 16·8 + 8·10; BatchNorms: 2 per channel (16 + 8 + 10 channels).
     assert s.params == {1: 256 + 128 + 80, 32: 2 * (16 + 8 + 10)}
     assert s.total_params == 464 + 68
@@ -34,7 +34,7 @@ def test_binary_mlp_summary_by_hand():
     assert s.float32_bytes == 532 * 4
     assert s.compression_ratio == pytest.approx(330 / 2128)
     # The first layer reads the real image (32-bit MACs); the others read ±1 activations.
-    assert [l.input_precision for l in s.layers] == [32, None, 1, None, 1, None]
+    assert [layer.input_precision for layer in s.layers] == [32, None, 1, None, 1, None]
     assert s.macs == {1: 128 + 80, 32: 256}
     assert s.binary_mac_ratio == pytest.approx(208 / 464)
     text = s.table()
@@ -46,7 +46,7 @@ def test_binary_convnet_counts_macs_per_output_pixel():
     conv = s.layers[0]
     assert conv.name == "conv0" and conv.output_shape == (8, 8, 4)
     assert conv.params == {1: 3 * 3 * 1 * 4} and conv.macs == {32: 36 * 64}
-    dense = next(l for l in s.layers if l.name == "dense")          # 4·4·4 = 64 inputs, all ±1
+    dense = next(layer for layer in s.layers if layer.name == "dense")          # 4·4·4 = 64 inputs, all ±1
     assert dense.params == {1: 64 * 8} and dense.macs == {1: 512}
     assert s.params == {1: 36 + 512 + 80, 32: 2 * (4 + 8 + 10)}
     assert s.macs == {1: 512 + 80, 32: 2304}

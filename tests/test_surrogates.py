@@ -133,7 +133,7 @@ def test_straight_through_primitive_is_the_hard_form_of_every_entry():
     x = jnp.array([-0.2, 0.0, 0.7])
     for name in ("htaf", "atan"):
         s = H.get_surrogate(name)
-        hard = lambda v: H.straight_through(v, s.spec.grad, **s.kwargs)  # noqa: E731
+        hard = lambda v, s=s: H.straight_through(v, s.spec.grad, **s.kwargs)  # noqa: E731
         np.testing.assert_array_equal(hard(x), s.heaviside(x))
         np.testing.assert_array_equal(hard(x), [0, 1, 1])
         np.testing.assert_allclose(jax.vmap(jax.grad(hard))(x), s.grad(x), rtol=1e-6)

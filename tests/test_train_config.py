@@ -121,7 +121,7 @@ def test_model_field_unknown_to_the_factory_fails_before_compilation(name, field
     with pytest.raises(ConfigError) as e:
         train_and_evaluate(config, str(tmp_path))
     text = str(e.value)
-    assert text.startswith(f"config.model: ") and f"no fields ['{field}']" in text
+    assert text.startswith("config.model: ") and f"no fields ['{field}']" in text
     assert "its fields are" in text and "\n" not in text
 
 

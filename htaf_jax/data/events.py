@@ -25,7 +25,7 @@ leading axis over devices; the models put time first themselves
 from __future__ import annotations
 
 import os
-from typing import Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch:
     """
     order = epoch_order(len(split), seed, epoch)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
+    binning: dict[str, Any] = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
                    time_major=time_major)
     for step in range(start_step, len(order) // batch_size):
         idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
@@ -183,7 +183,7 @@ def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int]
     the last batch is padded with empty samples, mask 0 on the padding."""
     n = len(split)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
+    binning: dict[str, Any] = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
                    time_major=time_major)
     batch_axis = 1 if time_major else 0
     for batch_start in range(0, n, batch_size):
@@ -256,7 +256,7 @@ def load_event_splits(data_dir: str | None = None, *, train_subset: int = -1,
     an image dataset: ``validation_size`` > 0 evaluates on the last N train samples,
     ``train_subset``/``test_subset`` > 0 keep the first N. Frames: ``num_steps`` steps
     (default 100) over ``max_time`` seconds (default 1.4)."""
-    binning = dict(num_steps=DEFAULT_NUM_STEPS if num_steps is None else int(num_steps),
+    binning: dict[str, Any] = dict(num_steps=DEFAULT_NUM_STEPS if num_steps is None else int(num_steps),
                    max_time=DEFAULT_MAX_TIME if max_time is None else float(max_time))
     if binning["num_steps"] < 1 or binning["max_time"] <= 0:
         raise ValueError(f"SHD frames need num_steps >= 1 and max_time > 0, got "

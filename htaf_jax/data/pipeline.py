@@ -77,7 +77,7 @@ def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int 
             data_dir, train_subset=train_subset, test_subset=test_subset,
             validation_size=validation_size, num_steps=event_num_steps,
             max_time=event_max_time)
-        return DataSplits(train, evaluation, eval_split, classes, None)
+        return DataSplits(train, evaluation, eval_split, classes, None)  # pyright: ignore[reportArgumentType]
     n_train = split_size(dataset, "train", data_dir)
     if validation_size >= n_train:
         raise ValueError(f"config.validation_size={validation_size} leaves no training "

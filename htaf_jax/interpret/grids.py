@@ -67,7 +67,7 @@ def save_concept_grid(path: str, images: np.ndarray, preactivations: np.ndarray,
         _show(ax, images[i])
         title = f"{preactivations[i, concept]:+.2f}"
         if labels is not None:
-            name = class_names[labels[i]] if class_names is not None else str(labels[i])
+            name = class_names[labels[i]] if class_names is not None else str(labels[i])  # pyright: ignore[reportArgumentType, reportCallIssue]
             title = f"{name[:10]}\n{title}"
         ax.set_title(title, fontsize=7)
     which = "least" if least else "most"

@@ -9,7 +9,6 @@ defaults and parameter names.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -23,28 +22,25 @@ from htaf_jax.surrogates import resolve_surrogate
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF", "NeuronFields"]
 
 
-class NeuronFields(nn.Module):
+def _with_fields(spec: type[spiking.LIFFields], base: type) -> type:
+    """``base`` with ``spec``'s own fields (its additions and changed defaults) as
+    dataclass fields: the fields are declared once, in :mod:`htaf_jax.spiking.fields`."""
+    own = spec.own()
+    namespace = {"__annotations__": {f.name: f.type for f in own}, "__module__": __name__,
+                 "spec": spec,  # a class attribute (not annotated), not a field
+                 **{f.name: f.default for f in own}}
+    return type(f"_{spec.__name__}", (base,), namespace)
+
+
+class NeuronFields(_with_fields(spiking.LIFFields, nn.Module)):
     """The fields every neuron shares (documented on ``LIF``), for the neurons and for the
     models that pass them on (``neuron_fields()``: their values by name)."""
-    beta: float = 0.9
-    threshold: float = 1.0
-    reset: spiking.Reset = "subtract"
-    detach_reset: bool = True
-    reset_delay: bool = False
-    spike_at_threshold: bool = True
-    fire_first: bool = False
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    per_neuron: bool = False
-    surrogate: str | Callable = "htaf"
 
     def neuron_fields(self) -> dict:
         return {f: getattr(self, f) for f in NEURON_FIELDS}
 
 
-# NeuronFields' own fields (Flax adds ``parent`` and ``name`` to every module).
-NEURON_FIELDS = tuple(f.name for f in dataclasses.fields(NeuronFields)
-                      if f.name not in ("parent", "name"))
+NEURON_FIELDS = spiking.LIFFields.names()
 
 
 class _Neuron(NeuronFields):
@@ -52,20 +48,20 @@ class _Neuron(NeuronFields):
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        spiking.check_options(self.reset, self.reset_delay, self.fire_first)
-        if self.learn_beta:
-            spiking.decay_to_logit(self.beta)  # raises unless 0 < β < 1
+        spiking.build_fields(self.spec, type(self).__name__,  # checks the values
+                             {n: getattr(self, n) for n in self.spec.names()})
         super().__post_init__()
 
     def _features(self, currents: Array, num_steps: int | None) -> tuple[int, ...]:
         return tuple(currents.shape[1:] if num_steps is not None else currents.shape[2:])
 
     def _decay(self, name: str, value: float, learn: bool, shape, dtype) -> Array | float:
-        """A decay in (0, 1]; learnable as σ(``name``) so it stays in (0, 1), else the
-        Python number."""
+        """A decay in [0, 1]; learnable as σ(``name``) so it stays in (0, 1), else the
+        value as given (a Python number: the neurons skip its gradient)."""
         if not learn:
-            return value  # a constant: the neurons skip its gradient
-        init = nn.initializers.constant(spiking.decay_to_logit(value))
+            return value
+        logit = spiking.decay_to_logit(value, name.removesuffix("_logit"))
+        init = nn.initializers.constant(logit)
         return jax.nn.sigmoid(self.param(name, init, shape, self.param_dtype))
 
     def _common(self, currents: Array, num_steps: int | None) -> dict:
@@ -100,8 +96,8 @@ class LIF(_Neuron):
     surrogate; :mod:`htaf_jax.spiking` gives the details.
 
     Attributes:
-      beta: decay β ∈ (0, 1] (the initial value when learnable).
-      threshold: firing threshold θ (the initial value when learnable).
+      beta: decay β ∈ [0, 1] (the initial value when learnable, then in (0, 1)).
+      threshold: firing threshold θ > 0 (the initial value when learnable).
       reset: "subtract" (soft) or "zero" (hard).
       detach_reset: no gradient through the spike in the reset term.
       reset_delay: apply a spike's reset at the next step, as snnTorch's
@@ -124,17 +120,11 @@ class LIF(_Neuron):
         return spiking.lif_dynamics(currents, **self._common(currents, num_steps))
 
 
-class IF(LIF):
+class IF(_with_fields(spiking.IFFields, LIF)):
     """Integrate-and-fire neurons: ``LIF`` without leak (β = 1, not learnable)."""
-    beta: float = 1.0
-
-    def __post_init__(self):
-        if self.beta != 1.0 or self.learn_beta:
-            raise ValueError("IF neurons have beta = 1 and no learnable decay; use LIF")
-        super().__post_init__()
 
 
-class RecurrentLIF(_Neuron):
+class RecurrentLIF(_with_fields(spiking.RecurrentLIFFields, _Neuron)):
     """LIF whose input also gets its own previous spikes: I[t] + R(S[t−1]).
 
     ``all_to_all=True``: R(s) = s @ W + b over the last axis (parameters
@@ -147,8 +137,6 @@ class RecurrentLIF(_Neuron):
     also zeroes that step's input (U = (1 − S_prev)·(β·U + I + R)); ours resets
     as the LIF does.
     """
-    all_to_all: bool = True
-    recurrent_init: float = 1.0
 
     @nn.compact
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
@@ -168,23 +156,16 @@ class RecurrentLIF(_Neuron):
         return spiking.recurrent_lif_dynamics(currents, recurrent=recurrent, **common)
 
 
-class Synaptic(_Neuron):
+class Synaptic(_with_fields(spiking.SynapticFields, _Neuron)):
     """Current-based synaptic LIF: I_syn = α·I_syn + I feeds the LIF (snnTorch's
     ``Synaptic``; :func:`htaf_jax.spiking.synaptic_dynamics`). As with
     ``RecurrentLIF``, snnTorch's delayed zero reset also zeroes that step's
     input ((1 − S_prev)·(β·U + I_syn)); ours resets as the LIF does.
 
     Attributes (besides LIF's):
-      alpha: synaptic decay α ∈ (0, 1] (the initial value when learnable).
+      alpha: synaptic decay α ∈ [0, 1] (the initial value when learnable).
       learn_alpha: learn α as σ(``alpha_logit``), per neuron with ``per_neuron``.
     """
-    alpha: float = 0.9
-    learn_alpha: bool = False
-
-    def __post_init__(self):
-        if self.learn_alpha:
-            spiking.decay_to_logit(self.alpha, "alpha")
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
@@ -194,7 +175,7 @@ class Synaptic(_Neuron):
                                          **self._common(currents, num_steps))
 
 
-class ALIF(_Neuron):
+class ALIF(_with_fields(spiking.ALIFFields, _Neuron)):
     """Adaptive-threshold LIF (Bellec et al. 2018): the LIF with threshold
     A[t] = θ + γ·a[t], a[t] = ρ·a[t−1] + (1 − ρ)·S[t−1], a[−1] = 0, in the
     firing test and the reset (:func:`htaf_jax.spiking.alif_dynamics`).
@@ -208,15 +189,6 @@ class ALIF(_Neuron):
       learn_adapt_scale: learn γ (parameter ``adapt_scale``, unconstrained as θ is).
       (Both per neuron with ``per_neuron``.)
     """
-    adapt_decay: float = 0.95
-    adapt_scale: float = 1.0
-    learn_adapt_decay: bool = False
-    learn_adapt_scale: bool = False
-
-    def __post_init__(self):
-        if self.learn_adapt_decay:
-            spiking.decay_to_logit(self.adapt_decay, "adapt_decay")
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:

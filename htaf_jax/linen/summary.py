@@ -109,9 +109,10 @@ class ModelSummary:
         bits, precisions = sorted(self.params), sorted(self.macs)
         header = (["Layer", "Input prec.", "Outputs"] + [f"# {b}-bit" for b in bits]
                   + ["Memory (kB)"] + [f"{p}-bit MACs" for p in precisions])
-        rows = [[l.name, str(l.input_precision or "-"), str(l.output_shape)]
-                + [str(l.params.get(b, 0)) for b in bits] + [f"{l.memory_bits / 8 / 1024:.2f}"]
-                + [str(l.macs.get(p, 0)) for p in precisions] for l in self.layers]
+        rows = [[layer.name, str(layer.input_precision or "-"), str(layer.output_shape)]
+                + [str(layer.params.get(b, 0)) for b in bits]
+                + [f"{layer.memory_bits / 8 / 1024:.2f}"]
+                + [str(layer.macs.get(p, 0)) for p in precisions] for layer in self.layers]
         rows.append(["Total", "", ""] + [str(self.params[b]) for b in bits]
                     + [f"{self.memory_bytes / 1024:.2f}"] + [str(self.macs[p]) for p in precisions])
         widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]

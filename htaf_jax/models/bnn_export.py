@@ -150,7 +150,7 @@ def packed_mlp_logits(packed: PackedMLP, images: Array) -> Array:
     y = y if first.scale is None else y * first.scale
     for i, layer in enumerate(packed.layers):
         if i > 0:
-            y = P.packed_dense(bits, layer)
+            y = P.packed_dense(bits, layer)  # noqa: F821 (bound by the iteration before)
         y = P.batchnorm_inference(y, *packed.norms[i])
         if i < len(packed.layers) - 1 or packed.head is not None:
             bits = P.pack_signs(y)                                     # sign(0) = +1

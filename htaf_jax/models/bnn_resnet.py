@@ -77,7 +77,7 @@ def binary_unit(spec: Any) -> Callable[[Array], Array]:
     if not callable(spec):
         raise TypeError(f"a binary unit is a name, a Surrogate or a callable; "
                         f"got {type(spec).__name__}")
-    return spec
+    return spec  # pyright: ignore[reportReturnType]
 
 
 class RPReLU(nn.Module):

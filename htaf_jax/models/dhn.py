@@ -93,14 +93,14 @@ class HeavisideMLP(_HeavisideBase):
         chex.assert_rank(images, 4)
         x = images.reshape(images.shape[0], -1)
         h = x
-        for l in range(self.depth):
+        for i in range(self.depth):
             residual = None
-            if self.variant == "skip" and l > 0:
-                residual = nn.Dense(self.width, use_bias=False, name=f"skip{l}")(x)
+            if self.variant == "skip" and i > 0:
+                residual = nn.Dense(self.width, use_bias=False, name=f"skip{i}")(x)
             h = HeavisideDense(self.width, mode=self.mode, linear_fraction=self._linear_fraction,
                                use_batchnorm=self.use_batchnorm, surrogate=self.surrogate,
-                               name=f"layer{l}")(h, train, residual)
-            self._record(h, l)
+                               name=f"layer{i}")(h, train, residual)
+            self._record(h, i)
         logits = nn.Dense(self.num_classes, name="head")(h)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
         return logits
@@ -121,15 +121,15 @@ class HeavisideCNN(_HeavisideBase):
         chex.assert_rank(images, 4)
         x = images
         h = x
-        for l in range(self.depth):
+        for i in range(self.depth):
             z = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=not self.use_batchnorm,
-                        name=f"layer{l}")(h)
-            if self.variant == "skip" and l > 0:
+                        name=f"layer{i}")(h)
+            if self.variant == "skip" and i > 0:
                 factor = x.shape[1] // z.shape[1]
                 x_here = nn.max_pool(x, (factor, factor), (factor, factor)) if factor > 1 else x
-                z = z + nn.Conv(self.features, (1, 1), use_bias=False, name=f"skip{l}")(x_here)
-            h = self._unit(self._norm(z, train, l), train, l)
-            if l < self.num_pools:
+                z = z + nn.Conv(self.features, (1, 1), use_bias=False, name=f"skip{i}")(x_here)
+            h = self._unit(self._norm(z, train, i), train, i)
+            if i < self.num_pools:
                 h = nn.max_pool(h, (2, 2), (2, 2))
         logits = nn.Dense(self.num_classes, name="head")(h.reshape(h.shape[0], -1))
         chex.assert_shape(logits, (images.shape[0], self.num_classes))

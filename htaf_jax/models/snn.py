@@ -132,7 +132,7 @@ class SpikingConvNet(_SpikingBase):
         for i, feats in enumerate(self.features):
             conv = nn.Conv(feats, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")
             bn = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")
-            cur = _over_time(lambda v: bn(conv(v)), x, time_constant)
+            cur = _over_time(lambda v, bn=bn, conv=conv: bn(conv(v)), x, time_constant)
             spikes = self._spike(i, cur, time_constant)
             time_constant = False
             x = _over_time(lambda v: nn.max_pool(v, (2, 2), (2, 2)), spikes, False)

@@ -86,7 +86,7 @@ def from_linen(modules: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> S
     layers, rngs = [], nnx.Rngs(0)
     for module, p in zip(modules, params, strict=True):
         p = {k: np.asarray(v) for k, v in p.items()}
-        bias = dict(use_bias=module.use_bias, bias_init=given(p.get("bias"))) \
+        bias: dict[str, Any] = dict(use_bias=module.use_bias, bias_init=given(p.get("bias"))) \
             if isinstance(module, (nn.Dense, nn.Conv)) else {}
         if isinstance(module, Flatten):
             layers.append(module)

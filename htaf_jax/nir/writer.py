@@ -84,7 +84,7 @@ def conv_padding(layer: nnx.Conv, shape_hw: tuple[int, int]) -> tuple[int, int]:
     pads = [(p, p) if isinstance(p, int) else tuple(p) for p in pads]
     if any(lo != hi for lo, hi in pads):
         raise ValueError(f"conv padding {pads} is asymmetric; NIR's Conv2d pads both sides alike")
-    return tuple(int(lo) for lo, _ in pads)
+    return tuple(int(lo) for lo, _ in pads)  # pyright: ignore[reportReturnType]
 
 
 def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
@@ -120,7 +120,7 @@ def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
         elif isinstance(layer, nnx.Linear):
             kernel = np.asarray(layer.kernel[...], np.float32)            # (in, out)
             weight = np.ascontiguousarray((kernel[perm] if perm is not None else kernel).T)
-            node = (nir.Affine(weight=weight, bias=np.array(layer.bias[...], np.float32))
+            node = (nir.Affine(weight=weight, bias=np.array(layer.bias[...], np.float32))  # pyright: ignore[reportOptionalSubscript]
                     if layer.use_bias else nir.Linear(weight=weight))
             shape, perm = (weight.shape[0],), None
         elif isinstance(layer, nnx.Conv):
@@ -129,7 +129,7 @@ def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
             if tuple2(layer.input_dilation) != (1, 1):
                 raise ValueError(f"{what}: input_dilation has no NIR form")
             weight = np.asarray(layer.kernel[...], np.float32).transpose(3, 2, 0, 1)
-            bias = (np.array(layer.bias[...], np.float32) if layer.use_bias
+            bias = (np.array(layer.bias[...], np.float32) if layer.use_bias  # pyright: ignore[reportOptionalSubscript]
                     else np.zeros(weight.shape[0], np.float32))
             node = nir.Conv2d(input_shape=shape[:2], weight=np.ascontiguousarray(weight),
                               stride=tuple2(layer.strides),

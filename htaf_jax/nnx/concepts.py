@@ -99,8 +99,8 @@ class ConceptBottleneck(nnx.Module):
         key = None
         if train and self.concept_noise > 0:
             stream = self.rngs if rngs is None else rngs
-            key = stream if isinstance(stream, jax.Array) else stream()
-        z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,
+            key = stream if isinstance(stream, jax.Array) else stream()  # pyright: ignore[reportOptionalCall]
+        z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,  # pyright: ignore[reportArgumentType]
                                       train=train, sharpness=self.sharpness(train, step),
                                       noise_std=self.concept_noise, key=key,
                                       offset=self.concept_offset)

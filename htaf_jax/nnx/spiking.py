@@ -11,7 +11,9 @@ behave the same in train and eval mode.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import dataclasses
+import inspect
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,28 +27,37 @@ __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
 
 
 class _Neuron(nnx.Module):
-    """Fields and parameters every neuron shares (documented on linen ``LIF``)."""
+    """Fields and parameters every neuron shares (documented on linen ``LIF``): the
+    keyword arguments are the neuron's field spec (:mod:`htaf_jax.spiking.fields`),
+    plus ``param_dtype``, ``in_features`` and ``rngs``."""
+    spec = spiking.LIFFields
 
-    def __init__(self, *, beta: float = 0.9, threshold: float = 1.0,
-                 reset: spiking.Reset = "subtract", detach_reset: bool = True,
-                 reset_delay: bool = False, spike_at_threshold: bool = True,
-                 fire_first: bool = False, learn_beta: bool = False,
-                 learn_threshold: bool = False, per_neuron: bool = False,
-                 surrogate: str | Callable = "htaf",
-                 param_dtype=jnp.float32, in_features: int | Sequence[int] | None = None,
-                 rngs: nnx.Rngs | None = None):
-        spiking.check_options(reset, reset_delay, fire_first)
-        self.reset, self.detach_reset, self.fire_first = reset, detach_reset, fire_first
-        self.reset_delay, self.spike_at_threshold = reset_delay, spike_at_threshold
-        self.learn_beta, self.learn_threshold = learn_beta, learn_threshold
-        self.per_neuron, self.surrogate, self.param_dtype = per_neuron, surrogate, param_dtype
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # What inspect.signature, help() and the docs show: the spec's fields.
+        kw = inspect.Parameter.KEYWORD_ONLY
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter(f.name, kw, default=f.default, annotation=f.type)
+             for f in dataclasses.fields(cls.spec)]
+            + [inspect.Parameter("param_dtype", kw, default=jnp.float32),
+               inspect.Parameter("in_features", kw, default=None),
+               inspect.Parameter("rngs", kw, default=None)])
+
+    def __init__(self, *, param_dtype=jnp.float32, in_features: int | Sequence[int] | None = None,
+                 rngs: nnx.Rngs | None = None, **fields):
+        values = spiking.build_fields(self.spec, type(self).__name__, fields).values()
+        # θ and γ are the Param when learnable (the Linen parameters' names), else the float.
+        as_param = {n for n, learn in (("threshold", "learn_threshold"),
+                                       ("adapt_scale", "learn_adapt_scale")) if values.get(learn)}
+        for name, value in values.items():
+            if name not in as_param:
+                setattr(self, name, value)
+        self.param_dtype = param_dtype
         self.in_features = (in_features,) if isinstance(in_features, int) else in_features
-        self.beta = beta
-        if learn_beta:
-            self.beta_logit = self._logit_param(beta)
-        # θ is the Param when learnable (the Linen parameter's name), else the float.
-        self.threshold = (nnx.Param(jnp.full(self._shape(), threshold, param_dtype))
-                          if learn_threshold else threshold)
+        for name in as_param:
+            setattr(self, name, nnx.Param(jnp.full(self._shape(), values[name], param_dtype)))
+        if self.learn_beta:
+            self.beta_logit = self._logit_param(self.beta)
 
     def _shape(self) -> tuple[int, ...]:
         if self.per_neuron and self.in_features is None:
@@ -81,11 +92,7 @@ class LIF(_Neuron):
 
 class IF(LIF):
     """Integrate-and-fire neurons: ``LIF`` without leak (β = 1, not learnable)."""
-
-    def __init__(self, *, beta: float = 1.0, learn_beta: bool = False, **kwargs):
-        if beta != 1.0 or learn_beta:
-            raise ValueError("IF neurons have beta = 1 and no learnable decay; use LIF")
-        super().__init__(beta=1.0, **kwargs)
+    spec = spiking.IFFields
 
 
 class RecurrentLIF(_Neuron):
@@ -94,12 +101,11 @@ class RecurrentLIF(_Neuron):
     ``all_to_all=True`` needs ``in_features`` (N = its last entry) and ``rngs``
     for the (N, N) kernel.
     """
+    spec = spiking.RecurrentLIFFields
 
-    def __init__(self, *, all_to_all: bool = True, recurrent_init: float = 1.0,
-                 rngs: nnx.Rngs | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.all_to_all, self.recurrent_init = all_to_all, recurrent_init
-        if all_to_all:
+    def __init__(self, *, rngs: nnx.Rngs | None = None, **kwargs):
+        super().__init__(rngs=rngs, **kwargs)
+        if self.all_to_all:
             if self.in_features is None or rngs is None:
                 raise ValueError("RecurrentLIF(all_to_all=True) needs in_features and rngs "
                                  "for its (N, N) recurrent kernel")
@@ -108,7 +114,7 @@ class RecurrentLIF(_Neuron):
                 jax.nn.initializers.lecun_normal()(rngs.params(), (n, n), self.param_dtype))
             self.recurrent_bias = nnx.Param(jnp.zeros((n,), self.param_dtype))
         else:
-            self.recurrent_weight = nnx.Param(jnp.full(self._shape(), recurrent_init,
+            self.recurrent_weight = nnx.Param(jnp.full(self._shape(), self.recurrent_init,
                                                        self.param_dtype))
 
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
@@ -124,12 +130,12 @@ class RecurrentLIF(_Neuron):
 
 class Synaptic(_Neuron):
     """Current-based synaptic LIF, as ``htaf_jax.linen.Synaptic``."""
+    spec = spiking.SynapticFields
 
-    def __init__(self, *, alpha: float = 0.9, learn_alpha: bool = False, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.alpha, self.learn_alpha = alpha, learn_alpha
-        if learn_alpha:
-            self.alpha_logit = self._logit_param(alpha, "alpha")
+        if self.learn_alpha:
+            self.alpha_logit = self._logit_param(self.alpha, "alpha")
 
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
         alpha = (jax.nn.sigmoid(self.alpha_logit[...]) if self.learn_alpha
@@ -141,17 +147,12 @@ class Synaptic(_Neuron):
 class ALIF(_Neuron):
     """Adaptive-threshold LIF (Bellec et al. 2018), as ``htaf_jax.linen.ALIF``:
     ρ learnable as σ(``adapt_decay_logit``), γ as the Param ``adapt_scale``."""
+    spec = spiking.ALIFFields
 
-    def __init__(self, *, adapt_decay: float = 0.95, adapt_scale: float = 1.0,
-                 learn_adapt_decay: bool = False, learn_adapt_scale: bool = False, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.adapt_decay, self.learn_adapt_decay = adapt_decay, learn_adapt_decay
-        self.learn_adapt_scale = learn_adapt_scale
-        if learn_adapt_decay:
-            self.adapt_decay_logit = self._logit_param(adapt_decay, "adapt_decay")
-        # γ is the Param when learnable (the Linen parameter's name), else the float.
-        self.adapt_scale = (nnx.Param(jnp.full(self._shape(), adapt_scale, self.param_dtype))
-                            if learn_adapt_scale else adapt_scale)
+        if self.learn_adapt_decay:
+            self.adapt_decay_logit = self._logit_param(self.adapt_decay, "adapt_decay")
 
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
         adapt_decay = (jax.nn.sigmoid(self.adapt_decay_logit[...]) if self.learn_adapt_decay

@@ -102,7 +102,7 @@ class Checkpoints:
                 ) -> tuple[dict[str, Any], Progress]:
         """Restores into the shapes, dtypes and shardings of ``target``."""
         step = self.latest_step() if step is None else step
-        self.check_compatible(step, target)
+        self.check_compatible(step, target)  # pyright: ignore[reportArgumentType]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))

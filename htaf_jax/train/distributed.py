@@ -121,7 +121,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if jax.distributed.is_initialized():  # a second run in the same process
         return True
     environ = os.environ if environ is None else environ
-    platforms = environ.get("JAX_PLATFORMS", "") or (jax.config.jax_platforms or "")
+    platforms = environ.get("JAX_PLATFORMS", "") or (jax.config.jax_platforms or "")  # pyright: ignore[reportAttributeAccessIssue]
     if not platforms or "cpu" in platforms.split(","):
         # Without it, CPU collectives across processes are unimplemented.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -88,7 +88,7 @@ def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -
     """Loss and accuracy over the whole eval split, each example counted once."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     rows = step_lib.process_rows(mesh, config.eval_batch_size)
-    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size,
+    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size,  # pyright: ignore[reportArgumentType]
                                        rows=rows):
         out = jax.device_get(eval_step(state, *step_lib.shard_batch(batch, mesh), rng))
         totals = {k: totals[k] + float(out[k]) for k in totals}
@@ -125,7 +125,7 @@ class _Profiler:
             self.active = True
 
     def after_step(self, step: int, state) -> None:
-        if self.active and step >= self.steps[1]:
+        if self.active and step >= self.steps[1]:  # pyright: ignore[reportOptionalSubscript]
             self.stop(state)
 
     def stop(self, state=None) -> None:
@@ -209,7 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         for epoch in range(position.epoch, num_epochs):
             first = position.step_in_epoch if epoch == position.epoch else 0
-            batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,
+            batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,  # pyright: ignore[reportArgumentType]
                                              seed=config.seed, epoch=epoch, start_step=first,
                                              rows=train_rows,
                                              crop_padding=config.augment_crop_padding,
@@ -221,7 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 batch = step_lib.shard_batch(next(batches), mesh)
                 pipeline_seconds += time.perf_counter() - t
                 profiler.before_step(step)
-                state, metrics = train_step(state, *batch, train_rng)
+                state, metrics = train_step(state, *batch, train_rng)  # pyright: ignore[reportCallIssue]
                 step += 1
                 profiler.after_step(step, state)
                 if compiled_at is None:  # steps/s below leaves the compilation out

@@ -62,7 +62,7 @@ def model_from_run(workdir: str, config: ml_collections.ConfigDict | None = None
     from htaf_jax.models import build_model
     config = load_config(workdir) if config is None else config
     derived = load_derived(workdir)
-    model = build_model(config.model, num_classes=derived["num_classes"],
+    model = build_model(config.model, num_classes=derived["num_classes"],  # pyright: ignore[reportOptionalMemberAccess]
                         total_train_steps=derived["total_train_steps"])
     return model, config
 

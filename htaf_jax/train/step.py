@@ -53,6 +53,7 @@ from typing import Any, Callable
 import chex
 import flax
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,7 +98,7 @@ def make_mesh(num_devices: int = -1) -> Mesh:
 
 
 def _is_key(leaf) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)  # pyright: ignore[reportPrivateImportUsage]
 
 
 def replicate(tree, mesh: Mesh):
@@ -126,7 +127,7 @@ def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
     of P on a mesh from ``make_mesh``.
     """
     indices = NamedSharding(mesh, P(AXIS)).addressable_devices_indices_map((batch_size,))
-    spans = sorted((s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)
+    spans = sorted((s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)  # pyright: ignore[reportOptionalSubscript]
                    for s in indices.values())
     if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
         raise ValueError(f"this process's devices hold non-contiguous rows {spans} of the "
@@ -381,7 +382,7 @@ def make_eval_step(model: nn.Module, mesh: Mesh, *, compute_dtype=None
             params, images = cast_floating(params, compute_dtype), images.astype(compute_dtype)
         logits = model.apply(_variables(params, state.batch_stats), images,
                              train=False, rngs=rngs, **_step_kwargs(model, state.step))
-        logits = logits.astype(jnp.float32)
+        logits = logits.astype(jnp.float32)  # pyright: ignore[reportAttributeAccessIssue]
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
         sums = {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),

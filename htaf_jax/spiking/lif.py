@@ -1,0 +1,293 @@
+"""LIF and IF over time: one scan with a hand-written gradient, for every option.
+
+The forward scan emits one (T, B, ...) residual as its stacked output (V[t]
+with the same-step reset, else U[t]) and carries only one step's membrane;
+the spikes and membranes are elementwise functions of the residual, computed
+after the scan where XLA fuses them into their consumer. The backward is a
+reverse scan over the residual that carries one step's cotangents. Both cost
+time linear in T; nothing of size T is carried through a scan (a carried
+(T, ...) buffer updated in place made XLA copy it at every step: quadratic).
+The equations are in :mod:`htaf_jax.spiking`.
+
+The spike function is a registry unit (its ``grad`` is the backward rule and
+its hyperparameters, possibly traced, enter as arguments) or any elementwise
+callable x → spikes with its own gradient, whose derivative the backward
+takes by ``jax.vjp``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from htaf_jax.functions import _cotangent_like, _step
+
+Reset = Literal["subtract", "zero"]
+SpikeFn = Callable[[Array], Array]
+
+
+class NeuronOptions(NamedTuple):
+    """The reset and firing options every neuron shares (see :mod:`htaf_jax.spiking`)."""
+    reset: Reset = "subtract"
+    detach_reset: bool = True
+    reset_delay: bool = False
+    spike_at_threshold: bool = True
+    fire_first: bool = False
+
+
+def check_options(reset: str, reset_delay: bool, fire_first: bool) -> None:
+    """The reset name, and ``fire_first`` only with ``reset_delay``."""
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+    if fire_first and not reset_delay:
+        raise ValueError(
+            "fire_first=True emits the delayed reset's spikes one step earlier, so it needs "
+            "reset_delay=True (Spyx's LIF: reset_delay=True, fire_first=True, "
+            "detach_reset=False, spike_at_threshold=False)")
+
+
+def manual_axes(x: Array) -> tuple[str, ...]:
+    """The ``shard_map`` manual mesh axes x varies over (empty outside ``shard_map``)."""
+    return tuple(getattr(jax.typeof(x), "vma", ()) or ())
+
+
+def zeros_like_varying(x: Array) -> Array:
+    """Zeros shaped like x, varying over the same manual mesh axes (inside
+    ``shard_map`` a scan carry must have the per-device type of what the body
+    adds to it)."""
+    zeros = jnp.zeros_like(x)
+    vma = manual_axes(x)
+    return jax.lax.pcast(zeros, vma, to="varying") if vma else zeros
+
+
+def _to_varying(v, vma: tuple[str, ...]):
+    """A traced replicated value cast to vary over ``vma`` (its gradient then comes
+    back psummed over the devices: the transpose of the cast)."""
+    if not vma or not isinstance(v, jax.Array):
+        return v
+    missing = tuple(a for a in vma if a not in manual_axes(v))
+    return jax.lax.pcast(v, missing, to="varying") if missing else v
+
+
+def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True) -> Array:
+    """S = H(x) from ``spike_fn``; ``spike_at_threshold=False`` forces H(0) = 0.
+
+    The correction is a constant for the gradient, so dS/dx is ``spike_fn``'s
+    surrogate gradient everywhere, at x = 0 too.
+    """
+    s = spike_fn(x)
+    if spike_at_threshold:
+        return s
+    return s - jax.lax.stop_gradient(jnp.where(x == 0, s, jnp.zeros_like(s)))
+
+
+class _Spike(NamedTuple):
+    """The spike function split for the hand-written gradient: its forward value
+    and its derivative, each given the unit's hyperparameters."""
+    value: Callable[[Array, dict], Array]
+    rule: Callable[[Array, dict], Array]
+
+
+def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]:
+    """(value, rule), hyperparameters. A registry unit's forward is the step (one
+    comparison, NaN propagated) and its ``grad`` the rule, rebound to the
+    hyperparameters passed in; another callable gives both through itself."""
+    spec = getattr(spike_fn, "spec", None)
+    if spec is not None and hasattr(spike_fn, "hparams"):
+        def value(x, hp):
+            return _step(x, spike_at_threshold)
+
+        def rule(x, hp):  # in float32 at least: half-precision tails underflow early
+            wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+            return spec.grad(wide, **hp).astype(x.dtype)
+        return _Spike(value, rule), dict(spike_fn.hparams)
+    fn = getattr(spike_fn, "fn", spike_fn)  # a wrapped user callable
+
+    def value(x, hp):
+        s = fn(x)
+        return s if spike_at_threshold else jnp.where(x == 0, jnp.zeros_like(s), s)
+
+    def rule(x, hp):
+        return jax.vjp(fn, x)[1](jnp.ones_like(x))[0]
+    return _Spike(value, rule), {}
+
+
+def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
+    subtract = options.reset == "subtract"
+    delayed = options.reset_delay  # with fire_first, the reset spike comes from U[t−1] too
+    dtype = currents.dtype
+
+    def fire(x):
+        return spike.value(x, hp)
+
+    def step(carry, t):
+        # U[t−1]; the residual of step t − 1, written at t (from the carry: the write
+        # then reads nothing that the step computes from buf, so XLA updates buf in
+        # place); the currents, overwritten by the residual up to t − 2.
+        mem, last, buf = carry
+        buf = jax.lax.dynamic_update_index_in_dim(buf, last, jnp.maximum(t - 1, 0), 0)
+        cur = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
+        if delayed:  # the reset spike from U[t−1]: fire_first's S[t], the delayed S[t−1]
+            r = fire(mem - threshold)
+            if not options.fire_first:
+                r = jnp.where(t == 0, jnp.zeros_like(r), r)  # S[−1] = 0
+            mem = beta * mem + cur - r * threshold if subtract else \
+                beta * (1.0 - r) * mem + cur
+            keep = mem
+        else:
+            keep = beta * mem + cur
+            r = fire(keep - threshold)
+            mem = keep - r * threshold if subtract else keep * (1.0 - r)
+        return (mem, keep.astype(dtype), buf), None
+
+    zeros = zeros_like_varying(currents[0])
+    (_, last, resid), _ = jax.lax.scan(step, (zeros, currents[0], currents),
+                                       jnp.arange(currents.shape[0]))
+    resid = jax.lax.dynamic_update_index_in_dim(resid, last, currents.shape[0] - 1, 0)
+    if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
+        spikes = fire(jnp.concatenate([zeros[None], resid[:-1]]) - threshold)
+        mems = resid
+    elif delayed:  # S[t] = H(U[t] − θ); the residual is U
+        spikes, mems = fire(resid - threshold), resid
+    else:  # S[t] = H(V[t] − θ); U[t] = V[t] after the reset
+        spikes = fire(resid - threshold)
+        mems = resid - spikes * threshold if subtract else resid * (1.0 - spikes)
+    return (spikes.astype(dtype), mems.astype(dtype)), (resid, beta, threshold, hp)
+
+
+def _bwd(spike, options, learn_beta, learn_theta, res, cts):
+    resid, beta, threshold, hp = res
+    g_spikes, g_mems = cts
+    subtract = options.reset == "subtract"
+    detach = options.detach_reset
+    dtype = resid.dtype
+
+    def fire(x):
+        return spike.value(x, hp)
+
+    def h(x):
+        return spike.rule(x, hp)
+
+    def membrane_before(t):
+        """U[t−1] (0 at t = 0) from the residual of step t − 1, read (not carried)."""
+        prev = jax.lax.dynamic_index_in_dim(resid, jnp.maximum(t - 1, 0), keepdims=False)
+        if not options.reset_delay:  # the residual is V: apply its reset
+            s = fire(prev - threshold)
+            prev = prev - s * threshold if subtract else prev * (1.0 - s)
+        return jnp.where(t > 0, prev, jnp.zeros_like(prev))
+
+    def step(carry, xs):
+        g_mem, g_prev, g_beta, g_theta = carry  # dL/dU[t] from t + 1; dL/dS[t] from t + 1
+        t, here, g_s, g_u = xs
+        m = membrane_before(t)
+        g_u = g_u + g_mem
+        if options.fire_first:  # S = H(m − θ); U = βm + I − rθ | β(1 − r)m + I
+            x = m - threshold
+            r = fire(x)
+            g_r = -threshold * g_u if subtract else -beta * m * g_u
+            g_sx = (g_s + (0.0 if detach else g_r)) * h(x)
+            g_in = g_u
+            g_m = (beta if subtract else beta * (1.0 - r)) * g_u + g_sx
+            d_beta = g_u * (m if subtract else (1.0 - r) * m)
+            d_theta = -g_sx - (r * g_u if subtract else 0.0)
+        elif options.reset_delay:  # U = βm + I − pθ | β(1 − p)m + I; S = H(U − θ)
+            g_sx = (g_s + g_prev) * h(here - threshold)
+            g_u = g_u + g_sx
+            p = jnp.where(t > 0, fire(m - threshold), jnp.zeros_like(m))
+            g_in = g_u
+            g_m = (beta if subtract else beta * (1.0 - p)) * g_u
+            d_beta = g_u * (m if subtract else (1.0 - p) * m)
+            d_theta = -g_sx - (p * g_u if subtract else 0.0)
+            g_prev = jnp.zeros_like(g_u) if detach else (
+                -threshold * g_u if subtract else -beta * m * g_u)
+        else:  # V = βm + I; S = H(V − θ); U = V − rθ | V(1 − r)
+            x = here - threshold
+            r = fire(x)
+            g_r = -threshold * g_u if subtract else -here * g_u
+            g_sx = (g_s + (0.0 if detach else g_r)) * h(x)
+            g_in = (g_u if subtract else (1.0 - r) * g_u) + g_sx
+            g_m = beta * g_in
+            d_beta = g_in * m
+            d_theta = -g_sx - (r * g_u if subtract else 0.0)
+        if learn_beta:
+            g_beta = g_beta + d_beta
+        if learn_theta:
+            g_theta = g_theta + d_theta
+        return (g_m.astype(dtype), g_prev, g_beta, g_theta), g_in.astype(dtype)
+
+    zeros = zeros_like_varying(resid[0])
+    keep_prev = options.reset_delay and not options.fire_first
+    init = (zeros, zeros if keep_prev else None,
+            zeros if learn_beta else None, zeros if learn_theta else None)
+    ts = jnp.arange(resid.shape[0])
+    (_, _, g_beta, g_theta), g_cur = jax.lax.scan(
+        step, init, (ts, resid, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True)
+    g_beta = _cotangent_like(g_beta, beta) if learn_beta else jnp.zeros_like(beta)
+    g_theta = _cotangent_like(g_theta, threshold) if learn_theta else jnp.zeros_like(threshold)
+    # The step does not depend on the unit's hyperparameters: zero cotangents.
+    return g_cur, g_beta, g_theta, jax.tree.map(jnp.zeros_like, hp)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
+def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
+    """(spikes, membranes) of LIF over (T, B, ...) currents, with the gradient of
+    ``_bwd``: β and θ get gradient work only when ``learn_*`` (they are traced)."""
+    return _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)[0]
+
+
+_lif.defvjp(_fwd, _bwd)
+
+
+def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
+                 reset: Reset = "subtract", detach_reset: bool = True,
+                 reset_delay: bool = False, spike_at_threshold: bool = True,
+                 fire_first: bool = False,
+                 num_steps: int | None = None) -> tuple[Array, Array]:
+    """Runs the LIF update of :mod:`htaf_jax.spiking` over time.
+
+    Args:
+      currents: (T, B, ...) input currents, or, when ``num_steps`` is given, one
+        time-constant current (B, ...) applied at every step (direct input: the
+        layer before computed it once rather than T times).
+      beta: decay β, a scalar or an array broadcasting against one step (B, ...).
+      threshold: θ, broadcasting like ``beta``.
+      spike_fn: x → {0, 1} with a surrogate gradient: a registry unit (its
+        hyperparameters may be traced), or any elementwise callable with its
+        own gradient.
+      reset: "subtract" or "zero".
+      detach_reset: no gradient through S in the reset term.
+      reset_delay: apply a spike's reset at the next step (snnTorch).
+      spike_at_threshold: H(0) = 1 (True) or 0 (False, snnTorch).
+      fire_first: fire on the membrane carried in, before the step's input
+        (Spyx); needs ``reset_delay``.
+      num_steps: T for a time-constant current; None for a (T, B, ...) one.
+
+    Returns:
+      (spikes S, membrane U), both (T, B, ...).
+
+    β and θ given as Python numbers are constants and get no gradient work;
+    arrays (traced ones: learnable) get their gradients.
+    """
+    check_options(reset, reset_delay, fire_first)
+    if num_steps is not None:
+        currents = jnp.broadcast_to(currents, (num_steps,) + jnp.shape(currents))
+    learn = (isinstance(beta, jax.core.Tracer), isinstance(threshold, jax.core.Tracer))
+    # The state keeps the currents' dtype (a scan carry cannot change type): the
+    # neuron's parameters compute in it too, as under mixed precision they should.
+    dtype = currents.dtype
+    spike, hp = _spike_parts(spike_fn, spike_at_threshold)
+    vma = manual_axes(currents)
+    beta, threshold = (_to_varying(jnp.asarray(v, dtype), vma) for v in (beta, threshold))
+    hp = jax.tree.map(lambda v: _to_varying(v, vma), hp)
+    options = NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold, fire_first)
+    return _lif(currents, beta, threshold, hp, spike, options, *learn)
+
+
+def if_dynamics(currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn,
+                **options) -> tuple[Array, Array]:
+    """Integrate-and-fire: :func:`lif_dynamics` with β = 1 (no leak); same options."""
+    return lif_dynamics(currents, beta=1.0, threshold=threshold, spike_fn=spike_fn, **options)

@@ -1,0 +1,35 @@
+"""Readouts of a spiking network's last layer, and the non-spiking leaky integrator."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from htaf_jax.spiking.lif import zeros_like_varying
+
+
+def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
+    """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0.
+
+    (T, B, ...) → (T, B, ...).
+    """
+    beta = jnp.asarray(beta, currents.dtype)
+
+    def step(mem, cur):
+        mem = beta * mem + cur
+        return mem, mem
+    _, mems = jax.lax.scan(step, zeros_like_varying(currents[0]), currents)
+    return mems
+
+
+def membrane_readout(currents: Array, beta: float = 0.0) -> Array:
+    """(T, B, C) → (B, C): mean over time of a non-spiking leaky integrator's
+    membrane (:func:`leaky_integrate`); β = 0 is the mean current."""
+    mems = currents if beta == 0.0 else leaky_integrate(currents, beta)
+    return jnp.mean(mems, axis=0)
+
+
+def spike_count_readout(spikes: Array) -> Array:
+    """(T, B, C) → (B, C): spike count per output neuron over the T steps."""
+    return jnp.sum(spikes, axis=0)
