@@ -65,7 +65,7 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
              ["versions", f"Python {m['python']}, {versions}"], ["OS", m["platform"]],
              ["wall time of the benchmarks", f"{r['wall_s']:.0f} s"],
              ["1-min load average at start / end", f"{harness.fmt(m['load_avg_1m_at_start'])} / "
-                                                   f"{harness.fmt(r['load_avg_1m_at_end'])}"]], 2),
+                                                   f"{harness.fmt(r.get('load_avg_1m_at_end'))}"]], 2),
          "", "Other processes may share these cores (the load average says how much): ratios "
          "hold up to that, since contenders alternate round by round, but absolute times do "
          "not.", ""]
