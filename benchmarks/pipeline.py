@@ -1,104 +1,76 @@
-"""Host input pipeline images/s next to the train step's, and train steps/s on 1 and 8 devices.
+"""Input pipeline vs train step
 
     python -m benchmarks.pipeline [--batch 128] [--steps 200] [--json OUT]
 
-Three figures for the engine's reference model (experiments/configs/mlp.py:
-Dense-ReLU MLP 784-256-128-10, Adam, batch 128) on real Fashion-MNIST:
-
-- host pipeline: ``htaf_jax.data.train_batches`` over whole epochs (seeded
-  shuffle, uint8 → normalised float32 by table lookup), images/s;
-- train step: the engine's ``make_train_step`` (shard_map over a one-device
-  mesh, chex checks) on batches already on the device, images/s;
-- end to end: pipeline + ``shard_batch`` + step, as the training loop runs them.
-
-Two properties of the step itself, on one device:
-
-- host read: steps/s with a host read of the non-finite flag after every step
-  (``check_every_step=True``, the engine's earlier form) and without it (the
-  loop reads it at log/checkpoint boundaries), same run, rounds interleaved;
-- donation: the compiled step's memory (XLA's memory analysis: arguments,
-  outputs, aliased bytes, temporaries) and the peak the runtime saw (device
-  ``memory_stats()`` peak where JAX exposes it, else the process's peak RSS,
-  each in a fresh process) without and with the state donated.
-
-Then steps/s of the same step on meshes of 1 and 8 devices, in a subprocess
-with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` on CPU. The faked
-devices share the same CPU cores, so this checks that the 8-way data-parallel
-path runs and agrees with one device (max |Δparam| after the same steps on
-the same batches, after 20 steps and after all), not that it is faster.
+The engine's reference model (experiments/configs/mlp.py: Dense-ReLU MLP 784-256-128-10,
+Adam) on real Fashion-MNIST: the host pipeline (``htaf_jax.data.train_batches``: seeded
+shuffle, uint8 → normalised float32 by table lookup, batch) over whole epochs; the
+engine's train step (``shard_map`` over a 1-device mesh, chex checks) on batches already
+on the device; and both end to end (pipeline → ``shard_batch`` → step).
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 
 import jax
+import ml_collections
 import numpy as np
 
-from benchmarks import cli
+from benchmarks import harness
 from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.optim import make_optimizer
 
 FAKE_DEVICES = 8
+CHECK_STEPS = 20  # the 1-vs-N parameter comparison is made after this many steps
+MODEL = {"name": "mlp", "hidden_sizes": (256, 128), "batch_norm": False, "dropout_rate": 0.0}
 
 
-def reference_config(total_steps: int = 1000):
-    from experiments.configs import mlp
-    config = mlp.get_config()
-    config.model.num_classes = 10
-    config.num_train_steps = total_steps
-    return config
+def reference_config(total_steps: int = 1000) -> ml_collections.ConfigDict:
+    """The reference run's model and optimizer fields (experiments/configs/mlp.py on
+    base.py's defaults), as ``build_model`` and ``make_optimizer`` read them."""
+    return ml_collections.ConfigDict({
+        "seed": 0, "model": dict(MODEL, num_classes=10), "num_train_steps": total_steps,
+        "optimizer": "adam", "learning_rate": 1e-3, "schedule": "cosine", "warmup_steps": 0,
+        "weight_decay": 0.0, "momentum": 0.9, "grad_clip_norm": 0.0})
 
 
-def pipeline_rate(split: data_lib.ArraySplit, normalizer, batch: int, epochs: int = 3,
-                  max_batches: int | None = None) -> dict:
+def pipeline_rate(split, normalizer, batch: int, epochs: int = 3) -> dict:
     """Images/s of ``train_batches`` (median over ``epochs`` passes)."""
     rates = []
     for epoch in range(epochs):
         n, t0 = 0, time.perf_counter()
-        for i, (images, _) in enumerate(data_lib.train_batches(split, normalizer, batch,
-                                                               seed=0, epoch=epoch)):
+        for images, _ in data_lib.train_batches(split, normalizer, batch, seed=0, epoch=epoch):
             n += len(images)
-            if max_batches is not None and i + 1 >= max_batches:
-                break
         rates.append(n / (time.perf_counter() - t0))
     return {"images_per_s": statistics.median(rates), "epochs": epochs,
             "batches_per_epoch": n // batch}
 
 
-def _setup(num_devices: int, batch: int, total_steps: int, **step_options):
+def setup(num_devices: int, total_steps: int = 10 ** 6, model=None, tx=None, **step_options):
+    """(mesh, the engine's train step, replicated state, rng) of ``model`` and ``tx``, by
+    default the reference run's."""
     config = reference_config(total_steps)
     mesh = step_lib.make_mesh(num_devices)
-    model = build_model(config.model)
-    tx = make_optimizer(config, total_steps)
-    init_rng, rng = jax.random.split(jax.random.key(config.seed))
-    state = step_lib.init_state(model, tx, init_rng, (28, 28, 1))
-    state, rng = step_lib.replicate((state, rng), mesh)
+    model = model or build_model(config.model)
+    tx = tx or make_optimizer(config, total_steps)
+    state = step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1))
+    state, rng = step_lib.replicate((state, jax.random.key(1)), mesh)
     return mesh, step_lib.make_train_step(model, tx, mesh, **step_options), state, rng
 
 
 def host_read_rates(batches, steps: int, rounds: int = 5) -> dict:
-    """Steps/s with and without a host read of the non-finite flag after each step.
-
-    Both steps are built once and warmed up; each round times ``steps`` steps
-    of one, then of the other (the order alternates), so load on shared cores
-    falls on both. Medians over the rounds.
-    """
+    """Steps/s with and without a host read of the non-finite flag after each step: both
+    built and warmed up, then rounds of ``steps`` steps of each (order alternating)."""
     variants = {"host read every step": True, "flag read at boundaries only": False}
     runs = {}
     for name, check in variants.items():
-        mesh, train_step, state, rng = _setup(1, len(batches[0][0]), 10 ** 6,
-                                              check_every_step=check)
+        mesh, train_step, state, rng = setup(1, check_every_step=check)
         sharded = [step_lib.shard_batch(b, mesh) for b in batches]
-        state, _ = train_step(state, *sharded[0], rng)  # compile
-        runs[name] = [train_step, state, rng, sharded]
+        runs[name] = [train_step, train_step(state, *sharded[0], rng)[0], rng, sharded]
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
         for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
@@ -107,30 +79,18 @@ def host_read_rates(batches, steps: int, rounds: int = 5) -> dict:
             t0 = time.perf_counter()
             for i in range(steps):
                 state, _ = train_step(state, *sharded[i % len(sharded)], rng)
-            if step_lib.first_nonfinite_step(state) is not None:  # what the loop does at a boundary
+            if step_lib.first_nonfinite_step(state) is not None:  # as the loop, at a boundary
                 raise FloatingPointError("the benchmark's step went non-finite")
             rates[name].append(steps / (time.perf_counter() - t0))
             runs[name][1] = state
-    medians = {name: statistics.median(v) for name, v in rates.items()}
-    return {"steps": steps, "rounds": rounds, "steps_per_s": medians,
-            "all_steps_per_s": rates,
-            "speedup_without_read": (medians["flag read at boundaries only"]
-                                     / medians["host read every step"])}
-
-
-def _peak_memory() -> dict:
-    stats = jax.devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return {"source": "device memory_stats peak_bytes_in_use",
-                "bytes": int(stats["peak_bytes_in_use"])}
-    import resource  # ru_maxrss is in KiB on Linux
-    return {"source": "process peak RSS (no device memory stats)",
-            "bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+    med = {name: statistics.median(v) for name, v in rates.items()}
+    return {"steps": steps, "rounds": rounds, "steps_per_s": med, "all_steps_per_s": rates,
+            "speedup_without_read": med["flag read at boundaries only"] / med["host read every step"]}
 
 
 def step_memory(batch: int, steps: int, donate: bool) -> dict:
     """The compiled step's memory analysis and the peak after ``steps`` steps, in this process."""
-    mesh, train_step, state, rng = _setup(1, batch, 10 ** 6, donate=donate)
+    mesh, train_step, state, rng = setup(1, donate=donate)
     rows = np.random.default_rng(0)
     data = step_lib.shard_batch((rows.normal(size=(batch, 28, 28, 1)).astype(np.float32),
                                  rows.integers(0, 10, batch).astype(np.int32)), mesh)
@@ -138,62 +98,37 @@ def step_memory(batch: int, steps: int, donate: bool) -> dict:
     for _ in range(steps):
         state, _ = train_step(state, *data, rng)
     jax.block_until_ready(state)
-    state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
-    return {"donate": donate, "state_bytes": state_bytes,
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = ({"source": "device memory_stats peak_bytes_in_use",
+             "bytes": int(stats["peak_bytes_in_use"])} if "peak_bytes_in_use" in stats else
+            {"source": "process peak RSS (no device memory stats)",
+             "bytes": int(harness.peak_rss_mb() * 2 ** 20)})
+    return {"donate": donate, "state_bytes": sum(x.nbytes for x in jax.tree.leaves(state)),
             "argument_bytes": a.argument_size_in_bytes, "output_bytes": a.output_size_in_bytes,
             "alias_bytes": a.alias_size_in_bytes, "temp_bytes": a.temp_size_in_bytes,
             # live at once during the step: inputs, outputs not written in place, temporaries
             "step_bytes": (a.argument_size_in_bytes + a.output_size_in_bytes
                            - a.alias_size_in_bytes + a.temp_size_in_bytes),
-            "peak": _peak_memory(), "device_kind": str(mesh.devices.flat[0].device_kind)}
+            "peak": peak, "device_kind": str(mesh.devices.flat[0].device_kind)}
 
 
-def _subprocess(args: list[str], timeout: float, env=None) -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.json")
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", *args, "--json", out],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmarks.pipeline {' '.join(args)} failed "
-                               f"({proc.returncode}):\n{proc.stderr[-3000:]}")
-        with open(out) as f:
-            return json.load(f)
-
-
-def donation_memory(batch: int, steps: int = 20, timeout: float = 600) -> dict:
-    """``step_memory`` without and with donation, each in a fresh process (peaks only grow)."""
-    return {("with donation" if donate else "without donation"):
-            _subprocess(["--memory-only", "--donate", str(int(donate)), "--batch", str(batch),
-                         "--steps", str(steps)], timeout)
-            for donate in (False, True)}
-
-
-CHECK_STEPS = 20  # the 1-vs-N parameter comparison is made after this many steps
-
-
-def step_rate(num_devices: int, batches: list[tuple[np.ndarray, np.ndarray]], steps: int,
-              warmup: int = 5) -> dict:
-    """Steps/s of the engine's train step over ``num_devices`` devices.
-
-    Cycles through ``batches`` (already normalised), each sharded once before
-    timing. Returns the rate, and the parameters after ``CHECK_STEPS`` steps
-    and after all ``warmup + steps`` (for the 1-vs-N check).
-    """
-    mesh, train_step, state, rng = _setup(num_devices, len(batches[0][0]), steps + warmup)
-    sharded = [step_lib.shard_batch((x, y), mesh) for x, y in batches]
+def step_rate(num_devices: int, batches, steps: int, warmup: int = 5, **model_tx) -> dict:
+    """Steps/s of the train step (``model_tx``: another model and tx than the reference
+    run's) over ``num_devices`` devices, cycling through ``batches`` (sharded before
+    timing); the parameters after ``CHECK_STEPS`` and after all steps."""
+    mesh, train_step, state, rng = setup(num_devices, steps + warmup, **model_tx)
+    sharded = [step_lib.shard_batch(b, mesh) for b in batches]
     checked = None
     for i in range(warmup):
-        state, metrics = train_step(state, *sharded[i % len(sharded)], rng)
+        state, _ = train_step(state, *sharded[i % len(sharded)], rng)
     jax.block_until_ready(state)
     t0 = time.perf_counter()
     for i in range(steps):
-        state, metrics = train_step(state, *sharded[(warmup + i) % len(sharded)], rng)
+        state, _ = train_step(state, *sharded[(warmup + i) % len(sharded)], rng)
         if warmup + i + 1 == CHECK_STEPS:  # one host copy inside the timed loop; ~1 ms
             checked = jax.device_get(state.params)
     jax.block_until_ready(state)
-    seconds = time.perf_counter() - t0
-    batch = len(batches[0][0])
+    seconds, batch = time.perf_counter() - t0, len(batches[0][0])
     return {"devices": num_devices, "steps": steps, "steps_per_s": steps / seconds,
             "images_per_s": steps * batch / seconds,
             "device_kind": str(mesh.devices.flat[0].device_kind),
@@ -202,7 +137,7 @@ def step_rate(num_devices: int, batches: list[tuple[np.ndarray, np.ndarray]], st
 
 def end_to_end_rate(split, normalizer, batch: int, steps: int) -> dict:
     """Images/s of pipeline → shard_batch → step on one device, as the loop runs them."""
-    mesh, train_step, state, rng = _setup(1, batch, steps + 1)
+    mesh, train_step, state, rng = setup(1, steps + 1)
     it = data_lib.train_batches(split, normalizer, batch, seed=0, epoch=0)
     state, _ = train_step(state, *step_lib.shard_batch(next(it), mesh), rng)  # compile
     jax.block_until_ready(state)
@@ -222,24 +157,12 @@ def device_scaling(batches, steps: int, device_counts=(1, FAKE_DEVICES)) -> dict
     """In this process: steps/s for each device count, and max |Δparam| vs the first."""
     runs = [step_rate(n, batches, steps) for n in device_counts]
     base, base_check = runs[0]["params"], runs[0]["params_at_check"]
-    out = {}
     for r in runs:
         r["max_param_diff_vs_1"] = max_param_diff(base, r.pop("params"))
         at_check = r.pop("params_at_check")
         if at_check is not None:
             r[f"max_param_diff_vs_1_after_{CHECK_STEPS}"] = max_param_diff(base_check, at_check)
-        out[str(r["devices"])] = r
-    return out
-
-
-def device_scaling_subprocess(batch: int, steps: int, timeout: float = 600) -> dict:
-    """Runs ``device_scaling`` in a fresh process with 8 faked CPU devices."""
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={FAKE_DEVICES}").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    return _subprocess(["--scaling-only", "--batch", str(batch), "--steps", str(steps)],
-                       timeout, env)
+    return {str(r["devices"]): r for r in runs}
 
 
 def real_batches(split, normalizer, batch: int, count: int = 8):
@@ -254,22 +177,83 @@ def measure(batch: int = 128, steps: int = 200, epochs: int = 3, scaling: bool =
     pipe = pipeline_rate(splits.train, splits.normalizer, batch, epochs)
     one = step_rate(1, batches, steps)
     one.pop("params"), one.pop("params_at_check")
-    e2e = end_to_end_rate(splits.train, splits.normalizer, batch, steps)
-    result = {
-        "batch": batch, "model": "mlp 784-256-128-10 (experiments/configs/mlp.py)",
-        "train_examples": int(len(splits.train.labels)),
-        "pipeline": pipe, "train_step": one, "end_to_end": e2e,
-        "pipeline_over_step": pipe["images_per_s"] / one["images_per_s"],
-        "host_read": host_read_rates(batches, steps, rounds),
-        "donation": donation_memory(batch),
-    }
+    r = {"batch": batch, "model": "mlp 784-256-128-10 (experiments/configs/mlp.py)",
+         "train_examples": int(len(splits.train.labels)), "pipeline": pipe, "train_step": one,
+         "end_to_end": end_to_end_rate(splits.train, splits.normalizer, batch, steps),
+         "pipeline_over_step": pipe["images_per_s"] / one["images_per_s"],
+         "host_read": host_read_rates(batches, steps, rounds),
+         # each in a fresh process: peaks only grow
+         "donation": {f"with{'' if d else 'out'} donation": harness.in_subprocess(
+             "pipeline", ["--memory-only", "--donate", str(int(d)), "--batch", str(batch), "--steps", "20"])
+             for d in (False, True)}}
     if scaling:
-        result["device_scaling"] = device_scaling_subprocess(batch, steps)
-    return result
+        env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(os.environ.get("XLA_FLAGS", "")
+                   + f" --xla_force_host_platform_device_count={FAKE_DEVICES}").strip())
+        r["device_scaling"] = harness.in_subprocess(
+            "pipeline", ["--scaling-only", "--batch", str(batch), "--steps", str(steps)], env)
+    return r
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2 ** 20:.2f} MiB"
+
+
+def section(p: dict) -> list[str]:
+    pipe, st, e2e, h, d = (p[k] for k in ("pipeline", "train_step", "end_to_end", "host_read",
+                                          "donation"))
+    off, on = d["without donation"], d["with donation"]
+    L = ["## " + __doc__.split("\n")[0], "",
+         f"Batch {p['batch']}, {p['train_examples']:,} train images, {st['device_kind']}.", "",
+         *harness.method(__doc__), *harness.table(["stage", "images/s"], [
+             [f"host pipeline, median of {pipe['epochs']} epochs", f"{pipe['images_per_s']:,.0f}"],
+             [f"train step, batches already on device ({st['steps']} steps)",
+              f"{st['images_per_s']:,.0f} ({st['steps_per_s']:.1f} steps/s)"],
+             ["end to end: pipeline → `shard_batch` → step", f"{e2e['images_per_s']:,.0f}"]]), "",
+         f"- The host pipeline delivers **{p['pipeline_over_step']:.1f}×** the images the step "
+         "consumes: it is not the bottleneck.", "",
+         "## Train step: host read per step, donated state", "",
+         "The same step, one device. Steps/s with a host read of the non-finite flag after "
+         "every step (`check_every_step=True`) and without it (the loop reads it at "
+         f"log/checkpoint boundaries): {h['rounds']} rounds of {h['steps']} steps, the two "
+         "alternating, medians.", "",
+         *harness.table(["step", "steps/s"], [[n, f"{v:.1f}"] for n, v in h["steps_per_s"].items()]),
+         "", f"- Without the per-step read: **{h['speedup_without_read']:.2f}×** the steps/s. On "
+         "a CPU the device is the host, so the read costs little; on a GPU/TPU it stops the host "
+         "from queueing the next step while the device runs this one.", "",
+         "Memory of the step without and with the train state donated (`donate_argnums`), each "
+         "in a fresh process: XLA's analysis of the compiled step (live at once = arguments + "
+         "outputs − aliased + temporaries) and the peak the runtime saw.", "",
+         *harness.table(["", "state", "aliased", "temporaries", "live during the step",
+                         "runtime peak"], [
+             [n, *(_mib(m[k]) for k in ("state_bytes", "alias_bytes", "temp_bytes", "step_bytes")),
+              f"{_mib(m['peak']['bytes'])} ({m['peak']['source']})"] for n, m in d.items()]), "",
+         f"- Donation saves **{_mib(off['step_bytes'] - on['step_bytes'])}** of "
+         f"{_mib(off['step_bytes'])} live during the step (the state, parameters and Adam's two "
+         f"moments, is {_mib(on['state_bytes'])}). A process's peak RSS also counts the runtime, "
+         "the compiler and the data, so on a CPU the saving is lost in it; device "
+         "`memory_stats` on a GPU/TPU show it.", ""]
+    if "device_scaling" in p:
+        key = f"max_param_diff_vs_1_after_{CHECK_STEPS}"
+        L += ["## Train steps/s on 1 and 8 faked CPU devices", "",
+              f"Same step and model, global batch {p['batch']}, in a subprocess with "
+              "`XLA_FLAGS=--xla_force_host_platform_device_count=8`. **The 8 faked devices "
+              "share the same CPU cores**, so this checks that the data-parallel path runs and "
+              "agrees with one device, not that it is faster.", "",
+              *harness.table(["devices", "steps/s", "images/s", "max abs param diff vs 1 device "
+                              f"after {CHECK_STEPS} steps", "… after all steps"], [
+                  [n, f"{r['steps_per_s']:.1f}", f"{r['images_per_s']:,.0f}",
+                   f"{r[key]:.1e}" if key in r else "n/a (fewer steps)",
+                   f"{r['max_param_diff_vs_1']:.1e}"] for n, r in p["device_scaling"].items()], 0),
+              "", f"All steps = {next(iter(p['device_scaling'].values()))['steps'] + 5} Adam steps "
+              "on the same batches. 8 devices sum per-device gradients in another order; Adam "
+              "divides each update by √v, so float32 rounding in tiny gradients becomes "
+              "update-sized differences that grow with the number of steps (at most lr per "
+              "step).", ""]
+    return L
 
 
 def main(argv=None):
-    args = cli.parse(
+    args = harness.parse(
         argv, __doc__, batch=(128, "batch size"), steps=(200, "timed steps"),
         epochs=(3, "pipeline passes (median)"),
         scaling_only=(False, "only the 1-vs-8 device part, in this process (needs 8 devices)"),
@@ -280,12 +264,11 @@ def main(argv=None):
         r = step_memory(args.batch, args.steps, bool(args.donate))
     elif args.scaling_only:
         splits = data_lib.load_splits("fashion_mnist", train_subset=args.batch * 8)
-        r = device_scaling(real_batches(splits.train, splits.normalizer, args.batch),
-                           args.steps)
+        r = device_scaling(real_batches(splits.train, splits.normalizer, args.batch), args.steps)
     else:
         r = measure(args.batch, args.steps, args.epochs)
-    print(json.dumps(r, indent=2))
-    cli.write_json(args.json, r)
+        print("\n".join(section(r)))
+    harness.write_json(args.json, r)
     return r
 
 

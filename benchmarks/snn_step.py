@@ -1,65 +1,42 @@
-"""SNN training step: our JAX step next to snnTorch's, and against the machine's matmul peak.
+"""SNN training step vs snnTorch
 
     python -m benchmarks.snn_step [--num-steps 25] [--batch 128] [--hidden 1000]
-                                  [--repeats 15] [--json OUT]
+                                  [--repeats 15] [--noinclude-torch] [--json OUT]
 
-The network is the classic 784-1000-10 LIF MLP (β = 0.9, θ = 1, subtract
-reset), T = 25 steps, batch 128, rate-coded input (Bernoulli, drawn inside the
-step), read out as the mean over time of the output layer's currents, trained
-by cross-entropy and Adam (lr 1e-3). Contenders, all timed in one run with
-rounds interleaved (a noisy neighbour hurts all alike), warm-up excluded,
-median of ``repeats``:
+The 784-1000-10 LIF MLP (β = 0.9, θ = 1, subtract reset), rate-coded input drawn inside
+the step, mean-membrane readout, cross-entropy, Adam (lr 1e-3), the same parameters in
+each framework: ``htaf_jax.models.SpikingMLP`` (the module the SNN experiment trains)
+with HTAF or atan (α = 2, snnTorch's rule: the identical network), and with direct
+(constant-current) input, where its first layer runs once instead of T times; snnTorch's
+``snn.Leaky`` with ``spikegen.rate`` in its tutorials' per-step loop, as many torch
+threads as JAX has cores (its reset lands one step later; same work). Rounds
+interleaved, warm-up excluded, medians.
 
-- ``jax htaf (rate)``: ``htaf_jax.models.SpikingMLP`` (the module the SNN
-  experiment trains), one ``jax.jit``'d value_and_grad + ``optax.adam`` step.
-- ``jax atan (rate)``: the same with the atan surrogate (α = 2), the rule
-  snnTorch uses: the identical network.
-- ``jax htaf (direct)``: constant-current input; the first layer's matmul
-  runs once instead of T times (``SpikingMLP`` does that by itself).
-- ``snntorch atan (rate)``: snnTorch 1.x ``snn.Leaky`` with
-  ``surrogate.atan()``, ``torch.nn.Linear`` layers, ``spikegen.rate`` input,
-  the per-step loop of snnTorch's tutorials, ``torch.optim.Adam``; torch uses
-  as many threads as JAX has cores. Skipped, with the reason recorded, when
-  torch or snntorch is not importable.
-
-The two LIF updates differ only in when the subtractive reset lands (see
-``htaf_jax.spiking``); the work per step is the same.
-
-FLOPs (matmuls only; elementwise work is O(T·B·H), ~1000× less): with
-L = [(784, 1000), (1000, 10)] and N = T·B rows,
-
-    forward           2·N·Σ a·b
-    nominal fwd+bwd   3 × forward (forward, input grad, weight grad per layer)
-    exact   fwd+bwd   forward + weight grads 2·N·Σ a·b + input grads for all
-                      but the first layer (the input spikes need no gradient)
-
-The achieved fraction is (exact FLOPs / step time) over the machine's matmul
-peak: the best throughput among float32 ``jnp.dot`` s of three shapes (2048³,
-and the step's own layer-1 forward and weight-gradient shapes), timed in the
-same rounds as the steps. Also timed there, to show where a step's time goes:
-the Bernoulli rate code alone and the LIF scan's forward+backward alone.
+FLOPs are the matmuls': forward 2·N·Σ in·out (N = T·B rows); exact forward+backward adds
+the weight gradients and the input gradients of all but the first layer (the input
+spikes need none); nominal is 3 × forward. GFLOP/s use the exact count. The matmul peak
+is the best float32 ``jnp.dot`` throughput of three shapes (2048³ and the step's layer-1
+forward and weight-gradient shapes) timed in the same rounds, as are the rate code alone
+and the LIF layer's forward+backward alone.
 """
 from __future__ import annotations
 
-import os
-import statistics
-import time
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks import cli
+from benchmarks import harness
+from htaf_jax.linen import LIF
 from htaf_jax.models.snn import SpikingMLP
-from htaf_jax.spiking import lif_dynamics, rate_encode
-from htaf_jax.units import get_unit as get_surrogate
+from htaf_jax.spiking import rate_encode
 
-INPUT = 784
-CLASSES = 10
+INPUT, CLASSES = 784, 10
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+TARGETS = {"snntorch_speedup": 1.3, "matmul_fraction": 0.85}
+OURS, TORCH = "jax atan (rate)", "snntorch atan (rate)"
 
 
 def layer_shapes(hidden: int = 1000) -> list[tuple[int, int]]:
@@ -67,68 +44,26 @@ def layer_shapes(hidden: int = 1000) -> list[tuple[int, int]]:
 
 
 def step_flops(num_steps: int, batch: int, hidden: int = 1000) -> dict[str, float]:
-    """Matmul FLOPs of one training step of the INPUT-hidden-10 MLP (see module doc)."""
-    shapes = layer_shapes(hidden)
+    """Matmul FLOPs of one training step of the INPUT-hidden-10 MLP (module docstring)."""
+    (a0, b0), (a1, b1) = layer_shapes(hidden)
     rows = num_steps * batch
-    forward = sum(2 * rows * a * b for a, b in shapes)
-    weight_grads = forward
-    input_grads = sum(2 * rows * a * b for a, b in shapes[1:])
-    # Direct input: the first layer sees one (B, 784) input, not T of them.
-    a0, b0 = shapes[0]
-    direct_first = 2 * 2 * batch * a0 * b0  # its forward and weight grad, once each
-    rest = sum(2 * rows * a * b for a, b in shapes[1:])
-    return {
-        "forward": float(forward),
-        "nominal": float(3 * forward),
-        "exact": float(forward + weight_grads + input_grads),
-        "direct_exact": float(direct_first + 3 * rest),
-    }
+    forward = 2 * rows * (a0 * b0 + a1 * b1)
+    return {"forward": float(forward), "nominal": float(3 * forward),
+            "exact": float(2 * forward + 2 * rows * a1 * b1),
+            # direct input: the first layer's forward and weight grad once, over B rows
+            "direct_exact": float(2 * 2 * batch * a0 * b0 + 3 * 2 * rows * a1 * b1)}
 
 
 def count_params(shapes: list[tuple[int, int]]) -> int:
     return sum(a * b + b for a, b in shapes)
 
 
-def cpu_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def synthetic_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised images (B, 28, 28, 1) from uniform intensities, and labels (B,).
-
-    The step's cost does not depend on pixel values (every matmul is dense),
-    so the benchmark needs no dataset.
-    """
+    """Standardised images (B, 28, 28, 1) of uniform intensities, and labels (B,): every
+    matmul is dense, so the cost does not depend on the pixels and no dataset is needed."""
     rng = np.random.default_rng(seed)
     intensity = rng.uniform(0.0, 1.0, (batch, 28, 28, 1)).astype(np.float32)
-    images = (intensity - FMNIST_MEAN) / FMNIST_STD
-    labels = rng.integers(0, CLASSES, batch).astype(np.int32)
-    return images, labels
-
-
-def make_matmul(m: int, k: int, n: int) -> tuple[Callable[[], None], float]:
-    """(one jitted float32 (m, k) @ (k, n) ``jnp.dot``, its FLOPs)."""
-    ka, kb = jax.random.split(jax.random.key(1))
-    a = jax.random.normal(ka, (m, k), jnp.float32)
-    b = jax.random.normal(kb, (k, n), jnp.float32)
-    dot = jax.jit(jnp.dot)
-    return (lambda: jax.block_until_ready(dot(a, b))), 2.0 * m * k * n
-
-
-def matmul_shapes(num_steps: int, batch: int, hidden: int, square: int = 2048
-                  ) -> dict[str, tuple[int, int, int]]:
-    """Shapes whose best throughput is taken as the machine's matmul peak: a large
-    square one and the step's own first-layer forward and weight-gradient shapes."""
-    rows = num_steps * batch
-    return {f"matmul {square}x{square}x{square}": (square, square, square),
-            f"matmul {rows}x{INPUT}x{hidden} (layer-1 forward)": (rows, INPUT, hidden),
-            f"matmul {INPUT}x{rows}x{hidden} (layer-1 weight grad)": (INPUT, rows, hidden)}
-
-
-# ----------------------------------------------------------------------------- JAX
+    return (intensity - FMNIST_MEAN) / FMNIST_STD, rng.integers(0, CLASSES, batch).astype(np.int32)
 
 
 def jax_model(num_steps: int, hidden: int, encoding: str, surrogate: str) -> SpikingMLP:
@@ -138,270 +73,192 @@ def jax_model(num_steps: int, hidden: int, encoding: str, surrogate: str) -> Spi
 
 
 def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """Returns (run_one_step, params): run_one_step() does one jitted training step."""
-    tx = optax.adam(1e-3)
-    key = jax.random.key(seed)
+    """(run_one_step, param shapes); each call does one jitted step and returns its loss."""
+    tx, key = optax.adam(1e-3), jax.random.key(seed)
     params = model.init({"params": key, "sample": key}, jnp.asarray(images[:2]))["params"]
-    opt_state = tx.init(params)
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, images, labels, key):
         def loss_fn(p):
             logits = model.apply({"params": p}, images, train=True, rngs={"sample": key})
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    x, y = jnp.asarray(images), jnp.asarray(labels)
-    state = {"params": params, "opt_state": opt_state, "i": 0}
-    shapes = jax.tree.map(lambda p: p.shape, params)
+    x, y, state = jnp.asarray(images), jnp.asarray(labels), [params, tx.init(params), 0]
 
     def run_one_step():
-        state["i"] += 1
-        k = jax.random.fold_in(key, state["i"])
-        state["params"], state["opt_state"], loss = step(state["params"], state["opt_state"],
-                                                         x, y, k)
-        jax.block_until_ready(loss)
-
-    return run_one_step, shapes
+        state[2] += 1
+        state[0], state[1], loss = step(state[0], state[1], x, y,
+                                        jax.random.fold_in(key, state[2]))
+        return float(loss)
+    return run_one_step, jax.tree.map(lambda p: p.shape, params)
 
 
-def make_jax_encode(num_steps: int, images: np.ndarray) -> Callable[[], None]:
-    """One jitted call of the model's Bernoulli rate encoder on the batch."""
+def make_components(num_steps: int, batch: int, hidden: int, images: np.ndarray) -> dict:
+    """The rate code alone, and the step's LIF layer forward+backward alone on (T, B, H)."""
     encode = jax.jit(lambda k, x: rate_encode(k, x.reshape(len(x), -1), num_steps,
                                               mean=FMNIST_MEAN, std=FMNIST_STD))
-    x, key, i = jnp.asarray(images), jax.random.key(7), [0]
-
-    def run():
-        i[0] += 1
-        jax.block_until_ready(encode(jax.random.fold_in(key, i[0]), x))
-    return run
-
-
-def make_jax_lif(num_steps: int, batch: int, hidden: int, surrogate: str = "atan"
-                 ) -> Callable[[], None]:
-    """Forward+backward of the LIF dynamics alone (the ``lax.scan``) on (T, B, H) currents."""
-    spike_fn = get_surrogate(surrogate)
+    lif = LIF(beta=0.9, threshold=1.0, surrogate="atan")
     currents = jax.random.normal(jax.random.key(3), (num_steps, batch, hidden)) + 0.5
     weights = jax.random.normal(jax.random.key(4), currents.shape)
-
-    def loss(c):
-        spikes, _ = lif_dynamics(c, beta=0.9, threshold=1.0, spike_fn=spike_fn)
-        return jnp.sum(spikes * weights)
-    grad = jax.jit(jax.grad(loss))
-    return lambda: jax.block_until_ready(grad(currents))
-
-
-# ----------------------------------------------------------------------------- snnTorch
+    grad = jax.jit(jax.grad(lambda c, w: jnp.sum(lif.apply({}, c)[0] * w)))
+    x, keys = jnp.asarray(images), iter(jax.random.split(jax.random.key(7), 10 ** 4))
+    return {"jax rate encode only": lambda: jax.block_until_ready(encode(next(keys), x)),
+            "jax LIF scan fwd+bwd only": lambda: jax.block_until_ready(grad(currents, weights))}
 
 
 def torch_unavailable_reason() -> str | None:
     """None when torch and snntorch import, else why not."""
-    try:
-        import snntorch  # noqa: F401
-        import torch  # noqa: F401
-    except Exception as e:  # ImportError, or a broken install
-        return f"{type(e).__name__}: {e}"
-    return None
+    return harness.unavailable("torch") or harness.unavailable("snntorch")
 
 
-def snntorch_model(num_steps: int, hidden: int):
-    """The same network in snnTorch: Linear → Leaky(atan) → Linear → mean over time."""
+def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = None,
+                   hoist_first: bool = False):
+    """Linear → ``snn.Leaky`` (β = 0.9, θ = 1, subtract, atan α = 2) → [Linear → mean over
+    time] in snnTorch's tutorials' per-step loop, on x (T, B, n_in); ``hoist_first``: x is
+    one (B, n_in) input for every step and the first Linear runs once, as a user of snnTorch
+    could write it. Without ``n_out`` it returns the spikes (T, B, hidden)."""
     import snntorch as snn
     import torch
     from snntorch import surrogate
 
-    class SnnTorchMLP(torch.nn.Module):
+    class SnnTorchNet(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1 = torch.nn.Linear(INPUT, hidden)
+            self.fc1 = torch.nn.Linear(n_in, hidden)
             self.lif1 = snn.Leaky(beta=0.9, threshold=1.0, reset_mechanism="subtract",
                                   spike_grad=surrogate.atan(alpha=2.0))
-            self.fc2 = torch.nn.Linear(hidden, CLASSES)
+            self.fc2 = torch.nn.Linear(hidden, n_out) if n_out else None
 
-        def forward(self, spikes):  # (T, B, 784) → logits (B, 10)
-            mem1 = self.lif1.reset_mem()
-            outs = []
+        def forward(self, x):
+            mem, outs = self.lif1.reset_mem(), []
+            cur = self.fc1(x) if hoist_first else None
             for t in range(num_steps):
-                spk1, mem1 = self.lif1(self.fc1(spikes[t]), mem1)
-                outs.append(self.fc2(spk1))
-            return torch.stack(outs).mean(0)
-
-    return SnnTorchMLP()
+                spk, mem = self.lif1(cur if hoist_first else self.fc1(x[t]), mem)
+                outs.append(spk if self.fc2 is None else self.fc2(spk))
+            return torch.stack(outs) if self.fc2 is None else torch.stack(outs).mean(0)
+    return SnnTorchNet()
 
 
 def make_torch_step(num_steps: int, hidden: int, images: np.ndarray, labels: np.ndarray,
                     seed: int = 0, device: str = "cpu"):
-    """Returns (run_one_step, param shapes {name: shape}) for the snnTorch contender."""
+    """(run_one_step, param shapes {name: shape}, the rate code alone) of snnTorch."""
     import torch
     from snntorch import spikegen
-
     torch.manual_seed(seed)
-    net = snntorch_model(num_steps, hidden).to(device)
+    net = snntorch_model(num_steps, INPUT, hidden, CLASSES).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    intensity = torch.from_numpy(
-        np.clip(images.reshape(len(images), -1) * FMNIST_STD + FMNIST_MEAN, 0, 1)).to(device)
+    intensity = torch.from_numpy(np.clip(images.reshape(len(images), -1) * FMNIST_STD
+                                         + FMNIST_MEAN, 0, 1)).to(device)
     y = torch.from_numpy(labels.astype(np.int64)).to(device)
-    loss_fn = torch.nn.CrossEntropyLoss()
 
     def run_one_step():
-        spikes = spikegen.rate(intensity, num_steps=num_steps)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(spikes), y)
+        loss = torch.nn.functional.cross_entropy(
+            net(spikegen.rate(intensity, num_steps=num_steps)), y)
         loss.backward()
         opt.step()
-        loss.item()  # waits for the device, like block_until_ready
-        if device != "cpu":
-            torch.cuda.synchronize()
-
-    shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
-    return run_one_step, shapes
-
-
-def make_torch_encode(num_steps: int, images: np.ndarray, device: str = "cpu"
-                      ) -> Callable[[], None]:
-    """One ``snntorch.spikegen.rate`` call on the batch."""
-    import torch
-    from snntorch import spikegen
-    intensity = torch.from_numpy(
-        np.clip(images.reshape(len(images), -1) * FMNIST_STD + FMNIST_MEAN, 0, 1)).to(device)
-
-    def run():
-        spikes = spikegen.rate(intensity, num_steps=num_steps)
-        spikes[0, 0, 0].item()
-    return run
-
-
-# ----------------------------------------------------------------------------- the run
-
-
-def time_interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
-                     warmup: int, rotate: bool = False) -> dict[str, list[float]]:
-    """Seconds per call of each contender: ``warmup`` untimed calls each (compilation),
-    then ``repeats`` rounds in which every contender runs once, in turn (a noisy
-    neighbour slows all alike). ``rotate``: round r starts at the r-th contender, so
-    none always follows the same one (a step can pay for its predecessor, e.g. for
-    thread pools still spinning)."""
-    for fn in contenders.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    items = list(contenders.items())
-    for r in range(repeats):
-        k = r % len(items) if rotate else 0
-        for name, fn in items[k:] + items[:k]:
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
+        return loss.item()  # waits for the device, like block_until_ready
+    return (run_one_step, {n: tuple(p.shape) for n, p in net.named_parameters()},
+            lambda: spikegen.rate(intensity, num_steps=num_steps)[0, 0, 0].item())
 
 
 def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: int = 15,
             warmup: int = 3, matmul_n: int = 2048, include_torch: bool = True) -> dict:
     images, labels = synthetic_batch(batch)
-    contenders: dict[str, Callable[[], None]] = {}
-    for name, enc, surr in [("jax htaf (rate)", "rate", "htaf"),
-                            ("jax atan (rate)", "rate", "atan"),
-                            ("jax htaf (direct)", "direct", "htaf")]:
-        contenders[name], _ = make_jax_step(jax_model(num_steps, hidden, enc, surr),
-                                            images, labels)
-    threads = cpu_threads()
-    device = "cpu"
-    torch_info: dict = {"available": False, "reason": torch_unavailable_reason()}
-    if include_torch and torch_info["reason"] is None:
-        import snntorch
+    steps = {name: make_jax_step(jax_model(num_steps, hidden, enc, surr), images, labels)[0]
+             for name, enc, surr in [("jax htaf (rate)", "rate", "htaf"), (OURS, "rate", "atan"),
+                                     ("jax htaf (direct)", "direct", "htaf")]}
+    comps = make_components(num_steps, batch, hidden, images)
+    reason = torch_unavailable_reason() if include_torch else "not requested (--noinclude-torch)"
+    torch_info: dict = {"available": False, "reason": reason}
+    if reason is None:
         import torch
-        if jax.default_backend() == "gpu" and torch.cuda.is_available():
-            device = "cuda"
-        torch.set_num_threads(threads)
-        contenders["snntorch atan (rate)"], _ = make_torch_step(num_steps, hidden, images,
-                                                                labels, device=device)
-        torch_info = {"available": True, "torch": torch.__version__,
-                      "snntorch": snntorch.__version__, "device": device,
-                      "threads": torch.get_num_threads()}
-    elif not include_torch:
-        torch_info["reason"] = "not requested (--no-torch)"
+        device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+        torch.set_num_threads(harness.cpu_threads())
+        steps[TORCH], _, comps["torch rate encode only"] = make_torch_step(
+            num_steps, hidden, images, labels, device=device)
+        torch_info = {"available": True, **harness.versions("torch", "snntorch"),
+                      "device": device, "threads": torch.get_num_threads()}
+    rows = num_steps * batch
+    dots = {f"matmul {m}x{k}x{n}{what}": harness.make_matmul(m, k, n) for m, k, n, what in [
+        (matmul_n, matmul_n, matmul_n, ""), (rows, INPUT, hidden, " (layer-1 forward)"),
+        (INPUT, rows, hidden, " (layer-1 weight grad)")]}
+    times = harness.time_interleaved({**steps, **comps, **{n: f for n, (f, _) in dots.items()}},
+                                     repeats, warmup)
+    med = {n: t * 1e3 for n, t in harness.medians(times).items()}
+    gflops = {n: flops / med[n] / 1e6 for n, (_, flops) in dots.items()}
+    peak, flops = max(gflops.values()), step_flops(num_steps, batch, hidden)
+    achieved = {n: flops["direct_exact" if "direct" in n else "exact"] / med[n] / 1e6 for n in steps}
+    bound = {"matmuls at peak": flops["exact"] / peak / 1e6,
+             "rate encode": med["jax rate encode only"],
+             "LIF scan fwd+bwd": med["jax LIF scan fwd+bwd only"]}
+    r = {"num_steps": num_steps, "batch": batch, "hidden": hidden, "repeats": repeats,
+         "torch": torch_info, "params": count_params(layer_shapes(hidden)),
+         "jax_device": harness.jax_device(), "median_ms": {n: med[n] for n in steps},
+         "min_ms": {n: min(times[n]) * 1e3 for n in steps}, "flops": flops,
+         "matmul": {"best": max(gflops, key=gflops.get), "gflops": peak, "by_shape": gflops},
+         "component_ms": {n: med[n] for n in [*comps, *dots]}, "achieved_gflops": achieved,
+         "fraction_of_matmul": {n: v / peak for n, v in achieved.items()},
+         "encode_ms": {n: med[n] for n in comps if "encode" in n}, "bound_ms": bound,
+         # what the step would reach if the rate code cost nothing
+         "fraction_of_matmul_without_encode": {
+             n: flops["exact"] / (med[n] - bound["rate encode"]) / 1e6 / peak
+             for n in ("jax htaf (rate)", OURS)},
+         "direct_speedup": med["jax htaf (rate)"] / med["jax htaf (direct)"],
+         "direct_flop_ratio": flops["exact"] / flops["direct_exact"],
+         "htaf_vs_atan_cost": med["jax htaf (rate)"] / med[OURS]}
+    if TORCH in med:
+        r["speedup_vs_snntorch"] = {"identical network (atan)": med[TORCH] / med[OURS],
+                                    "htaf": med[TORCH] / med["jax htaf (rate)"]}
+    return r
 
-    # Components, timed in the same rounds: the Bernoulli rate code, the LIF scan,
-    # and matmuls whose best throughput is the machine's peak.
-    components = {"jax rate encode only": make_jax_encode(num_steps, images),
-                  "jax LIF scan fwd+bwd only": make_jax_lif(num_steps, batch, hidden)}
-    if "snntorch atan (rate)" in contenders:
-        components["torch rate encode only"] = make_torch_encode(num_steps, images, device)
-    mm_flops = {}
-    for name, shape in matmul_shapes(num_steps, batch, hidden, matmul_n).items():
-        components[name], mm_flops[name] = make_matmul(*shape)
-    contenders.update(components)
 
-    times = time_interleaved(contenders, repeats, warmup)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
-    component_ms = {name: med.pop(name) * 1e3 for name in components}
-    for name in components:
-        times.pop(name)
-    matmul_gflops = {name: f / (component_ms[name] / 1e3) / 1e9 for name, f in mm_flops.items()}
-    best = max(matmul_gflops, key=matmul_gflops.get)
-    mm = {"best": best, "gflops": matmul_gflops[best], "by_shape": matmul_gflops}
-    encode_ms = {k: v for k, v in component_ms.items() if "encode" in k}
-    flops = step_flops(num_steps, batch, hidden)
-    ours = med["jax atan (rate)"]
-    achieved = {
-        name: (flops["direct_exact"] if "direct" in name else flops["exact"]) / t / 1e9
-        for name, t in med.items()}
-    result = {
-        "num_steps": num_steps, "batch": batch, "hidden": hidden, "repeats": repeats,
-        "cpu_threads": threads, "torch": torch_info,
-        "params": count_params(layer_shapes(hidden)),
-        "median_ms": {k: v * 1e3 for k, v in med.items()},
-        "min_ms": {k: min(v) * 1e3 for k, v in times.items()},
-        "jax_device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
-        "flops": flops, "matmul": mm, "component_ms": component_ms,
-        "achieved_gflops": achieved,
-        "fraction_of_matmul": {k: v / mm["gflops"] for k, v in achieved.items()},
-        "encode_ms": encode_ms,
-        # What the step would reach if the rate code cost nothing.
-        "fraction_of_matmul_without_encode": {
-            k: flops["exact"] / (med[k] - encode_ms["jax rate encode only"] / 1e3) / 1e9
-            / mm["gflops"] for k in ("jax htaf (rate)", "jax atan (rate)")},
-        # Step time if its matmuls ran at peak, plus the encode and the LIF scan.
-        "bound_ms": {"matmuls at peak": flops["exact"] / mm["gflops"] / 1e6,
-                     "rate encode": component_ms["jax rate encode only"],
-                     "LIF scan fwd+bwd": component_ms["jax LIF scan fwd+bwd only"]},
-        "direct_speedup": med["jax htaf (rate)"] / med["jax htaf (direct)"],
-        "direct_flop_ratio": flops["exact"] / flops["direct_exact"],
-        "htaf_vs_atan_cost": med["jax htaf (rate)"] / ours,
-    }
-    if "snntorch atan (rate)" in med:
-        t_torch = med["snntorch atan (rate)"]
-        result["speedup_vs_snntorch"] = {"identical network (atan)": t_torch / ours,
-                                         "htaf": t_torch / med["jax htaf (rate)"]}
-    return result
+def section(s: dict) -> list[str]:
+    f, mm, t, b, enc = s["flops"], s["matmul"], s["torch"], s["bound_ms"], s["encode_ms"]
+    rows = [[n, f"{ms:.1f}", f"{s['min_ms'][n]:.1f}", f"{s['achieved_gflops'][n]:.1f}",
+             f"{s['fraction_of_matmul'][n]:.2f}"] for n, ms in s["median_ms"].items()]
+    rows += [] if t["available"] else [[TORCH, f"not run: {t['reason']}", "", "", ""]]
+    ours, frac = s["median_ms"][OURS], s["fraction_of_matmul"][OURS]
+    sp, goal = s.get("speedup_vs_snntorch"), TARGETS["snntorch_speedup"]
+    return ["## " + __doc__.split("\n")[0], "",
+            f"784-{s['hidden']}-10, T = {s['num_steps']}, batch {s['batch']}, {s['params']:,} "
+            f"parameters; JAX on {s['jax_device']}; " + (
+                f"snnTorch {t['snntorch']} on torch {t['torch']} ({t['device']}, {t['threads']} "
+                "threads)" if t["available"] else f"snnTorch not run: {t['reason']}")
+            + f"; median of {s['repeats']} steps.", "", *harness.method(__doc__),
+            *harness.table(["contender", "median ms", "min ms", "GFLOP/s",
+                            "fraction of matmul peak"], rows), "",
+            f"Matmul peak, same rounds: **{mm['gflops']:.1f} GFLOP/s** (by shape: " + ", ".join(
+                f"{g:.1f} ({n.removeprefix('matmul ')})" for n, g in mm["by_shape"].items())
+            + f"). Step FLOPs: forward {f['forward'] / 1e9:.2f} G; forward+backward "
+            f"{f['exact'] / 1e9:.2f} G exact vs {f['nominal'] / 1e9:.2f} G nominal; direct input "
+            f"{f['direct_exact'] / 1e9:.2f} G.", "",
+            *([f"- **Speed-up vs snnTorch, identical network (atan): "
+               f"{sp['identical network (atan)']:.2f}×** ({s['median_ms'][TORCH]:.1f} ms / "
+               f"{ours:.1f} ms; target ≥ {goal}×: "
+               f"{harness.verdict(sp['identical network (atan)'] >= goal)}); with HTAF as the "
+               f"surrogate: {sp['htaf']:.2f}×."] if sp else []),
+            f"- **Fraction of matmul throughput: {frac:.2f}** (target ≥ "
+            f"{TARGETS['matmul_fraction']}: {harness.verdict(frac >= TARGETS['matmul_fraction'])}).",
+            f"- Where a JAX step's time goes (components timed alone, same rounds): matmuls at "
+            f"peak {b['matmuls at peak']:.1f} ms + Bernoulli rate code {b['rate encode']:.1f} ms "
+            "(threefry" + (f"; torch's `spikegen.rate`: {enc['torch rate encode only']:.1f} ms"
+                           if "torch rate encode only" in enc else "")
+            + f") + LIF scan forward+backward {b['LIF scan fwd+bwd']:.1f} ms = "
+            f"{sum(b.values()):.1f} ms, of a measured {ours:.1f} ms; the rest is Adam, the "
+            "readout, loss and smaller ops. Without the rate code the step would be at "
+            f"{s['fraction_of_matmul_without_encode'][OURS]:.2f} of the matmul peak.",
+            f"- **Direct (constant-current) input: {s['direct_speedup']:.2f}× faster** than rate "
+            f"input (matmul FLOPs {s['direct_flop_ratio']:.1f}× fewer).",
+            f"- HTAF vs atan surrogate inside the step: {s['htaf_vs_atan_cost']:.3f}× the time "
+            "(the surrogates differ only in elementwise work).", ""]
 
 
 def main(argv=None):
-    args = cli.parse(argv, __doc__, num_steps=(25, "time steps T"), batch=(128, "batch size"),
-                     hidden=(1000, "hidden LIF neurons"), repeats=(15, "timed repeats (median)"),
-                     no_torch=(False, "leave snnTorch out"),
-                     json=(None, "also write the result here"))
-    r = measure(args.num_steps, args.batch, args.hidden, args.repeats,
-                include_torch=not args.no_torch)
-    print(f"SNN step 784-{args.hidden}-10, T={args.num_steps}, batch {args.batch}, "
-          f"{jax.default_backend()} ({jax.devices()[0].device_kind}), median of {args.repeats}")
-    for name, t in r["median_ms"].items():
-        print(f"  {name:22s} {t:9.2f} ms  {r['achieved_gflops'][name]:7.1f} GFLOP/s  "
-              f"{100 * r['fraction_of_matmul'][name]:5.1f}% of matmul")
-    for name, g in r["matmul"]["by_shape"].items():
-        print(f"  {name}: {g:.1f} GFLOP/s")
-    for name, ms in r["component_ms"].items():
-        print(f"  {name}: {ms:.2f} ms")
-    print(f"  direct-input speed-up: {r['direct_speedup']:.2f}x")
-    if "speedup_vs_snntorch" in r:
-        print(f"  speed-up vs snnTorch: {r['speedup_vs_snntorch']}")
-    else:
-        print(f"  snnTorch: {r['torch']['reason']}")
-    cli.write_json(args.json, r)
-    return r
+    return harness.main(argv, __doc__, measure, section)
 
 
 if __name__ == "__main__":
