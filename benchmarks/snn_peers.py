@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from benchmarks import harness, snn_step
 from htaf_jax.linen import LIF
@@ -188,8 +189,7 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
     """Spyx 1.0 (Flax NNX): documented (``Sequential(Linear, LIF)`` in ``spyx.nn.run``) or
     hoisted (the Linear over all steps at once, ``spyx.nn.run`` over the LIF alone), with
     our atan's backward unless ``activation`` says otherwise."""
-    import spyx
-    from flax import nnx
+    import spyx  # a peer (the bench extra): imported only to time it
     rngs = nnx.Rngs(0)
     fcs = [nnx.Linear(k.shape[0], k.shape[1], rngs=rngs, kernel_init=lambda *_, k=k: jnp.asarray(k),
                       bias_init=lambda *_, b=b: jnp.asarray(b)) for k, b in weights]
@@ -237,7 +237,7 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
 
 def make_torch(w: Workload, weights, inputs) -> Contender:
     """snnTorch's tutorial loop (``snn_step.snntorch_model``); torch threads = JAX's cores."""
-    import torch
+    import torch  # a peer (the bench extra): imported only to time it
     torch.set_num_threads(harness.cpu_threads())
     net = snn_step.snntorch_model(w.num_steps, w.n_in, w.hidden, w.n_out,
                                   hoist_first=w.kind == "mlp")
@@ -296,7 +296,7 @@ def child(spec: dict, contender: str) -> dict:
     weights, inputs = make_weights(w), make_inputs(w)
     if contender == "baseline:torch":
         import snntorch  # noqa: F401
-        import torch
+        import torch  # a peer (the bench extra): imported only to time it
         torch.set_num_threads(harness.cpu_threads())
         (torch.ones(2) + 1).sum().item()
     elif contender.startswith("baseline:"):

@@ -22,6 +22,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from benchmarks import harness
 from htaf_jax import linen
@@ -73,8 +74,7 @@ def _integrator(fn, currents: jax.Array) -> Callable[[], None]:
 
 
 def _spyx(currents: jax.Array) -> Callable[[], None]:
-    import spyx
-    from flax import nnx
+    import spyx  # a peer (the bench extra): imported only to time it
     lif = spyx.nn.LIF(currents.shape[2:], beta=np.float32(0.9), rngs=nnx.Rngs(0))
     grad = nnx.jit(lambda m, c: nnx.value_and_grad(lambda m, c: jnp.sum(spyx.nn.run(m, c)[0]),
                                                    argnums=(0, 1))(m, c))
@@ -82,8 +82,8 @@ def _spyx(currents: jax.Array) -> Callable[[], None]:
 
 
 def _torch(currents: np.ndarray) -> Callable[[], None]:
-    import snntorch as snn
-    import torch
+    import snntorch as snn  # a peer (the bench extra): imported only to time it
+    import torch  # a peer (the bench extra): imported only to time it
     torch.set_num_threads(harness.cpu_threads())
     lif, x = snn.Leaky(beta=0.9), torch.from_numpy(currents).requires_grad_()
 

@@ -120,9 +120,9 @@ def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = N
     time] in snnTorch's tutorials' per-step loop, on x (T, B, n_in); ``hoist_first``: x is
     one (B, n_in) input for every step and the first Linear runs once, as a user of snnTorch
     could write it. Without ``n_out`` it returns the spikes (T, B, hidden)."""
-    import snntorch as snn
-    import torch
-    from snntorch import surrogate
+    import snntorch as snn  # a peer (the bench extra): imported only to time it
+    import torch  # a peer (the bench extra): imported only to time it
+    from snntorch import surrogate  # a peer (the bench extra): imported only to time it
 
     class SnnTorchNet(torch.nn.Module):
         def __init__(self):
@@ -145,8 +145,8 @@ def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = N
 def make_torch_step(num_steps: int, hidden: int, images: np.ndarray, labels: np.ndarray,
                     seed: int = 0, device: str = "cpu"):
     """(run_one_step, param shapes {name: shape}, the rate code alone) of snnTorch."""
-    import torch
-    from snntorch import spikegen
+    import torch  # a peer (the bench extra): imported only to time it
+    from snntorch import spikegen  # a peer (the bench extra): imported only to time it
     torch.manual_seed(seed)
     net = snntorch_model(num_steps, INPUT, hidden, CLASSES).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -175,7 +175,7 @@ def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: 
     reason = torch_unavailable_reason() if include_torch else "not requested (--noinclude-torch)"
     torch_info: dict = {"available": False, "reason": reason}
     if reason is None:
-        import torch
+        import torch  # a peer (the bench extra): imported only to time it
         device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
         torch.set_num_threads(harness.cpu_threads())
         steps[TORCH], _, comps["torch rate encode only"] = make_torch_step(
