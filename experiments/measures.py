@@ -77,6 +77,29 @@ def concepts(config, result, seconds: float) -> dict:
     return record
 
 
+def nec(config, result, seconds: float) -> dict:
+    """``concepts`` and the run's accuracy against NEC, explanations, interventions and code
+    collisions (experiments.icbm_nec; the random-concept baseline inside an ICBM's record)."""
+    import time
+
+    from experiments import icbm_nec
+    start = time.perf_counter()
+    record = {**concepts(config, result, seconds),
+              **icbm_nec.measure(config, result.params, result.batch_stats)}
+    record["nec_seconds"] = time.perf_counter() - start
+    return record
+
+
+def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
+    """The random-concept baseline an ICBM run's ``nec`` record holds, as a row of its own:
+    ``(label, coords, record)`` with variant "random" (``Study.derived``)."""
+    if "random" not in record:
+        return []
+    label = record["label"].replace(record["coords"]["variant"], "random")
+    return [(label, {**record["coords"], "variant": "random"},
+             {**record["random"], "split": record.get("split"), "seconds": None})]
+
+
 def stability(workdir: str, first: str) -> dict:
     """Concept stability of the ICBM run in ``workdir`` against the same point's first
     seed in ``first`` (htaf_jax.interpret.measures.stability on the eval split's hard
@@ -139,4 +162,4 @@ def gain_finding(rows: list[dict]) -> list[str]:
     return out
 
 
-MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts}
+MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts, "nec": nec}
