@@ -54,6 +54,7 @@ from htaf_jax.interpret.sparse_head import (
 from htaf_jax.interpret.grids import (
     overview_concepts,
     ranked_examples,
+    save_class_overview,
     save_concept_grid,
     save_concept_overview,
     save_explained_overview,
@@ -85,5 +86,5 @@ __all__ = [
     "leakage", "linear_probe_accuracy", "purity", "random_code_purity", "sparsity", "stability",
     "CodeCollisions", "RandomConcepts", "code_collisions", "random_concepts",
     "RefitChoice", "SparseHead", "choose_sparse_head", "fit_sparse_head", "head_accuracy",
-    "nec_mask", "margin_coverage",
+    "nec_mask", "margin_coverage", "save_class_overview",
 ]
