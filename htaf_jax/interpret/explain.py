@@ -260,13 +260,17 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
                  + (", ".join(f"c{k}" for k in active) if len(active) else "none"))
     for c in [pred] + [int(c) for c in order[1:1 + top_alternatives]]:
         contrib = kernel[active, c]
+        weighted = np.flatnonzero(contrib != 0)  # a sparse head reads few of them
         lines.append(f"\n{cls(c)}: logit {logits[c]:.3f} = bias {bias[c]:.3f} "
-                     f"+ {contrib.sum():.3f} from {len(active)} active concepts")
-        for j in np.argsort(-np.abs(contrib))[:max_listed]:
+                     f"+ {contrib.sum():.3f} from {len(active)} active concepts"
+                     + (f" ({len(weighted)} with a weight)" if len(weighted) < len(active)
+                        else ""))
+        ranked = weighted[np.argsort(-np.abs(contrib[weighted]), kind="stable")]
+        for j in ranked[:max_listed]:
             lines.append(f"  {tag(active[j]):<6s} {contrib[j]:+.3f}")
-        if len(active) > max_listed:
-            rest = contrib[np.argsort(-np.abs(contrib))[max_listed:]].sum()
-            lines.append(f"  ({len(active) - max_listed} more) {rest:+.3f}")
+        if len(ranked) > max_listed:
+            rest = contrib[ranked[max_listed:]].sum()
+            lines.append(f"  ({len(ranked) - max_listed} more) {rest:+.3f}")
     if len(order) > 1:
         runner = int(order[1])
         # Flipping concept k changes the margin pred − runner by (1 − 2 z_k)(V[k,p] − V[k,r]).
