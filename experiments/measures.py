@@ -90,6 +90,35 @@ def nec(config, result, seconds: float) -> dict:
     return record
 
 
+def nec5_or_dense(record: dict) -> float | None:
+    """The accuracy at NEC = 5, or the standard model's own (dense head): the issue's
+    comparison (VLG-CBM tables the standard model dense)."""
+    nec = record.get("nec") or {}
+    key = "all" if record.get("variant") == "standard" else "5"
+    return (nec.get(key) or {}).get("accuracy")
+
+
+def nec_finding(rows: list[dict]) -> list[str]:
+    """Per backbone, issue 35's target: the HTAF ICBM at NEC = 5 within 1.0 pt of the
+    standard model (dense) and ≥ 5 pts above the random code at NEC = 5 (seed means)."""
+    out = []
+    for backbone in sorted({r.get("backbone") for r in rows if r.get("backbone")}):
+        by = {r["variant"]: r.get("nec5_or_dense", {}).get("mean") for r in rows
+              if r.get("backbone") == backbone}
+        htaf, standard, rand = by.get("htaf"), by.get("standard"), by.get("random")
+        if htaf is None:
+            continue
+        parts = [f"- {backbone}: HTAF at NEC=5 {htaf:.2f} %"]
+        if standard is not None:
+            parts.append(f"standard (dense) {standard:.2f} %: Δ {htaf - standard:+.2f} pts "
+                         f"(target ≥ −1.0: {'met' if htaf - standard >= -1.0 else 'not met'})")
+        if rand is not None:
+            parts.append(f"random code at NEC=5 {rand:.2f} %: HTAF {htaf - rand:+.2f} pts "
+                         f"(target ≥ +5: {'met' if htaf - rand >= 5.0 else 'not met'})")
+        out.append("; ".join(parts) + ".")
+    return out
+
+
 def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
     """The random-concept baseline an ICBM run's ``nec`` record holds, as a row of its own:
     ``(label, coords, record)`` with variant "random" (``Study.derived``)."""
@@ -97,7 +126,9 @@ def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
         return []
     label = record["label"].replace(record["coords"]["variant"], "random")
     return [(label, {**record["coords"], "variant": "random"},
-             {**record["random"], "split": record.get("split"), "seconds": None})]
+             {**record["random"], "split": record.get("split"), "seconds": None,
+              "note": "a random projection of this HTAF run's backbone features, each "
+                      "concept at its concept's on-rate"})]
 
 
 def stability(workdir: str, first: str) -> dict:
