@@ -102,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         folder = os.path.join(workdir, "concepts", f"nec{values.nec}")
         shown = images * 0.5 + 0.5 if images.min() < 0 else images
         why = explain(acts.hard[0], kernel, bias, concept_names)
-        interpret.save_concept_overview(
-            os.path.join(folder, f"explain_{index}.png"), shown, every.preactivations,
-            [k for k, *_ in why.concepts], 8,
-            [f"c{k}: {name}\n{d:+.2f} to margin" for k, name, _, d in why.concepts])
-        interpret.save_class_overview(os.path.join(folder, "classes.png"), shown,
-                                      every.preactivations, kernel, kernel != 0, labels, names)
-        print(f"\nfigures: {folder}/explain_{index}.png, {folder}/classes.png")
+        written = [os.path.join(folder, "classes.png")]
+        interpret.save_class_overview(written[0], shown, every.preactivations, kernel,
+                                      kernel != 0, labels, names)
+        if why.concepts:  # none when the head's bias alone decides
+            written.append(os.path.join(folder, f"explain_{index}.png"))
+            interpret.save_concept_overview(
+                written[-1], shown, every.preactivations, [k for k, *_ in why.concepts], 8,
+                [f"c{k}: {name}\n{d:+.2f} to margin" for k, name, _, d in why.concepts])
+        print(f"\nfigures: {', '.join(written)}")
     if flip is not None:
         out = interpret.intervene(model, variables, x, flip, 1.0 - acts.hard[0, flip])
         change = np.asarray(out.logits_after[0] - out.logits_before[0])

@@ -192,25 +192,33 @@ def figures(stem: str, records: list[dict]) -> None:
                             lw=2.5 if variant == "htaf" else 1.2)
         ax.set(xticks=x, xticklabels=keys, xlabel="NEC (weights per class)",
                ylabel="test accuracy %", title=b)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(stem + "_nec.png", dpi=110)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 3.8), squeeze=False)
-    for i, order in enumerate(("informed", "random")):
-        curves = _mean_over_seeds(records, lambda r: [100 * a for a in r["interventions"][
-            "own_head"][order]] if "interventions" in r else None)
-        for ax, b in zip(axes[0], backbones):
-            for j, ((bb, variant), (m, s)) in enumerate(sorted(curves.items(),
-                                                               key=lambda kv: str(kv[0][1]))):
-                if bb == b:
-                    ax.plot(np.arange(len(m)), m, f"C{j}", ls="-" if i == 0 else "--",
-                            label=f"{variant}, {order}")
-                    ax.fill_between(np.arange(len(m)), m - s, m + s, color=f"C{j}", alpha=0.15)
-    for ax, b in zip(axes[0], backbones):
-        ax.set(xlabel="concepts intervened", ylabel="mispredicted test images now right %",
-               title=f"{b}: toward the true class's on-rates")
-        ax.legend(fontsize=7)
+    heads = ("own_head", f"nec{CHOSEN_NEC}")
+    fig, axes = plt.subplots(len(heads), len(backbones), figsize=(5 * len(backbones), 7.2),
+                             squeeze=False)
+    for row, head in enumerate(heads):
+        for i, order in enumerate(("informed", "random")):
+            curves = _mean_over_seeds(records, lambda r: [100 * a for a in r["interventions"][
+                head][order]] if "interventions" in r else None)
+            for ax, b in zip(axes[row], backbones):
+                for j, ((bb, variant), (m, s)) in enumerate(
+                        sorted(curves.items(), key=lambda kv: str(kv[0][1]))):
+                    if bb == b:
+                        ax.plot(np.arange(len(m)), m, f"C{j}", ls="-" if i == 0 else "--",
+                                label=f"{variant}, {order}")
+                        ax.fill_between(np.arange(len(m)), m - s, m + s, color=f"C{j}",
+                                        alpha=0.15)
+        for ax, b in zip(axes[row], backbones):
+            ax.set(xlabel="concepts intervened", ylabel="mispredicted now right %",
+                   title=f"{b}, {'own head' if row == 0 else f'NEC={CHOSEN_NEC} head'}: "
+                         "toward the true class's on-rates")
+            ax.title.set_fontsize(9)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(stem + "_interventions.png", dpi=110)
     plt.close(fig)

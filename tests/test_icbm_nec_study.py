@@ -22,7 +22,8 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
         points=tuple(p for p in studies.STUDIES["icbm_nec"].points
                      if p.label in ("mlp-standard", "mlp-htaf")),
         overrides={**studies.STUDIES["icbm_nec"].overrides, **TINY_ICBM})
-    assert run.run_study(study, "quick", str(tmp_path)) == 2
+    # Two runs tabled, and the random-code row the HTAF run's record holds.
+    assert run.run_study(study, "quick", str(tmp_path)) == 3
     table = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
     rows = {r["variant"]: r for r in table["rows"]}
     assert set(rows) == {"standard", "htaf", "random"}
@@ -55,7 +56,7 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     # A fresh clone: the table's records stand in for the removed runs, random row included.
     for name in os.listdir(tmp_path / "icbm_nec" / "runs"):
         os.remove(tmp_path / "icbm_nec" / "runs" / name / "results.json")
-    assert run.run_study(study, "quick", str(tmp_path), report_only=True) == 2
+    assert run.run_study(study, "quick", str(tmp_path), report_only=True) == 3
     again = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
     assert {r["variant"] for r in again["rows"]} == {"standard", "htaf", "random"}
     # icbm_explain at NEC=2: the deciding concepts come from the cut head, with figures.

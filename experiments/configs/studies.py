@@ -137,7 +137,7 @@ NEC_MORE = (
     ("Refit choices (validation: the last sixth of the training images): validation "
      "accuracy % and the chosen Adam rate (0: the cut head as is)", (
         *(Column(f"val NEC={k}", f"nec.{k}.validation_accuracy", 100) for k in NEC_KEYS),
-        *(Column(f"lr NEC={k}", f"nec.{k}.learning_rate", fmt=".2g") for k in NEC_KEYS))))
+        *(Column(f"lr NEC={k}", f"nec.{k}.learning_rate", fmt=".2f") for k in NEC_KEYS))))
 
 
 NEAR_BINARY = ("near_binary@0.01", 99.0)  # the ICBM job's target: ≥ 99% within 0.01 of {0,1}
