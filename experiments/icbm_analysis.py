@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import os
 
+from htaf_jax import data as data_lib
+from htaf_jax import interpret
+from htaf_jax.data import class_names
+from htaf_jax.interpret.measures import completeness, concept_measures
+from htaf_jax.models import build_model
+from htaf_jax.models.config_fields import surrogate_hparams
+from htaf_jax.train.restore import model_from_run
+
 # Training images the leakage probes are fitted on: enough for a linear probe on K
 # concepts, few enough that measuring stays a small part of a run.
 PROBE_TRAIN_IMAGES = 10000
@@ -12,7 +20,6 @@ ACCURACY_MARGIN = {"cnn": 0.3}
 
 
 def _splits(config):
-    from htaf_jax import data as data_lib
     return data_lib.load_splits(config.dataset, config.get("data_dir"),
                                 train_subset=config.train_subset, test_subset=config.test_subset,
                                 validation_size=config.validation_size)
@@ -28,7 +35,6 @@ def load_eval_set(config):
 def add_completeness(measured: dict, baseline: dict | None) -> None:
     """Yeh et al.'s completeness of the hard concepts against the standard model on the
     same backbone, into ``measured["interpretability"]`` (None without a baseline)."""
-    from htaf_jax.interpret.measures import completeness
     m = measured["interpretability"]
     ok = baseline is not None and baseline["accuracy"] > m["chance_accuracy"]
     m["completeness"] = (completeness(measured["hard_accuracy"], baseline["accuracy"],
@@ -39,11 +45,6 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     """Discretisation, accuracies, ``htaf_jax.interpret.measures.concept_measures`` (leakage
     probes fitted on the first ``PROBE_TRAIN_IMAGES`` training images), class concepts
     (and PNG grids) on the eval split."""
-    from htaf_jax import interpret
-    from htaf_jax.data import class_names
-    from htaf_jax.interpret.measures import concept_measures
-    from htaf_jax.models import build_model
-    from htaf_jax.train.restore import model_from_run
     if workdir and os.path.exists(os.path.join(workdir, "config.json")):
         model, _ = model_from_run(workdir)  # the config the run stored
     else:
@@ -77,7 +78,6 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
 def describe_model(m) -> str:
     if m.name == "standard":
         return f"standard {m.backbone} (linear head)"
-    from htaf_jax.models.config_fields import surrogate_hparams
     hp = "".join(f" {k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
     extras = [f"noise std {m.concept_noise:g}"] if m.get("concept_noise", 0.0) else []
     if m.get("sharpen", 1.0) != 1.0:

@@ -5,6 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
+
+import jax
+import optax
+
+from experiments import icbm_analysis, icbm_explain, icbm_nec
+from htaf_jax import interpret
+from htaf_jax.data import load_splits
+from htaf_jax.heaviside import backward_gain
+from htaf_jax.models import build_model
+from htaf_jax.train import load_config
+from htaf_jax.train import step as step_lib
+from htaf_jax.train.config import prepare_config
+from htaf_jax.train.restore import model_from_run
 
 # Images of the fixed batch the per-layer gradient norms are taken on.
 GRAD_BATCH = 1024
@@ -19,7 +33,6 @@ def accuracy(config, result, seconds: float) -> dict:
 
 @functools.lru_cache(maxsize=2)
 def _grad_batch(dataset, data_dir, train_subset, validation_size):
-    from htaf_jax.data import load_splits
     splits = load_splits(dataset, data_dir, train_subset=train_subset,
                          validation_size=validation_size)
     images = splits.normalizer(splits.train.images[:GRAD_BATCH])
@@ -30,12 +43,7 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
     """‖∂L/∂(layer l's parameters)‖₂ for each hidden layer ``layer{l}``; L: mean
     cross-entropy of a train-mode forward on the first ``GRAD_BATCH`` training images.
     ``params=None``: the engine's init for ``config.seed`` (htaf_jax.train.loop's key split)."""
-    import jax
-    import optax
 
-    from htaf_jax.models import build_model
-    from htaf_jax.train import step as step_lib
-    from htaf_jax.train.config import prepare_config
     config = prepare_config(config)
     images, labels, num_classes = _grad_batch(config.dataset, config.get("data_dir"),
                                               config.train_subset, config.validation_size)
@@ -66,7 +74,6 @@ def grad_norms(config, result, seconds: float) -> dict:
 def concepts(config, result, seconds: float) -> dict:
     """A concept model's hard-concept accuracy and concept measures on the eval split
     (experiments.icbm_analysis); the standard model: its accuracy."""
-    from experiments import icbm_analysis
     split = next(iter(result.metrics)).split("/")[0]
     record = {"model": icbm_analysis.describe_model(config.model), "seconds": seconds,
               "split": split, "hard_accuracy": result.metrics[f"{split}/accuracy"]}
@@ -77,14 +84,62 @@ def concepts(config, result, seconds: float) -> dict:
     return record
 
 
+def nec(config, result, seconds: float) -> dict:
+    """``concepts`` and the run's accuracy against NEC, explanations, interventions and code
+    collisions (experiments.icbm_nec; the random-concept baseline inside an ICBM's record)."""
+
+    start = time.perf_counter()
+    record = {**concepts(config, result, seconds),
+              **icbm_nec.measure(config, result.params, result.batch_stats)}
+    record["nec_seconds"] = time.perf_counter() - start
+    return record
+
+
+def nec5_or_dense(record: dict) -> float | None:
+    """The accuracy at NEC = 5, or the standard model's own (dense head): the issue's
+    comparison (VLG-CBM tables the standard model dense)."""
+    nec = record.get("nec") or {}
+    key = "all" if record.get("variant") == "standard" else "5"
+    return (nec.get(key) or {}).get("accuracy")
+
+
+def nec_finding(rows: list[dict]) -> list[str]:
+    """Per backbone, issue 35's target: the HTAF ICBM at NEC = 5 within 1.0 pt of the
+    standard model (dense) and ≥ 5 pts above the random code at NEC = 5 (seed means)."""
+    out = []
+    for backbone in sorted({r.get("backbone") for r in rows if r.get("backbone")}):
+        by = {r["variant"]: r.get("nec5_or_dense", {}).get("mean") for r in rows
+              if r.get("backbone") == backbone}
+        htaf, standard, rand = by.get("htaf"), by.get("standard"), by.get("random")
+        if htaf is None:
+            continue
+        parts = [f"- {backbone}: HTAF at NEC=5 {htaf:.2f} %"]
+        if standard is not None:
+            parts.append(f"standard (dense) {standard:.2f} %: Δ {htaf - standard:+.2f} pts "
+                         f"(target ≥ −1.0: {'met' if htaf - standard >= -1.0 else 'not met'})")
+        if rand is not None:
+            parts.append(f"random code at NEC=5 {rand:.2f} %: HTAF {htaf - rand:+.2f} pts "
+                         f"(target ≥ +5: {'met' if htaf - rand >= 5.0 else 'not met'})")
+        out.append("; ".join(parts) + ".")
+    return out
+
+
+def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
+    """The random-concept baseline an ICBM run's ``nec`` record holds, as a row of its own:
+    ``(label, coords, record)`` with variant "random" (``Study.derived``)."""
+    if "random" not in record:
+        return []
+    label = record["label"].replace(record["coords"]["variant"], "random")
+    return [(label, {**record["coords"], "variant": "random"},
+             {**record["random"], "split": record.get("split"), "seconds": None,
+              "note": "a random projection of this HTAF run's backbone features, each "
+                      "concept at its concept's on-rate"})]
+
+
 def stability(workdir: str, first: str) -> dict:
     """Concept stability of the ICBM run in ``workdir`` against the same point's first
     seed in ``first`` (htaf_jax.interpret.measures.stability on the eval split's hard
     concepts, Hungarian-matched): ``{"agreement", "chance"}``, cached in ``workdir``."""
-    from experiments import icbm_analysis, icbm_explain
-    from htaf_jax import interpret
-    from htaf_jax.train import load_config
-    from htaf_jax.train.restore import model_from_run
     cache = os.path.join(workdir, "stability.json")
     if os.path.exists(cache):
         with open(cache) as f:
@@ -102,7 +157,6 @@ def stability(workdir: str, first: str) -> dict:
 
 def gain_theory(record: dict) -> float:
     """r of htaf_jax.heaviside.backward_gain for the run's HTAF α, β."""
-    from htaf_jax.heaviside import backward_gain
     return backward_gain("htaf", alpha=record["coords"]["alpha"], beta=record["coords"]["beta"])
 
 
@@ -139,4 +193,4 @@ def gain_finding(rows: list[dict]) -> list[str]:
     return out
 
 
-MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts}
+MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts, "nec": nec}

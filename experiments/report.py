@@ -111,6 +111,9 @@ def _tables(folder: str, report_dir: str, levels: int = 2, pattern: str = "*.md"
         if os.path.exists(png):
             name = "concept overview" if image else os.path.basename(path)[:-3]
             lines += [f"![{name}]({os.path.relpath(png, report_dir)})", ""]
+        for more in [] if image else sorted(glob.glob(path[:-3] + "_*.png")):  # Study.figure's
+            lines += [f"![{os.path.basename(more)[:-4]}]({os.path.relpath(more, report_dir)})",
+                      ""]
     return lines
 
 

@@ -144,6 +144,10 @@ def run_study(study, profile: str, out_root: str, only: list[str] = (),
             record["stability"] = measures.stability(run.workdir, first.workdir)
         records.append({"label": run.label, "coords": run.coords, **run.coords,
                         "seed": run.seed, "workdir": rel, **record})
+        for label, coords, row in (study.derived(records[-1]) if study.derived else ()):
+            # a row the run's record holds (no work dir of its own: not a stored run)
+            records.append({"label": label, "coords": coords, **coords, "seed": run.seed,
+                            "derived_from": rel, **row})
         if study.columns:  # every record from the table: its measurement's date and machine
             same = None not in measured and len({json.dumps(m) for m in measured}) == 1
             tables.write(stem, study, {**meta, **(measured[0] if same else {})}, records)

@@ -33,13 +33,21 @@ class Study:
     points: tuple               # of Point
     seeds: tuple = (0, 1, 2)    # () : one run with the config's seed (the ICBM job)
     split: str = "test"         # "validation": the profile's validation_size held out
-    measure: str = "accuracy"   # accuracy | grad_norms | concepts | icbm_job (experiments.measures)
+    measure: str = "accuracy"   # accuracy | grad_norms | concepts | nec | icbm_job (measures)
     columns: tuple = (Column("acc %", "accuracy", 100), Column("train s", "seconds", fmt=".0f"))
     overrides: dict = dataclasses.field(default_factory=dict)  # every run of the study
     table: str = ""             # file stem of the study's table (default: its name)
     plot: str = "bars"          # bars | lines (x: the second key column) | none
     unit: str = "surrogate"     # key column naming the binary unit (README's summary)
     finding: object = None      # rows -> lines of text under the table, computed from it
+    more: tuple = ()            # (heading, columns): more tables of the same rows, below it
+    derived: object = None      # record -> [(label, coords, record)]: rows a run's record holds
+    figure: object = None       # (path stem, records) -> None: the study's own figure(s)
+
+    @property
+    def all_columns(self) -> tuple:
+        """The main table's columns and those of the ``more`` tables."""
+        return self.columns + tuple(c for _, columns in self.more for c in columns)
 
     @property
     def keys(self) -> list[str]:

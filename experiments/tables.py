@@ -55,7 +55,7 @@ def rows(study, records: list[dict]) -> list[dict]:
         coords = group[0]["coords"]
         row = {**coords, "label": label, "seeds": [r["seed"] for r in group],
                "split": group[0].get("split"), "note": group[0].get("note", "")}
-        for column in study.columns:
+        for column in study.all_columns:
             values = [value(r, column.key) for r in group]
             if column.vs is not None:
                 ref_coords = {**coords, **column.vs.coords}
@@ -95,16 +95,27 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
              "| " + " | ".join(keys + [c.header for c in study.columns]
                                + ["per seed", "seeds", "note"]) + " |",
              "|---" * (len(keys) + len(study.columns) + 3) + "|"]
-    first = cell_key(study.columns[0])
-    for r in table_rows:
-        per_seed = ", ".join("n/a" if v is None else f"{v:.2f}" for v in r[first]["per_seed"])
-        cells = ["—" if r.get(k) is None else str(r[k]) for k in keys]
-        cells += [r[cell_key(c)]["text"] for c in study.columns]
-        lines.append("| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])),
-                                                r["note"]]) + " |")
+    lines += _table_lines(keys, study.columns, table_rows)[2:]
+    for heading, columns in study.more:
+        lines += ["", f"## {heading}", "", *_table_lines(keys, columns, table_rows)]
     if study.finding and table_rows:
         lines += ["", "Computed from the table:", *study.finding(table_rows)]
     return "\n".join(lines) + "\n"
+
+
+def _table_lines(keys: list[str], columns, table_rows: list[dict]) -> list[str]:
+    """A markdown table: the key columns, ``columns``, the first column's per-seed values."""
+    first = cell_key(columns[0])
+    lines = ["| " + " | ".join(keys + [c.header for c in columns]
+                               + ["per seed", "seeds", "note"]) + " |",
+             "|---" * (len(keys) + len(columns) + 3) + "|"]
+    for r in table_rows:
+        per_seed = ", ".join("n/a" if v is None else f"{v:.2f}" for v in r[first]["per_seed"])
+        cells = ["—" if r.get(k) is None else str(r[k]) for k in keys]
+        cells += [r[cell_key(c)]["text"] for c in columns]
+        lines.append("| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])),
+                                                r["note"]]) + " |")
+    return lines
 
 
 def plot(path: str, study, table_rows: list[dict]) -> None:
@@ -144,3 +155,5 @@ def write(stem: str, study, meta: dict, records: list[dict]) -> None:
         f.write(markdown(study, meta, table_rows))
     if study.plot != "none":
         plot(stem + ".png", study, table_rows)
+    if study.figure is not None:
+        study.figure(stem, records)

@@ -5,7 +5,15 @@ split (held out of the training images); a final run reads the test split.
 from __future__ import annotations
 
 from experiments.configs import icbm
-from experiments.measures import gain_end, gain_finding, gain_init, gain_theory
+from experiments.measures import (
+    gain_end,
+    gain_finding,
+    gain_init,
+    gain_theory,
+    nec5_or_dense,
+    nec_finding,
+    random_concept_rows,
+)
 from experiments.study import Column, Point, Study, axis, grid
 from htaf_jax.concepts import offset_for_on_rate
 
@@ -34,6 +42,11 @@ GRAD_COLUMNS = (Column("acc %", "accuracy", 100),
 GAIN_COLUMNS = (GRAD_COLUMNS[0], Column("r theory", gain_theory, fmt=".3f"),
                 Column("r init", gain_init, fmt=".3f"), Column("r end", gain_end, fmt=".3f"),
                 *GRAD_COLUMNS[1:])
+
+
+def _nec_figures(stem: str, records: list[dict]) -> None:
+    from experiments import icbm_nec
+    icbm_nec.figures(stem, records)
 
 
 def units(names) -> list[Point]:
@@ -83,6 +96,49 @@ SPARSE_COLUMNS = (*ICBM_COLUMNS[:5], Column("purity random", "interpretability.p
                   Column("leakage (pts)", "interpretability.leakage", 100),
                   Column("never on", "dead_concepts", fmt=".0f"),
                   *ICBM_COLUMNS[5:6], ICBM_COLUMNS[-1])
+
+
+# Accuracy against the number of effective concepts per class (experiments.icbm_nec).
+NEC_KEYS = ("1", "2", "3", "5", "10", "20", "all")
+NEC_COLUMNS = (Column("acc % at NEC=5 (standard: dense)", nec5_or_dense, 100),
+               Column("Δ vs standard dense (pts)", nec5_or_dense, 100, vs=STANDARD),
+               *(Column(f"NEC={k}", f"nec.{k}.accuracy", 100) for k in NEC_KEYS),
+               Column("train s", "seconds", fmt=".0f"))
+_N = "nec5"  # the chosen NEC's records (icbm_nec.CHOSEN_NEC)
+NEC_MORE = (
+    ("Explanations at NEC=5 and with the ICBM's own head (test split; size: concepts "
+     "that keep 90% of the margin; coverage: the margin share the 5 largest terms keep)", (
+        Column("median size NEC=5", f"explanation.{_N}.median_size", fmt=".1f"),
+        Column("coverage by 5, NEC=5 %", f"explanation.{_N}.median_coverage", 100),
+        Column("size ≤ 5, NEC=5 %", f"explanation.{_N}.share_small", 100),
+        Column("median size own", "explanation.own_head.median_size", fmt=".1f"),
+        Column("coverage by 5, own %", "explanation.own_head.median_coverage", 100),
+        Column("size ≤ 5, own %", "explanation.own_head.share_small", 100))),
+    ("Interventions: mispredicted test images right (%) after n concepts set toward the "
+     "true class's on-rates (training split), own head", (
+        Column("mispredicted", "interventions.own_head.mispredicted", fmt=".0f"),
+        *(Column(f"{o} n={n}", f"interventions.own_head.{o}[{n}]", 100)
+          for o in ("informed", "random") for n in (1, 3, 5, 10, 20)))),
+    ("Interventions with the NEC=5 head", (
+        Column("mispredicted", f"interventions.{_N}.mispredicted", fmt=".0f"),
+        *(Column(f"{o} n={n}", f"interventions.{_N}.{o}[{n}]", 100)
+          for o in ("informed", "random") for n in (1, 3, 5, 10, 20)))),
+    ("Code collisions (test split) and stability across seeds", (
+        Column("distinct codes", "collisions.all.distinct_codes", fmt=".0f"),
+        Column("codes shared by >1 label %", "collisions.all.shared_codes", 100),
+        Column("images in them %", "collisions.all.images_in_shared", 100),
+        Column("ceiling %", "collisions.all.ceiling", 100),
+        Column("concepts at NEC=5", f"collisions.{_N}.concepts", fmt=".0f"),
+        Column("shared, NEC=5 concepts %", f"collisions.{_N}.shared_codes", 100),
+        Column("ceiling, NEC=5 concepts %", f"collisions.{_N}.ceiling", 100),
+        Column("stability", "stability.agreement", fmt=".3f"),
+        Column("stab. chance", "stability.chance", fmt=".3f"),
+        Column("on-rate", "concept_rate", fmt=".3f"),
+        Column("purity", "interpretability.purity", fmt=".3f"))),
+    ("Refit choices (validation: the last sixth of the training images): validation "
+     "accuracy % and the chosen Adam rate (0: the cut head as is)", (
+        *(Column(f"val NEC={k}", f"nec.{k}.validation_accuracy", 100) for k in NEC_KEYS),
+        *(Column(f"lr NEC={k}", f"nec.{k}.learning_rate", fmt=".2f") for k in NEC_KEYS))))
 
 
 NEAR_BINARY = ("near_binary@0.01", 99.0)  # the ICBM job's target: ≥ 99% within 0.01 of {0,1}
@@ -333,6 +389,16 @@ STUDIES = {s.name: s for s in (
           "bnn_resnet", tuple(Point(f"lr{lr:g}", {"learning_rate": lr}, {"learning_rate": lr})
                               for lr in (5e-3,)),
           seeds=(0,), split="validation", plot="none", unit=""),
+    # Issue 35: accuracy at a handful of concepts per class (VLG-CBM's NEC), explanations
+    # and interventions at that size, code collisions; the random-concept baseline is a row
+    # each HTAF run's record holds (experiments.icbm_nec).
+    Study("icbm_nec", "ICBM sparse recipe: test accuracy against the number of effective "
+          "concepts per class (NEC; head cut and refitted on frozen concepts), concept layers "
+          "vs the standard model and a random code (K=512, seeds 0–2)", "icbm_sparse",
+          grid(BACKBONES, [STANDARD, CONCEPT_LAYERS[0], *CONCEPT_LAYERS[2:]]),
+          measure="nec", columns=NEC_COLUMNS, more=NEC_MORE, overrides={"baseline": False},
+          plot="none", unit="variant", derived=random_concept_rows, figure=_nec_figures,
+          finding=nec_finding),
     Study("icbm_main", "ICBM main job (`make run`): concept figures", "icbm_sparse",
           (Point("icbm_main", {}, {}),), seeds=(), measure="icbm_job", columns=(), plot="none",
           unit=""),

@@ -3,7 +3,11 @@
 - activations: ``concept_activations`` (hard/soft concepts for a dataset),
   ``discretisation`` (share within ε of {0, 1}, hard vs soft accuracy).
 - explain: ``class_concepts``, ``concept_contributions``, ``intervene``,
-  ``explain_text``, ``head_weights``.
+  ``intervention_curve``, ``explain_text``, ``head_weights``.
+- sparse_head: accuracy at a number of effective concepts per class (NEC):
+  ``nec_mask``, ``fit_sparse_head``, ``choose_sparse_head``.
+- codes: ``code_collisions`` (the accuracy ceiling of a binary code),
+  ``random_concepts`` (a random code with given on-rates).
 - grids: ``save_concept_grid`` / ``save_concept_overview`` (PNG).
 - measures: interpretability of the concepts: ``sparsity``, ``purity``,
   ``random_code_purity``, ``explanation_size``, ``stability``, ``completeness``,
@@ -22,6 +26,7 @@ from htaf_jax.interpret.activations import (
 from htaf_jax.interpret.explain import (
     Explanation,
     Intervention,
+    InterventionCurve,
     class_concepts,
     concept_contributions,
     concept_labels,
@@ -30,10 +35,26 @@ from htaf_jax.interpret.explain import (
     explanation_usage,
     head_weights,
     intervene,
+    intervention_curve,
+)
+from htaf_jax.interpret.codes import (
+    CodeCollisions,
+    RandomConcepts,
+    code_collisions,
+    random_concepts,
+)
+from htaf_jax.interpret.sparse_head import (
+    RefitChoice,
+    SparseHead,
+    choose_sparse_head,
+    fit_sparse_head,
+    head_accuracy,
+    nec_mask,
 )
 from htaf_jax.interpret.grids import (
     overview_concepts,
     ranked_examples,
+    save_class_overview,
     save_concept_grid,
     save_concept_overview,
     save_explained_overview,
@@ -47,6 +68,7 @@ from htaf_jax.interpret.measures import (
     explanation_size,
     leakage,
     linear_probe_accuracy,
+    margin_coverage,
     purity,
     random_code_purity,
     sparsity,
@@ -56,9 +78,13 @@ from htaf_jax.interpret.measures import (
 __all__ = [
     "ConceptActivations", "concept_activations", "discretisation", "near_binary_share",
     "Intervention", "class_concepts", "concept_contributions", "explain_text", "head_weights",
-    "intervene", "ranked_examples", "save_concept_grid", "save_concept_overview",
+    "intervene", "InterventionCurve", "intervention_curve", "ranked_examples",
+    "save_concept_grid", "save_concept_overview",
     "Explanation", "concept_labels", "decisive_concepts", "explanation_usage",
     "overview_concepts", "save_explained_overview", "write_concept_figures",
     "Stability", "chance_accuracy", "completeness", "concept_measures", "explanation_size",
     "leakage", "linear_probe_accuracy", "purity", "random_code_purity", "sparsity", "stability",
+    "CodeCollisions", "RandomConcepts", "code_collisions", "random_concepts",
+    "RefitChoice", "SparseHead", "choose_sparse_head", "fit_sparse_head", "head_accuracy",
+    "nec_mask", "margin_coverage", "save_class_overview",
 ]

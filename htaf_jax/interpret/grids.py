@@ -7,7 +7,8 @@ dominant class and that class's share among the images that switch it on
 (``explain.concept_labels``), never by the class whose head weight it tops.
 ``save_explained_overview`` shows the concepts explanations use most
 (``explain.explanation_usage``); ``write_concept_figures`` writes the overview
-and the per-concept grids of a run in one call.
+and the per-concept grids of a run in one call; ``save_class_overview`` shows,
+for each class, the few concepts a sparse head (NEC per class) reads.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from htaf_jax._atomic import replace_on_close
 from htaf_jax.interpret.explain import concept_labels, explanation_usage
 
 __all__ = ["ranked_examples", "save_concept_grid", "save_concept_overview",
-           "overview_concepts", "save_explained_overview", "write_concept_figures"]
+           "overview_concepts", "save_explained_overview", "write_concept_figures",
+           "save_class_overview"]
 
 
 def ranked_examples(preactivations: np.ndarray, concept: int, n: int = 16,
@@ -147,3 +149,48 @@ def write_concept_figures(folder: str, images, labels, hard, preactivations, ker
             save_concept_grid(paths[-1], images, preactivations, k, n=size, least=least,
                               labels=labels, class_names=class_names)
     return paths
+
+
+def _mosaic(images: np.ndarray, idx: np.ndarray, side: int) -> np.ndarray:
+    """``side``² images (the first of ``idx``) tiled into one (side·H, side·W[, C]) image."""
+    tiles = [np.asarray(images[i], np.float32) for i in idx[:side * side]]
+    tiles += [np.zeros_like(tiles[0])] * (side * side - len(tiles))
+    rows = [np.concatenate(tiles[r * side:(r + 1) * side], axis=1) for r in range(side)]
+    return np.concatenate(rows, axis=0)
+
+
+def save_class_overview(path: str, images, preactivations, kernel, mask, labels,
+                        class_names: Sequence[str] | None = None, side: int = 2) -> None:
+    """One PNG: a row per class with the concepts its sparse head reads (``mask`` (K, C),
+    e.g. ``sparse_head.nec_mask``), largest weight first, side by side. Each tile is the
+    concept's ``side``² top-activating images, titled ``c<k> w=<V[k, c]>`` and what the
+    concept detects (its dominant class and share, ``explain.concept_labels``)."""
+    plt = _figure()
+    kernel, mask = np.asarray(kernel), np.asarray(mask, bool)
+    num_classes = kernel.shape[1]
+    on = np.asarray(preactivations) >= 0
+    names = concept_labels(on, labels, class_names, num_classes)
+    per_class = [np.flatnonzero(mask[:, c])[np.argsort(-kernel[mask[:, c], c], kind="stable")]
+                 for c in range(num_classes)]
+    cols = max(1, max(len(ks) for ks in per_class))
+    fig, axes = plt.subplots(num_classes, cols, figsize=(1.5 * cols + 1.4, 1.7 * num_classes),
+                             squeeze=False)
+    for c, ks in enumerate(per_class):
+        for j, ax in enumerate(axes[c]):
+            ax.axis("off")
+            if j < len(ks):
+                k = int(ks[j])
+                ax.axis("on")
+                _show(ax, _mosaic(images, ranked_examples(preactivations, k, side * side), side))
+                ax.set_title(f"c{k} w={kernel[k, c]:+.2f}\n{names[k]}", fontsize=6)
+        axes[c, 0].axis("on")
+        axes[c, 0].set_ylabel(_class(class_names, c), rotation=0, ha="right", va="center",
+                              fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _class(names: Sequence[str] | None, c: int) -> str:
+    return names[c] if names is not None else f"class {c}"

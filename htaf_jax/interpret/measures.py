@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["sparsity", "purity", "random_code_purity", "explanation_size", "stability",
-           "Stability", "chance_accuracy", "completeness", "linear_probe_accuracy", "leakage",
+           "Stability", "margin_coverage", "chance_accuracy", "completeness", "linear_probe_accuracy", "leakage",
            "concept_measures"]
 
 
@@ -112,6 +112,22 @@ def explanation_size(hard, kernel, bias, share: float = 0.9) -> np.ndarray:
         [np.zeros((len(z), 1)), largest_first], axis=1)  # (N, K + 1): n = 0 … K kept on
     reached = kept >= share * margin[:, None] - 1e-9 * np.abs(margin[:, None])
     return np.argmax(reached, axis=1)  # the full set (n = K) always reaches m ≥ share·m
+
+
+def margin_coverage(hard, kernel, bias, count: int = 5) -> np.ndarray:
+    """Per image (N,): the share of the decision's margin that the ``count`` concepts of
+    largest d_k keep, the others off (as ``explanation_size``): ((b_p − b_r) + sum of the
+    ``count`` largest d_k) / m. 1 or more: those concepts alone carry the decision."""
+    z = _binary(hard).astype(np.float64)
+    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+    logits = z @ kernel + bias
+    order = np.argsort(-logits, axis=1, kind="stable")
+    pred, runner = order[:, 0], order[:, 1]
+    d = z * (kernel[:, pred] - kernel[:, runner]).T
+    rows = np.arange(len(z))
+    margin = logits[rows, pred] - logits[rows, runner]
+    kept = (bias[pred] - bias[runner]) + (-np.sort(-d, axis=1))[:, :count].sum(axis=1)
+    return np.where(margin > 0, kept / np.where(margin > 0, margin, 1.0), 1.0)
 
 
 class Stability(NamedTuple):
