@@ -103,7 +103,8 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
         def value(x, hp):  # pyright: ignore[reportRedeclaration]
             return _step(x, spike_at_threshold)
 
-        def rule(x, hp):  # in float32 at least: half-precision tails underflow early  # pyright: ignore[reportRedeclaration]
+        def rule(x, hp):  # pyright: ignore[reportRedeclaration]
+            # In float32 at least: half-precision tails underflow early.
             wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
             return spec.grad(wide, **hp).astype(x.dtype)
         return _Spike(value, rule), dict(spike_fn.hparams)
