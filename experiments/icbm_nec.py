@@ -202,8 +202,9 @@ def figures(stem: str, records: list[dict]) -> None:
                              squeeze=False)
     for row, head in enumerate(heads):
         for i, order in enumerate(("informed", "random")):
-            curves = _mean_over_seeds(records, lambda r: [100 * a for a in r["interventions"][
-                head][order]] if "interventions" in r else None)
+            curves = _mean_over_seeds(records, lambda r, head=head, order=order: [
+                100 * a for a in r["interventions"][head][order]]
+                if "interventions" in r else None)
             for ax, b in zip(axes[row], backbones):
                 for j, ((bb, variant), (m, s)) in enumerate(
                         sorted(curves.items(), key=lambda kv: str(kv[0][1]))):
