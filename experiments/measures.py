@@ -125,10 +125,11 @@ def nec_finding(rows: list[dict]) -> list[str]:
 
 
 def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
-    """The random-concept baseline an ICBM run's ``nec`` record holds, as a row of its own:
-    ``(label, coords, record)`` with variant "random" (``Study.derived``)."""
-    if "random" not in record:
-        return []
+    """The random-concept baseline an HTAF ICBM run's ``nec`` record holds, as a row of its
+    own: ``(label, coords, record)`` with variant "random" (``Study.derived``). The other
+    concept layers' records hold one too (at their on-rates); the table shows the HTAF's."""
+    if "random" not in record or record["coords"].get("variant") != "htaf":
+        return []  # one random code per HTAF run: its K, its on-rates
     label = record["label"].replace(record["coords"]["variant"], "random")
     return [(label, {**record["coords"], "variant": "random"},
              {**record["random"], "split": record.get("split"), "seconds": None,

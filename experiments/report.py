@@ -10,7 +10,7 @@ import json
 import os
 import re
 
-from experiments import runs
+from experiments import runs, tables
 from experiments.configs import studies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +32,7 @@ def summary_table(out_root: str) -> str:
     first column) and the ``vs`` columns' reference rows."""
     lines = ["| study | HTAF | best other | reference | seeds |", "|---|---|---|---|---|"]
     for study in (s for s in studies.STUDIES.values() if s.unit and s.split == "test"):
-        rows, first = table_rows(out_root, study), study.columns[0].key
+        rows, first = table_rows(out_root, study), tables.cell_key(study.columns[0])
         keys = [k for k in study.keys if k != study.unit]
         groups: dict = {}
         for r in rows:
