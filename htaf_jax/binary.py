@@ -23,6 +23,7 @@ Kernels have their output channels on the last axis: (in, out) for dense,
 """
 from __future__ import annotations
 
+import typing
 from typing import Any, Callable, Sequence
 
 import jax
@@ -63,6 +64,10 @@ def check_input_features(layer: str, expected: int, x: ArrayLike) -> None:
                          f"(input shape {tuple(jnp.shape(x))})")
 
 
+@typing.overload
+def sign_quantizer(unit: None) -> None: ...
+@typing.overload
+def sign_quantizer(unit: Any = "htaf") -> Quantize: ...
 def sign_quantizer(unit: Any = "htaf") -> Quantize | None:
     """What a binary layer applies for ``unit`` (a registry name, a ``Unit``, a
     callable or None): a step unit's ±1 form x ↦ sign(x) (sign(0) = +1, backward

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import typing
 from typing import Any, Callable, Mapping
 
 import jax
@@ -98,8 +99,9 @@ class Unit:
         scalars = all(v is None or isinstance(v, (float, int, str, bool)) for _, v in self.hparams)
         return (self.spec, self.hparams) if scalars else id(self)
 
-    __eq__ = lambda self, other: isinstance(other, Unit) and self._key() == other._key()  # noqa
-    __hash__ = lambda self: hash(self._key())  # noqa: E731
+    __eq__ = lambda self, other: (  # noqa: E731
+        isinstance(other, Unit) and self._key() == other._key())  # pyright: ignore[reportAttributeAccessIssue]
+    __hash__ = lambda self: hash(self._key())  # noqa: E731  # pyright: ignore[reportAttributeAccessIssue]
 
     name = property(lambda self: self.spec.name)
     kwargs = property(lambda self: dict(self.hparams))
@@ -170,7 +172,7 @@ def register_unit(name: str, grad: Fn | None = None, *, hard: Fn | None = None,
         raise ValueError(f"unit {name!r}: give its rule (grad=) or its forward (hard=)")
     step = hard is None
     if step:
-        hard = functools.partial(F.straight_through, grad=grad)
+        hard = functools.partial(F.straight_through, grad=grad)  # pyright: ignore[reportArgumentType]
     _REGISTRY[name] = UnitSpec(name, hard, grad, smooth, tuple(sorted((defaults or {}).items())),
                                bits, citation, step, peak, for_peak)
     return _REGISTRY[name]
@@ -198,6 +200,10 @@ def get_unit(name: str, **hparams: Any) -> Unit:
     return (StepUnit if spec.step else Unit)(spec, tuple(sorted(values.items())))
 
 
+@typing.overload
+def resolve_unit(spec: None, **hparams: Any) -> None: ...
+@typing.overload
+def resolve_unit(spec: str | Unit | Callable, **hparams: Any) -> Unit: ...
 def resolve_unit(spec: Any, **hparams: Any) -> Unit | None:
     """None (no unit: real-valued), a registry name, a ``Unit`` (re-bound with
     ``hparams``), or a callable ``x -> levels`` with its own gradient: the hard form
@@ -211,7 +217,7 @@ def resolve_unit(spec: Any, **hparams: Any) -> Unit | None:
     if callable(spec):
         if hparams:
             raise TypeError("hyperparameters cannot be bound to a plain callable unit")
-        return Unit(UnitSpec(getattr(spec, "__name__", repr(spec)), spec, None, None, (),
+        return Unit(UnitSpec(getattr(spec, "__name__", repr(spec)), spec, None, None, (),  # pyright: ignore[reportArgumentType]
                              int(getattr(spec, "precision", 32))), ())
     raise TypeError(f"a unit is a name ({', '.join(list_units())}), a Unit or a callable; "
                     f"got {type(spec).__name__}")

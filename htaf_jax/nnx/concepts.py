@@ -15,6 +15,8 @@ of its last call in an ``AuxLoss`` variable (0 after an evaluation call); a
 train step adds ``sum(jax.tree.leaves(nnx.state(model, AuxLoss)))`` to its
 loss, the NNX counterpart of the Linen layer's sown ``losses``.
 """
+# Fields come from the concept spec at build time: pyright cannot see them.
+# pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
 import jax

@@ -106,7 +106,7 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
         def rule(x, hp):  # pyright: ignore[reportRedeclaration]
             # In float32 at least: half-precision tails underflow early.
             wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-            return spec.grad(wide, **hp).astype(x.dtype)
+            return spec.grad(wide, **hp).astype(x.dtype)  # pyright: ignore[reportOptionalCall]
         return _Spike(value, rule), dict(spike_fn.hparams)
     fn = getattr(spike_fn, "fn", spike_fn)  # a wrapped user callable
 

@@ -93,7 +93,7 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     if config is not None:
         check = lambda saved: _check_against_config(  # noqa: E731
             {"params": saved["params"], "batch_stats": saved.get("batch_stats", {}) or {}},
-            config, workdir, step)
+            config, workdir, step)  # pyright: ignore[reportArgumentType]
     # The whole saved tree, as saved, onto one device (the run may have used 8). Asked
     # for no step: the newest usable one, naming any newer one that is not.
     explicit = step is not None

@@ -21,7 +21,7 @@ def describe(error: OSError, path: str | None = None) -> str:
     where = path or error.filename or "the work dir"
     reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
               errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-              errno.EPERM: "permission denied"}.get(error.errno, error.strerror or str(error))
+              errno.EPERM: "permission denied"}.get(error.errno or 0, error.strerror or str(error))
     return f"cannot write to {where}: {reason}"
 
 
