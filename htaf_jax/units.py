@@ -99,8 +99,7 @@ class Unit:
         scalars = all(v is None or isinstance(v, (float, int, str, bool)) for _, v in self.hparams)
         return (self.spec, self.hparams) if scalars else id(self)
 
-    __eq__ = lambda self, other: (  # noqa: E731
-        isinstance(other, Unit) and self._key() == other._key())  # pyright: ignore[reportAttributeAccessIssue]
+    __eq__ = lambda self, other: isinstance(other, Unit) and self._key() == other._key()  # noqa: E731  # pyright: ignore[reportAttributeAccessIssue]
     __hash__ = lambda self: hash(self._key())  # noqa: E731  # pyright: ignore[reportAttributeAccessIssue]
 
     name = property(lambda self: self.spec.name)
@@ -154,6 +153,7 @@ class StepUnit(Unit):
 
 
 def list_units() -> list[str]:
+    """The registered units' names, sorted."""
     return sorted(_REGISTRY)
 
 

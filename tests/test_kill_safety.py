@@ -211,10 +211,10 @@ def test_a_file_killed_mid_write_keeps_its_old_content(tmp_path):
                              KILLED_MID_WRITE.format(repo=REPO, path=path)])
     assert proc.wait() == -signal.SIGKILL
     assert open(path).read() == '{"old": true}'
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="failed mid-write"):
         with replace_on_close(path) as f:
             f.write("half")
-            1 / 0
+            raise RuntimeError("failed mid-write")
     assert open(path).read() == '{"old": true}'
     # The kill's leftover (nothing reads it); the failed write cleaned up after itself.
     assert sorted(os.listdir(tmp_path)) == [f".results.json.tmp-{proc.pid}", "results.json"]
