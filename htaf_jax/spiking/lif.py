@@ -25,7 +25,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from htaf_jax.functions import _cotangent_like, _step
-from htaf_jax.units import StepUnit
+from htaf_jax.units import StepUnit, _wide
 
 Reset = Literal["subtract", "zero"]
 SpikeFn = Callable[[Array], Array]
@@ -104,9 +104,7 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
             return _step(x, spike_at_threshold)
 
         def rule(x, hp):  # pyright: ignore[reportRedeclaration]
-            # In float32 at least: half-precision tails underflow early.
-            wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-            return spec.grad(wide, **hp).astype(x.dtype)  # pyright: ignore[reportOptionalCall]
+            return _wide(spec.grad, x, hp)  # pyright: ignore[reportArgumentType]
         return _Spike(value, rule), dict(spike_fn.hparams)
     fn = getattr(spike_fn, "fn", spike_fn)  # a wrapped user callable
 
