@@ -117,6 +117,11 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
     return _Spike(value, rule), {}
 
 
+def _after_reset(v, s, threshold, subtract: bool):
+    """The membrane V once the same step's spike s resets it: V − sθ or V(1 − s)."""
+    return v - s * threshold if subtract else v * (1.0 - s)
+
+
 def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
     subtract = options.reset == "subtract"
     delayed = options.reset_delay  # with fire_first, the reset spike comes from U[t−1] too
@@ -142,7 +147,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
         else:
             keep = beta * mem + cur
             r = fire(keep - threshold)
-            mem = keep - r * threshold if subtract else keep * (1.0 - r)
+            mem = _after_reset(keep, r, threshold, subtract)
         return (mem, keep.astype(dtype), buf), None
 
     zeros = zeros_like_varying(currents[0])
@@ -156,7 +161,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
         spikes, mems = fire(resid - threshold), resid
     else:  # S[t] = H(V[t] − θ); U[t] = V[t] after the reset
         spikes = fire(resid - threshold)
-        mems = resid - spikes * threshold if subtract else resid * (1.0 - spikes)
+        mems = _after_reset(resid, spikes, threshold, subtract)
     return (spikes.astype(dtype), mems.astype(dtype)), (resid, beta, threshold, hp)
 
 
@@ -178,7 +183,7 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
         prev = jax.lax.dynamic_index_in_dim(resid, jnp.maximum(t - 1, 0), keepdims=False)
         if not options.reset_delay:  # the residual is V: apply its reset
             s = fire(prev - threshold)
-            prev = prev - s * threshold if subtract else prev * (1.0 - s)
+            prev = _after_reset(prev, s, threshold, subtract)
         return jnp.where(t > 0, prev, jnp.zeros_like(prev))
 
     def step(carry, xs):
