@@ -65,21 +65,19 @@ device-check: setup
 results: setup data
 	$(PY) -m experiments.run all --profile $(PROFILE)
 
-# ruff (pyproject's [tool.ruff]) on the code, then pyright at its basic level on htaf_jax/
-# ([tool.pyright]), then the formatting check; `make format` applies the import order and
-# the formatting that check asks for.
-LINT_PATHS = htaf_jax experiments benchmarks tests notebooks
+# ruff (pyproject's [tool.ruff]): its lint rules, import order included, and the format
+# check; then pyright at its basic level on htaf_jax/ ([tool.pyright]). `make format`
+# applies what the two ruff checks ask for.
+LINT_PATHS = htaf_jax experiments benchmarks tests notebooks docs/_ext
 dev: $(VENV)/.dev-installed
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-lint: lint-check
+lint-check: lint
+lint: dev
+	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
-
-# What CI runs until the one-time `make format` pass lands: ruff's lint rules and pyright.
-lint-check: dev
-	$(PY) -m ruff check $(LINT_PATHS) docs/_ext
 	$(PY) -m pyright --pythonpath $(PY)
 
 format: dev

@@ -2,6 +2,7 @@
 Markdown. A benchmark module is ``measure(...) -> dict`` (JSON-able numbers), ``section(r)
 -> list[str]`` (its part of BENCHMARKS.md) and ``main`` (``harness.main``: a flag per
 keyword of ``measure``); ``benchmarks.run`` runs them all and writes the report."""
+
 from __future__ import annotations
 
 import inspect
@@ -30,6 +31,7 @@ def parse(argv: list[str] | None, usage: str, **specs) -> types.SimpleNamespace:
     (bool: a switch; None: a string). ``--help`` prints ``usage`` and the flags (absl, as
     every experiment command); a bad flag prints one line and exits with status 2."""
     from htaf_jax.train import cli  # the engine extra: only commands need it
+
     values = flags.FlagValues()
     define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float}
     for name, (default, text, *choices) in specs.items():
@@ -49,9 +51,11 @@ def parse(argv: list[str] | None, usage: str, **specs) -> types.SimpleNamespace:
 def main(argv, usage: str, measure: Callable[..., dict], section: Callable[[dict], list[str]]):
     """A benchmark's command: a flag per scalar keyword of ``measure`` (tuples stay at
     their defaults) and ``--json``; prints the section, writes the JSON."""
-    params = {n: (p.default, n.replace("_", " ")) for n, p in
-              inspect.signature(measure).parameters.items()
-              if isinstance(p.default, (bool, int, float, str))}
+    params = {
+        n: (p.default, n.replace("_", " "))
+        for n, p in inspect.signature(measure).parameters.items()
+        if isinstance(p.default, (bool, int, float, str))
+    }
     args = vars(parse(argv, usage, **params, json=(None, "also write the result here")))
     path = args.pop("json")
     r = measure(**args)
@@ -72,11 +76,19 @@ def in_subprocess(module: str, args: list[str], env=None, timeout: float = 900) 
     memory, its own devices); the JSON it wrote."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
-        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args, "--json", out],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{module}", *args, "--json", out],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed ({proc.returncode}):"
-                               f"\n{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"benchmarks.{module} {' '.join(args)} failed ({proc.returncode}):"
+                f"\n{proc.stderr[-3000:]}"
+            )
         with open(out) as f:
             return json.load(f)
 
@@ -131,32 +143,40 @@ def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                       cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
     try:
-        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True,
-                                        text=True, timeout=10).stdout.strip()
+        git = lambda *a: subprocess.run(
+            ["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "-uno")
         commit = (head + (" (+ uncommitted changes)" if dirty else "")) if head else "?"
     except (OSError, subprocess.SubprocessError):
         commit = "?"
-    return {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu,
-            "cpu_threads": cpu_threads(), "python": platform.python_version(),
-            "platform": platform.platform(),
-            **versions("jax", "jaxlib", "flax", "optax", "spyx", "torch", "snntorch"),
-            "jax_backend": jax.default_backend(),
-            "jax_device_kind": str(jax.devices()[0].device_kind),
-            "jax_device_count": jax.device_count(), "git_commit": commit,
-            "load_avg_1m_at_start": load_avg()}
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu,
+        "cpu_threads": cpu_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **versions("jax", "jaxlib", "flax", "optax", "spyx", "torch", "snntorch"),
+        "jax_backend": jax.default_backend(),
+        "jax_device_kind": str(jax.devices()[0].device_kind),
+        "jax_device_count": jax.device_count(),
+        "git_commit": commit,
+        "load_avg_1m_at_start": load_avg(),
+    }
 
 
 # ----------------------------------------------------------------------------- timing
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 0,
-                     rotate: bool = False) -> dict[str, list[float]]:
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 0, rotate: bool = False
+) -> dict[str, list[float]]:
     """Seconds per call of each function: ``warmup`` untimed calls each (compilation),
     then ``repeats`` rounds in which every one runs once, in turn, so a noisy neighbour
     slows all alike. ``rotate``: round r starts at the r-th function, so none always
@@ -192,7 +212,9 @@ def make_matmul(m: int, k: int, n: int, times: int = 1) -> tuple[Callable[[], No
     ka, kb = jax.random.split(jax.random.key(1))
     a, b = jax.random.normal(ka, (m, k)), jax.random.normal(kb, (k, n))
     dot = jax.jit(jnp.dot)
-    return (lambda: [jax.block_until_ready(dot(a, b)) for _ in range(times)]), 2.0 * m * k * n * times
+    return (
+        lambda: [jax.block_until_ready(dot(a, b)) for _ in range(times)]
+    ), 2.0 * m * k * n * times
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -201,8 +223,11 @@ def make_matmul(m: int, k: int, n: int, times: int = 1) -> tuple[Callable[[], No
 def method(doc: str) -> list[str]:
     """A module docstring's paragraphs after its title and command lines, as Markdown: the
     report says how a benchmark measures in the words of its module, once."""
-    paras = [" ".join(ln.strip() for ln in p.splitlines()) for p in doc.split("\n\n")[1:]
-             if not p.startswith("    ")]
+    paras = [
+        " ".join(ln.strip() for ln in p.splitlines())
+        for p in doc.split("\n\n")[1:]
+        if not p.startswith("    ")
+    ]
     return [line for p in paras for line in (p.replace("``", "`"), "")]
 
 
@@ -217,5 +242,8 @@ def verdict(met: bool, words=("meets target", "misses target")) -> str:
 def table(header: list[str], rows: list[list], right_from: int = 1) -> list[str]:
     """A Markdown table; columns from ``right_from`` on are right-aligned (numbers)."""
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|",
-            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(align) + "|",
+        *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
+    ]

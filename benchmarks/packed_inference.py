@@ -10,6 +10,7 @@ a float32 matmul with the ±1 kernel against ``packing.packed_dense``. Jitted, r
 interleaved, medians; the logits are compared before timing. Whichever is faster is
 reported as measured.
 """
+
 from __future__ import annotations
 
 import jax
@@ -20,14 +21,22 @@ from benchmarks import harness
 from htaf_jax import packing as P
 from htaf_jax.binary import quantized_dense, sign_quantizer
 from htaf_jax.models.bnn import BinaryMLP
-from htaf_jax.models.bnn_export import (pack_binary_mlp, pack_binary_params, packed_memory_report,
-                                        packed_mlp_logits)
+from htaf_jax.models.bnn_export import (
+    pack_binary_mlp,
+    pack_binary_params,
+    packed_memory_report,
+    packed_mlp_logits,
+)
 
 
 def _medians(fns: dict, args: dict, repeats: int) -> dict[str, float]:
-    return harness.medians(harness.time_interleaved(
-        {n: lambda f=f, a=args[n]: jax.block_until_ready(f(*a)) for n, f in fns.items()},
-        repeats, 1))
+    return harness.medians(
+        harness.time_interleaved(
+            {n: lambda f=f, a=args[n]: jax.block_until_ready(f(*a)) for n, f in fns.items()},
+            repeats,
+            1,
+        )
+    )
 
 
 def measure(batch: int = 1000, repeats: int = 20) -> dict:
@@ -36,48 +45,85 @@ def measure(batch: int = 1000, repeats: int = 20) -> dict:
     model = BinaryMLP(hidden=(1024, 1024))
     variables = jax.jit(lambda k: model.init(k, images[:2], train=False))(key)
     # Non-trivial running statistics, as a trained network has.
-    variables = {**variables, "batch_stats": jax.tree.map(
-        lambda v: v + jax.random.uniform(key, v.shape), variables["batch_stats"])}
+    variables = {
+        **variables,
+        "batch_stats": jax.tree.map(
+            lambda v: v + jax.random.uniform(key, v.shape), variables["batch_stats"]
+        ),
+    }
     float_fn = jax.jit(lambda v, x: model.apply(v, x, train=False))
     packed = jax.jit(lambda v: pack_binary_mlp(model, v))(variables)
     packed_fn = jax.jit(packed_mlp_logits)
     float_logits, packed_logits = float_fn(variables, images), packed_fn(packed, images)
-    net = _medians({"float": float_fn, "packed": packed_fn},
-                   {"float": (variables, images), "packed": (packed, images)}, repeats)
+    net = _medians(
+        {"float": float_fn, "packed": packed_fn},
+        {"float": (variables, images), "packed": (packed, images)},
+        repeats,
+    )
     kernel = variables["params"]["dense1"]["latent_kernel"]
     acts = jnp.where(jax.random.bernoulli(key, 0.5, (batch, 1024)), 1.0, -1.0)
     one = _medians(
-        {"float": jax.jit(lambda a, w: quantized_dense(
-            a, w, kernel_quantizer=sign_quantizer("htaf"), use_scale=True)),
-         "packed": jax.jit(P.packed_dense)},
-        {"float": (acts, kernel),
-         "packed": (P.pack_signs(acts), P.pack_dense_kernel(kernel, use_scale=True))}, repeats)
+        {
+            "float": jax.jit(
+                lambda a, w: quantized_dense(
+                    a, w, kernel_quantizer=sign_quantizer("htaf"), use_scale=True
+                )
+            ),
+            "packed": jax.jit(P.packed_dense),
+        },
+        {
+            "float": (acts, kernel),
+            "packed": (P.pack_signs(acts), P.pack_dense_kernel(kernel, use_scale=True)),
+        },
+        repeats,
+    )
     return {
-        "device": str(jax.devices()[0].device_kind), "batch": batch, "repeats": repeats,
-        "equal_argmax": bool(jnp.all(jnp.argmax(float_logits, -1)
-                                     == jnp.argmax(packed_logits, -1))),
+        "device": str(jax.devices()[0].device_kind),
+        "batch": batch,
+        "repeats": repeats,
+        "equal_argmax": bool(
+            jnp.all(jnp.argmax(float_logits, -1) == jnp.argmax(packed_logits, -1))
+        ),
         "max_abs_logit_difference": float(jnp.max(jnp.abs(float_logits - packed_logits))),
-        "mlp_seconds": net, "mlp_packed_speedup": net["float"] / net["packed"],
-        "layer_seconds": one, "layer_packed_speedup": one["float"] / one["packed"],
+        "mlp_seconds": net,
+        "mlp_packed_speedup": net["float"] / net["packed"],
+        "layer_seconds": one,
+        "layer_packed_speedup": one["float"] / one["packed"],
         "weight_memory": packed_memory_report(
-            variables["params"], pack_binary_params(variables["params"], np.uint32))}
+            variables["params"], pack_binary_params(variables["params"], np.uint32)
+        ),
+    }
 
 
 def section(k: dict) -> list[str]:
     mem = k["weight_memory"]
-    rows = [[name, f"{k[part]['float'] * 1e3:.2f}", f"{k[part]['packed'] * 1e3:.2f}",
-             f"{k[part.replace('seconds', 'packed_speedup')]:.2f}×"]
-            for name, part in (("whole MLP", "mlp_seconds"),
-                               ("one 1024→1024 binary layer", "layer_seconds"))]
-    return ["## " + __doc__.split("\n")[0], "",
-            f"Batch {k['batch']}, {k['device']}, {k['repeats']} rounds.", "",
-            *harness.method(__doc__),
-            *harness.table(["", "float ms", "packed ms", "packed speed-up"], rows), "",
-            f"- Same argmax on every example: **{k['equal_argmax']}**; largest |logit "
-            f"difference| {k['max_abs_logit_difference']:.2e} (the real-valued scales and "
-            "BatchNorm round differently; the ±1 sums are exact integers).",
-            f"- Weight memory: {mem['ratio']:.1f}× smaller packed "
-            f"({mem['ratio_with_scales']:.1f}× counting the float32 per-channel scales).", ""]
+    rows = [
+        [
+            name,
+            f"{k[part]['float'] * 1e3:.2f}",
+            f"{k[part]['packed'] * 1e3:.2f}",
+            f"{k[part.replace('seconds', 'packed_speedup')]:.2f}×",
+        ]
+        for name, part in (
+            ("whole MLP", "mlp_seconds"),
+            ("one 1024→1024 binary layer", "layer_seconds"),
+        )
+    ]
+    return [
+        "## " + __doc__.split("\n")[0],
+        "",
+        f"Batch {k['batch']}, {k['device']}, {k['repeats']} rounds.",
+        "",
+        *harness.method(__doc__),
+        *harness.table(["", "float ms", "packed ms", "packed speed-up"], rows),
+        "",
+        f"- Same argmax on every example: **{k['equal_argmax']}**; largest |logit "
+        f"difference| {k['max_abs_logit_difference']:.2e} (the real-valued scales and "
+        "BatchNorm round differently; the ±1 sums are exact integers).",
+        f"- Weight memory: {mem['ratio']:.1f}× smaller packed "
+        f"({mem['ratio_with_scales']:.1f}× counting the float32 per-channel scales).",
+        "",
+    ]
 
 
 def main(argv=None):

@@ -30,6 +30,7 @@ forward dot, and the Linear's forward and weight-gradient shapes) run in the sam
 the fastest call of any is the machine's matmul peak, and our default step's fraction of
 it is its exact matmul FLOPs (forward + weight gradient) over its fastest step.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,12 +55,17 @@ BETA, THRESHOLD, LR = 0.9, 1.0, 1e-3
 OURS, OURS_SPYX = "ours, default LIF (htaf)", "ours, Spyx's order (atan)"
 SPYX_DOC, SPYX_HOIST, TORCH = "spyx (documented)", "spyx (hoisted)", "snntorch"
 CONTENDERS = (OURS, OURS_SPYX, SPYX_DOC, SPYX_HOIST, TORCH)
-FRAMEWORK = {OURS: "jax", OURS_SPYX: "jax", SPYX_DOC: "spyx", SPYX_HOIST: "spyx",
-             TORCH: "torch"}
-SPYX_ORDER = dict(reset_delay=True, fire_first=True, detach_reset=False,
-                  spike_at_threshold=False, surrogate="atan")
-SNNTORCH_ORDER = dict(reset_delay=True, detach_reset=True, spike_at_threshold=False,
-                      surrogate="atan")
+FRAMEWORK = {OURS: "jax", OURS_SPYX: "jax", SPYX_DOC: "spyx", SPYX_HOIST: "spyx", TORCH: "torch"}
+SPYX_ORDER = dict(
+    reset_delay=True,
+    fire_first=True,
+    detach_reset=False,
+    spike_at_threshold=False,
+    surrogate="atan",
+)
+SNNTORCH_ORDER = dict(
+    reset_delay=True, detach_reset=True, spike_at_threshold=False, surrogate="atan"
+)
 LINEAR_MLP = "once on (B, 784), broadcast over T"  # where the first layer runs
 LINEAR_ON = {SPYX_DOC: "inside the time loop", TORCH: "inside the time loop"}
 TARGETS = {"matmul_fraction": 0.8}
@@ -70,6 +76,7 @@ WARMUP = {"jax": 2, "spyx": 2, "torch": 1}  # calls before the rounds (the first
 class Workload:
     """With ``n_out`` ("mlp"): direct-input in-hidden-out training step (Adam); without
     ("on"): Linear(n, n) + LIF, forward+backward of the summed spikes."""
+
     name: str
     num_steps: int
     batch: int
@@ -93,16 +100,52 @@ class Workload:
 def workloads(quick: bool = False) -> list[Workload]:
     """The issue's sizes, or tiny ones that check the code runs (``quick``)."""
     if quick:
-        return [Workload("snn_step", 3, 8, snn_step.INPUT, 32, snn_step.CLASSES, 2,
-                         "SNN step 784-32-10, T = 3, B = 8"),
-                Workload("on_512", 5, 4, 16, 16, None, 2, "Linear + LIF, n = 16"),
-                Workload("on_4096", 5, 4, 32, 32, None, 2, "Linear + LIF, n = 32")]
-    return [Workload("snn_step", 25, 128, snn_step.INPUT, 1000, snn_step.CLASSES, 15,
-                     "SNN step 784-1000-10, T = 25, B = 128, direct input, Adam"),
-            Workload("on_512", 500, 16, 512, 512, None, 7,
-                     "Open Neuromorphic task, n = 512 (T = 500, B = 16, fwd+bwd)"),
-            Workload("on_4096", 500, 16, 4096, 4096, None, 5,
-                     "Open Neuromorphic task, n = 4096 (T = 500, B = 16, fwd+bwd)")]
+        return [
+            Workload(
+                "snn_step",
+                3,
+                8,
+                snn_step.INPUT,
+                32,
+                snn_step.CLASSES,
+                2,
+                "SNN step 784-32-10, T = 3, B = 8",
+            ),
+            Workload("on_512", 5, 4, 16, 16, None, 2, "Linear + LIF, n = 16"),
+            Workload("on_4096", 5, 4, 32, 32, None, 2, "Linear + LIF, n = 32"),
+        ]
+    return [
+        Workload(
+            "snn_step",
+            25,
+            128,
+            snn_step.INPUT,
+            1000,
+            snn_step.CLASSES,
+            15,
+            "SNN step 784-1000-10, T = 25, B = 128, direct input, Adam",
+        ),
+        Workload(
+            "on_512",
+            500,
+            16,
+            512,
+            512,
+            None,
+            7,
+            "Open Neuromorphic task, n = 512 (T = 500, B = 16, fwd+bwd)",
+        ),
+        Workload(
+            "on_4096",
+            500,
+            16,
+            4096,
+            4096,
+            None,
+            5,
+            "Open Neuromorphic task, n = 4096 (T = 500, B = 16, fwd+bwd)",
+        ),
+    ]
 
 
 def step_flops(w: Workload) -> float:
@@ -117,8 +160,13 @@ def step_flops(w: Workload) -> float:
 def make_weights(w: Workload, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(kernel (in, out), bias (out,)) per layer, torch.nn.Linear's U(±1/√in), float32."""
     rng = np.random.default_rng(seed)
-    return [(rng.uniform(-a ** -0.5, a ** -0.5, (a, b)).astype(np.float32),
-             rng.uniform(-a ** -0.5, a ** -0.5, (b,)).astype(np.float32)) for a, b in w.shapes()]
+    return [
+        (
+            rng.uniform(-(a**-0.5), a**-0.5, (a, b)).astype(np.float32),
+            rng.uniform(-(a**-0.5), a**-0.5, (b,)).astype(np.float32),
+        )
+        for a, b in w.shapes()
+    ]
 
 
 def make_inputs(w: Workload, seed: int = 0) -> dict[str, np.ndarray]:
@@ -126,8 +174,11 @@ def make_inputs(w: Workload, seed: int = 0) -> dict[str, np.ndarray]:
     if w.kind == "mlp":
         images, labels = snn_step.synthetic_batch(w.batch, seed)
         return {"x": images.reshape(w.batch, -1), "y": labels}
-    return {"x": np.random.default_rng(seed).normal(
-        size=(w.num_steps, w.batch, w.n_in)).astype(np.float32)}
+    return {
+        "x": np.random.default_rng(seed)
+        .normal(size=(w.num_steps, w.batch, w.n_in))
+        .astype(np.float32)
+    }
 
 
 def _ce(logits, labels):
@@ -141,6 +192,7 @@ Contender = tuple[Callable[[], float], Callable[[], tuple[float, dict]]]
 
 class OursNet(nn.Module):
     """Dense → LIF → [Dense → mean over time]."""
+
     hidden: int
     n_out: int | None
     num_steps: int
@@ -149,25 +201,38 @@ class OursNet(nn.Module):
     @nn.compact
     def __call__(self, x):  # x: (T, B, in), or (B, in) for every step when n_out is set
         spikes, _ = LIF(**dict(self.lif_options))(
-            nn.Dense(self.hidden, name="fc1")(x), num_steps=self.num_steps if self.n_out else None)
-        return spikes if self.n_out is None else jnp.mean(
-            nn.Dense(self.n_out, name="fc2")(spikes), axis=0)
+            nn.Dense(self.hidden, name="fc1")(x), num_steps=self.num_steps if self.n_out else None
+        )
+        return (
+            spikes
+            if self.n_out is None
+            else jnp.mean(nn.Dense(self.n_out, name="fc2")(spikes), axis=0)
+        )
 
 
 def make_ours(w: Workload, weights, inputs, options: dict) -> Contender:
     net = OursNet(w.hidden, w.n_out, w.num_steps, tuple(sorted(options.items())))
-    state = {"params": {f"fc{i + 1}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
-                        for i, (k, b) in enumerate(weights)}}
+    state = {
+        "params": {
+            f"fc{i + 1}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
+            for i, (k, b) in enumerate(weights)
+        }
+    }
     x, y = jnp.asarray(inputs["x"]), jnp.asarray(inputs.get("y", 0))
     # x and y are arguments, not constants folded into the compiled step
-    loss_fn = (lambda p, x, y: jnp.sum(net.apply({"params": p}, x))) if w.kind == "on" else (
-        lambda p, x, y: _ce(net.apply({"params": p}, x), y))
+    loss_fn = (
+        (lambda p, x, y: jnp.sum(net.apply({"params": p}, x)))
+        if w.kind == "on"
+        else (lambda p, x, y: _ce(net.apply({"params": p}, x), y))
+    )
     grad = jax.jit(jax.value_and_grad(loss_fn))
 
     def grads():
         loss, g = grad(state["params"], x, y)
-        return float(loss), {f"{layer}.{k}": np.asarray(v) for layer, d in g.items()
-                             for k, v in d.items()}
+        return float(loss), {
+            f"{layer}.{k}": np.asarray(v) for layer, d in g.items() for k, v in d.items()
+        }
+
     if w.kind == "on":
         return (lambda: float(jax.block_until_ready(grad(state["params"], x, y))[0])), grads
     tx = optax.adam(LR)
@@ -182,6 +247,7 @@ def make_ours(w: Workload, weights, inputs, options: dict) -> Contender:
     def run():
         state["params"], state["opt"], loss = step(state["params"], state["opt"], x, y)
         return float(loss)
+
     return run, grads
 
 
@@ -190,15 +256,25 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
     hoisted (the Linear over all steps at once, ``spyx.nn.run`` over the LIF alone), with
     our atan's backward unless ``activation`` says otherwise."""
     import spyx  # a peer (the bench extra): imported only to time it
+
     rngs = nnx.Rngs(0)
-    fcs = [nnx.Linear(k.shape[0], k.shape[1], rngs=rngs, kernel_init=lambda *_, k=k: jnp.asarray(k),
-                      bias_init=lambda *_, b=b: jnp.asarray(b)) for k, b in weights]
+    fcs = [
+        nnx.Linear(
+            k.shape[0],
+            k.shape[1],
+            rngs=rngs,
+            kernel_init=lambda *_, k=k: jnp.asarray(k),
+            bias_init=lambda *_, b=b: jnp.asarray(b),
+        )
+        for k, b in weights
+    ]
     # Our atan's backward, 1/(1 + (πx)²), with Spyx's own primitive and Heaviside (H(0) = 0).
     atan = activation or spyx.axn.custom(lambda v: 1 / (1 + (jnp.pi * v) ** 2), spyx.axn.heaviside)
     # β a float32 scalar: a Python float makes a weakly typed Param that Adam's first
     # update retypes, and the step would compile again. Spyx trains it along (one scalar).
-    lif = spyx.nn.LIF((w.hidden,), beta=np.float32(BETA), threshold=THRESHOLD,
-                      activation=atan, rngs=rngs)
+    lif = spyx.nn.LIF(
+        (w.hidden,), beta=np.float32(BETA), threshold=THRESHOLD, activation=atan, rngs=rngs
+    )
 
     class Hoisted(nnx.Module):
         def __init__(self):
@@ -210,19 +286,25 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
                 cur = jnp.broadcast_to(cur, (w.num_steps,) + cur.shape)
             spikes, _ = spyx.nn.run(self.lif, cur)
             return spikes if self.fc2 is None else self.fc2(spikes)
+
     model = Hoisted() if hoisted else spyx.nn.Sequential(*fcs[:1], lif, *fcs[1:])
     x, y = jnp.asarray(inputs["x"]), jnp.asarray(inputs.get("y", 0))
     out = (lambda m, x: m(x)) if hoisted else (lambda m, x: spyx.nn.run(m, x)[0])
-    loss_fn = ((lambda m, x, y: jnp.sum(out(m, x))) if w.kind == "on"
-               else (lambda m, x, y: _ce(out(m, x).mean(0), y)))
+    loss_fn = (
+        (lambda m, x, y: jnp.sum(out(m, x)))
+        if w.kind == "on"
+        else (lambda m, x, y: _ce(out(m, x).mean(0), y))
+    )
     grad = nnx.jit(lambda m, x, y: nnx.value_and_grad(loss_fn)(m, x, y))
 
     def grads():
         loss, g = grad(model, x, y)
-        flat = [(p, np.asarray(v[...])) for p, v in nnx.to_flat_state(g)
-                if p[-1] in ("kernel", "bias")]
+        flat = [
+            (p, np.asarray(v[...])) for p, v in nnx.to_flat_state(g) if p[-1] in ("kernel", "bias")
+        ]
         layers = list(dict.fromkeys(p[:-1] for p, _ in flat))
         return float(loss), {f"fc{layers.index(p[:-1]) + 1}.{p[-1]}": v for p, v in flat}
+
     if w.kind == "on":
         return (lambda: float(jax.block_until_ready(grad(model, x, y))[0])), grads
     opt = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
@@ -232,15 +314,18 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
         loss, g = nnx.value_and_grad(loss_fn)(model, x, y)
         opt.update(model, g)
         return loss
+
     return (lambda: float(train_step(model, opt, x, y))), grads
 
 
 def make_torch(w: Workload, weights, inputs) -> Contender:
     """snnTorch's tutorial loop (``snn_step.snntorch_model``); torch threads = JAX's cores."""
     import torch  # a peer (the bench extra): imported only to time it
+
     torch.set_num_threads(harness.cpu_threads())
-    net = snn_step.snntorch_model(w.num_steps, w.n_in, w.hidden, w.n_out,
-                                  hoist_first=w.kind == "mlp")
+    net = snn_step.snntorch_model(
+        w.num_steps, w.n_in, w.hidden, w.n_out, hoist_first=w.kind == "mlp"
+    )
     layers = [net.fc1] + ([net.fc2] if w.n_out else [])
     with torch.no_grad():
         for layer, (k, b) in zip(layers, weights):
@@ -251,28 +336,34 @@ def make_torch(w: Workload, weights, inputs) -> Contender:
 
     def backward():
         net.zero_grad(set_to_none=True)
-        loss = net(x).sum() if w.kind == "on" else torch.nn.functional.cross_entropy(
-            net(x), y.long())
+        loss = (
+            net(x).sum() if w.kind == "on" else torch.nn.functional.cross_entropy(net(x), y.long())
+        )
         loss.backward()
         return loss.item()
 
     def grads():
-        return backward(), {f"fc{i + 1}.{n}": p.grad.numpy().T if n == "kernel" else p.grad.numpy()
-                            for i, fc in enumerate(layers)
-                            for n, p in (("kernel", fc.weight), ("bias", fc.bias))}
+        return backward(), {
+            f"fc{i + 1}.{n}": p.grad.numpy().T if n == "kernel" else p.grad.numpy()
+            for i, fc in enumerate(layers)
+            for n, p in (("kernel", fc.weight), ("bias", fc.bias))
+        }
 
     def step():
         loss = backward()
         if opt is not None:
             opt.step()
         return loss
+
     return step, grads
 
 
 def unavailable(name: str) -> str | None:
     """Why a contender cannot run here, or None."""
-    return {"spyx": lambda: harness.unavailable("spyx"),
-            "torch": snn_step.torch_unavailable_reason}.get(FRAMEWORK[name], lambda: None)()
+    return {
+        "spyx": lambda: harness.unavailable("spyx"),
+        "torch": snn_step.torch_unavailable_reason,
+    }.get(FRAMEWORK[name], lambda: None)()
 
 
 def build(name: str, w: Workload, weights, inputs) -> Contender:
@@ -297,6 +388,7 @@ def child(spec: dict, contender: str) -> dict:
     if contender == "baseline:torch":
         import snntorch  # noqa: F401
         import torch  # a peer (the bench extra): imported only to time it
+
         torch.set_num_threads(harness.cpu_threads())
         (torch.ones(2) + 1).sum().item()
     elif contender.startswith("baseline:"):
@@ -313,7 +405,8 @@ def child(spec: dict, contender: str) -> dict:
 def peak_memory(w: Workload, names: list[str]) -> dict[str, dict]:
     """{contender: {peak_mb, rss_mb, baseline_mb}} from one subprocess each."""
     rss = lambda name: harness.in_subprocess(
-        "snn_peers", ["--child", json.dumps(asdict(w)), "--contender", name])["rss_mb"]
+        "snn_peers", ["--child", json.dumps(asdict(w)), "--contender", name]
+    )["rss_mb"]
     base = {fw: rss(f"baseline:{fw}") for fw in sorted({FRAMEWORK[n] for n in names})}
     out = {n: {"rss_mb": rss(n), "baseline_mb": base[FRAMEWORK[n]]} for n in names}
     return {n: dict(m, peak_mb=m["rss_mb"] - m["baseline_mb"]) for n, m in out.items()}
@@ -326,13 +419,16 @@ def matmul_components(w: Workload, square: int) -> dict[str, tuple[Callable, flo
     """The Linear's forward and weight-gradient dots, and the square dot ``k`` times back
     to back, so that each sample is about one forward dot's FLOPs."""
     rows = w.num_steps * w.batch
-    k = max(1, round(rows * w.n_in * w.hidden / square ** 3))
-    return {f"matmul {square}x{square}x{square} (x{k} per sample)":
-            harness.make_matmul(square, square, square, k),
-            f"matmul {w.n_in}x{rows}x{w.hidden} (weight grad)":
-            harness.make_matmul(w.n_in, rows, w.hidden),
-            f"matmul {rows}x{w.n_in}x{w.hidden} (forward)":
-            harness.make_matmul(rows, w.n_in, w.hidden)}
+    k = max(1, round(rows * w.n_in * w.hidden / square**3))
+    return {
+        f"matmul {square}x{square}x{square} (x{k} per sample)": harness.make_matmul(
+            square, square, square, k
+        ),
+        f"matmul {w.n_in}x{rows}x{w.hidden} (weight grad)": harness.make_matmul(
+            w.n_in, rows, w.hidden
+        ),
+        f"matmul {rows}x{w.n_in}x{w.hidden} (forward)": harness.make_matmul(rows, w.n_in, w.hidden),
+    }
 
 
 def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None = None) -> dict:
@@ -351,15 +447,20 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
     mm = matmul_components(w, matmul_square) if matmul_square else {}
     for f, _ in mm.values():
         f()
-    times = harness.time_interleaved({**{n: s for n, (s, _) in fns.items()},
-                                      **{n: f for n, (f, _) in mm.items()}}, w.repeats,
-                                     rotate=True)
+    times = harness.time_interleaved(
+        {**{n: s for n, (s, _) in fns.items()}, **{n: f for n, (f, _) in mm.items()}},
+        w.repeats,
+        rotate=True,
+    )
     for name in fns:
-        r["contenders"][name] = {"ran": True, "median_ms": statistics.median(times[name]) * 1e3,
-                                 "min_ms": min(times[name]) * 1e3, "first_loss": first_loss[name]}
+        r["contenders"][name] = {
+            "ran": True,
+            "median_ms": statistics.median(times[name]) * 1e3,
+            "min_ms": min(times[name]) * 1e3,
+            "first_loss": first_loss[name],
+        }
     for ref, key in ((OURS, "vs_ours"), (OURS_SPYX, "vs_ours_spyx")):
-        r[f"ratio_{key}"], r[f"ratio_range_{key}"] = harness.paired(
-            {n: times[n] for n in fns}, ref)
+        r[f"ratio_{key}"], r[f"ratio_range_{key}"] = harness.paired({n: times[n] for n in fns}, ref)
     r["ours_gflops"] = r["flops_ours"] / (r["contenders"][OURS]["min_ms"] / 1e3) / 1e9
     if mm:
         gflops = {name: f / min(times[name]) / 1e9 for name, (_, f) in mm.items()}
@@ -367,13 +468,19 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
         # The step's own two dots, fastest against fastest: beyond them is what a JAX
         # contender's framework controls.
         dots = sum(min(times[n]) for n in mm if n.endswith(("(forward)", "(weight grad)")))
-        r["beyond_matmuls_ms"] = {n: (min(times[n]) - dots) * 1e3 for n in fns
-                                  if FRAMEWORK[n] != "torch"}
-        r["matmul"] = {"best": best, "gflops": gflops[best], "by_shape": gflops,
-                       "ceiling_fraction": r["flops_ours"] / dots / 1e9 / gflops[best],
-                       "fraction_by_round": [  # our rate over the fastest dot of its round
-                           r["flops_ours"] / t / max(f / times[n][i] for n, (_, f) in mm.items())
-                           for i, t in enumerate(times[OURS])]}
+        r["beyond_matmuls_ms"] = {
+            n: (min(times[n]) - dots) * 1e3 for n in fns if FRAMEWORK[n] != "torch"
+        }
+        r["matmul"] = {
+            "best": best,
+            "gflops": gflops[best],
+            "by_shape": gflops,
+            "ceiling_fraction": r["flops_ours"] / dots / 1e9 / gflops[best],
+            "fraction_by_round": [  # our rate over the fastest dot of its round
+                r["flops_ours"] / t / max(f / times[n][i] for n, (_, f) in mm.items())
+                for i, t in enumerate(times[OURS])
+            ],
+        }
     if memory:
         for n, m in peak_memory(w, list(fns)).items():
             r["contenders"][n].update(m)
@@ -383,30 +490,51 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
 def measure(quick: bool = False, memory: bool = True) -> dict:
     """Every workload (``quick``: tiny sizes); targets computed from the numbers."""
     t0, ws = time.perf_counter(), workloads(quick)
-    out = {"quick": quick, "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "cpu_threads": harness.cpu_threads(), "jax_device": harness.jax_device(),
-           "versions": harness.versions("jax", "flax", "spyx", "torch", "snntorch"),
-           "load_avg_1m_at_start": harness.load_avg(), "workloads": {}}
+    out = {
+        "quick": quick,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu_threads": harness.cpu_threads(),
+        "jax_device": harness.jax_device(),
+        "versions": harness.versions("jax", "flax", "spyx", "torch", "snntorch"),
+        "load_avg_1m_at_start": harness.load_avg(),
+        "workloads": {},
+    }
     for w in ws:
         print(f"  {w.label} ...", file=sys.stderr, flush=True)
         out["workloads"][w.name] = measure_workload(
-            w, memory, (64 if quick else 2048) if w is ws[-1] else None)
+            w, memory, (64 if quick else 2048) if w is ws[-1] else None
+        )
     last = out["workloads"][ws[-1].name]
-    fraction, rounds = last["ours_gflops"] / last["matmul"]["gflops"], last["matmul"][
-        "fraction_by_round"]
-    behind = {name: [n for n, v in wl["ratio_vs_ours"].items() if FRAMEWORK[n] != "jax" and v <= 1]
-              for name, wl in out["workloads"].items()}
-    skipped = sorted({n for wl in out["workloads"].values()
-                      for n, c in wl["contenders"].items() if not c["ran"]})
-    out["matmul_fraction_ours"] = {"workload": ws[-1].name, "value": fraction,
-                                   "paired_median": statistics.median(rounds),
-                                   "paired_range": [min(rounds), max(rounds)],
-                                   "ceiling": last["matmul"]["ceiling_fraction"]}
+    fraction, rounds = (
+        last["ours_gflops"] / last["matmul"]["gflops"],
+        last["matmul"]["fraction_by_round"],
+    )
+    behind = {
+        name: [n for n, v in wl["ratio_vs_ours"].items() if FRAMEWORK[n] != "jax" and v <= 1]
+        for name, wl in out["workloads"].items()
+    }
+    skipped = sorted(
+        {n for wl in out["workloads"].values() for n, c in wl["contenders"].items() if not c["ran"]}
+    )
+    out["matmul_fraction_ours"] = {
+        "workload": ws[-1].name,
+        "value": fraction,
+        "paired_median": statistics.median(rounds),
+        "paired_range": [min(rounds), max(rounds)],
+        "ceiling": last["matmul"]["ceiling_fraction"],
+    }
     out["targets"] = {
-        "ahead_of_every_contender": {"met": not any(behind.values()) and not skipped,
-                                     "not_ahead_of": behind, "skipped": skipped},
-        "matmul_fraction": {"target": TARGETS["matmul_fraction"], "value": fraction,
-                            "met": fraction >= TARGETS["matmul_fraction"]}}
+        "ahead_of_every_contender": {
+            "met": not any(behind.values()) and not skipped,
+            "not_ahead_of": behind,
+            "skipped": skipped,
+        },
+        "matmul_fraction": {
+            "target": TARGETS["matmul_fraction"],
+            "value": fraction,
+            "met": fraction >= TARGETS["matmul_fraction"],
+        },
+    }
     out["load_avg_1m_at_end"], out["wall_s"] = harness.load_avg(), time.perf_counter() - t0
     return out
 
@@ -423,57 +551,93 @@ def section(q: dict) -> list[str]:
         label, on = wl["spec"]["label"], wl["spec"]["n_out"] is None
         for name, c in wl["contenders"].items():
             where = LINEAR_ON.get(name, "over all T at once") if on else LINEAR_MLP
-            rows.append([label, name, where] + ([f"not run: {c['skip_reason']}"] + [""] * 5
-                        if not c["ran"] else [
-                f"{c['median_ms']:.1f}", f"{c['min_ms']:.1f}", _ratio(wl, "vs_ours", name),
-                _ratio(wl, "vs_ours_spyx", name),
-                f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured",
-                f"{c['first_loss']:.6g}"]))
+            rows.append(
+                [label, name, where]
+                + (
+                    [f"not run: {c['skip_reason']}"] + [""] * 5
+                    if not c["ran"]
+                    else [
+                        f"{c['median_ms']:.1f}",
+                        f"{c['min_ms']:.1f}",
+                        _ratio(wl, "vs_ours", name),
+                        _ratio(wl, "vs_ours_spyx", name),
+                        f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured",
+                        f"{c['first_loss']:.6g}",
+                    ]
+                )
+            )
     last = q["workloads"][mf["workload"]]
     mm, at = last["matmul"], last["spec"]["label"].split(" (")[0]
     shapes = ", ".join(f"{g:.1f} ({n.removeprefix('matmul ')})" for n, g in mm["by_shape"].items())
     ahead, frac = t["ahead_of_every_contender"], t["matmul_fraction"]
     behind = "; ".join(f"{w}: {', '.join(ns)}" for w, ns in ahead["not_ahead_of"].items() if ns)
-    return ["## " + __doc__.split("\n")[0], "",
-            f"Measured {q['date_utc']} by `python -m benchmarks.snn_peers` (part of `make "
-            f"bench`), JAX on {q['jax_device']}, {q['cpu_threads']} threads; jax {v['jax']}, "
-            f"flax {v['flax']}, spyx {v['spyx']}, torch {v['torch']}, snntorch {v['snntorch']}; "
-            f"1-min load average {harness.fmt(q['load_avg_1m_at_start'])} at start, "
-            f"{harness.fmt(q['load_avg_1m_at_end'])} at end, {q['wall_s']:.0f} s.", "",
-            *(["**Quick mode (tiny sizes): these numbers check that the script runs.**", ""]
-              if q.get("quick") else []), *harness.method(__doc__),
-            *harness.table(["workload", "contender", "Linear", "median ms", "min ms",
-                            "× ours default (paired)", "× ours Spyx's order (paired)",
-                            "peak MB", "first loss"], rows, right_from=3), "",
-            f"- **Our default LIF ahead of every peer on every workload: "
-            f"{'met' if ahead['met'] else 'missed'}**"
-            + (f" (not ahead of: {behind})" if behind else "")
-            + (f" (not run: {', '.join(ahead['skipped'])})" if ahead["skipped"] else "") + ".",
-            f"- **Fraction of matmul throughput at {at}: {mf['value']:.2f}** (target ≥ "
-            f"{frac['target']}: {'met' if frac['met'] else 'missed'}): our default step's "
-            f"{last['flops_ours'] / 1e9:.1f} GFLOP of matmuls (forward + weight gradient) in "
-            f"{last['contenders'][OURS]['min_ms']:.0f} ms (its fastest step) = "
-            f"{last['ours_gflops']:.1f} GFLOP/s, against the fastest float32 `jnp.dot` of the "
-            f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}). Round by round (our "
-            f"step's rate over the fastest dot of its round): median {mf['paired_median']:.2f} "
-            f"({mf['paired_range'][0]:.2f}–{mf['paired_range'][1]:.2f}). The bound the step's "
-            f"shapes set, were it to take exactly its two fastest dots: {mf['ceiling']:.2f}.",
-            f"- Beyond the matmuls at {at}: fastest step minus the fastest forward and "
-            "weight-gradient `jnp.dot` s of its shapes: "
-            + ", ".join(f"{n} {ms:.0f} ms" for n, ms in last["beyond_matmuls_ms"].items())
-            + ". Every JAX contender calls the same XLA dot; this is the time its framework "
-            "controls (LIF scan forward and backward, loss, copies).",
-            "- First loss: each step's loss on the shared starting weights; ours in Spyx's "
-            "order and both Spyx forms compute the same network, our default and snnTorch "
-            "differ from it by their firing order.", ""]
+    return [
+        "## " + __doc__.split("\n")[0],
+        "",
+        f"Measured {q['date_utc']} by `python -m benchmarks.snn_peers` (part of `make "
+        f"bench`), JAX on {q['jax_device']}, {q['cpu_threads']} threads; jax {v['jax']}, "
+        f"flax {v['flax']}, spyx {v['spyx']}, torch {v['torch']}, snntorch {v['snntorch']}; "
+        f"1-min load average {harness.fmt(q['load_avg_1m_at_start'])} at start, "
+        f"{harness.fmt(q['load_avg_1m_at_end'])} at end, {q['wall_s']:.0f} s.",
+        "",
+        *(
+            ["**Quick mode (tiny sizes): these numbers check that the script runs.**", ""]
+            if q.get("quick")
+            else []
+        ),
+        *harness.method(__doc__),
+        *harness.table(
+            [
+                "workload",
+                "contender",
+                "Linear",
+                "median ms",
+                "min ms",
+                "× ours default (paired)",
+                "× ours Spyx's order (paired)",
+                "peak MB",
+                "first loss",
+            ],
+            rows,
+            right_from=3,
+        ),
+        "",
+        f"- **Our default LIF ahead of every peer on every workload: "
+        f"{'met' if ahead['met'] else 'missed'}**"
+        + (f" (not ahead of: {behind})" if behind else "")
+        + (f" (not run: {', '.join(ahead['skipped'])})" if ahead["skipped"] else "")
+        + ".",
+        f"- **Fraction of matmul throughput at {at}: {mf['value']:.2f}** (target ≥ "
+        f"{frac['target']}: {'met' if frac['met'] else 'missed'}): our default step's "
+        f"{last['flops_ours'] / 1e9:.1f} GFLOP of matmuls (forward + weight gradient) in "
+        f"{last['contenders'][OURS]['min_ms']:.0f} ms (its fastest step) = "
+        f"{last['ours_gflops']:.1f} GFLOP/s, against the fastest float32 `jnp.dot` of the "
+        f"same rounds, {mm['gflops']:.1f} GFLOP/s (by shape: {shapes}). Round by round (our "
+        f"step's rate over the fastest dot of its round): median {mf['paired_median']:.2f} "
+        f"({mf['paired_range'][0]:.2f}–{mf['paired_range'][1]:.2f}). The bound the step's "
+        f"shapes set, were it to take exactly its two fastest dots: {mf['ceiling']:.2f}.",
+        f"- Beyond the matmuls at {at}: fastest step minus the fastest forward and "
+        "weight-gradient `jnp.dot` s of its shapes: "
+        + ", ".join(f"{n} {ms:.0f} ms" for n, ms in last["beyond_matmuls_ms"].items())
+        + ". Every JAX contender calls the same XLA dot; this is the time its framework "
+        "controls (LIF scan forward and backward, loss, copies).",
+        "- First loss: each step's loss on the shared starting weights; ours in Spyx's "
+        "order and both Spyx forms compute the same network, our default and snnTorch "
+        "differ from it by their firing order.",
+        "",
+    ]
 
 
 def main(argv=None):
-    args = harness.parse(argv, __doc__, quick=(False, "tiny sizes, 2 repeats"),
-                         no_memory=(False, "skip the memory subprocesses"),
-                         json=(None, "also write the result here"),
-                         child=(None, "internal: one memory measurement (a workload's JSON)"),
-                         contender=(None, "internal: the contender --child measures"))
+    args = harness.parse(
+        argv,
+        __doc__,
+        quick=(False, "tiny sizes, 2 repeats"),
+        no_memory=(False, "skip the memory subprocesses"),
+        json=(None, "also write the result here"),
+        child=(None, "internal: one memory measurement (a workload's JSON)"),
+        contender=(None, "internal: the contender --child measures"),
+    )
     if args.child:
         r = child(json.loads(args.child), args.contender)
     else:

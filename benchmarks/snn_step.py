@@ -19,6 +19,7 @@ is the best float32 ``jnp.dot`` throughput of three shapes (2048³ and the step'
 forward and weight-gradient shapes) timed in the same rounds, as are the rate code alone
 and the LIF layer's forward+backward alone.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -48,10 +49,13 @@ def step_flops(num_steps: int, batch: int, hidden: int = 1000) -> dict[str, floa
     (a0, b0), (a1, b1) = layer_shapes(hidden)
     rows = num_steps * batch
     forward = 2 * rows * (a0 * b0 + a1 * b1)
-    return {"forward": float(forward), "nominal": float(3 * forward),
-            "exact": float(2 * forward + 2 * rows * a1 * b1),
-            # direct input: the first layer's forward and weight grad once, over B rows
-            "direct_exact": float(2 * 2 * batch * a0 * b0 + 3 * 2 * rows * a1 * b1)}
+    return {
+        "forward": float(forward),
+        "nominal": float(3 * forward),
+        "exact": float(2 * forward + 2 * rows * a1 * b1),
+        # direct input: the first layer's forward and weight grad once, over B rows
+        "direct_exact": float(2 * 2 * batch * a0 * b0 + 3 * 2 * rows * a1 * b1),
+    }
 
 
 def count_params(shapes: list[tuple[int, int]]) -> int:
@@ -67,9 +71,18 @@ def synthetic_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def jax_model(num_steps: int, hidden: int, encoding: str, surrogate: str) -> SpikingMLP:
-    return SpikingMLP(hidden=(hidden,), num_steps=num_steps, encoding=encoding,
-                      surrogate=surrogate, beta=0.9, threshold=1.0, reset="subtract",
-                      readout="membrane", input_mean=FMNIST_MEAN, input_std=FMNIST_STD)
+    return SpikingMLP(
+        hidden=(hidden,),
+        num_steps=num_steps,
+        encoding=encoding,
+        surrogate=surrogate,
+        beta=0.9,
+        threshold=1.0,
+        reset="subtract",
+        readout="membrane",
+        input_mean=FMNIST_MEAN,
+        input_std=FMNIST_STD,
+    )
 
 
 def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, seed: int = 0):
@@ -82,6 +95,7 @@ def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, see
         def loss_fn(p):
             logits = model.apply({"params": p}, images, train=True, rngs={"sample": key})
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
@@ -90,23 +104,28 @@ def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, see
 
     def run_one_step():
         state[2] += 1
-        state[0], state[1], loss = step(state[0], state[1], x, y,
-                                        jax.random.fold_in(key, state[2]))
+        state[0], state[1], loss = step(state[0], state[1], x, y, jax.random.fold_in(key, state[2]))
         return float(loss)
+
     return run_one_step, jax.tree.map(lambda p: p.shape, params)
 
 
 def make_components(num_steps: int, batch: int, hidden: int, images: np.ndarray) -> dict:
     """The rate code alone, and the step's LIF layer forward+backward alone on (T, B, H)."""
-    encode = jax.jit(lambda k, x: rate_encode(k, x.reshape(len(x), -1), num_steps,
-                                              mean=FMNIST_MEAN, std=FMNIST_STD))
+    encode = jax.jit(
+        lambda k, x: rate_encode(
+            k, x.reshape(len(x), -1), num_steps, mean=FMNIST_MEAN, std=FMNIST_STD
+        )
+    )
     lif = LIF(beta=0.9, threshold=1.0, surrogate="atan")
     currents = jax.random.normal(jax.random.key(3), (num_steps, batch, hidden)) + 0.5
     weights = jax.random.normal(jax.random.key(4), currents.shape)
     grad = jax.jit(jax.grad(lambda c, w: jnp.sum(lif.apply({}, c)[0] * w)))
-    x, keys = jnp.asarray(images), iter(jax.random.split(jax.random.key(7), 10 ** 4))
-    return {"jax rate encode only": lambda: jax.block_until_ready(encode(next(keys), x)),
-            "jax LIF scan fwd+bwd only": lambda: jax.block_until_ready(grad(currents, weights))}
+    x, keys = jnp.asarray(images), iter(jax.random.split(jax.random.key(7), 10**4))
+    return {
+        "jax rate encode only": lambda: jax.block_until_ready(encode(next(keys), x)),
+        "jax LIF scan fwd+bwd only": lambda: jax.block_until_ready(grad(currents, weights)),
+    }
 
 
 def torch_unavailable_reason() -> str | None:
@@ -114,8 +133,9 @@ def torch_unavailable_reason() -> str | None:
     return harness.unavailable("torch") or harness.unavailable("snntorch")
 
 
-def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = None,
-                   hoist_first: bool = False):
+def snntorch_model(
+    num_steps: int, n_in: int, hidden: int, n_out: int | None = None, hoist_first: bool = False
+):
     """Linear → ``snn.Leaky`` (β = 0.9, θ = 1, subtract, atan α = 2) → [Linear → mean over
     time] in snnTorch's tutorials' per-step loop, on x (T, B, n_in); ``hoist_first``: x is
     one (B, n_in) input for every step and the first Linear runs once, as a user of snnTorch
@@ -128,8 +148,12 @@ def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = N
         def __init__(self):
             super().__init__()
             self.fc1 = torch.nn.Linear(n_in, hidden)
-            self.lif1 = snn.Leaky(beta=0.9, threshold=1.0, reset_mechanism="subtract",
-                                  spike_grad=surrogate.atan(alpha=2.0))
+            self.lif1 = snn.Leaky(
+                beta=0.9,
+                threshold=1.0,
+                reset_mechanism="subtract",
+                spike_grad=surrogate.atan(alpha=2.0),
+            )
             self.fc2 = torch.nn.Linear(hidden, n_out) if n_out else None
 
         def forward(self, x):
@@ -139,122 +163,208 @@ def snntorch_model(num_steps: int, n_in: int, hidden: int, n_out: int | None = N
                 spk, mem = self.lif1(cur if hoist_first else self.fc1(x[t]), mem)
                 outs.append(spk if self.fc2 is None else self.fc2(spk))
             return torch.stack(outs) if self.fc2 is None else torch.stack(outs).mean(0)
+
     return SnnTorchNet()
 
 
-def make_torch_step(num_steps: int, hidden: int, images: np.ndarray, labels: np.ndarray,
-                    seed: int = 0, device: str = "cpu"):
+def make_torch_step(
+    num_steps: int,
+    hidden: int,
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    device: str = "cpu",
+):
     """(run_one_step, param shapes {name: shape}, the rate code alone) of snnTorch."""
     import torch  # a peer (the bench extra): imported only to time it
     from snntorch import spikegen  # a peer (the bench extra): imported only to time it
+
     torch.manual_seed(seed)
     net = snntorch_model(num_steps, INPUT, hidden, CLASSES).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    intensity = torch.from_numpy(np.clip(images.reshape(len(images), -1) * FMNIST_STD
-                                         + FMNIST_MEAN, 0, 1)).to(device)
+    intensity = torch.from_numpy(
+        np.clip(images.reshape(len(images), -1) * FMNIST_STD + FMNIST_MEAN, 0, 1)
+    ).to(device)
     y = torch.from_numpy(labels.astype(np.int64)).to(device)
 
     def run_one_step():
         opt.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(
-            net(spikegen.rate(intensity, num_steps=num_steps)), y)
+            net(spikegen.rate(intensity, num_steps=num_steps)), y
+        )
         loss.backward()
         opt.step()
         return loss.item()  # waits for the device, like block_until_ready
-    return (run_one_step, {n: tuple(p.shape) for n, p in net.named_parameters()},
-            lambda: spikegen.rate(intensity, num_steps=num_steps)[0, 0, 0].item())
+
+    return (
+        run_one_step,
+        {n: tuple(p.shape) for n, p in net.named_parameters()},
+        lambda: spikegen.rate(intensity, num_steps=num_steps)[0, 0, 0].item(),
+    )
 
 
-def measure(num_steps: int = 25, batch: int = 128, hidden: int = 1000, repeats: int = 15,
-            warmup: int = 3, matmul_n: int = 2048, include_torch: bool = True) -> dict:
+def measure(
+    num_steps: int = 25,
+    batch: int = 128,
+    hidden: int = 1000,
+    repeats: int = 15,
+    warmup: int = 3,
+    matmul_n: int = 2048,
+    include_torch: bool = True,
+) -> dict:
     images, labels = synthetic_batch(batch)
-    steps = {name: make_jax_step(jax_model(num_steps, hidden, enc, surr), images, labels)[0]
-             for name, enc, surr in [("jax htaf (rate)", "rate", "htaf"), (OURS, "rate", "atan"),
-                                     ("jax htaf (direct)", "direct", "htaf")]}
+    steps = {
+        name: make_jax_step(jax_model(num_steps, hidden, enc, surr), images, labels)[0]
+        for name, enc, surr in [
+            ("jax htaf (rate)", "rate", "htaf"),
+            (OURS, "rate", "atan"),
+            ("jax htaf (direct)", "direct", "htaf"),
+        ]
+    }
     comps = make_components(num_steps, batch, hidden, images)
     reason = torch_unavailable_reason() if include_torch else "not requested (--noinclude-torch)"
     torch_info: dict = {"available": False, "reason": reason}
     if reason is None:
         import torch  # a peer (the bench extra): imported only to time it
+
         device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
         torch.set_num_threads(harness.cpu_threads())
         steps[TORCH], _, comps["torch rate encode only"] = make_torch_step(
-            num_steps, hidden, images, labels, device=device)
-        torch_info = {"available": True, **harness.versions("torch", "snntorch"),
-                      "device": device, "threads": torch.get_num_threads()}
+            num_steps, hidden, images, labels, device=device
+        )
+        torch_info = {
+            "available": True,
+            **harness.versions("torch", "snntorch"),
+            "device": device,
+            "threads": torch.get_num_threads(),
+        }
     rows = num_steps * batch
-    dots = {f"matmul {m}x{k}x{n}{what}": harness.make_matmul(m, k, n) for m, k, n, what in [
-        (matmul_n, matmul_n, matmul_n, ""), (rows, INPUT, hidden, " (layer-1 forward)"),
-        (INPUT, rows, hidden, " (layer-1 weight grad)")]}
-    times = harness.time_interleaved({**steps, **comps, **{n: f for n, (f, _) in dots.items()}},
-                                     repeats, warmup)
+    dots = {
+        f"matmul {m}x{k}x{n}{what}": harness.make_matmul(m, k, n)
+        for m, k, n, what in [
+            (matmul_n, matmul_n, matmul_n, ""),
+            (rows, INPUT, hidden, " (layer-1 forward)"),
+            (INPUT, rows, hidden, " (layer-1 weight grad)"),
+        ]
+    }
+    times = harness.time_interleaved(
+        {**steps, **comps, **{n: f for n, (f, _) in dots.items()}}, repeats, warmup
+    )
     med = {n: t * 1e3 for n, t in harness.medians(times).items()}
     gflops = {n: flops / med[n] / 1e6 for n, (_, flops) in dots.items()}
     peak, flops = max(gflops.values()), step_flops(num_steps, batch, hidden)
-    achieved = {n: flops["direct_exact" if "direct" in n else "exact"] / med[n] / 1e6 for n in steps}
-    bound = {"matmuls at peak": flops["exact"] / peak / 1e6,
-             "rate encode": med["jax rate encode only"],
-             "LIF scan fwd+bwd": med["jax LIF scan fwd+bwd only"]}
-    r = {"num_steps": num_steps, "batch": batch, "hidden": hidden, "repeats": repeats,
-         "torch": torch_info, "params": count_params(layer_shapes(hidden)),
-         "jax_device": harness.jax_device(), "median_ms": {n: med[n] for n in steps},
-         "min_ms": {n: min(times[n]) * 1e3 for n in steps}, "flops": flops,
-         "matmul": {"best": max(gflops, key=gflops.get), "gflops": peak, "by_shape": gflops},
-         "component_ms": {n: med[n] for n in [*comps, *dots]}, "achieved_gflops": achieved,
-         "fraction_of_matmul": {n: v / peak for n, v in achieved.items()},
-         "encode_ms": {n: med[n] for n in comps if "encode" in n}, "bound_ms": bound,
-         # what the step would reach if the rate code cost nothing
-         "fraction_of_matmul_without_encode": {
-             n: flops["exact"] / (med[n] - bound["rate encode"]) / 1e6 / peak
-             for n in ("jax htaf (rate)", OURS)},
-         "direct_speedup": med["jax htaf (rate)"] / med["jax htaf (direct)"],
-         "direct_flop_ratio": flops["exact"] / flops["direct_exact"],
-         "htaf_vs_atan_cost": med["jax htaf (rate)"] / med[OURS]}
+    achieved = {
+        n: flops["direct_exact" if "direct" in n else "exact"] / med[n] / 1e6 for n in steps
+    }
+    bound = {
+        "matmuls at peak": flops["exact"] / peak / 1e6,
+        "rate encode": med["jax rate encode only"],
+        "LIF scan fwd+bwd": med["jax LIF scan fwd+bwd only"],
+    }
+    r = {
+        "num_steps": num_steps,
+        "batch": batch,
+        "hidden": hidden,
+        "repeats": repeats,
+        "torch": torch_info,
+        "params": count_params(layer_shapes(hidden)),
+        "jax_device": harness.jax_device(),
+        "median_ms": {n: med[n] for n in steps},
+        "min_ms": {n: min(times[n]) * 1e3 for n in steps},
+        "flops": flops,
+        "matmul": {"best": max(gflops, key=gflops.get), "gflops": peak, "by_shape": gflops},
+        "component_ms": {n: med[n] for n in [*comps, *dots]},
+        "achieved_gflops": achieved,
+        "fraction_of_matmul": {n: v / peak for n, v in achieved.items()},
+        "encode_ms": {n: med[n] for n in comps if "encode" in n},
+        "bound_ms": bound,
+        # what the step would reach if the rate code cost nothing
+        "fraction_of_matmul_without_encode": {
+            n: flops["exact"] / (med[n] - bound["rate encode"]) / 1e6 / peak
+            for n in ("jax htaf (rate)", OURS)
+        },
+        "direct_speedup": med["jax htaf (rate)"] / med["jax htaf (direct)"],
+        "direct_flop_ratio": flops["exact"] / flops["direct_exact"],
+        "htaf_vs_atan_cost": med["jax htaf (rate)"] / med[OURS],
+    }
     if TORCH in med:
-        r["speedup_vs_snntorch"] = {"identical network (atan)": med[TORCH] / med[OURS],
-                                    "htaf": med[TORCH] / med["jax htaf (rate)"]}
+        r["speedup_vs_snntorch"] = {
+            "identical network (atan)": med[TORCH] / med[OURS],
+            "htaf": med[TORCH] / med["jax htaf (rate)"],
+        }
     return r
 
 
 def section(s: dict) -> list[str]:
     f, mm, t, b, enc = s["flops"], s["matmul"], s["torch"], s["bound_ms"], s["encode_ms"]
-    rows = [[n, f"{ms:.1f}", f"{s['min_ms'][n]:.1f}", f"{s['achieved_gflops'][n]:.1f}",
-             f"{s['fraction_of_matmul'][n]:.2f}"] for n, ms in s["median_ms"].items()]
+    rows = [
+        [
+            n,
+            f"{ms:.1f}",
+            f"{s['min_ms'][n]:.1f}",
+            f"{s['achieved_gflops'][n]:.1f}",
+            f"{s['fraction_of_matmul'][n]:.2f}",
+        ]
+        for n, ms in s["median_ms"].items()
+    ]
     rows += [] if t["available"] else [[TORCH, f"not run: {t['reason']}", "", "", ""]]
     ours, frac = s["median_ms"][OURS], s["fraction_of_matmul"][OURS]
     sp, goal = s.get("speedup_vs_snntorch"), TARGETS["snntorch_speedup"]
-    return ["## " + __doc__.split("\n")[0], "",
-            f"784-{s['hidden']}-10, T = {s['num_steps']}, batch {s['batch']}, {s['params']:,} "
-            f"parameters; JAX on {s['jax_device']}; " + (
-                f"snnTorch {t['snntorch']} on torch {t['torch']} ({t['device']}, {t['threads']} "
-                "threads)" if t["available"] else f"snnTorch not run: {t['reason']}")
-            + f"; median of {s['repeats']} steps.", "", *harness.method(__doc__),
-            *harness.table(["contender", "median ms", "min ms", "GFLOP/s",
-                            "fraction of matmul peak"], rows), "",
-            f"Matmul peak, same rounds: **{mm['gflops']:.1f} GFLOP/s** (by shape: " + ", ".join(
-                f"{g:.1f} ({n.removeprefix('matmul ')})" for n, g in mm["by_shape"].items())
-            + f"). Step FLOPs: forward {f['forward'] / 1e9:.2f} G; forward+backward "
-            f"{f['exact'] / 1e9:.2f} G exact vs {f['nominal'] / 1e9:.2f} G nominal; direct input "
-            f"{f['direct_exact'] / 1e9:.2f} G.", "",
-            *([f"- **Speed-up vs snnTorch, identical network (atan): "
-               f"{sp['identical network (atan)']:.2f}×** ({s['median_ms'][TORCH]:.1f} ms / "
-               f"{ours:.1f} ms; target ≥ {goal}×: "
-               f"{harness.verdict(sp['identical network (atan)'] >= goal)}); with HTAF as the "
-               f"surrogate: {sp['htaf']:.2f}×."] if sp else []),
-            f"- **Fraction of matmul throughput: {frac:.2f}** (target ≥ "
-            f"{TARGETS['matmul_fraction']}: {harness.verdict(frac >= TARGETS['matmul_fraction'])}).",
-            f"- Where a JAX step's time goes (components timed alone, same rounds): matmuls at "
-            f"peak {b['matmuls at peak']:.1f} ms + Bernoulli rate code {b['rate encode']:.1f} ms "
-            "(threefry" + (f"; torch's `spikegen.rate`: {enc['torch rate encode only']:.1f} ms"
-                           if "torch rate encode only" in enc else "")
-            + f") + LIF scan forward+backward {b['LIF scan fwd+bwd']:.1f} ms = "
-            f"{sum(b.values()):.1f} ms, of a measured {ours:.1f} ms; the rest is Adam, the "
-            "readout, loss and smaller ops. Without the rate code the step would be at "
-            f"{s['fraction_of_matmul_without_encode'][OURS]:.2f} of the matmul peak.",
-            f"- **Direct (constant-current) input: {s['direct_speedup']:.2f}× faster** than rate "
-            f"input (matmul FLOPs {s['direct_flop_ratio']:.1f}× fewer).",
-            f"- HTAF vs atan surrogate inside the step: {s['htaf_vs_atan_cost']:.3f}× the time "
-            "(the surrogates differ only in elementwise work).", ""]
+    return [
+        "## " + __doc__.split("\n")[0],
+        "",
+        f"784-{s['hidden']}-10, T = {s['num_steps']}, batch {s['batch']}, {s['params']:,} "
+        f"parameters; JAX on {s['jax_device']}; "
+        + (
+            f"snnTorch {t['snntorch']} on torch {t['torch']} ({t['device']}, {t['threads']} "
+            "threads)"
+            if t["available"]
+            else f"snnTorch not run: {t['reason']}"
+        )
+        + f"; median of {s['repeats']} steps.",
+        "",
+        *harness.method(__doc__),
+        *harness.table(
+            ["contender", "median ms", "min ms", "GFLOP/s", "fraction of matmul peak"], rows
+        ),
+        "",
+        f"Matmul peak, same rounds: **{mm['gflops']:.1f} GFLOP/s** (by shape: "
+        + ", ".join(f"{g:.1f} ({n.removeprefix('matmul ')})" for n, g in mm["by_shape"].items())
+        + f"). Step FLOPs: forward {f['forward'] / 1e9:.2f} G; forward+backward "
+        f"{f['exact'] / 1e9:.2f} G exact vs {f['nominal'] / 1e9:.2f} G nominal; direct input "
+        f"{f['direct_exact'] / 1e9:.2f} G.",
+        "",
+        *(
+            [
+                f"- **Speed-up vs snnTorch, identical network (atan): "
+                f"{sp['identical network (atan)']:.2f}×** ({s['median_ms'][TORCH]:.1f} ms / "
+                f"{ours:.1f} ms; target ≥ {goal}×: "
+                f"{harness.verdict(sp['identical network (atan)'] >= goal)}); with HTAF as the "
+                f"surrogate: {sp['htaf']:.2f}×."
+            ]
+            if sp
+            else []
+        ),
+        f"- **Fraction of matmul throughput: {frac:.2f}** (target ≥ "
+        f"{TARGETS['matmul_fraction']}: {harness.verdict(frac >= TARGETS['matmul_fraction'])}).",
+        f"- Where a JAX step's time goes (components timed alone, same rounds): matmuls at "
+        f"peak {b['matmuls at peak']:.1f} ms + Bernoulli rate code {b['rate encode']:.1f} ms "
+        "(threefry"
+        + (
+            f"; torch's `spikegen.rate`: {enc['torch rate encode only']:.1f} ms"
+            if "torch rate encode only" in enc
+            else ""
+        )
+        + f") + LIF scan forward+backward {b['LIF scan fwd+bwd']:.1f} ms = "
+        f"{sum(b.values()):.1f} ms, of a measured {ours:.1f} ms; the rest is Adam, the "
+        "readout, loss and smaller ops. Without the rate code the step would be at "
+        f"{s['fraction_of_matmul_without_encode'][OURS]:.2f} of the matmul peak.",
+        f"- **Direct (constant-current) input: {s['direct_speedup']:.2f}× faster** than rate "
+        f"input (matmul FLOPs {s['direct_flop_ratio']:.1f}× fewer).",
+        f"- HTAF vs atan surrogate inside the step: {s['htaf_vs_atan_cost']:.3f}× the time "
+        "(the surrogates differ only in elementwise work).",
+        "",
+    ]
 
 
 def main(argv=None):

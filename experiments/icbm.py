@@ -8,6 +8,7 @@ one) unless ``--config`` names another. Writes ``results.json``, ``results.md`` 
 ``concepts/*.png`` (experiments.icbm_analysis) to the work dir; explain one eval image:
 ``python -m experiments.icbm_explain --workdir workdirs/icbm --index 0``.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,11 +53,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     timings["analysis"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     text = icbm_analysis.summarise(config, measured, baseline, timings, workdir)
-    record = {"model": icbm_analysis.describe_model(config.model), "icbm": measured,
-              "baseline": baseline, "targets": icbm_analysis.targets(config, measured, baseline),
-              "engine_metrics": result.metrics, "seconds": timings,
-              "command": command or command_line(sys.argv),
-              "config_hash": runs.config_hash(config)}
+    record = {
+        "model": icbm_analysis.describe_model(config.model),
+        "icbm": measured,
+        "baseline": baseline,
+        "targets": icbm_analysis.targets(config, measured, baseline),
+        "engine_metrics": result.metrics,
+        "seconds": timings,
+        "command": command or command_line(sys.argv),
+        "config_hash": runs.config_hash(config),
+    }
     write_results(workdir, record, text)
     print(text)
     return record
@@ -78,8 +84,11 @@ def command_line(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     command = command_line(list(sys.argv if argv is None else argv))
-    return cli.main(argv, default_config=DEFAULT_CONFIG,
-                    train_fn=lambda config, workdir: run(config, workdir, command))
+    return cli.main(
+        argv,
+        default_config=DEFAULT_CONFIG,
+        train_fn=lambda config, workdir: run(config, workdir, command),
+    )
 
 
 if __name__ == "__main__":

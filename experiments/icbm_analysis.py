@@ -1,5 +1,6 @@
 """The ICBM's analysis on the eval split: discretisation, accuracies, interpretability
 measures, class concepts, concept grids, and the plain-text summary of the main job."""
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,13 @@ ACCURACY_MARGIN = {"cnn": 0.3}
 
 
 def _splits(config):
-    return data_lib.load_splits(config.dataset, config.get("data_dir"),
-                                train_subset=config.train_subset, test_subset=config.test_subset,
-                                validation_size=config.validation_size)
+    return data_lib.load_splits(
+        config.dataset,
+        config.get("data_dir"),
+        train_subset=config.train_subset,
+        test_subset=config.test_subset,
+        validation_size=config.validation_size,
+    )
 
 
 def load_eval_set(config):
@@ -37,8 +42,11 @@ def add_completeness(measured: dict, baseline: dict | None) -> None:
     same backbone, into ``measured["interpretability"]`` (None without a baseline)."""
     m = measured["interpretability"]
     ok = baseline is not None and baseline["accuracy"] > m["chance_accuracy"]
-    m["completeness"] = (completeness(measured["hard_accuracy"], baseline["accuracy"],
-                                      m["chance_accuracy"]) if ok else None)
+    m["completeness"] = (
+        completeness(measured["hard_accuracy"], baseline["accuracy"], m["chance_accuracy"])
+        if ok
+        else None
+    )
 
 
 def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True) -> dict:
@@ -57,21 +65,39 @@ def analyse(config, params, batch_stats, workdir: str | None, grids: bool = True
     if acts.soft is not None:
         splits = _splits(config)
         train = interpret.concept_activations(
-            model, variables, splits.normalizer(splits.train.images[:PROBE_TRAIN_IMAGES]),
-            batch_size=1000)
+            model,
+            variables,
+            splits.normalizer(splits.train.images[:PROBE_TRAIN_IMAGES]),
+            batch_size=1000,
+        )
         probe = (train.soft, train.hard, splits.train.labels[:PROBE_TRAIN_IMAGES])
-    out = {"split": split, **interpret.discretisation(acts, labels, eps=(0.01, 0.1)),
-           "interpretability": concept_measures(acts.hard, labels, kernel, bias, soft=acts.soft,
-                                                probe_split=probe)}
+    out = {
+        "split": split,
+        **interpret.discretisation(acts, labels, eps=(0.01, 0.1)),
+        "interpretability": concept_measures(
+            acts.hard, labels, kernel, bias, soft=acts.soft, probe_split=probe
+        ),
+    }
     names = class_names(config.dataset, config.get("data_dir"))
-    out["class_concepts"] = {names[c]: [[k, round(w, 4)] for k, w in top]
-                             for c, top in enumerate(interpret.class_concepts(kernel, top=5))}
+    out["class_concepts"] = {
+        names[c]: [[k, round(w, 4)] for k, w in top]
+        for c, top in enumerate(interpret.class_concepts(kernel, top=5))
+    }
     if grids and workdir:
         # Rows: the concepts explanations use most, each labelled by what it detects.
         shown = images * 0.5 + 0.5 if images.min() < 0 else images
         out["grids"] = interpret.write_concept_figures(
-            os.path.join(workdir, "concepts"), shown, labels, acts.hard, acts.preactivations,
-            kernel, bias, names, config.get("grid_concepts", 10), config.get("grid_size", 16))
+            os.path.join(workdir, "concepts"),
+            shown,
+            labels,
+            acts.hard,
+            acts.preactivations,
+            kernel,
+            bias,
+            names,
+            config.get("grid_concepts", 10),
+            config.get("grid_size", 16),
+        )
     return out
 
 
@@ -81,10 +107,13 @@ def describe_model(m) -> str:
     hp = "".join(f" {k}={v:g}" for k, v in sorted(surrogate_hparams(m).items()))
     extras = [f"noise std {m.concept_noise:g}"] if m.get("concept_noise", 0.0) else []
     if m.get("sharpen", 1.0) != 1.0:
-        extras.append(f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):.0%} "
-                      "of training")
-    return (f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}{hp}, {m.concept_mode} "
-            "training" + "".join(f", {e}" for e in extras))
+        extras.append(
+            f"sharpened ×{m.sharpen:g} over {m.get('sharpen_fraction', 0.75):.0%} of training"
+        )
+    return (
+        f"ICBM {m.backbone}, K={m.num_concepts}, {m.surrogate}{hp}, {m.concept_mode} "
+        "training" + "".join(f", {e}" for e in extras)
+    )
 
 
 def targets(config, icbm: dict, baseline: dict | None) -> list[dict]:
@@ -96,16 +125,33 @@ def targets(config, icbm: dict, baseline: dict | None) -> list[dict]:
     mi, gap = icbm.get("interpretability") or {}, icbm.get("hard_soft_gap")
     near, rate = icbm.get("near_binary@0.01"), icbm.get("concept_rate")
     allowed = ACCURACY_MARGIN.get(config.model.get("backbone", "mlp"), 0.5)
-    rows = [("hard acc − standard (pts)", None if baseline is None else
-             100 * (icbm["hard_accuracy"] - baseline["accuracy"]), -allowed, 1),
-            ("within 0.01 of {0,1} (%)", None if near is None else 100 * near, 99.0, 1),
-            ("mean on-rate (%)", None if rate is None else 100 * rate, 15.0, -1),
-            ("purity / random code's", mi["purity"] / mi["purity_random"]
-             if mi.get("purity_random") else None, 2.0, 1),
-            ("|soft − hard| (pts)", None if gap is None else abs(gap), 0.3, -1)]
-    return [{"name": name, "value": v, "target": f"{'≥' if sign > 0 else '≤'} {t:g}",
-             "pass": v is not None and sign * (v - t) >= 0,
-             "margin": None if v is None else sign * (v - t)} for name, v, t, sign in rows]
+    rows = [
+        (
+            "hard acc − standard (pts)",
+            None if baseline is None else 100 * (icbm["hard_accuracy"] - baseline["accuracy"]),
+            -allowed,
+            1,
+        ),
+        ("within 0.01 of {0,1} (%)", None if near is None else 100 * near, 99.0, 1),
+        ("mean on-rate (%)", None if rate is None else 100 * rate, 15.0, -1),
+        (
+            "purity / random code's",
+            mi["purity"] / mi["purity_random"] if mi.get("purity_random") else None,
+            2.0,
+            1,
+        ),
+        ("|soft − hard| (pts)", None if gap is None else abs(gap), 0.3, -1),
+    ]
+    return [
+        {
+            "name": name,
+            "value": v,
+            "target": f"{'≥' if sign > 0 else '≤'} {t:g}",
+            "pass": v is not None and sign * (v - t) >= 0,
+            "margin": None if v is None else sign * (v - t),
+        }
+        for name, v, t, sign in rows
+    ]
 
 
 def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir: str) -> str:
@@ -115,36 +161,50 @@ def summarise(config, icbm: dict, baseline: dict | None, timings: dict, workdir:
         workdir = os.path.relpath(workdir)
     pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}%"  # noqa: E731
     gap, mi = icbm["hard_soft_gap"], icbm.get("interpretability")
-    lines = [f"# ICBM on {config.dataset} ({icbm['split']} split)", "",
-             f"model: {describe_model(config.model)}; {config.num_epochs} epochs, "
-             f"batch {config.batch_size}, seed {config.seed}", "",
-             f"- {icbm['split']} accuracy with hard concepts: {pct(icbm['hard_accuracy'])}"
-             f" (soft concepts: {pct(icbm['soft_accuracy'])}; gap soft − hard: "
-             + ("n/a" if gap is None else f"{gap:+.2f} pts") + ")"]
+    lines = [
+        f"# ICBM on {config.dataset} ({icbm['split']} split)",
+        "",
+        f"model: {describe_model(config.model)}; {config.num_epochs} epochs, "
+        f"batch {config.batch_size}, seed {config.seed}",
+        "",
+        f"- {icbm['split']} accuracy with hard concepts: {pct(icbm['hard_accuracy'])}"
+        f" (soft concepts: {pct(icbm['soft_accuracy'])}; gap soft − hard: "
+        + ("n/a" if gap is None else f"{gap:+.2f} pts")
+        + ")",
+    ]
     if baseline is not None:
-        lines.append(f"- standard model, same backbone and budget: {pct(baseline['accuracy'])}"
-                     f" (ICBM − standard: "
-                     f"{100 * (icbm['hard_accuracy'] - baseline['accuracy']):+.2f} pts)")
-    lines += [f"- concept activations within 0.01 of {{0,1}}: {pct(icbm['near_binary@0.01'])};"
-              f" within 0.1: {pct(icbm['near_binary@0.1'])}",
-              f"- concepts: {config.model.num_concepts}, mean on-rate "
-              f"{icbm['concept_rate']:.3f}, never on: {icbm['dead_concepts']}, "
-              f"always on: {icbm['always_on_concepts']}"]
+        lines.append(
+            f"- standard model, same backbone and budget: {pct(baseline['accuracy'])}"
+            f" (ICBM − standard: "
+            f"{100 * (icbm['hard_accuracy'] - baseline['accuracy']):+.2f} pts)"
+        )
+    lines += [
+        f"- concept activations within 0.01 of {{0,1}}: {pct(icbm['near_binary@0.01'])};"
+        f" within 0.1: {pct(icbm['near_binary@0.1'])}",
+        f"- concepts: {config.model.num_concepts}, mean on-rate "
+        f"{icbm['concept_rate']:.3f}, never on: {icbm['dead_concepts']}, "
+        f"always on: {icbm['always_on_concepts']}",
+    ]
     if mi:
         lines.append(
             f"- interpretability: purity {mi['purity']:.3f} (random code, same on-rates: "
             f"{mi['purity_random']:.3f}); explanation size {mi['explanation_size']:.1f} "
             f"concepts (90% of the margin); completeness {num(mi.get('completeness'), '.3f')}; "
             f"leakage (soft − hard probe) {num(mi['leakage'] and 100 * mi['leakage'], '+.2f')}"
-            + (" pts" if mi["leakage"] is not None else ""))
+            + (" pts" if mi["leakage"] is not None else "")
+        )
     lines.append("- targets: (margin > 0: met by that much)")
-    lines += [f"  - {t['name']}: {num(t['value'], '.2f')} (target {t['target']}): "
-              f"{'PASS' if t['pass'] else 'NO'}, margin {num(t['margin'], '+.2f')}"
-              for t in targets(config, icbm, baseline)]
-    lines += ["- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()),
-              "", f"outputs in {workdir}: results.md, results.json, metrics.jsonl, checkpoints/, "
-              "concepts/ (overview.png, c<k>_top.png, c<k>_least.png)"
-              + (", baseline/" if baseline is not None else ""),
-              f"explain a test example: python -m experiments.icbm_explain --workdir {workdir} "
-              "--index 0"]
+    lines += [
+        f"  - {t['name']}: {num(t['value'], '.2f')} (target {t['target']}): "
+        f"{'PASS' if t['pass'] else 'NO'}, margin {num(t['margin'], '+.2f')}"
+        for t in targets(config, icbm, baseline)
+    ]
+    lines += [
+        "- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()),
+        "",
+        f"outputs in {workdir}: results.md, results.json, metrics.jsonl, checkpoints/, "
+        "concepts/ (overview.png, c<k>_top.png, c<k>_least.png)"
+        + (", baseline/" if baseline is not None else ""),
+        f"explain a test example: python -m experiments.icbm_explain --workdir {workdir} --index 0",
+    ]
     return "\n".join(lines)

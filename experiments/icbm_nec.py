@@ -12,6 +12,7 @@ of the ICBM's own backbone features to K concepts, each at its ICBM concept's on
 training images, its head fitted dense first (zero start, same choice) and then cut the same
 way; its weights may be negative (a stronger baseline than the ICBM's non-negative head).
 """
+
 from __future__ import annotations
 
 import jax
@@ -31,10 +32,10 @@ from htaf_jax.interpret.measures import explanation_size
 from htaf_jax.models import build_model
 
 NECS = (1, 2, 3, 5, 10, 20, None)  # None: all concepts (the dense head, refitted as well)
-CHOSEN_NEC = 5                    # VLG-CBM's reporting point; explanations are read there
-VALIDATION_SHARE = 1 / 6          # of the training images: 10000 of 60000, 1000 of 6000
-INTERVENE_MAX = 20                # concepts intervened per mispredicted image
-EXPLANATION_SIZE_AT_MOST = 5      # the explanation a person reads: ≤ 5 concepts
+CHOSEN_NEC = 5  # VLG-CBM's reporting point; explanations are read there
+VALIDATION_SHARE = 1 / 6  # of the training images: 10000 of 60000, 1000 of 6000
+INTERVENE_MAX = 20  # concepts intervened per mispredicted image
+EXPLANATION_SIZE_AT_MOST = 5  # the explanation a person reads: ≤ 5 concepts
 
 
 def nec_key(nec: int | None) -> str:
@@ -43,20 +44,32 @@ def nec_key(nec: int | None) -> str:
 
 def data(config):
     """(train images, train labels, test images, test labels, class names), normalised."""
-    splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
-                                  train_subset=config.train_subset,
-                                  test_subset=config.test_subset, validation_size=0)
+    splits = data_lib.load_splits(
+        config.dataset,
+        config.get("data_dir"),
+        train_subset=config.train_subset,
+        test_subset=config.test_subset,
+        validation_size=0,
+    )
     names = data_lib.class_names(config.dataset, config.get("data_dir"))
-    return (splits.normalizer(splits.train.images), np.asarray(splits.train.labels),
-            splits.normalizer(splits.eval.images), np.asarray(splits.eval.labels), names)
+    return (
+        splits.normalizer(splits.train.images),
+        np.asarray(splits.train.labels),
+        splits.normalizer(splits.eval.images),
+        np.asarray(splits.eval.labels),
+        names,
+    )
 
 
 def backbone_features(model, variables, images, batch_size: int = 1000) -> np.ndarray:
     """The backbone's evaluation-mode features (N, D) of an ICBM or a standard model."""
     fn = jax.jit(lambda v, x: model.apply(v, x, method=lambda m, x: m.backbone(x, train=False)))
-    return np.concatenate([np.asarray(fn(variables, np.asarray(images[i:i + batch_size],
-                                                                np.float32)))
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(fn(variables, np.asarray(images[i : i + batch_size], np.float32)))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def split_train(z, y):
@@ -72,11 +85,16 @@ def sparse_heads(z_train, y_train, kernel, bias, nonneg: bool, necs=NECS) -> dic
 
 
 def _curve(heads: dict, z_test, y_test) -> dict:
-    return {nec_key(n): {"accuracy": head_accuracy(c.head, z_test, y_test),
-                         "learning_rate": c.learning_rate, "steps": c.steps,
-                         "validation_accuracy": c.validation_accuracy,
-                         "weights": int(np.count_nonzero(c.head.kernel))}
-            for n, c in heads.items()}
+    return {
+        nec_key(n): {
+            "accuracy": head_accuracy(c.head, z_test, y_test),
+            "learning_rate": c.learning_rate,
+            "steps": c.steps,
+            "validation_accuracy": c.validation_accuracy,
+            "weights": int(np.count_nonzero(c.head.kernel)),
+        }
+        for n, c in heads.items()
+    }
 
 
 def _collisions(z_test, y_test, used=None) -> dict:
@@ -90,9 +108,12 @@ def explanation_at(head, z_test) -> dict:
     explanation has at most that many concepts, under ``head``."""
     size = explanation_size(z_test, head.kernel, head.bias)
     cover = margin_coverage(z_test, head.kernel, head.bias, EXPLANATION_SIZE_AT_MOST)
-    return {"median_size": float(np.median(size)), "mean_size": float(size.mean()),
-            "median_coverage": float(np.median(cover)),
-            "share_small": float(np.mean(size <= EXPLANATION_SIZE_AT_MOST))}
+    return {
+        "median_size": float(np.median(size)),
+        "mean_size": float(size.mean()),
+        "median_coverage": float(np.median(cover)),
+        "share_small": float(np.mean(size <= EXPLANATION_SIZE_AT_MOST)),
+    }
 
 
 def interventions(z_train, y_train, z_test, y_test, kernel, bias, seed: int = 0) -> dict:
@@ -100,16 +121,20 @@ def interventions(z_train, y_train, z_test, y_test, kernel, bias, seed: int = 0)
     their concepts set toward the true class's on-rates on the training images, in random
     and in informed order; and the whole test split's accuracy after n."""
     classes = kernel.shape[1]
-    target = np.stack([z_train[y_train == c].mean(0) if np.any(y_train == c)
-                       else np.zeros(z_train.shape[1]) for c in range(classes)])
+    target = np.stack(
+        [
+            z_train[y_train == c].mean(0) if np.any(y_train == c) else np.zeros(z_train.shape[1])
+            for c in range(classes)
+        ]
+    )
     wrong = (z_test @ kernel + bias).argmax(-1) != y_test
     out = {"mispredicted": int(wrong.sum()), "test_accuracy": float(1 - wrong.mean())}
     for order in ("random", "informed"):
-        curve = intervention_curve(z_test[wrong], y_test[wrong], kernel, bias, target,
-                                   INTERVENE_MAX, order, seed)
+        curve = intervention_curve(
+            z_test[wrong], y_test[wrong], kernel, bias, target, INTERVENE_MAX, order, seed
+        )
         out[order] = [float(a) for a in curve.accuracy]
-        out[f"{order}_test"] = [float(1 - wrong.mean() + wrong.mean() * a)
-                                for a in curve.accuracy]
+        out[f"{order}_test"] = [float(1 - wrong.mean() + wrong.mean() * a) for a in curve.accuracy]
     return out
 
 
@@ -124,41 +149,53 @@ def measure(config, params, batch_stats) -> dict:
         h_train = backbone_features(model, variables, x_train)
         h_test = backbone_features(model, variables, x_test)
         head = params["head"]
-        heads = sparse_heads(h_train, y_train, np.asarray(head["kernel"]),
-                             np.asarray(head["bias"]), nonneg=False)
+        heads = sparse_heads(
+            h_train, y_train, np.asarray(head["kernel"]), np.asarray(head["bias"]), nonneg=False
+        )
         return {"nec": _curve(heads, h_test, y_test)}
     z_train = interpret.concept_activations(model, variables, x_train).hard
     z_test = interpret.concept_activations(model, variables, x_test).hard
     kernel, bias = interpret.head_weights(variables, model)
-    heads = sparse_heads(z_train, y_train, kernel, bias,
-                         nonneg=bool(config.model.get("nonneg_head", False)))
+    heads = sparse_heads(
+        z_train, y_train, kernel, bias, nonneg=bool(config.model.get("nonneg_head", False))
+    )
     chosen = heads[CHOSEN_NEC].head
     used = np.flatnonzero(chosen.mask.any(axis=1))
-    record = {"nec": _curve(heads, z_test, y_test),
-              "explanation": {"own_head": explanation_at(
-                  interpret.SparseHead(kernel, bias, kernel != 0), z_test),
-                  f"nec{CHOSEN_NEC}": explanation_at(chosen, z_test)},
-              "interventions": {"own_head": interventions(z_train, y_train, z_test, y_test,
-                                                          kernel, bias, config.seed),
-                                f"nec{CHOSEN_NEC}": interventions(
-                                    z_train, y_train, z_test, y_test, chosen.kernel,
-                                    chosen.bias, config.seed)},
-              "collisions": {"all": _collisions(z_test, y_test),
-                             f"nec{CHOSEN_NEC}": _collisions(z_test, y_test, used)}}
+    record = {
+        "nec": _curve(heads, z_test, y_test),
+        "explanation": {
+            "own_head": explanation_at(interpret.SparseHead(kernel, bias, kernel != 0), z_test),
+            f"nec{CHOSEN_NEC}": explanation_at(chosen, z_test),
+        },
+        "interventions": {
+            "own_head": interventions(z_train, y_train, z_test, y_test, kernel, bias, config.seed),
+            f"nec{CHOSEN_NEC}": interventions(
+                z_train, y_train, z_test, y_test, chosen.kernel, chosen.bias, config.seed
+            ),
+        },
+        "collisions": {
+            "all": _collisions(z_test, y_test),
+            f"nec{CHOSEN_NEC}": _collisions(z_test, y_test, used),
+        },
+    }
     h_train = backbone_features(model, variables, x_train)
     code = random_concepts(h_train, z_train.mean(0), seed=config.seed)
     r_train = code(h_train)
     r_test = code(backbone_features(model, variables, x_test))
-    dense = sparse_heads(r_train, y_train, np.zeros_like(kernel), np.zeros_like(bias),
-                         nonneg=False, necs=(None,))[None].head
+    dense = sparse_heads(
+        r_train, y_train, np.zeros_like(kernel), np.zeros_like(bias), nonneg=False, necs=(None,)
+    )[None].head
     random_heads = sparse_heads(r_train, y_train, dense.kernel, dense.bias, nonneg=False)
     r_used = np.flatnonzero(random_heads[CHOSEN_NEC].head.mask.any(axis=1))
-    record["random"] = {"nec": _curve(random_heads, r_test, y_test),
-                        "on_rate": float(r_test.mean()),
-                        "collisions": {"all": _collisions(r_test, y_test),
-                                       f"nec{CHOSEN_NEC}": _collisions(r_test, y_test, r_used)},
-                        "explanation": {f"nec{CHOSEN_NEC}": explanation_at(
-                            random_heads[CHOSEN_NEC].head, r_test)}}
+    record["random"] = {
+        "nec": _curve(random_heads, r_test, y_test),
+        "on_rate": float(r_test.mean()),
+        "collisions": {
+            "all": _collisions(r_test, y_test),
+            f"nec{CHOSEN_NEC}": _collisions(r_test, y_test, r_used),
+        },
+        "explanation": {f"nec{CHOSEN_NEC}": explanation_at(random_heads[CHOSEN_NEC].head, r_test)},
+    }
     return record
 
 
@@ -169,8 +206,10 @@ def _mean_over_seeds(records: list[dict], get) -> dict:
         v = get(r)
         if v is not None:
             groups.setdefault((r.get("backbone"), r.get("variant")), []).append(v)
-    return {k: (np.mean(v, 0), np.std(v, 0, ddof=1) if len(v) > 1 else np.zeros_like(v[0]))
-            for k, v in groups.items()}
+    return {
+        k: (np.mean(v, 0), np.std(v, 0, ddof=1) if len(v) > 1 else np.zeros_like(v[0]))
+        for k, v in groups.items()
+    }
 
 
 def figures(stem: str, records: list[dict]) -> None:
@@ -178,11 +217,14 @@ def figures(stem: str, records: list[dict]) -> None:
     mispredicted test images' accuracy against concepts intervened (own head, random order
     dashed, informed solid); one panel per backbone, mean ± std over seeds."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     keys = [nec_key(n) for n in NECS]
-    nec = _mean_over_seeds(records, lambda r: [100 * r["nec"][k]["accuracy"] for k in keys]
-                           if "nec" in r else None)
+    nec = _mean_over_seeds(
+        records, lambda r: [100 * r["nec"][k]["accuracy"] for k in keys] if "nec" in r else None
+    )
     backbones = sorted({b for b, _ in nec})
     if not backbones:
         return
@@ -191,35 +233,61 @@ def figures(stem: str, records: list[dict]) -> None:
     for ax, b in zip(axes[0], backbones):
         for (bb, variant), (m, s) in sorted(nec.items(), key=lambda kv: str(kv[0][1])):
             if bb == b:
-                ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant,
-                            lw=2.5 if variant == "htaf" else 1.2)
-        ax.set(xticks=x, xticklabels=keys, xlabel="NEC (weights per class)",
-               ylabel="test accuracy %", title=b)
+                ax.errorbar(
+                    x,
+                    m,
+                    yerr=s,
+                    marker="o",
+                    capsize=3,
+                    label=variant,
+                    lw=2.5 if variant == "htaf" else 1.2,
+                )
+        ax.set(
+            xticks=x,
+            xticklabels=keys,
+            xlabel="NEC (weights per class)",
+            ylabel="test accuracy %",
+            title=b,
+        )
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(stem + "_nec.png", dpi=110)
     plt.close(fig)
     heads = ("own_head", f"nec{CHOSEN_NEC}")
-    fig, axes = plt.subplots(len(heads), len(backbones), figsize=(5 * len(backbones), 7.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(heads), len(backbones), figsize=(5 * len(backbones), 7.2), squeeze=False
+    )
     for row, head in enumerate(heads):
         for i, order in enumerate(("informed", "random")):
-            curves = _mean_over_seeds(records, lambda r, head=head, order=order: [
-                100 * a for a in r["interventions"][head][order]]
-                if "interventions" in r else None)
+            curves = _mean_over_seeds(
+                records,
+                lambda r, head=head, order=order: (
+                    [100 * a for a in r["interventions"][head][order]]
+                    if "interventions" in r
+                    else None
+                ),
+            )
             for ax, b in zip(axes[row], backbones):
                 for j, ((bb, variant), (m, s)) in enumerate(
-                        sorted(curves.items(), key=lambda kv: str(kv[0][1]))):
+                    sorted(curves.items(), key=lambda kv: str(kv[0][1]))
+                ):
                     if bb == b:
-                        ax.plot(np.arange(len(m)), m, f"C{j}", ls="-" if i == 0 else "--",
-                                label=f"{variant}, {order}")
-                        ax.fill_between(np.arange(len(m)), m - s, m + s, color=f"C{j}",
-                                        alpha=0.15)
+                        ax.plot(
+                            np.arange(len(m)),
+                            m,
+                            f"C{j}",
+                            ls="-" if i == 0 else "--",
+                            label=f"{variant}, {order}",
+                        )
+                        ax.fill_between(np.arange(len(m)), m - s, m + s, color=f"C{j}", alpha=0.15)
         for ax, b in zip(axes[row], backbones):
-            ax.set(xlabel="concepts intervened", ylabel="mispredicted now right %",
-                   title=f"{b}, {'own head' if row == 0 else f'NEC={CHOSEN_NEC} head'}: "
-                         "toward the true class's on-rates")
+            ax.set(
+                xlabel="concepts intervened",
+                ylabel="mispredicted now right %",
+                title=f"{b}, {'own head' if row == 0 else f'NEC={CHOSEN_NEC} head'}: "
+                "toward the true class's on-rates",
+            )
             ax.title.set_fontsize(9)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)

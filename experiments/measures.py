@@ -1,5 +1,6 @@
 """What a study's run records once trained (``Study.measure``), beside the command that
 trains it alone: ``MEASURES[name](config, train_result, seconds) -> dict``."""
+
 from __future__ import annotations
 
 import functools
@@ -27,14 +28,19 @@ GRAD_BATCH = 1024
 def accuracy(config, result, seconds: float) -> dict:
     """The final eval metrics (``test/…`` or ``validation/…``) and the training seconds."""
     split = next(iter(result.metrics)).split("/")[0]
-    return {"split": split, "accuracy": result.metrics[f"{split}/accuracy"],
-            "seconds": seconds, "metrics": dict(result.metrics)}
+    return {
+        "split": split,
+        "accuracy": result.metrics[f"{split}/accuracy"],
+        "seconds": seconds,
+        "metrics": dict(result.metrics),
+    }
 
 
 @functools.lru_cache(maxsize=2)
 def _grad_batch(dataset, data_dir, train_subset, validation_size):
-    splits = load_splits(dataset, data_dir, train_subset=train_subset,
-                         validation_size=validation_size)
+    splits = load_splits(
+        dataset, data_dir, train_subset=train_subset, validation_size=validation_size
+    )
     images = splits.normalizer(splits.train.images[:GRAD_BATCH])
     return images, splits.train.labels[:GRAD_BATCH].astype("int32"), splits.num_classes
 
@@ -45,8 +51,9 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
     ``params=None``: the engine's init for ``config.seed`` (htaf_jax.train.loop's key split)."""
 
     config = prepare_config(config)
-    images, labels, num_classes = _grad_batch(config.dataset, config.get("data_dir"),
-                                              config.train_subset, config.validation_size)
+    images, labels, num_classes = _grad_batch(
+        config.dataset, config.get("data_dir"), config.train_subset, config.validation_size
+    )
     model = build_model(config.model, num_classes=num_classes)
     if params is None:
         init_rng = jax.random.split(jax.random.key(config.seed), 3)[0]
@@ -56,8 +63,9 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
 
     def loss(p):
         variables = {"params": p, "batch_stats": batch_stats} if batch_stats else {"params": p}
-        logits, _ = model.apply(variables, images, train=True, rngs=rngs,
-                                mutable=["batch_stats", "intermediates"])
+        logits, _ = model.apply(
+            variables, images, train=True, rngs=rngs, mutable=["batch_stats", "intermediates"]
+        )
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     grads = jax.jit(jax.grad(loss))(params)  # one program, not op by op
@@ -67,19 +75,27 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
 
 def grad_norms(config, result, seconds: float) -> dict:
     """``accuracy`` and each hidden layer's gradient norm at initialisation and at the end."""
-    return {**accuracy(config, result, seconds), "grad_norms_init": layer_grad_norms(config),
-            "grad_norms_end": layer_grad_norms(config, result.params, result.batch_stats)}
+    return {
+        **accuracy(config, result, seconds),
+        "grad_norms_init": layer_grad_norms(config),
+        "grad_norms_end": layer_grad_norms(config, result.params, result.batch_stats),
+    }
 
 
 def concepts(config, result, seconds: float) -> dict:
     """A concept model's hard-concept accuracy and concept measures on the eval split
     (experiments.icbm_analysis); the standard model: its accuracy."""
     split = next(iter(result.metrics)).split("/")[0]
-    record = {"model": icbm_analysis.describe_model(config.model), "seconds": seconds,
-              "split": split, "hard_accuracy": result.metrics[f"{split}/accuracy"]}
+    record = {
+        "model": icbm_analysis.describe_model(config.model),
+        "seconds": seconds,
+        "split": split,
+        "hard_accuracy": result.metrics[f"{split}/accuracy"],
+    }
     if config.model.name == "icbm":
-        record.update(icbm_analysis.analyse(config, result.params, result.batch_stats, None,
-                                            grids=False))
+        record.update(
+            icbm_analysis.analyse(config, result.params, result.batch_stats, None, grids=False)
+        )
         record.pop("class_concepts")
     return record
 
@@ -89,8 +105,10 @@ def nec(config, result, seconds: float) -> dict:
     collisions (experiments.icbm_nec; the random-concept baseline inside an ICBM's record)."""
 
     start = time.perf_counter()
-    record = {**concepts(config, result, seconds),
-              **icbm_nec.measure(config, result.params, result.batch_stats)}
+    record = {
+        **concepts(config, result, seconds),
+        **icbm_nec.measure(config, result.params, result.batch_stats),
+    }
     record["nec_seconds"] = time.perf_counter() - start
     return record
 
@@ -108,18 +126,25 @@ def nec_finding(rows: list[dict]) -> list[str]:
     standard model (dense) and ≥ 5 pts above the random code at NEC = 5 (seed means)."""
     out = []
     for backbone in sorted({r.get("backbone") for r in rows if r.get("backbone")}):
-        by = {r["variant"]: r.get("nec5_or_dense", {}).get("mean") for r in rows
-              if r.get("backbone") == backbone}
+        by = {
+            r["variant"]: r.get("nec5_or_dense", {}).get("mean")
+            for r in rows
+            if r.get("backbone") == backbone
+        }
         htaf, standard, rand = by.get("htaf"), by.get("standard"), by.get("random")
         if htaf is None:
             continue
         parts = [f"- {backbone}: HTAF at NEC=5 {htaf:.2f} %"]
         if standard is not None:
-            parts.append(f"standard (dense) {standard:.2f} %: Δ {htaf - standard:+.2f} pts "
-                         f"(target ≥ −1.0: {'met' if htaf - standard >= -1.0 else 'not met'})")
+            parts.append(
+                f"standard (dense) {standard:.2f} %: Δ {htaf - standard:+.2f} pts "
+                f"(target ≥ −1.0: {'met' if htaf - standard >= -1.0 else 'not met'})"
+            )
         if rand is not None:
-            parts.append(f"random code at NEC=5 {rand:.2f} %: HTAF {htaf - rand:+.2f} pts "
-                         f"(target ≥ +5: {'met' if htaf - rand >= 5.0 else 'not met'})")
+            parts.append(
+                f"random code at NEC=5 {rand:.2f} %: HTAF {htaf - rand:+.2f} pts "
+                f"(target ≥ +5: {'met' if htaf - rand >= 5.0 else 'not met'})"
+            )
         out.append("; ".join(parts) + ".")
     return out
 
@@ -131,10 +156,19 @@ def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
     if "random" not in record or record["coords"].get("variant") != "htaf":
         return []  # one random code per HTAF run: its K, its on-rates
     label = record["label"].replace(record["coords"]["variant"], "random")
-    return [(label, {**record["coords"], "variant": "random"},
-             {**record["random"], "split": record.get("split"), "seconds": None,
-              "note": "a random projection of this HTAF run's backbone features, each "
-                      "concept at its concept's on-rate"})]
+    return [
+        (
+            label,
+            {**record["coords"], "variant": "random"},
+            {
+                **record["random"],
+                "split": record.get("split"),
+                "seconds": None,
+                "note": "a random projection of this HTAF run's backbone features, each "
+                "concept at its concept's on-rate",
+            },
+        )
+    ]
 
 
 def stability(workdir: str, first: str) -> dict:
@@ -146,9 +180,12 @@ def stability(workdir: str, first: str) -> dict:
         with open(cache) as f:
             return json.load(f)
     images, _, _ = icbm_analysis.load_eval_set(load_config(workdir))
-    codes = [interpret.concept_activations(model_from_run(d)[0],
-                                           icbm_explain.restore_variables(d), images,
-                                           batch_size=1000).hard for d in (first, workdir)]
+    codes = [
+        interpret.concept_activations(
+            model_from_run(d)[0], icbm_explain.restore_variables(d), images, batch_size=1000
+        ).hard
+        for d in (first, workdir)
+    ]
     found = interpret.measures.stability(*codes)
     out = {"agreement": found.mean_agreement, "chance": found.chance}
     with open(cache, "w") as f:
@@ -178,19 +215,34 @@ def gain_finding(rows: list[dict]) -> list[str]:
     """Per depth: mean accuracy of the (α, β) rows by their theoretical gain r, the best row
     and the default's (α = 4, β = 1): does r ≈ 1 (gradients neither grow nor shrink through
     depth at initialisation) predict the best shape?"""
-    bins, out = ((0, .3, "r < 0.3"), (.3, .9, "0.3 ≤ r < 0.9"), (.9, 1.1, "0.9 ≤ r < 1.1"),
-                 (1.1, 1e9, "r ≥ 1.1")), []
+    bins, out = (
+        (
+            (0, 0.3, "r < 0.3"),
+            (0.3, 0.9, "0.3 ≤ r < 0.9"),
+            (0.9, 1.1, "0.9 ≤ r < 1.1"),
+            (1.1, 1e9, "r ≥ 1.1"),
+        ),
+        [],
+    )
     for depth in sorted({r["depth"] for r in rows}):
         rs = [r for r in rows if r["depth"] == depth and r["accuracy"]["mean"] is not None]
         acc = lambda r: r["accuracy"]["mean"]  # noqa: E731
-        by = [f"{name}: {sum(map(acc, b)) / len(b):.2f} % ({len(b)} rows)" for lo, hi, name in bins
-              if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])]
+        by = [
+            f"{name}: {sum(map(acc, b)) / len(b):.2f} % ({len(b)} rows)"
+            for lo, hi, name in bins
+            if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])
+        ]
         best = max(rs, key=acc)
         default = next((r for r in rs if (r["alpha"], r["beta"]) == (4.0, 1.0)), None)
-        shape = lambda r: (f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
-                           f": {r['accuracy']['text']} %")
-        out.append(f"- depth {depth}: mean acc by r theory: {'; '.join(by)}. Best {shape(best)}"
-                   + (f"; default {shape(default)}" if default else "") + ".")
+        shape = lambda r: (
+            f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
+            f": {r['accuracy']['text']} %"
+        )
+        out.append(
+            f"- depth {depth}: mean acc by r theory: {'; '.join(by)}. Best {shape(best)}"
+            + (f"; default {shape(default)}" if default else "")
+            + "."
+        )
     return out
 
 

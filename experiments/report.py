@@ -1,6 +1,7 @@
 """RESULTS.md from the studies' tables under ``results/<profile>/``, and README's results
 block from RESULTS.md's summary (``python -m experiments.run all``; nothing else writes
 either)."""
+
 from __future__ import annotations
 
 import datetime
@@ -41,19 +42,28 @@ def summary_table(out_root: str) -> str:
             htaf = next((r for r in members if r.get(study.unit) == "htaf"), None)
             if htaf is None:
                 continue
-            best = max((r for r in members if r.get(study.unit) not in ("htaf", None)
-                        and (r.get(first) or {}).get("mean") is not None),
-                       key=lambda r: r[first]["mean"], default=None)
+            best = max(
+                (
+                    r
+                    for r in members
+                    if r.get(study.unit) not in ("htaf", None)
+                    and (r.get(first) or {}).get("mean") is not None
+                ),
+                key=lambda r: r[first]["mean"],
+                default=None,
+            )
             where = ", ".join(f"{k}={v}" for k, v in zip(keys, group) if v is not None)
             refs = []
             for column in (c for c in study.columns if c.vs):
                 coords = {**dict(zip(keys, group)), **column.vs.coords}
                 ref = next((r for r in rows if all(r.get(k) == v for k, v in coords.items())), {})
                 refs.append(f"{column.vs.label}: {_text(ref.get(first))}")
-            lines.append(f"| {study.name}{' ' + where if where else ''} | "
-                         f"{_text(htaf.get(first))} | "
-                         f"{f'{best[study.unit]}: {_text(best[first])}' if best else 'n/a'} | "
-                         f"{'; '.join(refs) or '—'} | {','.join(map(str, htaf['seeds']))} |")
+            lines.append(
+                f"| {study.name}{' ' + where if where else ''} | "
+                f"{_text(htaf.get(first))} | "
+                f"{f'{best[study.unit]}: {_text(best[first])}' if best else 'n/a'} | "
+                f"{'; '.join(refs) or '—'} | {','.join(map(str, htaf['seeds']))} |"
+            )
     return "\n".join(lines) + "\n" if len(lines) > 2 else "_No finished study yet._\n"
 
 
@@ -68,40 +78,51 @@ def choices_table(*roots: str) -> str:
     """Which split chose each default (studies.CHOSEN_BY): the default's row of the study
     that chose it beside that study's best row changing that field alone (meeting the
     pick's target), from the first of ``roots`` holding the study's table."""
-    lines = ["| config: default field | value | chosen by (split) | default's row | best row "
-             "| agrees |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| config: default field | value | chosen by (split) | default's row | best row | agrees |",
+        "|---|---|---|---|---|---|",
+    ]
     for (config, path), how in studies.CHOSEN_BY.items():
         value = _field(config, path)
         if isinstance(how, str):
             lines.append(f"| {config}: {path} | {value} | {how} | — | — | — |")
             continue
         study, key, (need, least) = studies.STUDIES[how[0]], how[1], (*how[2:], (None, 0))[0]
-        root, rows = next(((root, r) for root in roots if (r := table_rows(root, study))),
-                          ("", []))
-        others = {h[1]: _field(c, p) for (c, p), h in studies.CHOSEN_BY.items()
-                  if c == config and h[0] == study.name and h[1] != key}
+        root, rows = next(((root, r) for root in roots if (r := table_rows(root, study))), ("", []))
+        others = {
+            h[1]: _field(c, p)
+            for (c, p), h in studies.CHOSEN_BY.items()
+            if c == config and h[0] == study.name and h[1] != key
+        }
         first = study.columns[0].key
-        rows = [r for r in rows if r.get(key) is not None and (r.get(first) or {}).get("mean")
-                is not None and all(r.get(k) == v for k, v in others.items())]
+        rows = [
+            r
+            for r in rows
+            if r.get(key) is not None
+            and (r.get(first) or {}).get("mean") is not None
+            and all(r.get(k) == v for k, v in others.items())
+        ]
         ok = [r for r in rows if need is None or ((r.get(need) or {}).get("mean") or 0) >= least]
         mine = next((r for r in rows if r[key] == value), None)
         best = max(ok, key=lambda r: r[first]["mean"], default=None)
         cell = lambda r: "n/a" if r is None else f"{key}={r[key]}: {_text(r[first])}"  # noqa
         agrees = "n/a" if best is None else "yes" if best[key] == value else "**no**"
-        lines.append(f"| {config}: {path} | {value} | {study.name} ({study.split}"
-                     f"{', ' + os.path.basename(root) if root else ''}) | "
-                     f"{cell(mine)} | {cell(best)} | {agrees} |")
+        lines.append(
+            f"| {config}: {path} | {value} | {study.name} ({study.split}"
+            f"{', ' + os.path.basename(root) if root else ''}) | "
+            f"{cell(mine)} | {cell(best)} | {agrees} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _demote(markdown: str, levels: int = 2) -> str:
     """Study tables start with '# '; nest them under RESULTS.md's sections."""
-    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown,
-                  flags=re.M)
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.M)
 
 
-def _tables(folder: str, report_dir: str, levels: int = 2, pattern: str = "*.md",
-            image: str | None = None) -> list[str]:
+def _tables(
+    folder: str, report_dir: str, levels: int = 2, pattern: str = "*.md", image: str | None = None
+) -> list[str]:
     """Each markdown file in ``folder`` (headings demoted) and the plot of the same name
     (``image``: that figure instead)."""
     lines = []
@@ -112,43 +133,75 @@ def _tables(folder: str, report_dir: str, levels: int = 2, pattern: str = "*.md"
             name = "concept overview" if image else os.path.basename(path)[:-3]
             lines += [f"![{name}]({os.path.relpath(png, report_dir)})", ""]
         for more in [] if image else sorted(glob.glob(path[:-3] + "_*.png")):  # Study.figure's
-            lines += [f"![{os.path.basename(more)[:-4]}]({os.path.relpath(more, report_dir)})",
-                      ""]
+            lines += [f"![{os.path.basename(more)[:-4]}]({os.path.relpath(more, report_dir)})", ""]
     return lines
 
 
-def write(out_root: str, profile: str, seconds: float, trained: bool = True,
-          path: str | None = None) -> str:
+def write(
+    out_root: str, profile: str, seconds: float, trained: bool = True, path: str | None = None
+) -> str:
     """Writes RESULTS.md (``path``) from the tables under ``out_root``; returns its path."""
     path = path or os.path.join(REPO, "RESULTS.md")
     report_dir = os.path.dirname(path)
     full_root = os.path.join(os.path.dirname(os.path.abspath(out_root)), "full")
     with_full = profile != "full" and os.path.isdir(full_root)
     shrunk = ", ".join(f"{k}={v}" for k, v in studies.PROFILES[profile]["overrides"].items())
-    lines = ["# Results", "", f"Written by `python -m experiments.run all --profile {profile}` on "
-             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} "
-             f"({'training what was missing' if trained else 'report only'}; "
-             f"{seconds / 60:.1f} min).  ", f"Machine: {runs.machine()}.", "", "## Summary", "",
-             (f"Profile **{profile}**: every run shrunk ({shrunk}), so these rank the units "
-              "under a small budget and are not the configs' accuracy." if shrunk else
-              f"Profile **{profile}**: the configs' budgets.")
-             + " HTAF beside the best other unit of each final study (test split), "
-             "mean ± std over the seeds named; selection studies read the validation split "
-             "and are tabled below.", "", summary_table(out_root)]
+    lines = [
+        "# Results",
+        "",
+        f"Written by `python -m experiments.run all --profile {profile}` on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} "
+        f"({'training what was missing' if trained else 'report only'}; "
+        f"{seconds / 60:.1f} min).  ",
+        f"Machine: {runs.machine()}.",
+        "",
+        "## Summary",
+        "",
+        (
+            f"Profile **{profile}**: every run shrunk ({shrunk}), so these rank the units "
+            "under a small budget and are not the configs' accuracy."
+            if shrunk
+            else f"Profile **{profile}**: the configs' budgets."
+        )
+        + " HTAF beside the best other unit of each final study (test split), "
+        "mean ± std over the seeds named; selection studies read the validation split "
+        "and are tabled below.",
+        "",
+        summary_table(out_root),
+    ]
     if with_full:
-        lines += ["At the default configs' budgets (full profile, the runs finished so far):",
-                  "", summary_table(full_root)]
-    lines += ["## Which split chose each default", "", "Rows: the study's first column "
-              "(full profile where run), its best row changing that field alone (ICBM: "
-              f"among rows with ≥ {studies.NEAR_BINARY[1]:g}% of activations within 0.01 of "
-              "{0, 1}).", "", choices_table(full_root, out_root)]
+        lines += [
+            "At the default configs' budgets (full profile, the runs finished so far):",
+            "",
+            summary_table(full_root),
+        ]
+    lines += [
+        "## Which split chose each default",
+        "",
+        "Rows: the study's first column "
+        "(full profile where run), its best row changing that field alone (ICBM: "
+        f"among rows with ≥ {studies.NEAR_BINARY[1]:g}% of activations within 0.01 of "
+        "{0, 1}).",
+        "",
+        choices_table(full_root, out_root),
+    ]
     for study in studies.STUDIES.values():
         folder = os.path.join(out_root, study.name)
-        lines += [f"## {study.title}", "",
-                  f"Command: `python -m experiments.run {study.name} --profile {profile}`", ""]
-        lines += ((_tables(folder, report_dir, 2, "results.md", "concepts/overview.png")
-                   if study.measure == "icbm_job" else []) or _tables(folder, report_dir)
-                  or ["_Not run yet._", ""])
+        lines += [
+            f"## {study.title}",
+            "",
+            f"Command: `python -m experiments.run {study.name} --profile {profile}`",
+            "",
+        ]
+        lines += (
+            (
+                _tables(folder, report_dir, 2, "results.md", "concepts/overview.png")
+                if study.measure == "icbm_job"
+                else []
+            )
+            or _tables(folder, report_dir)
+            or ["_Not run yet._", ""]
+        )
     if with_full:
         lines += ["## Default budgets: full-profile runs finished so far", ""]
         for study in studies.STUDIES.values():
@@ -165,8 +218,10 @@ def update_readme(report: str, path: str | None = None) -> bool:
     if README_START not in text or README_END not in text:
         return False
     summary = summary.split("## Summary\n", 1)[1].split("\n## ", 1)[0].strip()
-    block = (f"{README_START}\nFrom `make results`; tables, plots, machine and date in "
-             f"[RESULTS.md](RESULTS.md).\n\n{summary}\n{README_END}")
+    block = (
+        f"{README_START}\nFrom `make results`; tables, plots, machine and date in "
+        f"[RESULTS.md](RESULTS.md).\n\n{summary}\n{README_END}"
+    )
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
     with open(path, "w") as f:
         f.write(text[:start] + block + text[end:])

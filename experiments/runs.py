@@ -4,6 +4,7 @@ The hash covers every config field that can change what a run computes, so a cha
 setting never reuses an old run; a run whose ``results.json`` exists is reused as is,
 and an unfinished one resumes from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,30 +24,51 @@ RESULTS_FILE = "results.json"
 # Top-level config fields that change how a run is watched or saved, never its numbers
 # (a resumed run equals an uninterrupted one: tests/test_train_checkpoint.py): not hashed,
 # so ``--config.progress=False`` reuses runs made without it.
-WATCH_FIELDS = ("progress", "tensorboard", "log_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints", "profile_steps")
+WATCH_FIELDS = (
+    "progress",
+    "tensorboard",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "profile_steps",
+)
 HASHED_AS = {"profile_steps": ""}  # hashed at this value (tests/data/planned_runs.json)
 # Fields added after those hashes ("model.x": a model field): unhashed at their default.
-UNHASHED_AT = {"augment_crop_padding": 0, "augment_flip": False, "model.react": False,
-               "bop_threshold": 1e-8, "bop_gamma": 1e-4}
+UNHASHED_AT = {
+    "augment_crop_padding": 0,
+    "augment_flip": False,
+    "model.react": False,
+    "bop_threshold": 1e-8,
+    "bop_gamma": 1e-4,
+}
 
 
 def _identity(config_json: dict) -> dict:
     """A config's JSON dict as hashed (``WATCH_FIELDS`` out or at ``HASHED_AS``)."""
-    out = {k: HASHED_AS.get(k, v) for k, v in config_json.items()
-           if (k in HASHED_AS or k not in WATCH_FIELDS) and UNHASHED_AT.get(k, ...) != v}
+    out = {
+        k: HASHED_AS.get(k, v)
+        for k, v in config_json.items()
+        if (k in HASHED_AS or k not in WATCH_FIELDS) and UNHASHED_AT.get(k, ...) != v
+    }
     if isinstance(out.get("model"), dict):
-        out["model"] = {k: v for k, v in out["model"].items()
-                        if UNHASHED_AT.get(f"model.{k}", ...) != v}
+        out["model"] = {
+            k: v for k, v in out["model"].items() if UNHASHED_AT.get(f"model.{k}", ...) != v
+        }
     return out
 
 
 def _trained_with(stored: dict, wanted: dict) -> bool:
     """Whether a stored config holds every field of ``wanted`` with its value (it may hold
     more: fields the engine derived, such as ``model.num_classes``)."""
-    return all(key in stored and (_trained_with(stored[key], value) if isinstance(value, dict)
-                                  and isinstance(stored[key], dict) else stored[key] == value)
-               for key, value in wanted.items())
+    return all(
+        key in stored
+        and (
+            _trained_with(stored[key], value)
+            if isinstance(value, dict) and isinstance(stored[key], dict)
+            else stored[key] == value
+        )
+        for key, value in wanted.items()
+    )
 
 
 def _hash(identity: dict) -> str:
@@ -72,8 +94,9 @@ def run_dir(out: str, label: str, seed: int, config) -> str:
         if d.startswith(f"{label}-s{seed}-") and len(d) == len(name):
             try:
                 with open(os.path.join(root, d, "config.json")) as f:
-                    if _trained_with({**UNHASHED_AT, **_identity(json.load(f))},
-                                     {**UNHASHED_AT, **wanted}):
+                    if _trained_with(
+                        {**UNHASHED_AT, **_identity(json.load(f))}, {**UNHASHED_AT, **wanted}
+                    ):
                         same.append(os.path.join(root, d))
             except (OSError, ValueError):
                 continue
@@ -103,19 +126,29 @@ def _overrides(base: dict, config: dict, prefix: str) -> list[str]:
     return out
 
 
-def run_command(config, workdir: str, config_file: str, module: str = "experiments.train"
-                ) -> str:
+def run_command(config, workdir: str, config_file: str, module: str = "experiments.train") -> str:
     """``python -m <module> --config <config_file> --workdir <workdir>`` and an override for
     each field where ``config`` differs from the file's (tests/test_sweep.py parses it back)."""
     base = importlib.import_module(config_file[:-3].replace("/", ".")).get_config().to_dict()
     if os.path.isabs(workdir) and not os.path.relpath(workdir).startswith(".."):
         workdir = os.path.relpath(workdir)
-    return shlex.join(["python", "-m", module, "--config", config_file, "--workdir", workdir,
-                       *_overrides(base, config.to_dict(), "config")])
+    return shlex.join(
+        [
+            "python",
+            "-m",
+            module,
+            "--config",
+            config_file,
+            "--workdir",
+            workdir,
+            *_overrides(base, config.to_dict(), "config"),
+        ]
+    )
 
 
-def train_or_reuse(config, workdir: str, measure: Callable[[object, object, float], dict],
-                   command: str) -> dict:
+def train_or_reuse(
+    config, workdir: str, measure: Callable[[object, object, float], dict], command: str
+) -> dict:
     """The run's stored ``results.json``, or trains it and stores (atomically)
     ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``."""
     if finished(workdir):
@@ -134,11 +167,13 @@ def machine() -> str:
     """E.g. 'x86_64, 2 CPU cores (AMD EPYC …), jax 0.10.2 on cpu'."""
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f
-                          if line.startswith("model name")), "")
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
+            )
     except OSError:
         model = ""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.machine()}, {cores} CPU cores{f' ({model})' if model else ''}, "
-            f"jax {jax.__version__} on {jax.default_backend()}")
-
+    return (
+        f"{platform.machine()}, {cores} CPU cores{f' ({model})' if model else ''}, "
+        f"jax {jax.__version__} on {jax.default_backend()}"
+    )

@@ -1,6 +1,7 @@
 """A study's table from its runs' records: ``<table>.json`` (rows with mean, std and
 per-seed values of every column), ``<table>.md`` and ``<table>.png``, rewritten after
 every finished run so the files always show what is done."""
+
 from __future__ import annotations
 
 import json
@@ -53,17 +54,29 @@ def rows(study, records: list[dict]) -> list[dict]:
     out = []
     for label, group in groups.items():
         coords = group[0]["coords"]
-        row = {**coords, "label": label, "seeds": [r["seed"] for r in group],
-               "split": group[0].get("split"), "note": group[0].get("note", "")}
+        row = {
+            **coords,
+            "label": label,
+            "seeds": [r["seed"] for r in group],
+            "split": group[0].get("split"),
+            "note": group[0].get("note", ""),
+        }
         for column in study.all_columns:
             values = [value(r, column.key) for r in group]
             if column.vs is not None:
                 ref_coords = {**coords, **column.vs.coords}
-                ref = {r["seed"]: value(r, column.key)
-                       for r in _reference(groups.values(), ref_coords, column.vs.coords)}
-                values = [] if ref_coords == coords else [
-                    None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
-                    for v, r in zip(values, group)]
+                ref = {
+                    r["seed"]: value(r, column.key)
+                    for r in _reference(groups.values(), ref_coords, column.vs.coords)
+                }
+                values = (
+                    []
+                    if ref_coords == coords
+                    else [
+                        None if v is None or ref.get(r["seed"]) is None else v - ref[r["seed"]]
+                        for v, r in zip(values, group)
+                    ]
+                )
             row[cell_key(column)] = _cell(values, column)
         out.append(row)
     return out
@@ -74,27 +87,47 @@ def _reference(groups, ref_coords: dict, own: dict) -> list[dict]:
     point's own coordinates ``own`` and whose coordinates all agree with ``ref_coords`` (a
     reference row need not have the axes it is shared over, e.g. the standard model has no
     on-rate cap), the most specific one if several; none where the study has no such row."""
-    matches = [g for g in groups if own.keys() <= g[0]["coords"].keys() and all(
-        k in ref_coords and ref_coords[k] == v for k, v in g[0]["coords"].items())]
+    matches = [
+        g
+        for g in groups
+        if own.keys() <= g[0]["coords"].keys()
+        and all(k in ref_coords and ref_coords[k] == v for k, v in g[0]["coords"].items())
+    ]
     return max(matches, key=lambda g: len(g[0]["coords"])) if matches else []
 
 
 def markdown(study, meta: dict, table_rows: list[dict]) -> str:
     keys, done = study.keys, sum(len(r["seeds"]) for r in table_rows)
-    unfinished = (f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
-                  "finished, and the table shows only those; rerunning the command trains "
-                  "only the missing runs." if done < meta["runs_planned"] else "")
-    split = meta["split"] + (f" ({meta['validation_size']} training images held out)"
-                             if meta["split"] == "validation" else "")
-    lines = [f"# {study.title}", "", f"Command: `{meta['command']}`  ",
-             f"Machine: {meta['machine']}  ", f"Date: {meta['date']}  ", f"Split read: {split}  ",
-             f"Config: `{meta['config']}`; every run overrides: "
-             + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing") + "  ",
-             "Cells: mean ± std over the seeds of each row (sample std, 0 for one seed); "
-             "per-seed values in the JSON file of the same name." + unfinished, "",
-             "| " + " | ".join(keys + [c.header for c in study.columns]
-                               + ["per seed", "seeds", "note"]) + " |",
-             "|---" * (len(keys) + len(study.columns) + 3) + "|"]
+    unfinished = (
+        f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
+        "finished, and the table shows only those; rerunning the command trains "
+        "only the missing runs."
+        if done < meta["runs_planned"]
+        else ""
+    )
+    split = meta["split"] + (
+        f" ({meta['validation_size']} training images held out)"
+        if meta["split"] == "validation"
+        else ""
+    )
+    lines = [
+        f"# {study.title}",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}  ",
+        f"Date: {meta['date']}  ",
+        f"Split read: {split}  ",
+        f"Config: `{meta['config']}`; every run overrides: "
+        + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing")
+        + "  ",
+        "Cells: mean ± std over the seeds of each row (sample std, 0 for one seed); "
+        "per-seed values in the JSON file of the same name." + unfinished,
+        "",
+        "| "
+        + " | ".join(keys + [c.header for c in study.columns] + ["per seed", "seeds", "note"])
+        + " |",
+        "|---" * (len(keys) + len(study.columns) + 3) + "|",
+    ]
     lines += _table_lines(keys, study.columns, table_rows)[2:]
     for heading, columns in study.more:
         lines += ["", f"## {heading}", "", *_table_lines(keys, columns, table_rows)]
@@ -106,15 +139,19 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
 def _table_lines(keys: list[str], columns, table_rows: list[dict]) -> list[str]:
     """A markdown table: the key columns, ``columns``, the first column's per-seed values."""
     first = cell_key(columns[0])
-    lines = ["| " + " | ".join(keys + [c.header for c in columns]
-                               + ["per seed", "seeds", "note"]) + " |",
-             "|---" * (len(keys) + len(columns) + 3) + "|"]
+    lines = [
+        "| "
+        + " | ".join(keys + [c.header for c in columns] + ["per seed", "seeds", "note"])
+        + " |",
+        "|---" * (len(keys) + len(columns) + 3) + "|",
+    ]
     for r in table_rows:
         per_seed = ", ".join("n/a" if v is None else f"{v:.2f}" for v in r[first]["per_seed"])
         cells = ["—" if r.get(k) is None else str(r[k]) for k in keys]
         cells += [r[cell_key(c)]["text"] for c in columns]
-        lines.append("| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])),
-                                                r["note"]]) + " |")
+        lines.append(
+            "| " + " | ".join(cells + [per_seed, ",".join(map(str, r["seeds"])), r["note"]]) + " |"
+        )
     return lines
 
 
@@ -124,8 +161,13 @@ def plot(path: str, study, table_rows: list[dict]) -> None:
     rs = [r for r in table_rows if r[key]["mean"] is not None]
     fig, ax = plt.subplots(figsize=(8, 4))
     if study.plot == "bars":
-        ax.bar(range(len(rs)), [r[key]["mean"] for r in rs], yerr=[r[key]["std"] for r in rs],
-               capsize=3, color=["C3" if r["label"] == "htaf" else "C0" for r in rs])
+        ax.bar(
+            range(len(rs)),
+            [r[key]["mean"] for r in rs],
+            yerr=[r[key]["std"] for r in rs],
+            capsize=3,
+            color=["C3" if r["label"] == "htaf" else "C0" for r in rs],
+        )
         ax.set_xticks(range(len(rs)), [r["label"] for r in rs], rotation=45, ha="right")
         ax.set_ylim(max(0, min((r[key]["mean"] for r in rs), default=5) - 5), None)
     else:
@@ -133,9 +175,15 @@ def plot(path: str, study, table_rows: list[dict]) -> None:
         for r in sorted(rs, key=lambda r: r[keys[1]]):
             lines.setdefault(", ".join(f"{r[k]}" for k in keys if k != keys[1]), []).append(r)
         for name, line in lines.items():
-            ax.errorbar([r[keys[1]] for r in line], [r[key]["mean"] for r in line],
-                        yerr=[r[key]["std"] for r in line], marker="o", capsize=3, label=name,
-                        lw=2.5 if name.startswith("htaf") else 1.2)
+            ax.errorbar(
+                [r[keys[1]] for r in line],
+                [r[key]["mean"] for r in line],
+                yerr=[r[key]["std"] for r in line],
+                marker="o",
+                capsize=3,
+                label=name,
+                lw=2.5 if name.startswith("htaf") else 1.2,
+            )
         ax.set(xlabel=keys[1], xscale="log")
         ax.legend(fontsize=7)
     ax.set_ylabel(f"{rs[0]['split'] if rs else ''} {study.columns[0].header}")

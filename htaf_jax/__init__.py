@@ -15,13 +15,10 @@ Every unit, HTAF's included: ``u = get_unit(name, **hparams)``; ``u(x)`` is its
 hard (straight-through) form, ``u.sign`` the ±1 form of a step unit, ``u.smooth``
 the smooth forward where it has one and ``u.grad`` the rule.
 """
-from htaf_jax.functions import (
-    DEFAULT_ALPHA,
-    DEFAULT_BETA,
-    htaf,
-    htaf_grad,
-    straight_through,
-)
+
+# The pure math of every layer, one module per topic (JAX only).
+from htaf_jax import binary, bop, concepts, heaviside, packing, spiking, units  # noqa: E402
+from htaf_jax.functions import DEFAULT_ALPHA, DEFAULT_BETA, htaf, htaf_grad, straight_through
 from htaf_jax.units import (
     StepUnit,
     Unit,
@@ -31,8 +28,6 @@ from htaf_jax.units import (
     register_unit,
     resolve_unit,
 )
-# The pure math of every layer, one module per topic (JAX only).
-from htaf_jax import binary, bop, concepts, heaviside, packing, spiking, units  # noqa: E402
 
 __version__ = "0.3.0"
 

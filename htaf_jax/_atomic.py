@@ -10,6 +10,7 @@ of one. A kill before the rename leaves the temporary file
 (``.<name>.tmp-<pid>``), which nothing reads. Durability across a power loss
 (fsync) is not attempted: the point is process kills.
 """
+
 from __future__ import annotations
 
 import contextlib

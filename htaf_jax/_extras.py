@@ -5,6 +5,7 @@ and ``htaf_jax.models`` (jax, flax, optax, chex). The engine, the data
 pipeline and the interpretation tools need the ``[train]`` extra; importing
 them without it raises one ImportError that names it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,4 +19,5 @@ def require_extra(extra: str, package: str, *modules: str) -> None:
     if missing:
         raise ImportError(
             f"{package} needs the [{extra}] extra: pip install 'htaf-jax[{extra}]' "
-            f"(missing: {', '.join(missing)})")
+            f"(missing: {', '.join(missing)})"
+        )

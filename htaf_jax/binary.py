@@ -21,6 +21,7 @@ the product is an exact integer sum, so a tie is exactly 0 and binarises to
 Kernels have their output channels on the last axis: (in, out) for dense,
 (kh, kw, in, out) (HWIO) for convolutions over NHWC inputs, as Flax stores them.
 """
+
 from __future__ import annotations
 
 import typing
@@ -60,8 +61,10 @@ def check_input_features(layer: str, expected: int, x: ArrayLike) -> None:
     JAX's dot_general/conv shape error. Static shapes: free under jit."""
     got = jnp.shape(x)[-1] if jnp.ndim(x) else None
     if got != expected:
-        raise ValueError(f"{layer} expects {expected} input features, got {got} "
-                         f"(input shape {tuple(jnp.shape(x))})")
+        raise ValueError(
+            f"{layer} expects {expected} input features, got {got} "
+            f"(input shape {tuple(jnp.shape(x))})"
+        )
 
 
 @typing.overload
@@ -86,8 +89,9 @@ def channel_scale(kernel: ArrayLike) -> Array:
     return jnp.mean(jnp.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
 
 
-def binarize_weights(kernel: ArrayLike, surrogate: Any = "htaf",
-                     use_scale: bool = False) -> tuple[Array, Array | None]:
+def binarize_weights(
+    kernel: ArrayLike, surrogate: Any = "htaf", use_scale: bool = False
+) -> tuple[Array, Array | None]:
     """(sign(W), a or None): the ±1 kernel and, with ``use_scale``, a = mean|W| per output channel.
 
     >>> signs, scale = binarize_weights(jnp.array([[0.5, -0.2], [-1.5, 0.0]]), use_scale=True)
@@ -131,8 +135,10 @@ def constrained(kernel: ArrayLike, constraint: Any) -> Array:
         return kernel
     if isinstance(constraint, str):
         if constraint not in _CONSTRAINTS:
-            raise ValueError(f"unknown kernel constraint {constraint!r}; valid names: "
-                             f"{', '.join(sorted(_CONSTRAINTS))} (or a callable)")
+            raise ValueError(
+                f"unknown kernel constraint {constraint!r}; valid names: "
+                f"{', '.join(sorted(_CONSTRAINTS))} (or a callable)"
+            )
         constraint = _CONSTRAINTS[constraint]
     return kernel + jax.lax.stop_gradient(constraint(kernel) - kernel)
 
@@ -140,10 +146,12 @@ def constrained(kernel: ArrayLike, constraint: Any) -> Array:
 def clip_latent_kernels(params: Any, clip_value: float = 1.0) -> Any:
     """``params`` with every ``latent_kernel`` leaf clipped to [−c, c] (Larq's
     projection after an update; other leaves unchanged)."""
+
     def clip(path, leaf):
         last = path[-1]
         name = getattr(last, "key", getattr(last, "name", None))
         return weight_clip(leaf, clip_value) if name == LATENT_KERNEL else leaf
+
     return jax.tree_util.tree_map_with_path(clip, params)
 
 
@@ -159,9 +167,15 @@ def _finish(y: Array, scale: Array | None, bias: ArrayLike | None) -> Array:
     return y
 
 
-def quantized_dense(x: ArrayLike, kernel: ArrayLike, *, input_quantizer: Quantize | None = None,
-                    kernel_quantizer: Quantize | None = None, use_scale: bool = False,
-                    bias: ArrayLike | None = None) -> Array:
+def quantized_dense(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    input_quantizer: Quantize | None = None,
+    kernel_quantizer: Quantize | None = None,
+    use_scale: bool = False,
+    bias: ArrayLike | None = None,
+) -> Array:
     """y = (q_in(x) @ q_k(W)) · a + b.
 
     Args:
@@ -178,11 +192,17 @@ def quantized_dense(x: ArrayLike, kernel: ArrayLike, *, input_quantizer: Quantiz
     return _finish(y, channel_scale(kernel) if use_scale else None, bias)
 
 
-def quantized_conv(x: ArrayLike, kernel: ArrayLike, *, strides: Sequence[int] = (1, 1),
-                   padding: str | Sequence[tuple[int, int]] = "SAME",
-                   input_quantizer: Quantize | None = None,
-                   kernel_quantizer: Quantize | None = None, use_scale: bool = False,
-                   bias: ArrayLike | None = None) -> Array:
+def quantized_conv(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    strides: Sequence[int] = (1, 1),
+    padding: str | Sequence[tuple[int, int]] = "SAME",
+    input_quantizer: Quantize | None = None,
+    kernel_quantizer: Quantize | None = None,
+    use_scale: bool = False,
+    bias: ArrayLike | None = None,
+) -> Array:
     """2-D convolution y = (q_in(x) ⊛ q_k(W)) · a + b over NHWC inputs, HWIO kernel.
 
     Args:
@@ -196,10 +216,15 @@ def quantized_conv(x: ArrayLike, kernel: ArrayLike, *, strides: Sequence[int] = 
     """
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
     if x.ndim != 4 or kernel.ndim != 4:
-        raise ValueError(f"quantized_conv takes NHWC inputs and HWIO kernels, got shapes "
-                         f"{x.shape} and {kernel.shape}")
+        raise ValueError(
+            f"quantized_conv takes NHWC inputs and HWIO kernels, got shapes "
+            f"{x.shape} and {kernel.shape}"
+        )
     y = jax.lax.conv_general_dilated(
-        _quantize(x, input_quantizer), _quantize(kernel, kernel_quantizer), tuple(strides),
+        _quantize(x, input_quantizer),
+        _quantize(kernel, kernel_quantizer),
+        tuple(strides),
         padding if isinstance(padding, str) else tuple(map(tuple, padding)),  # pyright: ignore[reportArgumentType]
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return _finish(y, channel_scale(kernel) if use_scale else None, bias)

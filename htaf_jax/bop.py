@@ -25,6 +25,7 @@ kernels).
     updates, opt_state = tx.update(grads, opt_state, params)
     flip_ratio(opt_state)        # share of binary weights flipped by that update
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -41,9 +42,9 @@ LATENT_KERNEL = "latent_kernel"
 
 
 class BopState(NamedTuple):
-    momentum: Any   # same tree as the params: the gradient average m
+    momentum: Any  # same tree as the params: the gradient average m
     flipped: Array  # int32 scalar: weights flipped by the last update
-    count: Array    # int32 scalar: binary weights this transform owns
+    count: Array  # int32 scalar: binary weights this transform owns
 
 
 def _sign_plus(x: Array) -> Array:
@@ -54,19 +55,26 @@ def _sign_plus(x: Array) -> Array:
 def bop(threshold: float = 1e-8, gamma: float = 1e-4) -> optax.GradientTransformation:
     """The Bop update on every leaf it is given (use :func:`bop_with` to give it the
     binary weights only)."""
+
     def init(params):
         count = sum(int(p.size) for p in jax.tree.leaves(params))
-        return BopState(jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.int32),
-                        jnp.asarray(count, jnp.int32))
+        return BopState(
+            jax.tree.map(jnp.zeros_like, params),
+            jnp.zeros((), jnp.int32),
+            jnp.asarray(count, jnp.int32),
+        )
 
     def update(grads, state, params=None):
         if params is None:
             raise ValueError("bop needs the params: call tx.update(grads, state, params)")
         momentum = jax.tree.map(lambda m, g: m + gamma * (g - m), state.momentum, grads)
         new = jax.tree.map(
-            lambda w, m: _sign_plus(-jnp.sign(w * m - threshold) * w), params, momentum)
-        flipped = sum(jnp.sum(jnp.sign(w) * n < 0) for w, n in
-                      zip(jax.tree.leaves(params), jax.tree.leaves(new)))
+            lambda w, m: _sign_plus(-jnp.sign(w * m - threshold) * w), params, momentum
+        )
+        flipped = sum(
+            jnp.sum(jnp.sign(w) * n < 0)
+            for w, n in zip(jax.tree.leaves(params), jax.tree.leaves(new))
+        )
         updates = jax.tree.map(lambda n, w: n - w, new, params)
         return updates, BopState(momentum, jnp.asarray(flipped, jnp.int32), state.count)
 
@@ -87,11 +95,16 @@ def binary_labels(params, is_binary: Callable[[tuple], bool] = _is_binary):
     """``"binary"`` for every leaf whose path ends in ``latent_kernel`` (or for which
     ``is_binary(path)`` holds), ``"real"`` for the rest."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: BINARY if is_binary(path) else REAL, params)
+        lambda path, _: BINARY if is_binary(path) else REAL, params
+    )
 
 
-def bop_with(real_optimizer: optax.GradientTransformation, threshold: float = 1e-8,
-             gamma: float = 1e-4, labels: Callable = binary_labels) -> optax.GradientTransformation:
+def bop_with(
+    real_optimizer: optax.GradientTransformation,
+    threshold: float = 1e-8,
+    gamma: float = 1e-4,
+    labels: Callable = binary_labels,
+) -> optax.GradientTransformation:
     """Bop on the binary weights, ``real_optimizer`` on everything else."""
     return optax.multi_transform({BINARY: bop(threshold, gamma), REAL: real_optimizer}, labels)
 
@@ -99,8 +112,11 @@ def bop_with(real_optimizer: optax.GradientTransformation, threshold: float = 1e
 def flip_ratio(opt_state) -> Array:
     """Share of binary weights the last update flipped (Larq's ``FlipRatio``),
     found in a :func:`bop` state or in any optax state that contains one."""
-    states = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
-              if isinstance(s, BopState)]
+    states = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
+        if isinstance(s, BopState)
+    ]
     if not states:
         raise ValueError("no Bop state in this optimizer state")
     flipped = sum(s.flipped for s in states)

@@ -29,6 +29,7 @@ image. With the affine batch norm kept, θ only initialises the threshold (the
 learned bias can undo it). ``on_rate_penalty`` is the soft alternative: a
 term λ·mean(z) for the training loss (the layers sow it in ``losses``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,9 +42,19 @@ from jax.typing import ArrayLike
 
 from htaf_jax.units import resolve_unit
 
-__all__ = ["ConceptFields", "ConceptMode", "check_concept_options", "sharpness_schedule",
-           "sharpness_at", "concept_preactivations", "offset_for_on_rate", "on_rate_bound",
-           "on_rate_penalty", "binary_concepts", "near_binary_share"]
+__all__ = [
+    "ConceptFields",
+    "ConceptMode",
+    "check_concept_options",
+    "sharpness_schedule",
+    "sharpness_at",
+    "concept_preactivations",
+    "offset_for_on_rate",
+    "on_rate_bound",
+    "on_rate_penalty",
+    "binary_concepts",
+    "near_binary_share",
+]
 
 ConceptMode = Literal["smooth", "hard"]
 
@@ -92,12 +103,19 @@ class ConceptFields:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(ConceptFields)}
 
     def check_concept_fields(self) -> None:
-        check_concept_options(self.concept_mode, self.concept_noise, self.sharpen,
-                              self.sharpen_fraction, self.concept_offset, self.rate_penalty)
+        check_concept_options(
+            self.concept_mode,
+            self.concept_noise,
+            self.sharpen,
+            self.sharpen_fraction,
+            self.concept_offset,
+            self.rate_penalty,
+        )
 
 
-def sharpness_schedule(step: ArrayLike, total_steps: int, sharpen: float,
-                       fraction: float = 0.75) -> Array:
+def sharpness_schedule(
+    step: ArrayLike, total_steps: int, sharpen: float, fraction: float = 0.75
+) -> Array:
     """The sharpness s at train step ``step`` (a float32 scalar, or the shape of ``step``).
 
         s(t) = sharpen ** min(t / (fraction · total_steps), 1)
@@ -115,14 +133,16 @@ def sharpness_schedule(step: ArrayLike, total_steps: int, sharpen: float,
     """
     check_concept_options("smooth", 0.0, sharpen, fraction)
     if not total_steps > 0:
-        raise ValueError(f"the sharpening schedule needs total_train_steps > 0, got "
-                         f"{total_steps!r}")
+        raise ValueError(
+            f"the sharpening schedule needs total_train_steps > 0, got {total_steps!r}"
+        )
     progress = jnp.asarray(step, jnp.float32) / (fraction * total_steps)
     return jnp.asarray(sharpen, jnp.float32) ** jnp.clip(progress, 0.0, 1.0)
 
 
-def sharpness_at(step: ArrayLike | None, *, train: bool, total_steps: int, sharpen: float,
-                 fraction: float = 0.75) -> Array:
+def sharpness_at(
+    step: ArrayLike | None, *, train: bool, total_steps: int, sharpen: float, fraction: float = 0.75
+) -> Array:
     """s for a layer call: ``sharpness_schedule`` at ``step``, with the layers' rules.
 
     ``sharpen == 1``: 1. ``step=None``: in evaluation, training is taken as
@@ -133,8 +153,10 @@ def sharpness_at(step: ArrayLike | None, *, train: bool, total_steps: int, sharp
         return jnp.ones((), jnp.float32)
     if step is None:
         if train:
-            raise ValueError(f"training with sharpen={sharpen} needs the train step: call "
-                             "the layer with step=<steps taken> (the engine passes it)")
+            raise ValueError(
+                f"training with sharpen={sharpen} needs the train step: call "
+                "the layer with step=<steps taken> (the engine passes it)"
+            )
         return jnp.asarray(sharpen, jnp.float32)
     return sharpness_schedule(step, total_steps, sharpen, fraction)
 
@@ -164,12 +186,19 @@ def on_rate_penalty(z: ArrayLike, weight: float) -> Array:
     return jnp.asarray(weight, jnp.float32) * jnp.mean(jnp.asarray(z, jnp.float32))
 
 
-def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction: float,
-                          offset: float = 0.0, rate_penalty: float = 0.0) -> None:
+def check_concept_options(
+    mode: str,
+    noise_std: float,
+    sharpen: float,
+    fraction: float,
+    offset: float = 0.0,
+    rate_penalty: float = 0.0,
+) -> None:
     """Raises ValueError naming the first invalid concept-layer option."""
     if mode not in get_args(ConceptMode):
-        raise ValueError(f"concept_mode must be one of {', '.join(get_args(ConceptMode))}, "
-                         f"got {mode!r}")
+        raise ValueError(
+            f"concept_mode must be one of {', '.join(get_args(ConceptMode))}, got {mode!r}"
+        )
     if not noise_std >= 0:
         raise ValueError(f"concept_noise must be ≥ 0, got {noise_std!r}")
     if not sharpen >= 1.0:
@@ -182,9 +211,13 @@ def check_concept_options(mode: str, noise_std: float, sharpen: float, fraction:
         raise ValueError(f"rate_penalty must be ≥ 0, got {rate_penalty!r}")
 
 
-def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
-                           noise_std: float = 0.0, key: Array | None = None,
-                           offset: float = 0.0) -> Array:
+def concept_preactivations(
+    normed: ArrayLike,
+    sharpness: ArrayLike = 1.0,
+    noise_std: float = 0.0,
+    key: Array | None = None,
+    offset: float = 0.0,
+) -> Array:
     """p = s · (x − θ + σ_n ε): (B, K) normalised projections → what the binary unit reads.
 
     ``key`` (a PRNG key) is needed when ``noise_std > 0``; ε ~ N(0, 1) has the
@@ -200,10 +233,17 @@ def concept_preactivations(normed: ArrayLike, sharpness: ArrayLike = 1.0,
     return jnp.asarray(sharpness, x.dtype) * x
 
 
-def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
-                    mode: ConceptMode = "smooth", train: bool = False,
-                    sharpness: ArrayLike = 1.0, noise_std: float = 0.0,
-                    key: Array | None = None, offset: float = 0.0) -> tuple[Array, Array]:
+def binary_concepts(
+    normed: ArrayLike,
+    surrogate: Any = "htaf",
+    *,
+    mode: ConceptMode = "smooth",
+    train: bool = False,
+    sharpness: ArrayLike = 1.0,
+    noise_std: float = 0.0,
+    key: Array | None = None,
+    offset: float = 0.0,
+) -> tuple[Array, Array]:
     """The concept layer after its batch norm: ``(z, p)``, both (B, K).
 
     Training (``train=True``) adds the noise and uses the ``mode`` form
@@ -221,7 +261,7 @@ def binary_concepts(normed: ArrayLike, surrogate: Any = "htaf", *,
 def near_binary_share(z: ArrayLike, eps: float = 0.01) -> Array:
     """Share of entries of ``z`` within ``eps`` of 0 or 1: a float32 scalar in [0, 1].
 
-        mean(min(|z|, |1 − z|) ≤ eps)
+    mean(min(|z|, |1 − z|) ≤ eps)
     """
     z = jnp.asarray(z)
     dist = jnp.minimum(jnp.abs(z), jnp.abs(1.0 - z))

@@ -18,6 +18,7 @@ point of HTAF, is lost. The rule below computes
 
 so the derivative is positive and accurate out to |βx| ≈ 40 in float32.
 """
+
 from __future__ import annotations
 
 import functools
@@ -89,7 +90,9 @@ def _terms(x: Array, alpha: Array, beta: Array):
     abs_t, abs_u, abs_z = jnp.abs(t), jnp.abs(u), jnp.abs(z)
     ssm = jnp.exp(-abs_u) * jnp.square(sig_abs)
     sech2 = jnp.exp(-2.0 * abs_z) * jnp.square(1.0 + abs_t)
-    dsdx = jnp.exp(jnp.log(alpha * beta) - abs_u - 2.0 * abs_z) * jnp.square(sig_abs * (1.0 + abs_t))
+    dsdx = jnp.exp(jnp.log(alpha * beta) - abs_u - 2.0 * abs_z) * jnp.square(
+        sig_abs * (1.0 + abs_t)
+    )
     return s, t, ssm, sech2, dsdx
 
 
@@ -152,11 +155,7 @@ def _htaf_bwd(res, g):
     xc = x.astype(cdt)
     x_finite = jnp.where(jnp.isinf(xc), 0.0, xc)
     db = gc * ((a * ssm) * (x_finite * sech2))
-    return (
-        _cotangent_like(dx, x),
-        _cotangent_like(da, alpha),
-        _cotangent_like(db, beta),
-    )
+    return (_cotangent_like(dx, x), _cotangent_like(da, alpha), _cotangent_like(db, beta))
 
 
 _htaf.defvjp(_htaf_fwd, _htaf_bwd)
@@ -200,7 +199,9 @@ def htaf(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAU
     return _htaf_jit(x, jnp.asarray(alpha), jnp.asarray(beta))
 
 
-def htaf_grad(x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA) -> Array:
+def htaf_grad(
+    x: ArrayLike, alpha: ArrayLike = DEFAULT_ALPHA, beta: ArrayLike = DEFAULT_BETA
+) -> Array:
     """The closed-form derivative d htaf / dx, computed stably (see module doc)."""
     check_positive("alpha", alpha)
     check_positive("beta", beta)
@@ -241,8 +242,12 @@ def _st_bwd(forward, grad, res, g):
 _straight_through.defvjp(_st_fwd, _st_bwd)
 
 
-def straight_through(x: ArrayLike, grad: Callable[..., Array], forward: Callable[..., Array] = _heaviside,
-                     **hparams: ArrayLike | None) -> Array:
+def straight_through(
+    x: ArrayLike,
+    grad: Callable[..., Array],
+    forward: Callable[..., Array] = _heaviside,
+    **hparams: ArrayLike | None,
+) -> Array:
     """A forward of few levels, a chosen derivative backward: the one straight-through
     primitive that builds every unit of :mod:`htaf_jax.units` (spikes, binary
     activations, quantizers, hard concepts), as Spyx's ``custom(bwd, fwd)``.
@@ -265,5 +270,6 @@ def straight_through(x: ArrayLike, grad: Callable[..., Array], forward: Callable
     """
     x = jnp.asarray(x)
     _compute_dtype(x)
-    return _straight_through(forward, grad, x,
-                             {k: None if v is None else jnp.asarray(v) for k, v in hparams.items()})
+    return _straight_through(
+        forward, grad, x, {k: None if v is None else jnp.asarray(v) for k, v in hparams.items()}
+    )

@@ -17,6 +17,7 @@ where the unit u is, for a unit s (``htaf_jax.units``):
 - ``smooth=False``: H(z) forward (H(0) = 1), s.grad backward: the hard,
   straight-through mode, and the form every DHN is evaluated with.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal, get_args
@@ -52,8 +53,9 @@ def linear_count(channels: int, linear_fraction: float) -> int:
     return int(round(linear_fraction * channels))
 
 
-def mixed_units(z: ArrayLike, surrogate: Any = "htaf", smooth: bool = False,
-                linear_fraction: float = 0.0) -> Array:
+def mixed_units(
+    z: ArrayLike, surrogate: Any = "htaf", smooth: bool = False, linear_fraction: float = 0.0
+) -> Array:
     """h = [z_{:n_lin}, u(z_{n_lin:})] along the last (channel) axis; (..., C) → (..., C).
 
     u(z) is the unit's hard form, or with ``smooth`` its smooth form (ValueError
@@ -92,5 +94,5 @@ def backward_gain(surrogate: Any = "htaf", **hparams: float) -> float:
     s = resolve_unit(surrogate, **hparams)
     z, dz = np.linspace(-10.0, 10.0, 40_001, retstep=True)
     grads = np.asarray(s.grad(jnp.asarray(z, jnp.float32)), np.float64)
-    density = np.exp(-0.5 * z ** 2) / np.sqrt(2.0 * np.pi)
-    return float(2.0 * np.sqrt(np.sum(grads ** 2 * density) * dz))
+    density = np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
+    return float(2.0 * np.sqrt(np.sum(grads**2 * density) * dz))

@@ -16,6 +16,7 @@ reproduces the float layer's pre-activations bit for bit.
 Shapes: activations (B, n) → bits (B, W); a dense kernel (n, O) → bits
 (O, W) (one packed row per output), W = ⌈n/32⌉.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,26 +86,31 @@ def xnor_popcount_dot(a_bits: ArrayLike, w_bits: ArrayLike, n: int) -> Array:
     return jnp.int32(n) - 2 * mismatches
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["bits", "scale", "bias"],
-                   meta_fields=["n_in"])
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["bits", "scale", "bias"], meta_fields=["n_in"]
+)
 @dataclasses.dataclass(frozen=True)
 class PackedDense:
     """A binary dense layer for packed inference: y = (a · sign(W)) · scale + bias.
 
     A pytree whose input width is static, so it passes through ``jax.jit``.
     """
-    bits: Array                 # (out, ⌈n/32⌉) uint32: sign(W) rows, bit 1 for +1
-    n_in: int                   # n, the input width
-    scale: Array | None         # (out,) float32: mean|W| per output (XNOR-Net), or None
-    bias: Array | None          # (out,) or None
+
+    bits: Array  # (out, ⌈n/32⌉) uint32: sign(W) rows, bit 1 for +1
+    n_in: int  # n, the input width
+    scale: Array | None  # (out,) float32: mean|W| per output (XNOR-Net), or None
+    bias: Array | None  # (out,) or None
 
 
-def pack_dense_kernel(kernel: ArrayLike, use_scale: bool, bias: ArrayLike | None = None) -> PackedDense:
+def pack_dense_kernel(
+    kernel: ArrayLike, use_scale: bool, bias: ArrayLike | None = None
+) -> PackedDense:
     """A latent (n, out) kernel → ``PackedDense`` (its sign bits, and mean|W| if ``use_scale``)."""
     kernel = jnp.asarray(kernel, jnp.float32)
     scale = jnp.mean(jnp.abs(kernel), axis=0) if use_scale else None
-    return PackedDense(pack_signs(kernel.T), kernel.shape[0], scale,
-                       None if bias is None else jnp.asarray(bias))
+    return PackedDense(
+        pack_signs(kernel.T), kernel.shape[0], scale, None if bias is None else jnp.asarray(bias)
+    )
 
 
 def packed_dense(a_bits: ArrayLike, layer: PackedDense, dtype=jnp.float32) -> Array:
@@ -121,8 +127,14 @@ def packed_dense(a_bits: ArrayLike, layer: PackedDense, dtype=jnp.float32) -> Ar
     return y
 
 
-def batchnorm_inference(y: ArrayLike, mean: ArrayLike, var: ArrayLike, scale: ArrayLike | None,
-                        bias: ArrayLike | None, epsilon: float = 1e-5) -> Array:
+def batchnorm_inference(
+    y: ArrayLike,
+    mean: ArrayLike,
+    var: ArrayLike,
+    scale: ArrayLike | None,
+    bias: ArrayLike | None,
+    epsilon: float = 1e-5,
+) -> Array:
     """BatchNorm with running statistics, (y − μ)·(γ / √(σ² + ε)) + β, in the
     operation order Flax uses, so its result matches a Flax forward's."""
     mul = jax.lax.rsqrt(jnp.asarray(var) + epsilon)

@@ -29,6 +29,7 @@ Clipped rules are inclusive (Larq's ``less_equal``); clip_value=None: no clip.
 >>> u, float(u.grad(0.0)), u.peak_slope   # peak α/2
 (StepUnit('atan', alpha=2.0), 1.0, 1.0)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,17 @@ from jax.typing import ArrayLike
 
 from htaf_jax import functions as F
 
-__all__ = ["StepUnit", "Unit", "UnitSpec", "bits_of", "get_unit", "list_units",
-           "peak_slope_hparams", "register_unit", "resolve_unit"]
+__all__ = [
+    "StepUnit",
+    "Unit",
+    "UnitSpec",
+    "bits_of",
+    "get_unit",
+    "list_units",
+    "peak_slope_hparams",
+    "register_unit",
+    "resolve_unit",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,14 +65,14 @@ class UnitSpec:
     """A registry entry, as functions of (x, **hparams)."""
 
     name: str
-    hard: Callable[..., Array]                  # the forward, its backward the rule
-    grad: Callable[..., Array] | None           # closed-form rule (None: pullback of hard)
+    hard: Callable[..., Array]  # the forward, its backward the rule
+    grad: Callable[..., Array] | None  # closed-form rule (None: pullback of hard)
     smooth: Callable[..., Array] | None
     defaults: tuple[tuple[str, Any], ...]
     bits: int | Callable[..., int] = 1
     citation: str = ""
-    step: bool = False                          # hard is H (H(0) = 1) with backward grad
-    peak: Callable[..., float] | None = None    # max grad as a function of the hparams
+    step: bool = False  # hard is H (H(0) = 1) with backward grad
+    peak: Callable[..., float] | None = None  # max grad as a function of the hparams
     for_peak: Callable[..., dict] | None = None  # (k, **fixed) -> the hparams it solves
 
 
@@ -137,8 +147,10 @@ class Unit:
         return float(self.spec.peak(**self.kwargs))
 
     def __repr__(self) -> str:
-        args = "".join(f", {k}={v!r}" if not isinstance(v, jax.Array) else f", {k}=<array>"
-                       for k, v in self.hparams)
+        args = "".join(
+            f", {k}={v!r}" if not isinstance(v, jax.Array) else f", {k}=<array>"
+            for k, v in self.hparams
+        )
         return f"{type(self).__name__}({self.name!r}{args})"
 
 
@@ -157,11 +169,19 @@ def list_units() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def register_unit(name: str, grad: Fn | None = None, *, hard: Fn | None = None,
-                  smooth: Fn | None = None, defaults: Mapping[str, Any] | None = None,
-                  bits: int | Callable[..., int] = 1, citation: str = "",
-                  peak: Callable[..., float] | None = None,
-                  for_peak: Callable[..., dict] | None = None, overwrite: bool = False) -> UnitSpec:
+def register_unit(
+    name: str,
+    grad: Fn | None = None,
+    *,
+    hard: Fn | None = None,
+    smooth: Fn | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    bits: int | Callable[..., int] = 1,
+    citation: str = "",
+    peak: Callable[..., float] | None = None,
+    for_peak: Callable[..., dict] | None = None,
+    overwrite: bool = False,
+) -> UnitSpec:
     """Adds a step unit from its rule ``grad(x, **hparams)``, or any unit from its
     forward ``hard(x, **hparams)`` built with ``functions.straight_through``.
     smooth' = grad; ``bits``: the output's bit width (or a function of the hparams);
@@ -173,8 +193,18 @@ def register_unit(name: str, grad: Fn | None = None, *, hard: Fn | None = None,
     step = hard is None
     if step:
         hard = functools.partial(F.straight_through, grad=grad)  # pyright: ignore[reportArgumentType]
-    _REGISTRY[name] = UnitSpec(name, hard, grad, smooth, tuple(sorted((defaults or {}).items())),
-                               bits, citation, step, peak, for_peak)
+    _REGISTRY[name] = UnitSpec(
+        name,
+        hard,
+        grad,
+        smooth,
+        tuple(sorted((defaults or {}).items())),
+        bits,
+        citation,
+        step,
+        peak,
+        for_peak,
+    )
     return _REGISTRY[name]
 
 
@@ -191,8 +221,10 @@ def get_unit(name: str, **hparams: Any) -> Unit:
     values = dict(spec.defaults)
     unknown = sorted(set(hparams) - set(values))
     if unknown:
-        raise TypeError(f"unit {name!r} got unknown hyperparameter(s) {unknown}; "
-                        f"valid: {', '.join(values) or 'none'}")
+        raise TypeError(
+            f"unit {name!r} got unknown hyperparameter(s) {unknown}; "
+            f"valid: {', '.join(values) or 'none'}"
+        )
     for key, value in hparams.items():
         F.check_positive(f"{name}.{key}", value)
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -217,10 +249,21 @@ def resolve_unit(spec: Any, **hparams: Any) -> Unit | None:
     if callable(spec):
         if hparams:
             raise TypeError("hyperparameters cannot be bound to a plain callable unit")
-        return Unit(UnitSpec(getattr(spec, "__name__", repr(spec)), spec, None, None, (),  # pyright: ignore[reportArgumentType]
-                             int(getattr(spec, "precision", 32))), ())
-    raise TypeError(f"a unit is a name ({', '.join(list_units())}), a Unit or a callable; "
-                    f"got {type(spec).__name__}")
+        return Unit(
+            UnitSpec(
+                getattr(spec, "__name__", repr(spec)),
+                spec,  # pyright: ignore[reportArgumentType]
+                None,
+                None,
+                (),
+                int(getattr(spec, "precision", 32)),
+            ),
+            (),
+        )
+    raise TypeError(
+        f"a unit is a name ({', '.join(list_units())}), a Unit or a callable; "
+        f"got {type(spec).__name__}"
+    )
 
 
 def bits_of(spec: Any) -> int:
@@ -248,8 +291,11 @@ def peak_slope_hparams(name: str, k: float, **fixed: float) -> dict[str, float]:
 def _htaf_for_peak(k, alpha=None, beta=None):
     if alpha is not None and beta is not None:
         raise ValueError("htaf: fix alpha or beta, not both (the other one sets the peak)")
-    return {"beta": 4 * k / alpha} if alpha is not None else {
-        "alpha": 4 * k / (F.DEFAULT_BETA if beta is None else beta)}
+    return (
+        {"beta": 4 * k / alpha}
+        if alpha is not None
+        else {"alpha": 4 * k / (F.DEFAULT_BETA if beta is None else beta)}
+    )
 
 
 def _fast_sigmoid_for_peak(k, **_):
@@ -268,69 +314,113 @@ def _clip_rule(x, clip_value=None, **_):
 
 def _peak_of(param: str, c: float, power: int = 1) -> dict:
     """peak = c·param^power, and its inverse, for ``register_unit``."""
-    return {"peak": lambda **hp: c * hp[param] ** power,
-            "for_peak": lambda k, **_: {param: (k / c) ** (1 / power)}}
+    return {
+        "peak": lambda **hp: c * hp[param] ** power,
+        "for_peak": lambda k, **_: {param: (k / c) ** (1 / power)},
+    }
 
 
 def _smooth_abs(x, f):  # ½ + sign(x)·f(min(|x|, 1)), for a rule that is 0 for |x| ≥ 1
     return 0.5 + jnp.sign(x) * f(jnp.minimum(jnp.abs(x), 1.0))
 
 
-register_unit("htaf", lambda x, alpha, beta: F.htaf_grad(x, alpha, beta),
-              smooth=lambda x, alpha, beta: F.htaf(x, alpha, beta),
-              defaults={"alpha": F.DEFAULT_ALPHA, "beta": F.DEFAULT_BETA},
-              peak=lambda alpha, beta: alpha * beta / 4, for_peak=_htaf_for_peak,
-              citation="HTAF σ(α·tanh(βx)): Park et al., arXiv 2605.11558 (2026).")
 register_unit(
-    "sigmoid", lambda x, alpha: alpha * jax.nn.sigmoid(alpha * x) * jax.nn.sigmoid(-alpha * x),
-    smooth=lambda x, alpha: jax.nn.sigmoid(alpha * x), defaults={"alpha": 4.0},
+    "htaf",
+    lambda x, alpha, beta: F.htaf_grad(x, alpha, beta),
+    smooth=lambda x, alpha, beta: F.htaf(x, alpha, beta),
+    defaults={"alpha": F.DEFAULT_ALPHA, "beta": F.DEFAULT_BETA},
+    peak=lambda alpha, beta: alpha * beta / 4,
+    for_peak=_htaf_for_peak,
+    citation="HTAF σ(α·tanh(βx)): Park et al., arXiv 2605.11558 (2026).",
+)
+register_unit(
+    "sigmoid",
+    lambda x, alpha: alpha * jax.nn.sigmoid(alpha * x) * jax.nn.sigmoid(-alpha * x),
+    smooth=lambda x, alpha: jax.nn.sigmoid(alpha * x),
+    defaults={"alpha": 4.0},
     **_peak_of("alpha", 1 / 4),
     citation="σ(αx): SpikingJelly surrogate.Sigmoid (alpha=4.0). snnTorch's surrogate.sigmoid "
-    "is the same rule with slope=25: get_unit('sigmoid', alpha=25).")
-register_unit("atan", lambda x, alpha: (alpha / 2) / (1 + jnp.square(math.pi / 2 * alpha * x)),
-              smooth=lambda x, alpha: 0.5 + jnp.arctan(math.pi / 2 * alpha * x) / math.pi,
-              defaults={"alpha": 2.0}, **_peak_of("alpha", 1 / 2),
-              citation="arctan: Fang et al., ICCV 2021 (PLIF); SpikingJelly surrogate.ATan and "
-              "snnTorch surrogate.atan, both alpha=2.0.")
-register_unit("fast_sigmoid", lambda x, slope: 1.0 / jnp.square(1 + slope * jnp.abs(x)),
-              # The antiderivative of the rule runs over ±1/slope, not (0, 1).
-              smooth=lambda x, slope: 0.5 + x / (1 + slope * jnp.abs(x)), defaults={"slope": 25.0},
-              peak=lambda slope: 1.0, for_peak=_fast_sigmoid_for_peak,
-              citation="fast sigmoid / SuperSpike: Zenke & Ganguli, Neural Computation 2018; "
-              "snnTorch surrogate.fast_sigmoid (slope=25).")
-register_unit("triangle", lambda x, gamma: gamma * jnp.maximum(0.0, 1 - jnp.abs(x)),
-              smooth=lambda x, gamma: _smooth_abs(x, lambda a: gamma * (a - a * a / 2)),
-              defaults={"gamma": 0.3}, **_peak_of("gamma", 1.0),
-              citation="triangle γ·max(0, 1−|x|), γ=0.3 (the 'dampening factor'): Bellec "
-              "et al., NeurIPS 2018 (LSNN); Norse's triangle surrogate.")
-register_unit("rectangle", lambda x, width: (jnp.abs(x) < width / 2).astype(x.dtype) / width,
-              smooth=lambda x, width: 0.5 + jnp.clip(x / width, -0.5, 0.5), defaults={"width": 1.0},
-              **_peak_of("width", 1.0, -1),
-              citation="rectangle/boxcar (1/a)·1[|x| < a/2], a=1: Wu et al., Frontiers in "
-              "Neuroscience 2018 (STBP).")
-register_unit("piecewise_exp", lambda x, alpha: alpha / 2 * jnp.exp(-alpha * jnp.abs(x)),
-              smooth=lambda x, alpha: 0.5 + 0.5 * jnp.sign(x) * -jnp.expm1(-alpha * jnp.abs(x)),
-              defaults={"alpha": 1.0}, **_peak_of("alpha", 1 / 2),
-              citation="piecewise exponential (α/2)e^(−α|x|): Shrestha & Orchard, NeurIPS 2018 "
-              "(SLAYER); SpikingJelly surrogate.PiecewiseExp (alpha=1.0).")
-register_unit("erf", lambda x, alpha: alpha / _SQRT_PI * jnp.exp(-jnp.square(alpha * x)),
-              smooth=lambda x, alpha: 0.5 * (1 + erf(alpha * x)), defaults={"alpha": 2.0},
-              **_peak_of("alpha", 1 / _SQRT_PI),
-              citation="Gaussian/erf (α/√π)e^(−α²x²): Esser et al., PNAS 2016; "
-              "SpikingJelly surrogate.Erf (alpha=2.0).")
-register_unit("straight_through", lambda x: jnp.ones_like(x),
-              citation="identity straight-through estimator: Bengio, Léonard & Courville, "
-              "arXiv 1308.3432 (2013). Its sign form has gradient 2.")
-register_unit("ste_sign", lambda x, clip_value: 0.5 * _clip_rule(x, clip_value),
-              smooth=lambda x, clip_value: 0.5 + 0.5 * (x if clip_value is None
-              else jnp.clip(x, -clip_value, clip_value)),
-              defaults={"clip_value": 1.0},
-              citation=f"BinaryNet's clipped STE: Hubara/Courbariaux et al., NeurIPS 2016; {_LARQ} "
-              "ste_sign (clip_value=1.0) is .sign, gradient 1[|x| ≤ c]. Formerly 'ste_hardtanh'.")
-register_unit("approx_sign", lambda x: jnp.maximum(0.0, 1 - jnp.abs(x)),
-              smooth=lambda x: _smooth_abs(x, lambda a: a - a * a / 2),
-              citation=f"ApproxSign, piecewise quadratic: Liu et al., ECCV 2018 (Bi-Real "
-              f"Net); {_LARQ} approx_sign is .sign, gradient 2 − 2|x| on |x| ≤ 1.")
+    "is the same rule with slope=25: get_unit('sigmoid', alpha=25).",
+)
+register_unit(
+    "atan",
+    lambda x, alpha: (alpha / 2) / (1 + jnp.square(math.pi / 2 * alpha * x)),
+    smooth=lambda x, alpha: 0.5 + jnp.arctan(math.pi / 2 * alpha * x) / math.pi,
+    defaults={"alpha": 2.0},
+    **_peak_of("alpha", 1 / 2),
+    citation="arctan: Fang et al., ICCV 2021 (PLIF); SpikingJelly surrogate.ATan and "
+    "snnTorch surrogate.atan, both alpha=2.0.",
+)
+register_unit(
+    "fast_sigmoid",
+    lambda x, slope: 1.0 / jnp.square(1 + slope * jnp.abs(x)),
+    # The antiderivative of the rule runs over ±1/slope, not (0, 1).
+    smooth=lambda x, slope: 0.5 + x / (1 + slope * jnp.abs(x)),
+    defaults={"slope": 25.0},
+    peak=lambda slope: 1.0,
+    for_peak=_fast_sigmoid_for_peak,
+    citation="fast sigmoid / SuperSpike: Zenke & Ganguli, Neural Computation 2018; "
+    "snnTorch surrogate.fast_sigmoid (slope=25).",
+)
+register_unit(
+    "triangle",
+    lambda x, gamma: gamma * jnp.maximum(0.0, 1 - jnp.abs(x)),
+    smooth=lambda x, gamma: _smooth_abs(x, lambda a: gamma * (a - a * a / 2)),
+    defaults={"gamma": 0.3},
+    **_peak_of("gamma", 1.0),
+    citation="triangle γ·max(0, 1−|x|), γ=0.3 (the 'dampening factor'): Bellec "
+    "et al., NeurIPS 2018 (LSNN); Norse's triangle surrogate.",
+)
+register_unit(
+    "rectangle",
+    lambda x, width: (jnp.abs(x) < width / 2).astype(x.dtype) / width,
+    smooth=lambda x, width: 0.5 + jnp.clip(x / width, -0.5, 0.5),
+    defaults={"width": 1.0},
+    **_peak_of("width", 1.0, -1),
+    citation="rectangle/boxcar (1/a)·1[|x| < a/2], a=1: Wu et al., Frontiers in "
+    "Neuroscience 2018 (STBP).",
+)
+register_unit(
+    "piecewise_exp",
+    lambda x, alpha: alpha / 2 * jnp.exp(-alpha * jnp.abs(x)),
+    smooth=lambda x, alpha: 0.5 + 0.5 * jnp.sign(x) * -jnp.expm1(-alpha * jnp.abs(x)),
+    defaults={"alpha": 1.0},
+    **_peak_of("alpha", 1 / 2),
+    citation="piecewise exponential (α/2)e^(−α|x|): Shrestha & Orchard, NeurIPS 2018 "
+    "(SLAYER); SpikingJelly surrogate.PiecewiseExp (alpha=1.0).",
+)
+register_unit(
+    "erf",
+    lambda x, alpha: alpha / _SQRT_PI * jnp.exp(-jnp.square(alpha * x)),
+    smooth=lambda x, alpha: 0.5 * (1 + erf(alpha * x)),
+    defaults={"alpha": 2.0},
+    **_peak_of("alpha", 1 / _SQRT_PI),
+    citation="Gaussian/erf (α/√π)e^(−α²x²): Esser et al., PNAS 2016; "
+    "SpikingJelly surrogate.Erf (alpha=2.0).",
+)
+register_unit(
+    "straight_through",
+    lambda x: jnp.ones_like(x),
+    citation="identity straight-through estimator: Bengio, Léonard & Courville, "
+    "arXiv 1308.3432 (2013). Its sign form has gradient 2.",
+)
+register_unit(
+    "ste_sign",
+    lambda x, clip_value: 0.5 * _clip_rule(x, clip_value),
+    smooth=lambda x, clip_value: (
+        0.5 + 0.5 * (x if clip_value is None else jnp.clip(x, -clip_value, clip_value))
+    ),
+    defaults={"clip_value": 1.0},
+    citation=f"BinaryNet's clipped STE: Hubara/Courbariaux et al., NeurIPS 2016; {_LARQ} "
+    "ste_sign (clip_value=1.0) is .sign, gradient 1[|x| ≤ c]. Formerly 'ste_hardtanh'.",
+)
+register_unit(
+    "approx_sign",
+    lambda x: jnp.maximum(0.0, 1 - jnp.abs(x)),
+    smooth=lambda x: _smooth_abs(x, lambda a: a - a * a / 2),
+    citation=f"ApproxSign, piecewise quadratic: Liu et al., ECCV 2018 (Bi-Real "
+    f"Net); {_LARQ} approx_sign is .sign, gradient 2 − 2|x| on |x| ≤ 1.",
+)
 
 
 def _swish_sign_rule(x, beta):  # β(2 − βx·tanh(βx/2)) / (2(1 + cosh βx)), via e^(−|βx|)
@@ -339,11 +429,16 @@ def _swish_sign_rule(x, beta):  # β(2 − βx·tanh(βx/2)) / (2(1 + cosh βx))
     return beta * (2.0 - u * jnp.tanh(u / 2)) * e / jnp.square(1.0 + e)
 
 
-register_unit("swish_sign", _swish_sign_rule, defaults={"beta": 5.0},
-              smooth=lambda x, beta: (lambda u: jax.nn.sigmoid(u) * (1 + u * jax.nn.sigmoid(-u)))(
-                  jnp.clip(beta * x, -200.0, 200.0)),
-              citation=f"SignSwish 2σ(βx)(1 + βx(1 − σ(βx))) − 1, Darabi et al., arXiv "
-              f"1812.11800 (BNN+); {_LARQ} swish_sign (beta=5.0) is .sign, gradient peak β.")
+register_unit(
+    "swish_sign",
+    _swish_sign_rule,
+    defaults={"beta": 5.0},
+    smooth=lambda x, beta: (lambda u: jax.nn.sigmoid(u) * (1 + u * jax.nn.sigmoid(-u)))(
+        jnp.clip(beta * x, -200.0, 200.0)
+    ),
+    citation=f"SignSwish 2σ(βx)(1 + βx(1 − σ(βx))) − 1, Darabi et al., arXiv "
+    f"1812.11800 (BNN+); {_LARQ} swish_sign (beta=5.0) is .sign, gradient peak β.",
+)
 
 
 # ------------------------------------------------------------- other levels --
@@ -374,15 +469,18 @@ def _magnitude_aware_sign(x, clip_value):
 
 
 def _ste_tern(x, threshold_value, ternary_weight_networks, clip_value):
-    threshold = (0.7 * jax.lax.stop_gradient(jnp.mean(jnp.abs(x))) if ternary_weight_networks
-                 else jnp.asarray(threshold_value, x.dtype))
+    threshold = (
+        0.7 * jax.lax.stop_gradient(jnp.mean(jnp.abs(x)))
+        if ternary_weight_networks
+        else jnp.asarray(threshold_value, x.dtype)
+    )
     return F.straight_through(x, _clip_rule, _tern, threshold=threshold, clip_value=clip_value)
 
 
 def _dorefa(x, k_bit, mode):
     if not (isinstance(k_bit, int) and k_bit >= 1):
         raise ValueError(f"dorefa: k_bit must be an integer ≥ 1, got {k_bit!r}")
-    levels = jnp.asarray(2 ** k_bit - 1, x.dtype)
+    levels = jnp.asarray(2**k_bit - 1, x.dtype)
     if mode == "activations":
         return F.straight_through(x, _unit_interval, _dorefa_levels, levels=levels)
     if mode == "weights":  # w' = tanh(x)/(2·sg(max|tanh x|)) + 0.5, identity for the rounding
@@ -393,14 +491,29 @@ def _dorefa(x, k_bit, mode):
     raise ValueError(f"dorefa: mode must be 'activations' or 'weights', got {mode!r}")
 
 
-register_unit("ste_heaviside", hard=lambda x, clip_value: F.straight_through(
-    x, _clip_rule, _open_step, clip_value=clip_value), defaults={"clip_value": 1.0},
-    citation=f"{_LARQ} ste_heaviside (H(0) = 0)")
-register_unit("magnitude_aware_sign", hard=_magnitude_aware_sign, defaults={"clip_value": 1.0},
-              citation=f"Liu et al. 2018 (Bi-Real Net); {_LARQ} MagnitudeAwareSign")
-register_unit("ste_tern", hard=_ste_tern, bits=2, defaults={
-    "threshold_value": 0.05, "ternary_weight_networks": False, "clip_value": 1.0},
-    citation=f"Li & Liu 2016 (TWN, arXiv 1605.04711); {_LARQ} ste_tern")
-register_unit("dorefa", hard=_dorefa, bits=lambda k_bit, mode: k_bit,
-              defaults={"k_bit": 2, "mode": "activations"},
-              citation=f"Zhou et al. 2016 (DoReFa-Net, arXiv 1606.06160); {_LARQ} DoReFa")
+register_unit(
+    "ste_heaviside",
+    hard=lambda x, clip_value: F.straight_through(x, _clip_rule, _open_step, clip_value=clip_value),
+    defaults={"clip_value": 1.0},
+    citation=f"{_LARQ} ste_heaviside (H(0) = 0)",
+)
+register_unit(
+    "magnitude_aware_sign",
+    hard=_magnitude_aware_sign,
+    defaults={"clip_value": 1.0},
+    citation=f"Liu et al. 2018 (Bi-Real Net); {_LARQ} MagnitudeAwareSign",
+)
+register_unit(
+    "ste_tern",
+    hard=_ste_tern,
+    bits=2,
+    defaults={"threshold_value": 0.05, "ternary_weight_networks": False, "clip_value": 1.0},
+    citation=f"Li & Liu 2016 (TWN, arXiv 1605.04711); {_LARQ} ste_tern",
+)
+register_unit(
+    "dorefa",
+    hard=_dorefa,
+    bits=lambda k_bit, mode: k_bit,
+    defaults={"k_bit": 2, "mode": "activations"},
+    citation=f"Zhou et al. 2016 (DoReFa-Net, arXiv 1606.06160); {_LARQ} DoReFa",
+)

@@ -8,6 +8,7 @@ committed .ipynb files never carry outputs (no stale numbers in git). Edit the
 cell sources here, not the .ipynb files. tests/test_notebooks.py executes every
 notebook with SMALL=1 and checks the committed files match this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ def render(cells) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="fail if a committed notebook differs from this script")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if a committed notebook differs from this script"
+    )
     args = parser.parse_args()
     stale = []
     for name, cells in NOTEBOOKS.items():

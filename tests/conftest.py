@@ -6,14 +6,14 @@ test data-parallel at a quarter of the cost (8 fake devices on 2 cores spend muc
 their time synchronising). Tests that need 8 are marked ``eight_devices`` and skipped
 with fewer; ``make test`` runs the rest on 2 devices, then those on 8.
 """
+
 import os
 
 # Must happen before jax is imported anywhere in the test process.
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
     _count = int(os.environ.get("HTAF_TEST_DEVICES", "8"))
-    os.environ["XLA_FLAGS"] = (_flags + f" --xla_force_host_platform_device_count={_count}"
-                               ).strip()
+    os.environ["XLA_FLAGS"] = (_flags + f" --xla_force_host_platform_device_count={_count}").strip()
 # Tests compile hundreds of small programs and run most of them for a few steps: XLA's
 # backend (LLVM) optimisations cost more time than they save (about a fifth of the
 # suite's CPU time). HLO passes, and so the numerics up to float rounding, are unchanged.
@@ -30,11 +30,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil
     import tempfile
+
     _cache = tempfile.mkdtemp(prefix="htaf-jax-test-xla-cache-")
-    os.environ.update(JAX_COMPILATION_CACHE_DIR=_cache,
-                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-                      JAX_COMPILATION_CACHE_MAX_SIZE=str(8 << 30))
+    os.environ.update(
+        JAX_COMPILATION_CACHE_DIR=_cache,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        JAX_COMPILATION_CACHE_MAX_SIZE=str(8 << 30),
+    )
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 import jax  # noqa: E402
@@ -48,6 +51,7 @@ import pytest  # noqa: E402
 def count_trainings(monkeypatch):
     """The work dirs ``htaf_jax.train.train_and_evaluate`` is called with, in order."""
     import htaf_jax.train
+
     calls = []
     real = htaf_jax.train.train_and_evaluate
 
@@ -65,11 +69,24 @@ def count_trainings(monkeypatch):
 # (Without --no-loadscope-reorder, xdist orders files by their number of tests instead.)
 # Costs from `pytest --durations`, three workers on 2 cores; the notebooks' file (four
 # kernels, 04 the longest) is the longest by far.
-LONGEST_FIRST = ("test_notebooks.py", "test_icbm.py", "test_benchmarks.py", "test_nir.py",
-                 "test_icbm_job.py", "test_sweep.py", "test_multiprocess.py",
-                 "test_train_e2e.py", "test_surrogates.py", "test_snn_peers.py",
-                 "test_backbones.py", "test_layers_concepts.py", "test_precision.py",
-                 "test_readme_examples.py", "test_spyx_interop.py", "test_shd.py")
+LONGEST_FIRST = (
+    "test_notebooks.py",
+    "test_icbm.py",
+    "test_benchmarks.py",
+    "test_nir.py",
+    "test_icbm_job.py",
+    "test_sweep.py",
+    "test_multiprocess.py",
+    "test_train_e2e.py",
+    "test_surrogates.py",
+    "test_snn_peers.py",
+    "test_backbones.py",
+    "test_layers_concepts.py",
+    "test_precision.py",
+    "test_readme_examples.py",
+    "test_spyx_interop.py",
+    "test_shd.py",
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -26,6 +26,7 @@ call map recorded first, caches cleared before each test so every test traces wh
 uses), fastest first, stopping at the first failure. A mutant is killed when a test
 fails, errors or times out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,29 +54,77 @@ OUT = ROOT / "results" / "mutation"
 
 # Each core module and its fast tests (``-m "not slow"``).
 MODULES = {
-    "functions": ("htaf_jax/functions.py", ["tests/test_functions.py", "tests/test_surrogates.py",
-                                             "tests/test_cotangents.py"]),
-    "units": ("htaf_jax/units.py", ["tests/test_surrogates.py", "tests/test_quantizers.py",
-                                     "tests/test_cotangents.py", "tests/test_config_units.py"]),
-    "lif": ("htaf_jax/spiking/lif.py", ["tests/test_snn.py", "tests/test_layers_spiking.py",
-                                         "tests/test_cotangents.py"]),
-    "binary": ("htaf_jax/binary.py", ["tests/test_bnn.py", "tests/test_layers_binary.py",
-                                       "tests/test_cotangents.py"]),
-    "concepts": ("htaf_jax/concepts.py", ["tests/test_layers_concepts.py",
-                                           "tests/test_cotangents.py"]),
+    "functions": (
+        "htaf_jax/functions.py",
+        ["tests/test_functions.py", "tests/test_surrogates.py", "tests/test_cotangents.py"],
+    ),
+    "units": (
+        "htaf_jax/units.py",
+        [
+            "tests/test_surrogates.py",
+            "tests/test_quantizers.py",
+            "tests/test_cotangents.py",
+            "tests/test_config_units.py",
+        ],
+    ),
+    "lif": (
+        "htaf_jax/spiking/lif.py",
+        ["tests/test_snn.py", "tests/test_layers_spiking.py", "tests/test_cotangents.py"],
+    ),
+    "binary": (
+        "htaf_jax/binary.py",
+        ["tests/test_bnn.py", "tests/test_layers_binary.py", "tests/test_cotangents.py"],
+    ),
+    "concepts": (
+        "htaf_jax/concepts.py",
+        ["tests/test_layers_concepts.py", "tests/test_cotangents.py"],
+    ),
     "packing": ("htaf_jax/packing.py", ["tests/test_packing.py", "tests/test_bnn.py"]),
     "bop": ("htaf_jax/bop.py", ["tests/test_bop.py"]),
 }
-PYTEST_ARGS = ["-x", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:randomly",
-               "-m", "not slow", "-o", "timeout=120", "-W", "ignore::pytest.PytestWarning"]
+PYTEST_ARGS = [
+    "-x",
+    "-q",
+    "-p",
+    "no:xdist",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+    "-m",
+    "not slow",
+    "-o",
+    "timeout=120",
+    "-W",
+    "ignore::pytest.PytestWarning",
+]
 
-BINOPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"),
-          ast.Pow: ("**", "*"), ast.FloorDiv: ("//", "/"), ast.LShift: ("<<", ">>"),
-          ast.RShift: (">>", "<<"), ast.BitAnd: ("&", "|"), ast.BitOr: ("|", "&"),
-          ast.BitXor: ("^", "|"), ast.Mod: ("%", "//")}
-CMPOPS = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
-          ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"),
-          ast.IsNot: ("is not", "is"), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
+BINOPS = {
+    ast.Add: ("+", "-"),
+    ast.Sub: ("-", "+"),
+    ast.Mult: ("*", "/"),
+    ast.Div: ("/", "*"),
+    ast.Pow: ("**", "*"),
+    ast.FloorDiv: ("//", "/"),
+    ast.LShift: ("<<", ">>"),
+    ast.RShift: (">>", "<<"),
+    ast.BitAnd: ("&", "|"),
+    ast.BitOr: ("|", "&"),
+    ast.BitXor: ("^", "|"),
+    ast.Mod: ("%", "//"),
+}
+CMPOPS = {
+    ast.Lt: ("<", "<="),
+    ast.LtE: ("<=", "<"),
+    ast.Gt: (">", ">="),
+    ast.GtE: (">=", ">"),
+    ast.Eq: ("==", "!="),
+    ast.NotEq: ("!=", "=="),
+    ast.Is: ("is", "is not"),
+    ast.IsNot: ("is not", "is"),
+    ast.In: ("in", "not in"),
+    ast.NotIn: ("not in", "in"),
+}
 DROPPABLE_CALLS = {"abs", "sign", "square", "stop_gradient", "round", "maximum", "minimum"}
 
 
@@ -83,12 +132,12 @@ DROPPABLE_CALLS = {"abs", "sign", "square", "stop_gradient", "round", "maximum",
 class Mutant:
     module: str
     line: int
-    start: int            # byte offsets of the replaced span in the file
+    start: int  # byte offsets of the replaced span in the file
     end: int
     new: str
     old: str
     kind: str
-    scope: tuple          # (name, first line) of the enclosing bodies, outermost first
+    scope: tuple  # (name, first line) of the enclosing bodies, outermost first
 
     @property
     def key(self) -> str:
@@ -109,16 +158,22 @@ def _skipped_nodes(tree):
     skip = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
-                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             skip.add(id(body[0]))
         if isinstance(node, (ast.Raise, ast.JoinedStr)):
             skip.add(id(node))
         for field in ("annotation", "returns"):
             if getattr(node, field, None) is not None:
                 skip.add(id(getattr(node, field)))
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "__all__" for t in node.targets
+        ):
             skip.add(id(node))
         if isinstance(node, ast.AnnAssign) and node.annotation is not None:
             skip.add(id(node.annotation))
@@ -145,12 +200,15 @@ def generate(module: str, path: Path) -> list[Mutant]:
         lo, hi = span(a)[1], span(b)[0]
         gap = src[lo:hi].decode()
         code = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), gap)
-        pat = r"\b" + r"\s+".join(map(re.escape, token.split())) + r"\b" if token[0].isalpha() \
+        pat = (
+            r"\b" + r"\s+".join(map(re.escape, token.split())) + r"\b"
+            if token[0].isalpha()
             else re.escape(token) + (r"(?![=*/<>])" if token in "<>*/" else "")
+        )
         m = re.search(pat, code)
         if m is None:
             return None
-        return lo + len(gap[:m.start()].encode()), lo + len(gap[:m.end()].encode())
+        return lo + len(gap[: m.start()].encode()), lo + len(gap[: m.end()].encode())
 
     def visit(node, scope, skipped, prefix=""):
         skipped = skipped or id(node) in skip
@@ -169,7 +227,7 @@ def generate(module: str, path: Path) -> list[Mutant]:
                 visit(d, scope, skipped, prefix)
             qualname = prefix + getattr(node, "name", "<lambda>")
             inner = scope + ((qualname, node.lineno),)
-            for child in (node.body if isinstance(node.body, list) else [node.body]):
+            for child in node.body if isinstance(node.body, list) else [node.body]:
                 visit(child, inner, skipped, qualname + ".<locals>.")
             return
         if not skipped:
@@ -200,8 +258,14 @@ def generate(module: str, path: Path) -> list[Mutant]:
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
             start, _ = span(node)
             m = re.match(rb"-\s*|not\s*", src[start:])
-            add(node, start, start + m.end(), "", "drop " + ("−" if isinstance(
-                node.op, ast.USub) else "not"), scope)
+            add(
+                node,
+                start,
+                start + m.end(),
+                "",
+                "drop " + ("−" if isinstance(node.op, ast.USub) else "not"),
+                scope,
+            )
         elif isinstance(node, ast.Constant):
             v = node.value
             if isinstance(v, bool):
@@ -214,15 +278,21 @@ def generate(module: str, path: Path) -> list[Mutant]:
                 start, end = span(node)
                 a0, a1 = span(node.args[0])
                 lost = src[start:end].count(b"\n") - src[a0:a1].count(b"\n")
-                add(node, start, end, "(" + src[a0:a1].decode() + "\n" * lost + ")",
-                    f"{name}(a, …) → a", scope)
+                add(
+                    node,
+                    start,
+                    end,
+                    "(" + src[a0:a1].decode() + "\n" * lost + ")",
+                    f"{name}(a, …) → a",
+                    scope,
+                )
 
     visit(tree, (), False)
     return mutants
 
 
 def apply(src: bytes, m: Mutant) -> bytes:
-    return src[:m.start] + m.new.encode() + src[m.end:]
+    return src[: m.start] + m.new.encode() + src[m.end :]
 
 
 # ------------------------------------------------------------- installing code --
@@ -282,14 +352,16 @@ class CallMap:
         import threading
 
         import jax
+
         jax.clear_caches()
         nodeid, files, calls = item.nodeid, self.files, self.calls
 
         def tracer(frame, event, arg):
             code = frame.f_code
             if event == "call" and code.co_filename in files:
-                calls.setdefault((code.co_filename, code.co_qualname, code.co_firstlineno),
-                                 set()).add(nodeid)
+                calls.setdefault(
+                    (code.co_filename, code.co_qualname, code.co_firstlineno), set()
+                ).add(nodeid)
 
         sys.setprofile(tracer)
         threading.setprofile(tracer)
@@ -307,6 +379,7 @@ class CallMap:
 
 def run_pytest(args, plugins=()) -> int:
     import jax
+
     jax.clear_caches()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -322,9 +395,13 @@ def run_subprocess(m: Mutant, path: Path, tests: list[str]) -> int:
         target.write_bytes(apply(path.read_bytes(), m))
         env = {**os.environ, "PYTHONPATH": tmp}
         try:
-            return subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS, *tests],
-                                  cwd=tmp, env=env, capture_output=True,
-                                  timeout=900).returncode
+            return subprocess.run(
+                [sys.executable, "-m", "pytest", *PYTEST_ARGS, *tests],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                timeout=900,
+            ).returncode
         except subprocess.TimeoutExpired:
             return 124
 
@@ -332,20 +409,26 @@ def run_subprocess(m: Mutant, path: Path, tests: list[str]) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
-    parser.add_argument("--survivors", action="store_true",
-                        help="rerun only the mutants that survived the last run")
+    parser.add_argument(
+        "--survivors", action="store_true", help="rerun only the mutants that survived the last run"
+    )
     args = parser.parse_args()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     # tests/conftest.py's settings, made here as jax is imported before it (2 devices)
     os.environ.setdefault("HTAF_TEST_DEVICES", "2")
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
-                               "device_count=2 --xla_backend_optimization_level=0").strip()
-    os.environ.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-                      JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "htaf-mutation-xla-cache"),
-                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-                      JAX_COMPILATION_CACHE_MAX_SIZE=str(4 << 30))
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
+        "device_count=2 --xla_backend_optimization_level=0"
+    ).strip()
+    os.environ.update(
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "htaf-mutation-xla-cache"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        JAX_COMPILATION_CACHE_MAX_SIZE=str(4 << 30),
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     store = OUT / "mutants.json"
     results = json.loads(store.read_text()) if store.exists() else {}
@@ -392,27 +475,46 @@ def main():
                 rc = run_subprocess(m, path, sorted({t.split("::")[0] for t in covering}))
                 status = "survived" if rc == 0 else "killed"
                 note = "module level: a subprocess"
-            outcome[m.key] = {"status": status, "line": m.line, "kind": m.kind,
-                              "old": m.old, "new": m.new, "rc": rc if covering else None,
-                              "note": note, "seconds": round(time.time() - t1, 1)}
-            print(f"{name} {i + 1}/{len(mutants)} line {m.line} {m.kind}: {status} "
-                  f"({time.time() - t1:.1f} s)", flush=True)
+            outcome[m.key] = {
+                "status": status,
+                "line": m.line,
+                "kind": m.kind,
+                "old": m.old,
+                "new": m.new,
+                "rc": rc if covering else None,
+                "note": note,
+                "seconds": round(time.time() - t1, 1),
+            }
+            print(
+                f"{name} {i + 1}/{len(mutants)} line {m.line} {m.kind}: {status} "
+                f"({time.time() - t1:.1f} s)",
+                flush=True,
+            )
             results[name] = {"digest": digest, "tests": tests, "mutants": outcome}
             store.write_text(json.dumps(results, indent=1, ensure_ascii=False))
         live = {m.key for m in mutants}
         outcome = {k: v for k, v in outcome.items() if k in live}
-        results[name] = {"digest": digest, "tests": tests, "mutants": outcome,
-                         "seconds": round(time.time() - t0)}
+        results[name] = {
+            "digest": digest,
+            "tests": tests,
+            "mutants": outcome,
+            "seconds": round(time.time() - t0),
+        }
         store.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     write_report(results, " ".join(sys.argv[1:]))
 
 
 def write_report(results: dict, argv: str):
-    lines = ["# Mutation testing of the core modules", "",
-             "Written by `python tests/mutation.py` (see its docstring for the operators and how "
-             "mutants run); this run's arguments: `" + (argv or "(none)") + "`. Raw results: "
-             "`mutants.json`.", "",
-             "| module | tests | mutants | killed | survived | score |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Mutation testing of the core modules",
+        "",
+        "Written by `python tests/mutation.py` (see its docstring for the operators and how "
+        "mutants run); this run's arguments: `" + (argv or "(none)") + "`. Raw results: "
+        "`mutants.json`.",
+        "",
+        "| module | tests | mutants | killed | survived | score |",
+        "|---|---|---|---|---|---|",
+    ]
     total = killed = 0
     for name in MODULES:
         if name not in results:
@@ -422,16 +524,22 @@ def write_report(results: dict, argv: str):
         k = sum(o["status"] == "killed" for o in outs)
         total, killed = total + len(outs), killed + k
         tests = ", ".join(Path(t).name for t in r["tests"])
-        lines.append(f"| {MODULES[name][0]} | {tests} | {len(outs)} | {k} | {len(outs) - k} | "
-                     f"{100 * k / max(len(outs), 1):.1f}% |")
-    lines.append(f"| **all** | | {total} | {killed} | {total - killed} | "
-                 f"**{100 * killed / max(total, 1):.1f}%** |")
+        lines.append(
+            f"| {MODULES[name][0]} | {tests} | {len(outs)} | {k} | {len(outs) - k} | "
+            f"{100 * k / max(len(outs), 1):.1f}% |"
+        )
+    lines.append(
+        f"| **all** | | {total} | {killed} | {total - killed} | "
+        f"**{100 * killed / max(total, 1):.1f}%** |"
+    )
     lines += ["", "## Survivors", ""]
     for name in MODULES:
         for o in (results.get(name, {}).get("mutants", {})).values():
             if o["status"] == "survived":
-                lines.append(f"- `{MODULES[name][0]}:{o['line']}` {o['kind']}: "
-                             f"`{o['old']}` → `{o['new'] or '(removed)'}` ({o['note']})")
+                lines.append(
+                    f"- `{MODULES[name][0]}:{o['line']}` {o['kind']}: "
+                    f"`{o['old']}` → `{o['new'] or '(removed)'}` ({o['note']})"
+                )
     (OUT / "mutation.md").write_text("\n".join(lines) + "\n")
 
 

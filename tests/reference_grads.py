@@ -11,6 +11,7 @@ computations that autodiff differentiates, with the same forward values:
 
 Under it, ``jax.grad`` of a model's loss is the reference; outside it, the library's.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,9 +35,17 @@ def _htaf(x, alpha, beta):
 def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
     def spike_fn(x):
         return sg(spike.value(x, hp)) + sg(spike.rule(x, hp)) * (x - sg(x))
-    return reference_lif(currents, beta=beta, threshold=threshold, spike_fn=spike_fn,
-                         reset=options.reset, detach_reset=options.detach_reset,
-                         reset_delay=options.reset_delay, fire_first=options.fire_first)
+
+    return reference_lif(
+        currents,
+        beta=beta,
+        threshold=threshold,
+        spike_fn=spike_fn,
+        reset=options.reset,
+        detach_reset=options.detach_reset,
+        reset_delay=options.reset_delay,
+        fire_first=options.fire_first,
+    )
 
 
 def autodiff_reference(monkeypatch):
@@ -51,8 +60,9 @@ def assert_grads_equal(got, want, rtol=1e-4):
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
         scale = float(jnp.abs(b).max())
         assert scale > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale,
-                                   err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(
+            a, b, rtol=rtol, atol=rtol * scale, err_msg=jax.tree_util.keystr(path)
+        )
 
 
 def random_direction(tree, seed=0):
@@ -62,8 +72,10 @@ def random_direction(tree, seed=0):
 
 def directional_difference(loss, params, direction, eps=1e-3):
     """(f(p + εv) − f(p − εv)) / 2ε: the derivative of a smooth loss along v."""
+
     def at(sign):
         return loss(jax.tree.map(lambda p, v: p + sign * eps * v, params, direction))
+
     return (at(1.0) - at(-1.0)) / (2 * eps)
 
 
@@ -83,13 +95,15 @@ def check_against_float64(loss_of, params, grads, eps=1e-6):
         def run(p):
             g = jax.grad(loss)(p)
             return g, tree_vdot(g, v), directional_difference(loss, p, v, eps)
+
         g64, slope, difference = jax.jit(run)(p64)
         np.testing.assert_allclose(slope, difference, rtol=1e-5)
     # Relative to the largest entry of all: some leaves' true gradient is 0 (attention's
     # key bias: softmax ignores a shift), where float32 leaves rounding noise.
     scale = max(float(jnp.abs(leaf).max()) for leaf in jax.tree.leaves(g64))
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(g64)):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale,
-                                   err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(
+            a, b, rtol=1e-3, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path)
+        )
     for part in g64:  # the gradient reaches every part of the model
         assert max(float(jnp.abs(leaf).max()) for leaf in jax.tree.leaves(g64[part])) > 0, part

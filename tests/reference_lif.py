@@ -2,15 +2,26 @@
 the library's hand-written-gradient scan (htaf_jax.spiking.lif) is tested against.
 Written from the equations of htaf_jax.spiking's docstring, nothing shared with it
 beyond the spike function."""
+
 import jax
 import jax.numpy as jnp
 
 from htaf_jax.spiking import threshold_spike
 
 
-def reference_lif(currents, *, beta, threshold, spike_fn, reset="subtract",
-                  detach_reset=True, reset_delay=False, spike_at_threshold=True,
-                  fire_first=False, num_steps=None):
+def reference_lif(
+    currents,
+    *,
+    beta,
+    threshold,
+    spike_fn,
+    reset="subtract",
+    detach_reset=True,
+    reset_delay=False,
+    spike_at_threshold=True,
+    fire_first=False,
+    num_steps=None,
+):
     if num_steps is not None:
         currents = jnp.broadcast_to(currents, (num_steps,) + currents.shape)
     subtract = reset == "subtract"

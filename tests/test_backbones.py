@@ -1,4 +1,5 @@
 """ResNet-18 (CIFAR) and ViT backbones: shapes, structure, gradients, use in the ICBM and baseline."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,9 @@ TINY_RESNET = dict(stage_channels=(4, 8), blocks_per_stage=1)
 
 def _images(size, channels, b=3):
     # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
-    return jnp.asarray(np.random.default_rng(0).standard_normal((b, size, size, channels)),
-                       jnp.float32)
+    return jnp.asarray(
+        np.random.default_rng(0).standard_normal((b, size, size, channels)), jnp.float32
+    )
 
 
 def _one_program(fn, key):
@@ -34,9 +36,10 @@ def _one_program(fn, key):
 def test_resnet18_shapes_and_structure(size, channels):
     net = ResNet18Backbone(**NARROW_RESNET)
     x = jax.ShapeDtypeStruct((3, size, size, channels), jnp.float32)
-    variables = jax.eval_shape(net.init, jax.random.key(1), x)    # shapes only: no compile
+    variables = jax.eval_shape(net.init, jax.random.key(1), x)  # shapes only: no compile
     feats, upd = jax.eval_shape(
-        lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]), variables, x)
+        lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]), variables, x
+    )
     chex.assert_shape(feats, (3, 8))
     params = variables["params"]
     blocks = sorted(k for k in params if k.startswith("_BasicBlock"))
@@ -57,6 +60,7 @@ def _features_loss(net, x):
 
     def loss(params):
         return jnp.sum(net.apply({"params": params}, x) * w.astype(x.dtype))
+
     return loss
 
 
@@ -74,8 +78,9 @@ def test_vit_shapes_tokens_and_gradients(pool):
 
     variables, feats, f2, g = _one_program(run, jax.random.key(1))
     # A smooth net: the gradient equals float64 autodiff, which finite differences confirm.
-    check_against_float64(lambda dtype: _features_loss(net, x.astype(dtype)),
-                          variables["params"], g)
+    check_against_float64(
+        lambda dtype: _features_loss(net, x.astype(dtype)), variables["params"], g
+    )
     chex.assert_shape(feats, (3, 16))
     tokens = 9 + (pool == "cls")  # 3×3 patches of 4, plus the class token
     chex.assert_shape(variables["params"]["pos_embedding"], (1, tokens, 16))
@@ -91,8 +96,7 @@ def test_vit_rejects_bad_options():
     with pytest.raises(ValueError, match="does not divide the image size 10×10"):
         jax.eval_shape(ViTBackbone(**SMALL_VIT).init, jax.random.key(0), _images(10, 1))
     with pytest.raises(ValueError, match="pool must be 'cls' or 'mean'"):
-        jax.eval_shape(ViTBackbone(**SMALL_VIT, pool="max").init, jax.random.key(0),
-                       _images(12, 1))
+        jax.eval_shape(ViTBackbone(**SMALL_VIT, pool="max").init, jax.random.key(0), _images(12, 1))
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         make_backbone("vgg")
     with pytest.raises(ValueError, match="has no fields"):
@@ -111,10 +115,15 @@ def test_new_backbones_in_the_icbm_and_its_baseline(backbone, kwargs, name):
 
     def loss_of(dtype):
         def loss(params):
-            logits, _ = model.apply({"params": params}, x.astype(dtype), train=True,
-                                    mutable=["batch_stats", "intermediates"])
+            logits, _ = model.apply(
+                {"params": params},
+                x.astype(dtype),
+                train=True,
+                mutable=["batch_stats", "intermediates"],
+            )
             chex.assert_shape(logits, (4, 5))
             return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
+
         return loss
 
     def grads(key):

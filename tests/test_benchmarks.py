@@ -5,27 +5,38 @@ networks have the same parameters and that their steps train, the T-scaling tabl
 arithmetic and its parallel scan, that the 8-device step agrees with 1 device, and that
 the report renders (with and without snnTorch) from real, tiny measurements.
 """
+
 import math
 
 import jax
 import numpy as np
 import pytest
 
-from benchmarks import (device_check, harness, htaf_throughput, packed_inference, pipeline, run,
-                        snn_peers, snn_scaling, snn_step)
+from benchmarks import (
+    device_check,
+    harness,
+    htaf_throughput,
+    packed_inference,
+    pipeline,
+    run,
+    snn_peers,
+    snn_scaling,
+    snn_step,
+)
 from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.spiking import leaky_integrate
 
 TORCH_MISSING = snn_step.torch_unavailable_reason()
-needs_torch = pytest.mark.skipif(TORCH_MISSING is not None,
-                                 reason=f"torch/snntorch not importable: {TORCH_MISSING}")
+needs_torch = pytest.mark.skipif(
+    TORCH_MISSING is not None, reason=f"torch/snntorch not importable: {TORCH_MISSING}"
+)
 
 
 def test_step_flops_match_a_hand_count():
     # 784-1000-10, T=25, B=128: N = 3200 rows.
     f = snn_step.step_flops(25, 128, 1000)
-    forward = 2 * 3200 * 784 * 1000 + 2 * 3200 * 1000 * 10            # 5.0816e9
+    forward = 2 * 3200 * 784 * 1000 + 2 * 3200 * 1000 * 10  # 5.0816e9
     assert f["forward"] == forward == 5_081_600_000
     assert f["nominal"] == 3 * forward
     # forward + weight grads (= forward) + input grad of the second layer only
@@ -39,8 +50,9 @@ def test_param_count_matches_the_flax_model():
     model = snn_step.jax_model(num_steps=2, hidden=16, encoding="rate", surrogate="htaf")
     images, _ = snn_step.synthetic_batch(2)
     # Shapes are all a count needs: traced, not run (eagerly, each op compiles on its own).
-    params = jax.eval_shape(model.init, {"params": jax.random.key(0),
-                                         "sample": jax.random.key(1)}, images)["params"]
+    params = jax.eval_shape(
+        model.init, {"params": jax.random.key(0), "sample": jax.random.key(1)}, images
+    )["params"]
     n = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
     assert n == snn_step.count_params(snn_step.layer_shapes(16)) == 784 * 16 + 16 + 16 * 10 + 10
 
@@ -50,8 +62,7 @@ def test_jax_steps_train():
     direct input (no sampling noise) the same batch's loss falls step after step."""
     images, labels = snn_step.synthetic_batch(8)
     for enc in ("rate", "direct"):
-        step, shapes = snn_step.make_jax_step(snn_step.jax_model(3, 8, enc, "atan"),
-                                              images, labels)
+        step, shapes = snn_step.make_jax_step(snn_step.jax_model(3, 8, enc, "atan"), images, labels)
         assert shapes["dense0"]["kernel"] == (784, 8) and shapes["head"]["kernel"] == (8, 10)
         losses = [step() for _ in range(6)]  # donated buffers are replaced: calls chain
         assert all(math.isfinite(x) for x in losses)
@@ -64,13 +75,14 @@ def test_jax_steps_train():
 def test_snntorch_network_has_our_parameters_and_trains():
     images, labels = snn_step.synthetic_batch(8)
     step, torch_shapes, encode = snn_step.make_torch_step(3, 8, images, labels)
-    _, jax_shapes = snn_step.make_jax_step(snn_step.jax_model(3, 8, "rate", "atan"),
-                                           images, labels)
+    _, jax_shapes = snn_step.make_jax_step(snn_step.jax_model(3, 8, "rate", "atan"), images, labels)
     # torch.nn.Linear stores (out, in); flax Dense (in, out).
-    assert torch_shapes == {"fc1.weight": jax_shapes["dense0"]["kernel"][::-1],
-                            "fc1.bias": jax_shapes["dense0"]["bias"],
-                            "fc2.weight": jax_shapes["head"]["kernel"][::-1],
-                            "fc2.bias": jax_shapes["head"]["bias"]}
+    assert torch_shapes == {
+        "fc1.weight": jax_shapes["dense0"]["kernel"][::-1],
+        "fc1.bias": jax_shapes["dense0"]["bias"],
+        "fc2.weight": jax_shapes["head"]["kernel"][::-1],
+        "fc2.bias": jax_shapes["head"]["bias"],
+    }
     losses = [step() for _ in range(3)]
     assert all(math.isfinite(x) for x in losses)
     assert losses[0] == pytest.approx(math.log(10), abs=1.0)
@@ -80,8 +92,12 @@ def test_snntorch_network_has_our_parameters_and_trains():
 def test_associative_scan_is_the_leaky_integrator():
     currents = jax.random.normal(jax.random.key(0), (64, 3, 5))
     for beta in (0.0, 0.5, 0.9, 1.0, np.linspace(0.1, 0.9, 5, dtype=np.float32)):
-        np.testing.assert_allclose(snn_scaling.associative_leaky_integrate(currents, beta),
-                                   leaky_integrate(currents, beta), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            snn_scaling.associative_leaky_integrate(currents, beta),
+            leaky_integrate(currents, beta),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_lif_options_are_every_valid_combination():
@@ -94,8 +110,9 @@ def test_lif_options_are_every_valid_combination():
 @pytest.fixture(scope="module")
 def scaling():
     options = snn_scaling.lif_options()[:2]  # the structure, not all 24 compilations
-    return snn_scaling.measure(t_values=(4, 8), option_t=(4, 8), batch=2, n=8, repeats=1,
-                               option_repeats=1, options=options)
+    return snn_scaling.measure(
+        t_values=(4, 8), option_t=(4, 8), batch=2, n=8, repeats=1, option_repeats=1, options=options
+    )
 
 
 def test_scaling_table_arithmetic(scaling):
@@ -108,8 +125,9 @@ def test_scaling_table_arithmetic(scaling):
         assert s["max_over_min"][name] == pytest.approx(max(per.values()) / min(per.values()))
     assert s["default_option"] == "subtract, same-step, detach, H(0)=1" in s["option_ms_per_step"]
     over = {k: v["8"] for k, v in s["option_ms_per_step"].items()}
-    assert s["option_over_fastest"] == pytest.approx({k: v / min(over.values())
-                                                      for k, v in over.items()})
+    assert s["option_over_fastest"] == pytest.approx(
+        {k: v / min(over.values()) for k, v in over.items()}
+    )
     assert min(s["option_over_fastest"].values()) == 1.0
     dv = s["targets"]["default_vs_fastest"]
     assert dv["value"] == s["option_over_fastest"][s["default_option"]]
@@ -118,7 +136,8 @@ def test_scaling_table_arithmetic(scaling):
     steep = sorted(k for k in ours if {**s["max_over_min"], **s["option_max_over_min"]}[k] > 1.3)
     assert s["targets"]["flat"] == {"target": 1.3, "met": not steep, "over": steep}
     assert s["parallel_over_sequential"]["8"] == pytest.approx(
-        s["ms_per_step"][snn_scaling.PARALLEL]["8"] / s["ms_per_step"][snn_scaling.SEQUENTIAL]["8"])
+        s["ms_per_step"][snn_scaling.PARALLEL]["8"] / s["ms_per_step"][snn_scaling.SEQUENTIAL]["8"]
+    )
 
 
 def _tiny_split(n=64, seed=0):
@@ -151,11 +170,19 @@ def test_reference_config_is_the_experiment_config():
     """pipeline builds the reference run from htaf_jax alone; it must stay the run that
     experiments/configs/mlp.py configures."""
     from experiments.configs import mlp
+
     want, got = mlp.get_config(), pipeline.reference_config()
     assert {k: v for k, v in want.model.to_dict().items()} == {
-        k: v for k, v in got.model.to_dict().items() if k != "num_classes"}
-    for field in ("seed", "optimizer", "learning_rate", "schedule", "warmup_steps",
-                  "grad_clip_norm"):
+        k: v for k, v in got.model.to_dict().items() if k != "num_classes"
+    }
+    for field in (
+        "seed",
+        "optimizer",
+        "learning_rate",
+        "schedule",
+        "warmup_steps",
+        "grad_clip_norm",
+    ):
         assert got[field] == want[field], field
 
 
@@ -182,6 +209,7 @@ def _one_sgd_step_gradient(num_devices: int, images, labels):
     import optax
 
     from htaf_jax.train import step as step_lib
+
     model = build_model(pipeline.reference_config().model, num_classes=10)
     mesh = step_lib.make_mesh(num_devices)
     tx = optax.sgd(1.0)
@@ -197,6 +225,7 @@ def _one_sgd_step_gradient(num_devices: int, images, labels):
 @pytest.mark.eight_devices
 def test_eight_device_gradient_equals_the_full_batch_gradient():
     import optax
+
     assert jax.device_count() >= 8, "tests/conftest.py fakes 8 CPU devices"
     split = _tiny_split(32)
     images = data_lib.Normalizer.fit(split.images)(split.images)
@@ -228,31 +257,48 @@ def tiny_parts():
     step.pop("params"), step.pop("params_at_check")
     pipe = pipeline.pipeline_rate(split, norm, 16, epochs=1)
     batches = pipeline.real_batches(split, norm, 16, count=2)
-    memory = {name: pipeline.step_memory(16, 1, donate)
-              for name, donate in (("without donation", False), ("with donation", True))}
+    memory = {
+        name: pipeline.step_memory(16, 1, donate)
+        for name, donate in (("without donation", False), ("with donation", True))
+    }
     return {
-        "machine": harness.machine_info(), "quick": True, "wall_s": 1.0,
+        "machine": harness.machine_info(),
+        "quick": True,
+        "wall_s": 1.0,
         "htaf": htaf_throughput.measure(log2n=8, repeats=2),
         "packed": packed_inference.measure(batch=8, repeats=1),
-        "pipeline": {"batch": 16, "model": "mlp", "train_examples": 64, "pipeline": pipe,
-                     "train_step": step, "end_to_end": {"images_per_s": 1.0, "steps": 2},
-                     "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"],
-                     "host_read": pipeline.host_read_rates(batches, steps=2, rounds=2),
-                     "donation": memory},
+        "pipeline": {
+            "batch": 16,
+            "model": "mlp",
+            "train_examples": 64,
+            "pipeline": pipe,
+            "train_step": step,
+            "end_to_end": {"images_per_s": 1.0, "steps": 2},
+            "pipeline_over_step": pipe["images_per_s"] / step["images_per_s"],
+            "host_read": pipeline.host_read_rates(batches, steps=2, rounds=2),
+            "donation": memory,
+        },
     }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("torch_present", [False, True])
-def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts, scaling,
-                                               torch_present):
+def test_report_renders_from_tiny_measurements(
+    tmp_path, monkeypatch, tiny_parts, scaling, torch_present
+):
     if torch_present and TORCH_MISSING is not None:
         pytest.skip(f"torch/snntorch not importable: {TORCH_MISSING}")
     if not torch_present:  # the path a host without torch takes
-        monkeypatch.setattr(snn_step, "torch_unavailable_reason",
-                            lambda: "ModuleNotFoundError: No module named 'torch'")
-    r = dict(tiny_parts, scaling=scaling, snn=snn_step.measure(
-        num_steps=2, batch=4, hidden=8, repeats=1, warmup=1, matmul_n=64))
+        monkeypatch.setattr(
+            snn_step,
+            "torch_unavailable_reason",
+            lambda: "ModuleNotFoundError: No module named 'torch'",
+        )
+    r = dict(
+        tiny_parts,
+        scaling=scaling,
+        snn=snn_step.measure(num_steps=2, batch=4, hidden=8, repeats=1, warmup=1, matmul_n=64),
+    )
     assert r["packed"]["equal_argmax"] and r["packed"]["weight_memory"]["ratio"] > 30
     md = run.render_markdown(r, "fig.png")
     assert "## Bit-packed binary inference" in md and "Same argmax on every example: **True**" in md
@@ -276,16 +322,29 @@ def test_report_renders_from_tiny_measurements(tmp_path, monkeypatch, tiny_parts
 
 
 def test_every_benchmark_takes_the_same_flag_library(capsys):
-    args = harness.parse(["--num-steps", "3", "--no-torch", "--only", "peers"], "usage",
-                         num_steps=(25, "T"), no_torch=(False, "x"), json=(None, "out"),
-                         only=(None, "part", ["peers"]))
+    args = harness.parse(
+        ["--num-steps", "3", "--no-torch", "--only", "peers"],
+        "usage",
+        num_steps=(25, "T"),
+        no_torch=(False, "x"),
+        json=(None, "out"),
+        only=(None, "part", ["peers"]),
+    )
     assert (args.num_steps, args.no_torch, args.json, args.only) == (3, True, None, "peers")
     for bad in (["--only", "nope"], ["--repeats", "x"], ["stray"]):
         with pytest.raises(SystemExit) as e:
             harness.parse(bad, "usage", only=(None, "part", ["peers"]), repeats=(2, "n"))
         assert e.value.code == 2
-    for module in (htaf_throughput, packed_inference, pipeline, run, snn_step, snn_peers,
-                   snn_scaling, device_check):
+    for module in (
+        htaf_throughput,
+        packed_inference,
+        pipeline,
+        run,
+        snn_step,
+        snn_peers,
+        snn_scaling,
+        device_check,
+    ):
         with pytest.raises(SystemExit) as e:
             module.main(["--help"])
         assert e.value.code == 0
@@ -299,7 +358,10 @@ def test_every_benchmark_takes_the_same_flag_library(capsys):
 
 def test_no_benchmark_imports_experiments():
     import pathlib
+
     for path in pathlib.Path(run.__file__).parent.glob("*.py"):
         assert "experiments" not in "".join(
-            ln for ln in path.read_text().splitlines(True) if ln.lstrip().startswith(
-                ("import ", "from "))), path
+            ln
+            for ln in path.read_text().splitlines(True)
+            if ln.lstrip().startswith(("import ", "from "))
+        ), path

@@ -1,12 +1,13 @@
 """The Bi-Real-Net-style binary ResNet: shapes, block structure, gradients, the unit
 registry's errors and the model summary against numbers computed by hand."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from htaf_jax.linen.summary import summarize
 from htaf_jax.binary import sign_quantizer
+from htaf_jax.linen.summary import summarize
 from htaf_jax.models.bnn_resnet import BinaryResNet
 from htaf_jax.units import bits_of, get_unit
 
@@ -42,8 +43,9 @@ def test_logits_shape_and_stage_resolutions(shape):
     model = BinaryResNet(stage_features=(4, 8, 16), blocks_per_stage=1)
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     variables = _shapes(model.init, KEY, x)
-    logits, inter = _shapes(lambda v, x: model.apply(v, x, capture_intermediates=True),
-                            variables, x)
+    logits, inter = _shapes(
+        lambda v, x: model.apply(v, x, capture_intermediates=True), variables, x
+    )
     assert logits.shape == (2, 10)
     side = shape[1]
     # Stages halve the resolution after the first (SAME padding: ceil).
@@ -70,19 +72,23 @@ def test_block_structure_binary_convs_and_shortcut_convs():
     # A wider stem than the first stage gives stage 0's first block a shortcut conv too.
     wide = _shapes(BinaryResNet(stage_features=(4, 8), stem_features=6).init, KEY, x)
     assert {b for b in wide["params"] if "shortcut_conv" in wide["params"][b]} == {
-        "stage0_block0", "stage1_block0"}
+        "stage0_block0",
+        "stage1_block0",
+    }
 
 
 def test_binary_conv_reads_signs_and_shortcut_is_real():
     """A block's output is BN(conv(sign x, sign W)·mean|W|) + x: with the BN at init
     (identity up to its ε, on running statistics 0/1), the shortcut passes x unchanged."""
     from htaf_jax.models.bnn_resnet import BiRealBlock
+
     block = BiRealBlock(3, unit="ste_sign")
     x, v = _init(block, (1, 5, 5, 3))
     w = v["params"]["conv"]["latent_kernel"]
     xs, ws = jnp.where(x >= 0, 1.0, -1.0), jnp.where(w >= 0, 1.0, -1.0)
-    conv = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv = jax.lax.conv_general_dilated(
+        xs, ws, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     expected = conv * jnp.mean(jnp.abs(w), axis=(0, 1, 2)) / jnp.sqrt(1 + 1e-5) + x
     np.testing.assert_allclose(jax.jit(block.apply)(v, x), expected, rtol=1e-5, atol=1e-5)
 
@@ -94,8 +100,9 @@ def test_gradients_reach_every_parameter(small):
 
     def loss(params, unit):
         model = BinaryResNet(stage_features=(4, 8), blocks_per_stage=1, surrogate=unit)
-        logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                                mutable=["batch_stats"])
+        logits, _ = model.apply(
+            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+        )
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
 
     grads = jax.jit(lambda p: {u: jax.grad(loss)(p, u) for u in UNITS})(variables["params"])
@@ -108,9 +115,11 @@ def test_gradients_reach_every_parameter(small):
 def test_train_mode_updates_batch_stats(small):
     model, x, variables = small
     _, updates = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-        variables)
-    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
-                           updates["batch_stats"], variables["batch_stats"])
+        variables
+    )
+    changed = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), updates["batch_stats"], variables["batch_stats"]
+    )
     assert all(jax.tree.leaves(changed))
     assert set(updates["batch_stats"]) == {"stem_bn", "stage0_block0", "stage1_block0"}
 
@@ -118,7 +127,7 @@ def test_train_mode_updates_batch_stats(small):
 def test_binary_unit_names():
     x = jnp.array([-0.5, 0.0, 2.0])
     assert sign_quantizer("htaf").__self__ == get_unit("htaf")
-    for name in ("ste_sign", "approx_sign", "atan"):   # a step unit's signed hard form, 1 bit
+    for name in ("ste_sign", "approx_sign", "atan"):  # a step unit's signed hard form, 1 bit
         np.testing.assert_array_equal(sign_quantizer(name)(x), [-1.0, 1.0, 1.0])
         assert bits_of(name) == 1
     assert sign_quantizer("ste_tern") == get_unit("ste_tern")  # other units: their own levels
@@ -134,15 +143,32 @@ def test_summary_by_hand(small):
     model, x, variables = small
     s = summarize(model, variables, x[:2])
     assert [layer.name for layer in s.layers] == [
-        "stem_conv", "stem_bn", "stage0_block0/conv", "stage0_block0/bn",
-        "stage1_block0/shortcut_conv", "stage1_block0/shortcut_bn", "stage1_block0/conv",
-        "stage1_block0/bn", "head"]
-    binary = 3 * 3 * 4 * 4 + 3 * 3 * 4 * 8                        # 144 + 288
+        "stem_conv",
+        "stem_bn",
+        "stage0_block0/conv",
+        "stage0_block0/bn",
+        "stage1_block0/shortcut_conv",
+        "stage1_block0/shortcut_bn",
+        "stage1_block0/conv",
+        "stage1_block0/bn",
+        "head",
+    ]
+    binary = 3 * 3 * 4 * 4 + 3 * 3 * 4 * 8  # 144 + 288
     real = 3 * 3 * 4 + 1 * 1 * 4 * 8 + 8 * 10 + 10 + 2 * (4 + 4 + 8 + 8)
     assert s.params == {1: binary, 32: real}
-    assert [layer.input_precision for layer in s.layers] == [32, None, 1, None, 32, None, 1, None, 32]
-    macs_1 = 144 * 64 + 288 * 16                                   # 13824
-    macs_32 = 36 * 64 + 32 * 16 + 80                               # 2896
+    assert [layer.input_precision for layer in s.layers] == [
+        32,
+        None,
+        1,
+        None,
+        32,
+        None,
+        1,
+        None,
+        32,
+    ]
+    macs_1 = 144 * 64 + 288 * 16  # 13824
+    macs_32 = 36 * 64 + 32 * 16 + 80  # 2896
     assert s.macs == {1: macs_1, 32: macs_32}
     assert s.binary_mac_ratio == pytest.approx(13824 / 16720)
     assert s.memory_bytes == (binary + 32 * real) / 8
@@ -153,24 +179,31 @@ def test_react_block_rsign_threshold_and_rprelu_by_hand():
     """react=True: BN(conv(sign(x − t))·mean|W|) + x, then PReLU(· − γ; β) + ζ, with t, γ,
     β, ζ set to non-default values per channel."""
     from htaf_jax.models.bnn_resnet import BiRealBlock
+
     block = BiRealBlock(3, unit="ste_sign", react=True)
     x, v = _init(block, (1, 5, 5, 3))
-    t, g, b, z = (jnp.array(a, jnp.float32) for a in (
-        [0.3, -0.2, 0.5], [0.1, -0.4, 0.0], [0.25, 0.5, -0.1], [0.0, 0.2, -0.3]))
+    t, g, b, z = (
+        jnp.array(a, jnp.float32)
+        for a in ([0.3, -0.2, 0.5], [0.1, -0.4, 0.0], [0.25, 0.5, -0.1], [0.0, 0.2, -0.3])
+    )
     p = {**v["params"], "threshold": t, "rprelu": {"shift_in": g, "slope": b, "shift_out": z}}
     w = p["conv"]["latent_kernel"]
     xs, ws = jnp.where(x - t >= 0, 1.0, -1.0), jnp.where(w >= 0, 1.0, -1.0)
-    conv = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv = jax.lax.conv_general_dilated(
+        xs, ws, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     u = conv * jnp.mean(jnp.abs(w), axis=(0, 1, 2)) / jnp.sqrt(1 + 1e-5) + x - g
     expected = jnp.where(u > 0, u, b * u) + z
-    np.testing.assert_allclose(jax.jit(block.apply)({**v, "params": p}, x), expected,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(block.apply)({**v, "params": p}, x), expected, rtol=1e-5, atol=1e-5
+    )
     # At init (t = γ = ζ = 0, β = 0.25) the block is Bi-Real's followed by a PReLU.
     plain = BiRealBlock(3, unit="ste_sign").apply(
-        {**v, "params": {k: v["params"][k] for k in ("conv", "bn")}}, x)
-    np.testing.assert_allclose(block.apply(v, x), jnp.where(plain > 0, plain, 0.25 * plain),
-                               rtol=1e-6)
+        {**v, "params": {k: v["params"][k] for k in ("conv", "bn")}}, x
+    )
+    np.testing.assert_allclose(
+        block.apply(v, x), jnp.where(plain > 0, plain, 0.25 * plain), rtol=1e-6
+    )
 
 
 def test_react_gradients_reach_thresholds_and_rprelu():
@@ -178,8 +211,9 @@ def test_react_gradients_reach_thresholds_and_rprelu():
     x, variables = _init(model, (4, 8, 8, 1))
 
     def loss(params):
-        logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                                mutable=["batch_stats"])
+        logits, _ = model.apply(
+            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+        )
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), jnp.arange(4)])
 
     # The head's ReLU follows the last RPReLU: at init (ζ = 0) it zeroes every negative
@@ -200,9 +234,14 @@ def test_react_gradients_reach_thresholds_and_rprelu():
     plain = summarize(plain_model, _init(plain_model, (4, 8, 8, 1))[1], x[:2])
     assert s.params[32] - plain.params[32] == (4 + 12) + (4 + 24)
     assert s.macs == plain.macs
-    own = {layer.name: (layer.kind, layer.params, layer.output_shape) for layer in s.layers
-           if layer.kind != "BatchNorm" and not layer.macs}
-    assert own == {"stage0_block0": ("BiRealBlock", {32: 4}, (8, 8, 4)),
-                   "stage0_block0/rprelu": ("RPReLU", {32: 12}, (8, 8, 4)),
-                   "stage1_block0": ("BiRealBlock", {32: 4}, (4, 4, 8)),
-                   "stage1_block0/rprelu": ("RPReLU", {32: 24}, (4, 4, 8))}
+    own = {
+        layer.name: (layer.kind, layer.params, layer.output_shape)
+        for layer in s.layers
+        if layer.kind != "BatchNorm" and not layer.macs
+    }
+    assert own == {
+        "stage0_block0": ("BiRealBlock", {32: 4}, (8, 8, 4)),
+        "stage0_block0/rprelu": ("RPReLU", {32: 12}, (8, 8, 4)),
+        "stage1_block0": ("BiRealBlock", {32: 4}, (4, 4, 8)),
+        "stage1_block0/rprelu": ("RPReLU", {32: 24}, (4, 4, 8)),
+    }

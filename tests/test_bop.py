@@ -1,4 +1,5 @@
 """Bop against Larq's update written out in numpy, and combined with Adam."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,22 +97,38 @@ def test_the_engine_trains_with_bop_and_logs_the_flips_it_made():
     from htaf_jax.models import build_model
     from htaf_jax.train import step as step_lib
     from htaf_jax.train.optim import make_optimizer
-    config = ml_collections.ConfigDict(dict(
-        optimizer="bop", bop_threshold=0.0, bop_gamma=0.5, learning_rate=1e-3,
-        warmup_steps=0, schedule="constant",
-        model=dict(name="bnn_mlp", hidden=(32,), surrogate="htaf")))
+
+    config = ml_collections.ConfigDict(
+        dict(
+            optimizer="bop",
+            bop_threshold=0.0,
+            bop_gamma=0.5,
+            learning_rate=1e-3,
+            warmup_steps=0,
+            schedule="constant",
+            model=dict(name="bnn_mlp", hidden=(32,), surrogate="htaf"),
+        )
+    )
     model = build_model(config.model, num_classes=10)
     tx, mesh = make_optimizer(config, 10), step_lib.make_mesh(1)
     state, rng = step_lib.replicate(
-        (step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), jax.random.key(1)),
-        mesh)
+        (step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), jax.random.key(1)), mesh
+    )
     rows = np.random.default_rng(0)
-    batch = step_lib.shard_batch((rows.normal(size=(32, 28, 28, 1)).astype(np.float32),
-                                  rows.integers(0, 10, 32).astype(np.int32)), mesh)
+    batch = step_lib.shard_batch(
+        (
+            rows.normal(size=(32, 28, 28, 1)).astype(np.float32),
+            rows.integers(0, 10, 32).astype(np.int32),
+        ),
+        mesh,
+    )
     train_step = step_lib.make_train_step(model, tx, mesh, donate=False)
     labels = binary_labels(state.params)
-    binary = lambda p: [w for w, lab in zip(jax.tree.leaves(p), jax.tree.leaves(labels))  # noqa
-                        if lab == "binary"]
+    binary = lambda p: [
+        w
+        for w, lab in zip(jax.tree.leaves(p), jax.tree.leaves(labels))  # noqa
+        if lab == "binary"
+    ]
     assert binary(state.params), "the model has latent kernels for Bop"
     state1, _ = train_step(state, *batch, rng)
     state2, metrics = train_step(state1, *batch, jax.random.key(2))
@@ -143,7 +160,7 @@ def test_labels_read_the_last_path_entry_and_flip_ratio_edge_cases():
     params = {"a": {"b": {"latent_kernel": jnp.ones(3), "bias": jnp.ones(2)}}}
     assert binary_labels(params) == {"a": {"b": {"latent_kernel": "binary", "bias": "real"}}}
     tx = bop_with(optax.sgd(0.1))
-    state = tx.init({"bias": jnp.ones(2)})              # no binary weight at all
+    state = tx.init({"bias": jnp.ones(2)})  # no binary weight at all
     assert float(flip_ratio(state)) == 0.0
     w = {"latent_kernel": jnp.ones(1)}
     tx = bop(threshold=0.0, gamma=1.0)
@@ -174,8 +191,9 @@ def test_bop_with_trains_an_nnx_model_through_nnx_optimizer():
     y = jnp.arange(32) % 3
     tx = bop_with(optax.adam(1e-2), threshold=0.0, gamma=1.0)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    grads = nnx.grad(lambda m: optax.softmax_cross_entropy_with_integer_labels(
-        m(x), y).mean())(model)
+    grads = nnx.grad(lambda m: optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean())(
+        model
+    )
     optimizer.update(model, grads)
     kernel = np.asarray(model.fc1.latent_kernel[...])
     # ±1 up to float32 rounding: optax's updates are additive (w + (±1 − w)).
@@ -187,5 +205,6 @@ def test_bop_with_trains_an_nnx_model_through_nnx_optimizer():
     w, g = jnp.array([1.0, -1.0]), jnp.array([2e-4, 0.0])  # m = γ·g = 2e-8 > τ flips w[0]
     params = {"l": {"latent_kernel": w}}
     updates, _ = inner.update({"l": {"latent_kernel": g}}, inner.init(params), params)
-    np.testing.assert_array_equal(optax.apply_updates(params, updates)["l"]["latent_kernel"],
-                                  [-1.0, -1.0])
+    np.testing.assert_array_equal(
+        optax.apply_updates(params, updates)["l"]["latent_kernel"], [-1.0, -1.0]
+    )

@@ -13,6 +13,7 @@ Budget: the default profile draws ``VALIDATION_DRAWS`` command lines and trains
 ``TRAINED_DRAWS`` (well under 60 s on 2 CPU cores); ``HYPOTHESIS_PROFILE=long`` draws 40x
 as many for a run outside CI.
 """
+
 import glob
 import importlib
 import math
@@ -22,32 +23,54 @@ import typing
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
 from data_marks import needs_data  # noqa: E402
 from helpers import QUIET  # noqa: E402
-from htaf_jax.train import cli, config as config_lib, loop  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from htaf_jax.train import cli, loop  # noqa: E402
+from htaf_jax.train import config as config_lib  # noqa: E402
 
 VALIDATION_DRAWS, TRAINED_DRAWS = 150, 3
 for _name, _scale in (("default", 1), ("long", 40)):
-    settings.register_profile(_name, deadline=None, derandomize=_name == "default",
-                              suppress_health_check=list(HealthCheck), print_blob=True,
-                              max_examples=VALIDATION_DRAWS * _scale)
+    settings.register_profile(
+        _name,
+        deadline=None,
+        derandomize=_name == "default",
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+        max_examples=VALIDATION_DRAWS * _scale,
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 SCALE = 40 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(f"{REPO}/experiments/configs/*.py")
-                 if os.path.basename(p) not in ("__init__.py", "studies.py"))
+CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(f"{REPO}/experiments/configs/*.py")
+    if os.path.basename(p) not in ("__init__.py", "studies.py")
+)
 KINDS = ("valid", "wrong_type", "out_of_range", "unknown_name", "empty", "nan")
 # A runlocal-sized model per config, for the draws that train one step.
-SMALL = {"mlp": {"model.hidden_sizes": (16,)}, "snn_mlp": {"model.hidden": (16,), "model.num_steps": 2},
-         "bnn_mlp": {"model.hidden": (16,)}, "dhn_mlp": {"model.width": 16, "model.depth": 2},
-         "icbm": {"model.backbone_kwargs.widths": (16,), "model.num_concepts": 8},
-         "icbm_sparse": {"model.backbone_kwargs.widths": (16,), "model.num_concepts": 8}}
-ONE_STEP = {"train_subset": 128, "test_subset": 64, "batch_size": 32, "eval_batch_size": 64,
-            "num_train_steps": 1, "num_epochs": 1, "log_every_steps": 1,
-            "checkpoint_every_steps": 100, **QUIET}
+SMALL = {
+    "mlp": {"model.hidden_sizes": (16,)},
+    "snn_mlp": {"model.hidden": (16,), "model.num_steps": 2},
+    "bnn_mlp": {"model.hidden": (16,)},
+    "dhn_mlp": {"model.width": 16, "model.depth": 2},
+    "icbm": {"model.backbone_kwargs.widths": (16,), "model.num_concepts": 8},
+    "icbm_sparse": {"model.backbone_kwargs.widths": (16,), "model.num_concepts": 8},
+}
+ONE_STEP = {
+    "train_subset": 128,
+    "test_subset": 64,
+    "batch_size": 32,
+    "eval_batch_size": 64,
+    "num_train_steps": 1,
+    "num_epochs": 1,
+    "log_every_steps": 1,
+    "checkpoint_every_steps": 100,
+    **QUIET,
+}
 
 
 def _config(name):
@@ -72,6 +95,7 @@ def _model_hint(name, path):
     if not path.startswith("model.") or path.count(".") != 1:
         return None
     from htaf_jax.models import build_model
+
     try:
         return typing.get_type_hints(type(build_model(_config(name).model))).get(path[6:])
     except Exception:  # noqa: BLE001 - a field without a resolvable annotation
@@ -102,8 +126,11 @@ def overrides(draw, names=CONFIGS, kinds=KINDS):
             value = draw(st.sampled_from(spec.values))
         elif isinstance(spec, config_lib.Number):
             high = spec.high if spec.high is not None else spec.low + 64
-            value = (draw(st.integers(int(spec.low) + spec.strict, int(high))) if spec.integer
-                     else draw(st.floats(spec.low, high, exclude_min=spec.strict)))
+            value = (
+                draw(st.integers(int(spec.low) + spec.strict, int(high)))
+                if spec.integer
+                else draw(st.floats(spec.low, high, exclude_min=spec.strict))
+            )
         elif isinstance(spec, config_lib.Flag) or isinstance(default, bool):
             value = draw(st.booleans())
         elif literal:
@@ -125,8 +152,15 @@ def overrides(draw, names=CONFIGS, kinds=KINDS):
 
 
 def _run(name, path, text, workdir, train_fn, extra=()):
-    argv = ["train", "--config", f"experiments/configs/{name}.py", "--workdir", str(workdir),
-            *extra, f"--config.{path}={text}"]
+    argv = [
+        "train",
+        "--config",
+        f"experiments/configs/{name}.py",
+        "--workdir",
+        str(workdir),
+        *extra,
+        f"--config.{path}={text}",
+    ]
     try:
         return cli.main(argv, train_fn=train_fn), ""
     except SystemExit as e:
@@ -146,11 +180,13 @@ def _check_outcome(code, err, path, label):
 
 @given(draw=overrides())
 def test_every_drawn_override_passes_the_checks_or_is_one_line_naming_the_field(
-        draw, tmp_path_factory, capsys):
+    draw, tmp_path_factory, capsys
+):
     name, path, kind, text = draw
     workdir = tmp_path_factory.mktemp("fuzz")
-    code, _ = _run(name, path, text, workdir,
-                   lambda config, w: (loop.check_run(config, w), None)[1])
+    code, _ = _run(
+        name, path, text, workdir, lambda config, w: (loop.check_run(config, w), None)[1]
+    )
     err = capsys.readouterr().err
     _check_outcome(code, err, path, f"{name} --config.{path}={text!r} ({kind})")
 

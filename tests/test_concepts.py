@@ -1,4 +1,5 @@
 """Interpretation tools: activations, discretisation, contributions, interventions, grids."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,7 +61,9 @@ def test_intervention_changes_logits_by_the_head_weight(trained_like, value):
     model, variables, x = trained_like
     kernel, _ = head_weights(variables)
     hard = np.asarray(model.apply(variables, x, method=ICBM.concepts))
-    k = int(np.argmax(np.abs(hard.mean(0) - 0.5) < 0.5))  # a concept that is on for some, off for others
+    k = int(
+        np.argmax(np.abs(hard.mean(0) - 0.5) < 0.5)
+    )  # a concept that is on for some, off for others
     out = intervene(model, variables, x, concept=k, value=value)
     expected = out.logits_before + (value - hard[:, k])[:, None] * kernel[k][None, :]
     np.testing.assert_allclose(out.logits_after, expected, rtol=1e-5, atol=1e-5)
@@ -123,8 +126,15 @@ def test_concept_grids(tmp_path):
     least = ranked_examples(pre, 3, n=4, least=True)
     assert pre[least, 3].max() < pre[top, 3].min()
     path = tmp_path / "c3_top.png"
-    shown = save_concept_grid(str(path), images, pre, 3, n=10, labels=np.arange(30) % 10,
-                              class_names=[f"k{i}" for i in range(10)])
+    shown = save_concept_grid(
+        str(path),
+        images,
+        pre,
+        3,
+        n=10,
+        labels=np.arange(30) % 10,
+        class_names=[f"k{i}" for i in range(10)],
+    )
     np.testing.assert_array_equal(shown, ranked_examples(pre, 3, n=10))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     overview = tmp_path / "sub" / "overview.png"

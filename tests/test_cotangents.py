@@ -4,6 +4,7 @@ every custom VJP (HTAF, the straight-through primitive, each unit of the registr
 its ``.sign`` and smooth forms, the binary products, the concept layer, the LIF scan with
 per-neuron parameters) is pulled back with a random g and compared with the float64
 chain rule written out here."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +19,7 @@ from htaf_jax.spiking import lif_dynamics
 from htaf_jax.units import get_unit
 
 RNG = np.random.default_rng(36)
-X2 = X.reshape(3, 4)                                          # no kinks of piecewise rules
+X2 = X.reshape(3, 4)  # no kinks of piecewise rules
 G2 = RNG.standard_normal(X2.shape).astype(np.float32)
 
 
@@ -53,8 +54,12 @@ def test_htaf_pullback_is_the_float64_chain_rule_for_x_alpha_and_beta():
     _close(da, np.sum(g * ssm * t, axis=0, keepdims=True), rtol=1e-5, atol=1e-7)
     _close(db, np.sum(g * a * ssm * x * sech2, axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
     # The hard form's rule scales g too, and gives the hyperparameters no cotangent.
-    dx, da = _pullback(lambda v, al: get_unit("htaf", alpha=al)(v), jnp.asarray(x, jnp.float32),
-                       jnp.float32(3.0), g=g.astype(np.float32))
+    dx, da = _pullback(
+        lambda v, al: get_unit("htaf", alpha=al)(v),
+        jnp.asarray(x, jnp.float32),
+        jnp.float32(3.0),
+        g=g.astype(np.float32),
+    )
     t = np.tanh(x)
     s = _sig(3.0 * t)
     _close(dx, g * 3.0 * s * (1 - s) / np.cosh(x) ** 2, rtol=1e-5, atol=1e-8)
@@ -65,8 +70,12 @@ def test_straight_through_scales_g_by_a_rule_with_array_hyperparameters():
     """A rule that reads an array hyperparameter (traced): x's cotangent is g·rule(x, w);
     the hyperparameter gets zero."""
     width = jnp.asarray(RNG.uniform(0.5, 3.0, X2.shape), jnp.float32)
-    dx, dw = _pullback(lambda v, w: F.straight_through(
-        v, lambda u, w: (jnp.abs(u) < w).astype(u.dtype) * w, w=w), jnp.asarray(X2), width, g=G2)
+    dx, dw = _pullback(
+        lambda v, w: F.straight_through(v, lambda u, w: (jnp.abs(u) < w).astype(u.dtype) * w, w=w),
+        jnp.asarray(X2),
+        width,
+        g=G2,
+    )
     w = np.asarray(width, np.float64)
     _close(dx, G2 * (np.abs(X2) < w) * w, rtol=1e-6)
     np.testing.assert_array_equal(dw, 0.0)
@@ -77,21 +86,26 @@ def test_every_step_unit_scales_a_random_cotangent_by_its_rule(name):
     defaults, ref_grad, _ = DOCUMENTED[name]
     u = get_unit(name)
     want = G2 * ref_grad(X2.astype(np.float64), **defaults)
-    atol = 5e-7 if name == "swish_sign" else 1e-7   # its float32 rule cancels near its root
+    atol = 5e-7 if name == "swish_sign" else 1e-7  # its float32 rule cancels near its root
     _close(_pullback(u, jnp.asarray(X2), g=G2), want, atol=atol)
     _close(_pullback(u.sign, jnp.asarray(X2), g=G2), 2 * want, atol=2 * atol)
     if u.has_smooth:
         _close(_pullback(u.smooth, jnp.asarray(X2), g=G2), want, rtol=1e-5, atol=1e-6)
 
 
-W = np.array([[0.1, -0.9, 1.0, -2.5], [0.35, -0.2, 0.0, 1e4], [-1.0, 0.6, 0.04, -0.05]],
-             np.float32)
+W = np.array([[0.1, -0.9, 1.0, -2.5], [0.35, -0.2, 0.0, 1e4], [-1.0, 0.6, 0.04, -0.05]], np.float32)
 GW = RNG.standard_normal(W.shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("kwargs,clip", [({}, 1.0), ({"clip_value": None}, None),
-                                         ({"clip_value": 2.0}, 2.0),
-                                         ({"ternary_weight_networks": True}, 1.0)])
+@pytest.mark.parametrize(
+    "kwargs,clip",
+    [
+        ({}, 1.0),
+        ({"clip_value": None}, None),
+        ({"clip_value": 2.0}, 2.0),
+        ({"ternary_weight_networks": True}, 1.0),
+    ],
+)
 def test_ste_tern_backward_is_g_inside_the_clip(kwargs, clip):
     """clip_value=None: no clip at all, g passes everywhere (even at 1e4)."""
     got = _pullback(get_unit("ste_tern", **kwargs), jnp.asarray(W), g=GW)
@@ -101,18 +115,24 @@ def test_ste_tern_backward_is_g_inside_the_clip(kwargs, clip):
 def test_ste_heaviside_and_magnitude_aware_sign_backward():
     _close(_pullback(get_unit("ste_heaviside"), jnp.asarray(W), g=GW), GW * (np.abs(W) <= 1))
     _close(_pullback(get_unit("ste_heaviside", clip_value=None), jnp.asarray(W), g=GW), GW)
-    scale = np.mean(np.abs(W.astype(np.float64)), axis=0)    # a constant to the gradient
-    _close(_pullback(get_unit("magnitude_aware_sign"), jnp.asarray(W), g=GW),
-           GW * scale * (np.abs(W) <= 1), rtol=1e-6)
+    scale = np.mean(np.abs(W.astype(np.float64)), axis=0)  # a constant to the gradient
+    _close(
+        _pullback(get_unit("magnitude_aware_sign"), jnp.asarray(W), g=GW),
+        GW * scale * (np.abs(W) <= 1),
+        rtol=1e-6,
+    )
 
 
 def test_dorefa_backward_in_both_modes():
     x = np.array([[-0.5, 0.0, 0.1, 0.5], [0.8, 1.0, 2.0, 0.3], [0.7, -3.0, 0.2, 0.9]], np.float32)
-    _close(_pullback(get_unit("dorefa", k_bit=3), jnp.asarray(x), g=GW),
-           GW * ((x >= 0) & (x <= 1)))
+    _close(_pullback(get_unit("dorefa", k_bit=3), jnp.asarray(x), g=GW), GW * ((x >= 0) & (x <= 1)))
     t = np.tanh(W.astype(np.float64))
-    _close(_pullback(get_unit("dorefa", k_bit=2, mode="weights"), jnp.asarray(W), g=GW),
-           GW * 2 * (1 - t ** 2) / (2 * np.max(np.abs(t))), rtol=1e-5, atol=1e-7)
+    _close(
+        _pullback(get_unit("dorefa", k_bit=2, mode="weights"), jnp.asarray(W), g=GW),
+        GW * 2 * (1 - t**2) / (2 * np.max(np.abs(t))),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 def test_quantized_dense_pullback_is_the_float64_chain_rule():
@@ -125,23 +145,36 @@ def test_quantized_dense_pullback_is_the_float64_chain_rule():
     bias = RNG.standard_normal(3).astype(np.float32)
     g = RNG.standard_normal((5, 3)).astype(np.float32)
     q = sign_quantizer(u)
-    dx, dw, db = _pullback(lambda x, w, b: quantized_dense(
-        x, w, input_quantizer=q, kernel_quantizer=q, use_scale=True, bias=b),
-        jnp.asarray(x), jnp.asarray(w), jnp.asarray(bias), g=g)
+    dx, dw, db = _pullback(
+        lambda x, w, b: quantized_dense(
+            x, w, input_quantizer=q, kernel_quantizer=q, use_scale=True, bias=b
+        ),
+        jnp.asarray(x),
+        jnp.asarray(w),
+        jnp.asarray(bias),
+        g=g,
+    )
     x, w, g = (v.astype(np.float64) for v in (x, w, g))
     sx, sw = np.where(x >= 0, 1.0, -1.0), np.where(w >= 0, 1.0, -1.0)
     a = np.mean(np.abs(w), axis=0)
     _close(dx, ((g * a) @ sw.T) * 2 * rule(x, 2.0, 0.5), rtol=1e-5, atol=1e-6)
-    _close(dw, (sx.T @ (g * a)) * 2 * rule(w, 2.0, 0.5) + (sx @ sw * g).sum(0) * sw / 6,
-           rtol=1e-5, atol=1e-6)
+    _close(
+        dw,
+        (sx.T @ (g * a)) * 2 * rule(w, 2.0, 0.5) + (sx @ sw * g).sum(0) * sw / 6,
+        rtol=1e-5,
+        atol=1e-6,
+    )
     _close(db, g.sum(0), rtol=1e-6, atol=1e-6)
 
 
 def _straight_through_by_autodiff(unit):
     """sign(x) with backward 2·u'(x), by autodiff alone (no custom VJP): the reference."""
+
     def q(v):
-        return jax.lax.stop_gradient(jnp.where(v >= 0, 1.0, -1.0)) + \
-            jax.lax.stop_gradient(2 * unit.grad(v)) * (v - jax.lax.stop_gradient(v))
+        return jax.lax.stop_gradient(jnp.where(v >= 0, 1.0, -1.0)) + jax.lax.stop_gradient(
+            2 * unit.grad(v)
+        ) * (v - jax.lax.stop_gradient(v))
+
     return q
 
 
@@ -152,8 +185,16 @@ def test_quantized_conv_pullback_equals_autodiff_of_a_reference_quantizer():
     g = RNG.standard_normal((2, 3, 3, 4)).astype(np.float32)
 
     def conv(q):
-        return lambda x, w: quantized_conv(x, w, strides=(2, 2), padding="SAME",
-                                           input_quantizer=q, kernel_quantizer=q, use_scale=True)
+        return lambda x, w: quantized_conv(
+            x,
+            w,
+            strides=(2, 2),
+            padding="SAME",
+            input_quantizer=q,
+            kernel_quantizer=q,
+            use_scale=True,
+        )
+
     got = _pullback(conv(sign_quantizer(u)), x, w, g=g)
     want = _pullback(conv(_straight_through_by_autodiff(u)), x, w, g=g)
     for a, b in zip(got, want):
@@ -166,9 +207,12 @@ def test_concept_layer_pullback_to_the_projections_and_the_sharpness(mode):
     x = RNG.standard_normal((6, 4)).astype(np.float32)
     g = RNG.standard_normal((6, 4)).astype(np.float32)
     unit, rule = get_unit("htaf", alpha=3.0), DOCUMENTED["htaf"][1]
-    dx, ds = _pullback(lambda x, s: binary_concepts(x, unit, mode=mode, train=True, sharpness=s,
-                                                    offset=0.4)[0],
-                       jnp.asarray(x), jnp.float32(1.7), g=g)
+    dx, ds = _pullback(
+        lambda x, s: binary_concepts(x, unit, mode=mode, train=True, sharpness=s, offset=0.4)[0],
+        jnp.asarray(x),
+        jnp.float32(1.7),
+        g=g,
+    )
     x, g = x.astype(np.float64), g.astype(np.float64)
     d = rule(1.7 * (x - 0.4), 3.0, 1.0)
     _close(dx, g * 1.7 * d, rtol=1e-5, atol=1e-7)
@@ -189,9 +233,17 @@ def test_lif_direct_input_with_per_neuron_threshold_against_autodiff(reset):
 
     def loss(lif):
         def f(x, beta, theta):
-            s, m = lif(x, beta=beta, threshold=theta, spike_fn=spike_fn, reset=reset,
-                       detach_reset=False, num_steps=9)
+            s, m = lif(
+                x,
+                beta=beta,
+                threshold=theta,
+                spike_fn=spike_fn,
+                reset=reset,
+                detach_reset=False,
+                num_steps=9,
+            )
             return jnp.sum(s * w[0]) + jnp.sum(m * w[1])
+
         return f
 
     args = (x, jnp.float32(0.85), jnp.linspace(0.5, 1.2, 5))

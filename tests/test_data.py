@@ -1,4 +1,5 @@
 """The data layer: real Fashion-MNIST through TFDS, the host pipeline, missing-data errors."""
+
 import gzip
 import os
 import time
@@ -8,13 +9,20 @@ import pytest
 
 from htaf_jax import data as data_lib
 from htaf_jax.data import sources
-from htaf_jax.data.fashion_mnist_local import (FILES, SPLIT_SIZES, DatasetFileError,
-                                               check_files, debian_md5sums, read_idx)
+from htaf_jax.data.fashion_mnist_local import (
+    FILES,
+    SPLIT_SIZES,
+    DatasetFileError,
+    check_files,
+    debian_md5sums,
+    read_idx,
+)
 
 RAW_DIR = data_lib.DEFAULT_FASHION_MNIST_DIR
 needs_data = pytest.mark.skipif(
     not os.path.exists(os.path.join(RAW_DIR, "train-images-idx3-ubyte.gz")),
-    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +75,11 @@ def test_train_batches_normalised_shuffled_and_resumable(splits):
     assert len(np.unique(order)) == 600
     assert not np.array_equal(order, data_lib.epoch_order(600, 3, 2))
     np.testing.assert_array_equal(order, data_lib.epoch_order(600, 3, 1))
-    np.testing.assert_array_equal(np.sort(batches[0][1]),
-                                  np.sort(splits.train.labels[order[:64]]))
+    np.testing.assert_array_equal(np.sort(batches[0][1]), np.sort(splits.train.labels[order[:64]]))
     # Resuming at step 5 gives exactly the batches an uninterrupted epoch gives.
-    resumed = list(data_lib.train_batches(splits.train, splits.normalizer, 64, seed=3,
-                                          epoch=1, start_step=5))
+    resumed = list(
+        data_lib.train_batches(splits.train, splits.normalizer, 64, seed=3, epoch=1, start_step=5)
+    )
     assert len(resumed) == len(batches) - 5
     for (a, la), (b, lb) in zip(resumed, batches[5:]):
         np.testing.assert_array_equal(a, b)
@@ -80,8 +88,9 @@ def test_train_batches_normalised_shuffled_and_resumable(splits):
 
 def test_eval_batches_pad_and_mask():
     rng = np.random.default_rng(0)
-    split = data_lib.ArraySplit(rng.integers(0, 256, (21, 4, 4, 1)).astype(np.uint8),
-                                np.arange(21, dtype=np.int32))
+    split = data_lib.ArraySplit(
+        rng.integers(0, 256, (21, 4, 4, 1)).astype(np.uint8), np.arange(21, dtype=np.int32)
+    )
     batches = list(data_lib.eval_batches(split, data_lib.Normalizer.fit(split.images), 8))
     assert [b[0].shape[0] for b in batches] == [8, 8, 8]
     mask = np.concatenate([b[2] for b in batches])
@@ -104,10 +113,19 @@ def test_missing_fashion_mnist_says_where_and_how(tmp_path, monkeypatch):
 
 def test_missing_data_through_the_cli_is_one_line(tmp_path, monkeypatch, capsys):
     from htaf_jax.train import cli
+
     monkeypatch.setenv(data_lib.FASHION_MNIST_DIR_ENV, str(tmp_path))
     with pytest.raises(SystemExit) as e:
-        cli.main(["train", "--config", "experiments/configs/mlp.py", "--workdir",
-                  str(tmp_path / "wd"), f"--config.data_dir={tmp_path / 'tfds'}"])
+        cli.main(
+            [
+                "train",
+                "--config",
+                "experiments/configs/mlp.py",
+                "--workdir",
+                str(tmp_path / "wd"),
+                f"--config.data_dir={tmp_path / 'tfds'}",
+            ]
+        )
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: Fashion-MNIST not found") and "Traceback" not in err
@@ -121,6 +139,7 @@ def test_dataset_names_are_checked_against_tfds():
 
 
 # ---- truncated or corrupt files ------------------------------------------------
+
 
 def _write_idx(path, array: np.ndarray) -> None:
     header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
@@ -142,14 +161,17 @@ def idx_folder(tmp_path):
 
 def _truncate(path, keep: float = 0.5) -> None:
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
 
 
 def test_valid_files_pass_and_a_truncated_copy_is_named(idx_folder):
     check_files(str(idx_folder), md5sums="/nonexistent")
     _truncate(idx_folder / "t10k-labels-idx1-ubyte.gz")
-    with pytest.raises(DatasetFileError, match=r"t10k-labels-idx1-ubyte.gz is truncated "
-                                               r"\(its gzip stream ends early\)"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"t10k-labels-idx1-ubyte.gz is truncated "
+        r"\(its gzip stream ends early\)",
+    ):
         check_files(str(idx_folder), md5sums="/nonexistent")
 
 
@@ -164,23 +186,33 @@ def test_corrupt_bytes_and_a_short_payload_are_named(idx_folder):
     header = bytes([0, 0, 8, 1]) + np.asarray([100], ">u4").tobytes()
     with gzip.open(path, "wb") as f:
         f.write(header + bytes(60))
-    with pytest.raises(DatasetFileError, match=r"holds 60 bytes of data where its header "
-                                               r"\(100,\) needs 100"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"holds 60 bytes of data where its header "
+        r"\(100,\) needs 100",
+    ):
         read_idx(str(path))
 
 
 def test_debian_files_are_checked_against_dpkgs_md5sums(idx_folder, tmp_path):
     import hashlib
+
     sums = tmp_path / "dataset-fashion-mnist.md5sums"
-    lines = [f"{hashlib.md5(p.read_bytes()).hexdigest()}  {str(p)[1:]}"
-             for p in sorted(idx_folder.iterdir())]
+    lines = [
+        f"{hashlib.md5(p.read_bytes()).hexdigest()}  {str(p)[1:]}"
+        for p in sorted(idx_folder.iterdir())
+    ]
     sums.write_text("\n".join(lines + ["0123  usr/share/doc/dataset-fashion-mnist/copyright"]))
     assert set(debian_md5sums(str(idx_folder), str(sums))) == {
-        name for pair in FILES.values() for name in pair}
+        name for pair in FILES.values() for name in pair
+    }
     check_files(str(idx_folder), str(sums))  # every checksum matches: nothing decoded
     _truncate(idx_folder / "train-images-idx3-ubyte.gz", keep=0.9)
-    with pytest.raises(DatasetFileError, match=r"train-images-idx3-ubyte.gz is truncated or "
-                                               r"corrupt: md5 [0-9a-f]{32}, dpkg recorded"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"train-images-idx3-ubyte.gz is truncated or "
+        r"corrupt: md5 [0-9a-f]{32}, dpkg recorded",
+    ):
         check_files(str(idx_folder), str(sums))
 
 
@@ -192,18 +224,29 @@ def test_the_installed_debian_files_match_dpkg():
 
 
 def test_truncated_file_through_the_cli_is_one_line_with_the_reinstall_command(
-        idx_folder, tmp_path, monkeypatch, capsys):
+    idx_folder, tmp_path, monkeypatch, capsys
+):
     from htaf_jax.train import cli
+
     _truncate(idx_folder / "train-labels-idx1-ubyte.gz")
     monkeypatch.setenv(data_lib.FASHION_MNIST_DIR_ENV, str(idx_folder))
     with pytest.raises(SystemExit) as e:
-        cli.main(["train", "--config", "experiments/configs/mlp.py", "--workdir",
-                  str(tmp_path / "wd"), f"--config.data_dir={tmp_path / 'tfds'}"])
+        cli.main(
+            [
+                "train",
+                "--config",
+                "experiments/configs/mlp.py",
+                "--workdir",
+                str(tmp_path / "wd"),
+                f"--config.data_dir={tmp_path / 'tfds'}",
+            ]
+        )
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith(f"error: Fashion-MNIST file {idx_folder}/train-labels-idx1-ubyte.gz "
-                          f"is truncated")
+    assert err.startswith(
+        f"error: Fashion-MNIST file {idx_folder}/train-labels-idx1-ubyte.gz is truncated"
+    )
     assert "reinstall it: sudo apt-get install --reinstall dataset-fashion-mnist" in err
     assert f"${data_lib.FASHION_MNIST_DIR_ENV}={idx_folder}" in err
     assert not os.path.exists(tmp_path / "tfds" / "htaf_fashion_mnist" / "1.1.0")

@@ -1,4 +1,5 @@
 """benchmarks.device_check on the 8 faked CPU devices, at its small size."""
+
 import json
 
 import jax
@@ -33,6 +34,7 @@ def test_the_check_sees_a_wrong_gradient_scale():
     batches = [device_check._batch(32, seed=s) for s in range(2)]
     right = device_check._trained(model, optax.sgd(0.5), 8, batches, 2)
     wrong = device_check._trained(model, optax.sgd(4.0), 8, batches, 2)
-    diff = max(float(abs(a - b).max()) for a, b in zip(jax.tree.leaves(right),
-                                                       jax.tree.leaves(wrong)))
+    diff = max(
+        float(abs(a - b).max()) for a, b in zip(jax.tree.leaves(right), jax.tree.leaves(wrong))
+    )
     assert diff > 1e3 * device_check.DP_TOLERANCE

@@ -1,5 +1,7 @@
 """Deep Heaviside networks: variants, training modes, binary evaluation."""
+
 import math
+
 import chex
 import flax.linen as nn
 import jax
@@ -37,8 +39,9 @@ def _head_input(model, variables, train):
             return next_fun(*args, **kwargs)
 
         with nn.intercept_methods(interceptor):
-            logits, _ = model.apply(variables, X, train=train,
-                                    mutable=["batch_stats", "intermediates"])
+            logits, _ = model.apply(
+                variables, X, train=train, mutable=["batch_stats", "intermediates"]
+            )
         return logits, seen["h"]
 
     logits, h = run(variables)
@@ -52,9 +55,9 @@ def test_evaluation_units_are_exactly_heaviside(cls, variant):
     variables = _init(model)
     logits, h = _head_input(model, variables, train=False)
     chex.assert_shape(logits, (4, 10))
-    if variant == "mixed":   # the first quarter of units is linear
+    if variant == "mixed":  # the first quarter of units is linear
         channels = model.width if cls is HeavisideMLP else model.features
-        h = h.reshape(h.shape[0], -1, channels)[..., channels // 4:]
+        h = h.reshape(h.shape[0], -1, channels)[..., channels // 4 :]
     assert set(np.unique(h)) == {0.0, 1.0}
 
 
@@ -75,18 +78,24 @@ def test_smooth_mode_trains_on_smooth_units_hard_mode_on_binary_ones():
 def test_hard_mode_without_batchnorm_trains_the_network_it_evaluates():
     model = HeavisideMLP(depth=3, width=16, mode="hard", use_batchnorm=False)
     variables = _init(model)
-    train_logits, eval_logits = jax.jit(lambda v: (
-        model.apply(v, X, train=True, mutable=["intermediates"])[0],
-        model.apply(v, X, train=False)))(variables)
+    train_logits, eval_logits = jax.jit(
+        lambda v: (
+            model.apply(v, X, train=True, mutable=["intermediates"])[0],
+            model.apply(v, X, train=False),
+        )
+    )(variables)
     np.testing.assert_array_equal(train_logits, eval_logits)
 
 
-@pytest.mark.parametrize("model", [
-    HeavisideMLP(depth=3, width=16, variant="plain", mode="smooth"),
-    HeavisideMLP(depth=3, width=16, variant="skip", mode="hard"),
-    HeavisideMLP(depth=3, width=16, variant="mixed", mode="hard", surrogate="atan"),
-    HeavisideCNN(depth=3, features=4, variant="skip", mode="hard"),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        HeavisideMLP(depth=3, width=16, variant="plain", mode="smooth"),
+        HeavisideMLP(depth=3, width=16, variant="skip", mode="hard"),
+        HeavisideMLP(depth=3, width=16, variant="mixed", mode="hard", surrogate="atan"),
+        HeavisideCNN(depth=3, features=4, variant="skip", mode="hard"),
+    ],
+)
 def test_gradients_equal_autodiff_of_the_reference_units(model, monkeypatch):
     """Every parameter's gradient through the hard units' custom VJP equals autodiff of the
     same model with reference units (tests/reference_grads.py), and is not zero."""
@@ -94,9 +103,11 @@ def test_gradients_equal_autodiff_of_the_reference_units(model, monkeypatch):
 
     def grads(params):
         def loss(p):
-            logits, _ = model.apply({**variables, "params": p}, X, train=True,
-                                    mutable=["batch_stats", "intermediates"])
+            logits, _ = model.apply(
+                {**variables, "params": p}, X, train=True, mutable=["batch_stats", "intermediates"]
+            )
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), Y[:, None], 1))
+
         return jax.grad(loss)(params)
 
     g = jax.jit(grads)(variables["params"])
@@ -109,8 +120,10 @@ def test_smooth_mode_needs_a_smooth_surrogate():
     model = HeavisideMLP(depth=2, width=8, mode="smooth", surrogate="straight_through")
     variables = jax.eval_shape(lambda: model.init(KEY, X, train=False))  # evaluation form: fine
     with pytest.raises(ValueError, match="no smooth form"):
-        jax.eval_shape(lambda v: model.apply(v, X, train=True,
-                                             mutable=["batch_stats", "intermediates"]), variables)
+        jax.eval_shape(
+            lambda v: model.apply(v, X, train=True, mutable=["batch_stats", "intermediates"]),
+            variables,
+        )
 
 
 def test_invalid_variant_is_rejected():
@@ -120,16 +133,16 @@ def test_invalid_variant_is_rejected():
 
 def test_backward_gain_closed_forms_and_float64_quadrature():
     from htaf_jax.heaviside import backward_gain
+
     assert backward_gain("straight_through") == pytest.approx(2.0, rel=1e-6)  # s' = 1
     # ste_hardtanh: s' = ½·1[|z| ≤ 1] → r = 2·√(¼·P(|z| ≤ 1)) = √erf(1/√2)
-    assert backward_gain("ste_hardtanh") == pytest.approx(math.sqrt(math.erf(2 ** -0.5)),
-                                                          rel=1e-3)
+    assert backward_gain("ste_hardtanh") == pytest.approx(math.sqrt(math.erf(2**-0.5)), rel=1e-3)
     z = np.linspace(-30.0, 30.0, 600_001)  # HTAF against a float64 trapezoid rule
     for a, b in [(4.0, 1.0), (1.0, 0.25), (8.0, 2.0)]:
         u = a * np.tanh(b * z)
         sig = 1.0 / (1.0 + np.exp(-u))
         grad = a * b * sig * (1.0 - sig) / np.cosh(b * z) ** 2
-        ref = 2.0 * np.sqrt(np.trapezoid(grad ** 2 * np.exp(-z ** 2 / 2), z) / np.sqrt(2 * np.pi))
+        ref = 2.0 * np.sqrt(np.trapezoid(grad**2 * np.exp(-(z**2) / 2), z) / np.sqrt(2 * np.pi))
         assert backward_gain("htaf", alpha=a, beta=b) == pytest.approx(ref, rel=1e-4)
 
 
@@ -139,16 +152,18 @@ def _plain_dhn_layer_grad_norms(alpha, beta):
     initialisation on a random batch of 1024. One compiled program for every (α, β) (they
     are traced), the same draws and network as an eager run."""
     import optax
+
     from htaf_jax.units import resolve_unit
-    model = HeavisideMLP(depth=6, width=512,
-                         surrogate=resolve_unit("htaf", alpha=alpha, beta=beta))
+
+    model = HeavisideMLP(depth=6, width=512, surrogate=resolve_unit("htaf", alpha=alpha, beta=beta))
     x = jax.random.normal(jax.random.key(0), (1024, 8, 8, 1))
     y = jax.random.randint(jax.random.key(1), (1024,), 0, 10)
     variables = model.init(jax.random.key(2), x, train=False)
 
     def loss(params):
-        logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                                mutable=["batch_stats", "intermediates"])
+        logits, _ = model.apply(
+            {**variables, "params": params}, x, train=True, mutable=["batch_stats", "intermediates"]
+        )
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     grads = jax.grad(loss)(variables["params"])
@@ -161,8 +176,8 @@ def test_backward_gain_predicts_a_plain_dhn_gradient_decay_at_init(alpha, beta):
     # at initialisation against the mean-field r of htaf_jax.heaviside.backward_gain.
     from htaf_jax.heaviside import backward_gain
     from htaf_jax.units import resolve_unit
+
     unit = resolve_unit("htaf", alpha=alpha, beta=beta)
-    norms = [float(n) for n in _plain_dhn_layer_grad_norms(jnp.float32(alpha),
-                                                           jnp.float32(beta))]
+    norms = [float(n) for n in _plain_dhn_layer_grad_norms(jnp.float32(alpha), jnp.float32(beta))]
     measured = (norms[1] / norms[-1]) ** (1 / 4)
     assert measured == pytest.approx(backward_gain(unit), rel=0.03)

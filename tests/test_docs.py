@@ -5,6 +5,7 @@ For the index page and one API page: a screenshot is taken (kept in
 ``HTAF_DOCS_SCREENSHOTS`` when that names a folder), the rendered DOM has MathJax's output
 for the page's formulas, and the browser logged no console error.
 """
+
 import os
 import pathlib
 import re
@@ -19,27 +20,47 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make docs-test` "
-                       "installs Debian's chromium package)"),
-    pytest.mark.skipif(not (SITE / "index.html").is_file(),
-                       reason=f"the docs are not built ({SITE}/index.html missing: `make docs`)"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="chromium is not installed (`make docs-test` installs Debian's chromium package)",
+    ),
+    pytest.mark.skipif(
+        not (SITE / "index.html").is_file(),
+        reason=f"the docs are not built ({SITE}/index.html missing: `make docs`)",
+    ),
 ]
 
 
 def _chromium(*args: str, tmp: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", *args],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
     """Console messages of level ERROR (Chromium logs them as CONSOLE(...) lines), and
     resources that failed to load."""
-    return [line for line in stderr.splitlines()
-            if ("CONSOLE" in line and re.search(r":ERROR:|\"(Uncaught|Error)", line))
-            or "net::ERR_FILE_NOT_FOUND" in line]
+    return [
+        line
+        for line in stderr.splitlines()
+        if ("CONSOLE" in line and re.search(r":ERROR:|\"(Uncaught|Error)", line))
+        or "net::ERR_FILE_NOT_FOUND" in line
+    ]
 
 
 @pytest.mark.parametrize("page", ["index.html", "api/core.html", "concepts.html"])

@@ -1,5 +1,6 @@
 """The train state is donated to the jitted step: the old buffers are deleted, and the
 compiled step aliases them to the new state instead of holding two copies."""
+
 import jax
 import ml_collections
 import numpy as np
@@ -12,15 +13,22 @@ from htaf_jax.train import step as step_lib
 
 def _setup(donate, num_devices=None):
     num_devices = num_devices or jax.device_count()  # every fake device of the session
-    model = build_model(ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,),
-                                                       batch_norm=True)), num_classes=10)
+    model = build_model(
+        ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,), batch_norm=True)),
+        num_classes=10,
+    )
     mesh, tx = step_lib.make_mesh(num_devices), optax.adam(1e-3)
     state, rng = step_lib.replicate(
-        (step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), jax.random.key(1)),
-        mesh)
+        (step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), jax.random.key(1)), mesh
+    )
     rows = np.random.default_rng(0)
-    batch = step_lib.shard_batch((rows.normal(size=(16, 28, 28, 1)).astype(np.float32),
-                                  rows.integers(0, 10, 16).astype(np.int32)), mesh)
+    batch = step_lib.shard_batch(
+        (
+            rows.normal(size=(16, 28, 28, 1)).astype(np.float32),
+            rows.integers(0, 10, 16).astype(np.int32),
+        ),
+        mesh,
+    )
     return step_lib.make_train_step(model, tx, mesh, donate=donate), state, batch, rng
 
 
@@ -52,8 +60,12 @@ def test_the_compiled_step_aliases_the_whole_state():
         train_step, state, batch, rng = _setup(donate, num_devices=1)
         a = train_step.jitted.lower(state, *batch, rng).compile().memory_analysis()
         sizes[donate] = a.alias_size_in_bytes
-        live[donate] = (a.argument_size_in_bytes + a.output_size_in_bytes
-                        - a.alias_size_in_bytes + a.temp_size_in_bytes)
+        live[donate] = (
+            a.argument_size_in_bytes
+            + a.output_size_in_bytes
+            - a.alias_size_in_bytes
+            + a.temp_size_in_bytes
+        )
         state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
     assert sizes[False] == 0
     assert sizes[True] == state_bytes

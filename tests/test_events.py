@@ -1,4 +1,5 @@
 """SHD reader (htaf_jax.data.events) on small files written in SHD's HDF5 layout."""
+
 import os
 
 import numpy as np
@@ -30,12 +31,12 @@ LABELS = [7, 19, 0]
 
 def hand_binned():
     frames = np.zeros((4, 3, 700), np.float32)
-    frames[0, 0, 0] = 2        # t = 0 and 0.1: step 0
-    frames[1, 0, 3] = 2        # two events at exactly 0.25: step 1, counted twice
-    frames[2, 0, 699] = 1      # t = 0.5: step 2, last channel
-    frames[3, 0, 5] = 1        # t = 0.99: step 3; t = 1.0 and 1.5 ≥ max_time are dropped
-    frames[3, 1, 2] = 1        # sample 1, t = 0.75: step 3
-    return frames               # sample 2 has no events
+    frames[0, 0, 0] = 2  # t = 0 and 0.1: step 0
+    frames[1, 0, 3] = 2  # two events at exactly 0.25: step 1, counted twice
+    frames[2, 0, 699] = 1  # t = 0.5: step 2, last channel
+    frames[3, 0, 5] = 1  # t = 0.99: step 3; t = 1.0 and 1.5 ≥ max_time are dropped
+    frames[3, 1, 2] = 1  # sample 1, t = 0.75: step 3
+    return frames  # sample 2 has no events
 
 
 def test_read_and_bin_hand_made_case(tmp_path):
@@ -49,8 +50,9 @@ def test_read_and_bin_hand_made_case(tmp_path):
     assert frames.shape == (4, 3, 700) and frames.dtype == np.float32
     np.testing.assert_array_equal(frames, hand_binned())
     # Any subset, in any order, bins each sample the same.
-    np.testing.assert_array_equal(events.bin_events(split, [2, 0], num_steps=4, max_time=1.0),
-                                  hand_binned()[:, [2, 0]])
+    np.testing.assert_array_equal(
+        events.bin_events(split, [2, 0], num_steps=4, max_time=1.0), hand_binned()[:, [2, 0]]
+    )
 
 
 def test_binning_matches_a_per_event_loop_on_random_samples(tmp_path):
@@ -79,27 +81,35 @@ def test_train_and_eval_batches(tmp_path):
     events.write_shd(str(path), times, units, labels)
     split = events.read_shd(str(path))
     batches = list(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1))
-    assert len(batches) == 2                                   # full batches only
+    assert len(batches) == 2  # full batches only
     for frames, y in batches:
         assert frames.shape == (50, 4, 700) and y.shape == (4,) and y.dtype == np.int32
     seen = np.concatenate([y for _, y in batches])
     assert len(set(seen.tolist())) == 8
     # Resuming at step 1 gives the same second batch; rows split it between processes.
-    resumed = next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
-                                              start_step=1))
+    resumed = next(
+        events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1, start_step=1)
+    )
     np.testing.assert_array_equal(resumed[0], batches[1][0])
-    halves = [next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
-                                              start_step=1, rows=r)) for r in ((0, 2), (2, 4))]
+    halves = [
+        next(
+            events.train_event_batches(
+                split, 4, num_steps=50, seed=3, epoch=1, start_step=1, rows=r
+            )
+        )
+        for r in ((0, 2), (2, 4))
+    ]
     np.testing.assert_array_equal(np.concatenate([h[0] for h in halves], 1), batches[1][0])
-    batch_major = next(events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1,
-                                                  time_major=False))
+    batch_major = next(
+        events.train_event_batches(split, 4, num_steps=50, seed=3, epoch=1, time_major=False)
+    )
     np.testing.assert_array_equal(batch_major[0], batches[0][0].transpose(1, 0, 2))
     evals = list(events.eval_event_batches(split, 4, num_steps=50))
     assert [f.shape for f, _, _ in evals] == [(50, 4, 700)] * 3
     np.testing.assert_array_equal(np.concatenate([m for _, _, m in evals]), [1] * 10 + [0] * 2)
     np.testing.assert_array_equal(np.concatenate([y for _, y, _ in evals])[:10], labels)
-    assert float(evals[-1][0][:, 2:].sum()) == 0               # padding is empty
-    assert sum(float(f.sum()) for f, _, _ in evals) == 200    # every event inside 1.4 s counted
+    assert float(evals[-1][0][:, 2:].sum()) == 0  # padding is empty
+    assert sum(float(f.sum()) for f, _, _ in evals) == 200  # every event inside 1.4 s counted
 
 
 def test_load_shd_from_env_dir(tmp_path, monkeypatch):

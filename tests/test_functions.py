@@ -1,4 +1,5 @@
 """HTAF and its hard forms against float64 references and closed forms."""
+
 import functools
 
 import chex
@@ -6,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 import htaf_jax as H
@@ -178,8 +180,10 @@ def test_heavier_tails_than_sigmoid_of_equal_peak_slope(alpha, beta, capsys):
         m_htaf = float(H.htaf(delta, alpha, beta) - H.htaf(-delta, alpha, beta))
         m_sig = float(jax.nn.sigmoid(k * delta) - jax.nn.sigmoid(-k * delta))
         with capsys.disabled():
-            print(f"\nα={alpha} β={beta}: crossover |x|={x0:.3f}; mass in ±{delta:g}: "
-                  f"htaf {m_htaf:.4f} vs sigmoid {m_sig:.4f}")
+            print(
+                f"\nα={alpha} β={beta}: crossover |x|={x0:.3f}; mass in ±{delta:g}: "
+                f"htaf {m_htaf:.4f} vs sigmoid {m_sig:.4f}"
+            )
         assert m_htaf < m_sig
 
 
@@ -213,13 +217,20 @@ def test_under_shard_map_on_8_devices():
     def loss(v):
         return jax.lax.psum(jnp.sum(H.htaf(v, 8.0, 1.0)), "data")
 
-    sharded = jax.jit(jax.shard_map(jax.grad(lambda v: jnp.sum(H.htaf(v, 8.0, 1.0))),
-                                    mesh=mesh, in_specs=P("data"), out_specs=P("data")))
+    sharded = jax.jit(
+        jax.shard_map(
+            jax.grad(lambda v: jnp.sum(H.htaf(v, 8.0, 1.0))),
+            mesh=mesh,
+            in_specs=P("data"),
+            out_specs=P("data"),
+        )
+    )
     g = sharded(x)
     # In the tails (|x| near 20) the gradient is ~1e-5 and two programs' exp may differ in
     # its last bits: atol 1e-9 there, rtol 1e-6 everywhere else.
-    np.testing.assert_allclose(g, jax.vmap(jax.grad(H.htaf), (0, None, None))(x, 8.0, 1.0),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        g, jax.vmap(jax.grad(H.htaf), (0, None, None))(x, 8.0, 1.0), rtol=1e-6, atol=1e-9
+    )
     total = jax.jit(jax.shard_map(loss, mesh=mesh, in_specs=P("data"), out_specs=P()))(x)
     np.testing.assert_allclose(total, jnp.sum(H.htaf(x, 8.0, 1.0)), rtol=1e-5)
 
@@ -232,5 +243,7 @@ def test_replicated_alpha_cotangent_under_shard_map_is_the_global_sum():
     def per_device(v, a):
         return jax.grad(lambda a_: jnp.sum(H.htaf(v, a_, 1.0)))(a)
 
-    ga = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("data"), P()), out_specs=P()))(x, jnp.float32(3.0))
+    ga = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("data"), P()), out_specs=P()))(
+        x, jnp.float32(3.0)
+    )
     np.testing.assert_allclose(ga, jax.grad(lambda a: jnp.sum(H.htaf(x, a, 1.0)))(3.0), rtol=1e-5)

@@ -1,4 +1,5 @@
 """Figures and explanations that say what a concept detects; the decisive concepts."""
+
 import os
 
 import jax
@@ -51,9 +52,14 @@ def test_explanation_usage_counts_each_images_decisive_set():
 
 
 def test_explain_text_lists_the_decisive_concepts_with_their_labels():
-    text = ex.explain_text(np.array([1, 1, 1, 1]), KERNEL, BIAS, label=0,
-                           class_names=["boot", "bag"],
-                           concept_names=["boot 90%", "boot 70%", "bag 40%", "bag 95%"])
+    text = ex.explain_text(
+        np.array([1, 1, 1, 1]),
+        KERNEL,
+        BIAS,
+        label=0,
+        class_names=["boot", "bag"],
+        concept_names=["boot 90%", "boot 70%", "bag 40%", "bag 95%"],
+    )
     assert "decided by 2 concept(s), 90% of the margin 3.500 over bag" in text
     assert "c0 [boot 90%]: +3.000 to boot, +3.000 to the margin" in text
     assert "c1 [boot 70%]: +1.000 to boot" in text
@@ -70,13 +76,18 @@ def _acts(seed=0, n=40, k=6):
 
 def test_grid_titles_say_what_the_concept_detects(tmp_path, monkeypatch):
     import matplotlib.figure
+
     titles = []
     original = matplotlib.figure.Figure.suptitle
-    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
-                        lambda self, t, **kw: titles.append(t) or original(self, t, **kw))
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "suptitle",
+        lambda self, t, **kw: titles.append(t) or original(self, t, **kw),
+    )
     images, labels, pre, _ = _acts()
-    grids.save_concept_grid(str(tmp_path / "g.png"), images, pre, 0, n=8, labels=labels,
-                            class_names=NAMES)
+    grids.save_concept_grid(
+        str(tmp_path / "g.png"), images, pre, 0, n=8, labels=labels, class_names=NAMES
+    )
     assert titles[-1].startswith("concept c0: c 100% — most activating")
     assert os.path.getsize(tmp_path / "g.png") > 0
 
@@ -89,18 +100,21 @@ def test_explained_overview_and_figures(tmp_path, monkeypatch):
     bias = np.array([0.0, 0.1, 0.0])
     seen = {}
     real = grids.save_concept_overview
-    monkeypatch.setattr(grids, "save_concept_overview",
-                        lambda *a, **kw: seen.update(args=a) or real(*a, **kw))
-    chosen = grids.save_explained_overview(str(tmp_path / "o.png"), images, hard, pre, labels,
-                                           kernel, bias, NAMES, count=3)
+    monkeypatch.setattr(
+        grids, "save_concept_overview", lambda *a, **kw: seen.update(args=a) or real(*a, **kw)
+    )
+    chosen = grids.save_explained_overview(
+        str(tmp_path / "o.png"), images, hard, pre, labels, kernel, bias, NAMES, count=3
+    )
     usage = ex.explanation_usage(hard, kernel, bias)
     assert chosen[0] == int(np.argmax(usage)) and len(chosen) == min(3, int((usage > 0).sum()))
     titles = seen["args"][5]
     label0 = ex.concept_labels(hard, labels, NAMES)[chosen[0]]
     assert titles[0] == f"c{chosen[0]}: {label0}\nin {100 * usage[chosen[0]]:.0f}% of expl."
     assert "c0: c 100%" in " ".join(titles)
-    paths = grids.write_concept_figures(str(tmp_path / "figs"), images, labels, hard, pre,
-                                        kernel, bias, NAMES, count=2, size=4)
+    paths = grids.write_concept_figures(
+        str(tmp_path / "figs"), images, labels, hard, pre, kernel, bias, NAMES, count=2, size=4
+    )
     assert paths[0].endswith("overview.png") and all(os.path.exists(p) for p in paths)
     assert len(paths) == 1 + 2 * min(2, int((usage > 0).sum()))
 
@@ -108,12 +122,15 @@ def test_explained_overview_and_figures(tmp_path, monkeypatch):
 def test_head_weights_of_a_nonneg_head_are_the_effective_ones():
     from htaf_jax.models.backbones import MLPBackbone
     from htaf_jax.models.icbm import ICBM
+
     model = ICBM(MLPBackbone(widths=(8,)), num_concepts=4, num_classes=3, nonneg_head=True)
     x = np.zeros((2, 4, 4, 1), np.float32)
     variables = model.init(jax.random.key(0), x)
     raw = variables["params"]["head"]["kernel"].at[0, 0].set(-2.0)
-    variables = {**variables, "params": {**variables["params"],
-                                         "head": {**variables["params"]["head"], "kernel": raw}}}
+    variables = {
+        **variables,
+        "params": {**variables["params"], "head": {**variables["params"]["head"], "kernel": raw}},
+    }
     kernel, bias = ex.head_weights(variables, model)
     assert kernel[0, 0] == 0.0 and kernel.min() >= 0.0
     np.testing.assert_array_equal(ex.head_weights(variables)[0], raw)  # the stored kernel

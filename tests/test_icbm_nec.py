@@ -1,5 +1,6 @@
 """NEC sparse heads, code collisions, random codes, interventions and margin coverage, on
 constructed data whose answers are known."""
+
 import numpy as np
 import pytest
 
@@ -44,8 +45,9 @@ def test_refit_at_nec_1_finds_the_class_concepts_and_keeps_the_mask():
     assert head_accuracy(head, z, y) == 1.0
     assert np.count_nonzero(head.kernel) == c
     np.testing.assert_array_equal(head.kernel != 0, np.eye(k, c, dtype=bool))
-    nonneg = fit_sparse_head(z, y, -np.abs(kernel), np.zeros(c), nec_mask(kernel, 2), 0.1, 50,
-                             nonneg=True)
+    nonneg = fit_sparse_head(
+        z, y, -np.abs(kernel), np.zeros(c), nec_mask(kernel, 2), 0.1, 50, nonneg=True
+    )
     assert (nonneg.kernel >= 0).all() and (nonneg.kernel[~nonneg.mask] == 0).all()
 
 
@@ -55,8 +57,9 @@ def test_choose_sparse_head_reads_validation_and_refits_on_all():
     kernel[np.arange(3), np.arange(3)] = 1e-3  # right concepts, but a far too small scale
     kernel[3:, :] = 1e-4
     # The bias favours class 0: without a refit most images are called class 0.
-    choice = choose_sparse_head(z[:400], y[:400], z[400:], y[400:], kernel, [1.0, 0, 0], 1,
-                                grid=((0.0, 0), (0.1, 200)))
+    choice = choose_sparse_head(
+        z[:400], y[:400], z[400:], y[400:], kernel, [1.0, 0, 0], 1, grid=((0.0, 0), (0.1, 200))
+    )
     assert (choice.learning_rate, choice.steps) == (0.1, 200)
     assert choice.validation_accuracy == 1.0 and head_accuracy(choice.head, z, y) == 1.0
 
@@ -87,8 +90,12 @@ def test_intervention_curve_on_a_constructed_head():
     # Class 0 reads concepts 0 and 1 (weight 1 each), class 1 reads concept 2 (weight 1.5).
     kernel = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.5], [0.0, 0.0]])
     bias = np.zeros(2)
-    target = np.array([[1.0, 1.0, 0.0, 1.0],   # class 0's typical code
-                       [0.0, 0.0, 1.0, 0.0]])
+    target = np.array(
+        [
+            [1.0, 1.0, 0.0, 1.0],  # class 0's typical code
+            [0.0, 0.0, 1.0, 0.0],
+        ]
+    )
     # True class 0, code 0010: predicted 1. Candidates: concepts 0, 1, 2 and 3 (which moves
     # nothing). Informed: switching concept 2 off raises the margin by 1.5 (the most), and
     # then the margin is 0 − 0: a tie goes to class 0 (argmax takes the first), so right.

@@ -1,27 +1,31 @@
 """The icbm_nec study end to end on a real Fashion-MNIST subset: a tiny ICBM and its
 standard model trained by the runner, the NEC curve, the random-code row its record holds,
 the further tables and figures; and icbm_explain at a NEC."""
+
 import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
-
 from data_marks import needs_data
+from helpers import TINY_ICBM
+
 from experiments import icbm_explain, icbm_nec, run
 from experiments.configs import studies
-from helpers import TINY_ICBM
 
 pytestmark = needs_data
 
 
 def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys):
     study = dataclasses.replace(
-        studies.STUDIES["icbm_nec"], seeds=(0,),
-        points=tuple(p for p in studies.STUDIES["icbm_nec"].points
-                     if p.label in ("mlp-standard", "mlp-htaf")),
-        overrides={**studies.STUDIES["icbm_nec"].overrides, **TINY_ICBM})
+        studies.STUDIES["icbm_nec"],
+        seeds=(0,),
+        points=tuple(
+            p for p in studies.STUDIES["icbm_nec"].points if p.label in ("mlp-standard", "mlp-htaf")
+        ),
+        overrides={**studies.STUDIES["icbm_nec"].overrides, **TINY_ICBM},
+    )
     # Two runs tabled, and the random-code row the HTAF run's record holds.
     assert run.run_study(study, "quick", str(tmp_path)) == 3
     table = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
@@ -48,8 +52,12 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     # Informed order is greedy on the true class's margin: never behind random by much.
     assert curve["informed"][-1] >= curve["random"][-1] - 0.05
     text = open(tmp_path / "icbm_nec" / "icbm_nec.md").read()
-    for heading in ("## Explanations at NEC=5", "## Interventions", "## Code collisions",
-                    "## Refit choices"):
+    for heading in (
+        "## Explanations at NEC=5",
+        "## Interventions",
+        "## Code collisions",
+        "## Refit choices",
+    ):
         assert heading in text
     for png in ("icbm_nec_nec.png", "icbm_nec_interventions.png"):
         assert os.path.getsize(tmp_path / "icbm_nec" / png) > 0
@@ -62,8 +70,12 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     # icbm_explain at NEC=2: the deciding concepts come from the cut head, with figures.
     workdir = str(tmp_path / htaf["workdir"])
     capsys.readouterr()
-    assert icbm_explain.main(["icbm_explain", "--workdir", workdir, "--index", "0",
-                              "--nec", "2", "--figures"]) == 0
+    assert (
+        icbm_explain.main(
+            ["icbm_explain", "--workdir", workdir, "--index", "0", "--nec", "2", "--figures"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "head cut to NEC=2" in out and "decided by" in out
     assert os.path.exists(os.path.join(workdir, "concepts", "nec2", "classes.png"))

@@ -5,6 +5,7 @@ An import of a module's own parent package is left out (Python runs the parent's
 ``__init__`` first whatever the child does); ``from pkg import name`` counts as an
 import of ``pkg.name`` where that is a module, else of ``pkg``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,12 +44,13 @@ def import_graph(root: str, packages) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(parts + ([node.module] if node.module else []))
                 subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
                 targets.update(subs or [base])
-        graph[name] = {t for t in map(owner, targets)
-                       if t and t != name and not name.startswith(t + ".")}
+        graph[name] = {
+            t for t in map(owner, targets) if t and t != name and not name.startswith(t + ".")
+        }
     return graph
 
 

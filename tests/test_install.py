@@ -1,5 +1,6 @@
 """The light install: `pip install .` with no extras gives the core, Linen and NNX
 layers and nothing of the training stack, and an NNX model trains in it."""
+
 import email
 import os
 import pathlib
@@ -13,8 +14,15 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # (orbax-checkpoint is not here: flax itself requires it.)
-TRAINING_STACK = ("tensorflow-datasets", "tensorboardx", "tqdm", "matplotlib", "ml-collections",
-                  "array-record", "experiments")
+TRAINING_STACK = (
+    "tensorflow-datasets",
+    "tensorboardx",
+    "tqdm",
+    "matplotlib",
+    "ml-collections",
+    "array-record",
+    "experiments",
+)
 
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, optax
@@ -75,7 +83,8 @@ def _check_wheel_contents(wheel: pathlib.Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         meta = email.message_from_bytes(
-            z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
+            z.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        )
     assert "htaf_jax/py.typed" in names, names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
     assert meta["Version"] == version, meta["Version"]
@@ -89,6 +98,7 @@ def _base_closure(wheel: pathlib.Path) -> dict:
     (and the extras a requirement names on them) in this interpreter's environment, which
     satisfies them all. ``{name: importlib.metadata.Distribution}``."""
     from importlib import metadata
+
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
@@ -130,10 +140,25 @@ def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
     closure must hold no part of the training stack, and in that interpreter
     htaf_jax.train must fail with the [train] message while an NNX model trains."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
-                   check=True, env=env, cwd=tmp_path, timeout=300)
-    wheel, = (tmp_path / "dist").glob("htaf_jax-*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("htaf_jax-*.whl")
     _check_wheel_contents(wheel)
     closure = _base_closure(wheel)
     assert {"jax", "jaxlib", "flax", "optax", "chex", "numpy"} <= set(closure)
@@ -142,24 +167,47 @@ def test_bare_install_has_no_training_stack_and_trains_an_nnx_model(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps",
-                    "--no-index", str(wheel)], check=True, env=env, cwd=tmp_path, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            py,
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     _link_distributions(closure.values(), tmp_path / "deps")
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          check=True, capture_output=True, text=True, env=env).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout.strip()
     (pathlib.Path(site) / "htaf_base_deps.pth").write_text(str(tmp_path / "deps") + "\n")
 
     # What that interpreter sees: the package (installed, not this checkout), its base
     # dependencies, and neither the training stack nor experiments/.
-    seen = subprocess.run([py, "-c", SEEN], check=True, capture_output=True, text=True,
-                          env=env, cwd=tmp_path).stdout.splitlines()
+    seen = subprocess.run(
+        [py, "-c", SEEN], check=True, capture_output=True, text=True, env=env, cwd=tmp_path
+    ).stdout.splitlines()
     names = set(seen[0].split())
     assert {"htaf-jax", "flax", "jax"} <= names, sorted(names)
     assert not names & set(TRAINING_STACK), sorted(names & set(TRAINING_STACK))
     assert seen[1] == "None None None None None None", seen  # no training module, no experiments
     assert seen[2].startswith(site), seen  # htaf_jax from the venv, not from ROOT
-    run = subprocess.run([py, "-c", SCRIPT], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
+    run = subprocess.run(
+        [py, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ENGINE: htaf_jax.train needs the [train] extra" in run.stdout
     assert f"VERSION {_source_version()}" in run.stdout, run.stdout
@@ -176,9 +224,11 @@ SEEN = textwrap.dedent("""
 
 def test_core_imports_jax_only():
     """`import htaf_jax` (the core) loads no Flax and nothing of the training stack."""
-    code = ("import sys, htaf_jax; bad = sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'flax', 'ml_collections', 'tensorflow_datasets', 'tensorboardX', 'matplotlib', "
-            "'experiments'}); print(bad); assert not bad")
+    code = (
+        "import sys, htaf_jax; bad = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'flax', 'ml_collections', 'tensorflow_datasets', 'tensorboardX', 'matplotlib', "
+        "'experiments'}); print(bad); assert not bad"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr[-2000:]
 
@@ -186,10 +236,12 @@ def test_core_imports_jax_only():
 def test_linen_and_nnx_export_the_same_layers():
     import htaf_jax.linen as linen
     import htaf_jax.nnx as nnx_layers
+
     assert set(linen.__all__) - set(nnx_layers.__all__) == {"ModelSummary", "summarize"}
     assert set(nnx_layers.__all__) <= set(linen.__all__)
-    assert {"LIF", "IF", "BinaryDense", "BinaryConv", "HeavisideDense",
-            "ConceptBottleneck"} <= set(linen.__all__)
+    assert {"LIF", "IF", "BinaryDense", "BinaryConv", "HeavisideDense", "ConceptBottleneck"} <= set(
+        linen.__all__
+    )
     for name in nnx_layers.__all__:
         assert getattr(linen, name).__name__ == getattr(nnx_layers, name).__name__ == name
 
@@ -213,12 +265,21 @@ def test_sdist_and_wheel_pass_twine_check(tmp_path):
     pytest.importorskip("build")
     pytest.importorskip("twine")
     out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "-o", str(out), str(ROOT)],
-                   check=True, capture_output=True, cwd=tmp_path, timeout=300)
-    wheel, = out.glob("htaf_jax-*.whl")
-    sdist, = out.glob("htaf_jax-*.tar.gz")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "-o", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    (wheel,) = out.glob("htaf_jax-*.whl")
+    (sdist,) = out.glob("htaf_jax-*.tar.gz")
     _check_wheel_contents(wheel)
     assert sdist.name == f"htaf_jax-{_source_version()}.tar.gz"
-    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel),
-                            str(sdist)], capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -3,6 +3,7 @@ it: a half-written checkpoint (orbax's temporary directory), a newest step that 
 but unusable (an array file truncated or damaged, its metadata or progress record gone),
 files the job writes cut off mid-write. ``python -m experiments.soak`` kills the real job
 at random moments; these pin each case."""
+
 import glob
 import json
 import os
@@ -28,9 +29,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 
 def tiny_config():
     config = mlp_config.get_config()
-    config.update(dict(train_subset=256, test_subset=100, batch_size=32, eval_batch_size=64,
-                       num_epochs=2, checkpoint_every_steps=4, keep_checkpoints=5,
-                       log_every_steps=4, progress=False, tensorboard=False))
+    config.update(
+        dict(
+            train_subset=256,
+            test_subset=100,
+            batch_size=32,
+            eval_batch_size=64,
+            num_epochs=2,
+            checkpoint_every_steps=4,
+            keep_checkpoints=5,
+            log_every_steps=4,
+            progress=False,
+            tensorboard=False,
+        )
+    )
     config.model.hidden_sizes = (16,)
     return config
 
@@ -41,6 +53,7 @@ def untimed(records):
 
 def assert_same_params(a, b):
     import jax
+
     flat_a, flat_b = jax.tree.leaves_with_path(a), jax.tree.leaves_with_path(b)
     assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
     for (path, x), (_, y) in zip(flat_a, flat_b):
@@ -72,7 +85,7 @@ def truncate(step_dir):
 def overwrite_middle(step_dir):
     path = largest_array_file(step_dir)
     data = bytearray(open(path, "rb").read())
-    data[len(data) // 2:len(data) // 2 + 64] = b"\xff" * 64
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
     open(path, "wb").write(bytes(data))
 
 
@@ -84,7 +97,7 @@ def wrong_checksum(step_dir):
     # The arrays read back fine but are not the ones saved: what the checksum is for.
     path = os.path.join(step_dir, "progress", "metadata")
     record = json.load(open(path))
-    record["checksum"] = (record["checksum"] + 1) % 2 ** 32
+    record["checksum"] = (record["checksum"] + 1) % 2**32
     json.dump(record, open(path, "w"))
 
 
@@ -92,16 +105,19 @@ def drop_progress(step_dir):
     os.remove(os.path.join(step_dir, "progress", "metadata"))
 
 
-DAMAGE = {"truncated array file": (truncate, "reading it failed"),
-          "overwritten array file": (overwrite_middle, ""),
-          "no array metadata": (drop_metadata, "state/_METADATA is missing"),
-          "arrays differ from the checksum": (wrong_checksum, "checksum"),
-          "no progress record": (drop_progress, "reading it failed")}
+DAMAGE = {
+    "truncated array file": (truncate, "reading it failed"),
+    "overwritten array file": (overwrite_middle, ""),
+    "no array metadata": (drop_metadata, "state/_METADATA is missing"),
+    "arrays differ from the checksum": (wrong_checksum, "checksum"),
+    "no progress record": (drop_progress, "reading it failed"),
+}
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_an_unusable_newest_checkpoint_is_named_set_aside_and_the_previous_one_used(
-        finished_run, tmp_path, capsys, case):
+    finished_run, tmp_path, capsys, case
+):
     damage, reason = DAMAGE[case]
     workdir = copy_of(finished_run, tmp_path)
     newest = os.path.join(workdir, "checkpoints", "16")
@@ -130,8 +146,10 @@ def test_with_no_usable_checkpoint_the_run_starts_over(finished_run, tmp_path, c
     result = train_and_evaluate(tiny_config(), workdir)
     err = capsys.readouterr().err
     assert err.count("is unusable (") == 4
-    assert f"no usable checkpoint in {os.path.join(workdir, 'checkpoints')}: training from " \
-           "the start" in err
+    assert (
+        f"no usable checkpoint in {os.path.join(workdir, 'checkpoints')}: training from "
+        "the start" in err
+    )
     assert json.load(open(os.path.join(workdir, "summary.json")))["resumed_from_step"] == 0
     assert_same_params(result.params, finished_run[1].params)
 
@@ -141,13 +159,15 @@ def test_a_half_written_checkpoint_is_named_removed_and_skipped(finished_run, tm
     # What a SIGKILL during orbax's save leaves: the step's temporary directory.
     partial = os.path.join(workdir, "checkpoints", "20.orbax-checkpoint-tmp-1700000000")
     os.makedirs(os.path.join(partial, "state"))
-    open(os.path.join(partial, "state", "_METADATA"), "wb").write(b"{\"tree_meta")
+    open(os.path.join(partial, "state", "_METADATA"), "wb").write(b'{"tree_meta')
     checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), every_steps=4, keep=5)
     assert checkpoints.manager.all_steps() == [4, 8, 12, 16]
     checkpoints.close()
     err = capsys.readouterr().err
-    assert err.strip() == (f"warning: checkpoint {partial} was left half-written by an "
-                           "interrupted save: skipped and removed")
+    assert err.strip() == (
+        f"warning: checkpoint {partial} was left half-written by an "
+        "interrupted save: skipped and removed"
+    )
     assert not os.path.exists(partial)
     assert_same_params(restore_params(workdir).params, finished_run[1].params)
 
@@ -169,11 +189,17 @@ def test_restore_params_skips_an_unusable_newest_step(finished_run, tmp_path, ca
 
 def test_the_state_checksum_sees_one_flipped_bit_and_not_the_nesting():
     import jax.numpy as jnp
-    tree = {"a": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "b": (jnp.ones(3, jnp.int32),
-            jnp.array([True, False])), "c": jnp.array([1, 2], jnp.uint32)}
+
+    tree = {
+        "a": jnp.arange(6, dtype=jnp.float32).reshape(2, 3),
+        "b": (jnp.ones(3, jnp.int32), jnp.array([True, False])),
+        "c": jnp.array([1, 2], jnp.uint32),
+    }
     base = state_checksum(tree)
-    assert state_checksum({"x": [tree["c"], tree["b"][1]], "y": {"0": tree["b"][0],
-                                                                 "1": tree["a"]}}) == base
+    assert (
+        state_checksum({"x": [tree["c"], tree["b"][1]], "y": {"0": tree["b"][0], "1": tree["a"]}})
+        == base
+    )
     flipped = np.asarray(tree["a"]).copy()
     flipped.view(np.uint32)[1, 2] ^= 1 << 7
     assert state_checksum({**tree, "a": jnp.asarray(flipped)}) != base
@@ -207,8 +233,7 @@ with replace_on_close({path!r}) as f:
 def test_a_file_killed_mid_write_keeps_its_old_content(tmp_path):
     path = str(tmp_path / "results.json")
     open(path, "w").write('{"old": true}')
-    proc = subprocess.Popen([sys.executable, "-c",
-                             KILLED_MID_WRITE.format(repo=REPO, path=path)])
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_WRITE.format(repo=REPO, path=path)])
     assert proc.wait() == -signal.SIGKILL
     assert open(path).read() == '{"old": true}'
     with pytest.raises(RuntimeError, match="failed mid-write"):
@@ -230,6 +255,7 @@ def test_the_icbm_job_and_its_figures_write_whole_files_only(tmp_path, monkeypat
 
     from experiments import icbm as icbm_job
     from htaf_jax.interpret import grids
+
     workdir = str(tmp_path)
     icbm_job.write_results(workdir, {"accuracy": 0.5}, "old")
 
@@ -251,6 +277,7 @@ def test_the_icbm_job_and_its_figures_write_whole_files_only(tmp_path, monkeypat
     old = open(png, "rb").read()
     assert old.startswith(b"\x89PNG") and old.endswith(b"IEND\xaeB`\x82")
     from matplotlib.figure import Figure
+
     real = Figure.savefig
 
     def half_then_fail(self, f, **kwargs):

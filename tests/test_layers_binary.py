@@ -1,11 +1,11 @@
 """Binary and deep-Heaviside layers: Linen and NNX agree; NNX layers train."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import nnx
-from flax import traverse_util
+from flax import nnx, traverse_util
 
 from htaf_jax.binary import sign_quantizer
 from htaf_jax.linen import binary as lb
@@ -37,36 +37,90 @@ def _dense_x(shape=(5, 12)):
 # (id, Linen module, NNX constructor (in_features, rngs), input, call kwargs)
 CASES = [
     ("binary_dense", lb.BinaryDense(7), lambda n, r: xb.BinaryDense(n, 7, rngs=r), _dense_x(), {}),
-    ("binary_dense_bias_noscale", lb.BinaryDense(7, use_scale=False, use_bias=True,
-                                                 surrogate="atan"),
-     lambda n, r: xb.BinaryDense(n, 7, use_scale=False, use_bias=True, surrogate="atan", rngs=r),
-     _dense_x(), {}),
-    ("binary_conv", lb.BinaryConv(4), lambda n, r: xb.BinaryConv(n, 4, rngs=r),
-     _dense_x((2, 6, 6, 3)), {}),
-    ("binary_conv_strided", lb.BinaryConv(4, (2, 2), (2, 2), "VALID", use_bias=True),
-     lambda n, r: xb.BinaryConv(n, 4, (2, 2), (2, 2), "VALID", use_bias=True, rngs=r),
-     _dense_x((2, 6, 6, 3)), {}),
-    ("heaviside_hard_train", lh.HeavisideDense(9),
-     lambda n, r: xh.HeavisideDense(n, 9, rngs=r), _dense_x(), {"train": True}),
-    ("heaviside_smooth_train_mixed", lh.HeavisideDense(8, mode="smooth", linear_fraction=0.25),
-     lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", linear_fraction=0.25, rngs=r),
-     _dense_x(), {"train": True}),
-    ("heaviside_smooth_eval", lh.HeavisideDense(8, mode="smooth"),
-     lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", rngs=r), _dense_x(), {"train": False}),
-    ("heaviside_no_bn_residual", lh.HeavisideDense(8, use_batchnorm=False, surrogate="erf"),
-     lambda n, r: xh.HeavisideDense(n, 8, use_batchnorm=False, surrogate="erf", rngs=r),
-     _dense_x(), {"train": True, "residual": 0.3 * jnp.ones((5, 8))}),
- ("quant_dense_real", lb.QuantDense(6), lambda n, r: xb.QuantDense(n, 6, rngs=r), _dense_x(), {}),
-    ("quant_dense_larq_bnn", lb.QuantDense(6, input_quantizer="ste_sign",
-                                           kernel_quantizer="magnitude_aware_sign",
-                                           kernel_constraint="weight_clip"),
-     lambda n, r: xb.QuantDense(n, 6, input_quantizer="ste_sign",
-                                kernel_quantizer="magnitude_aware_sign",
-                                kernel_constraint="weight_clip", rngs=r), _dense_x(), {}),
-    ("quant_conv_tern_scaled", lb.QuantConv(4, input_quantizer="approx_sign",
-                                            kernel_quantizer="ste_tern", use_scale=True),
-     lambda n, r: xb.QuantConv(n, 4, input_quantizer="approx_sign", kernel_quantizer="ste_tern",
-                               use_scale=True, rngs=r), _dense_x((2, 5, 5, 3)), {}),
+    (
+        "binary_dense_bias_noscale",
+        lb.BinaryDense(7, use_scale=False, use_bias=True, surrogate="atan"),
+        lambda n, r: xb.BinaryDense(n, 7, use_scale=False, use_bias=True, surrogate="atan", rngs=r),
+        _dense_x(),
+        {},
+    ),
+    (
+        "binary_conv",
+        lb.BinaryConv(4),
+        lambda n, r: xb.BinaryConv(n, 4, rngs=r),
+        _dense_x((2, 6, 6, 3)),
+        {},
+    ),
+    (
+        "binary_conv_strided",
+        lb.BinaryConv(4, (2, 2), (2, 2), "VALID", use_bias=True),
+        lambda n, r: xb.BinaryConv(n, 4, (2, 2), (2, 2), "VALID", use_bias=True, rngs=r),
+        _dense_x((2, 6, 6, 3)),
+        {},
+    ),
+    (
+        "heaviside_hard_train",
+        lh.HeavisideDense(9),
+        lambda n, r: xh.HeavisideDense(n, 9, rngs=r),
+        _dense_x(),
+        {"train": True},
+    ),
+    (
+        "heaviside_smooth_train_mixed",
+        lh.HeavisideDense(8, mode="smooth", linear_fraction=0.25),
+        lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", linear_fraction=0.25, rngs=r),
+        _dense_x(),
+        {"train": True},
+    ),
+    (
+        "heaviside_smooth_eval",
+        lh.HeavisideDense(8, mode="smooth"),
+        lambda n, r: xh.HeavisideDense(n, 8, mode="smooth", rngs=r),
+        _dense_x(),
+        {"train": False},
+    ),
+    (
+        "heaviside_no_bn_residual",
+        lh.HeavisideDense(8, use_batchnorm=False, surrogate="erf"),
+        lambda n, r: xh.HeavisideDense(n, 8, use_batchnorm=False, surrogate="erf", rngs=r),
+        _dense_x(),
+        {"train": True, "residual": 0.3 * jnp.ones((5, 8))},
+    ),
+    (
+        "quant_dense_real",
+        lb.QuantDense(6),
+        lambda n, r: xb.QuantDense(n, 6, rngs=r),
+        _dense_x(),
+        {},
+    ),
+    (
+        "quant_dense_larq_bnn",
+        lb.QuantDense(
+            6,
+            input_quantizer="ste_sign",
+            kernel_quantizer="magnitude_aware_sign",
+            kernel_constraint="weight_clip",
+        ),
+        lambda n, r: xb.QuantDense(
+            n,
+            6,
+            input_quantizer="ste_sign",
+            kernel_quantizer="magnitude_aware_sign",
+            kernel_constraint="weight_clip",
+            rngs=r,
+        ),
+        _dense_x(),
+        {},
+    ),
+    (
+        "quant_conv_tern_scaled",
+        lb.QuantConv(4, input_quantizer="approx_sign", kernel_quantizer="ste_tern", use_scale=True),
+        lambda n, r: xb.QuantConv(
+            n, 4, input_quantizer="approx_sign", kernel_quantizer="ste_tern", use_scale=True, rngs=r
+        ),
+        _dense_x((2, 5, 5, 3)),
+        {},
+    ),
 ]
 
 
@@ -92,18 +146,26 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
     variables = jax.jit(lambda k: linen_layer.init(k, x, **kwargs))(KEY)
     # Move batch statistics off their initial values, so evaluation uses them.
     if "batch_stats" in variables:
-        variables = {**variables, "batch_stats": jax.tree.map(
-            lambda v: v + 0.1 * jax.random.uniform(KEY, v.shape), variables["batch_stats"])}
+        variables = {
+            **variables,
+            "batch_stats": jax.tree.map(
+                lambda v: v + 0.1 * jax.random.uniform(KEY, v.shape), variables["batch_stats"]
+            ),
+        }
     layer = nnx.jit(lambda: make_nnx(x.shape[-1], nnx.Rngs(5)))()
     _load(layer, variables)
-    r = _weights(jax.eval_shape(lambda v: linen_layer.apply(v, x, **kwargs, mutable=True),
-                                variables)[0].shape)
+    r = _weights(
+        jax.eval_shape(lambda v: linen_layer.apply(v, x, **kwargs, mutable=True), variables)[
+            0
+        ].shape
+    )
 
     @jax.jit
     def linen_loss_and_grad(params):
         def loss(p):
             y, updates = linen_layer.apply({**variables, "params": p}, x, **kwargs, mutable=True)
             return jnp.sum(y * r), (y, updates)
+
         return jax.value_and_grad(loss, has_aux=True)(params)
 
     @nnx.jit
@@ -111,6 +173,7 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
         def loss(m):
             y = m(x, **kwargs)
             return jnp.sum(y * r), y
+
         return nnx.value_and_grad(loss, has_aux=True)(model)
 
     (l_loss, (l_y, l_updates)), l_grads = linen_loss_and_grad(variables["params"])
@@ -134,35 +197,41 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(case):
 def test_binary_dense_is_the_sign_configuration_of_quant_dense():
     x = _dense_x()
     binary = lb.BinaryDense(7, surrogate="atan")
-    quant = lb.QuantDense(7, kernel_quantizer=sign_quantizer("atan"), use_scale=True,
-                          use_bias=False)
+    quant = lb.QuantDense(
+        7, kernel_quantizer=sign_quantizer("atan"), use_scale=True, use_bias=False
+    )
     variables = jax.jit(binary.init)(KEY, x)
-    assert jax.tree.structure(variables) == jax.tree.structure(
-        jax.eval_shape(quant.init, KEY, x))
+    assert jax.tree.structure(variables) == jax.tree.structure(jax.eval_shape(quant.init, KEY, x))
     f = lambda m: lambda p: jnp.sum(m.apply({"params": p}, x) ** 2)
-    (y_quant, g_quant), (y_binary, g_binary) = jax.jit(lambda p: [
-        (m.apply({"params": p}, x), jax.grad(f(m))(p)) for m in (quant, binary)])(
-        variables["params"])
+    (y_quant, g_quant), (y_binary, g_binary) = jax.jit(
+        lambda p: [(m.apply({"params": p}, x), jax.grad(f(m))(p)) for m in (quant, binary)]
+    )(variables["params"])
     np.testing.assert_array_equal(y_quant, y_binary)
     np.testing.assert_array_equal(g_quant["latent_kernel"], g_binary["latent_kernel"])
 
 
 def test_quant_dense_names_its_kernel_by_whether_it_is_quantized():
     x = _dense_x()
-    init = lambda m: jax.eval_shape(m.init, KEY, x)    # names only: no compile
+    init = lambda m: jax.eval_shape(m.init, KEY, x)  # names only: no compile
     assert set(init(lb.QuantDense(3))["params"]) == {"kernel", "bias"}
     assert set(init(lb.QuantDense(3, kernel_quantizer="ste_sign"))["params"]) == {
-        "latent_kernel", "bias"}
-    assert hasattr(nnx.eval_shape(lambda: xb.QuantDense(12, 3, kernel_quantizer="ste_sign",
-                                                        rngs=nnx.Rngs(0))), "latent_kernel")
+        "latent_kernel",
+        "bias",
+    }
+    assert hasattr(
+        nnx.eval_shape(lambda: xb.QuantDense(12, 3, kernel_quantizer="ste_sign", rngs=nnx.Rngs(0))),
+        "latent_kernel",
+    )
 
 
 def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
     from htaf_jax.binary import clip_latent_kernels, constrained
+
     w = jnp.array([-2.0, -0.5, 0.25, 1.5])
     np.testing.assert_array_equal(constrained(w, "weight_clip"), [-1.0, -0.5, 0.25, 1.0])
-    np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(constrained(v, "weight_clip") * 2))(w),
-                                  [2.0, 2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(
+        jax.grad(lambda v: jnp.sum(constrained(v, "weight_clip") * 2))(w), [2.0, 2.0, 2.0, 2.0]
+    )
     np.testing.assert_array_equal(constrained(w, lambda v: v / 2), w / 2)
     with pytest.raises(ValueError, match="unknown kernel constraint 'clip'.*weight_clip"):
         constrained(w, "clip")
@@ -174,8 +243,7 @@ def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
 
 def test_heaviside_evaluation_units_are_exactly_binary():
     layer = nnx.jit(lambda: xh.HeavisideDense(12, 16, mode="smooth", rngs=nnx.Rngs(0)))()
-    h, h_train = nnx.jit(lambda m: (m(_dense_x(), train=False), m(_dense_x(), train=True)))(
-        layer)
+    h, h_train = nnx.jit(lambda m: (m(_dense_x(), train=False), m(_dense_x(), train=True)))(layer)
     assert set(np.unique(np.asarray(h))) <= {0.0, 1.0}
     assert np.all((h_train > 0) & (h_train < 1))
 
@@ -202,7 +270,7 @@ class _TinyBinaryNet(nnx.Module):
 
 
 def test_nnx_binary_net_trains_with_optimizer_and_jit():
-    model = nnx.jit(lambda: _TinyBinaryNet(nnx.Rngs(0)))()      # eagerly: an op at a time
+    model = nnx.jit(lambda: _TinyBinaryNet(nnx.Rngs(0)))()  # eagerly: an op at a time
     optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     x = _dense_x((64, 12))
     y = (x[:, 0] > 0).astype(jnp.int32) + (x[:, 1] > 0).astype(jnp.int32)
@@ -211,6 +279,7 @@ def test_nnx_binary_net_trains_with_optimizer_and_jit():
     def step(model, optimizer):
         def loss_fn(m):
             return optax.softmax_cross_entropy_with_integer_labels(m(x, train=True), y).mean()
+
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
         return loss

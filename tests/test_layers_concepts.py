@@ -1,4 +1,5 @@
 """The concept layer: the pure-JAX core, and Linen vs NNX ``ConceptBottleneck``."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,8 +21,9 @@ def _features(seed=0):
 
 
 # ------------------------------------------------------------------- core --
-@pytest.mark.parametrize("total, fraction, sharpen", [(8, 0.5, 16.0), (100, 0.75, 3.0),
-                                                      (7, 1.0, 10.0), (5, 0.3, 1.0)])
+@pytest.mark.parametrize(
+    "total, fraction, sharpen", [(8, 0.5, 16.0), (100, 0.75, 3.0), (7, 1.0, 10.0), (5, 0.3, 1.0)]
+)
 def test_schedule_matches_its_closed_form(total, fraction, sharpen):
     steps = np.arange(0, total + 3)
     want = sharpen ** np.minimum(steps / (fraction * total), 1.0)  # float64
@@ -53,8 +55,9 @@ def test_binary_concepts_forms_and_noise():
     soft, _ = core.binary_concepts(normed, unit, mode="smooth", train=True, sharpness=2.0)
     np.testing.assert_allclose(soft, unit.smooth(2.0 * normed), rtol=1e-6)
     key = jax.random.key(3)
-    noisy, pre = core.binary_concepts(normed, unit, mode="hard", train=True, sharpness=3.0,
-                                      noise_std=0.5, key=key)
+    noisy, pre = core.binary_concepts(
+        normed, unit, mode="hard", train=True, sharpness=3.0, noise_std=0.5, key=key
+    )
     eps = jax.random.normal(key, normed.shape, normed.dtype)
     np.testing.assert_allclose(pre, 3.0 * (normed + 0.5 * eps), rtol=1e-6)
     np.testing.assert_array_equal(noisy, (np.asarray(pre) >= 0).astype(np.float32))
@@ -109,8 +112,7 @@ CASES = [
     dict(concept_mode="hard"),
     dict(surrogate="sigmoid", sharpen=8.0, sharpen_fraction=0.5, total_train_steps=10),
     dict(surrogate="straight_through", concept_mode="hard"),
-    dict(surrogate=get_unit("htaf", alpha=16.0, beta=1.0), sharpen=4.0,
-         total_train_steps=6),
+    dict(surrogate=get_unit("htaf", alpha=16.0, beta=1.0), sharpen=4.0, total_train_steps=6),
     dict(concept_offset=0.7, rate_penalty=0.3),
     dict(norm_affine=False, concept_offset=1.5, rate_penalty=2.0, concept_mode="hard"),
     dict(norm_affine=False, concept_offset=-0.5, sharpen=4.0, total_train_steps=6),
@@ -121,16 +123,18 @@ def _close(actual, desired):
     """Equal to 1e-6 of the array's largest entry: the two front ends may round one
     pre-activation an ulp apart, and a steep unit's derivative amplifies that."""
     desired = np.asarray(desired)
-    np.testing.assert_allclose(actual, desired, rtol=1e-6,
-                               atol=1e-6 * max(1.0, float(np.abs(desired).max())))
+    np.testing.assert_allclose(
+        actual, desired, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(desired).max()))
+    )
 
 
 def _weights():
     return jax.random.normal(jax.random.key(7), (B, K), jnp.float32)
 
 
-@pytest.mark.parametrize("kw", CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items())
-                         or "defaults")
+@pytest.mark.parametrize(
+    "kw", CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults"
+)
 @pytest.mark.parametrize("train", [False, True])
 def test_linen_and_nnx_agree_in_outputs_and_gradients(kw, train):
     lin, variables, mod = _pair(**kw)
@@ -138,9 +142,13 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(kw, train):
 
     @jax.jit
     def linen_loss(params, h):
-        z, updates = lin.apply({"params": params, "batch_stats": variables["batch_stats"]}, h,
-                               train=train, step=step,
-                               mutable=["batch_stats", "intermediates", "losses"])
+        z, updates = lin.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            h,
+            train=train,
+            step=step,
+            mutable=["batch_stats", "intermediates", "losses"],
+        )
         aux = sum(jax.tree.leaves(updates.get("losses", {})))  # the trainer's one line
         return jnp.sum(z * w) + aux, z
 
@@ -149,10 +157,12 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(kw, train):
         def loss(mod, h):
             z = mod(h, train=train, step=step)
             return jnp.sum(z * w) + sum(jax.tree.leaves(nnx.state(mod, AuxLoss))), z
+
         return nnx.value_and_grad(loss, argnums=(0, 1), has_aux=True)(mod, h)
 
-    (l_lin, z_lin), (g_params, g_h) = jax.value_and_grad(linen_loss, argnums=(0, 1),
-                                                         has_aux=True)(variables["params"], h)
+    (l_lin, z_lin), (g_params, g_h) = jax.value_and_grad(linen_loss, argnums=(0, 1), has_aux=True)(
+        variables["params"], h
+    )
     (l_nnx, z_nnx), (g_mod, g_h_nnx) = nnx_loss_and_grads(mod, h)
     _close(z_nnx, z_lin)
     _close(l_nnx, l_lin)
@@ -167,27 +177,36 @@ def test_linen_and_nnx_agree_on_running_statistics_and_sown_values():
     kw = dict(sharpen=4.0, total_train_steps=10)
     lin, variables, mod = _pair(**kw)
     h = _features()
-    _, updates = lin.apply(variables, h, train=True, step=5,
-                           mutable=["batch_stats", "intermediates"])
+    _, updates = lin.apply(
+        variables, h, train=True, step=5, mutable=["batch_stats", "intermediates"]
+    )
     mod(h, train=True, step=5)
     for name in ("mean", "var"):
-        np.testing.assert_allclose(getattr(mod.norm, name)[...],
-                                   updates["batch_stats"]["norm"][name], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            getattr(mod.norm, name)[...], updates["batch_stats"]["norm"][name], rtol=1e-6, atol=1e-7
+        )
     inter = updates["intermediates"]
     np.testing.assert_allclose(mod.near_binary[...], inter["near_binary"][0], rtol=1e-6)
     np.testing.assert_allclose(mod.concept_rate[...], inter["concept_rate"][0], rtol=1e-6)
     # The preactivations method (noiseless, ranks examples) agrees too, on the new statistics.
     updated = {"params": variables["params"], "batch_stats": updates["batch_stats"]}
-    _close(mod.preactivations(h, step=5),
-           lin.apply(updated, h, step=5, method=LinenConcepts.preactivations))
+    _close(
+        mod.preactivations(h, step=5),
+        lin.apply(updated, h, step=5, method=LinenConcepts.preactivations),
+    )
 
 
 def test_same_fields_and_defaults_in_both():
     import dataclasses
+
     from flax import nnx
+
     spec = {f.name: f.default for f in dataclasses.fields(core.ConceptFields)}
-    linen = {f.name: f.default for f in LinenConcepts.__dataclass_fields__.values()
-             if f.name not in ("parent", "name")}
+    linen = {
+        f.name: f.default
+        for f in LinenConcepts.__dataclass_fields__.values()
+        if f.name not in ("parent", "name")
+    }
     assert linen == spec
     layer = NNXConcepts(4, rngs=nnx.Rngs(0))
     assert {k: getattr(layer, k) for k in spec} == spec
@@ -199,9 +218,13 @@ def test_noise_only_in_training(cls):
     if cls == "linen":
         lin, variables, _ = _pair(concept_noise=1.0)
         quiet = lin.clone(concept_noise=0.0)
-        run = lambda m, train: m.apply(variables, h, train=train,  # noqa: E731
-                                       rngs={"dropout": jax.random.key(2)},
-                                       mutable=["batch_stats"])[0]
+        run = lambda m, train: m.apply(
+            variables,
+            h,
+            train=train,  # noqa: E731
+            rngs={"dropout": jax.random.key(2)},
+            mutable=["batch_stats"],
+        )[0]
         noisy_eval, clean_eval = run(lin, False), run(quiet, False)
         noisy_train, clean_train = run(lin, True), run(quiet, True)
     else:
@@ -224,8 +247,9 @@ def test_nnx_layer_trains_with_nnx_optimizer():
 
     class Model(nnx.Module):
         def __init__(self, rngs):
-            self.concepts = NNXConcepts(D, K, sharpen=4.0, total_train_steps=60,
-                                        concept_noise=0.2, rngs=rngs)
+            self.concepts = NNXConcepts(
+                D, K, sharpen=4.0, total_train_steps=60, concept_noise=0.2, rngs=rngs
+            )
             self.head = nnx.Linear(K, 4, rngs=rngs)
 
         def __call__(self, x, train=False, step=None):
@@ -239,6 +263,7 @@ def test_nnx_layer_trains_with_nnx_optimizer():
         def loss_fn(model):
             logits = model(x, train=True, step=step)
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
         return loss
@@ -268,16 +293,26 @@ def test_offset_caps_the_on_rate_exactly_at_the_two_point_case(cls):
     rates = []
     for theta in (theta_low, theta_high):
         if cls == "linen":
-            lin = LinenConcepts(num_concepts=1, concept_mode="hard", norm_affine=False,
-                                concept_offset=theta, epsilon=1e-9)
+            lin = LinenConcepts(
+                num_concepts=1,
+                concept_mode="hard",
+                norm_affine=False,
+                concept_offset=theta,
+                epsilon=1e-9,
+            )
             v = lin.init(jax.random.key(0), h)
-            v = {"params": {"proj": {"kernel": jnp.ones((1, 1))}},
-                 "batch_stats": v["batch_stats"]}
+            v = {"params": {"proj": {"kernel": jnp.ones((1, 1))}}, "batch_stats": v["batch_stats"]}
             z, _ = lin.apply(v, h, train=True, mutable=["batch_stats"])
         else:
-            mod = NNXConcepts(1, 1, concept_mode="hard", norm_affine=False, concept_offset=theta,
-                              epsilon=1e-9,
-                              rngs=nnx.Rngs(0))
+            mod = NNXConcepts(
+                1,
+                1,
+                concept_mode="hard",
+                norm_affine=False,
+                concept_offset=theta,
+                epsilon=1e-9,
+                rngs=nnx.Rngs(0),
+            )
             mod.proj.kernel[...] = jnp.ones((1, 1))
             z = mod(h, train=True)
         rates.append(float(jnp.mean(z)))
@@ -289,12 +324,18 @@ def test_offset_caps_the_on_rate_of_any_batch():
     """Skewed, heavy-tailed features and a random projection: every concept's on-rate in
     a training batch stays ≤ 1/(1 + θ²) (Cantelli), for several θ."""
     rng = np.random.default_rng(0)
-    h = jnp.asarray(np.concatenate([rng.standard_exponential((200, 4)) ** 3,
-                                    rng.standard_cauchy((200, 4))], axis=1), jnp.float32)
+    h = jnp.asarray(
+        np.concatenate(
+            [rng.standard_exponential((200, 4)) ** 3, rng.standard_cauchy((200, 4))], axis=1
+        ),
+        jnp.float32,
+    )
     for rate in (0.05, 0.15, 0.5):
         theta = core.offset_for_on_rate(rate)
         assert core.on_rate_bound(theta) == pytest.approx(rate)
-        lin = LinenConcepts(num_concepts=64, concept_mode="hard", norm_affine=False, concept_offset=theta)
+        lin = LinenConcepts(
+            num_concepts=64, concept_mode="hard", norm_affine=False, concept_offset=theta
+        )
         v = lin.init(jax.random.key(1), h)
         z, _ = lin.apply(v, h, train=True, mutable=["batch_stats"])
         per_concept = np.asarray(z).mean(axis=0)
@@ -330,8 +371,7 @@ def test_rate_penalty_is_sown_in_training_only():
     # Not mutable: the sow does nothing (an engine without the line trains as before).
     lin.apply(variables, h, train=True, mutable=["batch_stats"])
     z_nnx = mod(h, train=True)
-    assert float(mod.on_rate_penalty[...]) == pytest.approx(0.5 * float(jnp.mean(z_nnx)),
-                                                           rel=1e-6)
+    assert float(mod.on_rate_penalty[...]) == pytest.approx(0.5 * float(jnp.mean(z_nnx)), rel=1e-6)
     mod(h)
     assert float(mod.on_rate_penalty[...]) == 0.0
     # Without a penalty there is no AuxLoss variable: the state keeps its old structure.

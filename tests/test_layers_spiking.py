@@ -1,4 +1,5 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
+
 import dataclasses
 import inspect
 import re
@@ -10,31 +11,57 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from reference_grads import assert_grads_equal, autodiff_reference
+from reference_lif import reference_lif
 
 from htaf_jax import spiking
 from htaf_jax.linen import spiking as L
 from htaf_jax.nnx import spiking as N
 from htaf_jax.units import get_unit
-from reference_grads import assert_grads_equal, autodiff_reference
-from reference_lif import reference_lif
 
 KEY = jax.random.PRNGKey(0)
 HTAF = get_unit("htaf")
 T, B, F = 6, 3, 4
 
-OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than (T, B, F))
+OPTIONS = [  # (layer, options, direct input (B, F) with num_steps rather than (T, B, F))
     ("LIF", {}, False),
     ("LIF", {"reset": "zero"}, True),
     ("LIF", {"detach_reset": False, "learn_beta": True, "learn_threshold": True}, False),
-    ("LIF", {"learn_beta": True, "learn_threshold": True, "per_neuron": True,
-             "surrogate": "atan", "reset": "zero", "detach_reset": False}, True),
-    ("LIF", {"reset_delay": True, "spike_at_threshold": False, "learn_beta": True,
-             "per_neuron": True}, False),
-    ("LIF", {"reset_delay": True, "reset": "zero", "detach_reset": False,
-             "learn_threshold": True}, True),
+    (
+        "LIF",
+        {
+            "learn_beta": True,
+            "learn_threshold": True,
+            "per_neuron": True,
+            "surrogate": "atan",
+            "reset": "zero",
+            "detach_reset": False,
+        },
+        True,
+    ),
+    (
+        "LIF",
+        {"reset_delay": True, "spike_at_threshold": False, "learn_beta": True, "per_neuron": True},
+        False,
+    ),
+    (
+        "LIF",
+        {"reset_delay": True, "reset": "zero", "detach_reset": False, "learn_threshold": True},
+        True,
+    ),
     ("LIF", {"surrogate": get_unit("sigmoid", alpha=25.0), "beta": 0.5}, False),
-    ("LIF", {"reset_delay": True, "fire_first": True, "detach_reset": False,
-             "learn_beta": True, "learn_threshold": True, "threshold": 0.5}, True),
+    (
+        "LIF",
+        {
+            "reset_delay": True,
+            "fire_first": True,
+            "detach_reset": False,
+            "learn_beta": True,
+            "learn_threshold": True,
+            "threshold": 0.5,
+        },
+        True,
+    ),
     ("IF", {}, True),
     ("IF", {"learn_threshold": True, "per_neuron": True, "reset": "zero"}, False),
     ("RecurrentLIF", {}, True),
@@ -42,22 +69,65 @@ OPTIONS = [   # (layer, options, direct input (B, F) with num_steps rather than 
     ("RecurrentLIF", {"all_to_all": False, "per_neuron": True, "learn_threshold": True}, True),
     ("RecurrentLIF", {"all_to_all": False, "recurrent_init": 0.5, "reset": "zero"}, False),
     ("Synaptic", {}, True),
-    ("Synaptic", {"learn_alpha": True, "learn_beta": True, "per_neuron": True,
-                  "alpha": 0.7, "reset_delay": True}, False),
-    ("Synaptic", {"learn_alpha": True, "learn_threshold": True, "reset": "zero",
-                  "detach_reset": False}, True),
+    (
+        "Synaptic",
+        {
+            "learn_alpha": True,
+            "learn_beta": True,
+            "per_neuron": True,
+            "alpha": 0.7,
+            "reset_delay": True,
+        },
+        False,
+    ),
+    (
+        "Synaptic",
+        {"learn_alpha": True, "learn_threshold": True, "reset": "zero", "detach_reset": False},
+        True,
+    ),
     ("ALIF", {}, False),
-    ("ALIF", {"learn_beta": True, "learn_threshold": True, "per_neuron": True,
-              "adapt_decay": 0.8, "adapt_scale": 0.5, "detach_reset": False}, True),
+    (
+        "ALIF",
+        {
+            "learn_beta": True,
+            "learn_threshold": True,
+            "per_neuron": True,
+            "adapt_decay": 0.8,
+            "adapt_scale": 0.5,
+            "detach_reset": False,
+        },
+        True,
+    ),
     ("ALIF", {"reset_delay": True, "reset": "zero", "spike_at_threshold": False}, False),
-    ("ALIF", {"learn_adapt_decay": True, "learn_adapt_scale": True, "per_neuron": True,
-              "adapt_decay": 0.8, "detach_reset": False}, False),
+    (
+        "ALIF",
+        {
+            "learn_adapt_decay": True,
+            "learn_adapt_scale": True,
+            "per_neuron": True,
+            "adapt_decay": 0.8,
+            "detach_reset": False,
+        },
+        False,
+    ),
     ("ALIF", {"learn_adapt_decay": True, "learn_threshold": True, "reset_delay": True}, True),
     ("ALIF", {"learn_adapt_scale": True, "adapt_scale": 0.3, "reset": "zero"}, True),
-    ("ALIF", {"reset_delay": True, "fire_first": True, "learn_adapt_decay": True,
-              "learn_adapt_scale": True, "threshold": 0.5}, False),
-    ("RecurrentLIF", {"reset_delay": True, "fire_first": True, "reset": "zero",
-                      "threshold": 0.5}, False),
+    (
+        "ALIF",
+        {
+            "reset_delay": True,
+            "fire_first": True,
+            "learn_adapt_decay": True,
+            "learn_adapt_scale": True,
+            "threshold": 0.5,
+        },
+        False,
+    ),
+    (
+        "RecurrentLIF",
+        {"reset_delay": True, "fire_first": True, "reset": "zero", "threshold": 0.5},
+        False,
+    ),
 ]
 NEURONS = ("LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF")
 
@@ -107,30 +177,40 @@ def test_linen_and_nnx_agree_in_outputs_and_gradients(name, options, direct):
 def test_same_fields_and_defaults_in_linen_and_nnx(name):
     """Both front ends take the neuron's field spec: the Linen dataclass fields and the
     NNX signature hold the same names and defaults as spiking's spec."""
-    linen_fields = {k: f.default for k, f in getattr(L, name).__dataclass_fields__.items()
-                    if k not in ("parent", "name")}
-    nnx_fields = {k: p.default for k, p in inspect.signature(getattr(N, name)).parameters.items()
-                  if k not in ("in_features", "rngs")}
+    linen_fields = {
+        k: f.default
+        for k, f in getattr(L, name).__dataclass_fields__.items()
+        if k not in ("parent", "name")
+    }
+    nnx_fields = {
+        k: p.default
+        for k, p in inspect.signature(getattr(N, name)).parameters.items()
+        if k not in ("in_features", "rngs")
+    }
     spec = getattr(spiking, f"{name}Fields")
     assert linen_fields == nnx_fields
-    assert {k: v for k, v in linen_fields.items() if k != "param_dtype"} == \
-        {f.name: f.default for f in dataclasses.fields(spec)}
+    assert {k: v for k, v in linen_fields.items() if k != "param_dtype"} == {
+        f.name: f.default for f in dataclasses.fields(spec)
+    }
     assert N.IF(threshold=0.5).beta == 1.0 and L.IF().beta == 1.0
 
 
 @pytest.mark.parametrize("front", [L, N])
-@pytest.mark.parametrize("name,fields,message", [
-    ("LIF", {"beta": 1.5}, r"beta is a decay per step and must lie in \[0, 1\].*got 1.5"),
-    ("LIF", {"beta": -0.1}, r"beta is a decay per step"),
-    ("LIF", {"beta": np.array([0.5, 1.2])}, r"beta is a decay per step"),
-    ("LIF", {"threshold": 0.0}, r"threshold must be > 0.*got 0.0"),
-    ("IF", {"threshold": -1.0}, r"threshold must be > 0"),
-    ("Synaptic", {"alpha": 2.0}, r"alpha is a decay per step"),
-    ("ALIF", {"adapt_decay": 1.01}, r"adapt_decay is a decay per step"),
-    ("Synaptic", {"alpha": 1.0, "learn_alpha": True}, r"0 < alpha < 1"),
-    ("LIF", {"reset": "hard"}, r"reset must be 'subtract' or 'zero', got 'hard'"),
-    ("LIF", {"fire_first": True}, r"needs reset_delay=True"),
-])
+@pytest.mark.parametrize(
+    "name,fields,message",
+    [
+        ("LIF", {"beta": 1.5}, r"beta is a decay per step and must lie in \[0, 1\].*got 1.5"),
+        ("LIF", {"beta": -0.1}, r"beta is a decay per step"),
+        ("LIF", {"beta": np.array([0.5, 1.2])}, r"beta is a decay per step"),
+        ("LIF", {"threshold": 0.0}, r"threshold must be > 0.*got 0.0"),
+        ("IF", {"threshold": -1.0}, r"threshold must be > 0"),
+        ("Synaptic", {"alpha": 2.0}, r"alpha is a decay per step"),
+        ("ALIF", {"adapt_decay": 1.01}, r"adapt_decay is a decay per step"),
+        ("Synaptic", {"alpha": 1.0, "learn_alpha": True}, r"0 < alpha < 1"),
+        ("LIF", {"reset": "hard"}, r"reset must be 'subtract' or 'zero', got 'hard'"),
+        ("LIF", {"fire_first": True}, r"needs reset_delay=True"),
+    ],
+)
 def test_neurons_refuse_bad_fields_in_one_line(front, name, fields, message):
     with pytest.raises(ValueError, match=message) as info:
         getattr(front, name)(**fields)
@@ -138,8 +218,11 @@ def test_neurons_refuse_bad_fields_in_one_line(front, name, fields, message):
 
 
 def test_nnx_neuron_lists_valid_fields_for_an_unknown_one():
-    with pytest.raises(TypeError, match=r"LIF got unknown field\(s\) treshold; valid: beta, "
-                                        r"threshold, reset"):
+    with pytest.raises(
+        TypeError,
+        match=r"LIF got unknown field\(s\) treshold; valid: beta, "
+        r"threshold, reset",
+    ):
         N.LIF(treshold=0.5)
     # The edges of the valid range are accepted: no leak (IF-like) and full leak.
     for beta in (0.0, 1.0):
@@ -167,10 +250,19 @@ ALL_LEARNABLE = {
     "LIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
     "IF": {"learn_threshold": True, "per_neuron": True},
     "RecurrentLIF": {"learn_beta": True, "learn_threshold": True, "per_neuron": True},
-    "Synaptic": {"learn_alpha": True, "learn_beta": True, "learn_threshold": True,
-                 "per_neuron": True},
-    "ALIF": {"learn_beta": True, "learn_threshold": True, "learn_adapt_decay": True,
-             "learn_adapt_scale": True, "per_neuron": True},
+    "Synaptic": {
+        "learn_alpha": True,
+        "learn_beta": True,
+        "learn_threshold": True,
+        "per_neuron": True,
+    },
+    "ALIF": {
+        "learn_beta": True,
+        "learn_threshold": True,
+        "learn_adapt_decay": True,
+        "learn_adapt_scale": True,
+        "per_neuron": True,
+    },
 }
 
 
@@ -179,8 +271,9 @@ class _SpikingNet(nnx.Module):
 
     def __init__(self, rngs, neuron="LIF"):
         self.fc1 = nnx.Linear(8, 32, rngs=rngs)
-        self.lif = getattr(N, neuron)(**ALL_LEARNABLE[neuron], threshold=0.5, in_features=32,
-                                      rngs=rngs)
+        self.lif = getattr(N, neuron)(
+            **ALL_LEARNABLE[neuron], threshold=0.5, in_features=32, rngs=rngs
+        )
         self.fc2 = nnx.Linear(32, 3, rngs=rngs)
 
     def __call__(self, x):
@@ -190,7 +283,7 @@ class _SpikingNet(nnx.Module):
 
 def test_nnx_lif_network_trains_with_optimizer_and_jit():
     x = jax.random.normal(KEY, (64, 8)) * 2.0
-    y = jnp.argmax(x[:, :3], axis=-1)   # a learnable rule
+    y = jnp.argmax(x[:, :3], axis=-1)  # a learnable rule
     model = _SpikingNet(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
 
@@ -198,6 +291,7 @@ def test_nnx_lif_network_trains_with_optimizer_and_jit():
     def train_step(model, optimizer, x, y):
         def loss_fn(model):
             return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
         return loss
@@ -225,6 +319,7 @@ def test_every_neuron_passes_its_gradient_to_every_parameter(neuron, monkeypatch
 
 
 # ------------------------------------------------------------ core updates --
+
 
 def _run(currents, **kw):
     kw.setdefault("spike_fn", HTAF)
@@ -255,23 +350,28 @@ def test_fire_first_hand_computed():
     # β = 0.5, θ = 1, I = 1.5, 1.5, 1.5, 0.5: the membrane of the delayed reset
     # (1.5, 1.25, 1.125, 0.0625), each spike read from the membrane carried in:
     # H(0 − 1) = 0, H(1.5 − 1) = 1, H(1.25 − 1) = 1, H(1.125 − 1) = 1.
-    spikes, mems = _run([1.5, 1.5, 1.5, 0.5], beta=0.5, threshold=1.0, reset_delay=True,
-                        fire_first=True)
+    spikes, mems = _run(
+        [1.5, 1.5, 1.5, 0.5], beta=0.5, threshold=1.0, reset_delay=True, fire_first=True
+    )
     np.testing.assert_array_equal(spikes, [0, 1, 1, 1])
     np.testing.assert_allclose(mems, [1.5, 1.25, 1.125, 0.0625], rtol=1e-6)
     # Zero reset: 1.2; S = 1 resets before the leak: 0 + 0.4; 0.2 + 0.4 = 0.6.
-    spikes, mems = _run([1.2, 0.4, 0.4], beta=0.5, threshold=1.0, reset="zero",
-                        reset_delay=True, fire_first=True)
+    spikes, mems = _run(
+        [1.2, 0.4, 0.4], beta=0.5, threshold=1.0, reset="zero", reset_delay=True, fire_first=True
+    )
     np.testing.assert_array_equal(spikes, [0, 1, 0])
     np.testing.assert_allclose(mems, [1.2, 0.4, 0.6], rtol=1e-6)
 
 
 def test_fire_first_needs_reset_delay():
     with pytest.raises(ValueError, match="fire_first=True .* needs reset_delay=True"):
-        spiking.lif_dynamics(jnp.ones((2, 1)), beta=0.5, threshold=1.0, spike_fn=HTAF,
-                             fire_first=True)
-    for make in (lambda: L.LIF(fire_first=True).init(KEY, jnp.ones((2, 1, 1))),
-                 lambda: N.ALIF(fire_first=True)):
+        spiking.lif_dynamics(
+            jnp.ones((2, 1)), beta=0.5, threshold=1.0, spike_fn=HTAF, fire_first=True
+        )
+    for make in (
+        lambda: L.LIF(fire_first=True).init(KEY, jnp.ones((2, 1, 1))),
+        lambda: N.ALIF(fire_first=True),
+    ):
         with pytest.raises(ValueError, match="needs reset_delay=True"):
             make()
 
@@ -285,13 +385,23 @@ def test_fire_first_is_the_delayed_reset_one_step_earlier(name, reset, detach):
     One gradient differs by design: fire_first's S[0] = H(−θ) carries H'(−θ) to θ,
     where the shifted S[0] is a constant 0. The rectangle surrogate (support
     |x| ≤ 0.5) has H'(−0.6) = 0, so the gradients must agree exactly."""
-    learn = {"LIF": {}, "RecurrentLIF": {"all_to_all": False},
-             "Synaptic": {"learn_alpha": True},
-             "ALIF": {"learn_adapt_decay": True, "learn_adapt_scale": True,
-                      "adapt_scale": 0.5}}[name]
-    options = dict(learn, reset=reset, detach_reset=detach, reset_delay=True, threshold=0.6,
-                   learn_beta=True, learn_threshold=True, per_neuron=True,
-                   surrogate="rectangle")
+    learn = {
+        "LIF": {},
+        "RecurrentLIF": {"all_to_all": False},
+        "Synaptic": {"learn_alpha": True},
+        "ALIF": {"learn_adapt_decay": True, "learn_adapt_scale": True, "adapt_scale": 0.5},
+    }[name]
+    options = dict(
+        learn,
+        reset=reset,
+        detach_reset=detach,
+        reset_delay=True,
+        threshold=0.6,
+        learn_beta=True,
+        learn_threshold=True,
+        per_neuron=True,
+        surrogate="rectangle",
+    )
     x = jax.random.normal(KEY, (T, B, F)) * 0.6 + 0.35
     delayed, first = (getattr(L, name)(**options, fire_first=f) for f in (False, True))
     params = delayed.init(KEY, x)["params"]
@@ -303,6 +413,7 @@ def test_fire_first_is_the_delayed_reset_one_step_earlier(name, reset, detach):
             if shift:
                 s = jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]])
             return jnp.sum(s * w[0]) + jnp.sum(m * w[1]), (s, m)
+
         return jax.grad(f, argnums=(0, 1), has_aux=True)(params, x)
 
     (g_delayed, (s_delayed, m_delayed)) = loss(delayed, True)
@@ -329,7 +440,8 @@ def test_if_dynamics_is_lif_without_leak():
     cur = jax.random.normal(KEY, (7, 2, 3)) + 0.4
     chex.assert_trees_all_equal(
         spiking.if_dynamics(cur, threshold=0.8, spike_fn=HTAF, reset="zero"),
-        spiking.lif_dynamics(cur, beta=1.0, threshold=0.8, spike_fn=HTAF, reset="zero"))
+        spiking.lif_dynamics(cur, beta=1.0, threshold=0.8, spike_fn=HTAF, reset="zero"),
+    )
 
 
 def test_reset_delay_gradient_through_previous_spike():
@@ -337,8 +449,10 @@ def test_reset_delay_gradient_through_previous_spike():
     # dU2/dI1 = β − θ·H'(I1 − θ) without detach, β with it.
     def mem2(i1, detach):
         cur = jnp.stack([i1, jnp.float32(0.3)]).reshape(2, 1)
-        return spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF,
-                                    reset_delay=True, detach_reset=detach)[1][1, 0]
+        return spiking.lif_dynamics(
+            cur, beta=0.9, threshold=1.0, spike_fn=HTAF, reset_delay=True, detach_reset=detach
+        )[1][1, 0]
+
     i1 = jnp.float32(1.2)
     np.testing.assert_allclose(jax.grad(mem2)(i1, True), 0.9, rtol=1e-6)
     np.testing.assert_allclose(jax.grad(mem2)(i1, False), 0.9 - float(HTAF.grad(0.2)), rtol=1e-5)
@@ -366,7 +480,8 @@ def test_recurrent_one_to_one_hand_computed():
     # β = 0.5, θ = 1, V = 0.5: 0.75; 0.375 + 0.625 = 1 fires → 0; 0 + 0 + 0.5·1; 0.25.
     cur = jnp.array([0.75, 0.625, 0.0, 0.0]).reshape(4, 1)
     spikes, mems = spiking.recurrent_lif_dynamics(
-        cur, recurrent=lambda s: 0.5 * s, beta=0.5, threshold=1.0, spike_fn=HTAF)
+        cur, recurrent=lambda s: 0.5 * s, beta=0.5, threshold=1.0, spike_fn=HTAF
+    )
     np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 0])
     np.testing.assert_array_equal(mems[:, 0], [0.75, 0.0, 0.5, 0.25])
 
@@ -375,9 +490,10 @@ def test_recurrent_all_to_all_hand_computed():
     # Neuron 0's spike feeds neuron 1 (W[0, 1] = 1): n1 = 0.5; 0.25 + 0.5 + 1 = 1.75 fires
     # → 0.75; 0.375.
     w = jnp.array([[0.0, 1.0], [0.0, 0.0]])
-    cur = jnp.array([[1.0, 0.5], [0.0, 0.5], [0.0, 0.0]])[:, None, :]   # (T, B=1, N=2)
+    cur = jnp.array([[1.0, 0.5], [0.0, 0.5], [0.0, 0.0]])[:, None, :]  # (T, B=1, N=2)
     spikes, mems = spiking.recurrent_lif_dynamics(
-        cur, recurrent=lambda s: s @ w, beta=0.5, threshold=1.0, spike_fn=HTAF)
+        cur, recurrent=lambda s: s @ w, beta=0.5, threshold=1.0, spike_fn=HTAF
+    )
     np.testing.assert_array_equal(spikes[:, 0], [[1, 0], [0, 1], [0, 0]])
     np.testing.assert_array_equal(mems[:, 0], [[0, 0.5], [0, 0.75], [0, 0.375]])
 
@@ -385,14 +501,18 @@ def test_recurrent_all_to_all_hand_computed():
 def test_synaptic_hand_computed():
     # α = β = 0.5: I_syn = 1, 0.5, 0.25, 0.125; V = 1 fires (H(0) = 1) → 0; 0.5; 0.5; 0.375.
     cur = jnp.array([1.0, 0.0, 0.0, 0.0]).reshape(4, 1)
-    spikes, mems = spiking.synaptic_dynamics(cur, alpha=0.5, beta=0.5, threshold=1.0,
-                                             spike_fn=HTAF)
+    spikes, mems = spiking.synaptic_dynamics(cur, alpha=0.5, beta=0.5, threshold=1.0, spike_fn=HTAF)
     np.testing.assert_array_equal(spikes[:, 0], [1, 0, 0, 0])
     np.testing.assert_array_equal(mems[:, 0], [0.0, 0.5, 0.5, 0.375])
-    direct = spiking.synaptic_dynamics(jnp.ones((2, 3)), alpha=0.5, beta=0.5, threshold=1.0,
-                                       spike_fn=HTAF, num_steps=4)
-    chex.assert_trees_all_equal(direct, spiking.synaptic_dynamics(
-        jnp.ones((4, 2, 3)), alpha=0.5, beta=0.5, threshold=1.0, spike_fn=HTAF))
+    direct = spiking.synaptic_dynamics(
+        jnp.ones((2, 3)), alpha=0.5, beta=0.5, threshold=1.0, spike_fn=HTAF, num_steps=4
+    )
+    chex.assert_trees_all_equal(
+        direct,
+        spiking.synaptic_dynamics(
+            jnp.ones((4, 2, 3)), alpha=0.5, beta=0.5, threshold=1.0, spike_fn=HTAF
+        ),
+    )
 
 
 def test_alif_hand_computed():
@@ -401,17 +521,20 @@ def test_alif_hand_computed():
     # t1: a = 0.5,   A = 1.5:   V = 1, U = 1
     # t2: a = 0.25,  A = 1.25:  V = 2 fires, U = 0.75
     # t3: a = 0.625, A = 1.625: V = 1.75 fires, U = 0.125
-    spikes, mems = spiking.alif_dynamics(jnp.ones((4, 1)), beta=1.0, threshold=1.0,
-                                         adapt_decay=0.5, adapt_scale=1.0, spike_fn=HTAF)
+    spikes, mems = spiking.alif_dynamics(
+        jnp.ones((4, 1)), beta=1.0, threshold=1.0, adapt_decay=0.5, adapt_scale=1.0, spike_fn=HTAF
+    )
     np.testing.assert_array_equal(spikes[:, 0], [1, 0, 1, 1])
     np.testing.assert_array_equal(mems[:, 0], [0.0, 1.0, 0.75, 0.125])
     # γ = 0 is the LIF: the same spikes, membranes equal up to float rounding (the two
     # programs compile to different instructions; XLA's backend may contract differently).
     cur = jax.random.normal(KEY, (6, 2, 3)) + 0.6
     (s_alif, v_alif), (s_lif, v_lif) = (
-        spiking.alif_dynamics(cur, beta=0.9, threshold=1.0, adapt_decay=0.5, adapt_scale=0.0,
-                              spike_fn=HTAF),
-        spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF))
+        spiking.alif_dynamics(
+            cur, beta=0.9, threshold=1.0, adapt_decay=0.5, adapt_scale=0.0, spike_fn=HTAF
+        ),
+        spiking.lif_dynamics(cur, beta=0.9, threshold=1.0, spike_fn=HTAF),
+    )
     np.testing.assert_array_equal(s_alif, s_lif)
     np.testing.assert_allclose(v_alif, v_lif, rtol=0, atol=1e-6)
 
@@ -432,26 +555,38 @@ def test_alif_learnable_adaptation_hand_computed(front):
     #   Σ_t dU/dγ = 0 + 0 − 0.25 − 0.875 = −1.125;  Σ_t dU/dρ = 0 + 0 + 0 + 0.75 = 0.75
     # neuron 1: a = (0, 0.5, 0.75, 0.875), S = 1: Σ_t dU/dγ = 0 − 0.5 − 1.25 − 2.125 = −3.875,
     #   and γ = 0 gives Σ_t dU/dρ = 0. The logit's gradient is dρ/dlogit = ρ(1 − ρ) = 0.25 times ρ's.
-    options = dict(beta=1.0, threshold=1.0, adapt_decay=0.5, adapt_scale=1.0,
-                   learn_adapt_decay=True, learn_adapt_scale=True, per_neuron=True,
-                   surrogate=_no_surrogate_gradient)
+    options = dict(
+        beta=1.0,
+        threshold=1.0,
+        adapt_decay=0.5,
+        adapt_scale=1.0,
+        learn_adapt_decay=True,
+        learn_adapt_scale=True,
+        per_neuron=True,
+        surrogate=_no_surrogate_gradient,
+    )
     params = {"adapt_decay_logit": jnp.zeros(2), "adapt_scale": jnp.array([1.0, 0.0])}
     x = jnp.ones((4, 1, 2))
     if front == "linen":
         layer = L.ALIF(**options)
         assert jax.tree.map(jnp.shape, layer.init(KEY, x)["params"]) == {
-            "adapt_decay_logit": (2,), "adapt_scale": (2,)}
+            "adapt_decay_logit": (2,),
+            "adapt_scale": (2,),
+        }
         run = lambda p: layer.apply({"params": p}, x)  # noqa: E731
     else:
         model = N.ALIF(**options, in_features=2)
         graphdef, state = nnx.split(model)
         assert jax.tree.map(jnp.shape, nnx.to_pure_dict(state)) == {
-            "adapt_decay_logit": (2,), "adapt_scale": (2,)}
+            "adapt_decay_logit": (2,),
+            "adapt_scale": (2,),
+        }
 
         def run(p):
             st = nnx.state(model)
             nnx.replace_by_pure_dict(st, p)
             return nnx.merge(graphdef, st)(x)
+
     spikes, mems = run(params)
     np.testing.assert_array_equal(spikes[:, 0], [[1, 1], [0, 1], [1, 1], [1, 1]])
     np.testing.assert_array_equal(mems[:, 0], [[0, 0], [1, 0], [0.75, 0], [0.125, 0]])
@@ -469,7 +604,8 @@ def test_bfloat16_currents_with_float32_parameters(name):
     spikes, mems = layer.apply({"params": params}, x)
     assert spikes.dtype == mems.dtype == jnp.bfloat16
     grads = jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x)[1].astype(jnp.float32)))(
-        params)
+        params
+    )
     for g in jax.tree.leaves(grads):
         assert g.dtype == jnp.float32 and np.all(np.isfinite(g))
 
@@ -479,20 +615,40 @@ def test_the_models_pass_every_neuron_field_to_their_neurons():
 
     from htaf_jax.models.rsnn import RecurrentSNN
     from htaf_jax.models.snn import SpikingMLP
+
     names = {f.name for f in dataclasses.fields(L.NeuronFields)} - {"parent", "name"}
     assert set(L.NEURON_FIELDS) == names  # a new field cannot be left out of neuron_fields()
     x = jnp.ones((2, 4, 6))
-    for model in (RecurrentSNN(num_classes=3, hidden=(5,), threshold=0.25, reset="zero",
-                               learn_threshold=True, per_neuron=True),
-                  SpikingMLP(num_classes=3, hidden=(5,), num_steps=4, encoding="direct",
-                             threshold=0.25, reset="zero", learn_threshold=True,
-                             per_neuron=True)):
+    for model in (
+        RecurrentSNN(
+            num_classes=3,
+            hidden=(5,),
+            threshold=0.25,
+            reset="zero",
+            learn_threshold=True,
+            per_neuron=True,
+        ),
+        SpikingMLP(
+            num_classes=3,
+            hidden=(5,),
+            num_steps=4,
+            encoding="direct",
+            threshold=0.25,
+            reset="zero",
+            learn_threshold=True,
+            per_neuron=True,
+        ),
+    ):
         assert model.neuron_fields()["reset"] == "zero"
-        params = model.init(jax.random.key(0), x if isinstance(model, RecurrentSNN)
-                            else x[..., None])["params"]
+        params = model.init(
+            jax.random.key(0), x if isinstance(model, RecurrentSNN) else x[..., None]
+        )["params"]
         # learn_threshold and per_neuron reached the neuron: a θ per neuron, at 0.25.
-        (theta,) = [v for k, v in jax.tree_util.tree_flatten_with_path(params)[0]
-                    if "threshold" in jax.tree_util.keystr(k)]
+        (theta,) = [
+            v
+            for k, v in jax.tree_util.tree_flatten_with_path(params)[0]
+            if "threshold" in jax.tree_util.keystr(k)
+        ]
         np.testing.assert_array_equal(theta, np.full((5,), 0.25, np.float32))
 
 
@@ -544,8 +700,9 @@ def test_lif_takes_traced_unit_hyperparameters():
     w = jax.random.normal(jax.random.PRNGKey(2), (12, 3, 4))
 
     def loss(x, alpha):
-        s, _ = spiking.lif_dynamics(x, beta=0.9, threshold=1.0,
-                                    spike_fn=get_unit("htaf", alpha=alpha))
+        s, _ = spiking.lif_dynamics(
+            x, beta=0.9, threshold=1.0, spike_fn=get_unit("htaf", alpha=alpha)
+        )
         return jnp.sum(s * w)
 
     g_x, g_alpha = jax.grad(loss, argnums=(0, 1))(x, jnp.float32(2.5))
@@ -566,15 +723,19 @@ def _copies_per_step(fn, *args, t: int) -> list[str]:
     return copies
 
 
-LIF_OPTIONS = [dict(reset=r, reset_delay=d, fire_first=f, detach_reset=dr, spike_at_threshold=a)
-               for r in ("subtract", "zero") for d, f in ((False, False), (True, False),
-                                                          (True, True))
-               for dr in (True, False) for a in (True, False)]
+LIF_OPTIONS = [
+    dict(reset=r, reset_delay=d, fire_first=f, detach_reset=dr, spike_at_threshold=a)
+    for r in ("subtract", "zero")
+    for d, f in ((False, False), (True, False), (True, True))
+    for dr in (True, False)
+    for a in (True, False)
+]
 T_LONG = 37  # no other axis has this size
 
 
-@pytest.mark.parametrize("options", LIF_OPTIONS, ids=lambda o: "-".join(
-    f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options", LIF_OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items())
+)
 def test_no_per_step_copy_of_the_sequence_in_any_lif_option(options):
     """The cause of a cost quadratic in T, tested directly: a (T, ...) buffer that a
     loop updates in place costs a copy of all T steps at every step when XLA cannot
@@ -593,8 +754,7 @@ def test_no_per_step_copy_of_the_sequence_in_any_lif_option(options):
 
     args = (x, jnp.full((5,), 0.9), jnp.float32(1.0))
     assert _copies_per_step(forward, *args, t=T_LONG) == []
-    assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1, 2)), *args,
-                            t=T_LONG) == []
+    assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1, 2)), *args, t=T_LONG) == []
 
 
 @pytest.mark.parametrize("name", NEURONS)
@@ -620,12 +780,14 @@ def test_no_per_step_copy_of_the_sequence_in_any_neuron(name, front):
             def loss(p, x):
                 s, m = nnx.merge(graph, p)(x)  # noqa: B023 (used within this iteration)
                 return jnp.sum(s) + jnp.sum(m)
-        assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1)), params, x,
-                                t=T_LONG) == []
+
+        assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1)), params, x, t=T_LONG) == []
 
 
-@pytest.mark.parametrize("order", [dict(reset_delay=True, fire_first=True, detach_reset=False),
-                                   dict(), dict(reset_delay=True)])
+@pytest.mark.parametrize(
+    "order",
+    [dict(reset_delay=True, fire_first=True, detach_reset=False), dict(), dict(reset_delay=True)],
+)
 def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
     """The scan writes its one residual over the currents and stacks nothing else
     (spikes and membranes come from the residual afterwards), so the compiled gradient
@@ -639,10 +801,15 @@ def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
 
     def temp(lif):
         def f(p):
-            s, _ = lif(x @ p[0] + p[1], beta=0.9, threshold=1.0,
-                       spike_fn=get_unit("atan"), **order)
+            s, _ = lif(x @ p[0] + p[1], beta=0.9, threshold=1.0, spike_fn=get_unit("atan"), **order)
             return jnp.sum(s)
-        return (jax.jit(jax.value_and_grad(f)).lower(params).compile()
-                .memory_analysis().temp_size_in_bytes)
+
+        return (
+            jax.jit(jax.value_and_grad(f))
+            .lower(params)
+            .compile()
+            .memory_analysis()
+            .temp_size_in_bytes
+        )
 
     assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 1.9 * stack  # + small buffers

@@ -1,4 +1,5 @@
 """Interpretability measures, each on a constructed case whose answer is known."""
+
 import numpy as np
 import pytest
 
@@ -16,25 +17,26 @@ from htaf_jax.interpret.measures import (
 
 
 def test_sparsity():
-    hard = np.array([[1, 0, 0, 1],
-                     [1, 0, 1, 0],
-                     [1, 0, 0, 0]], np.float32)
+    hard = np.array([[1, 0, 0, 1], [1, 0, 1, 0], [1, 0, 0, 0]], np.float32)
     out = sparsity(hard)
     assert out["on_rate"] == pytest.approx(5 / 12)
-    assert out["never_on"] == pytest.approx(1 / 4)   # concept 1
+    assert out["never_on"] == pytest.approx(1 / 4)  # concept 1
     assert out["always_on"] == pytest.approx(1 / 4)  # concept 0
 
 
 def test_purity_of_constructed_concepts():
     labels = np.array([0, 0, 1, 1, 2, 2])
-    hard = np.array([
-        # c0: class 0 only; c1: classes 0 and 1 evenly; c2: 2 of 3 from class 2; c3: never on
-        [1, 1, 0, 0],
-        [1, 1, 0, 0],
-        [0, 1, 1, 0],
-        [0, 1, 0, 0],
-        [0, 0, 1, 0],
-        [0, 0, 1, 0]])
+    hard = np.array(
+        [
+            # c0: class 0 only; c1: classes 0 and 1 evenly; c2: 2 of 3 from class 2; c3: never on
+            [1, 1, 0, 0],
+            [1, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 1, 0, 0],
+            [0, 0, 1, 0],
+            [0, 0, 1, 0],
+        ]
+    )
     out = purity(hard, labels)
     np.testing.assert_allclose(out["per_concept"][:3], [1.0, 0.5, 2 / 3])
     assert np.isnan(out["per_concept"][3])
@@ -58,16 +60,24 @@ def test_random_code_purity_is_the_majority_share_for_balanced_classes():
 
 def test_explanation_size_of_a_constructed_head():
     # 2 classes; margin contributions d_k = V[k,0] − V[k,1] for the active concepts.
-    kernel = np.array([[5.0, 0.0],   # d = +5
-                       [3.0, 0.0],   # d = +3
-                       [1.0, 0.0],   # d = +1
-                       [0.0, 2.0],   # d = −2
-                       [0.5, 0.0]])  # d = +0.5
+    kernel = np.array(
+        [
+            [5.0, 0.0],  # d = +5
+            [3.0, 0.0],  # d = +3
+            [1.0, 0.0],  # d = +1
+            [0.0, 2.0],  # d = −2
+            [0.5, 0.0],
+        ]
+    )  # d = +0.5
     bias = np.zeros(2)
-    hard = np.array([[1, 1, 1, 1, 1],    # m = 7.5; kept: 0, 5, 8 ≥ 6.75 → 2
-                     [1, 0, 0, 0, 0],    # m = 5: one concept
-                     [0, 0, 1, 0, 1],    # m = 1.5: 1 (0.9), 1.5 (1.35) → 2
-                     [0, 0, 0, 1, 0]])   # class 1 wins by 2 with c3 alone → 1
+    hard = np.array(
+        [
+            [1, 1, 1, 1, 1],  # m = 7.5; kept: 0, 5, 8 ≥ 6.75 → 2
+            [1, 0, 0, 0, 0],  # m = 5: one concept
+            [0, 0, 1, 0, 1],  # m = 1.5: 1 (0.9), 1.5 (1.35) → 2
+            [0, 0, 0, 1, 0],
+        ]
+    )  # class 1 wins by 2 with c3 alone → 1
     np.testing.assert_array_equal(explanation_size(hard, kernel, bias), [2, 1, 2, 1])
     # A bias that alone keeps 90% of the margin needs no concept.
     np.testing.assert_array_equal(explanation_size([[0, 0, 1, 0, 0]], kernel, [10.0, 0.0]), [0])
@@ -139,6 +149,7 @@ def test_leakage_is_what_the_soft_values_add():
 
 def test_concept_measures_collects_them():
     from htaf_jax.interpret.measures import concept_measures
+
     labels = np.array([0, 0, 1, 1])
     hard = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], np.float32)
     kernel, bias = np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)

@@ -12,6 +12,7 @@ The launch each test makes, per process i in {0, 1}::
     python -m experiments.train <TINY flags> --workdir W \\
         --coordinator_address=127.0.0.1:PORT --num_processes=2 --process_id=i
 """
+
 import json
 import os
 import re
@@ -24,8 +25,8 @@ import time
 import ml_collections
 import numpy as np
 import pytest
-
 from data_marks import needs_data
+
 from htaf_jax.data import Normalizer, eval_batches, train_batches
 from htaf_jax.data.sources import ArraySplit
 from htaf_jax.train import ConfigError, cli, restore_params
@@ -35,20 +36,32 @@ from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCESSES, LOCAL_DEVICES = 2, 2
-TINY = ["--config", "experiments/configs/mlp.py", "--config.train_subset=512",
-        "--config.test_subset=300", "--config.batch_size=32", "--config.eval_batch_size=64",
-        "--config.model.hidden_sizes=(32,)", "--config.log_every_steps=4",
-        "--config.progress=False", "--config.tensorboard=False"]
+TINY = [
+    "--config",
+    "experiments/configs/mlp.py",
+    "--config.train_subset=512",
+    "--config.test_subset=300",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=64",
+    "--config.model.hidden_sizes=(32,)",
+    "--config.log_every_steps=4",
+    "--config.progress=False",
+    "--config.tensorboard=False",
+]
 TIMEOUT_S = 150
 
 
 # ---- cheap checks: settings, row shares, the batch-size error ------------------------------
 
+
 def test_settings_from_flags_environment_and_schedulers():
     assert resolve_settings(environ={}) is None  # one process: nothing to join
     assert resolve_settings("127.0.0.1:1234", 2, 1, environ={}) == ("127.0.0.1:1234", 2, 1)
-    env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:99", "JAX_NUM_PROCESSES": "4",
-           "JAX_PROCESS_ID": "3"}
+    env = {
+        "JAX_COORDINATOR_ADDRESS": "10.0.0.1:99",
+        "JAX_NUM_PROCESSES": "4",
+        "JAX_PROCESS_ID": "3",
+    }
     assert resolve_settings(environ=env) == ("10.0.0.1:99", 4, 3)
     assert resolve_settings(process_id=0, environ=env) == ("10.0.0.1:99", 4, 0)  # flag wins
     assert resolve_settings(mode="off", environ=env) is None
@@ -68,12 +81,16 @@ def test_settings_from_flags_environment_and_schedulers():
 
 def test_process_row_shares_make_up_the_one_process_batches():
     rng = np.random.default_rng(0)
-    split = ArraySplit(rng.integers(0, 256, (100, 4, 4, 1), dtype=np.uint8),
-                       rng.integers(0, 10, 100).astype(np.int32))
+    split = ArraySplit(
+        rng.integers(0, 256, (100, 4, 4, 1), dtype=np.uint8),
+        rng.integers(0, 10, 100).astype(np.int32),
+    )
     norm = Normalizer.fit(split.images)
     whole = list(train_batches(split, norm, 16, seed=3, epoch=1, start_step=2))
-    halves = [list(train_batches(split, norm, 16, seed=3, epoch=1, start_step=2, rows=r))
-              for r in ((0, 8), (8, 16))]
+    halves = [
+        list(train_batches(split, norm, 16, seed=3, epoch=1, start_step=2, rows=r))
+        for r in ((0, 8), (8, 16))
+    ]
     assert len(whole) == len(halves[0]) == len(halves[1]) == 4
     for w, a, b in zip(whole, *halves):
         np.testing.assert_array_equal(np.concatenate([a[0], b[0]]), w[0])
@@ -90,10 +107,12 @@ def test_process_row_shares_make_up_the_one_process_batches():
 
 
 def test_global_batch_not_divisible_names_processes_and_local_devices():
-    config = ml_collections.ConfigDict({"batch_size": 30, "eval_batch_size": 64,
-                                        "num_devices": -1})
-    with pytest.raises(ConfigError, match=r"config.batch_size=30 is not divisible by the number "
-                                          r"of devices \(4 = 2 processes × 2 local devices\)"):
+    config = ml_collections.ConfigDict({"batch_size": 30, "eval_batch_size": 64, "num_devices": -1})
+    with pytest.raises(
+        ConfigError,
+        match=r"config.batch_size=30 is not divisible by the number "
+        r"of devices \(4 = 2 processes × 2 local devices\)",
+    ):
         check_devices(config, 4, 2)
     config.batch_size, config.num_devices = 32, 2
     with pytest.raises(ConfigError, match=r"config.num_devices=2: a run over 2 processes"):
@@ -101,6 +120,7 @@ def test_global_batch_not_divisible_names_processes_and_local_devices():
 
 
 # ---- two real processes ------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -117,20 +137,33 @@ def launch(tmp_path):
         port = _free_port()
         procs = []
         for i in range(PROCESSES):
-            env = dict(os.environ, JAX_PLATFORMS="cpu",  # not conftest's 8 devices
-                       XLA_FLAGS=f"--xla_force_host_platform_device_count={LOCAL_DEVICES}",
-                       **{k: v.format(i=i) for k, v in (env_extra or {}).items()})
+            env = dict(
+                os.environ,
+                JAX_PLATFORMS="cpu",  # not conftest's 8 devices
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={LOCAL_DEVICES}",
+                **{k: v.format(i=i) for k, v in (env_extra or {}).items()},
+            )
             flags = []
             if via_env:
-                env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                           JAX_NUM_PROCESSES=str(PROCESSES), JAX_PROCESS_ID=str(i))
+                env.update(
+                    JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                    JAX_NUM_PROCESSES=str(PROCESSES),
+                    JAX_PROCESS_ID=str(i),
+                )
             else:
-                flags = [f"--coordinator_address=127.0.0.1:{port}",
-                         f"--num_processes={PROCESSES}", f"--process_id={i}"]
+                flags = [
+                    f"--coordinator_address=127.0.0.1:{port}",
+                    f"--num_processes={PROCESSES}",
+                    f"--process_id={i}",
+                ]
             log = open(tmp_path / f"{os.path.basename(workdir)}-{len(children)}-p{i}.log", "w+")
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, *args, "--workdir", str(workdir),
-                 *flags], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", module, *args, "--workdir", str(workdir), *flags],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             proc.log = log
             procs.append(proc)
             children.append(proc)
@@ -157,8 +190,10 @@ def _wait_all(procs, timeout=TIMEOUT_S):
         except subprocess.TimeoutExpired:
             for p in procs:
                 p.kill()
-            pytest.fail(f"the processes did not finish in {timeout} s:\n"
-                        + "\n".join(_log(p) for p in procs))
+            pytest.fail(
+                f"the processes did not finish in {timeout} s:\n"
+                + "\n".join(_log(p) for p in procs)
+            )
     for i, proc in enumerate(procs):
         assert proc.returncode == 0, f"process {i}:\n{_log(proc)}"
 
@@ -172,25 +207,44 @@ def _assert_same_run(got_dir, want_dir):
     got, want = restore_params(str(got_dir)), restore_params(str(want_dir))
     for layer in want.params:
         for name in want.params[layer]:
-            np.testing.assert_allclose(got.params[layer][name], want.params[layer][name],
-                                       rtol=1e-5, atol=1e-6, err_msg=f"{layer}/{name}")
-    got_records, want_records = _untimed(read_metrics(str(got_dir))), \
-        _untimed(read_metrics(str(want_dir)))
-    assert [(r["step"], r["split"]) for r in got_records] == \
-        [(r["step"], r["split"]) for r in want_records]
+            np.testing.assert_allclose(
+                got.params[layer][name],
+                want.params[layer][name],
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{layer}/{name}",
+            )
+    got_records, want_records = (
+        _untimed(read_metrics(str(got_dir))),
+        _untimed(read_metrics(str(want_dir))),
+    )
+    assert [(r["step"], r["split"]) for r in got_records] == [
+        (r["step"], r["split"]) for r in want_records
+    ]
     for g, w in zip(got_records, want_records):
         assert g.keys() == w.keys()
         for key in w:
-            expected = pytest.approx(w[key], rel=1e-5, abs=1e-6) \
-                if isinstance(w[key], float) else w[key]
+            expected = (
+                pytest.approx(w[key], rel=1e-5, abs=1e-6) if isinstance(w[key], float) else w[key]
+            )
             assert g[key] == expected, (g["step"], g["split"], key)
     assert got.metrics["test/num_examples"] == want.metrics["test/num_examples"] == 300
 
 
 def _one_process_reference(workdir, args):
     # Same global device count (4 of this process's 8), so the same per-device rows.
-    assert cli.main(["train", *args, "--workdir", str(workdir),
-                     f"--config.num_devices={PROCESSES * LOCAL_DEVICES}"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                *args,
+                "--workdir",
+                str(workdir),
+                f"--config.num_devices={PROCESSES * LOCAL_DEVICES}",
+            ]
+        )
+        == 0
+    )
 
 
 @needs_data
@@ -216,13 +270,20 @@ def _checkpoint_steps(workdir):
 @pytest.mark.eight_devices  # the one-process reference runs here on 4 devices
 def test_sigkill_both_processes_then_restart_resumes(tmp_path, launch):
     total = 64
-    args = [*TINY, f"--config.num_train_steps={total}", "--config.checkpoint_every_steps=4",
-            "--config.keep_checkpoints=2"]
+    args = [
+        *TINY,
+        f"--config.num_train_steps={total}",
+        "--config.checkpoint_every_steps=4",
+        "--config.keep_checkpoints=2",
+    ]
     killed = tmp_path / "killed"
     procs = launch(killed, args, via_env=True)
     deadline = time.time() + TIMEOUT_S
-    while not _checkpoint_steps(killed) and time.time() < deadline \
-            and all(p.poll() is None for p in procs):
+    while (
+        not _checkpoint_steps(killed)
+        and time.time() < deadline
+        and all(p.poll() is None for p in procs)
+    ):
         time.sleep(0.01)
     for proc in procs:
         proc.send_signal(signal.SIGKILL)
@@ -262,20 +323,39 @@ def test_icbm_job_over_two_processes_writes_its_outputs_from_process_0_only(tmp_
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(_WRITE_LOGGER)
     workdir = tmp_path / "icbm"
-    args = ["--config.train_subset=256", "--config.test_subset=200", "--config.batch_size=32",
-            "--config.num_train_steps=4", "--config.baseline=False",
-            "--config.model.backbone_kwargs.widths=(16,)", "--config.model.num_concepts=8",
-            "--config.grid_concepts=2", "--config.grid_size=4", "--config.progress=False",
-            "--config.tensorboard=False"]
-    procs = launch(workdir, args, module="experiments.icbm", env_extra={
-        "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "HTAF_TEST_WRITE_LOG": str(tmp_path / "writes-p{i}.log")})
+    args = [
+        "--config.train_subset=256",
+        "--config.test_subset=200",
+        "--config.batch_size=32",
+        "--config.num_train_steps=4",
+        "--config.baseline=False",
+        "--config.model.backbone_kwargs.widths=(16,)",
+        "--config.model.num_concepts=8",
+        "--config.grid_concepts=2",
+        "--config.grid_size=4",
+        "--config.progress=False",
+        "--config.tensorboard=False",
+    ]
+    procs = launch(
+        workdir,
+        args,
+        module="experiments.icbm",
+        env_extra={
+            "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "HTAF_TEST_WRITE_LOG": str(tmp_path / "writes-p{i}.log"),
+        },
+    )
     _wait_all(procs)
     # A file written whole goes to a hidden temporary beside it first (htaf_jax._atomic).
     target = lambda p: re.sub(r"(^|/)\.([^/]+)\.tmp-\d+$", r"\1\2", p)  # noqa: E731
-    written = [{target(os.path.relpath(p, workdir)) for p in
-                (tmp_path / f"writes-p{i}.log").read_text().split()
-                if p.startswith(str(workdir))} for i in range(PROCESSES)]
+    written = [
+        {
+            target(os.path.relpath(p, workdir))
+            for p in (tmp_path / f"writes-p{i}.log").read_text().split()
+            if p.startswith(str(workdir))
+        }
+        for i in range(PROCESSES)
+    ]
     outputs = {"results.json", "results.md", "concepts/overview.png"}
     assert outputs <= written[0], written[0]
     assert not {p for p in written[1] if p.startswith(("results.", "concepts"))}, written[1]

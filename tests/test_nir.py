@@ -12,11 +12,11 @@ as a plain Leaky beside a Linear wired to the input, not as an RLeaky, so the
 recurrent checks compare our import of snnTorch's RLeaky export with that
 RLeaky itself.
 """
-import numpy as np
-import pytest
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 from flax import nnx
 
 from htaf_jax.nir import DT, Flatten, SpikingSequential, from_linen, from_nir, to_nir
@@ -41,15 +41,25 @@ def given(a):
 
 def linear(rng, n_in, n_out, gain=1.0):
     """nnx.Linear with NumPy-drawn weights (no JAX random init to compile per test)."""
-    return nnx.Linear(n_in, n_out, rngs=RNGS,
-                      kernel_init=given(rng.normal(0, gain / np.sqrt(n_in), (n_in, n_out))),
-                      bias_init=given(rng.normal(0, 0.1, n_out)))
+    return nnx.Linear(
+        n_in,
+        n_out,
+        rngs=RNGS,
+        kernel_init=given(rng.normal(0, gain / np.sqrt(n_in), (n_in, n_out))),
+        bias_init=given(rng.normal(0, 0.1, n_out)),
+    )
 
 
 def conv(rng, c_in, c_out, **options):
-    return nnx.Conv(c_in, c_out, (3, 3), rngs=RNGS, **options,
-                    kernel_init=given(rng.normal(0, 1 / np.sqrt(9 * c_in), (3, 3, c_in, c_out))),
-                    bias_init=given(rng.normal(0, 0.1, c_out)))
+    return nnx.Conv(
+        c_in,
+        c_out,
+        (3, 3),
+        rngs=RNGS,
+        **options,
+        kernel_init=given(rng.normal(0, 1 / np.sqrt(9 * c_in), (3, 3, c_in, c_out))),
+        bias_init=given(rng.normal(0, 0.1, c_out)),
+    )
 
 
 RNGS = nnx.Rngs(0)
@@ -57,11 +67,19 @@ RNGS = nnx.Rngs(0)
 
 def dense_net(seed=0, n_in=40, n_hid=300, n_out=100, synaptic=False):
     rng = np.random.default_rng(seed)
-    last = (Synaptic(alpha=0.7, beta=0.8, threshold=1.0, **ZERO) if synaptic
-            else LIF(beta=0.8, threshold=0.5, **ZERO))
-    return SpikingSequential([
-        linear(rng, n_in, n_hid, 2.0), LIF(beta=0.9, threshold=1.0, **ZERO),
-        linear(rng, n_hid, n_out, 2.0), last])
+    last = (
+        Synaptic(alpha=0.7, beta=0.8, threshold=1.0, **ZERO)
+        if synaptic
+        else LIF(beta=0.8, threshold=0.5, **ZERO)
+    )
+    return SpikingSequential(
+        [
+            linear(rng, n_in, n_hid, 2.0),
+            LIF(beta=0.9, threshold=1.0, **ZERO),
+            linear(rng, n_hid, n_out, 2.0),
+            last,
+        ]
+    )
 
 
 def recurrent_net(seed=0, n=100):
@@ -69,18 +87,26 @@ def recurrent_net(seed=0, n=100):
     all_to_all = RecurrentLIF(all_to_all=True, in_features=n, rngs=RNGS, beta=0.9, **ZERO)
     all_to_all.recurrent_kernel[...] = rng.normal(0, 0.5 / np.sqrt(n), (n, n))
     all_to_all.recurrent_bias[...] = rng.normal(0, 0.1, n)
-    one_to_one = RecurrentLIF(all_to_all=False, per_neuron=True, in_features=50, beta=0.85,
-                              threshold=0.5, **ZERO)
+    one_to_one = RecurrentLIF(
+        all_to_all=False, per_neuron=True, in_features=50, beta=0.85, threshold=0.5, **ZERO
+    )
     one_to_one.recurrent_weight[...] = rng.uniform(-0.5, 0.5, 50)
-    return SpikingSequential([linear(rng, 40, n, 3.0), all_to_all,
-                              linear(rng, n, 50, 2.0), one_to_one])
+    return SpikingSequential(
+        [linear(rng, 40, n, 3.0), all_to_all, linear(rng, n, 50, 2.0), one_to_one]
+    )
 
 
 def conv_net(seed=0):
     rng = np.random.default_rng(seed)
-    return SpikingSequential([
-        conv(rng, 2, 4, padding=1), LIF(beta=0.9, threshold=0.5, **ZERO),
-        Flatten(), linear(rng, 8 * 8 * 4, 50, 2.0), LIF(beta=0.85, threshold=0.5, **ZERO)])
+    return SpikingSequential(
+        [
+            conv(rng, 2, 4, padding=1),
+            LIF(beta=0.9, threshold=0.5, **ZERO),
+            Flatten(),
+            linear(rng, 8 * 8 * 4, 50, 2.0),
+            LIF(beta=0.85, threshold=0.5, **ZERO),
+        ]
+    )
 
 
 def near_threshold(net, x, margin=MARGIN):
@@ -114,26 +140,32 @@ def clear_input(net, shape, seeds=range(20)):
 
 # ------------------------------------------------------------ convention --
 
+
 def test_export_writes_snntorch_time_convention():
     rng = np.random.default_rng(0)
-    net = SpikingSequential([linear(rng, 3, 4), LIF(beta=0.9, threshold=0.7, **ZERO),
-                             nnx.Linear(4, 2, use_bias=False, kernel_init=given(np.ones((4, 2))),
-                                        rngs=RNGS),
-                             IF(threshold=2.0, **ZERO)])
+    net = SpikingSequential(
+        [
+            linear(rng, 3, 4),
+            LIF(beta=0.9, threshold=0.7, **ZERO),
+            nnx.Linear(4, 2, use_bias=False, kernel_init=given(np.ones((4, 2))), rngs=RNGS),
+            IF(threshold=2.0, **ZERO),
+        ]
+    )
     g = to_nir(net, (3,))
     lif, if_ = g.nodes["1"], g.nodes["3"]
     assert isinstance(g.nodes["0"], nir.Affine) and isinstance(g.nodes["2"], nir.Linear)
     assert isinstance(lif, nir.LIF) and isinstance(if_, nir.IF)
     beta = np.float64(np.float32(0.9))
-    np.testing.assert_allclose(lif.tau, DT / (1 - beta), rtol=1e-7)        # τ = dt/(1 − β)
-    np.testing.assert_allclose(lif.r, lif.tau / DT, rtol=1e-7)             # R = τ/dt: weight 1
+    np.testing.assert_allclose(lif.tau, DT / (1 - beta), rtol=1e-7)  # τ = dt/(1 − β)
+    np.testing.assert_allclose(lif.r, lif.tau / DT, rtol=1e-7)  # R = τ/dt: weight 1
     np.testing.assert_array_equal(lif.v_leak, 0.0)
     np.testing.assert_array_equal(lif.v_reset, 0.0)
     np.testing.assert_array_equal(lif.v_threshold, np.float32(0.7))
-    np.testing.assert_allclose(if_.r, 1 / DT)                              # v += dt·R·I = I
+    np.testing.assert_allclose(if_.r, 1 / DT)  # v += dt·R·I = I
     np.testing.assert_array_equal(g.nodes["0"].weight, np.asarray(net.layers[0].kernel[...]).T)
-    assert sorted(g.edges) == sorted([("input", "0"), ("0", "1"), ("1", "2"), ("2", "3"),
-                                      ("3", "output")])
+    assert sorted(g.edges) == sorted(
+        [("input", "0"), ("0", "1"), ("1", "2"), ("2", "3"), ("3", "output")]
+    )
 
 
 def test_beta_round_trip_is_exact_in_float32():
@@ -150,8 +182,7 @@ def test_import_follows_euler_steps_of_nir_equations():
     g = nir.NIRGraph.from_list(nir.LIF(tau=tau, r=r, v_leak=np.zeros(1), v_threshold=theta))
     currents = np.random.default_rng(1).uniform(0, 0.4, (T, 1, 1))
     g_if = nir.NIRGraph.from_list(nir.IF(r=np.array([0.5 / DT]), v_threshold=theta))
-    for graph, decay, weight in ((g, 1 - DT / tau[0], r[0] * DT / tau[0]),
-                                 (g_if, 1.0, 0.5)):
+    for graph, decay, weight in ((g, 1 - DT / tau[0], r[0] * DT / tau[0]), (g_if, 1.0, 0.5)):
         v, expected = 0.0, []
         for i in currents[:, 0, 0]:
             v = decay * v + weight * i
@@ -164,19 +195,33 @@ def test_import_follows_euler_steps_of_nir_equations():
 
 # ------------------------------------------------------------ round trips --
 
+
 def test_round_trip_dense_conv_and_learnable_per_neuron_params(tmp_path):
     rng = np.random.default_rng(3)
-    per = LIF(beta=0.9, threshold=0.6, learn_beta=True, learn_threshold=True, per_neuron=True,
-              in_features=(8, 8, 4), **ZERO)
+    per = LIF(
+        beta=0.9,
+        threshold=0.6,
+        learn_beta=True,
+        learn_threshold=True,
+        per_neuron=True,
+        in_features=(8, 8, 4),
+        **ZERO,
+    )
     per.beta_logit[...] = rng.normal(0, 1, (8, 8, 4))
     per.threshold[...] = rng.uniform(0.3, 1.0, (8, 8, 4))
-    net = SpikingSequential([
-        conv(rng, 2, 4, padding="SAME"), per, Flatten(),
-        LIF(beta=np.linspace(0.5, 0.95, 256), threshold=0.3, **ZERO),
-        linear(rng, 256, 10), IF(threshold=1.5, **ZERO)])
+    net = SpikingSequential(
+        [
+            conv(rng, 2, 4, padding="SAME"),
+            per,
+            Flatten(),
+            LIF(beta=np.linspace(0.5, 0.95, 256), threshold=0.3, **ZERO),
+            linear(rng, 256, 10),
+            IF(threshold=1.5, **ZERO),
+        ]
+    )
     path = tmp_path / "net.nir"
     graph = to_nir(net, (8, 8, 2))
-    graph.infer_types()                                      # nir's own type check passes
+    graph.infer_types()  # nir's own type check passes
     nir.write(path, graph)
     back = from_nir(nir.read(path))
     assert [type(m) for m in back.layers] == [type(m) for m in net.layers]
@@ -192,8 +237,8 @@ def test_round_trip_recurrent_and_synaptic(tmp_path):
     net.layers.append(linear(np.random.default_rng(1), 50, 20, 2.0))
     net.layers.append(Synaptic(alpha=np.linspace(0.5, 0.9, 20), beta=0.8, threshold=0.5, **ZERO))
     graph = to_nir(net, (40,))
-    assert isinstance(graph.nodes["1.w_rec"], nir.Affine)          # snnTorch's RLeaky form
-    assert isinstance(graph.nodes["3.w_rec"], nir.Linear)          # one-to-one: diagonal
+    assert isinstance(graph.nodes["1.w_rec"], nir.Affine)  # snnTorch's RLeaky form
+    assert isinstance(graph.nodes["3.w_rec"], nir.Linear)  # one-to-one: diagonal
     assert {("1", "1.w_rec"), ("1.w_rec", "1")} <= set(graph.edges)
     assert isinstance(graph.nodes["5"], nir.CubaLIF)
     graph.infer_types()
@@ -264,26 +309,41 @@ def per_neuron(shape, **values):
 def snntorch_net(kind, **options):
     torch.manual_seed(0)
     options = {"reset_mechanism": "zero", "reset_delay": False, "init_hidden": True, **options}
+
     def leaky(shape, beta, threshold):
         return snn.Leaky(**per_neuron(shape, beta=beta, threshold=threshold), **options)
+
     if kind == "conv":
         return torch.nn.Sequential(
-            torch.nn.Conv2d(2, 4, 3, padding=1), leaky((4, 8, 8), 0.9, 0.5),
-            torch.nn.Flatten(), torch.nn.Linear(256, 50), leaky((50,), 0.85, 0.5))
+            torch.nn.Conv2d(2, 4, 3, padding=1),
+            leaky((4, 8, 8), 0.9, 0.5),
+            torch.nn.Flatten(),
+            torch.nn.Linear(256, 50),
+            leaky((50,), 0.85, 0.5),
+        )
     if kind in ("rleaky", "rleaky_one_to_one"):
-        recurrence = (dict(all_to_all=True, linear_features=100) if kind == "rleaky"
-                      else dict(all_to_all=False, V=torch.linspace(-0.5, 0.5, 100)))
+        recurrence = (
+            dict(all_to_all=True, linear_features=100)
+            if kind == "rleaky"
+            else dict(all_to_all=False, V=torch.linspace(-0.5, 0.5, 100))
+        )
         model = torch.nn.Sequential(
             torch.nn.Linear(40, 100),
             snn.RLeaky(**per_neuron((100,), beta=0.9, threshold=1.0), **recurrence, **options),
-            torch.nn.Linear(100, 50), leaky((50,), 0.8, 0.5))
+            torch.nn.Linear(100, 50),
+            leaky((50,), 0.8, 0.5),
+        )
         with torch.no_grad():
             model[0].weight.mul_(3.0)
         return model
-    last = (snn.Synaptic(**per_neuron((100,), alpha=0.7, beta=0.8, threshold=1.0), **options)
-            if kind == "synaptic" else leaky((100,), 0.8, 0.5))
-    return torch.nn.Sequential(torch.nn.Linear(40, 300), leaky((300,), 0.9, 1.0),
-                               torch.nn.Linear(300, 100), last)
+    last = (
+        snn.Synaptic(**per_neuron((100,), alpha=0.7, beta=0.8, threshold=1.0), **options)
+        if kind == "synaptic"
+        else leaky((100,), 0.8, 0.5)
+    )
+    return torch.nn.Sequential(
+        torch.nn.Linear(40, 300), leaky((300,), 0.9, 1.0), torch.nn.Linear(300, 100), last
+    )
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv", "synaptic", "rleaky", "rleaky_one_to_one"])
@@ -291,7 +351,7 @@ def test_exported_by_snntorch_imported_by_us_spikes_equal(kind, tmp_path):
     model = snntorch_net(kind)
     shape = (8, 8, 2) if kind == "conv" else (40,)
     graph = export_to_nir(model, torch.zeros((1,) + shape[-1:] + shape[:-1]), ignore_dims=[0])
-    nir.write(tmp_path / "snntorch.nir", graph)                    # through a NIR file
+    nir.write(tmp_path / "snntorch.nir", graph)  # through a NIR file
     net = from_nir(nir.read(tmp_path / "snntorch.nir"))
     if kind.startswith("rleaky"):
         assert net.layers[1].all_to_all == (kind == "rleaky")
@@ -318,9 +378,12 @@ def test_snntorch_subtract_reset_export_reads_as_nir_zero_reset_like_snntorch_im
 
 # ------------------------------------------------------------ errors --
 
+
 def test_unsupported_node_is_named_with_its_type():
-    g = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
-                               nir.LI(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3)))
+    g = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
+        nir.LI(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3)),
+    )
     name = [k for k, n in g.nodes.items() if isinstance(n, nir.LI)][0]
     with pytest.raises(ValueError, match=f"node '{name}' of type LI is not supported"):
         from_nir(g)
@@ -328,12 +391,16 @@ def test_unsupported_node_is_named_with_its_type():
 
 def test_cycles_other_than_a_recurrent_weight_and_leak_are_refused():
     lif = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])),
-                            "w1": nir.Affine(weight=np.eye(3), bias=np.zeros(3)), "lif": lif,
-                            "w2": nir.Linear(weight=np.eye(3)),
-                            "output": nir.Output(output_type=np.array([3]))},
-                     edges=[("input", "w1"), ("w1", "lif"), ("lif", "w2"), ("w2", "w1"),
-                            ("lif", "output")])
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([3])),
+            "w1": nir.Affine(weight=np.eye(3), bias=np.zeros(3)),
+            "lif": lif,
+            "w2": nir.Linear(weight=np.eye(3)),
+            "output": nir.Output(output_type=np.array([3])),
+        },
+        edges=[("input", "w1"), ("w1", "lif"), ("lif", "w2"), ("w2", "w1"), ("lif", "output")],
+    )
     with pytest.raises(ValueError, match="node 'w1' .Affine. is on a cycle"):
         from_nir(g)
     leaky = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.ones(3), v_threshold=np.ones(3))
@@ -356,6 +423,7 @@ def test_export_refuses_alif():
 
 def test_missing_nir_package_is_one_line(monkeypatch):
     import sys
+
     monkeypatch.setitem(sys.modules, "nir", None)
     with pytest.raises(ImportError, match="needs the 'nir' package: pip install nir"):
         to_nir([IF(**ZERO)], (3,))
@@ -363,12 +431,19 @@ def test_missing_nir_package_is_one_line(monkeypatch):
 
 def test_from_linen_equals_the_linen_layers_and_exports():
     import flax.linen as nn
+
     from htaf_jax.linen import spiking as linen_spiking
-    modules = [nn.Conv(4, (3, 3), padding=1), Flatten(), nn.Dense(30),
-               linen_spiking.LIF(learn_beta=True, learn_threshold=True, per_neuron=True, **ZERO),
-               nn.Dense(20, use_bias=False),
-               linen_spiking.RecurrentLIF(all_to_all=True, beta=0.8, threshold=0.5, **ZERO),
-               nn.Dense(10), linen_spiking.Synaptic(alpha=0.6, learn_alpha=True, **ZERO)]
+
+    modules = [
+        nn.Conv(4, (3, 3), padding=1),
+        Flatten(),
+        nn.Dense(30),
+        linen_spiking.LIF(learn_beta=True, learn_threshold=True, per_neuron=True, **ZERO),
+        nn.Dense(20, use_bias=False),
+        linen_spiking.RecurrentLIF(all_to_all=True, beta=0.8, threshold=0.5, **ZERO),
+        nn.Dense(10),
+        linen_spiking.Synaptic(alpha=0.6, learn_alpha=True, **ZERO),
+    ]
     x = spikes_in(6, (20, 3, 8, 8, 2))
     h, params, linen_out = x, [], []
     for i, module in enumerate(modules):
@@ -377,7 +452,9 @@ def test_from_linen_equals_the_linen_layers_and_exports():
         else:
             p = module.init(jax.random.key(i), h).get("params", {})
             # Moved off their constant initial values, so per-neuron values differ.
-            p = jax.tree.map(lambda v, i=i: v + 0.1 * jax.random.normal(jax.random.key(i), v.shape), p)
+            p = jax.tree.map(
+                lambda v, i=i: v + 0.1 * jax.random.normal(jax.random.key(i), v.shape), p
+            )
             h = module.apply({"params": p}, h)
             h = h[0] if isinstance(h, tuple) else h
         params.append(p)

@@ -1,4 +1,5 @@
 """Bit packing and XNOR/popcount inference: exact against the float forward."""
+
 import gzip
 import os
 
@@ -7,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from data_marks import needs_data
+
 from htaf_jax import packing as P
 from htaf_jax.binary import quantized_dense, sign_quantizer
 from htaf_jax.models.bnn import BinaryMLP
@@ -19,8 +20,9 @@ KEY = jax.random.key(0)
 
 def _pm1(seed, shape):
     # NumPy's draws: each jax.random draw of a new shape is a compile.
-    return jnp.asarray(np.where(np.random.default_rng(seed).random(shape) < 0.5, 1.0, -1.0),
-                       jnp.float32)
+    return jnp.asarray(
+        np.where(np.random.default_rng(seed).random(shape) < 0.5, 1.0, -1.0), jnp.float32
+    )
 
 
 def _normal(seed, shape):
@@ -43,8 +45,9 @@ def test_pack_unpack_round_trip_and_layout(n):
 
 
 def test_zero_packs_as_plus_one():
-    np.testing.assert_array_equal(P.unpack_signs(P.pack_signs(jnp.array([0.0, -0.0, -1e-30])), 3),
-                                  [1.0, 1.0, -1.0])
+    np.testing.assert_array_equal(
+        P.unpack_signs(P.pack_signs(jnp.array([0.0, -0.0, -1e-30])), 3), [1.0, 1.0, -1.0]
+    )
 
 
 @pytest.mark.parametrize("n", WIDTHS)
@@ -64,8 +67,9 @@ def test_packed_dense_equals_the_float_binary_layer(use_scale, use_bias):
     @jax.jit
     def run(a, kernel, bias):
         layer = P.pack_dense_kernel(kernel, use_scale, bias)
-        ref = quantized_dense(a, kernel, kernel_quantizer=sign_quantizer("htaf"),
-                              use_scale=use_scale, bias=bias)
+        ref = quantized_dense(
+            a, kernel, kernel_quantizer=sign_quantizer("htaf"), use_scale=use_scale, bias=bias
+        )
         return layer, P.packed_dense(P.pack_signs(a), layer), ref
 
     layer, out, ref = run(a, kernel, bias)
@@ -75,6 +79,7 @@ def test_packed_dense_equals_the_float_binary_layer(use_scale, use_bias):
 
 def test_batchnorm_inference_matches_flax():
     import flax.linen as nn
+
     y = _normal(0, (4, 6))
     stats = {"mean": jnp.linspace(-1, 1, 6), "var": jnp.linspace(0.5, 2, 6)}
     params = {"scale": jnp.linspace(0.2, 1.4, 6), "bias": jnp.linspace(-0.3, 0.3, 6)}
@@ -93,24 +98,30 @@ def _init(model, x):
 def _with_random_stats(variables):
     k1, k2 = jax.random.split(jax.random.key(7))
     stats = jax.tree.map(lambda v: v + jax.random.uniform(k1, v.shape), variables["batch_stats"])
-    params = jax.tree.map(lambda v: v * jax.random.uniform(k2, v.shape, minval=0.5, maxval=1.5),
-                          variables["params"])
+    params = jax.tree.map(
+        lambda v: v * jax.random.uniform(k2, v.shape, minval=0.5, maxval=1.5), variables["params"]
+    )
     return {"params": params, "batch_stats": stats}
 
 
-@pytest.mark.parametrize("model", [
-    BinaryMLP(hidden=(40, 33)),
-    BinaryMLP(hidden=(64,), use_scale=False),
-    BinaryMLP(hidden=(32, 32), full_precision_head=True),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        BinaryMLP(hidden=(40, 33)),
+        BinaryMLP(hidden=(64,), use_scale=False),
+        BinaryMLP(hidden=(32, 32), full_precision_head=True),
+    ],
+)
 def test_packed_mlp_gives_the_float_logits_on_random_data(model):
     x = _normal(0, (50, 6, 6, 1))
 
     @jax.jit
-    def both_logits(key):                                           # one compiled program
+    def both_logits(key):  # one compiled program
         variables = _with_random_stats(model.init(key, x, train=False))
-        return (packed_mlp_logits(pack_binary_mlp(model, variables), x),
-                model.apply(variables, x, train=False))
+        return (
+            packed_mlp_logits(pack_binary_mlp(model, variables), x),
+            model.apply(variables, x, train=False),
+        )
 
     with jax.threefry_partitionable(False):
         packed_logits, float_logits = both_logits(KEY)
@@ -121,6 +132,7 @@ def test_packed_mlp_gives_the_float_logits_on_random_data(model):
 def _idx(name, count=None):
     """The first ``count`` records (all: None), decompressing only as far as they go."""
     from htaf_jax.data import DEFAULT_FASHION_MNIST_DIR
+
     header, size = (16, 28 * 28) if "images" in name else (8, 1)
     with gzip.open(os.path.join(DEFAULT_FASHION_MNIST_DIR, name)) as f:
         data = np.frombuffer(f.read(-1 if count is None else header + count * size), np.uint8)
@@ -142,9 +154,11 @@ def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set()
     @jax.jit
     def step(variables, opt_state, x, y):
         def loss(p):
-            logits, upd = model.apply({**variables, "params": p}, x, train=True,
-                                      mutable=["batch_stats", "intermediates"])
+            logits, upd = model.apply(
+                {**variables, "params": p}, x, train=True, mutable=["batch_stats", "intermediates"]
+            )
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd
+
         (loss_value, upd), g = jax.value_and_grad(loss, has_aux=True)(variables["params"])
         updates, opt_state = tx.update(g, opt_state)
         params = optax.apply_updates(variables["params"], updates)
@@ -153,12 +167,16 @@ def test_packed_inference_of_a_trained_bnn_on_the_whole_fashion_mnist_test_set()
     losses = []
     for _epoch in range(3):
         for i in range(0, 4096, 256):
-            variables, opt_state, loss_value = step(variables, opt_state, train_x[i:i + 256],
-                                           train_y[i:i + 256])
+            variables, opt_state, loss_value = step(
+                variables, opt_state, train_x[i : i + 256], train_y[i : i + 256]
+            )
             losses.append(float(loss_value))
-    assert losses[-1] < losses[0]                                   # it did train
-    packed_logits, float_logits = jax.jit(lambda v, x: (
-        packed_mlp_logits(pack_binary_mlp(model, v), x), model.apply(v, x, train=False)))(
-        variables, test_x)
+    assert losses[-1] < losses[0]  # it did train
+    packed_logits, float_logits = jax.jit(
+        lambda v, x: (
+            packed_mlp_logits(pack_binary_mlp(model, v), x),
+            model.apply(v, x, train=False),
+        )
+    )(variables, test_x)
     np.testing.assert_array_equal(jnp.argmax(packed_logits, -1), jnp.argmax(float_logits, -1))
     np.testing.assert_allclose(packed_logits, float_logits, rtol=1e-5, atol=1e-5)

@@ -1,6 +1,7 @@
 """The code blocks of README's "Use it in your own JAX code" section run, the NNX and
 Linen examples train (their loss falls), and a block followed by an "Output" block
 prints exactly that."""
+
 import contextlib
 import io
 import pathlib
@@ -21,8 +22,9 @@ def _section_blocks() -> dict[str, str]:
             continue
         for i, code in enumerate(re.findall(r"```python\n(.*?)```", part, flags=re.S)):
             blocks[f"{heading} #{i}"] = code
-            shown = re.search(re.escape(code) + r"```\n\nOutput[^\n]*\n\n```text\n(.*?)```",
-                              part, flags=re.S)
+            shown = re.search(
+                re.escape(code) + r"```\n\nOutput[^\n]*\n\n```text\n(.*?)```", part, flags=re.S
+            )
             if shown:
                 OUTPUTS[f"{heading} #{i}"] = shown.group(1)
     return blocks

@@ -8,6 +8,7 @@ a JSON value that rounds to it, possibly as a percentage), and every
 ``mean ± std`` of a table row must be one cell of one study file, with all of
 the row's cells in the same file, under the profile its table names.
 """
+
 import glob
 import json
 import os
@@ -76,8 +77,10 @@ class Traces:
 
 @pytest.fixture(scope="module")
 def traces() -> dict[str, Traces]:
-    return {name: Traces(os.path.join(REPO, "results", *([] if name == "all" else [name])))
-            for name in ("all", *PROFILES)}
+    return {
+        name: Traces(os.path.join(REPO, "results", *([] if name == "all" else [name])))
+        for name in ("all", *PROFILES)
+    }
 
 
 def _tables(block: str) -> list[tuple[str | None, list[str]]]:
@@ -86,8 +89,11 @@ def _tables(block: str) -> list[tuple[str | None, list[str]]]:
     for line in block.splitlines():
         if line.startswith("|"):
             if rows is None:
-                named = [p for p in PROFILES if re.search(
-                    rf"\*\*{p}\*\*|{p} profile|profile {p}", prose, re.I)]
+                named = [
+                    p
+                    for p in PROFILES
+                    if re.search(rf"\*\*{p}\*\*|{p} profile|profile {p}", prose, re.I)
+                ]
                 rows = []
                 tables.append((named[0] if len(named) == 1 else None, rows))
             if not re.match(r"\|\s*(model|-)", line):
@@ -107,8 +113,9 @@ def test_the_block_has_tables_with_figures():
 
 def test_every_number_in_the_block_appears_in_a_results_file(traces):
     text = re.sub(r"\]\([^)]*\)", "]", _block())  # link targets are not figures
-    missing = sorted({t for t in NUMBER.findall(text)
-                      if not traces["all"].files_with_number(t)}, key=float)
+    missing = sorted(
+        {t for t in NUMBER.findall(text) if not traces["all"].files_with_number(t)}, key=float
+    )
     assert not missing, f"README numbers in no file under results/: {missing}"
 
 
@@ -121,16 +128,16 @@ def test_every_row_traces_to_one_study_file_of_its_profile(traces):
             files = [where.files_with_pair(p) for p in pairs]
             if any(not f for f in files) or (files and not set.intersection(*files)):
                 untraced.append(f"[{profile}] {row}")
-    assert not untraced, "rows whose mean ± std are not cells of one results file:\n" + \
-        "\n".join(untraced)
+    assert not untraced, "rows whose mean ± std are not cells of one results file:\n" + "\n".join(
+        untraced
+    )
 
 
 def test_the_check_catches_a_figure_no_file_holds(traces):
     # 99.24 ± 0.01 was README's seed-0 figure for the ICBM's binary share;
     # the three-seed comparison files hold 99.23 (the icbm_sparsity study, on validation,
     # measures its own 99.24 ± 0.01).
-    assert not {f for f in traces["full"].files_with_pair(("99.24", "0.01"))
-                if "icbm_compare" in f}
+    assert not {f for f in traces["full"].files_with_pair(("99.24", "0.01")) if "icbm_compare" in f}
     assert traces["full"].files_with_pair(("99.23", "0.00"))
     assert traces["quick"].files_with_pair(("83.73", "0.15"))
     assert not traces["full"].files_with_pair(("83.73", "0.15"))  # another profile's row

@@ -1,15 +1,16 @@
 """The results command (``python -m experiments.run``): its flags, --list and --dry-run,
 RESULTS.md and README's block from the studies' JSON tables (no training)."""
+
 import glob
 import json
 import os
 import sys
 
 import pytest
+from helpers import parsed_back
 
 from experiments import icbm, report, run, runs, tables
 from experiments.configs import studies
-from helpers import parsed_back
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,29 +23,53 @@ def _table(root, name, rows, seeds=(0, 1, 2)):
 
 
 def _row(surrogate, mean, std=0.5, depth=None, seeds=(0, 1, 2)):
-    return {"surrogate": surrogate, "depth": depth, "seeds": list(seeds),
-            "accuracy": {"mean": mean, "std": std}}
+    return {
+        "surrogate": surrogate,
+        "depth": depth,
+        "seeds": list(seeds),
+        "accuracy": {"mean": mean, "std": std},
+    }
 
 
 def test_summary_puts_the_best_other_unit_beside_htaf(tmp_path):
     _table(tmp_path, "bnn_mlp", [_row("atan", 84.0), _row("htaf", 85.5), _row("sigmoid", 84.7)])
-    _table(tmp_path, "dhn_depths", [_row("htaf", 80.0, depth=16, seeds=(0,)),
-                                    _row("atan", 40.0, depth=16, seeds=(0,)),
-                                    _row("htaf", 88.0, depth=2, seeds=(0,)),
-                                    _row("atan", 88.5, depth=2, seeds=(0,))])
+    _table(
+        tmp_path,
+        "dhn_depths",
+        [
+            _row("htaf", 80.0, depth=16, seeds=(0,)),
+            _row("atan", 40.0, depth=16, seeds=(0,)),
+            _row("htaf", 88.0, depth=2, seeds=(0,)),
+            _row("atan", 88.5, depth=2, seeds=(0,)),
+        ],
+    )
     _table(tmp_path, "alpha_beta", [_row("htaf", 70.0)])  # selection study: not summarised
-    icbm_row = lambda v, k, acc: {"backbone": "mlp", "variant": v, "num_concepts": k,  # noqa
-                                  "seeds": [0], "hard_accuracy": {"mean": acc, "std": 0.1}}
-    _table(tmp_path, "icbm_compare", [icbm_row("standard", None, 90.0),
-                                      icbm_row("htaf", 32, 88.0),
-                                      icbm_row("straight_through", 32, 89.0)])
+    icbm_row = lambda v, k, acc: {
+        "backbone": "mlp",
+        "variant": v,
+        "num_concepts": k,  # noqa
+        "seeds": [0],
+        "hard_accuracy": {"mean": acc, "std": 0.1},
+    }
+    _table(
+        tmp_path,
+        "icbm_compare",
+        [
+            icbm_row("standard", None, 90.0),
+            icbm_row("htaf", 32, 88.0),
+            icbm_row("straight_through", 32, 89.0),
+        ],
+    )
     lines = report.summary_table(str(tmp_path)).splitlines()
     assert "| bnn_mlp | 85.50 ± 0.50 | sigmoid: 84.70 ± 0.50 | — | 0,1,2 |" in lines
     assert [line for line in lines if line.startswith("| dhn")] == [
         "| dhn_depths depth=16 | 80.00 ± 0.50 | atan: 40.00 ± 0.50 | — | 0 |",
-        "| dhn_depths depth=2 | 88.00 ± 0.50 | atan: 88.50 ± 0.50 | — | 0 |"]
-    assert ("| icbm_compare backbone=mlp, num_concepts=32 | 88.00 ± 0.10 | "
-            "straight_through: 89.00 ± 0.10 | standard: 90.00 ± 0.10 | 0 |") in lines
+        "| dhn_depths depth=2 | 88.00 ± 0.50 | atan: 88.50 ± 0.50 | — | 0 |",
+    ]
+    assert (
+        "| icbm_compare backbone=mlp, num_concepts=32 | 88.00 ± 0.10 | "
+        "straight_through: 89.00 ± 0.10 | standard: 90.00 ± 0.10 | 0 |"
+    ) in lines
     assert not any("alpha_beta" in line or "snn" in line for line in lines)
     assert report.summary_table(str(tmp_path / "none")).startswith("_No finished study")
 
@@ -80,8 +105,9 @@ def test_report_embeds_tables_and_readme_block_is_the_reports_summary(tmp_path):
 def test_the_icbm_job_study_records_the_command_of_its_own_run(monkeypatch, tmp_path):
     # Issue 20: the run stored its parent's sys.argv, which does not run.
     seen = []
-    monkeypatch.setattr(icbm, "run", lambda config, workdir, command=None:
-                        seen.append((workdir, command)) or {})
+    monkeypatch.setattr(
+        icbm, "run", lambda config, workdir, command=None: seen.append((workdir, command)) or {}
+    )
     monkeypatch.setattr(sys, "argv", ["experiments/run.py", "icbm_main", "--profile", "quick"])
     run.run_study(studies.STUDIES["icbm_main"], "quick", str(tmp_path))
     (planned,) = run.plan(studies.STUDIES["icbm_main"], "quick", str(tmp_path))
@@ -99,10 +125,14 @@ def test_the_committed_main_job_results_record_a_command_of_that_run():
         args = json.load(open(path))["command"].split()
         assert args[:3] == ["python", "-m", "experiments.icbm"], path
         from htaf_jax.train import cli
+
         config, workdir = cli.parse_flags(["icbm", *args[3:]], icbm.DEFAULT_CONFIG)
         assert workdir == os.path.dirname(os.path.relpath(path, REPO))
-        (planned,) = run.plan(studies.STUDIES["icbm_main"], path.split(os.sep)[-3],
-                              os.path.dirname(os.path.dirname(path)))
+        (planned,) = run.plan(
+            studies.STUDIES["icbm_main"],
+            path.split(os.sep)[-3],
+            os.path.dirname(os.path.dirname(path)),
+        )
         assert runs.config_hash(config) == runs.config_hash(planned.config), path
         # ... and of today's config file (a changed default changes the hash, not the command)
         assert json.load(open(path))["config_hash"] == runs.config_hash(planned.config), path
@@ -115,8 +145,9 @@ def test_a_main_job_folder_of_another_config_is_not_taken_for_this_one(tmp_path,
     for stored in ({"command": planned.command}, {"config_hash": "0" * 8}):
         with open(os.path.join(planned.workdir, "results.json"), "w") as f:
             json.dump(stored, f)
-        with pytest.raises(SystemExit, match=f"holds the job of another config.*rm -r "
-                                             f"{planned.workdir}"):
+        with pytest.raises(
+            SystemExit, match=f"holds the job of another config.*rm -r {planned.workdir}"
+        ):
             run.run_study(studies.STUDIES["icbm_main"], "quick", str(tmp_path))
     with open(os.path.join(planned.workdir, "results.json"), "w") as f:
         json.dump({"config_hash": runs.config_hash(planned.config), "icbm": {}}, f)
@@ -127,8 +158,9 @@ def test_flags_list_and_errors(capsys):
     assert run.main(["run", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == list(studies.STUDIES)
-    assert any(line.split()[:4] == ["dhn_alpha_beta", "96", "runs", "validation"]
-               for line in listed)
+    assert any(
+        line.split()[:4] == ["dhn_alpha_beta", "96", "runs", "validation"] for line in listed
+    )
     assert run.main(["run", "snn_mlp", "nope"]) == 2
     assert run.main(["run", "nope"]) == 2
     assert "studies: snn_mlp, snn_conv" in capsys.readouterr().err
@@ -153,30 +185,35 @@ def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
     capsys.readouterr()
     assert run.dry_run(study, "quick", str(tmp_path)) == (1, 33, 32 * 360.0)
     assert capsys.readouterr().out.startswith(
-        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time")
-    assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out",
-                     str(tmp_path)]) == 0
+        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time"
+    )
+    assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out", str(tmp_path)]) == 0
     total = sum(len(s.points) * max(1, len(s.seeds)) for s in studies.STUDIES.values())
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"total: 1 of {total} runs ")
 
 
-def test_report_only_all_rewrites_the_report_and_trains_nothing(tmp_path, monkeypatch,
-                                                                 count_trainings):
+def test_report_only_all_rewrites_the_report_and_trains_nothing(
+    tmp_path, monkeypatch, count_trainings
+):
     (tmp_path / "README.md").write_text(f"{report.README_START}\n{report.README_END}\n")
     monkeypatch.setattr(report, "REPO", str(tmp_path))
     out = tmp_path / "results" / "quick"
     _table(out, "snn_mlp", [_row("htaf", 85.5), _row("atan", 85.0)])
-    assert run.main(["run", "all", "--report-only", "--profile", "quick", "--out",
-                     str(out)]) == 0
+    assert run.main(["run", "all", "--report-only", "--profile", "quick", "--out", str(out)]) == 0
     assert not count_trainings
-    assert "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in (tmp_path / "RESULTS.md").read_text()
+    assert (
+        "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in (tmp_path / "RESULTS.md").read_text()
+    )
     assert "| snn_mlp | 85.50 ± 0.50 |" in (tmp_path / "README.md").read_text()
-    assert json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"][
-        "mean"] == 85.5  # no finished run on disk nor records: the table is kept
+    assert (
+        json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"]["mean"]
+        == 85.5
+    )  # no finished run on disk nor records: the table is kept
 
 
-def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(tmp_path, count_trainings,
-                                                                   capsys):
+def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(
+    tmp_path, count_trainings, capsys
+):
     """A fresh clone has the tables' JSON (each run's record, by work dir) but no runs: a
     planned run whose record is there under the same config hash is neither trained nor
     counted as missing, and the table is rewritten from the records with today's columns.
@@ -184,12 +221,32 @@ def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(tmp_path, coun
     itself."""
     study = studies.STUDIES["icbm_alpha_beta"]
     planned = run.plan(study, "full", str(tmp_path))
-    meta = {"study": study.name, "title": "old title", "command": "c", "machine": "m",
-            "date": "d", "split": "validation", "validation_size": 10, "config": "x",
-            "overrides": {}, "seeds": [0], "runs_planned": len(planned)}
-    records = [{"label": r.label, "coords": r.coords, **r.coords, "seed": 0, "note": "",
-                "workdir": os.path.relpath(r.workdir, tmp_path), "hard_accuracy": acc,
-                "seconds": 5.0} for r, acc in zip(planned, (0.9, 0.91, 0.5, 0.5, 0.5))]
+    meta = {
+        "study": study.name,
+        "title": "old title",
+        "command": "c",
+        "machine": "m",
+        "date": "d",
+        "split": "validation",
+        "validation_size": 10,
+        "config": "x",
+        "overrides": {},
+        "seeds": [0],
+        "runs_planned": len(planned),
+    }
+    records = [
+        {
+            "label": r.label,
+            "coords": r.coords,
+            **r.coords,
+            "seed": 0,
+            "note": "",
+            "workdir": os.path.relpath(r.workdir, tmp_path),
+            "hard_accuracy": acc,
+            "seconds": 5.0,
+        }
+        for r, acc in zip(planned, (0.9, 0.91, 0.5, 0.5, 0.5))
+    ]
     stem = tmp_path / study.name / study.name
     tables.write(str(stem), study, meta, records[:2])
     (stem.with_suffix(".md")).write_text("stale")
@@ -207,32 +264,67 @@ def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(tmp_path, coun
 
 def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):
     epochs = report._field("snn_conv", "num_epochs")
-    _table(tmp_path / "full", "snn_conv_epochs", [
-        {"epochs": epochs, "seeds": [0], "accuracy": {"mean": 90.0, "std": 0.0}},
-        {"epochs": epochs - 1, "seeds": [0], "accuracy": {"mean": 90.5, "std": 0.0}}])
-    recipe = {k: report._field("icbm", p) for k, p in (
-        ("num_concepts", "model.num_concepts"), ("concept_noise", "model.concept_noise"),
-        ("sharpen", "model.sharpen"), ("epochs", "num_epochs"))}
+    _table(
+        tmp_path / "full",
+        "snn_conv_epochs",
+        [
+            {"epochs": epochs, "seeds": [0], "accuracy": {"mean": 90.0, "std": 0.0}},
+            {"epochs": epochs - 1, "seeds": [0], "accuracy": {"mean": 90.5, "std": 0.0}},
+        ],
+    )
+    recipe = {
+        k: report._field("icbm", p)
+        for k, p in (
+            ("num_concepts", "model.num_concepts"),
+            ("concept_noise", "model.concept_noise"),
+            ("sharpen", "model.sharpen"),
+            ("epochs", "num_epochs"),
+        )
+    }
     icbm_row = lambda acc, near, **change: {  # noqa: E731
-        **recipe, **change, "seeds": [0], "hard_accuracy": {"mean": acc, "std": 0.0},
-        "near_binary@0.01": {"mean": near, "std": 0.0}}
-    _table(tmp_path / "full", "icbm_recipe", [
-        {"variant": "standard", "num_concepts": None, "seeds": [0],
-         "hard_accuracy": {"mean": 95.0, "std": 0.0}},          # no recipe: left out
-        icbm_row(89.0, 99.5), icbm_row(89.9, 98.0, concept_noise=7.0),  # misses the target
-        icbm_row(89.4, 99.2, sharpen=99.0), icbm_row(99.0, 99.9, sharpen=5.0, epochs=1)])
+        **recipe,
+        **change,
+        "seeds": [0],
+        "hard_accuracy": {"mean": acc, "std": 0.0},
+        "near_binary@0.01": {"mean": near, "std": 0.0},
+    }
+    _table(
+        tmp_path / "full",
+        "icbm_recipe",
+        [
+            {
+                "variant": "standard",
+                "num_concepts": None,
+                "seeds": [0],
+                "hard_accuracy": {"mean": 95.0, "std": 0.0},
+            },  # no recipe: left out
+            icbm_row(89.0, 99.5),
+            icbm_row(89.9, 98.0, concept_noise=7.0),  # misses the target
+            icbm_row(89.4, 99.2, sharpen=99.0),
+            icbm_row(99.0, 99.9, sharpen=5.0, epochs=1),
+        ],
+    )
     _table(tmp_path / "quick", "alpha_beta", [_row("htaf", 80.0)])  # no α column: n/a
     lines = report.choices_table(str(tmp_path / "full"), str(tmp_path / "quick")).splitlines()
     n, x = recipe["concept_noise"], recipe["sharpen"]
-    assert (f"| snn_conv: num_epochs | {epochs} | snn_conv_epochs (validation, full) | "
-            f"epochs={epochs}: 90.00 ± 0.00 | epochs={epochs - 1}: 90.50 ± 0.00 | **no** |"
-            ) in lines
-    assert (f"| icbm: model.concept_noise | {n} | icbm_recipe (validation, full) | "
-            f"concept_noise={n}: 89.00 ± 0.00 | concept_noise={n}: 89.00 ± 0.00 | yes |"
-            ) in lines
-    assert (f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
-            "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |") in lines
-    assert any(line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
-               and "re-read on the sparse recipe" in line for line in lines)
-    assert ("| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
-            "quick) | n/a | n/a | n/a |") in lines
+    assert (
+        f"| snn_conv: num_epochs | {epochs} | snn_conv_epochs (validation, full) | "
+        f"epochs={epochs}: 90.00 ± 0.00 | epochs={epochs - 1}: 90.50 ± 0.00 | **no** |"
+    ) in lines
+    assert (
+        f"| icbm: model.concept_noise | {n} | icbm_recipe (validation, full) | "
+        f"concept_noise={n}: 89.00 ± 0.00 | concept_noise={n}: 89.00 ± 0.00 | yes |"
+    ) in lines
+    assert (
+        f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
+        "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |"
+    ) in lines
+    assert any(
+        line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
+        and "re-read on the sparse recipe" in line
+        for line in lines
+    )
+    assert (
+        "| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
+        "quick) | n/a | n/a | n/a |"
+    ) in lines

@@ -1,5 +1,6 @@
 """The train step lets the host run ahead of the devices, but only MAX_IN_FLIGHT steps:
 an unbounded queue of collectives deadlocked XLA's CPU runtime on 8 faked devices."""
+
 import os
 import pathlib
 import subprocess
@@ -36,9 +37,16 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_long_queue_of_steps_on_8_devices_finishes():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
-    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "steps 205" in run.stdout

@@ -3,6 +3,7 @@ small files written in SHD's layout, the frames the engine batches, the missing-
 
 The reader and binning themselves are tested in tests/test_events.py.
 """
+
 import json
 import os
 
@@ -45,10 +46,17 @@ def shd_dir(tmp_path, monkeypatch):
     return folder
 
 
-TINY = ["--config.event_num_steps=10", "--config.model.hidden=(8,)",
-        "--config.batch_size=16", "--config.eval_batch_size=8", "--config.num_epochs=1",
-        "--config.log_every_steps=1", "--config.checkpoint_every_steps=2",
-        "--config.progress=False", "--config.tensorboard=False"]
+TINY = [
+    "--config.event_num_steps=10",
+    "--config.model.hidden=(8,)",
+    "--config.batch_size=16",
+    "--config.eval_batch_size=8",
+    "--config.num_epochs=1",
+    "--config.log_every_steps=1",
+    "--config.checkpoint_every_steps=2",
+    "--config.progress=False",
+    "--config.tensorboard=False",
+]
 
 
 @pytest.mark.slow  # the engine end to end: two compilations (train and eval steps), ~7 s
@@ -95,7 +103,7 @@ def test_engine_batches_are_batch_major_frames_of_the_hand_count(tmp_path):
     units = [[0, 5, 5, 7, 1], [699], []]
     for name in ("shd_train.h5", "shd_test.h5"):
         events.write_shd(str(tmp_path / name), times, units, [2, 0, 1])
-    hand = np.zeros((3, 4, 700), np.float32)                       # (B, T, C)
+    hand = np.zeros((3, 4, 700), np.float32)  # (B, T, C)
     hand[0, 0, 0], hand[0, 1, 5], hand[0, 3, 7], hand[1, 2, 699] = 1, 2, 1, 1
 
     splits = load_splits("shd", str(tmp_path), event_num_steps=4, event_max_time=1.0)
@@ -107,27 +115,36 @@ def test_engine_batches_are_batch_major_frames_of_the_hand_count(tmp_path):
     np.testing.assert_array_equal(mask, [1, 1, 1, 0])
     # Through the engine's own entry points (train_batches/eval_batches by split type).
     from htaf_jax.data import eval_batches, train_batches
-    (got, got_labels), = list(train_batches(splits.train, None, 3, seed=0, epoch=0))
-    np.testing.assert_array_equal(got, hand)          # one full batch: sorted indices 0, 1, 2
+
+    ((got, got_labels),) = list(train_batches(splits.train, None, 3, seed=0, epoch=0))
+    np.testing.assert_array_equal(got, hand)  # one full batch: sorted indices 0, 1, 2
     np.testing.assert_array_equal(got_labels, [2, 0, 1])
-    (got, _, _), = list(eval_batches(splits.eval, None, 4))
+    ((got, _, _),) = list(eval_batches(splits.eval, None, 4))
     np.testing.assert_array_equal(got[:3], hand)
     with pytest.raises(ValueError, match="augmentation apply to images"):
         next(train_batches(splits.train, None, 3, seed=0, epoch=0, flip=True))
 
     # validation_size holds out the last train samples; subsets keep the first ones.
-    held = load_splits("shd", str(tmp_path), validation_size=1, train_subset=1,
-                       event_num_steps=4, event_max_time=1.0)
+    held = load_splits(
+        "shd",
+        str(tmp_path),
+        validation_size=1,
+        train_subset=1,
+        event_num_steps=4,
+        event_max_time=1.0,
+    )
     assert held.eval_split == "validation"
     np.testing.assert_array_equal(held.train.labels, [2])
     np.testing.assert_array_equal(held.eval.labels, [1])
     assert held.eval.events.times.size == 0 and held.eval.events.offsets.tolist() == [0, 0]
     np.testing.assert_array_equal(
-        next(iter(held.train.train_batches(1, seed=0, epoch=0)))[0], hand[:1])
+        next(iter(held.train.train_batches(1, seed=0, epoch=0)))[0], hand[:1]
+    )
 
 
-def test_missing_shd_files_stop_the_run_naming_folder_variable_and_url(tmp_path, monkeypatch,
-                                                                      capsys):
+def test_missing_shd_files_stop_the_run_naming_folder_variable_and_url(
+    tmp_path, monkeypatch, capsys
+):
     folder = tmp_path / "no_shd_here"
     monkeypatch.setenv("HTAF_SHD_DIR", str(folder))
     with pytest.raises(SystemExit) as exit_info:
@@ -136,7 +153,7 @@ def test_missing_shd_files_stop_the_run_naming_folder_variable_and_url(tmp_path,
     message = capsys.readouterr().err
     assert str(folder) in message and "HTAF_SHD_DIR" in message
     assert "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/" in message
-    assert message.count("\n") == 1                       # one line
+    assert message.count("\n") == 1  # one line
 
 
 def test_rsnn_is_dense_then_recurrent_lif_over_time_then_mean_readout():
@@ -147,18 +164,25 @@ def test_rsnn_is_dense_then_recurrent_lif_over_time_then_mean_readout():
     variables = jax.jit(model.init)(jax.random.key(1), frames)
     p = jax.tree.map(np.asarray, variables["params"])
     logits, sown = jax.jit(lambda v, x: model.apply(v, x, mutable=["intermediates"]))(
-        variables, frames)
+        variables, frames
+    )
 
     u = s = np.zeros((3, 6), np.float32)
     outputs, spikes = [], []
     for t in range(frames.shape[1]):
-        v = (np.float32(0.8) * u + frames[:, t] @ p["dense0"]["kernel"] + p["dense0"]["bias"]
-             + s @ p["rlif0"]["recurrent_kernel"] + p["rlif0"]["recurrent_bias"])
+        v = (
+            np.float32(0.8) * u
+            + frames[:, t] @ p["dense0"]["kernel"]
+            + p["dense0"]["bias"]
+            + s @ p["rlif0"]["recurrent_kernel"]
+            + p["rlif0"]["recurrent_bias"]
+        )
         s = (v >= 1.0).astype(np.float32)
         u = v - s
         spikes.append(s)
         outputs.append(s @ p["head"]["kernel"] + p["head"]["bias"])
-    assert 0 < np.mean(spikes) < 1                       # some neurons fire, not all
+    assert 0 < np.mean(spikes) < 1  # some neurons fire, not all
     np.testing.assert_allclose(logits, np.mean(outputs, 0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(sown["intermediates"]["spike_rate_layer0"][0], np.mean(spikes),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sown["intermediates"]["spike_rate_layer0"][0], np.mean(spikes), rtol=1e-6
+    )

@@ -1,4 +1,5 @@
 """Spiking neurons, encoders, readouts and SNN models."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,12 @@ from reference_grads import assert_grads_equal, autodiff_reference
 from htaf_jax.linen.spiking import IF, LIF
 from htaf_jax.models.snn import SpikingConvNet, SpikingMLP
 from htaf_jax.spiking import (
-    latency_encode, lif_dynamics, membrane_readout, rate_encode, to_intensity)
+    latency_encode,
+    lif_dynamics,
+    membrane_readout,
+    rate_encode,
+    to_intensity,
+)
 from htaf_jax.units import get_unit
 
 HTAF = get_unit("htaf")
@@ -58,8 +64,9 @@ def test_reset_gradient_detached_or_not(detach):
 
 
 def _sum_mem(i, detach):
-    _, mems = lif_dynamics(jnp.reshape(i, (1, 1)), beta=0.9, threshold=1.0, spike_fn=HTAF,
-                           detach_reset=detach)
+    _, mems = lif_dynamics(
+        jnp.reshape(i, (1, 1)), beta=0.9, threshold=1.0, spike_fn=HTAF, detach_reset=detach
+    )
     return jnp.sum(mems)
 
 
@@ -98,13 +105,14 @@ def test_if_rejects_a_leak():
 
 def test_rate_encoding_is_bernoulli_with_pixel_intensity():
     mean, std = 0.2860, 0.3530
-    x = (jnp.array([[0.0, 0.25, 1.0]]) - mean) / std   # standardised intensities
+    x = (jnp.array([[0.0, 0.25, 1.0]]) - mean) / std  # standardised intensities
     spikes = rate_encode(KEY, x, 4000, mean=mean, std=std)
     chex.assert_shape(spikes, (4000, 1, 3))
     assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
     np.testing.assert_allclose(spikes.mean(0)[0], [0.0, 0.25, 1.0], atol=0.03)
-    np.testing.assert_array_equal(rate_encode(KEY, x, 5, mean=mean, std=std),
-                                  rate_encode(KEY, x, 5, mean=mean, std=std))
+    np.testing.assert_array_equal(
+        rate_encode(KEY, x, 5, mean=mean, std=std), rate_encode(KEY, x, 5, mean=mean, std=std)
+    )
     # Odd T uses half of the last word's uniforms; steps are not copies of each other.
     many = rate_encode(KEY, jnp.full((1, 20000), 0.5), 3, mean=0.0, std=1.0)
     chex.assert_shape(many, (3, 1, 20000))
@@ -117,8 +125,8 @@ def test_rate_encoding_is_bernoulli_with_pixel_intensity():
 def test_latency_encoding_one_spike_brighter_first():
     p = jnp.array([[0.0, 0.5, 1.0]])
     spikes = np.asarray(latency_encode(p, 5, mean=0.0, std=1.0))[:, 0]
-    np.testing.assert_array_equal(spikes.sum(0), [0, 1, 1])          # black never fires
-    assert spikes[0, 2] == 1 and spikes[2, 1] == 1                    # t = round((1 − p)(T − 1))
+    np.testing.assert_array_equal(spikes.sum(0), [0, 1, 1])  # black never fires
+    assert spikes[0, 2] == 1 and spikes[2, 1] == 1  # t = round((1 − p)(T − 1))
     np.testing.assert_allclose(to_intensity(jnp.float32(-5.0), 0.2860, 0.3530), 0.0)
     np.testing.assert_allclose(to_intensity(jnp.float32(0.5), 0.25, 0.5), 0.5)
 
@@ -131,8 +139,7 @@ def test_membrane_readout_leaky_mean():
 
 def _images(b=2, side=8):
     # NumPy's draw: a jax.random draw of a 4-D shape costs XLA:CPU seconds to compile.
-    return jnp.asarray(np.random.default_rng(0).standard_normal((b, side, side, 1)),
-                       jnp.float32)
+    return jnp.asarray(np.random.default_rng(0).standard_normal((b, side, side, 1)), jnp.float32)
 
 
 def _init(model, x, rngs=KEY):
@@ -144,42 +151,58 @@ def _init(model, x, rngs=KEY):
 
 
 def _apply(model, variables, x, train=True):
-    return jax.jit(lambda v, x: model.apply(
-        v, x, train=train, rngs={"sample": KEY, "dropout": KEY},
-        mutable=["batch_stats", "intermediates"]))(variables, x)
+    return jax.jit(
+        lambda v, x: model.apply(
+            v,
+            x,
+            train=train,
+            rngs={"sample": KEY, "dropout": KEY},
+            mutable=["batch_stats", "intermediates"],
+        )
+    )(variables, x)
 
 
-@pytest.mark.parametrize("encoding,readout", [
-    ("direct", "membrane"), ("rate", "spike_count"), ("latency", "membrane")])
+@pytest.mark.parametrize(
+    "encoding,readout", [("direct", "membrane"), ("rate", "spike_count"), ("latency", "membrane")]
+)
 def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
-    model = SpikingMLP(hidden=(16, 8), num_steps=3, encoding=encoding, readout=readout,
-                       use_batchnorm=True)
+    model = SpikingMLP(
+        hidden=(16, 8), num_steps=3, encoding=encoding, readout=readout, use_batchnorm=True
+    )
     variables = _init(model, _images(), {"params": KEY, "sample": KEY})
 
     @jax.jit
     def run(v):
         logits, state = model.apply(
-            v, _images(), train=True, rngs={"sample": KEY, "dropout": KEY},
+            v,
+            _images(),
+            train=True,
+            rngs={"sample": KEY, "dropout": KEY},
             mutable=["batch_stats", "intermediates"],
-            capture_intermediates=lambda m, _: (m.name or "").startswith("lif"))
+            capture_intermediates=lambda m, _: (m.name or "").startswith("lif"),
+        )
         # The LIF calls' outputs and the sown rates (the captured calls' other entries
         # hold Python values, which a jitted function cannot return).
-        return logits, {k: v if k.startswith("spike_rate") else {"__call__": v["__call__"]}
-                        for k, v in state["intermediates"].items()}
+        return logits, {
+            k: v if k.startswith("spike_rate") else {"__call__": v["__call__"]}
+            for k, v in state["intermediates"].items()
+        }
 
     logits, rates = run(variables)
     chex.assert_shape(logits, (2, 10))
     n_spiking = 3 if readout == "spike_count" else 2
     assert sorted(k for k in rates if k.startswith("spike_rate")) == [
-        f"spike_rate_layer{i}" for i in range(n_spiking)]
+        f"spike_rate_layer{i}" for i in range(n_spiking)
+    ]
     for i in range(n_spiking):  # each layer's rate: the mean of its neurons' spikes
-        (spikes, _), = rates[f"lif{i}"]["__call__"]
+        ((spikes, _),) = rates[f"lif{i}"]["__call__"]
         assert float(rates[f"spike_rate_layer{i}"][0]) == pytest.approx(float(spikes.mean()))
-    if readout == "spike_count":   # counts of binary spikes: integers in [0, T], rate × T
+    if readout == "spike_count":  # counts of binary spikes: integers in [0, T], rate × T
         np.testing.assert_array_equal(logits, jnp.round(logits))
         assert float(logits.min()) >= 0 and float(logits.max()) <= 3
         assert float(logits.mean()) / 3 == pytest.approx(
-            float(rates["spike_rate_layer2"][0]), rel=1e-6)
+            float(rates["spike_rate_layer2"][0]), rel=1e-6
+        )
 
 
 def test_spiking_convnet_shapes():
@@ -190,26 +213,43 @@ def test_spiking_convnet_shapes():
     assert sorted(state["intermediates"]) == ["spike_rate_layer0", "spike_rate_layer1"]
 
 
-@pytest.mark.parametrize("model", [
-    SpikingMLP(hidden=(16, 8), num_steps=4, encoding="rate", learn_beta=True,
-               learn_threshold=True, per_neuron=True, threshold=0.5, detach_reset=False),
-    SpikingConvNet(features=(4, 8), num_steps=3, learn_beta=True, learn_threshold=True,
-                   threshold=0.5),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        SpikingMLP(
+            hidden=(16, 8),
+            num_steps=4,
+            encoding="rate",
+            learn_beta=True,
+            learn_threshold=True,
+            per_neuron=True,
+            threshold=0.5,
+            detach_reset=False,
+        ),
+        SpikingConvNet(
+            features=(4, 8), num_steps=3, learn_beta=True, learn_threshold=True, threshold=0.5
+        ),
+    ],
+)
 def test_gradients_equal_autodiff_of_the_reference_scan(model, monkeypatch):
     """Every parameter's gradient (learnable β and θ too) through the LIF scan's
     hand-written backward equals autodiff of the same model run on the reference scan
     (tests/reference_grads.py), and is not zero."""
     x, y = _images(4), jnp.array([0, 1, 2, 3])
 
-    def grads(rngs):                                # init and gradients: one program
+    def grads(rngs):  # init and gradients: one program
         variables = model.init(rngs, x, train=False)
 
         def loss(params):
-            logits, _ = model.apply({**variables, "params": params}, x, train=True,
-                                    rngs={"sample": KEY, "dropout": KEY},
-                                    mutable=["batch_stats", "intermediates"])
+            logits, _ = model.apply(
+                {**variables, "params": params},
+                x,
+                train=True,
+                rngs={"sample": KEY, "dropout": KEY},
+                mutable=["batch_stats", "intermediates"],
+            )
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
         return jax.grad(loss)(variables["params"])
 
     with jax.threefry_partitionable(False):
@@ -222,8 +262,7 @@ def test_gradients_equal_autodiff_of_the_reference_scan(model, monkeypatch):
 def test_raw_callable_surrogate():
     """A plain callable spike function (its own gradient, through the scan's vjp path)
     gives the registry unit's logits and gradients."""
-    model = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct",
-                       surrogate=lambda x: HTAF(x))
+    model = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct", surrogate=lambda x: HTAF(x))
     same = SpikingMLP(hidden=(8,), num_steps=2, encoding="direct", surrogate="htaf")
     variables = _init(model, _images())
     logits = _apply(model, variables, _images())[0]
@@ -231,17 +270,27 @@ def test_raw_callable_surrogate():
     np.testing.assert_allclose(logits, _apply(same, variables, _images())[0], rtol=1e-6)
 
     def grads(m):
-        return jax.jit(jax.grad(lambda p: jnp.sum(_apply(m, {**variables, "params": p},
-                                                         _images())[0] ** 2)))(
-            variables["params"])
+        return jax.jit(
+            jax.grad(lambda p: jnp.sum(_apply(m, {**variables, "params": p}, _images())[0] ** 2))
+        )(variables["params"])
+
     assert_grads_equal(grads(model), grads(same), rtol=1e-5)
 
 
 def test_model_config_typos_fail_but_engine_fields_pass():
     import ml_collections
+
     from htaf_jax.models import build_model
-    cfg = ml_collections.ConfigDict({"name": "snn_mlp", "hidden": (8,), "num_steps": 2,
-                                     "num_classes": 10, "total_train_steps": 100})
+
+    cfg = ml_collections.ConfigDict(
+        {
+            "name": "snn_mlp",
+            "hidden": (8,),
+            "num_steps": 2,
+            "num_classes": 10,
+            "total_train_steps": 100,
+        }
+    )
     build_model(cfg)  # total_train_steps is set by the engine for every model
     cfg.hiden = (8,)
     with pytest.raises(ValueError, match=r"SpikingMLP has no fields \['hiden'\]"):

@@ -1,13 +1,15 @@
 """benchmarks/snn_peers.py at tiny sizes: every contender runs (or says why not), each peer
 computes the same loss and gradients as ours in its firing order, with the same
 surrogate backward, and the report follows the numbers. No timing is asserted."""
+
 import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from benchmarks import harness, snn_peers as P, snn_step
+from benchmarks import harness, snn_step
+from benchmarks import snn_peers as P
 
 SPYX_MISSING = harness.unavailable("spyx")
 TORCH_MISSING = snn_step.torch_unavailable_reason()
@@ -37,8 +39,9 @@ def test_quick_result_structure(quick):
                 assert 0 < lo <= wl[f"ratio_{key}"][n] <= hi
             assert wl["ratio_vs_ours"][P.OURS] == wl["ratio_vs_ours_spyx"][P.OURS_SPYX] == 1.0
     last = quick["workloads"]["on_4096"]
-    assert set(last["beyond_matmuls_ms"]) == {n for n in last["contenders"]
-                                              if P.FRAMEWORK[n] != "torch"}
+    assert set(last["beyond_matmuls_ms"]) == {
+        n for n in last["contenders"] if P.FRAMEWORK[n] != "torch"
+    }
     assert all("matmul" not in quick["workloads"][n] for n in ("snn_step", "on_512"))
     mm = last["matmul"]
     assert mm["gflops"] == max(mm["by_shape"].values()) > 0 and len(mm["by_shape"]) == 3
@@ -47,22 +50,31 @@ def test_quick_result_structure(quick):
     t = quick["targets"]
     assert t["matmul_fraction"]["met"] == (frac >= 0.8)
     # The target is about our default against the peers; our other row does not count.
-    behind = {w: sorted(n for n, r in wl["ratio_vs_ours"].items()
-                        if P.FRAMEWORK[n] != "jax" and r <= 1.0)
-              for w, wl in quick["workloads"].items()}
-    assert {w: sorted(ns) for w, ns in t["ahead_of_every_contender"]["not_ahead_of"].items()} \
-        == behind
+    behind = {
+        w: sorted(n for n, r in wl["ratio_vs_ours"].items() if P.FRAMEWORK[n] != "jax" and r <= 1.0)
+        for w, wl in quick["workloads"].items()
+    }
+    assert {
+        w: sorted(ns) for w, ns in t["ahead_of_every_contender"]["not_ahead_of"].items()
+    } == behind
     assert t["ahead_of_every_contender"]["met"] == (
-        not any(behind.values()) and not t["ahead_of_every_contender"]["skipped"])
+        not any(behind.values()) and not t["ahead_of_every_contender"]["skipped"]
+    )
 
 
 def test_our_default_row_runs_the_layer_defaults():
     """The default row is what a user gets: htaf_jax.linen.LIF() with nothing set, whose
     β and θ are the peers' 0.9 and 1."""
     from htaf_jax.linen import LIF
+
     lif = LIF()
     assert (lif.beta, lif.threshold, lif.reset, lif.reset_delay, lif.surrogate) == (
-        P.BETA, P.THRESHOLD, "subtract", False, "htaf")
+        P.BETA,
+        P.THRESHOLD,
+        "subtract",
+        False,
+        "htaf",
+    )
     w = P.workloads(quick=True)[1]
     assert P.OursNet(w.hidden, w.n_out, w.num_steps, ()).lif_options == ()
 
@@ -101,6 +113,7 @@ def test_spyx_stock_arctan_would_not_match():
     """Spyx's own arctan (any k) has another backward than our atan: the gradient test
     above would catch a contender that used it."""
     import spyx
+
     w = P.workloads(quick=True)[1]
     ours = _grads(None, w, P.SPYX_ORDER)
     for k in (1.0, 2.0):
@@ -113,17 +126,27 @@ def test_ratio_is_paired_and_beyond_matmuls_subtracts_the_fastest_dots(monkeypat
     # Round 2 is slow for everyone. Paired ratios (1.5, 2, 0.95) give 1.5; the ratio of
     # the medians would give 1.9 / 2 = 0.95.
     w = P.Workload("on", 2, 1, 2, 2, None, 3)
-    rounds = {P.OURS: [1.0, 4.0, 2.0], P.OURS_SPYX: [1.0, 2.0, 4.0],
-              P.SPYX_HOIST: [1.5, 8.0, 1.9], "matmul 2x2x2": [0.1] * 3,
-              "matmul 2x2x2 (forward)": [0.3, 0.2, 0.4],
-              "matmul 2x2x2 (weight grad)": [0.5, 0.6, 0.3]}
+    rounds = {
+        P.OURS: [1.0, 4.0, 2.0],
+        P.OURS_SPYX: [1.0, 2.0, 4.0],
+        P.SPYX_HOIST: [1.5, 8.0, 1.9],
+        "matmul 2x2x2": [0.1] * 3,
+        "matmul 2x2x2 (forward)": [0.3, 0.2, 0.4],
+        "matmul 2x2x2 (weight grad)": [0.5, 0.6, 0.3],
+    }
     monkeypatch.setattr(P, "CONTENDERS", (P.OURS, P.OURS_SPYX, P.SPYX_HOIST))
     monkeypatch.setattr(P, "unavailable", lambda name: None)
     monkeypatch.setattr(P, "build", lambda name, *a: (lambda: 0.0, lambda: (7.0, {})))
-    monkeypatch.setattr(P, "matmul_components", lambda w, sq: {
-        name: (lambda: None, 1.0) for name in rounds if name.startswith("matmul")})
-    monkeypatch.setattr(P.harness, "time_interleaved", lambda fns, repeats, rotate: {
-        name: rounds[name] for name in fns})
+    monkeypatch.setattr(
+        P,
+        "matmul_components",
+        lambda w, sq: {name: (lambda: None, 1.0) for name in rounds if name.startswith("matmul")},
+    )
+    monkeypatch.setattr(
+        P.harness,
+        "time_interleaved",
+        lambda fns, repeats, rotate: {name: rounds[name] for name in fns},
+    )
     r = P.measure_workload(w, memory=False, matmul_square=2)
     assert r["ratio_vs_ours"][P.SPYX_HOIST] == pytest.approx(1.5)
     assert r["ratio_range_vs_ours"][P.SPYX_HOIST] == pytest.approx([0.95, 2.0])
@@ -143,11 +166,11 @@ def test_rotated_rounds_start_at_each_contender_in_turn():
     calls = []
     fns = {n: (lambda n=n: calls.append(n)) for n in "abc"}
     times = harness.time_interleaved(fns, repeats=4, rotate=True)
-    assert calls == list("abc" "bca" "cab" "abc")
+    assert calls == list("abcbcacababc")
     assert all(len(t) == 4 for t in times.values())
     calls.clear()
     harness.time_interleaved(fns, repeats=2, warmup=1)
-    assert calls == list("abc" "abcabc")
+    assert calls == list("abcabcabc")
 
 
 def test_square_dot_samples_about_one_forward_dot(monkeypatch):
@@ -156,17 +179,20 @@ def test_square_dot_samples_about_one_forward_dot(monkeypatch):
     def make_matmul(m, k, n, times=1):
         made.append((m, k, n, times))
         return (lambda: None), 2.0 * m * k * n * times
+
     monkeypatch.setattr(P.harness, "make_matmul", make_matmul)
     comps = P.matmul_components(P.Workload("on", 500, 16, 4096, 4096, None, 1), 2048)
     assert (2048, 2048, 2048, 16) in made  # 8000·4096² / 2048³ = 15.6
-    assert comps["matmul 2048x2048x2048 (x16 per sample)"][1] == 16 * 2.0 * 2048 ** 3
+    assert comps["matmul 2048x2048x2048 (x16 per sample)"][1] == 16 * 2.0 * 2048**3
     assert {n for n in comps if n.endswith(("(forward)", "(weight grad)"))} == {
-        "matmul 8000x4096x4096 (forward)", "matmul 4096x8000x4096 (weight grad)"}
+        "matmul 8000x4096x4096 (forward)",
+        "matmul 4096x8000x4096 (weight grad)",
+    }
 
 
 def test_step_flops_by_hand():
     on = P.Workload("on", 500, 16, 4096, 4096, None, 1)
-    assert on.kind == "on" and P.step_flops(on) == 4 * 500 * 16 * 4096 ** 2  # fwd + weight grad
+    assert on.kind == "on" and P.step_flops(on) == 4 * 500 * 16 * 4096**2  # fwd + weight grad
     mlp = P.Workload("mlp", 25, 128, 784, 1000, 10, 1)
     # with direct input the first layer runs once, over B rows, for every contender
     assert P.step_flops(mlp) == (2 * 2 * 128 * 784 * 1000 + 3 * 2 * 25 * 128 * 1000 * 10)
@@ -179,8 +205,9 @@ def test_section_renders_targets_from_the_numbers(quick):
     for n in P.CONTENDERS:
         assert f"| {n} |" in md
     assert md.count(P.LINEAR_MLP) == len(quick["workloads"]["snn_step"]["contenders"])
-    assert md.count("not measured") == sum(c["ran"] for wl in quick["workloads"].values()
-                                           for c in wl["contenders"].values())
+    assert md.count("not measured") == sum(
+        c["ran"] for wl in quick["workloads"].values() for c in wl["contenders"].values()
+    )
     verdict = "met" if quick["targets"]["matmul_fraction"]["met"] else "missed"
     assert f"(target ≥ 0.8: {verdict})" in md
 
@@ -189,8 +216,9 @@ def test_section_renders_targets_from_the_numbers(quick):
 def test_peak_memory_from_own_process():
     # An ON task whose step holds ≥ 64 MB of activations (T·B·n float32 currents, spikes
     # and membranes): far above the few MB by which two import-only processes differ.
-    w = dataclasses.replace(P.workloads(quick=True)[1], num_steps=250, batch=16, n_in=2048,
-                            hidden=2048)
+    w = dataclasses.replace(
+        P.workloads(quick=True)[1], num_steps=250, batch=16, n_in=2048, hidden=2048
+    )
     m = P.peak_memory(w, [P.OURS_SPYX])[P.OURS_SPYX]
     assert m["baseline_mb"] > 50 and m["rss_mb"] > m["baseline_mb"] + 64
     assert m["peak_mb"] == pytest.approx(m["rss_mb"] - m["baseline_mb"]) and m["peak_mb"] > 0

@@ -6,11 +6,11 @@ matmuls are exact whatever their summation order: the comparison is of the
 neuron updates, not of matmul rounding. Skipped when snnTorch is not installed
 (it needs torch).
 """
-import numpy as np
-import pytest
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 
 from htaf_jax.linen.spiking import LIF
 
@@ -22,7 +22,7 @@ def _network(weight_scale: float, bias: float = 0.0, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def dyadic(a, bits):
-        return (np.round(a * 2 ** bits) / 2 ** bits).astype(np.float32)
+        return (np.round(a * 2**bits) / 2**bits).astype(np.float32)
 
     w1 = dyadic(rng.normal(0, 0.3 * weight_scale, (N_HID, N_IN)), 8)
     b1 = dyadic(rng.normal(bias, 0.1, N_HID), 8)
@@ -37,14 +37,22 @@ def _snntorch(weights, x, w_loss, reset, reset_delay):
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
     from snntorch import surrogate
+
     torch.manual_seed(0)
     w1, b1, w2, b2 = (torch.tensor(a, requires_grad=True) for a in weights)
-    neurons = [snn.Leaky(beta=BETA, threshold=1.0, reset_mechanism=reset,
-                         reset_delay=reset_delay, spike_grad=surrogate.atan(alpha=2.0))
-               for _ in range(2)]
+    neurons = [
+        snn.Leaky(
+            beta=BETA,
+            threshold=1.0,
+            reset_mechanism=reset,
+            reset_delay=reset_delay,
+            spike_grad=surrogate.atan(alpha=2.0),
+        )
+        for _ in range(2)
+    ]
     mem1, mem2 = (n.reset_mem() for n in neurons)
     trace = {"s1": [], "m1": [], "s2": [], "m2": []}
-    for t in range(T):   # snnTorch's per-step loop, as its tutorials write it
+    for t in range(T):  # snnTorch's per-step loop, as its tutorials write it
         s1, mem1 = neurons[0](torch.tensor(x[t]) @ w1.T + b1, mem1)
         s2, mem2 = neurons[1](s1 @ w2.T + b2, mem2)
         for k, v in zip(trace, (s1, mem1, s2, mem2)):
@@ -58,9 +66,15 @@ def _snntorch(weights, x, w_loss, reset, reset_delay):
 
 
 def _ours(weights, x, w_loss, reset, reset_delay, detach_reset=True):
-    lif = LIF(beta=BETA, threshold=1.0, reset=reset, reset_delay=reset_delay,
-              detach_reset=detach_reset, spike_at_threshold=False,
-              surrogate="atan")  # snnTorch's default spike_grad, atan(alpha=2)
+    lif = LIF(
+        beta=BETA,
+        threshold=1.0,
+        reset=reset,
+        reset_delay=reset_delay,
+        detach_reset=detach_reset,
+        spike_at_threshold=False,
+        surrogate="atan",
+    )  # snnTorch's default spike_grad, atan(alpha=2)
 
     def run(w1, w2):
         _, b1, _, b2 = weights
@@ -76,12 +90,15 @@ def _ours(weights, x, w_loss, reset, reset_delay, detach_reset=True):
 # snnTorch detaches the reset it applies one step late (``mem_reset`` returns a
 # detached R) but not the same-step one (``spk − R`` keeps spk's gradient): its
 # reset_delay=False is our detach_reset=False.
-@pytest.mark.parametrize("reset,reset_delay,network", [
-    ("subtract", True, (1.0, 0.0)),    # snnTorch's defaults
-    ("zero", True, (1.0, 0.0)),
-    ("zero", False, (1.0, 0.0)),
-    ("subtract", False, (0.1, 0.2)),   # weaker input: see test_snntorch_no_delay_subtract_quirk
-])
+@pytest.mark.parametrize(
+    "reset,reset_delay,network",
+    [
+        ("subtract", True, (1.0, 0.0)),  # snnTorch's defaults
+        ("zero", True, (1.0, 0.0)),
+        ("zero", False, (1.0, 0.0)),
+        ("subtract", False, (0.1, 0.2)),  # weaker input: see test_snntorch_no_delay_subtract_quirk
+    ],
+)
 def test_lif_matches_snntorch_leaky_spike_for_spike(reset, reset_delay, network):
     weights, x, w_loss = _network(*network)
     theirs, their_grads = _snntorch(weights, x, w_loss, reset, reset_delay)
@@ -90,10 +107,10 @@ def test_lif_matches_snntorch_leaky_spike_for_spike(reset, reset_delay, network)
         assert theirs["m1"].max() < 1.0 and theirs["m2"].max() < 1.0  # the regime compared
     for layer in ("1", "2"):
         spikes = theirs["s" + layer]
-        assert 0.05 < spikes.mean() < 0.6   # a real test: many spikes, many silences
-        np.testing.assert_array_equal(ours["s" + layer], spikes)   # every spike
+        assert 0.05 < spikes.mean() < 0.6  # a real test: many spikes, many silences
+        np.testing.assert_array_equal(ours["s" + layer], spikes)  # every spike
         np.testing.assert_allclose(ours["m" + layer], theirs["m" + layer], atol=1e-5)
-    for ours_g, theirs_g in zip(our_grads, their_grads):   # BPTT through atan
+    for ours_g, theirs_g in zip(our_grads, their_grads):  # BPTT through atan
         np.testing.assert_allclose(ours_g, theirs_g, atol=1e-5 * np.abs(theirs_g).max())
 
 
@@ -109,12 +126,12 @@ def test_snntorch_no_delay_subtract_quirk():
     carried = np.concatenate([np.zeros_like(theirs["m1"][:1]), theirs["m1"][:-1]])
     differ = ours["s1"] != theirs["s1"]
     assert differ.any()
-    first = differ & (np.cumsum(differ, axis=0) == 1)   # each neuron's first mismatch
+    first = differ & (np.cumsum(differ, axis=0) == 1)  # each neuron's first mismatch
     assert np.all(carried[first] >= 1.0)
 
 
 def _dyadic(a, bits):
-    return (np.round(a * 2 ** bits) / 2 ** bits).astype(np.float32)
+    return (np.round(a * 2**bits) / 2**bits).astype(np.float32)
 
 
 @pytest.mark.parametrize("neuron", ["Synaptic", "RLeaky"])
@@ -124,11 +141,13 @@ def test_synaptic_and_recurrent_match_snntorch(neuron):
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
     from htaf_jax.linen.spiking import RecurrentLIF, Synaptic
+
     rng = np.random.default_rng(1)
-    scale = 0.3 if neuron == "Synaptic" else 1.0   # its current accumulates over steps
+    scale = 0.3 if neuron == "Synaptic" else 1.0  # its current accumulates over steps
     currents = _dyadic(rng.normal(0.3, 0.5, (T, B, N_HID)) * scale, 6)
-    options = dict(beta=BETA, threshold=1.0, reset_delay=True, spike_at_threshold=False,
-                   surrogate="atan")
+    options = dict(
+        beta=BETA, threshold=1.0, reset_delay=True, spike_at_threshold=False, surrogate="atan"
+    )
     if neuron == "Synaptic":
         theirs = snn.Synaptic(alpha=0.75, beta=BETA)
         state = theirs.reset_mem()

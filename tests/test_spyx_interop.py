@@ -1,4 +1,5 @@
 """A registry surrogate is Spyx 1.0's ``activation`` as it is, unwrapped."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,10 +14,12 @@ import spyx.nn as snn  # noqa: E402
 
 
 def _net(activation, rngs):
-    return snn.Sequential(nnx.Linear(12, 24, rngs=rngs),
-                          snn.LIF((24,), beta=0.8, activation=activation, rngs=rngs),
-                          nnx.Linear(24, 3, rngs=rngs),
-                          snn.LI((3,), beta=0.9, rngs=rngs))
+    return snn.Sequential(
+        nnx.Linear(12, 24, rngs=rngs),
+        snn.LIF((24,), beta=0.8, activation=activation, rngs=rngs),
+        nnx.Linear(24, 3, rngs=rngs),
+        snn.LI((3,), beta=0.9, rngs=rngs),
+    )
 
 
 def test_spyx_lif_uses_our_surrogate_forward_and_backward():
@@ -42,6 +45,7 @@ def test_spyx_network_trains_with_htaf():
         def loss_fn(m):
             out, _ = snn.run(m, x)
             return optax.softmax_cross_entropy_with_integer_labels(out.mean(0), y).mean()
+
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         opt.update(model, grads)
         return loss

@@ -1,4 +1,5 @@
 """The model summary by bit width, against numbers computed by hand."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +27,14 @@ def _normal(shape):
 
 def test_binary_mlp_summary_by_hand():
     s = _summary(BinaryMLP(hidden=(16, 8)), _normal((2, 4, 4, 1)), train=False)
-    assert [layer.name for layer in s.layers] == ["dense0", "bn0", "dense1", "bn1", "head", "head_bn"]
+    assert [layer.name for layer in s.layers] == [
+        "dense0",
+        "bn0",
+        "dense1",
+        "bn1",
+        "head",
+        "head_bn",
+    ]
     # 1-bit kernels: 16·16 + 16·8 + 8·10; BatchNorms: 2 per channel (16 + 8 + 10 channels).
     assert s.params == {1: 256 + 128 + 80, 32: 2 * (16 + 8 + 10)}
     assert s.total_params == 464 + 68
@@ -46,7 +54,7 @@ def test_binary_convnet_counts_macs_per_output_pixel():
     conv = s.layers[0]
     assert conv.name == "conv0" and conv.output_shape == (8, 8, 4)
     assert conv.params == {1: 3 * 3 * 1 * 4} and conv.macs == {32: 36 * 64}
-    dense = next(layer for layer in s.layers if layer.name == "dense")          # 4·4·4 = 64 inputs, all ±1
+    dense = next(layer for layer in s.layers if layer.name == "dense")  # 4·4·4 = 64 inputs, all ±1
     assert dense.params == {1: 64 * 8} and dense.macs == {1: 512}
     assert s.params == {1: 36 + 512 + 80, 32: 2 * (4 + 8 + 10)}
     assert s.macs == {1: 512 + 80, 32: 2304}
@@ -57,7 +65,7 @@ def test_quant_dense_precisions_come_from_its_quantizers():
     s = _summary(model, jnp.ones((2, 3)))
     (layer,) = s.layers
     assert layer.input_precision == 1
-    assert layer.params == {2: 15, 32: 5}                          # 2-bit kernel, float bias
-    assert layer.macs == {2: 15}                                    # max(1, 2)
+    assert layer.params == {2: 15, 32: 5}  # 2-bit kernel, float bias
+    assert layer.macs == {2: 15}  # max(1, 2)
     real = _summary(QuantDense(5), jnp.full((2, 3), 0.5)).layers[0]
     assert real.params == {32: 20} and real.macs == {32: 15} and real.input_precision == 32

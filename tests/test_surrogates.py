@@ -1,5 +1,6 @@
 """Every step unit of the registry through the same checks (optax-style), against
 float64 formulas written here from the peers' documentation; peak slopes."""
+
 import math
 
 import jax
@@ -17,27 +18,53 @@ def _sig(z):
 
 # name: (documented defaults, float64 derivative of H, float64 smooth or None)
 DOCUMENTED = {
-    "htaf": ({"alpha": 4.0, "beta": 1.0},
-             lambda x, alpha, beta: alpha * beta * _sig(alpha * np.tanh(beta * x))
-             * (1 - _sig(alpha * np.tanh(beta * x))) / np.cosh(beta * x) ** 2,
-             lambda x, alpha, beta: _sig(alpha * np.tanh(beta * x))),
-    "sigmoid": ({"alpha": 4.0}, lambda x, alpha: alpha * _sig(alpha * x) * (1 - _sig(alpha * x)),
-                lambda x, alpha: _sig(alpha * x)),
-    "atan": ({"alpha": 2.0}, lambda x, alpha: alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2),
-             lambda x, alpha: np.arctan(math.pi / 2 * alpha * x) / math.pi + 0.5),
-    "fast_sigmoid": ({"slope": 25.0}, lambda x, slope: 1 / (slope * np.abs(x) + 1) ** 2,
-                     lambda x, slope: 0.5 + x / (1 + slope * np.abs(x))),
+    "htaf": (
+        {"alpha": 4.0, "beta": 1.0},
+        lambda x, alpha, beta: (
+            alpha
+            * beta
+            * _sig(alpha * np.tanh(beta * x))
+            * (1 - _sig(alpha * np.tanh(beta * x)))
+            / np.cosh(beta * x) ** 2
+        ),
+        lambda x, alpha, beta: _sig(alpha * np.tanh(beta * x)),
+    ),
+    "sigmoid": (
+        {"alpha": 4.0},
+        lambda x, alpha: alpha * _sig(alpha * x) * (1 - _sig(alpha * x)),
+        lambda x, alpha: _sig(alpha * x),
+    ),
+    "atan": (
+        {"alpha": 2.0},
+        lambda x, alpha: alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2),
+        lambda x, alpha: np.arctan(math.pi / 2 * alpha * x) / math.pi + 0.5,
+    ),
+    "fast_sigmoid": (
+        {"slope": 25.0},
+        lambda x, slope: 1 / (slope * np.abs(x) + 1) ** 2,
+        lambda x, slope: 0.5 + x / (1 + slope * np.abs(x)),
+    ),
     "triangle": ({"gamma": 0.3}, lambda x, gamma: gamma * np.maximum(0, 1 - np.abs(x)), None),
     "rectangle": ({"width": 1.0}, lambda x, width: (np.abs(x) < width / 2) / width, None),
-    "piecewise_exp": ({"alpha": 1.0}, lambda x, alpha: alpha / 2 * np.exp(-alpha * np.abs(x)),
-                      lambda x, alpha: np.where(x < 0, 0.5 * np.exp(alpha * x),
-                                                1 - 0.5 * np.exp(-alpha * x))),
-    "erf": ({"alpha": 2.0}, lambda x, alpha: alpha / math.sqrt(math.pi) * np.exp(-(alpha * x) ** 2),
-            lambda x, alpha: 0.5 * (1 + np_erf(alpha * x))),
+    "piecewise_exp": (
+        {"alpha": 1.0},
+        lambda x, alpha: alpha / 2 * np.exp(-alpha * np.abs(x)),
+        lambda x, alpha: np.where(x < 0, 0.5 * np.exp(alpha * x), 1 - 0.5 * np.exp(-alpha * x)),
+    ),
+    "erf": (
+        {"alpha": 2.0},
+        lambda x, alpha: alpha / math.sqrt(math.pi) * np.exp(-((alpha * x) ** 2)),
+        lambda x, alpha: 0.5 * (1 + np_erf(alpha * x)),
+    ),
     "straight_through": ({}, lambda x: np.ones_like(x), None),
     "ste_sign": ({"clip_value": 1.0}, lambda x, clip_value: 0.5 * (np.abs(x) <= clip_value), None),
-    "swish_sign": ({"beta": 5.0}, lambda x, beta: beta * (2 - beta * x * np.tanh(beta * x / 2))
-                   / (2 * (1 + np.cosh(beta * x))), None),
+    "swish_sign": (
+        {"beta": 5.0},
+        lambda x, beta: (
+            beta * (2 - beta * x * np.tanh(beta * x / 2)) / (2 * (1 + np.cosh(beta * x)))
+        ),
+        None,
+    ),
     "approx_sign": ({}, lambda x: np.where(np.abs(x) < 1, 1 - np.abs(x), 0.0), None),
 }
 
@@ -69,15 +96,18 @@ def test_entry(name):
     np.testing.assert_array_equal(s.sign(jnp.asarray(X)), np.where(X >= 0, 1.0, -1.0))
     g_sign = jax.vmap(jax.grad(s.sign))(jnp.asarray(X))
     # (swish_sign's 2 − βx·tanh(βx/2) cancels near its root in float32, as Larq's)
-    np.testing.assert_allclose(g_sign, 2 * want, rtol=2e-6, atol=5e-7 if name == "swish_sign" else 1e-7)
+    np.testing.assert_allclose(
+        g_sign, 2 * want, rtol=2e-6, atol=5e-7 if name == "swish_sign" else 1e-7
+    )
     # smooth form: its autodiff derivative is the closed form, and it matches the reference
     if s.has_smooth:
         g_smooth = jax.vmap(jax.grad(s.smooth))(jnp.asarray(X))
         np.testing.assert_allclose(g_smooth, want, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(float(s.smooth(jnp.float32(0.0))), 0.5, atol=1e-7)
         if ref_smooth is not None:
-            np.testing.assert_allclose(s.smooth(X), ref_smooth(X.astype(np.float64), **defaults),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                s.smooth(X), ref_smooth(X.astype(np.float64), **defaults), rtol=1e-5, atol=1e-6
+            )
     else:
         with pytest.raises(ValueError, match="no smooth form"):
             s.smooth(X)
@@ -88,8 +118,12 @@ def test_entry(name):
     if defaults:
         key = next(iter(defaults))
         s2 = H.get_unit(name, **{key: defaults[key] * 2})
-        np.testing.assert_allclose(s2.grad(X), ref_grad(X.astype(np.float64), **{**defaults, key: defaults[key] * 2}),
-                                   rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            s2.grad(X),
+            ref_grad(X.astype(np.float64), **{**defaults, key: defaults[key] * 2}),
+            rtol=2e-6,
+            atol=1e-7,
+        )
     # hashable: usable as a static argument / Flax field
     assert hash(s) == hash(H.get_unit(name))
 
@@ -110,11 +144,16 @@ def test_unknown_or_bad_hyperparameter():
 
 def test_register_and_resolve_user_surrogates(monkeypatch):
     from htaf_jax import units
+
     # A registry of its own, so the entry does not leak into other tests ("--surrogates all").
     monkeypatch.setattr(units, "_REGISTRY", dict(units._REGISTRY))
     name = "test_box2"
-    H.register_unit(name, grad=lambda x, w: (jnp.abs(x) < w).astype(x.dtype) / (2 * w),
-                         defaults={"w": 0.5}, citation="test")
+    H.register_unit(
+        name,
+        grad=lambda x, w: (jnp.abs(x) < w).astype(x.dtype) / (2 * w),
+        defaults={"w": 0.5},
+        citation="test",
+    )
     assert name in H.list_units()
     with pytest.raises(ValueError, match="already registered"):
         H.register_unit(name, grad=lambda x: x)
@@ -127,7 +166,9 @@ def test_register_and_resolve_user_surrogates(monkeypatch):
     fn = H.get_unit("atan").sign
     c = H.resolve_unit(fn)
     np.testing.assert_array_equal(c(jnp.array([-1.0, 1.0])), [-1.0, 1.0])
-    np.testing.assert_allclose(c.grad(jnp.array([0.0, 0.5])), 2 * H.get_unit("atan").grad(jnp.array([0.0, 0.5])))
+    np.testing.assert_allclose(
+        c.grad(jnp.array([0.0, 0.5])), 2 * H.get_unit("atan").grad(jnp.array([0.0, 0.5]))
+    )
     with pytest.raises(TypeError, match="a unit is"):
         H.resolve_unit(3)
 
@@ -142,8 +183,12 @@ def test_straight_through_primitive_is_the_hard_form_of_every_entry():
         np.testing.assert_allclose(jax.vmap(jax.grad(hard))(x), s.grad(x), rtol=1e-6)
 
 
-LEARNABLE = [(n, k) for n in H.list_units() for k in H.get_unit(n).kwargs
-             if H.get_unit(n).has_smooth and n != "ste_sign"]
+LEARNABLE = [
+    (n, k)
+    for n in H.list_units()
+    for k in H.get_unit(n).kwargs
+    if H.get_unit(n).has_smooth and n != "ste_sign"
+]
 
 
 @pytest.mark.parametrize("name,key", LEARNABLE)
@@ -168,8 +213,16 @@ def test_integer_input_is_rejected():
         H.htaf(jnp.arange(3))
 
 
-SMOOTH_BACKWARD = ["htaf", "sigmoid", "atan", "fast_sigmoid", "erf", "triangle", "rectangle",
-                   "piecewise_exp"]
+SMOOTH_BACKWARD = [
+    "htaf",
+    "sigmoid",
+    "atan",
+    "fast_sigmoid",
+    "erf",
+    "triangle",
+    "rectangle",
+    "piecewise_exp",
+]
 
 
 def _fd_peak(u) -> float:

@@ -1,5 +1,6 @@
 """The study runner (experiments.run): the runs it plans, their commands, training a tiny
 study end to end, reusing finished runs, tables from the runs' JSON, config hashing."""
+
 import dataclasses
 import glob
 import json
@@ -8,19 +9,24 @@ import struct
 
 import ml_collections
 import pytest
-
 from data_marks import needs_data
+from helpers import TINY_DHN, eval_accuracy, parsed_back
+
 from experiments import measures, run, runs, tables
 from experiments.configs import studies
-from helpers import TINY_DHN, eval_accuracy, parsed_back
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _planned(name: str, profile: str) -> set[tuple[str, str]]:
     out = os.path.join("results", profile)
-    return {(r.name if r.seed is None or r.name == "icbm_main" else os.path.basename(r.workdir),
-             runs.config_hash(r.config)) for r in run.plan(studies.STUDIES[name], profile, out)}
+    return {
+        (
+            r.name if r.seed is None or r.name == "icbm_main" else os.path.basename(r.workdir),
+            runs.config_hash(r.config),
+        )
+        for r in run.plan(studies.STUDIES[name], profile, out)
+    }
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
@@ -46,18 +52,29 @@ def test_studies_record_their_split_and_selection_studies_read_validation():
 def test_the_depth_alpha_beta_study_is_alpha_by_beta_at_depths_8_and_16():
     planned = run.plan(studies.STUDIES["dhn_alpha_beta"], "full", "r")
     assert len(planned) == 2 * 4 * 4 * 3
-    seen = {(r.config.model.depth, r.config.model.surrogate_kwargs.htaf.alpha,
-             r.config.model.surrogate_kwargs.htaf.beta, r.seed) for r in planned}
-    assert seen == {(d, a, b, s) for d in (8, 16) for a in (1.0, 2.0, 4.0, 8.0)
-                    for b in (0.25, 0.5, 1.0, 2.0) for s in (0, 1, 2)}
+    seen = {
+        (
+            r.config.model.depth,
+            r.config.model.surrogate_kwargs.htaf.alpha,
+            r.config.model.surrogate_kwargs.htaf.beta,
+            r.seed,
+        )
+        for r in planned
+    }
+    assert seen == {
+        (d, a, b, s)
+        for d in (8, 16)
+        for a in (1.0, 2.0, 4.0, 8.0)
+        for b in (0.25, 0.5, 1.0, 2.0)
+        for s in (0, 1, 2)
+    }
     for r in planned:  # the quick budget whatever the profile; plain hard-trained DHN
         assert (r.config.num_epochs, r.config.train_subset) == (2, 6000)
         assert (r.config.model.variant, r.config.model.surrogate) == ("plain", "htaf")
     assert studies.STUDIES["dhn_alpha_beta"].measure == "grad_norms"
 
 
-@pytest.mark.parametrize("name", ["snn_mlp", "dhn_skip", "alpha_beta", "icbm_compare",
-                                  "icbm_main"])
+@pytest.mark.parametrize("name", ["snn_mlp", "dhn_skip", "alpha_beta", "icbm_compare", "icbm_main"])
 def test_each_run_has_a_command_that_rebuilds_its_config(name):
     study = studies.STUDIES[name]
     for r in run.plan(study, "quick", os.path.join("results", "quick"))[::7]:
@@ -69,19 +86,35 @@ def test_each_run_has_a_command_that_rebuilds_its_config(name):
 
 
 def test_only_selects_runs_by_label_pattern():
-    planned = run.plan(studies.STUDIES["icbm_compare"], "full", "r",
-                       only=["mlp-htaf*", "mlp-standard"])
-    assert {r.label for r in planned} == {"mlp-standard", "mlp-htaf-k32", "mlp-htaf-k128",
-                                         "mlp-htaf_hard-k32", "mlp-htaf_hard-k128"}
+    planned = run.plan(
+        studies.STUDIES["icbm_compare"], "full", "r", only=["mlp-htaf*", "mlp-standard"]
+    )
+    assert {r.label for r in planned} == {
+        "mlp-standard",
+        "mlp-htaf-k32",
+        "mlp-htaf-k128",
+        "mlp-htaf_hard-k32",
+        "mlp-htaf_hard-k128",
+    }
     standard = next(r for r in planned if r.label == "mlp-standard")
-    assert standard.config.model.to_dict() == {"name": "standard", "backbone": "mlp",
-                                               "backbone_kwargs": {"widths": (512, 256)},
-                                               "hidden": 0}
+    assert standard.config.model.to_dict() == {
+        "name": "standard",
+        "backbone": "mlp",
+        "backbone_kwargs": {"widths": (512, 256)},
+        "hidden": 0,
+    }
 
 
 def _tiny_study(points, **kw) -> studies.Study:
-    return studies.Study("tiny", "A tiny DHN study", "dhn_mlp", tuple(points), seeds=(0, 1),
-                         overrides={**TINY_DHN, "model.depth": 2}, **kw)
+    return studies.Study(
+        "tiny",
+        "A tiny DHN study",
+        "dhn_mlp",
+        tuple(points),
+        seeds=(0, 1),
+        overrides={**TINY_DHN, "model.depth": 2},
+        **kw,
+    )
 
 
 @needs_data
@@ -109,8 +142,9 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
         head = f.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (880, 440)
 
-    mtimes = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "tiny", "runs", "*",
-                                                                      "*.json"))}
+    mtimes = {
+        p: os.path.getmtime(p) for p in glob.glob(os.path.join(out, "tiny", "runs", "*", "*.json"))
+    }
     assert run.run_study(study, "full", out) == 4 and len(count_trainings) == 4
     assert {p: os.path.getmtime(p) for p in mtimes} == mtimes
     # --report-only over a bigger plan: the finished runs tabled, nothing trained.
@@ -119,8 +153,10 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
     assert len(count_trainings) == 4
     partial = json.load(open(os.path.join(out, "tiny", "tiny.json")))
     assert partial["runs_planned"] == 6 and len(partial["runs"]) == 4
-    assert "**Unfinished:** 4 of the 6 planned runs" in open(
-        os.path.join(out, "tiny", "tiny.md")).read()
+    assert (
+        "**Unfinished:** 4 of the 6 planned runs"
+        in open(os.path.join(out, "tiny", "tiny.md")).read()
+    )
     # --only trains its runs alone, and the table still holds every finished run.
     assert run.run_study(bigger, "full", out, only=["sigmoid-s0"]) == 5
     assert len(count_trainings) == 5
@@ -137,41 +173,57 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
 def test_a_smooth_mode_for_a_unit_without_one_is_refused_when_the_study_is_planned(capsys):
     """No silent fallback to hard training: the plan names the study, the run and the field."""
     from htaf_jax.train import ConfigError
+
     study = _tiny_study(studies.units(["htaf", "straight_through"]))
-    study = dataclasses.replace(study, seeds=(0,),
-                                overrides={**study.overrides, "model.mode": "smooth"})
+    study = dataclasses.replace(
+        study, seeds=(0,), overrides={**study.overrides, "model.mode": "smooth"}
+    )
     with pytest.raises(ConfigError) as e:
         run.plan(study, "full", "/nonexistent")
     assert str(e.value) == (
         "study tiny, run straight_through: config.model.surrogate='straight_through' has no "
         "smooth form, so it cannot train with config.model.mode='smooth'; set "
-        "config.model.mode='hard'")
+        "config.model.mode='hard'"
+    )
 
 
 @needs_data
 def test_gradient_norms_are_those_of_the_runs_config(tmp_path, count_trainings):
     depths = studies.axis("depth", [1, 3], "model.depth", "d{}")
-    hard_st = [studies.Point("straight_through", {"surrogate": "straight_through"},
-                             {"model.surrogate": "straight_through", "model.mode": "hard"})]
-    study = _tiny_study(studies.grid(studies.units(["htaf"]) + hard_st, depths),
-                        measure="grad_norms", columns=studies.GRAD_COLUMNS, plot="lines")
-    study = dataclasses.replace(study, seeds=(0,),
-                                overrides={**study.overrides, "model.mode": "smooth"})
+    hard_st = [
+        studies.Point(
+            "straight_through",
+            {"surrogate": "straight_through"},
+            {"model.surrogate": "straight_through", "model.mode": "hard"},
+        )
+    ]
+    study = _tiny_study(
+        studies.grid(studies.units(["htaf"]) + hard_st, depths),
+        measure="grad_norms",
+        columns=studies.GRAD_COLUMNS,
+        plot="lines",
+    )
+    study = dataclasses.replace(
+        study, seeds=(0,), overrides={**study.overrides, "model.mode": "smooth"}
+    )
     run.run_study(study, "full", str(tmp_path))
     rows = {r["label"]: r for r in json.load(open(tmp_path / "tiny" / "tiny.json"))["rows"]}
     assert set(rows) == {"htaf-d1", "htaf-d3", "straight_through-d1", "straight_through-d3"}
     from htaf_jax.train import load_config, restore_params
+
     for label, row in rows.items():
         workdir = glob.glob(str(tmp_path / "tiny" / "runs" / f"{label}-s0-*"))[0]
         record = json.load(open(os.path.join(workdir, "results.json")))
         config = load_config(workdir)
         assert config.model.mode == ("hard" if label.startswith("straight") else "smooth")
         assert len(record["grad_norms_init"]) == config.model.depth
-        assert measures.layer_grad_norms(config) == pytest.approx(record["grad_norms_init"],
-                                                                  rel=1e-4)
+        assert measures.layer_grad_norms(config) == pytest.approx(
+            record["grad_norms_init"], rel=1e-4
+        )
         end = restore_params(workdir)
         assert measures.layer_grad_norms(config, end.params, end.batch_stats) == pytest.approx(
-            record["grad_norms_end"], rel=1e-4)
+            record["grad_norms_end"], rel=1e-4
+        )
         assert row["grad_norms_end[-1]"]["mean"] == pytest.approx(record["grad_norms_end"][-1])
 
 
@@ -180,36 +232,59 @@ def test_table_rows_differences_and_unfinished_note(tmp_path):
     standard, htaf = studies.STANDARD.coords, {"variant": "htaf", "num_concepts": 8}
 
     def rec(coords, label, seed, acc):
-        return {"label": label, "coords": {"backbone": "mlp", **coords}, "backbone": "mlp",
-                **coords, "seed": seed, "hard_accuracy": acc, "seconds": 1.0,
-                "interpretability": {"purity": 0.5}}
-    records = [rec(standard, "mlp-standard", 0, 0.90), rec(standard, "mlp-standard", 1, 0.80),
-               rec(htaf, "mlp-htaf-k8", 0, 0.85), rec(htaf, "mlp-htaf-k8", 1, 0.79)]
+        return {
+            "label": label,
+            "coords": {"backbone": "mlp", **coords},
+            "backbone": "mlp",
+            **coords,
+            "seed": seed,
+            "hard_accuracy": acc,
+            "seconds": 1.0,
+            "interpretability": {"purity": 0.5},
+        }
+
+    records = [
+        rec(standard, "mlp-standard", 0, 0.90),
+        rec(standard, "mlp-standard", 1, 0.80),
+        rec(htaf, "mlp-htaf-k8", 0, 0.85),
+        rec(htaf, "mlp-htaf-k8", 1, 0.79),
+    ]
     rows = {r["label"]: r for r in tables.rows(study, records)}
     delta = rows["mlp-htaf-k8"]["hard_accuracy_vs_standard"]
     assert delta["per_seed"] == pytest.approx([-5.0, -1.0]) and delta["mean"] == pytest.approx(-3)
-    assert delta["std"] == pytest.approx(2 * 2 ** 0.5)
+    assert delta["std"] == pytest.approx(2 * 2**0.5)
     assert rows["mlp-standard"]["hard_accuracy_vs_standard"]["mean"] is None
     assert rows["mlp-htaf-k8"]["interpretability.purity"]["text"] == "0.500 ± 0.000"
     assert rows["mlp-htaf-k8"]["near_binary@0.01"]["text"] == "n/a"
-    meta = {"command": "c", "machine": "m", "date": "d", "split": "test", "config": "f",
-            "overrides": {}, "runs_planned": 6, "validation_size": 0}
+    meta = {
+        "command": "c",
+        "machine": "m",
+        "date": "d",
+        "split": "test",
+        "config": "f",
+        "overrides": {},
+        "runs_planned": 6,
+        "validation_size": 0,
+    }
     tables.write(str(tmp_path / "t"), study, meta, records)
     text = open(tmp_path / "t.md").read()
     assert "**Unfinished:** 4 of the 6 planned runs" in text
-    assert json.load(open(tmp_path / "t.json"))["rows"] == json.loads(json.dumps(
-        list(rows.values())))
+    assert json.load(open(tmp_path / "t.json"))["rows"] == json.loads(
+        json.dumps(list(rows.values()))
+    )
 
 
 def test_config_hash_changes_with_any_field_but_not_how_a_run_is_watched():
     from experiments.configs import snn_mlp
+
     a = snn_mlp.get_config()
     b = ml_collections.ConfigDict(a.to_dict())
     assert runs.config_hash(a) == runs.config_hash(b)
     b.model.surrogate_kwargs.htaf.alpha = 8.0
     assert runs.config_hash(a) != runs.config_hash(b)
-    assert runs.run_dir("o", "htaf", 0, a) == os.path.join("o", "runs",
-                                                            f"htaf-s0-{runs.config_hash(a)}")
+    assert runs.run_dir("o", "htaf", 0, a) == os.path.join(
+        "o", "runs", f"htaf-s0-{runs.config_hash(a)}"
+    )
     d = ml_collections.ConfigDict(a.to_dict())
     d.progress, d.tensorboard, d.checkpoint_every_steps = False, False, 7
     assert runs.config_hash(a) == runs.config_hash(d)
@@ -217,6 +292,7 @@ def test_config_hash_changes_with_any_field_but_not_how_a_run_is_watched():
 
 def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
     from experiments.configs import snn_mlp
+
     config = snn_mlp.get_config()
     out = str(tmp_path)
 
@@ -230,9 +306,9 @@ def test_run_dir_reuses_a_run_of_the_same_config_under_another_hash(tmp_path):
 
     quiet, other = (ml_collections.ConfigDict(config.to_dict()) for _ in range(2))
     quiet.progress, other.learning_rate = False, 0.5
-    stored("htaf-s0-00000000", other, True)        # another config: never reused
-    stored("htaf-s1-11111111", quiet, True)        # another seed's label
-    stored("htaf-s0-aaaaaaaa", quiet, False)       # same config, unfinished
+    stored("htaf-s0-00000000", other, True)  # another config: never reused
+    stored("htaf-s1-11111111", quiet, True)  # another seed's label
+    stored("htaf-s0-aaaaaaaa", quiet, False)  # same config, unfinished
     finished = stored("htaf-s0-bbbbbbbb", quiet, True)
     assert runs.run_dir(out, "htaf", 0, config) == finished
     current = os.path.join(out, "runs", f"htaf-s0-{runs.config_hash(config)}")
@@ -244,6 +320,7 @@ def test_profile_steps_is_watched_and_a_profiled_run_is_found_without_it(tmp_pat
     """profile_steps changes how a run is watched, not its numbers: the same hash, and a
     profiled run stored under an older hash is reused by the unprofiled config."""
     from experiments.configs import snn_mlp
+
     config = snn_mlp.get_config()
     profiled = ml_collections.ConfigDict(config.to_dict())
     profiled.profile_steps = "3,5"
@@ -265,6 +342,7 @@ def test_model_field_added_later_is_unhashed_only_at_its_default():
     """model.react joined the binary ResNet's config after its runs: at False the hash is
     the one without the field; at True it is another run."""
     from experiments.configs import bnn_resnet
+
     config = bnn_resnet.get_config()
     assert config.model.react is False
     older = ml_collections.ConfigDict(config.to_dict())
@@ -278,8 +356,16 @@ def test_vs_column_finds_a_reference_row_without_the_shared_axis():
     """The standard model has no on-rate cap: every capped ICBM row compares with it,
     and a row that matches exactly wins over a less specific one."""
     std = [{"coords": {"backbone": "mlp", "variant": "standard", "num_concepts": None}}]
-    exact = [{"coords": {"backbone": "mlp", "variant": "standard", "num_concepts": None,
-                         "on_rate_cap": 0.25}}]
+    exact = [
+        {
+            "coords": {
+                "backbone": "mlp",
+                "variant": "standard",
+                "num_concepts": None,
+                "on_rate_cap": 0.25,
+            }
+        }
+    ]
     want = {"backbone": "mlp", "variant": "standard", "num_concepts": None, "on_rate_cap": 0.35}
     own = {"variant": "standard", "num_concepts": None}
     assert tables._reference([std], want, own) is std
@@ -293,21 +379,32 @@ def test_vs_column_finds_a_reference_row_without_the_shared_axis():
 def test_the_binary_resnet_study_is_the_three_units_over_three_seeds():
     planned = run.plan(studies.STUDIES["bnn_resnet"], "full", "r")
     assert {(r.config.model.name, r.config.model.surrogate, r.seed) for r in planned} == {
-        ("bnn_resnet", u, s) for u in ("htaf", "ste_sign", "approx_sign") for s in (0, 1, 2)}
-    assert all(r.config.validation_size == 0 and "experiments.train" in r.command
-               for r in planned)
+        ("bnn_resnet", u, s) for u in ("htaf", "ste_sign", "approx_sign") for s in (0, 1, 2)
+    }
+    assert all(r.config.validation_size == 0 and "experiments.train" in r.command for r in planned)
     # --only picks runs by label (every seed) or by name (one seed).
     only = run.plan(studies.STUDIES["bnn_resnet"], "full", "r", ["htaf-s1", "approx*"])
-    assert [r.name for r in only] == ["htaf-s1", "approx_sign-s0", "approx_sign-s1",
-                                      "approx_sign-s2"]
+    assert [r.name for r in only] == [
+        "htaf-s1",
+        "approx_sign-s0",
+        "approx_sign-s1",
+        "approx_sign-s2",
+    ]
 
 
 def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
     cell = lambda m: {"mean": m, "std": 0.0, "text": f"{m:.2f} ± 0.00"}  # noqa: E731
-    rows = [{"depth": 16, "alpha": a, "beta": b, "accuracy": cell(acc), "gain_theory": cell(r)}
-            for a, b, acc, r in ((4.0, 1.0, 60.0, 0.97), (8.0, 0.25, 80.0, 0.68),
-                                 (2.0, 0.5, 70.0, 0.5), (8.0, 2.0, 20.0, 2.0))]
+    rows = [
+        {"depth": 16, "alpha": a, "beta": b, "accuracy": cell(acc), "gain_theory": cell(r)}
+        for a, b, acc, r in (
+            (4.0, 1.0, 60.0, 0.97),
+            (8.0, 0.25, 80.0, 0.68),
+            (2.0, 0.5, 70.0, 0.5),
+            (8.0, 2.0, 20.0, 2.0),
+        )
+    ]
     assert studies.gain_finding(rows) == [
         "- depth 16: mean acc by r theory: 0.3 ≤ r < 0.9: 75.00 % (2 rows); 0.9 ≤ r < 1.1: "
         "60.00 % (1 rows); r ≥ 1.1: 20.00 % (1 rows). Best α=8, β=0.25 (r 0.68): 80.00 ± 0.00 "
-        "%; default α=4, β=1 (r 0.97): 60.00 ± 0.00 %."]
+        "%; default α=4, β=1 (r 0.97): 60.00 ± 0.00 %."
+    ]

@@ -1,5 +1,6 @@
 """Any TFDS image-classification dataset by name, through ``tfds.testing.mock_data``
 (no download), the Fashion-MNIST fallback decision, and augmentation."""
+
 from unittest import mock
 
 import numpy as np
@@ -21,8 +22,13 @@ class _Source:
         classes = builder.info.features[label_key].num_classes
         rng = np.random.default_rng(abs(hash((builder.name, split))) % 2**32)
         n = SIZES[split]
-        self.records = [{image_key: rng.integers(0, 256, shape, dtype=np.uint8),
-                         label_key: np.int64(i % classes)} for i in range(n)]
+        self.records = [
+            {
+                image_key: rng.integers(0, 256, shape, dtype=np.uint8),
+                label_key: np.int64(i % classes),
+            }
+            for i in range(n)
+        ]
         self.split = split
 
     def __len__(self):
@@ -48,9 +54,15 @@ def mocked_tfds(tmp_path, monkeypatch):
     sources._read_split.cache_clear()
 
 
-@pytest.mark.parametrize("name, shape, classes", [
-    ("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100),
-    ("svhn_cropped", (32, 32, 3), 10), ("mnist", (28, 28, 1), 10)])
+@pytest.mark.parametrize(
+    "name, shape, classes",
+    [
+        ("cifar10", (32, 32, 3), 10),
+        ("cifar100", (32, 32, 3), 100),
+        ("svhn_cropped", (32, 32, 3), 10),
+        ("mnist", (28, 28, 1), 10),
+    ],
+)
 def test_any_tfds_dataset_by_name(mocked_tfds, name, shape, classes):
     splits = data_lib.load_splits(name, mocked_tfds, validation_size=8)
     assert splits.train.images.shape == (32,) + shape and splits.train.images.dtype == np.uint8
@@ -61,8 +73,11 @@ def test_any_tfds_dataset_by_name(mocked_tfds, name, shape, classes):
     x = splits.train.images.reshape(-1, shape[-1]) / 255.0
     np.testing.assert_allclose(splits.normalizer.mean, x.mean(0), rtol=1e-5)
     np.testing.assert_allclose(splits.normalizer.std, x.std(0), rtol=1e-5)
-    images, labels = next(data_lib.train_batches(splits.train, splits.normalizer, 16, seed=0,
-                                                 epoch=0, crop_padding=4, flip=True))
+    images, labels = next(
+        data_lib.train_batches(
+            splits.train, splits.normalizer, 16, seed=0, epoch=0, crop_padding=4, flip=True
+        )
+    )
     assert images.shape == (16,) + shape and images.dtype == np.float32
     test = data_lib.load_splits(name, mocked_tfds, test_subset=5)
     assert test.eval_split == "test" and test.eval.images.shape == (5,) + shape
@@ -86,8 +101,10 @@ def test_fashion_mnist_falls_back_to_tfds_when_not_installed_and_online(mocked_t
 def test_fashion_mnist_offline_and_not_installed_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv(data_lib.FASHION_MNIST_DIR_ENV, str(tmp_path))
     download = mock.Mock(side_effect=AssertionError("must not download offline"))
-    with mock.patch.object(sources, "host_can_download", return_value=False), \
-            mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", download):
+    with (
+        mock.patch.object(sources, "host_can_download", return_value=False),
+        mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", download),
+    ):
         with pytest.raises(data_lib.DatasetNotFoundError) as e:
             sources.builder_for("fashion_mnist", str(tmp_path / "tfds"))
     message = str(e.value)
@@ -98,9 +115,14 @@ def test_fashion_mnist_offline_and_not_installed_says_how_to_get_it(tmp_path, mo
 
 def test_fashion_mnist_online_but_the_download_fails_names_both(tmp_path, monkeypatch):
     monkeypatch.setenv(data_lib.FASHION_MNIST_DIR_ENV, str(tmp_path))
-    with mock.patch.object(sources, "host_can_download", return_value=True), \
-            mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare",
-                              side_effect=ConnectionError("no route")):
+    with (
+        mock.patch.object(sources, "host_can_download", return_value=True),
+        mock.patch.object(
+            tfds.core.DatasetBuilder,
+            "download_and_prepare",
+            side_effect=ConnectionError("no route"),
+        ),
+    ):
         with pytest.raises(data_lib.DatasetNotFoundError) as e:
             sources.builder_for("fashion_mnist", str(tmp_path / "tfds"))
     message = str(e.value)
@@ -130,28 +152,39 @@ def test_crop_and_flip_hand_case():
     np.testing.assert_array_equal(out[0, :, :, 0], [[0, 0, 0], [0, 1, 2], [0, 4, 5]])
     # Image 1: the centre window (the image itself), mirrored left-right.
     np.testing.assert_array_equal(out[1, :, :, 0], img[1, :, ::-1, 0])
-    np.testing.assert_array_equal(pipeline.crop_and_flip(img, 0, np.zeros((2, 2), int),
-                                                         np.zeros(2, bool)), img)
+    np.testing.assert_array_equal(
+        pipeline.crop_and_flip(img, 0, np.zeros((2, 2), int), np.zeros(2, bool)), img
+    )
 
 
 def test_augmentation_is_off_by_default_seeded_and_split_by_rows():
     rng = np.random.default_rng(0)
-    split = data_lib.ArraySplit(rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8),
-                                np.arange(64, dtype=np.int32) % 10)
+    split = data_lib.ArraySplit(
+        rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8), np.arange(64, dtype=np.int32) % 10
+    )
     norm = data_lib.Normalizer.fit(split.images)
     plain = list(data_lib.train_batches(split, norm, 16, seed=1, epoch=2))
-    again = list(data_lib.train_batches(split, norm, 16, seed=1, epoch=2, crop_padding=0,
-                                        flip=False))
+    again = list(
+        data_lib.train_batches(split, norm, 16, seed=1, epoch=2, crop_padding=0, flip=False)
+    )
     for (a, _), (b, _) in zip(plain, again):
         np.testing.assert_array_equal(a, b)
-    aug = list(data_lib.train_batches(split, norm, 16, seed=1, epoch=2, crop_padding=2,
-                                      flip=True))
+    aug = list(data_lib.train_batches(split, norm, 16, seed=1, epoch=2, crop_padding=2, flip=True))
     assert not np.allclose(aug[0][0], plain[0][0])
-    resumed = list(data_lib.train_batches(split, norm, 16, seed=1, epoch=2, start_step=2,
-                                          crop_padding=2, flip=True))
+    resumed = list(
+        data_lib.train_batches(
+            split, norm, 16, seed=1, epoch=2, start_step=2, crop_padding=2, flip=True
+        )
+    )
     np.testing.assert_array_equal(resumed[0][0], aug[2][0])  # resume sees the same batch
-    halves = [next(data_lib.train_batches(split, norm, 16, seed=1, epoch=2, crop_padding=2,
-                                          flip=True, rows=r)) for r in ((0, 8), (8, 16))]
+    halves = [
+        next(
+            data_lib.train_batches(
+                split, norm, 16, seed=1, epoch=2, crop_padding=2, flip=True, rows=r
+            )
+        )
+        for r in ((0, 8), (8, 16))
+    ]
     np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), aug[0][0])
     with pytest.raises(ValueError, match="crop_padding must be ≥ 0"):
         next(data_lib.train_batches(split, norm, 16, seed=0, epoch=0, crop_padding=-1))

@@ -1,4 +1,5 @@
 """Checkpoints: exact resume, half-written checkpoints ignored, shape mismatch, NaN stop."""
+
 import json
 import os
 import shutil
@@ -7,17 +8,32 @@ import numpy as np
 import pytest
 
 from experiments.configs import mlp as mlp_config
-from htaf_jax.train import (CheckpointMismatchError, NonFiniteLossError, restore_params,
-                            train_and_evaluate)
+from htaf_jax.train import (
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    restore_params,
+    train_and_evaluate,
+)
 from htaf_jax.train.checkpoint import Checkpoints
 from htaf_jax.train.metrics import TIMING_FIELDS, read_metrics
 
 
 def tiny_config(**overrides):
     config = mlp_config.get_config()
-    config.update(dict(train_subset=256, test_subset=100, batch_size=32, eval_batch_size=64,
-                       num_epochs=2, checkpoint_every_steps=4, keep_checkpoints=5,
-                       log_every_steps=4, progress=False, tensorboard=False))
+    config.update(
+        dict(
+            train_subset=256,
+            test_subset=100,
+            batch_size=32,
+            eval_batch_size=64,
+            num_epochs=2,
+            checkpoint_every_steps=4,
+            keep_checkpoints=5,
+            log_every_steps=4,
+            progress=False,
+            tensorboard=False,
+        )
+    )
     config.model.hidden_sizes = (16,)
     config.update(overrides)
     return config
@@ -87,8 +103,9 @@ def test_checkpoint_for_another_model_shape_names_the_mismatch(finished_run, tmp
     config.model.hidden_sizes = (32,)
     with pytest.raises(CheckpointMismatchError) as e:
         train_and_evaluate(config, workdir)
-    assert "params/dense0/kernel has shape (784, 16) in the checkpoint but (784, 32)" \
-        in str(e.value)
+    assert "params/dense0/kernel has shape (784, 16) in the checkpoint but (784, 32)" in str(
+        e.value
+    )
     with pytest.raises(CheckpointMismatchError, match="params/dense0/kernel"):
         restore_params(workdir, config)
 
@@ -117,11 +134,13 @@ def test_nan_at_a_known_step_is_found_at_the_next_boundary(tmp_path, monkeypatch
     the run stops naming step 6, with checkpoint 4 the last one written."""
     from htaf_jax.train import loop as loop_lib
     from htaf_jax.train import step as step_lib
+
     train_batches, reads = loop_lib.data_lib.train_batches, []
 
     def poisoned(*args, epoch, start_step=0, **kwargs):
         for index, (images, labels) in enumerate(
-                train_batches(*args, epoch=epoch, start_step=start_step, **kwargs), start_step):
+            train_batches(*args, epoch=epoch, start_step=start_step, **kwargs), start_step
+        ):
             if (epoch, index) == (0, 5):
                 images = images.copy()
                 images[0, 0, 0, 0] = np.nan

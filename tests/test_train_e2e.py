@@ -1,4 +1,5 @@
 """End to end on real Fashion-MNIST: the public entry point, determinism, SIGKILL + resume."""
+
 import glob
 import json
 import os
@@ -10,8 +11,8 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from data_marks import needs_data
+
 from htaf_jax.data import load_splits
 from htaf_jax.models import build_model
 from htaf_jax.train import cli, load_config, restore_params
@@ -21,11 +22,19 @@ from htaf_jax.train.restore import load_derived, model_from_run
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = needs_data
 
-TINY = ["--config", "experiments/configs/mlp.py", "--config.train_subset=512",
-        "--config.test_subset=300", "--config.batch_size=32", "--config.eval_batch_size=128",
-        "--config.num_epochs=2", "--config.model.hidden_sizes=(64,)",
-        "--config.log_every_steps=8", "--config.checkpoint_every_steps=16",
-        "--config.progress=False"]
+TINY = [
+    "--config",
+    "experiments/configs/mlp.py",
+    "--config.train_subset=512",
+    "--config.test_subset=300",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=128",
+    "--config.num_epochs=2",
+    "--config.model.hidden_sizes=(64,)",
+    "--config.log_every_steps=8",
+    "--config.checkpoint_every_steps=16",
+    "--config.progress=False",
+]
 
 
 def _untimed(records):
@@ -55,8 +64,11 @@ def test_public_entry_point_trains_on_real_fashion_mnist(tmp_path, capsys):
     config = load_config(str(tmp_path / "a"))
     assert "num_classes" not in config.model and "total_train_steps" not in config.model
     assert "input_shape" not in config
-    assert load_derived(str(tmp_path / "a")) == {"num_classes": 10, "total_train_steps": 32,
-                                                 "input_shape": (28, 28, 1)}
+    assert load_derived(str(tmp_path / "a")) == {
+        "num_classes": 10,
+        "total_train_steps": 32,
+        "input_shape": (28, 28, 1),
+    }
     # The returned/restored params reproduce the reported accuracy.
     params, batch_stats, metrics = restore_params(str(tmp_path / "a"), config)
     splits = load_splits("fashion_mnist", train_subset=512, test_subset=300)
@@ -79,9 +91,15 @@ def _checkpoint_steps(workdir):
 
 
 def test_sigkill_then_rerun_gives_the_uninterrupted_result(tmp_path):
-    args = [*TINY, "--config.train_subset=1024", "--config.num_epochs=6",
-            "--config.model.hidden_sizes=(32,)", "--config.checkpoint_every_steps=8",
-            "--config.log_every_steps=8", "--config.tensorboard=False"]
+    args = [
+        *TINY,
+        "--config.train_subset=1024",
+        "--config.num_epochs=6",
+        "--config.model.hidden_sizes=(32,)",
+        "--config.checkpoint_every_steps=8",
+        "--config.log_every_steps=8",
+        "--config.tensorboard=False",
+    ]
     killed = str(tmp_path / "killed")
     command = [sys.executable, "-m", "experiments.train", *args, "--workdir", killed]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

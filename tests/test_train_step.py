@@ -1,4 +1,5 @@
 """The data-parallel step: 1 device vs 8 faked CPU devices, finiteness checks, eval counting."""
+
 import chex
 import jax
 import ml_collections
@@ -13,15 +14,21 @@ pytestmark = pytest.mark.eight_devices  # every test here runs on 8 fake devices
 
 
 def _model(**kw):
-    return build_model(ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,),
-                                                      num_classes=10, **kw)))
+    return build_model(
+        ml_collections.ConfigDict(dict(name="mlp", hidden_sizes=(16,), num_classes=10, **kw))
+    )
 
 
 def _batches(n_steps, batch=32, seed=0):
     """Cycles through 4 fixed random batches, so the loss can go down."""
     rng = np.random.default_rng(seed)
-    data = [(rng.normal(size=(batch, 28, 28, 1)).astype(np.float32),
-             rng.integers(0, 10, size=batch).astype(np.int32)) for _ in range(4)]
+    data = [
+        (
+            rng.normal(size=(batch, 28, 28, 1)).astype(np.float32),
+            rng.integers(0, 10, size=batch).astype(np.int32),
+        )
+        for _ in range(4)
+    ]
     for i in range(n_steps):
         yield tuple(a.copy() for a in data[i % 4])
 
@@ -30,8 +37,7 @@ def _train(num_devices, n_steps=20, lr=0.05, **model_kw):
     model = _model(**model_kw)
     mesh = step_lib.make_mesh(num_devices)
     tx = optax.sgd(lr, momentum=0.9)
-    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
-                               mesh)
+    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), mesh)
     train_step = step_lib.make_train_step(model, tx, mesh)
     rng = step_lib.replicate(jax.random.key(1), mesh)
     losses = []
@@ -66,11 +72,11 @@ def test_sown_intermediates_become_metrics():
     model = _model()
     mesh = step_lib.make_mesh(8)
     tx = optax.adam(1e-3)
-    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
-                               mesh)
+    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), mesh)
     images, labels = next(_batches(1))
     _, metrics = step_lib.make_train_step(model, tx, mesh)(
-        state, *step_lib.shard_batch((images, labels), mesh), jax.random.key(0))
+        state, *step_lib.shard_batch((images, labels), mesh), jax.random.key(0)
+    )
     assert set(metrics) == {"loss", "accuracy", "grad_norm", "active_fraction/layer0"}
     assert 0.0 < float(metrics["active_fraction/layer0"]) < 1.0
 
@@ -80,16 +86,16 @@ def _nan_run(check_every_step, bad_step=3, n_steps=5):
     model = _model()
     mesh = step_lib.make_mesh(8)
     tx = optax.sgd(1e-2)
-    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
-                               mesh)
+    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), mesh)
     train_step = step_lib.make_train_step(model, tx, mesh, check_every_step=check_every_step)
     good = None
     for i, (images, labels) in enumerate(_batches(n_steps), start=1):
         if i == bad_step:
             images[3, 0, 0, 0] = np.nan
             good = jax.device_get(state.params)  # before the state is donated to the bad step
-        state, _ = train_step(state, *step_lib.shard_batch((images, labels), mesh),
-                              jax.random.key(0))
+        state, _ = train_step(
+            state, *step_lib.shard_batch((images, labels), mesh), jax.random.key(0)
+        )
     return state, good
 
 
@@ -112,20 +118,25 @@ def test_check_every_step_raises_from_the_step_that_went_non_finite():
 def test_eval_step_counts_every_example_once():
     from htaf_jax.data import Normalizer, eval_batches
     from htaf_jax.data.sources import ArraySplit
+
     n = 37  # not a multiple of the batch size, nor of 8 devices
     rng = np.random.default_rng(0)
-    split = ArraySplit(rng.integers(0, 256, (n, 28, 28, 1)).astype(np.uint8),
-                       rng.integers(0, 10, n).astype(np.int32))
+    split = ArraySplit(
+        rng.integers(0, 256, (n, 28, 28, 1)).astype(np.uint8),
+        rng.integers(0, 10, n).astype(np.int32),
+    )
     normalizer = Normalizer.fit(split.images)
     model = _model()
     mesh = step_lib.make_mesh(8)
-    state = step_lib.replicate(step_lib.init_state(model, optax.sgd(0.1), jax.random.key(0),
-                                                   (28, 28, 1)), mesh)
+    state = step_lib.replicate(
+        step_lib.init_state(model, optax.sgd(0.1), jax.random.key(0), (28, 28, 1)), mesh
+    )
     eval_step = step_lib.make_eval_step(model, mesh)
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     for images, labels, mask in eval_batches(split, normalizer, 16):
-        out = eval_step(state, *step_lib.shard_batch((images, labels, mask), mesh),
-                        jax.random.key(0))
+        out = eval_step(
+            state, *step_lib.shard_batch((images, labels, mask), mesh), jax.random.key(0)
+        )
         totals = {k: totals[k] + float(v) for k, v in out.items()}
     assert totals["count"] == n
     logits = model.apply({"params": state.params}, normalizer(split.images))
@@ -148,8 +159,7 @@ def test_models_that_take_a_step_are_given_the_train_step():
 
     assert step_lib.takes_step(StepReader()) and not step_lib.takes_step(_model())
     model, mesh, tx = StepReader(), step_lib.make_mesh(8), optax.sgd(0.01)
-    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)),
-                               mesh)
+    state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), mesh)
     train_step = step_lib.make_train_step(model, tx, mesh)
     rng = step_lib.replicate(jax.random.key(1), mesh)
     seen = []
@@ -177,12 +187,14 @@ def test_sown_losses_are_added_to_the_training_loss():
     images, labels = next(_batches(1))
     state, rng = step_lib.replicate((state, jax.random.key(1)), mesh)
     state, metrics = step_lib.make_train_step(model, tx, mesh)(
-        state, *step_lib.shard_batch((images, labels), mesh), rng)
+        state, *step_lib.shard_batch((images, labels), mesh), rng
+    )
 
     def loss(p):  # cross-entropy plus the penalty, outside the engine
         logits = model.apply({"params": p}, images)
-        return (optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-                + 0.5 * jnp.sum(p["dense"]["kernel"] ** 2))
+        return optax.softmax_cross_entropy_with_integer_labels(
+            logits, labels
+        ).mean() + 0.5 * jnp.sum(p["dense"]["kernel"] ** 2)
 
     np.testing.assert_allclose(float(metrics["loss"]), float(loss(before)), rtol=1e-5)
     applied = jax.tree.map(lambda b, a: b - a, before, jax.device_get(state.params))

@@ -3,6 +3,7 @@ reads well in ``help()`` and in the source; in reStructuredText ``|x|`` would be
 substitution and ``**hparams`` the start of bold text. Outside literal blocks, doctests and
 inline code, this escapes ``|`` and a ``*``/``**`` that opens a name, so they print as
 written."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,7 @@ _GRID = re.compile(r"^\s*[+|].*[+|]\s*$")
 def _escape(text: str) -> str:
     parts = _CODE.split(text)
     for i in range(0, len(parts), 2):  # the even parts are outside code
-        parts[i] = _STAR.sub(lambda m: "\\*" * len(m.group(1)),
-                             parts[i].replace("|", "\\|"))
+        parts[i] = _STAR.sub(lambda m: "\\*" * len(m.group(1)), parts[i].replace("|", "\\|"))
     return "".join(parts)
 
 

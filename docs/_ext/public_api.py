@@ -8,6 +8,7 @@ name in ``__all__`` that is itself a module (``htaf_jax.spiking``) is checked th
 names and all. autodoc leaves out members without a docstring, so a public function or
 class without one is reported here too.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -76,12 +77,17 @@ def check(app, env) -> None:
             ok = obj.__name__ in modules or full in modules
         else:
             ok = full in documented or (
-                (inspect.isclass(obj) or inspect.isroutine(obj)) and id(obj) in by_identity)
+                (inspect.isclass(obj) or inspect.isroutine(obj)) and id(obj) in by_identity
+            )
         if not ok:
             missing.append(full)
     for full in missing:
-        logger.warning("public name %s is not in the API reference (no docstring, or no page "
-                       "documents it; see docs/api/)", full, type="public_api")
+        logger.warning(
+            "public name %s is not in the API reference (no docstring, or no page "
+            "documents it; see docs/api/)",
+            full,
+            type="public_api",
+        )
 
 
 def _public_all(module_names):
@@ -105,8 +111,9 @@ def resolve_alias(app, env, node, contnode):
     name = app._public_api_by_identity.get(id(obj))
     if name is None or name == target:
         return None
-    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder,
-                                             node["reftype"], name, node, contnode)
+    return env.get_domain("py").resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
+    )
 
 
 def setup(app):

@@ -8,6 +8,7 @@ surrogate × 3 seeds: ``python -m experiments.run bnn_conv``.
 Expected: the HTAF run reaches the target of 88% test accuracy; measured values are in
 RESULTS.md (the bnn_conv study).
 """
+
 from experiments.configs import base
 
 

@@ -9,6 +9,7 @@ surrogate × 3 seeds: ``python -m experiments.run bnn_mlp``.
 Expected: the HTAF run reaches the target of 85% test accuracy; measured values are in
 RESULTS.md (the bnn_mlp study).
 """
+
 from experiments.configs import base
 
 

@@ -7,18 +7,19 @@ Trains a binary ResNet (stages 32-64-128, 4 epochs: about 15 minutes on 2 CPU co
 Fashion-MNIST; ``--config.model.surrogate=ste_sign|approx_sign`` for the other units, all
 three side by side: ``python -m experiments.run bnn_resnet`` (results in RESULTS.md).
 """
+
 from experiments.configs import base
 
 
 def get_config():
     config = base.get_config()
     config.num_epochs = 4
-    config.learning_rate = 5e-3   # bnn_resnet_lr (CHOSEN_BY)
+    config.learning_rate = 5e-3  # bnn_resnet_lr (CHOSEN_BY)
     config.model.name = "bnn_resnet"
     config.model.stage_features = (32, 64, 128)
     config.model.blocks_per_stage = 2
     config.model.stem_features = 0
-    config.model.react = False   # True: ReActNet's RSign + RPReLU (bnn_resnet_budget)
+    config.model.react = False  # True: ReActNet's RSign + RPReLU (bnn_resnet_budget)
     config.model.surrogate = "htaf"
     config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 1.0}}
     return config

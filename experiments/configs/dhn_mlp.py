@@ -13,6 +13,7 @@ per-layer gradient norms, every surrogate): ``python -m experiments.run dhn_dept
 Expected: the HTAF run at depth 4 reaches the target of 87% test accuracy; measured
 values, and how the variants hold up with depth, are in RESULTS.md.
 """
+
 from experiments.configs import base
 
 

@@ -18,6 +18,7 @@ Expected: hard-concept accuracy within about a point of the standard model with 
 of concept activations within 0.01 of {0, 1}, but a dense code (about half the
 concepts on per image); measured values are in RESULTS.md.
 """
+
 import ml_collections
 
 from experiments.configs import base

@@ -13,6 +13,7 @@ standard model by ``python -m experiments.run icbm_confirm``. Expected: hard con
 about as accurate as the standard model with about a tenth of the concepts on per
 image, each far purer in class than a random code's.
 """
+
 import ml_collections
 
 from experiments.configs import icbm

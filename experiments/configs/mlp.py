@@ -5,6 +5,7 @@
 Expected: at least 85% test accuracy (a sanity target) after the default 10 epochs,
 a few minutes on a laptop CPU.
 """
+
 from experiments.configs import base
 
 

@@ -10,6 +10,7 @@ layer after the first costs T times a plain one). Every surrogate × 3 seeds:
 Expected: the HTAF run reaches the target of 90% test accuracy; measured values are in
 RESULTS.md (the snn_conv study).
 """
+
 from experiments.configs import base
 
 

@@ -12,6 +12,7 @@ Every surrogate × 3 seeds: ``python -m experiments.run snn_mlp``.
 Expected: the HTAF run reaches the target of 88% test accuracy; measured values are in
 RESULTS.md (the snn_mlp study).
 """
+
 from experiments.configs import base
 
 

@@ -13,6 +13,7 @@ sequence (T, 700) of event counts; the hidden layer is a Dense followed by an
 all-to-all recurrent LIF (snnTorch's ``RLeaky``), the output is the mean over
 time of the readout layer's currents.
 """
+
 from experiments.configs import base
 
 

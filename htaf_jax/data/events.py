@@ -22,6 +22,7 @@ batches are (B, T, C) (``time_major=False``), since the engine shards the
 leading axis over devices; the models put time first themselves
 (``htaf_jax.models.rsnn``). The model's input shape is ``(T, C)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,14 +33,24 @@ import numpy as np
 from htaf_jax.data.sources import DatasetNotFoundError, epoch_order
 
 __all__ = [
-    "SHD_DIR_ENV", "SHD_CHANNELS", "EventSplit", "shd_dir", "read_shd", "load_shd",
-    "write_shd", "bin_events", "train_event_batches", "eval_event_batches", "EventFrames",
-    "subset", "load_event_splits",
+    "SHD_DIR_ENV",
+    "SHD_CHANNELS",
+    "EventSplit",
+    "shd_dir",
+    "read_shd",
+    "load_shd",
+    "write_shd",
+    "bin_events",
+    "train_event_batches",
+    "eval_event_batches",
+    "EventFrames",
+    "subset",
+    "load_event_splits",
 ]
 
 SHD_DIR_ENV = "HTAF_SHD_DIR"
 DEFAULT_SHD_DIR = os.path.join("~", "data", "shd")
-SHD_CHANNELS = 700   # cochlea-model channels in SHD
+SHD_CHANNELS = 700  # cochlea-model channels in SHD
 SHD_NUM_CLASSES = 20  # digits 0-9 spoken in German and in English
 SHD_URL = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/"
 DEFAULT_NUM_STEPS, DEFAULT_MAX_TIME = 100, 1.4
@@ -56,10 +67,11 @@ def load_h5py():
 
 class EventSplit(NamedTuple):
     """One split's events in memory: sample i is rows offsets[i]:offsets[i+1]."""
-    times: np.ndarray    # float32 (E,) seconds
-    units: np.ndarray    # int32 (E,) channel ids
+
+    times: np.ndarray  # float32 (E,) seconds
+    units: np.ndarray  # int32 (E,) channel ids
     offsets: np.ndarray  # int64 (N + 1,)
-    labels: np.ndarray   # int32 (N,)
+    labels: np.ndarray  # int32 (N,)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -72,8 +84,10 @@ def shd_dir(data_dir: str | None = None) -> str:
 
 def not_found_message(path: str) -> str:
     folder = os.path.dirname(path)
-    return (f"SHD file {path} not found: put shd_train.h5 and shd_test.h5 (gunzipped, from "
-            f"{SHD_URL}) in {folder}, or set {SHD_DIR_ENV} to their folder")
+    return (
+        f"SHD file {path} not found: put shd_train.h5 and shd_test.h5 (gunzipped, from "
+        f"{SHD_URL}) in {folder}, or set {SHD_DIR_ENV} to their folder"
+    )
 
 
 def read_shd(path: str) -> EventSplit:
@@ -88,42 +102,58 @@ def read_shd(path: str) -> EventSplit:
         times, units = f["spikes/times"][()], f["spikes/units"][()]
         labels = np.asarray(f["labels"][()], np.int32)
     if not len(times) == len(units) == len(labels):
-        raise ValueError(f"{path}: {len(times)} time lists, {len(units)} unit lists and "
-                         f"{len(labels)} labels; SHD has one of each per sample")
+        raise ValueError(
+            f"{path}: {len(times)} time lists, {len(units)} unit lists and "
+            f"{len(labels)} labels; SHD has one of each per sample"
+        )
     counts = np.array([len(t) for t in times], np.int64)
     if any(len(t) != len(u) for t, u in zip(times, units)):
         raise ValueError(f"{path}: a sample has different numbers of spike times and units")
     offsets = np.concatenate([[0], np.cumsum(counts)])
 
     def flat(rows, dtype):
-        return np.concatenate([np.asarray(r, dtype) for r in rows]) if len(rows) else \
-            np.zeros(0, dtype)
+        return (
+            np.concatenate([np.asarray(r, dtype) for r in rows])
+            if len(rows)
+            else np.zeros(0, dtype)
+        )
+
     return EventSplit(flat(times, np.float32), flat(units, np.int32), offsets, labels)
 
 
-def load_shd(data_dir: str | None = None, splits: Sequence[str] = ("train", "test")
-             ) -> dict[str, EventSplit]:
+def load_shd(
+    data_dir: str | None = None, splits: Sequence[str] = ("train", "test")
+) -> dict[str, EventSplit]:
     """Reads SHD's splits from :func:`shd_dir`; a missing file is one line saying where to put it."""
     folder = shd_dir(data_dir)
     return {s: read_shd(os.path.join(folder, SHD_FILES[s])) for s in splits}
 
 
-def write_shd(path: str, times: Sequence[np.ndarray], units: Sequence[np.ndarray],
-              labels: Sequence[int]) -> None:
+def write_shd(
+    path: str, times: Sequence[np.ndarray], units: Sequence[np.ndarray], labels: Sequence[int]
+) -> None:
     """Writes samples in SHD's HDF5 layout (small test files, subsets)."""
     h5py = load_h5py()
     with h5py.File(path, "w") as f:
-        for name, rows, dtype in (("spikes/times", times, np.float32),
-                                  ("spikes/units", units, np.uint16)):
+        for name, rows, dtype in (
+            ("spikes/times", times, np.float32),
+            ("spikes/units", units, np.uint16),
+        ):
             ds = f.create_dataset(name, (len(rows),), dtype=h5py.vlen_dtype(dtype))
             for i, row in enumerate(rows):
                 ds[i] = np.asarray(row, dtype)
         f.create_dataset("labels", data=np.asarray(labels, np.uint16))
 
 
-def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_steps: int = 100,
-               max_time: float = 1.4, num_channels: int = SHD_CHANNELS,
-               time_major: bool = True) -> np.ndarray:
+def bin_events(
+    split: EventSplit,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    num_steps: int = 100,
+    max_time: float = 1.4,
+    num_channels: int = SHD_CHANNELS,
+    time_major: bool = True,
+) -> np.ndarray:
     """Frames (T, B, C) float32: event counts of samples ``indices`` per step and channel.
 
     Step k holds the events with k·Δ ≤ t < (k+1)·Δ, Δ = max_time / num_steps;
@@ -134,13 +164,15 @@ def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_st
     starts, stops = split.offsets[indices], split.offsets[indices + 1]
     lengths = stops - starts
     rows = np.repeat(np.arange(len(indices)), lengths)
-    events = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + \
-        np.arange(lengths.sum())
+    events = np.repeat(
+        starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths
+    ) + np.arange(lengths.sum())
     times = split.times[events].astype(np.float64)
     units = split.units[events]
     if units.size and (units.max() >= num_channels or units.min() < 0):
-        raise ValueError(f"unit ids must be in [0, {num_channels}), "
-                         f"got {units.min()}..{units.max()}")
+        raise ValueError(
+            f"unit ids must be in [0, {num_channels}), got {units.min()}..{units.max()}"
+        )
     steps = np.floor(times * (num_steps / max_time)).astype(np.int64)
     keep = (steps >= 0) & (steps < num_steps)
     steps, rows = steps[keep], rows[keep]
@@ -148,16 +180,25 @@ def bin_events(split: EventSplit, indices: Sequence[int] | np.ndarray, *, num_st
         flat, shape = steps * len(indices) + rows, (num_steps, len(indices), num_channels)
     else:
         flat, shape = rows * num_steps + steps, (len(indices), num_steps, num_channels)
-    counts = np.bincount(flat * num_channels + units[keep],
-                         minlength=num_steps * len(indices) * num_channels)
+    counts = np.bincount(
+        flat * num_channels + units[keep], minlength=num_steps * len(indices) * num_channels
+    )
     return counts.reshape(shape).astype(np.float32)
 
 
-def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch: int,
-                        start_step: int = 0, rows: tuple[int, int] | None = None,
-                        num_steps: int = 100, max_time: float = 1.4,
-                        num_channels: int = SHD_CHANNELS, time_major: bool = True
-                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def train_event_batches(
+    split: EventSplit,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    start_step: int = 0,
+    rows: tuple[int, int] | None = None,
+    num_steps: int = 100,
+    max_time: float = 1.4,
+    num_channels: int = SHD_CHANNELS,
+    time_major: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields (frames float32 (T, B, C), labels int32 (B,)) from step ``start_step`` on.
 
     The batches of ``htaf_jax.data.train_batches``: the order is
@@ -168,23 +209,31 @@ def train_event_batches(split: EventSplit, batch_size: int, *, seed: int, epoch:
     """
     order = epoch_order(len(split), seed, epoch)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning: dict[str, Any] = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
-                   time_major=time_major)
+    binning: dict[str, Any] = dict(
+        num_steps=num_steps, max_time=max_time, num_channels=num_channels, time_major=time_major
+    )
     for step in range(start_step, len(order) // batch_size):
-        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
+        idx = np.sort(order[step * batch_size : (step + 1) * batch_size])[lo:hi]
         yield bin_events(split, idx, **binning), split.labels[idx]
 
 
-def eval_event_batches(split: EventSplit, batch_size: int, rows: tuple[int, int] | None = None,
-                       *, num_steps: int = 100, max_time: float = 1.4,
-                       num_channels: int = SHD_CHANNELS, time_major: bool = True
-                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def eval_event_batches(
+    split: EventSplit,
+    batch_size: int,
+    rows: tuple[int, int] | None = None,
+    *,
+    num_steps: int = 100,
+    max_time: float = 1.4,
+    num_channels: int = SHD_CHANNELS,
+    time_major: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (frames, labels, mask) in file order, as ``htaf_jax.data.eval_batches``:
     the last batch is padded with empty samples, mask 0 on the padding."""
     n = len(split)
     lo, hi = rows if rows is not None else (0, batch_size)
-    binning: dict[str, Any] = dict(num_steps=num_steps, max_time=max_time, num_channels=num_channels,
-                   time_major=time_major)
+    binning: dict[str, Any] = dict(
+        num_steps=num_steps, max_time=max_time, num_channels=num_channels, time_major=time_major
+    )
     batch_axis = 1 if time_major else 0
     for batch_start in range(0, n, batch_size):
         idx = np.arange(min(batch_start + lo, n), min(batch_start + hi, n))
@@ -204,10 +253,11 @@ def subset(split: EventSplit, start: int, stop: int | None = None) -> EventSplit
     the CSR arrays, offsets from 0."""
     stop = len(split) if stop is None else min(stop, len(split))
     start = min(start, stop)
-    offsets = split.offsets[start:stop + 1]
+    offsets = split.offsets[start : stop + 1]
     lo, hi = int(offsets[0]), int(offsets[-1])
-    return EventSplit(split.times[lo:hi], split.units[lo:hi], offsets - lo,
-                      split.labels[start:stop])
+    return EventSplit(
+        split.times[lo:hi], split.units[lo:hi], offsets - lo, split.labels[start:stop]
+    )
 
 
 class EventFrames(NamedTuple):
@@ -219,6 +269,7 @@ class EventFrames(NamedTuple):
     (without the normaliser and augmentation) and give the same batches
     (order, resumption, process rows, padding with a mask).
     """
+
     events: EventSplit
     num_steps: int = DEFAULT_NUM_STEPS
     max_time: float = DEFAULT_MAX_TIME
@@ -234,39 +285,68 @@ class EventFrames(NamedTuple):
         return (self.num_steps, self.num_channels)
 
     def _binning(self) -> dict:
-        return dict(num_steps=self.num_steps, max_time=self.max_time,
-                    num_channels=self.num_channels, time_major=False)
+        return dict(
+            num_steps=self.num_steps,
+            max_time=self.max_time,
+            num_channels=self.num_channels,
+            time_major=False,
+        )
 
-    def train_batches(self, batch_size: int, *, seed: int, epoch: int, start_step: int = 0,
-                      rows: tuple[int, int] | None = None
-                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return train_event_batches(self.events, batch_size, seed=seed, epoch=epoch,
-                                   start_step=start_step, rows=rows, **self._binning())
+    def train_batches(
+        self,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int,
+        start_step: int = 0,
+        rows: tuple[int, int] | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return train_event_batches(
+            self.events,
+            batch_size,
+            seed=seed,
+            epoch=epoch,
+            start_step=start_step,
+            rows=rows,
+            **self._binning(),
+        )
 
-    def eval_batches(self, batch_size: int, rows: tuple[int, int] | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         return eval_event_batches(self.events, batch_size, rows, **self._binning())
 
 
-def load_event_splits(data_dir: str | None = None, *, train_subset: int = -1,
-                      test_subset: int = -1, validation_size: int = 0,
-                      num_steps: int | None = None, max_time: float | None = None
-                      ) -> tuple[EventFrames, EventFrames, str, int]:
+def load_event_splits(
+    data_dir: str | None = None,
+    *,
+    train_subset: int = -1,
+    test_subset: int = -1,
+    validation_size: int = 0,
+    num_steps: int | None = None,
+    max_time: float | None = None,
+) -> tuple[EventFrames, EventFrames, str, int]:
     """SHD's (train, eval, eval split name, number of classes), as ``load_splits`` reads
     an image dataset: ``validation_size`` > 0 evaluates on the last N train samples,
     ``train_subset``/``test_subset`` > 0 keep the first N. Frames: ``num_steps`` steps
     (default 100) over ``max_time`` seconds (default 1.4)."""
-    binning: dict[str, Any] = dict(num_steps=DEFAULT_NUM_STEPS if num_steps is None else int(num_steps),
-                   max_time=DEFAULT_MAX_TIME if max_time is None else float(max_time))
+    binning: dict[str, Any] = dict(
+        num_steps=DEFAULT_NUM_STEPS if num_steps is None else int(num_steps),
+        max_time=DEFAULT_MAX_TIME if max_time is None else float(max_time),
+    )
     if binning["num_steps"] < 1 or binning["max_time"] <= 0:
-        raise ValueError(f"SHD frames need num_steps >= 1 and max_time > 0, got "
-                         f"{binning['num_steps']} and {binning['max_time']}")
+        raise ValueError(
+            f"SHD frames need num_steps >= 1 and max_time > 0, got "
+            f"{binning['num_steps']} and {binning['max_time']}"
+        )
     splits = load_shd(data_dir, ("train",) if validation_size > 0 else ("train", "test"))
     train = splits["train"]
     n_train = len(train)
     if validation_size >= n_train:
-        raise ValueError(f"config.validation_size={validation_size} leaves no training "
-                         f"examples (train split has {n_train})")
+        raise ValueError(
+            f"config.validation_size={validation_size} leaves no training "
+            f"examples (train split has {n_train})"
+        )
     if validation_size > 0:
         evaluation, eval_split = subset(train, n_train - validation_size), "validation"
         train = subset(train, 0, n_train - validation_size)
@@ -276,5 +356,9 @@ def load_event_splits(data_dir: str | None = None, *, train_subset: int = -1,
         train = subset(train, 0, train_subset)
     if test_subset > 0:
         evaluation = subset(evaluation, 0, test_subset)
-    return (EventFrames(train, **binning), EventFrames(evaluation, **binning), eval_split,
-            SHD_NUM_CLASSES)
+    return (
+        EventFrames(train, **binning),
+        EventFrames(evaluation, **binning),
+        eval_split,
+        SHD_NUM_CLASSES,
+    )

@@ -13,6 +13,7 @@ Debian's own md5 sums from dpkg where the files are the installed package's),
 so a truncated or corrupt file is named in one line instead of surfacing as
 an ``EOFError`` from inside TFDS.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,8 +28,18 @@ FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 DPKG_MD5SUMS = "/var/lib/dpkg/info/dataset-fashion-mnist.md5sums"
@@ -58,8 +69,10 @@ def read_idx(path: str) -> np.ndarray:
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
     payload = len(raw) - 4 - 4 * ndim
     if payload != int(np.prod(dims)):
-        raise DatasetFileError(f"{path} holds {payload} bytes of data where its header "
-                               f"{tuple(int(d) for d in dims)} needs {int(np.prod(dims))}")
+        raise DatasetFileError(
+            f"{path} holds {payload} bytes of data where its header "
+            f"{tuple(int(d) for d in dims)} needs {int(np.prod(dims))}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -100,15 +113,18 @@ def check_files(folder: str, md5sums: str = DPKG_MD5SUMS) -> None:
         paths = [os.path.join(folder, name) for name in names]
         for path, name in zip(paths, names):
             if name in sums and (digest := _md5(path)) != sums[name]:
-                raise DatasetFileError(f"{path} is truncated or corrupt: md5 {digest}, dpkg "
-                                       f"recorded {sums[name]}")
+                raise DatasetFileError(
+                    f"{path} is truncated or corrupt: md5 {digest}, dpkg recorded {sums[name]}"
+                )
         if all(name in sums for name in names):
             continue
         images, labels = (read_idx(path) for path in paths)
         if not len(images) == len(labels) == SPLIT_SIZES[split]:
-            raise DatasetFileError(f"{paths[0]} and {names[1]} hold {len(images)} images and "
-                                   f"{len(labels)} labels; the {split} split has "
-                                   f"{SPLIT_SIZES[split]}")
+            raise DatasetFileError(
+                f"{paths[0]} and {names[1]} hold {len(images)} images and "
+                f"{len(labels)} labels; the {split} split has "
+                f"{SPLIT_SIZES[split]}"
+            )
 
 
 class HtafFashionMnist(tfds.core.GeneratorBasedBuilder):
@@ -118,20 +134,23 @@ class HtafFashionMnist(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {
         "1.0.0": "First version (records shuffled by TFDS).",
         "1.1.0": "Records keep the idx files' order, so 'the first N' and "
-                 "'the last N' examples mean what they say.",
+        "'the last N' examples mean what they say.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Install Debian's dataset-fashion-mnist package "
-        "(files in /usr/share/datasets/fashion-mnist).")
+        "(files in /usr/share/datasets/fashion-mnist)."
+    )
 
     def _info(self) -> tfds.core.DatasetInfo:
         # Raw uint8 tensors rather than PNG-encoded images: nothing to decode
         # per example, so loading 70k records into memory takes a second.
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                }
+            ),
             supervised_keys=("image", "label"),
             disable_shuffling=True,
             homepage="https://github.com/zalandoresearch/fashion-mnist",

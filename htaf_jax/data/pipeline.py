@@ -13,6 +13,7 @@ the dataset's.
 frames (B, T, C) per batch by ``train_batches``/``eval_batches``, with no
 normaliser; ``DataSplits.input_shape`` is (T, C).
 """
+
 from __future__ import annotations
 
 from typing import Iterator, NamedTuple
@@ -25,8 +26,9 @@ from htaf_jax.data.sources import SHD, ArraySplit, epoch_order, num_classes, rea
 
 class Normalizer(NamedTuple):
     """uint8 → float32 ``(x/255 − mean)/std`` per channel, as one table lookup."""
+
     mean: np.ndarray  # float32 (C,)
-    std: np.ndarray   # float32 (C,)
+    std: np.ndarray  # float32 (C,)
 
     @classmethod
     def fit(cls, images: np.ndarray) -> "Normalizer":
@@ -44,9 +46,9 @@ class Normalizer(NamedTuple):
 
 
 class DataSplits(NamedTuple):
-    train: ArraySplit        # or events.EventFrames (dataset "shd")
+    train: ArraySplit  # or events.EventFrames (dataset "shd")
     eval: ArraySplit
-    eval_split: str          # "test" or "validation"
+    eval_split: str  # "test" or "validation"
     num_classes: int
     normalizer: Normalizer | None  # None for event data
 
@@ -58,10 +60,16 @@ class DataSplits(NamedTuple):
         return tuple(self.train.frame_shape)
 
 
-def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int = -1,
-                test_subset: int = -1, validation_size: int = 0,
-                event_num_steps: int | None = None, event_max_time: float | None = None
-                ) -> DataSplits:
+def load_splits(
+    dataset: str,
+    data_dir: str | None = None,
+    *,
+    train_subset: int = -1,
+    test_subset: int = -1,
+    validation_size: int = 0,
+    event_num_steps: int | None = None,
+    event_max_time: float | None = None,
+) -> DataSplits:
     """Reads the splits a run needs.
 
     ``train_subset``/``test_subset`` > 0 keep the first N examples.
@@ -73,14 +81,20 @@ def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int 
     """
     if dataset == SHD:
         train, evaluation, eval_split, classes = events.load_event_splits(
-            data_dir, train_subset=train_subset, test_subset=test_subset,
-            validation_size=validation_size, num_steps=event_num_steps,
-            max_time=event_max_time)
+            data_dir,
+            train_subset=train_subset,
+            test_subset=test_subset,
+            validation_size=validation_size,
+            num_steps=event_num_steps,
+            max_time=event_max_time,
+        )
         return DataSplits(train, evaluation, eval_split, classes, None)  # pyright: ignore[reportArgumentType]
     n_train = split_size(dataset, "train", data_dir)
     if validation_size >= n_train:
-        raise ValueError(f"config.validation_size={validation_size} leaves no training "
-                         f"examples (train split has {n_train})")
+        raise ValueError(
+            f"config.validation_size={validation_size} leaves no training "
+            f"examples (train split has {n_train})"
+        )
     train_stop = n_train - validation_size
     if train_subset > 0:
         train_stop = min(train_stop, train_subset)
@@ -91,25 +105,30 @@ def load_splits(dataset: str, data_dir: str | None = None, *, train_subset: int 
             held_out = ArraySplit(held_out.images[:test_subset], held_out.labels[:test_subset])
         evaluation, eval_split = held_out, "validation"
     else:
-        evaluation = read_split(dataset, "test", data_dir, 0,
-                                test_subset if test_subset > 0 else None)
+        evaluation = read_split(
+            dataset, "test", data_dir, 0, test_subset if test_subset > 0 else None
+        )
         eval_split = "test"
-    return DataSplits(train, evaluation, eval_split, num_classes(dataset, data_dir),
-                      Normalizer.fit(train.images))
+    return DataSplits(
+        train, evaluation, eval_split, num_classes(dataset, data_dir), Normalizer.fit(train.images)
+    )
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Full batches per epoch; the remainder of the shuffled epoch is dropped."""
     steps = num_examples // batch_size
     if steps == 0:
-        raise ValueError(f"config.batch_size={batch_size} is larger than the training set "
-                         f"({num_examples} examples, after config.train_subset and "
-                         f"config.validation_size)")
+        raise ValueError(
+            f"config.batch_size={batch_size} is larger than the training set "
+            f"({num_examples} examples, after config.train_subset and "
+            f"config.validation_size)"
+        )
     return steps
 
 
-def crop_and_flip(images: np.ndarray, padding: int, offsets: np.ndarray,
-                  flips: np.ndarray) -> np.ndarray:
+def crop_and_flip(
+    images: np.ndarray, padding: int, offsets: np.ndarray, flips: np.ndarray
+) -> np.ndarray:
     """Pads (B, H, W, C) images with ``padding`` zeros on each side, cuts the H×W window at
     ``offsets`` (B, 2) (row, column, each in [0, 2·padding]) and mirrors left-right
     the images where ``flips`` (B,) is True. Same shape and dtype."""
@@ -117,15 +136,16 @@ def crop_and_flip(images: np.ndarray, padding: int, offsets: np.ndarray,
     if padding:
         h, w = images.shape[1:3]
         padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-        out = np.stack([padded[i, r:r + h, c:c + w] for i, (r, c) in enumerate(offsets)])
+        out = np.stack([padded[i, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets)])
     if flips.any():
         out = out.copy() if out is images else out
         out[flips] = out[flips, :, ::-1]
     return out
 
 
-def augmentation_draws(batch_size: int, padding: int, flip: bool, *, seed: int, epoch: int,
-                       step: int) -> tuple[np.ndarray, np.ndarray]:
+def augmentation_draws(
+    batch_size: int, padding: int, flip: bool, *, seed: int, epoch: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The crop offsets (B, 2) and flips (B,) of one global batch, a function of
     (seed, epoch, step) only."""
     rng = np.random.default_rng([seed, epoch, step, 0x5EED])
@@ -134,10 +154,18 @@ def augmentation_draws(batch_size: int, padding: int, flip: bool, *, seed: int, 
     return offsets, flips
 
 
-def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *, seed: int,
-                  epoch: int, start_step: int = 0, rows: tuple[int, int] | None = None,
-                  crop_padding: int = 0, flip: bool = False
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def train_batches(
+    split: ArraySplit,
+    normalizer: Normalizer,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    start_step: int = 0,
+    rows: tuple[int, int] | None = None,
+    crop_padding: int = 0,
+    flip: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields (images float32 (B,H,W,C), labels int32 (B,)) from step ``start_step`` on.
 
     ``rows=(start, stop)`` yields only those rows of each global batch of
@@ -152,28 +180,30 @@ def train_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int, *,
     if not isinstance(split, ArraySplit):  # events.EventFrames: frames (B, T, C)
         if crop_padding or flip:
             raise ValueError("crop and flip augmentation apply to images, not event frames")
-        yield from split.train_batches(batch_size, seed=seed, epoch=epoch,
-                                       start_step=start_step, rows=rows)
+        yield from split.train_batches(
+            batch_size, seed=seed, epoch=epoch, start_step=start_step, rows=rows
+        )
         return
     order = epoch_order(len(split.labels), seed, epoch)
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
     lo, hi = rows if rows is not None else (0, batch_size)
     for step in range(start_step, steps_per_epoch(len(order), batch_size)):
-        idx = np.sort(order[step * batch_size:(step + 1) * batch_size])[lo:hi]
+        idx = np.sort(order[step * batch_size : (step + 1) * batch_size])[lo:hi]
         # Sorted indices gather faster; order inside a batch does not matter
         # to a mean loss, but it must be the same on every run (it is).
         images = split.images[idx]
         if crop_padding or flip:
-            offsets, flips = augmentation_draws(batch_size, crop_padding, flip, seed=seed,
-                                                epoch=epoch, step=step)
+            offsets, flips = augmentation_draws(
+                batch_size, crop_padding, flip, seed=seed, epoch=epoch, step=step
+            )
             images = crop_and_flip(images, crop_padding, offsets[lo:hi], flips[lo:hi])
         yield table[images, channels], split.labels[idx]
 
 
-def eval_batches(split: ArraySplit, normalizer: Normalizer, batch_size: int,
-                 rows: tuple[int, int] | None = None
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def eval_batches(
+    split: ArraySplit, normalizer: Normalizer, batch_size: int, rows: tuple[int, int] | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (images, labels, mask) in order; the last batch is padded, mask 0 on padding.
 
     Every example is counted exactly once when metrics are summed with the mask.

@@ -10,6 +10,7 @@ read through its ``supervised_keys``.
 Datasets here are small (Fashion-MNIST is 47 MB as uint8), so a split is read
 once into a pair of NumPy arrays and kept for the life of the process.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,9 @@ LOCAL_DATASETS = (FASHION_MNIST, SHD)
 TFDS_EXAMPLES = ("mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_DIR_ENV = "HTAF_FASHION_MNIST_DIR"
-INSTALL_HINT = ("sudo apt-get install dataset-fashion-mnist   (or `make data` in the "
-                "htaf-jax checkout)")
+INSTALL_HINT = (
+    "sudo apt-get install dataset-fashion-mnist   (or `make data` in the htaf-jax checkout)"
+)
 
 
 REINSTALL_HINT = "sudo apt-get install --reinstall dataset-fashion-mnist"
@@ -46,6 +48,7 @@ class DatasetCorruptError(DatasetNotFoundError):
 
 class ArraySplit(NamedTuple):
     """One split held in memory."""
+
     images: np.ndarray  # uint8 (N, H, W, C)
     labels: np.ndarray  # int32 (N,)
 
@@ -104,6 +107,7 @@ def _tfds():
     seconds; validating a config for the local data, or importing htaf_jax.data, need
     not pay it)."""
     import tensorflow_datasets as tfds
+
     return tfds
 
 
@@ -128,32 +132,37 @@ def _fashion_mnist_builder(data_dir: str | None):
         message = (
             f"Fashion-MNIST not found: looked for {', '.join(os.path.basename(p) for p in missing)} "
             f"in {manual_dir} (set ${FASHION_MNIST_DIR_ENV} to use another folder), and for a "
-            f"prepared copy in the TFDS data dir {root}. Install it with: {INSTALL_HINT}")
+            f"prepared copy in the TFDS data dir {root}. Install it with: {INSTALL_HINT}"
+        )
         # Not installed: TFDS's own copy, if it is prepared or this host can fetch it.
         tfds_copy = tfds.builder(FASHION_MNIST, data_dir=root, file_format="array_record")
         if tfds_copy.is_prepared():
             return tfds_copy
         if not host_can_download():
-            raise DatasetNotFoundError(message + " (a host that can download uses TFDS's "
-                                       "fashion_mnist instead)")
+            raise DatasetNotFoundError(
+                message + " (a host that can download uses TFDS's fashion_mnist instead)"
+            )
         try:
             return _tfds_builder(FASHION_MNIST, data_dir)
         except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f"{message}; TFDS's fashion_mnist failed too: {e}") \
-                from None
+            raise DatasetNotFoundError(f"{message}; TFDS's fashion_mnist failed too: {e}") from None
     with _file_lock(os.path.join(root, ".htaf_fashion_mnist.lock")):
         builder = HtafFashionMnist(data_dir=root, file_format="array_record")
         if not builder.is_prepared():
             try:
                 check_files(manual_dir)
             except DatasetFileError as e:
-                where = ("" if os.path.realpath(manual_dir) ==
-                         os.path.realpath(DEFAULT_FASHION_MNIST_DIR)
-                         else f", or replace the file in ${FASHION_MNIST_DIR_ENV}={manual_dir}")
-                raise DatasetCorruptError(f"Fashion-MNIST file {e}; reinstall it: "
-                                          f"{REINSTALL_HINT}{where}") from None
+                where = (
+                    ""
+                    if os.path.realpath(manual_dir) == os.path.realpath(DEFAULT_FASHION_MNIST_DIR)
+                    else f", or replace the file in ${FASHION_MNIST_DIR_ENV}={manual_dir}"
+                )
+                raise DatasetCorruptError(
+                    f"Fashion-MNIST file {e}; reinstall it: {REINSTALL_HINT}{where}"
+                ) from None
             builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+            )
     return builder
 
 
@@ -168,9 +177,10 @@ def _tfds_builder(name: str, data_dir: str | None):
         raise DatasetNotFoundError(
             f"TFDS dataset {name!r} is not prepared in {root} and could not be downloaded "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). On a host with "
-            f"network access run: python -c \"import tensorflow_datasets as tfds; "
+            f'network access run: python -c "import tensorflow_datasets as tfds; '
             f"tfds.builder('{name}', data_dir='{root}', file_format='array_record')"
-            f".download_and_prepare()\"") from None
+            f'.download_and_prepare()"'
+        ) from None
     return builder
 
 
@@ -184,17 +194,24 @@ def record_keys(builder) -> tuple[str, str]:
     """(image key, label key) of a classification dataset: its ``supervised_keys``,
     else ("image", "label"). Raises ValueError for images of varying size."""
     keys = builder.info.supervised_keys
-    image_key, label_key = keys if keys and len(keys) == 2 and all(
-        isinstance(k, str) for k in keys) else ("image", "label")
+    image_key, label_key = (
+        keys
+        if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys)
+        else ("image", "label")
+    )
     features = builder.info.features
     if image_key not in features or label_key not in features:
-        raise ValueError(f"TFDS dataset {builder.name!r} has no {image_key!r}/{label_key!r} "
-                         f"features (it has {', '.join(features.keys())}): not an image "
-                         "classification dataset")
+        raise ValueError(
+            f"TFDS dataset {builder.name!r} has no {image_key!r}/{label_key!r} "
+            f"features (it has {', '.join(features.keys())}): not an image "
+            "classification dataset"
+        )
     shape = tuple(features[image_key].shape)
     if any(d is None for d in shape):
-        raise ValueError(f"TFDS dataset {builder.name!r} has images of varying size "
-                         f"{shape}; only fixed-size image datasets are supported")
+        raise ValueError(
+            f"TFDS dataset {builder.name!r} has images of varying size "
+            f"{shape}; only fixed-size image datasets are supported"
+        )
     return image_key, label_key
 
 
@@ -228,8 +245,9 @@ def class_names(name: str, data_dir: str | None = None) -> list[str]:
     return list(builder.info.features[record_keys(builder)[1]].names)
 
 
-def read_split(name: str, split: str, data_dir: str | None = None,
-               start: int = 0, stop: int | None = None) -> ArraySplit:
+def read_split(
+    name: str, split: str, data_dir: str | None = None, start: int = 0, stop: int | None = None
+) -> ArraySplit:
     """Reads records [start, stop) of ``split`` into memory (cached per process)."""
     return _read_split(name, split, tfds_data_dir(data_dir), start, stop)
 

@@ -13,6 +13,7 @@
   ``random_code_purity``, ``explanation_size``, ``stability``, ``completeness``,
   ``leakage`` (``linear_probe_accuracy``), all at once ``concept_measures``.
 """
+
 from htaf_jax._extras import require_extra
 
 require_extra("train", "htaf_jax.interpret", "matplotlib", "scipy")
@@ -22,6 +23,12 @@ from htaf_jax.interpret.activations import (
     concept_activations,
     discretisation,
     near_binary_share,
+)
+from htaf_jax.interpret.codes import (
+    CodeCollisions,
+    RandomConcepts,
+    code_collisions,
+    random_concepts,
 )
 from htaf_jax.interpret.explain import (
     Explanation,
@@ -36,20 +43,6 @@ from htaf_jax.interpret.explain import (
     head_weights,
     intervene,
     intervention_curve,
-)
-from htaf_jax.interpret.codes import (
-    CodeCollisions,
-    RandomConcepts,
-    code_collisions,
-    random_concepts,
-)
-from htaf_jax.interpret.sparse_head import (
-    RefitChoice,
-    SparseHead,
-    choose_sparse_head,
-    fit_sparse_head,
-    head_accuracy,
-    nec_mask,
 )
 from htaf_jax.interpret.grids import (
     overview_concepts,
@@ -74,17 +67,59 @@ from htaf_jax.interpret.measures import (
     sparsity,
     stability,
 )
+from htaf_jax.interpret.sparse_head import (
+    RefitChoice,
+    SparseHead,
+    choose_sparse_head,
+    fit_sparse_head,
+    head_accuracy,
+    nec_mask,
+)
 
 __all__ = [
-    "ConceptActivations", "concept_activations", "discretisation", "near_binary_share",
-    "Intervention", "class_concepts", "concept_contributions", "explain_text", "head_weights",
-    "intervene", "InterventionCurve", "intervention_curve", "ranked_examples",
-    "save_concept_grid", "save_concept_overview",
-    "Explanation", "concept_labels", "decisive_concepts", "explanation_usage",
-    "overview_concepts", "save_explained_overview", "write_concept_figures",
-    "Stability", "chance_accuracy", "completeness", "concept_measures", "explanation_size",
-    "leakage", "linear_probe_accuracy", "purity", "random_code_purity", "sparsity", "stability",
-    "CodeCollisions", "RandomConcepts", "code_collisions", "random_concepts",
-    "RefitChoice", "SparseHead", "choose_sparse_head", "fit_sparse_head", "head_accuracy",
-    "nec_mask", "margin_coverage", "save_class_overview",
+    "ConceptActivations",
+    "concept_activations",
+    "discretisation",
+    "near_binary_share",
+    "Intervention",
+    "class_concepts",
+    "concept_contributions",
+    "explain_text",
+    "head_weights",
+    "intervene",
+    "InterventionCurve",
+    "intervention_curve",
+    "ranked_examples",
+    "save_concept_grid",
+    "save_concept_overview",
+    "Explanation",
+    "concept_labels",
+    "decisive_concepts",
+    "explanation_usage",
+    "overview_concepts",
+    "save_explained_overview",
+    "write_concept_figures",
+    "Stability",
+    "chance_accuracy",
+    "completeness",
+    "concept_measures",
+    "explanation_size",
+    "leakage",
+    "linear_probe_accuracy",
+    "purity",
+    "random_code_purity",
+    "sparsity",
+    "stability",
+    "CodeCollisions",
+    "RandomConcepts",
+    "code_collisions",
+    "random_concepts",
+    "RefitChoice",
+    "SparseHead",
+    "choose_sparse_head",
+    "fit_sparse_head",
+    "head_accuracy",
+    "nec_mask",
+    "margin_coverage",
+    "save_class_overview",
 ]

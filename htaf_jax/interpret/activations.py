@@ -5,6 +5,7 @@ returns host arrays; ``discretisation`` summarises them: the share of smooth
 activations within ε of {0, 1}, accuracy with hard vs smooth concepts, and
 concept usage (never / always on).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
@@ -32,23 +33,26 @@ def concept_activations(model, variables, images, batch_size: int = 1000) -> Con
     explain = jax.jit(lambda v, x: model.apply(v, x, method=ICBM.explain))
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
-        out = explain(variables, np.asarray(images[start:start + batch_size], np.float32))
+        out = explain(variables, np.asarray(images[start : start + batch_size], np.float32))
         for name, value in out.items():
             parts.setdefault(name, []).append(np.asarray(value))
     cat = {name: np.concatenate(chunks) for name, chunks in parts.items()}
-    return ConceptActivations(cat["preactivations"], cat["hard"], cat["logits"],
-                              cat.get("soft"), cat.get("soft_logits"))
+    return ConceptActivations(
+        cat["preactivations"], cat["hard"], cat["logits"], cat.get("soft"), cat.get("soft_logits")
+    )
 
 
 def near_binary_share(z: np.ndarray, eps: float) -> float:
     """Share of entries of ``z`` within ``eps`` of 0 or 1 (``htaf_jax.concepts.near_binary_share``
     as a Python float)."""
     from htaf_jax import concepts
+
     return float(concepts.near_binary_share(np.asarray(z), eps))
 
 
-def discretisation(acts: ConceptActivations, labels: np.ndarray | None = None,
-                   eps: Sequence[float] = (0.01, 0.1)) -> dict[str, float | int | None]:
+def discretisation(
+    acts: ConceptActivations, labels: np.ndarray | None = None, eps: Sequence[float] = (0.01, 0.1)
+) -> dict[str, float | int | None]:
     """Discretisation measures of a set of concept activations.
 
     Keys: ``near_binary@{eps}`` (share of smooth activations within ε of

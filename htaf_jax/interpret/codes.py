@@ -9,6 +9,7 @@
   (thresholded at that quantile of the fitting images): the baseline code
   that has the learned concepts' number and on-rates and no training.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -19,10 +20,10 @@ __all__ = ["CodeCollisions", "code_collisions", "RandomConcepts", "random_concep
 
 
 class CodeCollisions(NamedTuple):
-    distinct_codes: int        # distinct rows of the code
-    shared_codes: float        # share of the distinct codes whose images hold > 1 true label
-    images_in_shared: float    # share of the images whose code is such a code
-    ceiling: float             # the most accurate any function of the code can be on these images
+    distinct_codes: int  # distinct rows of the code
+    shared_codes: float  # share of the distinct codes whose images hold > 1 true label
+    images_in_shared: float  # share of the images whose code is such a code
+    ceiling: float  # the most accurate any function of the code can be on these images
 
 
 def code_collisions(hard, labels) -> CodeCollisions:
@@ -38,8 +39,12 @@ def code_collisions(hard, labels) -> CodeCollisions:
     counts = np.zeros((n_codes, n_classes), np.int64)
     np.add.at(counts, (code, labels), 1)
     shared = (counts > 0).sum(axis=1) > 1
-    return CodeCollisions(n_codes, float(shared.mean()), float(shared[code].mean()),
-                          float(counts.max(axis=1).sum() / len(labels)))
+    return CodeCollisions(
+        n_codes,
+        float(shared.mean()),
+        float(shared[code].mean()),
+        float(counts.max(axis=1).sum() / len(labels)),
+    )
 
 
 class RandomConcepts(NamedTuple):
@@ -48,8 +53,9 @@ class RandomConcepts(NamedTuple):
 
     def __call__(self, features) -> np.ndarray:
         """(N, D) features → (N, K) concepts in {0, 1} (float32)."""
-        return (np.asarray(features, np.float32) @ self.projection
-                >= self.thresholds).astype(np.float32)
+        return (np.asarray(features, np.float32) @ self.projection >= self.thresholds).astype(
+            np.float32
+        )
 
 
 def random_concepts(features, on_rates, seed: int = 0) -> RandomConcepts:
@@ -59,9 +65,15 @@ def random_concepts(features, on_rates, seed: int = 0) -> RandomConcepts:
     h = np.asarray(features, np.float32)
     rates = np.clip(np.asarray(on_rates, np.float64), 0.0, 1.0)
     rng = np.random.default_rng(seed)
-    projection = (rng.standard_normal((h.shape[1], len(rates))) / np.sqrt(h.shape[1])
-                  ).astype(np.float32)
+    projection = (rng.standard_normal((h.shape[1], len(rates))) / np.sqrt(h.shape[1])).astype(
+        np.float32
+    )
     p = h @ projection
-    thresholds = np.array([np.inf if r == 0 else np.quantile(p[:, k], 1.0 - r, method="higher")
-                           for k, r in enumerate(rates)], np.float32)
+    thresholds = np.array(
+        [
+            np.inf if r == 0 else np.quantile(p[:, k], 1.0 - r, method="higher")
+            for k, r in enumerate(rates)
+        ],
+        np.float32,
+    )
     return RandomConcepts(projection, thresholds)

@@ -17,6 +17,7 @@ V[k, r]) to the margin; the decisive concepts are the fewest, largest d_k
 first, that keep 90% of it (the set whose size ``measures.explanation_size``
 counts). ``explanation_usage`` is how often each concept is in that set.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
@@ -24,9 +25,21 @@ from typing import NamedTuple, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["head_weights", "class_concepts", "concept_contributions", "Intervention",
-           "intervene", "InterventionCurve", "intervention_curve", "explain_text", "concept_labels", "decisive_concepts",
-           "explanation_usage", "Explanation", "explain"]
+__all__ = [
+    "head_weights",
+    "class_concepts",
+    "concept_contributions",
+    "Intervention",
+    "intervene",
+    "InterventionCurve",
+    "intervention_curve",
+    "explain_text",
+    "concept_labels",
+    "decisive_concepts",
+    "explanation_usage",
+    "Explanation",
+    "explain",
+]
 
 
 def head_weights(variables, model=None) -> tuple[np.ndarray, np.ndarray]:
@@ -37,18 +50,21 @@ def head_weights(variables, model=None) -> tuple[np.ndarray, np.ndarray]:
     """
     if model is not None:
         from htaf_jax.models.icbm import ICBM  # noqa: PLC0415
+
         kernel, bias = model.apply(variables, method=ICBM.head_params)
         return np.asarray(kernel), np.asarray(bias)
     head = variables["params"]["head"]
     return np.asarray(head["kernel"]), np.asarray(head["bias"])
 
 
-def concept_labels(hard, labels, class_names: Sequence[str] | None = None,
-                   num_classes: int | None = None) -> list[str]:
+def concept_labels(
+    hard, labels, class_names: Sequence[str] | None = None, num_classes: int | None = None
+) -> list[str]:
     """Per concept, what it detects: ``"<dominant class> <share>%"``, the class most
     frequent among the images (N, with ``labels``) that switch it on in ``hard``
     (N, K), and its share among them; ``"never on"`` for a concept that is not."""
     from htaf_jax.interpret.measures import purity  # noqa: PLC0415
+
     labels = np.asarray(labels).astype(np.int64)
     if num_classes is None:
         num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
@@ -73,6 +89,7 @@ def _margin_terms(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
 def _decisive_masks(hard, kernel, bias, share: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) masks of the decisive concepts, and (N, K) margin terms d."""
     from htaf_jax.interpret.measures import explanation_size  # noqa: PLC0415
+
     z = (np.asarray(hard) > 0.5).astype(np.float64)
     kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
     _, _, _, d = _margin_terms(z, kernel, bias)
@@ -102,12 +119,13 @@ class Explanation(NamedTuple):
 
     prediction: int
     runner_up: int
-    margin: float                  # logit of the prediction − logit of the runner-up
+    margin: float  # logit of the prediction − logit of the runner-up
     concepts: list[tuple[int, str, float, float]]  # (k, label, V[k, pred], d_k), d_k largest first
 
 
-def explain(concepts, kernel, bias, concept_names: Sequence[str] | None = None,
-            share: float = 0.9) -> Explanation:
+def explain(
+    concepts, kernel, bias, concept_names: Sequence[str] | None = None, share: float = 0.9
+) -> Explanation:
     """Which few concepts decide the prediction of one example (hard ``concepts`` (K,)).
 
     Each decisive concept comes with its label (``concept_names[k]``, e.g. from
@@ -118,8 +136,10 @@ def explain(concepts, kernel, bias, concept_names: Sequence[str] | None = None,
     kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
     logits, pred, runner, _ = _margin_terms(z[None], kernel, bias)
     p, r = int(pred[0]), int(runner[0])
-    rows = [(k, concept_names[k] if concept_names is not None else f"c{k}",
-             float(kernel[k, p]), d) for k, d in decisive_concepts(z, kernel, bias, share)]
+    rows = [
+        (k, concept_names[k] if concept_names is not None else f"c{k}", float(kernel[k, p]), d)
+        for k, d in decisive_concepts(z, kernel, bias, share)
+    ]
     return Explanation(p, r, float(logits[0, p] - logits[0, r]), rows)
 
 
@@ -176,8 +196,16 @@ class InterventionCurve(NamedTuple):
     concepts: np.ndarray  # (N, S) the concept set at each step (−1: none left to set)
 
 
-def intervention_curve(hard, labels, kernel, bias, target, max_concepts: int = 20,
-                       order: str = "informed", seed: int = 0) -> InterventionCurve:
+def intervention_curve(
+    hard,
+    labels,
+    kernel,
+    bias,
+    target,
+    max_concepts: int = 20,
+    order: str = "informed",
+    seed: int = 0,
+) -> InterventionCurve:
     """Test-time interventions on hard concepts (N, K): for each example, its concepts
     are set one at a time to its true class's value ``target[label]`` ((C, K), e.g. the
     class's on-rate of each concept on the training split), and the head re-read.
@@ -216,18 +244,26 @@ def intervention_curve(hard, labels, kernel, bias, target, max_concepts: int = 2
         left[rows[some], k[some]] = False
         chosen.append(np.where(some, k, -1))
         accuracy.append(np.mean(logits.argmax(-1) == labels))
-    return InterventionCurve(np.asarray(accuracy),
-                             np.stack(chosen, 1) if chosen else np.zeros((len(z), 0), int))
+    return InterventionCurve(
+        np.asarray(accuracy), np.stack(chosen, 1) if chosen else np.zeros((len(z), 0), int)
+    )
 
 
 def _name(names: Sequence[str] | None, i: int, prefix: str) -> str:
     return names[i] if names is not None else f"{prefix}{i}"
 
 
-def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-                 label: int | None = None, class_names: Sequence[str] | None = None,
-                 top_alternatives: int = 1, max_listed: int = 12,
-                 concept_names: Sequence[str] | None = None, share: float = 0.9) -> str:
+def explain_text(
+    concepts: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray,
+    label: int | None = None,
+    class_names: Sequence[str] | None = None,
+    top_alternatives: int = 1,
+    max_listed: int = 12,
+    concept_names: Sequence[str] | None = None,
+    share: float = 0.9,
+) -> str:
     """Plain-text explanation of one example from its hard concepts (K,).
 
     Lists the predicted class, the decisive concepts (``explain``: the fewest
@@ -244,27 +280,38 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     pred = int(order[0])
     active = np.flatnonzero(z > 0.5)
     cls = lambda c: _name(class_names, c, "class ")  # noqa: E731
-    tag = lambda k: f"c{k}" + (f" [{concept_names[k]}]" if concept_names is not None  # noqa: E731
-                               else "")
+    tag = lambda k: (
+        f"c{k}"
+        + (
+            f" [{concept_names[k]}]"
+            if concept_names is not None  # noqa: E731
+            else ""
+        )
+    )
     lines = [f"prediction: {cls(pred)} (logit {logits[pred]:.3f})"]
     if label is not None:
         verdict = "correct" if int(label) == pred else "wrong"
         lines.append(f"true label: {cls(int(label))} ({verdict})")
     if len(order) > 1:
         why = explain(z, kernel, bias, concept_names, share)
-        lines.append(f"decided by {len(why.concepts)} concept(s), {100 * share:.0f}% of the "
-                     f"margin {why.margin:.3f} over {cls(why.runner_up)}:")
+        lines.append(
+            f"decided by {len(why.concepts)} concept(s), {100 * share:.0f}% of the "
+            f"margin {why.margin:.3f} over {cls(why.runner_up)}:"
+        )
         for k, _, weight, d in why.concepts:
             lines.append(f"  {tag(k)}: {weight:+.3f} to {cls(pred)}, {d:+.3f} to the margin")
-    lines.append(f"active concepts: {len(active)} of {len(z)}: "
-                 + (", ".join(f"c{k}" for k in active) if len(active) else "none"))
-    for c in [pred] + [int(c) for c in order[1:1 + top_alternatives]]:
+    lines.append(
+        f"active concepts: {len(active)} of {len(z)}: "
+        + (", ".join(f"c{k}" for k in active) if len(active) else "none")
+    )
+    for c in [pred] + [int(c) for c in order[1 : 1 + top_alternatives]]:
         contrib = kernel[active, c]
         weighted = np.flatnonzero(contrib != 0)  # a sparse head reads few of them
-        lines.append(f"\n{cls(c)}: logit {logits[c]:.3f} = bias {bias[c]:.3f} "
-                     f"+ {contrib.sum():.3f} from {len(active)} active concepts"
-                     + (f" ({len(weighted)} with a weight)" if len(weighted) < len(active)
-                        else ""))
+        lines.append(
+            f"\n{cls(c)}: logit {logits[c]:.3f} = bias {bias[c]:.3f} "
+            f"+ {contrib.sum():.3f} from {len(active)} active concepts"
+            + (f" ({len(weighted)} with a weight)" if len(weighted) < len(active) else "")
+        )
         ranked = weighted[np.argsort(-np.abs(contrib[weighted]), kind="stable")]
         for j in ranked[:max_listed]:
             lines.append(f"  {tag(active[j]):<6s} {contrib[j]:+.3f}")
@@ -278,7 +325,8 @@ def explain_text(concepts: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
         k = int(np.argmin(delta))
         state = "off" if z[k] > 0.5 else "on"
         new_pred = int(np.argmax(logits + (1.0 - 2.0 * z[k]) * kernel[k]))
-        lines.append(f"\nmost decisive flip: turning {tag(k)} {state} changes the margin over "
-                     f"{cls(runner)} by {delta[k]:+.3f}; prediction would be {cls(new_pred)}")
+        lines.append(
+            f"\nmost decisive flip: turning {tag(k)} {state} changes the margin over "
+            f"{cls(runner)} by {delta[k]:+.3f}; prediction would be {cls(new_pred)}"
+        )
     return "\n".join(lines)
-

@@ -26,15 +26,27 @@ nothing). For N images, K hard concepts ``hard`` (N, K) ∈ {0, 1}, labels
 
 Inputs are host arrays (NumPy); the probes train with JAX and optax.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["sparsity", "purity", "random_code_purity", "explanation_size", "stability",
-           "Stability", "margin_coverage", "chance_accuracy", "completeness", "linear_probe_accuracy", "leakage",
-           "concept_measures"]
+__all__ = [
+    "sparsity",
+    "purity",
+    "random_code_purity",
+    "explanation_size",
+    "stability",
+    "Stability",
+    "margin_coverage",
+    "chance_accuracy",
+    "completeness",
+    "linear_probe_accuracy",
+    "leakage",
+    "concept_measures",
+]
 
 
 def _binary(hard) -> np.ndarray:
@@ -49,12 +61,16 @@ def sparsity(hard) -> dict[str, float]:
     (shares of the K concepts off / on for every image)."""
     z = _binary(hard)
     usage = z.mean(axis=0)
-    return {"on_rate": float(z.mean()), "never_on": float(np.mean(usage == 0.0)),
-            "always_on": float(np.mean(usage == 1.0))}
+    return {
+        "on_rate": float(z.mean()),
+        "never_on": float(np.mean(usage == 0.0)),
+        "always_on": float(np.mean(usage == 1.0)),
+    }
 
 
-def _per_concept_purity(z: np.ndarray, labels: np.ndarray, num_classes: int
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_concept_purity(
+    z: np.ndarray, labels: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts = z.T.astype(np.int64) @ np.eye(num_classes, dtype=np.int64)[labels]  # (K, C)
     on = counts.sum(axis=1)
     top = counts.max(axis=1)
@@ -76,8 +92,12 @@ def purity(hard, labels, num_classes: int | None = None) -> dict:
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     share, dominant, on = _per_concept_purity(z, labels, num_classes)
     used = on > 0
-    return {"mean": float(share[used].mean()) if used.any() else float("nan"),
-            "per_concept": share, "dominant_class": dominant, "support": on}
+    return {
+        "mean": float(share[used].mean()) if used.any() else float("nan"),
+        "per_concept": share,
+        "dominant_class": dominant,
+        "support": on,
+    }
 
 
 def random_code_purity(hard, labels, num_classes: int | None = None, seed: int = 0) -> float:
@@ -109,7 +129,8 @@ def explanation_size(hard, kernel, bias, share: float = 0.9) -> np.ndarray:
     margin = logits[np.arange(len(z)), pred] - logits[np.arange(len(z)), runner]
     largest_first = np.cumsum(-np.sort(-d, axis=1), axis=1)
     kept = (bias[pred] - bias[runner])[:, None] + np.concatenate(
-        [np.zeros((len(z), 1)), largest_first], axis=1)  # (N, K + 1): n = 0 … K kept on
+        [np.zeros((len(z), 1)), largest_first], axis=1
+    )  # (N, K + 1): n = 0 … K kept on
     reached = kept >= share * margin[:, None] - 1e-9 * np.abs(margin[:, None])
     return np.argmax(reached, axis=1)  # the full set (n = K) always reaches m ≥ share·m
 
@@ -133,10 +154,10 @@ def margin_coverage(hard, kernel, bias, count: int = 5) -> np.ndarray:
 class Stability(NamedTuple):
     """Concepts of run A matched one-to-one to concepts of run B."""
 
-    mean_agreement: float     # mean over matched pairs of the share of images where they agree
-    pairs: np.ndarray         # (K, 2) matched (concept of A, concept of B)
-    agreement: np.ndarray     # (K,) each pair's agreement
-    chance: float             # the mean agreement of independent codes with the same on-rates
+    mean_agreement: float  # mean over matched pairs of the share of images where they agree
+    pairs: np.ndarray  # (K, 2) matched (concept of A, concept of B)
+    agreement: np.ndarray  # (K,) each pair's agreement
+    chance: float  # the mean agreement of independent codes with the same on-rates
 
 
 def stability(hard_a, hard_b) -> Stability:
@@ -149,10 +170,12 @@ def stability(hard_a, hard_b) -> Stability:
     on-rates, p_i p_j + (1 − p_i)(1 − p_j).
     """
     from scipy.optimize import linear_sum_assignment
+
     a, b = _binary(hard_a).astype(np.float64), _binary(hard_b).astype(np.float64)
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"the two runs' concepts must be on the same images, got "
-                         f"{a.shape[0]} and {b.shape[0]}")
+        raise ValueError(
+            f"the two runs' concepts must be on the same images, got {a.shape[0]} and {b.shape[0]}"
+        )
     n = a.shape[0]
     agree = (a.T @ b + (1.0 - a).T @ (1.0 - b)) / n  # (Ka, Kb)
     rows, cols = linear_sum_assignment(agree, maximize=True)
@@ -177,14 +200,24 @@ def completeness(concept_accuracy: float, model_accuracy: float, chance: float) 
     ``chance``: a_r (``chance_accuracy``). 1: the concepts lose nothing.
     """
     if not model_accuracy > chance:
-        raise ValueError(f"completeness needs a model above chance, got accuracy "
-                         f"{model_accuracy} with chance {chance}")
+        raise ValueError(
+            f"completeness needs a model above chance, got accuracy "
+            f"{model_accuracy} with chance {chance}"
+        )
     return float((concept_accuracy - chance) / (model_accuracy - chance))
 
 
-def linear_probe_accuracy(x_train, y_train, x_test, y_test, num_classes: int | None = None,
-                          steps: int = 300, learning_rate: float = 0.05,
-                          weight_decay: float = 1e-4, seed: int = 0) -> float:
+def linear_probe_accuracy(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    num_classes: int | None = None,
+    steps: int = 300,
+    learning_rate: float = 0.05,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+) -> float:
     """Test accuracy of a multinomial logistic regression fitted on (x_train, y_train).
 
     Features are standardised with the training mean and std (so small
@@ -194,10 +227,10 @@ def linear_probe_accuracy(x_train, y_train, x_test, y_test, num_classes: int | N
     import jax
     import jax.numpy as jnp
     import optax
+
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     y_train, y_test = np.asarray(y_train, np.int32), np.asarray(y_test, np.int32)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1 if num_classes is None \
-        else num_classes
+    num_classes = int(max(y_train.max(), y_test.max())) + 1 if num_classes is None else num_classes
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     xt, xe = jnp.asarray((x_train - mean) / std), jnp.asarray((x_test - mean) / std)
@@ -217,6 +250,7 @@ def linear_probe_accuracy(x_train, y_train, x_test, y_test, num_classes: int | N
             grads = jax.grad(loss)(params)
             updates, state = tx.update(grads, state, params)
             return (optax.apply_updates(params, updates), state), None
+
         (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), None, length=steps)
         return params
 
@@ -224,14 +258,16 @@ def linear_probe_accuracy(x_train, y_train, x_test, y_test, num_classes: int | N
     return float(jnp.mean(jnp.argmax(xe @ w + b, -1) == y_test))
 
 
-def leakage(soft_train, hard_train, y_train, soft_test, hard_test, y_test,
-            **probe_kwargs) -> dict[str, float]:
+def leakage(
+    soft_train, hard_train, y_train, soft_test, hard_test, y_test, **probe_kwargs
+) -> dict[str, float]:
     """``soft_probe`` and ``hard_probe`` test accuracies of the same linear probe on
     soft and on hard concepts, and ``leakage`` = soft_probe − hard_probe (accuracy
     as a share; > 0: the soft values carry label information the binary code does not)."""
     soft = linear_probe_accuracy(soft_train, y_train, soft_test, y_test, **probe_kwargs)
-    hard = linear_probe_accuracy(np.asarray(hard_train) > 0.5, y_train,
-                                 np.asarray(hard_test) > 0.5, y_test, **probe_kwargs)
+    hard = linear_probe_accuracy(
+        np.asarray(hard_train) > 0.5, y_train, np.asarray(hard_test) > 0.5, y_test, **probe_kwargs
+    )
     return {"soft_probe": soft, "hard_probe": hard, "leakage": soft - hard}
 
 
@@ -258,6 +294,7 @@ def concept_measures(hard, labels, kernel, bias, soft=None, probe_split=None) ->
     out.update(soft_probe=None, hard_probe=None, leakage=None)
     if soft is not None and probe_split is not None and probe_split[0] is not None:
         soft_train, hard_train, y_train = probe_split
-        out.update(leakage(soft_train, hard_train, y_train, soft, hard, labels,
-                           num_classes=num_classes))
+        out.update(
+            leakage(soft_train, hard_train, y_train, soft, hard, labels, num_classes=num_classes)
+        )
     return out

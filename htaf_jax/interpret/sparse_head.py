@@ -10,6 +10,7 @@ The features are precomputed once, so a refit costs a few hundred small
 matmuls. ``choose_sparse_head`` picks the refit's learning rate and steps on
 a validation split and refits on the whole training split with them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["nec_mask", "SparseHead", "fit_sparse_head", "head_accuracy", "RefitChoice",
-           "choose_sparse_head", "REFIT_GRID"]
+__all__ = [
+    "nec_mask",
+    "SparseHead",
+    "fit_sparse_head",
+    "head_accuracy",
+    "RefitChoice",
+    "choose_sparse_head",
+    "REFIT_GRID",
+]
 
 # (learning rate, Adam steps) the validation split chooses from; (0, 0): the masked
 # head as it is, no refit.
@@ -46,8 +54,8 @@ class SparseHead(NamedTuple):
     """A linear head logits = z (V ⊙ mask) + b, V ≥ 0 where ``nonneg``."""
 
     kernel: np.ndarray  # (K, C), zero outside the mask
-    bias: np.ndarray    # (C,)
-    mask: np.ndarray    # (K, C) bool
+    bias: np.ndarray  # (C,)
+    mask: np.ndarray  # (K, C) bool
 
     def logits(self, z) -> np.ndarray:
         return np.asarray(z, np.float32) @ self.kernel + self.bias
@@ -58,8 +66,16 @@ def head_accuracy(head: SparseHead, z, labels) -> float:
     return float(np.mean(head.logits(z).argmax(-1) == np.asarray(labels)))
 
 
-def fit_sparse_head(z, labels, kernel, bias, mask, learning_rate: float = 0.03,
-                    steps: int = 100, nonneg: bool = False) -> SparseHead:
+def fit_sparse_head(
+    z,
+    labels,
+    kernel,
+    bias,
+    mask,
+    learning_rate: float = 0.03,
+    steps: int = 100,
+    nonneg: bool = False,
+) -> SparseHead:
     """Refits the head's weights inside ``mask`` (K, C) and its bias on (z, labels).
 
     Starts from ``kernel ⊙ mask`` and ``bias``; full-batch Adam on the mean
@@ -71,10 +87,19 @@ def fit_sparse_head(z, labels, kernel, bias, mask, learning_rate: float = 0.03,
     kernel = np.where(mask, np.asarray(kernel, np.float32), 0.0).astype(np.float32)
     bias = np.asarray(bias, np.float32)
     if steps > 0:
-        kernel, bias = map(np.asarray, _adam(
-            jnp.asarray(z, jnp.float32), jnp.asarray(labels, jnp.int32), jnp.asarray(kernel),
-            jnp.asarray(bias), jnp.asarray(mask), jnp.float32(learning_rate), steps=int(steps),
-            nonneg=bool(nonneg)))
+        kernel, bias = map(
+            np.asarray,
+            _adam(
+                jnp.asarray(z, jnp.float32),
+                jnp.asarray(labels, jnp.int32),
+                jnp.asarray(kernel),
+                jnp.asarray(bias),
+                jnp.asarray(mask),
+                jnp.float32(learning_rate),
+                steps=int(steps),
+                nonneg=bool(nonneg),
+            ),
+        )
     if nonneg:
         kernel = np.maximum(kernel, 0.0)
     return SparseHead(np.where(mask, kernel, 0.0).astype(np.float32), bias, mask)
@@ -104,21 +129,33 @@ def _adam(z, labels, kernel, bias, mask, learning_rate, steps: int, nonneg: bool
 
 
 class RefitChoice(NamedTuple):
-    head: SparseHead              # refitted on the whole training split
-    learning_rate: float          # the chosen setting
+    head: SparseHead  # refitted on the whole training split
+    learning_rate: float  # the chosen setting
     steps: int
-    validation_accuracy: float    # of the chosen setting, fitted without the validation split
+    validation_accuracy: float  # of the chosen setting, fitted without the validation split
 
 
-def choose_sparse_head(z_train, y_train, z_val, y_val, kernel, bias, nec: int | None,
-                       nonneg: bool = False, grid: Sequence[tuple[float, int]] = REFIT_GRID
-                       ) -> RefitChoice:
+def choose_sparse_head(
+    z_train,
+    y_train,
+    z_val,
+    y_val,
+    kernel,
+    bias,
+    nec: int | None,
+    nonneg: bool = False,
+    grid: Sequence[tuple[float, int]] = REFIT_GRID,
+) -> RefitChoice:
     """The NEC mask of ``kernel``; the refit setting of ``grid`` whose head, fitted on
     (z_train, y_train), is most accurate on (z_val, y_val) (ties: the earlier setting);
     then that setting refitted on the training and validation images together."""
     mask = nec_mask(kernel, nec)
-    scores = [head_accuracy(fit_sparse_head(z_train, y_train, kernel, bias, mask, lr, steps,
-                                            nonneg), z_val, y_val) for lr, steps in grid]
+    scores = [
+        head_accuracy(
+            fit_sparse_head(z_train, y_train, kernel, bias, mask, lr, steps, nonneg), z_val, y_val
+        )
+        for lr, steps in grid
+    ]
     best = int(np.argmax(scores))
     lr, steps = grid[best]
     z_all = np.concatenate([np.asarray(z_train), np.asarray(z_val)])

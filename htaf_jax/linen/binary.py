@@ -17,6 +17,7 @@ binariser sees normalised pre-activations.
 
 The same classes, fields and defaults are in ``htaf_jax.nnx.binary``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -34,8 +35,9 @@ Spec = Any  # a unit: None, a registry name, a Unit or a callable
 def _check_features(module: nn.Module, name: str, x: Array) -> None:
     """Once the kernel exists (apply), the input must match the features it was made for."""
     if module.has_variable("params", name):
-        B.check_input_features(type(module).__name__,
-                               module.get_variable("params", name).shape[-2], x)
+        B.check_input_features(
+            type(module).__name__, module.get_variable("params", name).shape[-2], x
+        )
 
 
 class QuantDense(nn.Module):
@@ -44,6 +46,7 @@ class QuantDense(nn.Module):
     Parameters: ``latent_kernel`` (or ``kernel`` unquantized) (in, features);
     ``bias`` (features,) if ``use_bias``.
     """
+
     features: int
     input_quantizer: Spec = None
     kernel_quantizer: Spec = None
@@ -56,13 +59,18 @@ class QuantDense(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         _check_features(self, B.kernel_name(self.kernel_quantizer), x)
-        kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init,
-                            (x.shape[-1], self.features))
+        kernel = self.param(
+            B.kernel_name(self.kernel_quantizer), self.kernel_init, (x.shape[-1], self.features)
+        )
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
-        return B.quantized_dense(x, B.constrained(kernel, self.kernel_constraint),
-                                 input_quantizer=B.sign_quantizer(self.input_quantizer),
-                                 kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-                                 use_scale=self.use_scale, bias=bias)
+        return B.quantized_dense(
+            x,
+            B.constrained(kernel, self.kernel_constraint),
+            input_quantizer=B.sign_quantizer(self.input_quantizer),
+            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
+            use_scale=self.use_scale,
+            bias=bias,
+        )
 
 
 class QuantConv(nn.Module):
@@ -70,6 +78,7 @@ class QuantConv(nn.Module):
 
     (N, H, W, C) → (N, H', W', features).
     """
+
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
@@ -88,11 +97,16 @@ class QuantConv(nn.Module):
         shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
         kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init, shape)
         bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
-        return B.quantized_conv(x, B.constrained(kernel, self.kernel_constraint),
-                                strides=self.strides, padding=self.padding,
-                                input_quantizer=B.sign_quantizer(self.input_quantizer),
-                                kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-                                use_scale=self.use_scale, bias=bias)
+        return B.quantized_conv(
+            x,
+            B.constrained(kernel, self.kernel_constraint),
+            strides=self.strides,
+            padding=self.padding,
+            input_quantizer=B.sign_quantizer(self.input_quantizer),
+            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
+            use_scale=self.use_scale,
+            bias=bias,
+        )
 
 
 class BinaryDense(nn.Module):
@@ -103,6 +117,7 @@ class BinaryDense(nn.Module):
 
     Parameters: ``latent_kernel`` (in, features); ``bias`` (features,) if ``use_bias``.
     """
+
     features: int
     use_scale: bool = True
     use_bias: bool = False
@@ -113,10 +128,16 @@ class BinaryDense(nn.Module):
     def __call__(self, x: Array) -> Array:
         _check_features(self, B.LATENT_KERNEL, x)
         kernel = self.param(B.LATENT_KERNEL, self.kernel_init, (x.shape[-1], self.features))
-        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
-                if self.use_bias else None)
-        return B.quantized_dense(x, kernel, kernel_quantizer=B.sign_quantizer(self.surrogate),
-                                 use_scale=self.use_scale, bias=bias)
+        bias = (
+            self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        )
+        return B.quantized_dense(
+            x,
+            kernel,
+            kernel_quantizer=B.sign_quantizer(self.surrogate),
+            use_scale=self.use_scale,
+            bias=bias,
+        )
 
 
 class BinaryConv(nn.Module):
@@ -125,6 +146,7 @@ class BinaryConv(nn.Module):
     (N, H, W, C) → (N, H', W', features). The configuration of ``QuantConv``
     that ``BinaryDense`` is of ``QuantDense``.
     """
+
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
@@ -139,8 +161,15 @@ class BinaryConv(nn.Module):
         _check_features(self, B.LATENT_KERNEL, x)
         shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
         kernel = self.param(B.LATENT_KERNEL, self.kernel_init, shape)
-        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
-                if self.use_bias else None)
-        return B.quantized_conv(x, kernel, strides=self.strides, padding=self.padding,
-                                kernel_quantizer=B.sign_quantizer(self.surrogate),
-                                use_scale=self.use_scale, bias=bias)
+        bias = (
+            self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        )
+        return B.quantized_conv(
+            x,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            kernel_quantizer=B.sign_quantizer(self.surrogate),
+            use_scale=self.use_scale,
+            bias=bias,
+        )

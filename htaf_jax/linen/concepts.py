@@ -17,6 +17,7 @@ Sparse concepts (see :mod:`htaf_jax.concepts`): ``norm_affine=False`` with
 (``loss + sum(jax.tree.leaves(updates["losses"]))`` with ``"losses"`` mutable;
 when the collection is not mutable the sow does nothing).
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -46,34 +47,54 @@ class ConceptBottleneck(nn.Module, core.ConceptFields):
     def setup(self):
         self.check_concept_fields()
         self.proj = nn.Dense(self.num_concepts, use_bias=False)
-        self.norm = nn.BatchNorm(momentum=self.momentum, epsilon=self.epsilon,
-                                 use_scale=self.norm_affine, use_bias=self.norm_affine)
+        self.norm = nn.BatchNorm(
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            use_scale=self.norm_affine,
+            use_bias=self.norm_affine,
+        )
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
         """s at ``step`` (a float32 scalar); see the class doc for ``step=None``."""
-        return core.sharpness_at(step, train=train, total_steps=self.total_train_steps,
-                                 sharpen=self.sharpen, fraction=self.sharpen_fraction)
+        return core.sharpness_at(
+            step,
+            train=train,
+            total_steps=self.total_train_steps,
+            sharpen=self.sharpen,
+            fraction=self.sharpen_fraction,
+        )
 
-    def preactivations(self, h: Array, train: bool = False,
-                       step: Array | int | None = None) -> Array:
+    def preactivations(
+        self, h: Array, train: bool = False, step: Array | int | None = None
+    ) -> Array:
         """s · (BN(W h) − θ) (B, K) without noise: ≥ 0 ⇔ the hard concept is on; ranks
         examples."""
         normed = self.norm(self.proj(h), use_running_average=not train)
-        return core.concept_preactivations(normed, self.sharpness(train, step),
-                                           offset=self.concept_offset)
+        return core.concept_preactivations(
+            normed, self.sharpness(train, step), offset=self.concept_offset
+        )
 
     def __call__(self, h: Array, train: bool = False, step: Array | int | None = None) -> Array:
         normed = self.norm(self.proj(h), use_running_average=not train)
         key = self.make_rng("dropout") if train and self.concept_noise > 0 else None
-        z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,
-                                      train=train, sharpness=self.sharpness(train, step),
-                                      noise_std=self.concept_noise, key=key,
-                                      offset=self.concept_offset)
+        z, pre = core.binary_concepts(
+            normed,
+            self.surrogate,
+            mode=self.concept_mode,
+            train=train,
+            sharpness=self.sharpness(train, step),
+            noise_std=self.concept_noise,
+            key=key,
+            offset=self.concept_offset,
+        )
         if train and self.rate_penalty > 0:
             self.sow("losses", "on_rate_penalty", core.on_rate_penalty(z, self.rate_penalty))
         unit = resolve_unit(self.surrogate)
         if unit.has_smooth:
-            self.sow("intermediates", "near_binary",
-                     core.near_binary_share(unit.smooth(pre), self.binary_eps))
+            self.sow(
+                "intermediates",
+                "near_binary",
+                core.near_binary_share(unit.smooth(pre), self.binary_eps),
+            )
         self.sow("intermediates", "concept_rate", jnp.mean(unit(pre)))
         return z

@@ -11,6 +11,7 @@ exact Heaviside layer.
 
 The same class, fields and defaults are in ``htaf_jax.nnx.heaviside``.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -31,6 +32,7 @@ class HeavisideDense(nn.Module):
     Call: ``layer(x, train=False, residual=None)``; ``residual`` (..., features)
     is added to W x before the norm (a DHN skip connection's V·x).
     """
+
     features: int
     mode: Mode = "hard"
     linear_fraction: float = 0.0
@@ -50,5 +52,9 @@ class HeavisideDense(nn.Module):
             z = z + residual
         if self.use_batchnorm:
             z = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name="bn")(z)
-        return mixed_units(z, self.surrogate, smooth=train and self.mode == "smooth",
-                           linear_fraction=self.linear_fraction)
+        return mixed_units(
+            z,
+            self.surrogate,
+            smooth=train and self.mode == "smooth",
+            linear_fraction=self.linear_fraction,
+        )

@@ -7,6 +7,7 @@ docstring gives the update equations and the options that reproduce
 snnTorch's ``Leaky``; ``htaf_jax.nnx.spiking`` has the same classes, fields,
 defaults and parameter names.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,9 +27,12 @@ def _with_fields(spec: type[spiking.LIFFields], base: type) -> type:
     """``base`` with ``spec``'s own fields (its additions and changed defaults) as
     dataclass fields: the fields are declared once, in :mod:`htaf_jax.spiking.fields`."""
     own = spec.own()
-    namespace = {"__annotations__": {f.name: f.type for f in own}, "__module__": __name__,
-                 "spec": spec,  # a class attribute (not annotated), not a field
-                 **{f.name: f.default for f in own}}
+    namespace = {
+        "__annotations__": {f.name: f.type for f in own},
+        "__module__": __name__,
+        "spec": spec,  # a class attribute (not annotated), not a field
+        **{f.name: f.default for f in own},
+    }
     return type(f"_{spec.__name__}", (base,), namespace)
 
 
@@ -45,11 +49,15 @@ NEURON_FIELDS = spiking.LIFFields.names()
 
 class _Neuron(NeuronFields):
     """Parameters and helpers every neuron shares."""
+
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        spiking.build_fields(self.spec, type(self).__name__,  # checks the values
-                             {n: getattr(self, n) for n in self.spec.names()})
+        spiking.build_fields(
+            self.spec,
+            type(self).__name__,  # checks the values
+            {n: getattr(self, n) for n in self.spec.names()},
+        )
         super().__post_init__()
 
     def _features(self, currents: Array, num_steps: int | None) -> tuple[int, ...]:
@@ -69,14 +77,20 @@ class _Neuron(NeuronFields):
         shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
         threshold = self.threshold
         if self.learn_threshold:
-            threshold = self.param("threshold", nn.initializers.constant(self.threshold),
-                                   shape, self.param_dtype)
-        return dict(beta=self._decay("beta_logit", self.beta, self.learn_beta, shape,
-                                     currents.dtype),
-                    threshold=threshold, spike_fn=resolve_unit(self.surrogate),
-                    reset=self.reset, detach_reset=self.detach_reset,
-                    reset_delay=self.reset_delay, spike_at_threshold=self.spike_at_threshold,
-                    fire_first=self.fire_first, num_steps=num_steps)
+            threshold = self.param(
+                "threshold", nn.initializers.constant(self.threshold), shape, self.param_dtype
+            )
+        return dict(
+            beta=self._decay("beta_logit", self.beta, self.learn_beta, shape, currents.dtype),
+            threshold=threshold,
+            spike_fn=resolve_unit(self.surrogate),
+            reset=self.reset,
+            detach_reset=self.detach_reset,
+            reset_delay=self.reset_delay,
+            spike_at_threshold=self.spike_at_threshold,
+            fire_first=self.fire_first,
+            num_steps=num_steps,
+        )
 
 
 class LIF(_Neuron):
@@ -143,15 +157,19 @@ class RecurrentLIF(_with_fields(spiking.RecurrentLIFFields, _Neuron)):
         common = self._common(currents, num_steps)
         if self.all_to_all:
             n = currents.shape[-1]
-            kernel = self.param("recurrent_kernel", nn.initializers.lecun_normal(), (n, n),
-                                self.param_dtype)
+            kernel = self.param(
+                "recurrent_kernel", nn.initializers.lecun_normal(), (n, n), self.param_dtype
+            )
             bias = self.param("recurrent_bias", nn.initializers.zeros, (n,), self.param_dtype)
             recurrent = lambda s: s @ kernel + bias  # noqa: E731
         else:
-            shape = spiking.neuron_param_shape(self._features(currents, num_steps),
-                                               self.per_neuron)
-            weight = self.param("recurrent_weight", nn.initializers.constant(
-                self.recurrent_init), shape, self.param_dtype)
+            shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
+            weight = self.param(
+                "recurrent_weight",
+                nn.initializers.constant(self.recurrent_init),
+                shape,
+                self.param_dtype,
+            )
             recurrent = lambda s: weight * s  # noqa: E731
         return spiking.recurrent_lif_dynamics(currents, recurrent=recurrent, **common)
 
@@ -173,8 +191,7 @@ class Synaptic(_with_fields(spiking.SynapticFields, _Neuron)):
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
         shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
         alpha = self._decay("alpha_logit", self.alpha, self.learn_alpha, shape, currents.dtype)
-        return spiking.synaptic_dynamics(currents, alpha=alpha,
-                                         **self._common(currents, num_steps))
+        return spiking.synaptic_dynamics(currents, alpha=alpha, **self._common(currents, num_steps))
 
 
 class ALIF(_with_fields(spiking.ALIFFields, _Neuron)):
@@ -197,11 +214,17 @@ class ALIF(_with_fields(spiking.ALIFFields, _Neuron)):
     @nn.compact
     def __call__(self, currents: Array, num_steps: int | None = None) -> tuple[Array, Array]:
         shape = spiking.neuron_param_shape(self._features(currents, num_steps), self.per_neuron)
-        adapt_decay = self._decay("adapt_decay_logit", self.adapt_decay,
-                                  self.learn_adapt_decay, shape, currents.dtype)
+        adapt_decay = self._decay(
+            "adapt_decay_logit", self.adapt_decay, self.learn_adapt_decay, shape, currents.dtype
+        )
         adapt_scale = jnp.asarray(self.adapt_scale, currents.dtype)
         if self.learn_adapt_scale:
-            adapt_scale = self.param("adapt_scale", nn.initializers.constant(self.adapt_scale),
-                                     shape, self.param_dtype)
-        return spiking.alif_dynamics(currents, adapt_decay=adapt_decay, adapt_scale=adapt_scale,
-                                     **self._common(currents, num_steps))
+            adapt_scale = self.param(
+                "adapt_scale", nn.initializers.constant(self.adapt_scale), shape, self.param_dtype
+            )
+        return spiking.alif_dynamics(
+            currents,
+            adapt_decay=adapt_decay,
+            adapt_scale=adapt_scale,
+            **self._common(currents, num_steps),
+        )

@@ -22,6 +22,7 @@ program, on the arguments given) and profiles every layer it calls:
 Not counted: XNOR-Net's per-channel scales (derived from the kernel, not
 parameters; ``bnn_export.packed_memory_report`` counts what the export stores).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,12 +47,12 @@ _BINARY_LAYERS = (BinaryDense, BinaryConv)
 
 @dataclasses.dataclass(frozen=True)
 class LayerProfile:
-    name: str                       # the module path, e.g. "dense1"
-    kind: str                       # the class name
-    input_precision: int | None     # bits of the inputs the products see; None: no MACs
+    name: str  # the module path, e.g. "dense1"
+    kind: str  # the class name
+    input_precision: int | None  # bits of the inputs the products see; None: no MACs
     output_shape: tuple[int, ...]
-    params: dict[int, int]          # bit width → number of parameters
-    macs: dict[int, int]            # precision → multiply-accumulates (one example)
+    params: dict[int, int]  # bit width → number of parameters
+    macs: dict[int, int]  # precision → multiply-accumulates (one example)
 
     @property
     def memory_bits(self) -> int:
@@ -107,23 +108,37 @@ class ModelSummary:
     def table(self) -> str:
         """The per-layer table and the totals, as text."""
         bits, precisions = sorted(self.params), sorted(self.macs)
-        header = (["Layer", "Input prec.", "Outputs"] + [f"# {b}-bit" for b in bits]
-                  + ["Memory (kB)"] + [f"{p}-bit MACs" for p in precisions])
-        rows = [[layer.name, str(layer.input_precision or "-"), str(layer.output_shape)]
-                + [str(layer.params.get(b, 0)) for b in bits]
-                + [f"{layer.memory_bits / 8 / 1024:.2f}"]
-                + [str(layer.macs.get(p, 0)) for p in precisions] for layer in self.layers]
-        rows.append(["Total", "", ""] + [str(self.params[b]) for b in bits]
-                    + [f"{self.memory_bytes / 1024:.2f}"] + [str(self.macs[p]) for p in precisions])
+        header = (
+            ["Layer", "Input prec.", "Outputs"]
+            + [f"# {b}-bit" for b in bits]
+            + ["Memory (kB)"]
+            + [f"{p}-bit MACs" for p in precisions]
+        )
+        rows = [
+            [layer.name, str(layer.input_precision or "-"), str(layer.output_shape)]
+            + [str(layer.params.get(b, 0)) for b in bits]
+            + [f"{layer.memory_bits / 8 / 1024:.2f}"]
+            + [str(layer.macs.get(p, 0)) for p in precisions]
+            for layer in self.layers
+        ]
+        rows.append(
+            ["Total", "", ""]
+            + [str(self.params[b]) for b in bits]
+            + [f"{self.memory_bytes / 1024:.2f}"]
+            + [str(self.macs[p]) for p in precisions]
+        )
         widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
         line = lambda r: " | ".join(c.rjust(w) for c, w in zip(r, widths))
         lines = [line(header), "-+-".join("-" * w for w in widths)] + [line(r) for r in rows]
-        lines += ["", f"Total params: {self.total_params}",
-                  f"Model size: {self.memory_bytes / 1024:.2f} kB",
-                  f"Float-32 equivalent: {self.float32_bytes / 1024:.2f} kB",
-                  f"Compression ratio of memory: {self.compression_ratio:.4f}",
-                  f"Number of MACs: {self.total_macs}",
-                  f"Ratio of MACs that are binarized: {self.binary_mac_ratio:.4f}"]
+        lines += [
+            "",
+            f"Total params: {self.total_params}",
+            f"Model size: {self.memory_bytes / 1024:.2f} kB",
+            f"Float-32 equivalent: {self.float32_bytes / 1024:.2f} kB",
+            f"Compression ratio of memory: {self.compression_ratio:.4f}",
+            f"Number of MACs: {self.total_macs}",
+            f"Ratio of MACs that are binarized: {self.binary_mac_ratio:.4f}",
+        ]
         return "\n".join(lines)
 
     __str__ = table
@@ -153,12 +168,25 @@ def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]
     own = _own_params(module)
     output_shape = tuple(np.shape(y))[1:] if hasattr(y, "shape") else ()
     if not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):  # parameters, no MACs
-        return (LayerProfile(_name(module), type(module).__name__, None, output_shape,
-                             {32: sum(int(np.size(v)) for v in own.values())}, {}), 32, None)
+        return (
+            LayerProfile(
+                _name(module),
+                type(module).__name__,
+                None,
+                output_shape,
+                {32: sum(int(np.size(v)) for v in own.values())},
+                {},
+            ),
+            32,
+            None,
+        )
     if isinstance(module, nn.BatchNorm):
         channels = int(np.shape(y)[-1])
-        return (LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels},
-                             {}), 32, None)
+        return (
+            LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels}, {}),
+            32,
+            None,
+        )
     kernel_bits = _kernel_bits(module)
     params: Counter = Counter()
     kernel_size = 0
@@ -167,9 +195,18 @@ def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]
         params[kernel_bits if is_kernel else 32] += int(np.size(value))
         kernel_size += int(np.size(value)) if is_kernel else 0
     pixels = int(np.prod(output_shape[:-1])) if len(output_shape) == 3 else 1
-    return (LayerProfile(_name(module), type(module).__name__, None, output_shape,
-                         dict(params), {kernel_bits: kernel_size * pixels}),
-            kernel_bits, _input_precision(module, x))
+    return (
+        LayerProfile(
+            _name(module),
+            type(module).__name__,
+            None,
+            output_shape,
+            dict(params),
+            {kernel_bits: kernel_size * pixels},
+        ),
+        kernel_bits,
+        _input_precision(module, x),
+    )
 
 
 def _own_params(module: nn.Module) -> dict:
@@ -199,10 +236,11 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
         def record(next_fun, call_args, call_kwargs, context):
             module = context.module
             if context.method_name != "__call__" or not (
-                    isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)) or _own_params(module)):
+                isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)) or _own_params(module)
+            ):
                 return next_fun(*call_args, **call_kwargs)
             index = len(layers)
-            layers.append(None)             # a parent precedes the layers it calls
+            layers.append(None)  # a parent precedes the layers it calls
             out = next_fun(*call_args, **call_kwargs)
             layers[index] = _profile(module, call_args[0] if call_args else None, out)
             return out
@@ -218,6 +256,11 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
             out.append(profile)
             continue
         bits = int(flag)  # Larq: MACs at max(input precision, kernel bits)
-        out.append(dataclasses.replace(profile, input_precision=bits, macs={
-            max(bits, kernel_bits): sum(profile.macs.values())}))
+        out.append(
+            dataclasses.replace(
+                profile,
+                input_precision=bits,
+                macs={max(bits, kernel_bits): sum(profile.macs.values())},
+            )
+        )
     return ModelSummary(tuple(out))

@@ -8,6 +8,7 @@ stem, no max-pool, 4 stages of 2 BasicBlocks; widths configurable so a narrow
 one runs on a CPU) and a small ViT (Dosovitskiy et al. 2021: patch
 embedding, pre-norm transformer blocks, class token or mean pool).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,8 +17,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["MLPBackbone", "CNNBackbone", "ResNetBackbone", "ResNet18Backbone", "ViTBackbone",
-           "make_backbone"]
+__all__ = [
+    "MLPBackbone",
+    "CNNBackbone",
+    "ResNetBackbone",
+    "ResNet18Backbone",
+    "ViTBackbone",
+    "make_backbone",
+]
 
 
 class MLPBackbone(nn.Module):
@@ -146,15 +153,14 @@ class ViTBackbone(nn.Module):
         b, height, width, _ = images.shape
         p = self.patch_size
         if height % p or width % p:
-            raise ValueError(f"ViT patch_size={p} does not divide the image size "
-                             f"{height}×{width}")
-        h = nn.Conv(self.hidden, (p, p), strides=(p, p), padding="VALID",
-                    name="embed")(images)
+            raise ValueError(f"ViT patch_size={p} does not divide the image size {height}×{width}")
+        h = nn.Conv(self.hidden, (p, p), strides=(p, p), padding="VALID", name="embed")(images)
         h = h.reshape((b, -1, self.hidden))
         if self.pool == "cls":
             cls = self.param("cls", nn.initializers.zeros, (1, 1, self.hidden))
-            h = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.hidden)).astype(h.dtype), h],
-                                axis=1)
+            h = jnp.concatenate(
+                [jnp.broadcast_to(cls, (b, 1, self.hidden)).astype(h.dtype), h], axis=1
+            )
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (1,) + h.shape[1:])
         h = h + pos.astype(h.dtype)
         for _ in range(self.depth):
@@ -163,8 +169,13 @@ class ViTBackbone(nn.Module):
         return h[:, 0] if self.pool == "cls" else jnp.mean(h, axis=1)
 
 
-_BACKBONES = {"mlp": MLPBackbone, "cnn": CNNBackbone, "resnet": ResNetBackbone,
-              "resnet18": ResNet18Backbone, "vit": ViTBackbone}
+_BACKBONES = {
+    "mlp": MLPBackbone,
+    "cnn": CNNBackbone,
+    "resnet": ResNetBackbone,
+    "resnet18": ResNet18Backbone,
+    "vit": ViTBackbone,
+}
 
 
 def make_backbone(name: str, **kwargs) -> nn.Module:
@@ -179,6 +190,7 @@ def make_backbone(name: str, **kwargs) -> nn.Module:
     fields = sorted(set(cls.__dataclass_fields__) - {"parent", "name"})
     unknown = sorted(set(kwargs) - set(fields))
     if unknown:
-        raise ValueError(f"backbone {name!r} ({cls.__name__}) has no fields {unknown}; "
-                         f"its fields are {fields}")
+        raise ValueError(
+            f"backbone {name!r} ({cls.__name__}) has no fields {unknown}; its fields are {fields}"
+        )
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})

@@ -10,6 +10,7 @@ after a BatchNorm, so a block is BinaryDense/Conv → BN → sign.
 After training, ``htaf_jax.models.bnn_export`` packs the ±1 kernels into bits
 and ``htaf_jax.packing`` runs the MLP on them with XNOR/popcount.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -36,6 +37,7 @@ class BinaryMLP(nn.Module):
     ``full_precision_head`` the output layer is an ordinary Dense (XNOR-Net
     keeps the first and last layers real).
     """
+
     hidden: Sequence[int] = (1024, 1024)
     num_classes: int = 10
     use_scale: bool = True
@@ -68,6 +70,7 @@ class BinaryConvNet(nn.Module):
     reads the real-valued image; with ``full_precision_first`` it is an
     ordinary convolution.
     """
+
     features: Sequence[int] = (32, 64)
     hidden: int = 256
     num_classes: int = 10
@@ -86,8 +89,9 @@ class BinaryConvNet(nn.Module):
             if i == 0 and self.full_precision_first:
                 x = nn.Conv(feats, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
             else:
-                x = BinaryConv(feats, use_scale=self.use_scale, surrogate=self.surrogate,
-                               name=f"conv{i}")(x)
+                x = BinaryConv(
+                    feats, use_scale=self.use_scale, surrogate=self.surrogate, name=f"conv{i}"
+                )(x)
             x = nn.max_pool(x, (2, 2), (2, 2))
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x)
             x = sign(x)
@@ -108,8 +112,9 @@ def _head(model, x: Array, train: bool) -> Array:
     """The output layer shared by both models (called inside their compact scope)."""
     if model.full_precision_head:
         return nn.Dense(model.num_classes, name="head")(x)
-    logits = BinaryDense(model.num_classes, model.use_scale, surrogate=model.surrogate,
-                         name="head")(x)
+    logits = BinaryDense(
+        model.num_classes, model.use_scale, surrogate=model.surrogate, name="head"
+    )(x)
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, name="head_bn")(logits)
 
 

@@ -18,6 +18,7 @@ activations (``htaf_jax.packing``), giving the float forward's logits.
     packed = pack_binary_mlp(model, variables)
     logits = packed_mlp_logits(packed, images)      # == model.apply(variables, images)
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -31,14 +32,23 @@ from htaf_jax import packing as P
 from htaf_jax.binary import LATENT_KERNEL
 from htaf_jax.models.bnn import BinaryMLP
 
-__all__ = ["PackedKernel", "PackedMLP", "pack_bits", "unpack_bits", "pack_binary_params",
-           "unpack_params", "packed_memory_report", "pack_binary_mlp", "packed_mlp_logits"]
+__all__ = [
+    "PackedKernel",
+    "PackedMLP",
+    "pack_bits",
+    "unpack_bits",
+    "pack_binary_params",
+    "unpack_params",
+    "packed_memory_report",
+    "pack_binary_mlp",
+    "packed_mlp_logits",
+]
 
 
 class PackedKernel(NamedTuple):
-    bits: np.ndarray        # uint8 or uint32, ceil(size / word bits) words
+    bits: np.ndarray  # uint8 or uint32, ceil(size / word bits) words
     shape: tuple[int, ...]  # the kernel's shape
-    scale: np.ndarray       # float32 (out_channels,): mean|W| per output channel
+    scale: np.ndarray  # float32 (out_channels,): mean|W| per output channel
 
 
 def pack_bits(signs_positive: np.ndarray, dtype=np.uint8) -> np.ndarray:
@@ -111,9 +121,10 @@ class _BN(NamedTuple):
 
 class PackedMLP(NamedTuple):
     """A ``BinaryMLP`` ready for packed inference."""
-    layers: tuple[P.PackedDense, ...]   # hidden layers, then a binary head
-    norms: tuple[_BN, ...]              # the BatchNorm after each (head_bn last)
-    head: tuple[Array, Array] | None    # (kernel, bias) of a full-precision head
+
+    layers: tuple[P.PackedDense, ...]  # hidden layers, then a binary head
+    norms: tuple[_BN, ...]  # the BatchNorm after each (head_bn last)
+    head: tuple[Array, Array] | None  # (kernel, bias) of a full-precision head
 
 
 def pack_binary_mlp(model: BinaryMLP, variables: Any) -> PackedMLP:
@@ -121,8 +132,9 @@ def pack_binary_mlp(model: BinaryMLP, variables: Any) -> PackedMLP:
     params, stats = variables["params"], variables["batch_stats"]
 
     def bn(name):
-        return _BN(stats[name]["mean"], stats[name]["var"], params[name]["scale"],
-                   params[name]["bias"])
+        return _BN(
+            stats[name]["mean"], stats[name]["var"], params[name]["scale"], params[name]["bias"]
+        )
 
     names = [f"dense{i}" for i in range(len(model.hidden))]
     norms = [bn(f"bn{i}") for i in range(len(model.hidden))]
@@ -145,7 +157,7 @@ def packed_mlp_logits(packed: PackedMLP, images: Array) -> Array:
     """
     x = jnp.asarray(images).reshape(images.shape[0], -1)
     first = packed.layers[0]
-    signs = P.unpack_signs(first.bits, first.n_in).T                  # (n, out) in ±1
+    signs = P.unpack_signs(first.bits, first.n_in).T  # (n, out) in ±1
     y = x @ signs
     y = y if first.scale is None else y * first.scale
     for i, layer in enumerate(packed.layers):
@@ -153,7 +165,7 @@ def packed_mlp_logits(packed: PackedMLP, images: Array) -> Array:
             y = P.packed_dense(bits, layer)  # noqa: F821 (bound by the iteration before)
         y = P.batchnorm_inference(y, *packed.norms[i])
         if i < len(packed.layers) - 1 or packed.head is not None:
-            bits = P.pack_signs(y)                                     # sign(0) = +1
+            bits = P.pack_signs(y)  # sign(0) = +1
     if packed.head is None:
         return y
     kernel, bias = packed.head

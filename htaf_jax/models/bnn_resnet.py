@@ -25,6 +25,7 @@ The unit, ``surrogate``, is chosen as in the other binary models
 (``"htaf"``, ``"ste_sign"``, ``"approx_sign"``, …) binarises with its ±1 form
 (backward 2·grad), any other unit with its own levels, a callable as it is.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -41,6 +42,7 @@ from htaf_jax.models.registry import register_model
 
 __all__ = ["BiRealBlock", "BinaryResNet", "RPReLU"]
 
+
 class RPReLU(nn.Module):
     """ReActNet's RPReLU over the last axis: PReLU(z − γ_c; slope β_c) + ζ_c."""
 
@@ -49,12 +51,12 @@ class RPReLU(nn.Module):
         c = z.shape[-1]
         z = z - self.param("shift_in", nn.initializers.zeros, (c,))
         slope = self.param("slope", nn.initializers.constant(0.25), (c,))
-        return jnp.where(z > 0, z, slope * z) + self.param("shift_out", nn.initializers.zeros,
-                                                           (c,))
+        return jnp.where(z > 0, z, slope * z) + self.param("shift_out", nn.initializers.zeros, (c,))
 
 
 class BiRealBlock(nn.Module):
     """(N, H, W, C) real → (N, H/s, W/s, features) real: one binary conv with its shortcut."""
+
     features: int
     strides: int = 1
     unit: Any = "htaf"
@@ -67,17 +69,28 @@ class BiRealBlock(nn.Module):
         s = self.strides
         shortcut = x
         if s > 1:
-            shortcut = nn.avg_pool(shortcut, (s, s), (s, s), padding="SAME",
-                                   count_include_pad=False)
+            shortcut = nn.avg_pool(
+                shortcut, (s, s), (s, s), padding="SAME", count_include_pad=False
+            )
         if s > 1 or x.shape[-1] != self.features:
             shortcut = nn.Conv(self.features, (1, 1), use_bias=False, name="shortcut_conv")(
-                shortcut)
-            shortcut = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                                    name="shortcut_bn")(shortcut)
+                shortcut
+            )
+            shortcut = nn.BatchNorm(
+                use_running_average=not train, momentum=self.momentum, name="shortcut_bn"
+            )(shortcut)
         if self.react:  # RSign: q(x − t_c)
             x = x - self.param("threshold", nn.initializers.zeros, (x.shape[-1],))
-        y = QuantConv(self.features, (3, 3), (s, s), input_quantizer=unit, kernel_quantizer=unit,
-                      use_scale=True, use_bias=False, name="conv")(x)
+        y = QuantConv(
+            self.features,
+            (3, 3),
+            (s, s),
+            input_quantizer=unit,
+            kernel_quantizer=unit,
+            use_scale=True,
+            use_bias=False,
+            name="conv",
+        )(x)
         y = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name="bn")(y)
         return RPReLU(name="rprelu")(y + shortcut) if self.react else y + shortcut
 
@@ -89,23 +102,34 @@ class BinaryResNet(nn.Module):
     convolutions of width ``stage_features[i]``; every stage after the first
     starts with a stride-2 block.
     """
+
     stage_features: Sequence[int] = (32, 64, 128)
     blocks_per_stage: int = 2
-    stem_features: int = 0      # 0: stage_features[0]
+    stem_features: int = 0  # 0: stage_features[0]
     num_classes: int = 10
     surrogate: str | Callable = "htaf"
-    react: bool = False         # ReActNet's RSign thresholds and RPReLU (module docstring)
+    react: bool = False  # ReActNet's RSign thresholds and RPReLU (module docstring)
 
     @nn.compact
     def __call__(self, images: Array, train: bool = False) -> Array:
         chex.assert_rank(images, 4)
-        x = nn.Conv(self.stem_features or self.stage_features[0], (3, 3), padding="SAME",
-                    use_bias=False, name="stem_conv")(images)
+        x = nn.Conv(
+            self.stem_features or self.stage_features[0],
+            (3, 3),
+            padding="SAME",
+            use_bias=False,
+            name="stem_conv",
+        )(images)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(x)
         for i, features in enumerate(self.stage_features):
             for j in range(self.blocks_per_stage):
-                x = BiRealBlock(features, 2 if (i > 0 and j == 0) else 1, self.surrogate,
-                                react=self.react, name=f"stage{i}_block{j}")(x, train)
+                x = BiRealBlock(
+                    features,
+                    2 if (i > 0 and j == 0) else 1,
+                    self.surrogate,
+                    react=self.react,
+                    name=f"stage{i}_block{j}",
+                )(x, train)
         x = nn.relu(x).mean(axis=(1, 2))
         logits = nn.Dense(self.num_classes, name="head")(x)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))

@@ -1,4 +1,5 @@
 """Building a Linen module from a model ConfigDict (used by the model factories)."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,14 @@ from collections.abc import Mapping, Sequence
 
 from htaf_jax.units import Unit, resolve_unit
 
-__all__ = ["ENGINE_FIELDS", "SMOOTH_MODE_FIELDS", "bound_surrogate", "check_unit",
-           "module_kwargs", "surrogate_hparams"]
+__all__ = [
+    "ENGINE_FIELDS",
+    "SMOOTH_MODE_FIELDS",
+    "bound_surrogate",
+    "check_unit",
+    "module_kwargs",
+    "surrogate_hparams",
+]
 
 # Set in ``config.model`` by the engine (htaf_jax.train.loop) for every model;
 # a module without such a field simply does not receive it.
@@ -28,9 +35,11 @@ def surrogate_hparams(config, field: str = "model") -> dict:
     hparams = _as_dict(config.get("surrogate_kwargs", None))
     flat = sorted(k for k, v in hparams.items() if not _is_mapping(v))
     if flat:
-        raise ValueError(f"{field}.surrogate_kwargs sets {', '.join(flat)} without a unit "
-                         f"name; key every entry by unit name, e.g. {field}.surrogate_kwargs = "
-                         f"{{'htaf': {{'alpha': 4.0}}}}")
+        raise ValueError(
+            f"{field}.surrogate_kwargs sets {', '.join(flat)} without a unit "
+            f"name; key every entry by unit name, e.g. {field}.surrogate_kwargs = "
+            f"{{'htaf': {{'alpha': 4.0}}}}"
+        )
     name = config.get("surrogate", "htaf")
     return _as_dict(hparams.get(name)) if isinstance(name, str) else {}
 
@@ -46,9 +55,11 @@ def check_unit(config, field: str = "model") -> None:
         raise ValueError(f"{field}.surrogate: {e}") from None
     smooth = [f for f in SMOOTH_MODE_FIELDS if config.get(f, None) == "smooth"]
     if smooth and not unit.has_smooth:
-        raise ValueError(f"{field}.surrogate={unit.name!r} has no smooth form, so it cannot "
-                         f"train with {field}.{smooth[0]}='smooth'; set "
-                         f"{field}.{smooth[0]}='hard'")
+        raise ValueError(
+            f"{field}.surrogate={unit.name!r} has no smooth form, so it cannot "
+            f"train with {field}.{smooth[0]}='smooth'; set "
+            f"{field}.{smooth[0]}='hard'"
+        )
 
 
 def bound_surrogate(config, field: str = "model") -> Unit:
@@ -75,8 +86,9 @@ def module_kwargs(cls, config) -> dict:
         cfg["surrogate"] = bound_surrogate(config)
     unknown = set(cfg) - fields - {"name"} - ENGINE_FIELDS
     if unknown:
-        raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; "
-                         f"its fields are {sorted(fields)}")
+        raise ValueError(
+            f"{cls.__name__} has no fields {sorted(unknown)}; its fields are {sorted(fields)}"
+        )
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in fields}
     check_field_types(cls, kwargs)
     return kwargs
@@ -113,7 +125,8 @@ def _rule(hint, value) -> str | None:
         return None if number and math.isfinite(value) else "a finite number"
     if typing.get_origin(hint) in (Sequence, tuple, list) and args and args[0] is int:
         ok = isinstance(value, (tuple, list)) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+        )
         return None if ok else "a sequence of integers >= 1"
     return None
 

@@ -25,6 +25,7 @@ The MLP's hidden layers are ``htaf_jax.linen.HeavisideDense`` layers named
 under ``layer{l}`` (``skip{l}`` for the skip map), which the depth study reads
 per-layer gradient norms from. The CNN's are ``layer{l}`` (Conv) and ``bn{l}``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Literal
@@ -46,6 +47,7 @@ Variant = Literal["plain", "skip", "mixed"]
 
 class _HeavisideBase(nn.Module):
     """Fields and the unit shared by both DHNs (not used on its own)."""
+
     depth: int = 4
     num_classes: int = 10
     variant: Variant = "plain"
@@ -72,8 +74,12 @@ class _HeavisideBase(nn.Module):
 
     def _unit(self, z: Array, train: bool, index: int) -> Array:
         """Heaviside (or smooth, when training in smooth mode) units on z (..., C)."""
-        h = mixed_units(z, self.surrogate, smooth=train and self.mode == "smooth",
-                        linear_fraction=self._linear_fraction)
+        h = mixed_units(
+            z,
+            self.surrogate,
+            smooth=train and self.mode == "smooth",
+            linear_fraction=self._linear_fraction,
+        )
         self._record(h, index)
         return h
 
@@ -85,6 +91,7 @@ class _HeavisideBase(nn.Module):
 
 class HeavisideMLP(_HeavisideBase):
     """Flatten → ``depth`` Heaviside layers of ``width`` units → Dense head."""
+
     width: int = 256
 
     @nn.compact
@@ -97,9 +104,14 @@ class HeavisideMLP(_HeavisideBase):
             residual = None
             if self.variant == "skip" and i > 0:
                 residual = nn.Dense(self.width, use_bias=False, name=f"skip{i}")(x)
-            h = HeavisideDense(self.width, mode=self.mode, linear_fraction=self._linear_fraction,
-                               use_batchnorm=self.use_batchnorm, surrogate=self.surrogate,
-                               name=f"layer{i}")(h, train, residual)
+            h = HeavisideDense(
+                self.width,
+                mode=self.mode,
+                linear_fraction=self._linear_fraction,
+                use_batchnorm=self.use_batchnorm,
+                surrogate=self.surrogate,
+                name=f"layer{i}",
+            )(h, train, residual)
             self._record(h, i)
         logits = nn.Dense(self.num_classes, name="head")(h)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
@@ -112,6 +124,7 @@ class HeavisideCNN(_HeavisideBase):
     Layers 0 and 1 are followed by a 2×2 max pool (28 → 14 → 7), which keeps
     Heaviside outputs binary; deeper layers stay at the last resolution.
     """
+
     features: int = 32
     num_pools: int = 2
 
@@ -122,8 +135,13 @@ class HeavisideCNN(_HeavisideBase):
         x = images
         h = x
         for i in range(self.depth):
-            z = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=not self.use_batchnorm,
-                        name=f"layer{i}")(h)
+            z = nn.Conv(
+                self.features,
+                (3, 3),
+                padding="SAME",
+                use_bias=not self.use_batchnorm,
+                name=f"layer{i}",
+            )(h)
             if self.variant == "skip" and i > 0:
                 factor = x.shape[1] // z.shape[1]
                 x_here = nn.max_pool(x, (factor, factor), (factor, factor)) if factor > 1 else x

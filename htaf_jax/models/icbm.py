@@ -33,6 +33,7 @@ tools, used as ``model.apply(variables, x, method=ICBM.concepts)``:
 Registered models (``config.model.name``): ``"icbm"`` and ``"standard"`` (the
 baseline); see ``icbm_from_config`` for the config fields.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -49,8 +50,14 @@ from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.units import resolve_unit
 
-__all__ = ["ICBM", "NonNegativeDense", "StandardClassifier", "icbm_from_config", "smooth_form",
-           "standard_from_config"]
+__all__ = [
+    "ICBM",
+    "NonNegativeDense",
+    "StandardClassifier",
+    "icbm_from_config",
+    "smooth_form",
+    "standard_from_config",
+]
 
 Step = Array | int | None
 
@@ -122,8 +129,11 @@ class ICBM(nn.Module, core.ConceptFields):
         if not self.head_l1 >= 0:
             raise ValueError(f"head_l1 must be ≥ 0, got {self.head_l1!r}")
         self.concept_layer = ConceptBottleneck(**self.concept_fields())
-        self.head = (NonNegativeDense(self.num_concepts, self.num_classes) if self.nonneg_head
-                     else nn.Dense(self.num_classes))
+        self.head = (
+            NonNegativeDense(self.num_concepts, self.num_classes)
+            if self.nonneg_head
+            else nn.Dense(self.num_classes)
+        )
 
     def _unit(self):
         unit = resolve_unit(self.surrogate)
@@ -133,14 +143,16 @@ class ICBM(nn.Module, core.ConceptFields):
         """s at ``step`` in evaluation (a scalar); ``step=None``: the final ``sharpen``."""
         return self.concept_layer.sharpness(False, step)
 
-    def concept_preactivations(self, images: Array, train: bool = False,
-                               step: Step = None) -> Array:
+    def concept_preactivations(
+        self, images: Array, train: bool = False, step: Step = None
+    ) -> Array:
         """s·BN(W·h): (B, K), what the unit reads. Positive ⇔ the hard concept is on
         (H(0) = 1)."""
         return self.concept_layer.preactivations(self.backbone(images, train=train), train, step)
 
-    def concepts(self, images: Array, train: bool = False, hard: bool = True,
-                 step: Step = None) -> Array:
+    def concepts(
+        self, images: Array, train: bool = False, hard: bool = True, step: Step = None
+    ) -> Array:
         """Concepts (B, K): hard {0, 1} by default, else the smooth form."""
         pre = self.concept_preactivations(images, train=train, step=step)
         unit = resolve_unit(self.surrogate)

@@ -3,6 +3,7 @@
 Optional BatchNorm after each hidden Dense exercises the ``batch_stats``
 path; optional dropout exercises the ``dropout`` rng stream.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -17,6 +18,7 @@ from htaf_jax.models.registry import register_model
 
 class MLP(nn.Module):
     """images (B, H, W, C) → logits (B, num_classes)."""
+
     hidden_sizes: Sequence[int] = (128,)
     num_classes: int = 10
     batch_norm: bool = False

@@ -10,6 +10,7 @@ The second form is how the engine gives a model what it derives from the data
 and the run (``DERIVED_FIELDS``): they go into a copy of the config, never into
 the caller's, so a stored config holds only what a person chose.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -38,14 +39,18 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     ``model_config`` is a ConfigDict (or mapping) holding ``name`` and the
     model's fields; the factory should reject a field it does not know
     (``config_fields.module_kwargs`` does)."""
+
     def wrap(fn: ModelFactory) -> ModelFactory:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             existing = _REGISTRY[name]
             if (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
-                raise ValueError(f"model {name!r} is already registered by "
-                                 f"{existing.__module__}.{existing.__qualname__}")
+                raise ValueError(
+                    f"model {name!r} is already registered by "
+                    f"{existing.__module__}.{existing.__qualname__}"
+                )
         _REGISTRY[name] = fn
         return fn
+
     return wrap
 
 
@@ -68,8 +73,10 @@ def get_model_factory(name: str) -> ModelFactory:
     if name not in _REGISTRY:
         _import_model_modules()
     if name not in _REGISTRY:
-        raise ValueError(f"config.model.name: unknown model {name!r}; "
-                         f"registered models: {', '.join(list_models())}")
+        raise ValueError(
+            f"config.model.name: unknown model {name!r}; "
+            f"registered models: {', '.join(list_models())}"
+        )
     return _REGISTRY[name]
 
 
@@ -83,13 +90,16 @@ def build_model(model_config, **derived) -> nn.Module:
     """
     unknown = sorted(set(derived) - set(DERIVED_FIELDS))
     if unknown:
-        raise TypeError(f"build_model: unknown derived fields {unknown}; "
-                        f"valid: {', '.join(DERIVED_FIELDS)}")
+        raise TypeError(
+            f"build_model: unknown derived fields {unknown}; valid: {', '.join(DERIVED_FIELDS)}"
+        )
     fields = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
     fields.update({k: v for k, v in derived.items() if v is not None})
     if "name" not in fields:
-        raise ValueError("config.model.name is missing: the registered model to build "
-                         f"({', '.join(list_models())})")
+        raise ValueError(
+            "config.model.name is missing: the registered model to build "
+            f"({', '.join(list_models())})"
+        )
     return get_model_factory(fields["name"])(_config_like(model_config, fields))
 
 

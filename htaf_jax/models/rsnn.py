@@ -11,6 +11,7 @@ integrator over the T steps (``readout="membrane"``; ``readout_beta`` = 0 is
 the mean current) or as output spike counts (``"spike_count"``). Each hidden
 layer sows its firing rate as ``intermediates/spike_rate_layer{i}``.
 """
+
 from __future__ import annotations
 
 from typing import Literal, Sequence
@@ -34,6 +35,7 @@ class RecurrentSNN(NeuronFields):
     Returns logits (B, num_classes). Neuron fields as ``htaf_jax.linen.LIF``;
     ``all_to_all``/``recurrent_init`` as ``RecurrentLIF``.
     """
+
     num_classes: int = 20
     hidden: Sequence[int] = (200,)
     all_to_all: bool = True
@@ -49,8 +51,12 @@ class RecurrentSNN(NeuronFields):
         x = jnp.swapaxes(frames.reshape(b, t, -1), 0, 1)  # (T, B, C)
         for i, width in enumerate(self.hidden):
             cur = nn.Dense(width, name=f"dense{i}")(x)
-            x, _ = RecurrentLIF(all_to_all=self.all_to_all, recurrent_init=self.recurrent_init,
-                                name=f"rlif{i}", **self.neuron_fields())(cur)
+            x, _ = RecurrentLIF(
+                all_to_all=self.all_to_all,
+                recurrent_init=self.recurrent_init,
+                name=f"rlif{i}",
+                **self.neuron_fields(),
+            )(cur)
             self.sow("intermediates", f"spike_rate_layer{i}", jnp.mean(x))
         out = nn.Dense(self.num_classes, name="head")(x)
         if self.readout == "membrane":

@@ -13,6 +13,7 @@ The rate and latency codes undo the pipeline's standardisation with
 ``input_mean``/``input_std`` (the defaults 0 and 1 take inputs already in
 [0, 1]); the experiment configs set the dataset's values.
 """
+
 from __future__ import annotations
 
 from typing import Literal, Sequence
@@ -36,6 +37,7 @@ Readout = Literal["membrane", "spike_count"]
 class _SpikingBase(NeuronFields):
     """Fields and helpers shared by the spiking models (not used on its own); the neuron's
     fields (beta, threshold, reset, …, surrogate) as ``htaf_jax.linen.LIF``."""
+
     num_classes: int = 10
     num_steps: int = 25
     encoding: Encoding = "rate"
@@ -50,11 +52,13 @@ class _SpikingBase(NeuronFields):
         if self.encoding == "direct":
             return x, True
         if self.encoding == "rate":
-            return rate_encode(self.make_rng("sample"), x, self.num_steps,
-                               mean=self.input_mean, std=self.input_std), False
+            return rate_encode(
+                self.make_rng("sample"), x, self.num_steps, mean=self.input_mean, std=self.input_std
+            ), False
         if self.encoding == "latency":
-            return latency_encode(x, self.num_steps, mean=self.input_mean,
-                                  std=self.input_std), False
+            return latency_encode(
+                x, self.num_steps, mean=self.input_mean, std=self.input_std
+            ), False
         raise ValueError(f"unknown encoding {self.encoding!r}")
 
     def _neuron(self, name: str) -> LIF:
@@ -66,7 +70,8 @@ class _SpikingBase(NeuronFields):
     def _spike(self, index: int, currents: Array, time_constant: bool) -> Array:
         """Currents → spikes (T, B, ...), sowing this layer's firing rate."""
         spikes, _ = self._neuron(f"lif{index}")(
-            currents, num_steps=self.num_steps if time_constant else None)
+            currents, num_steps=self.num_steps if time_constant else None
+        )
         self.sow("intermediates", f"spike_rate_layer{index}", jnp.mean(spikes))
         return spikes
 
@@ -93,6 +98,7 @@ class SpikingMLP(_SpikingBase):
     Returns logits (B, num_classes). The default is the classic 784-1000-10
     LIF MLP.
     """
+
     hidden: Sequence[int] = (1000,)
     use_batchnorm: bool = False
 
@@ -103,8 +109,7 @@ class SpikingMLP(_SpikingBase):
         for i, width in enumerate(self.hidden):
             cur = nn.Dense(width, name=f"dense{i}")(x)  # Dense acts on the last axis
             if self.use_batchnorm:
-                cur = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                                   name=f"bn{i}")(cur)
+                cur = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(cur)
             x = self._spike(i, cur, time_constant)
             time_constant = False
         out = nn.Dense(self.num_classes, name="head")(x)
@@ -121,6 +126,7 @@ class SpikingConvNet(_SpikingBase):
     Max pooling keeps the spikes binary. With direct input (the default here)
     the first convolution runs once, not T times.
     """
+
     features: Sequence[int] = (16, 32)
     num_steps: int = 4
     encoding: Encoding = "direct"

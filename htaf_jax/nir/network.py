@@ -3,6 +3,7 @@
 Also the layout conversions both directions share (our features-last layout,
 NIR's channels-first one). See :mod:`htaf_jax.nir` for the conventions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,29 +87,49 @@ def from_linen(modules: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> S
     layers, rngs = [], nnx.Rngs(0)
     for module, p in zip(modules, params, strict=True):
         p = {k: np.asarray(v) for k, v in p.items()}
-        bias: dict[str, Any] = dict(use_bias=module.use_bias, bias_init=given(p.get("bias"))) \
-            if isinstance(module, (nn.Dense, nn.Conv)) else {}
+        bias: dict[str, Any] = (
+            dict(use_bias=module.use_bias, bias_init=given(p.get("bias")))
+            if isinstance(module, (nn.Dense, nn.Conv))
+            else {}
+        )
         if isinstance(module, Flatten):
             layers.append(module)
         elif isinstance(module, nn.Dense):
-            layers.append(nnx.Linear(*p["kernel"].shape, kernel_init=given(p["kernel"]),
-                                     rngs=rngs, **bias))
+            layers.append(
+                nnx.Linear(*p["kernel"].shape, kernel_init=given(p["kernel"]), rngs=rngs, **bias)
+            )
         elif isinstance(module, nn.Conv):
             kernel, groups = p["kernel"], module.feature_group_count
-            layers.append(nnx.Conv(kernel.shape[-2] * groups, kernel.shape[-1], kernel.shape[:-2],
-                                   strides=module.strides or 1, padding=module.padding,
-                                   input_dilation=module.input_dilation or 1,
-                                   kernel_dilation=module.kernel_dilation or 1,
-                                   feature_group_count=groups, kernel_init=given(kernel),
-                                   rngs=rngs, **bias))
+            layers.append(
+                nnx.Conv(
+                    kernel.shape[-2] * groups,
+                    kernel.shape[-1],
+                    kernel.shape[:-2],
+                    strides=module.strides or 1,
+                    padding=module.padding,
+                    input_dilation=module.input_dilation or 1,
+                    kernel_dilation=module.kernel_dilation or 1,
+                    feature_group_count=groups,
+                    kernel_init=given(kernel),
+                    rngs=rngs,
+                    **bias,
+                )
+            )
         elif type(module).__module__ == "htaf_jax.linen.spiking":
-            fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
-                      if f.init and f.name not in ("parent", "name")}
+            fields = {
+                f.name: getattr(module, f.name)
+                for f in dataclasses.fields(module)
+                if f.init and f.name not in ("parent", "name")
+            }
             shapes = [v.shape for k, v in p.items() if v.ndim and k != "recurrent_kernel"]
-            features = p["recurrent_kernel"].shape[:1] if "recurrent_kernel" in p else \
-                (shapes[0] if shapes else None)
-            layer = getattr(nnx_spiking, type(module).__name__)(**fields, in_features=features,
-                                                                  rngs=rngs)
+            features = (
+                p["recurrent_kernel"].shape[:1]
+                if "recurrent_kernel" in p
+                else (shapes[0] if shapes else None)
+            )
+            layer = getattr(nnx_spiking, type(module).__name__)(
+                **fields, in_features=features, rngs=rngs
+            )
             for name, value in p.items():
                 getattr(layer, name)[...] = value
             layers.append(layer)
@@ -118,6 +139,7 @@ def from_linen(modules: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> S
 
 
 # ------------------------------------------------------------------ layout --
+
 
 def chw_order(shape_hwc: Sequence[int]) -> np.ndarray:
     """perm with nir_vector = our_vector[perm] for a flattened (H, W, C) map."""
@@ -139,5 +161,3 @@ def chw_shape(shape: Sequence[int]) -> np.ndarray:
 def tuple2(v) -> tuple[int, int]:
     v = np.atleast_1d(np.asarray(v)).astype(int).tolist()
     return (v[0], v[0]) if len(v) == 1 else tuple(v)
-
-

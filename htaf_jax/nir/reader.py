@@ -1,4 +1,5 @@
 """NIR import: :func:`from_nir` (conventions in :mod:`htaf_jax.nir`)."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,16 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 from flax import nnx
 
-from htaf_jax.nir.network import (DT, Flatten, SpikingSequential, chw_order, given, load_nir,
-                                  to_hwc, tuple2)
+from htaf_jax.nir.network import (
+    DT,
+    Flatten,
+    SpikingSequential,
+    chw_order,
+    given,
+    load_nir,
+    to_hwc,
+    tuple2,
+)
 from htaf_jax.nnx.spiking import IF, LIF, RecurrentLIF, Synaptic
 
 __all__ = ["from_nir"]
@@ -19,6 +28,7 @@ UNIT_WEIGHT_RTOL = 1e-5
 
 class Recurrent(NamedTuple):
     """A neuron node and the weight node on its self-loop, read as one layer."""
+
     neuron: Any
     weight: Any
 
@@ -33,8 +43,10 @@ def fold_recurrence(nir, nodes: dict, edges: list) -> tuple[dict, list]:
             body = [n for n in node.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
             weights = [n for n in body if isinstance(n, (nir.Affine, nir.Linear))]
             if len(body) != 2 or len(weights) != 1:
-                raise ValueError(f"node {name!r} (NIRGraph): only a sub-graph holding one "
-                                 "neuron and its recurrent weight is supported")
+                raise ValueError(
+                    f"node {name!r} (NIRGraph): only a sub-graph holding one "
+                    "neuron and its recurrent weight is supported"
+                )
             nodes[name] = Recurrent(next(n for n in body if n is not weights[0]), weights[0])
     for src, dst in list(edges):
         if src == dst or src not in nodes or dst not in nodes or (dst, src) not in edges:
@@ -56,8 +68,10 @@ def chain(nir, nodes: dict, edges: list) -> list[str]:
         while todo:
             node = todo.pop()
             if node == name:
-                raise ValueError(f"node {name!r} ({type(nodes[name]).__name__}) is on a cycle "
-                                 "that is not a neuron's recurrent weight: not supported")
+                raise ValueError(
+                    f"node {name!r} ({type(nodes[name]).__name__}) is on a cycle "
+                    "that is not a neuron's recurrent weight: not supported"
+                )
             if node not in seen:
                 seen.add(node)
                 todo.extend(succ.get(node, []))
@@ -97,13 +111,16 @@ def import_neuron(nir, node, name: str, perm, dt: float, surrogate):
     if not isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF)):
         raise ValueError(f"{what}: only a LIF has a recurrent form (RecurrentLIF)")
     if weight_node is not None and perm is not None:
-        raise ValueError(f"{what}: a recurrent layer right after a flatten of a conv map "
-                         "is not supported")
+        raise ValueError(
+            f"{what}: a recurrent layer right after a flatten of a conv map is not supported"
+        )
     if np.any(np.asarray(node.v_reset) != 0):
         raise ValueError(f"{what}: v_reset ≠ 0 is not supported")
     if np.any(np.asarray(getattr(node, "v_leak", 0.0)) != 0):
         raise ValueError(f"{what}: v_leak ≠ 0 is not supported")
-    options = dict(reset="zero", reset_delay=False, spike_at_threshold=False, surrogate=surrogate)
+    options: dict[str, Any] = dict(
+        reset="zero", reset_delay=False, spike_at_threshold=False, surrogate=surrogate
+    )
     r = np.asarray(node.r, np.float64)
     if isinstance(node, nir.IF):
         beta, weight = np.ones_like(r), r * dt
@@ -154,16 +171,18 @@ def read_graph(graph):
     if isinstance(graph, nir.NIRGraph):
         return graph
     if not isinstance(graph, (str, os.PathLike)):
-        raise TypeError(f"from_nir takes a nir.NIRGraph or the path of a NIR file, "
-                        f"got {type(graph).__name__}")
+        raise TypeError(
+            f"from_nir takes a nir.NIRGraph or the path of a NIR file, got {type(graph).__name__}"
+        )
     path = os.fspath(graph)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such NIR file")
     try:
         read = nir.read(path)
     except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds for a foreign file
-        raise ValueError(f"{path} is not a NIR file ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:200]})") from None
+        raise ValueError(
+            f"{path} is not a NIR file ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+        ) from None
     if not isinstance(read, nir.NIRGraph):
         raise ValueError(f"{path} is not a NIR graph (it holds a {type(read).__name__})")
     return read
@@ -200,25 +219,48 @@ def from_nir(graph, *, dt: float = DT, surrogate: str | Callable = "htaf") -> Sp
                 kernel = np.empty_like(kernel)
                 kernel[perm] = weight.T
             bias = np.asarray(node.bias, np.float32) if isinstance(node, nir.Affine) else None
-            layers.append(nnx.Linear(kernel.shape[0], kernel.shape[1], use_bias=bias is not None,
-                                     kernel_init=given(kernel), bias_init=given(bias), rngs=rngs))
+            layers.append(
+                nnx.Linear(
+                    kernel.shape[0],
+                    kernel.shape[1],
+                    use_bias=bias is not None,
+                    kernel_init=given(kernel),
+                    bias_init=given(bias),
+                    rngs=rngs,
+                )
+            )
             perm = None
         elif isinstance(node, nir.Conv2d):
-            weight = np.asarray(node.weight, np.float32)                # OIHW
+            weight = np.asarray(node.weight, np.float32)  # OIHW
             pad = node.padding
             padding = pad.upper() if isinstance(pad, str) else [(p, p) for p in tuple2(pad)]
-            layers.append(nnx.Conv(weight.shape[1] * node.groups, weight.shape[0], weight.shape[2:],
-                                   strides=tuple2(node.stride), padding=padding,
-                                   kernel_dilation=tuple2(node.dilation),
-                                   feature_group_count=node.groups,
-                                   kernel_init=given(weight.transpose(2, 3, 1, 0)),
-                                   bias_init=given(np.asarray(node.bias, np.float32)), rngs=rngs))
+            layers.append(
+                nnx.Conv(
+                    weight.shape[1] * node.groups,
+                    weight.shape[0],
+                    weight.shape[2:],
+                    strides=tuple2(node.stride),
+                    padding=padding,
+                    kernel_dilation=tuple2(node.dilation),
+                    feature_group_count=node.groups,
+                    kernel_init=given(weight.transpose(2, 3, 1, 0)),
+                    bias_init=given(np.asarray(node.bias, np.float32)),
+                    rngs=rngs,
+                )
+            )
         elif isinstance(node, nir.Flatten):
             in_shape = node.input_type.get("input")
             ndim = None if in_shape is None else len(in_shape)
-            if ndim is None or node.start_dim != 0 or node.end_dim % ndim != ndim - 1:
-                raise ValueError(f"node {name!r} ({kind}): only a flatten of all of one step's "
-                                 f"axes (start_dim=0, end_dim=-1) with a known input shape")
+            if (
+                in_shape is None
+                or ndim is None
+                or node.start_dim != 0
+                or node.end_dim % ndim != ndim - 1
+            ):
+                raise ValueError(
+                    f"node {name!r} ({kind}): only a flatten of all of one step's "
+                    f"axes (start_dim=0, end_dim=-1) with a known input shape"
+                )
             if ndim == 3:
                 perm = chw_order(tuple(int(d) for d in to_hwc(np.empty(in_shape)).shape))
             layers.append(Flatten())

@@ -1,4 +1,5 @@
 """NIR export: :func:`to_nir` (conventions in :mod:`htaf_jax.nir`)."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,18 @@ import jax
 import numpy as np
 from flax import nnx
 
-from htaf_jax.nir.network import (DT, NEURONS, Flatten, SpikingSequential, chw_order, chw_shape,
-                                  load_nir, to_chw, to_hwc, tuple2)
+from htaf_jax.nir.network import (
+    DT,
+    NEURONS,
+    Flatten,
+    SpikingSequential,
+    chw_order,
+    chw_shape,
+    load_nir,
+    to_chw,
+    to_hwc,
+    tuple2,
+)
 from htaf_jax.nnx.spiking import ALIF, RecurrentLIF, Synaptic
 
 __all__ = ["to_nir"]
@@ -41,7 +52,8 @@ def export_neuron(nir, layer, shape: tuple[int, ...], perm, what: str, dt: float
     if layer.reset != "zero" or layer.reset_delay:
         raise ValueError(
             f"{what}: reset={layer.reset!r}, reset_delay={layer.reset_delay}: NIR neurons reset "
-            "to v_reset at once; export needs reset='zero', reset_delay=False")
+            "to v_reset at once; export needs reset='zero', reset_delay=False"
+        )
     threshold = layer.threshold[...] if layer.learn_threshold else layer.threshold
     f32 = lambda a: a.astype(np.float32)  # noqa: E731 (NIR files hold float32, as snnTorch's)
     theta = f32(neuron_values(threshold, shape, perm))
@@ -50,25 +62,37 @@ def export_neuron(nir, layer, shape: tuple[int, ...], perm, what: str, dt: float
     if isinstance(layer, Synaptic):
         tau_syn = time_constant(neuron_values(decay(layer, "alpha"), shape, perm), what, dt)
         tau = time_constant(beta, what, dt)
-        return {"": nir.CubaLIF(tau_syn=f32(tau_syn), tau_mem=f32(tau), r=f32(tau / dt),
-                                v_leak=zeros, v_threshold=theta, v_reset=zeros,
-                                w_in=f32(tau_syn / dt))}
+        return {
+            "": nir.CubaLIF(
+                tau_syn=f32(tau_syn),
+                tau_mem=f32(tau),
+                r=f32(tau / dt),
+                v_leak=zeros,
+                v_threshold=theta,
+                v_reset=zeros,
+                w_in=f32(tau_syn / dt),
+            )
+        }
     if np.all(beta == 1.0) and not isinstance(layer, RecurrentLIF):
         return {"": nir.IF(r=np.full_like(theta, 1.0 / dt), v_threshold=theta, v_reset=zeros)}
     tau = time_constant(beta, what, dt)
-    node = nir.LIF(tau=f32(tau), r=f32(tau / dt), v_leak=zeros, v_threshold=theta,
-                   v_reset=zeros)
+    node = nir.LIF(tau=f32(tau), r=f32(tau / dt), v_leak=zeros, v_threshold=theta, v_reset=zeros)
     if not isinstance(layer, RecurrentLIF):
         return {"": node}
     if len(shape) != 1 or perm is not None:
-        raise ValueError(f"{what}: a recurrent layer needs (N,) features, not a conv map "
-                         "or its flattening (put a Linear between)")
+        raise ValueError(
+            f"{what}: a recurrent layer needs (N,) features, not a conv map "
+            "or its flattening (put a Linear between)"
+        )
     if layer.all_to_all:  # pyright: ignore[reportAttributeAccessIssue]
-        w_rec = nir.Affine(weight=f32(np.asarray(layer.recurrent_kernel[...]).T),
-                           bias=f32(np.asarray(layer.recurrent_bias[...])))
+        w_rec = nir.Affine(
+            weight=f32(np.asarray(layer.recurrent_kernel[...]).T),
+            bias=f32(np.asarray(layer.recurrent_bias[...])),
+        )
     else:
-        w_rec = nir.Linear(weight=f32(np.diag(neuron_values(layer.recurrent_weight[...],
-                                                            shape, None))))
+        w_rec = nir.Linear(
+            weight=f32(np.diag(neuron_values(layer.recurrent_weight[...], shape, None)))
+        )
     return {"": node, ".w_rec": w_rec}
 
 
@@ -87,8 +111,7 @@ def conv_padding(layer: nnx.Conv, shape_hw: tuple[int, int]) -> tuple[int, int]:
     return tuple(int(lo) for lo, _ in pads)  # pyright: ignore[reportReturnType]
 
 
-def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
-           dt: float = DT):
+def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int], dt: float = DT):
     """Writes a spiking network as a ``nir.NIRGraph``: a chain input → "0" → "1" → … → output.
 
     Args:
@@ -118,10 +141,13 @@ def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
             perm = chw_order(shape) if len(shape) == 3 else perm
             shape = (math.prod(shape),)
         elif isinstance(layer, nnx.Linear):
-            kernel = np.asarray(layer.kernel[...], np.float32)            # (in, out)
+            kernel = np.asarray(layer.kernel[...], np.float32)  # (in, out)
             weight = np.ascontiguousarray((kernel[perm] if perm is not None else kernel).T)
-            node = (nir.Affine(weight=weight, bias=np.array(layer.bias[...], np.float32))  # pyright: ignore[reportOptionalSubscript]
-                    if layer.use_bias else nir.Linear(weight=weight))
+            node = (
+                nir.Affine(weight=weight, bias=np.array(layer.bias[...], np.float32))  # pyright: ignore[reportOptionalSubscript]
+                if layer.use_bias
+                else nir.Linear(weight=weight)
+            )
             shape, perm = (weight.shape[0],), None
         elif isinstance(layer, nnx.Conv):
             if len(shape) != 3 or layer.kernel.ndim != 4:
@@ -129,13 +155,20 @@ def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
             if tuple2(layer.input_dilation) != (1, 1):
                 raise ValueError(f"{what}: input_dilation has no NIR form")
             weight = np.asarray(layer.kernel[...], np.float32).transpose(3, 2, 0, 1)
-            bias = (np.array(layer.bias[...], np.float32) if layer.use_bias  # pyright: ignore[reportOptionalSubscript]
-                    else np.zeros(weight.shape[0], np.float32))
-            node = nir.Conv2d(input_shape=shape[:2], weight=np.ascontiguousarray(weight),
-                              stride=tuple2(layer.strides),
-                              padding=conv_padding(layer, shape[:2]),
-                              dilation=tuple2(layer.kernel_dilation),
-                              groups=layer.feature_group_count, bias=bias)
+            bias = (
+                np.array(layer.bias[...], np.float32)  # pyright: ignore[reportOptionalSubscript]
+                if layer.use_bias
+                else np.zeros(weight.shape[0], np.float32)
+            )
+            node = nir.Conv2d(
+                input_shape=shape[:2],
+                weight=np.ascontiguousarray(weight),
+                stride=tuple2(layer.strides),
+                padding=conv_padding(layer, shape[:2]),
+                dilation=tuple2(layer.kernel_dilation),
+                groups=layer.feature_group_count,
+                bias=bias,
+            )
             shape = tuple(int(d) for d in to_hwc(np.empty(node.output_type["output"])).shape)
         else:
             raise ValueError(f"{what} has no NIR export")
@@ -144,5 +177,3 @@ def to_nir(model: SpikingSequential | Sequence[Any], input_shape: Sequence[int],
         prev = name
     nodes["output"] = nir.Output(output_type=chw_shape(shape))
     return nir.NIRGraph(nodes=nodes, edges=edges + [(prev, "output")])
-
-

@@ -15,6 +15,7 @@ of its last call in an ``AuxLoss`` variable (0 after an evaluation call); a
 train step adds ``sum(jax.tree.leaves(nnx.state(model, AuxLoss)))`` to its
 loss, the NNX counterpart of the Linen layer's sown ``losses``.
 """
+
 # Fields come from the concept spec at build time: pyright cannot see them.
 # pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
@@ -49,16 +50,27 @@ class ConceptBottleneck(nnx.Module):
     keeps its structure under ``nnx.jit``.
     """
 
-    def __init__(self, in_features: int,
-                 num_concepts: int = core.ConceptFields.num_concepts, *, rngs: nnx.Rngs,
-                 **fields):
+    def __init__(
+        self,
+        in_features: int,
+        num_concepts: int = core.ConceptFields.num_concepts,
+        *,
+        rngs: nnx.Rngs,
+        **fields,
+    ):
         f = core.ConceptFields(num_concepts=num_concepts, **fields)
         f.check_concept_fields()
         for name, value in f.concept_fields().items():
             setattr(self, name, value)
         self.proj = nnx.Linear(in_features, f.num_concepts, use_bias=False, rngs=rngs)
-        self.norm = nnx.BatchNorm(f.num_concepts, momentum=f.momentum, epsilon=f.epsilon,
-                                  use_scale=f.norm_affine, use_bias=f.norm_affine, rngs=rngs)
+        self.norm = nnx.BatchNorm(
+            f.num_concepts,
+            momentum=f.momentum,
+            epsilon=f.epsilon,
+            use_scale=f.norm_affine,
+            use_bias=f.norm_affine,
+            rngs=rngs,
+        )
         self.rngs = rngs["dropout"].fork() if f.concept_noise > 0 else nnx.data(None)
         self.has_smooth = resolve_unit(f.surrogate).has_smooth
         if self.has_smooth:
@@ -69,33 +81,53 @@ class ConceptBottleneck(nnx.Module):
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
         """s at ``step`` (a float32 scalar); ``step=None`` as in the Linen layer."""
-        return core.sharpness_at(step, train=train, total_steps=self.total_train_steps,
-                                 sharpen=self.sharpen, fraction=self.sharpen_fraction)
+        return core.sharpness_at(
+            step,
+            train=train,
+            total_steps=self.total_train_steps,
+            sharpen=self.sharpen,
+            fraction=self.sharpen_fraction,
+        )
 
-    def preactivations(self, h: Array, train: bool = False,
-                       step: Array | int | None = None) -> Array:
+    def preactivations(
+        self, h: Array, train: bool = False, step: Array | int | None = None
+    ) -> Array:
         """s · (BN(W h) − θ) (B, K) without noise: ≥ 0 ⇔ the hard concept is on."""
         normed = self.norm(self.proj(h), use_running_average=not train)
-        return core.concept_preactivations(normed, self.sharpness(train, step),
-                                           offset=self.concept_offset)
+        return core.concept_preactivations(
+            normed, self.sharpness(train, step), offset=self.concept_offset
+        )
 
-    def __call__(self, h: Array, train: bool = False, step: Array | int | None = None,
-                 rngs: nnx.RngStream | Array | None = None) -> Array:
+    def __call__(
+        self,
+        h: Array,
+        train: bool = False,
+        step: Array | int | None = None,
+        rngs: nnx.RngStream | Array | None = None,
+    ) -> Array:
         normed = self.norm(self.proj(h), use_running_average=not train)
         key = None
         if train and self.concept_noise > 0:
             stream = self.rngs if rngs is None else rngs
             key = stream if isinstance(stream, jax.Array) else stream()  # pyright: ignore[reportOptionalCall]
-        z, pre = core.binary_concepts(normed, self.surrogate, mode=self.concept_mode,  # pyright: ignore[reportArgumentType]
-                                      train=train, sharpness=self.sharpness(train, step),
-                                      noise_std=self.concept_noise, key=key,
-                                      offset=self.concept_offset)
+        z, pre = core.binary_concepts(
+            normed,
+            self.surrogate,
+            mode=self.concept_mode,  # pyright: ignore[reportArgumentType]
+            train=train,
+            sharpness=self.sharpness(train, step),
+            noise_std=self.concept_noise,
+            key=key,
+            offset=self.concept_offset,
+        )
         if self.rate_penalty > 0:
-            self.on_rate_penalty[...] = (core.on_rate_penalty(z, self.rate_penalty) if train
-                                         else jnp.zeros((), jnp.float32))
+            self.on_rate_penalty[...] = (
+                core.on_rate_penalty(z, self.rate_penalty) if train else jnp.zeros((), jnp.float32)
+            )
         unit = resolve_unit(self.surrogate)
         if self.has_smooth:
             self.near_binary[...] = jax.lax.stop_gradient(
-                core.near_binary_share(unit.smooth(pre), self.binary_eps))
+                core.near_binary_share(unit.smooth(pre), self.binary_eps)
+            )
         self.concept_rate[...] = jax.lax.stop_gradient(jnp.mean(unit(pre)))
         return z

@@ -6,6 +6,7 @@ The same class, fields, defaults and parameter names as
 Linen signature (``layer(x, train=True)`` updates the BatchNorm statistics
 and, with ``mode="smooth"``, uses the smooth units).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -21,10 +22,19 @@ __all__ = ["HeavisideDense"]
 class HeavisideDense(nnx.Module):
     """(..., in_features) → (..., features) units in {0, 1} (linear ones real-valued)."""
 
-    def __init__(self, in_features: int, features: int, *, mode: Mode = "hard",
-                 linear_fraction: float = 0.0, use_batchnorm: bool = True,
-                 momentum: float = 0.9, surrogate: str | Callable = "htaf",
-                 kernel_init: Callable = nnx.initializers.lecun_normal(), rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        features: int,
+        *,
+        mode: Mode = "hard",
+        linear_fraction: float = 0.0,
+        use_batchnorm: bool = True,
+        momentum: float = 0.9,
+        surrogate: str | Callable = "htaf",
+        kernel_init: Callable = nnx.initializers.lecun_normal(),
+        rngs: nnx.Rngs,
+    ):
         check_mode(mode)
         self.in_features, self.features = in_features, features
         self.mode, self.linear_fraction, self.surrogate = mode, linear_fraction, surrogate
@@ -45,5 +55,9 @@ class HeavisideDense(nnx.Module):
             z = z + residual
         if self.bn is not None:
             z = self.bn(z, use_running_average=not train)
-        return mixed_units(z, self.surrogate, smooth=train and self.mode == "smooth",
-                           linear_fraction=self.linear_fraction)
+        return mixed_units(
+            z,
+            self.surrogate,
+            smooth=train and self.mode == "smooth",
+            linear_fraction=self.linear_fraction,
+        )

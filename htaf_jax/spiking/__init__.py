@@ -71,17 +71,8 @@ previous spike inside it (``htaf_jax.spiking.neurons``), run a scan that
 autodiff differentiates. tests/test_layers_spiking.py checks that no compiled
 loop copies anything of size T.
 """
+
 from htaf_jax.spiking.encoders import direct_encode, latency_encode, rate_encode, to_intensity
-from htaf_jax.spiking.lif import (
-    NeuronOptions,
-    Reset,
-    check_options,
-    if_dynamics,
-    lif_dynamics,
-    manual_axes,
-    threshold_spike,
-    zeros_like_varying,
-)
 from htaf_jax.spiking.fields import (
     ALIFFields,
     IFFields,
@@ -93,6 +84,16 @@ from htaf_jax.spiking.fields import (
     check_positive_threshold,
     decay_to_logit,
 )
+from htaf_jax.spiking.lif import (
+    NeuronOptions,
+    Reset,
+    check_options,
+    if_dynamics,
+    lif_dynamics,
+    manual_axes,
+    threshold_spike,
+    zeros_like_varying,
+)
 from htaf_jax.spiking.neurons import (
     alif_dynamics,
     neuron_param_shape,
@@ -102,11 +103,32 @@ from htaf_jax.spiking.neurons import (
 from htaf_jax.spiking.readouts import leaky_integrate, membrane_readout, spike_count_readout
 
 __all__ = [
-    "Reset", "NeuronOptions", "lif_dynamics", "if_dynamics", "recurrent_lif_dynamics",
-    "synaptic_dynamics", "alif_dynamics", "leaky_integrate", "threshold_spike",
-    "decay_to_logit", "neuron_param_shape", "check_options", "manual_axes",
-    "zeros_like_varying", "LIFFields", "IFFields", "RecurrentLIFFields", "SynapticFields",
-    "ALIFFields", "build_fields", "check_decay", "check_positive_threshold",
-    "to_intensity", "direct_encode", "rate_encode", "latency_encode",
-    "membrane_readout", "spike_count_readout",
+    "Reset",
+    "NeuronOptions",
+    "lif_dynamics",
+    "if_dynamics",
+    "recurrent_lif_dynamics",
+    "synaptic_dynamics",
+    "alif_dynamics",
+    "leaky_integrate",
+    "threshold_spike",
+    "decay_to_logit",
+    "neuron_param_shape",
+    "check_options",
+    "manual_axes",
+    "zeros_like_varying",
+    "LIFFields",
+    "IFFields",
+    "RecurrentLIFFields",
+    "SynapticFields",
+    "ALIFFields",
+    "build_fields",
+    "check_decay",
+    "check_positive_threshold",
+    "to_intensity",
+    "direct_encode",
+    "rate_encode",
+    "latency_encode",
+    "membrane_readout",
+    "spike_count_readout",
 ]

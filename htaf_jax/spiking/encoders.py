@@ -4,6 +4,7 @@ Rate and latency codes need intensities p ∈ [0, 1]. Inputs arrive
 standardised by the caller's pipeline as (p − mean)/std; the caller passes
 that mean and std (0 and 1 for inputs already in [0, 1]).
 """
+
 from __future__ import annotations
 
 import jax
@@ -27,8 +28,7 @@ def direct_encode(x: Array) -> Array:
     return x
 
 
-def rate_encode(key: Array, x: Array, num_steps: int, *, mean: ArrayLike,
-                std: ArrayLike) -> Array:
+def rate_encode(key: Array, x: Array, num_steps: int, *, mean: ArrayLike, std: ArrayLike) -> Array:
     """Rate coding: at each step an input spikes with probability p, its intensity.
 
     (B, ...) → (T, B, ...) float spikes in {0, 1}, drawn with ``key``

@@ -33,8 +33,10 @@ def check_decay(name: str, value, learn: bool = False) -> None:
     if learn and not np.all((v > 0) & (v < 1)):
         raise ValueError(f"a learnable decay needs 0 < {name} < 1, got {value}")
     if not np.all((v >= 0) & (v <= 1)):
-        raise ValueError(f"{name} is a decay per step and must lie in [0, 1] (above 1 the "
-                         f"state grows without bound), got {value}")
+        raise ValueError(
+            f"{name} is a decay per step and must lie in [0, 1] (above 1 the "
+            f"state grows without bound), got {value}"
+        )
 
 
 def check_positive_threshold(value) -> None:
@@ -42,8 +44,9 @@ def check_positive_threshold(value) -> None:
     its value is known)."""
     v = _concrete(value)
     if v is not None and not np.all(v > 0):
-        raise ValueError(f"threshold must be > 0 (a neuron fires when its membrane reaches "
-                         f"it), got {value}")
+        raise ValueError(
+            f"threshold must be > 0 (a neuron fires when its membrane reaches it), got {value}"
+        )
 
 
 def decay_to_logit(beta: float, name: str = "beta") -> float:
@@ -59,6 +62,7 @@ class LIFFields:
 
     ``beta`` and ``threshold`` are numbers (the initial values when learnable)
     or fixed per-neuron arrays (what NIR import gives)."""
+
     beta: float = 0.9
     threshold: float = 1.0
     reset: Reset = "subtract"
@@ -89,8 +93,11 @@ class LIFFields:
         """The fields this spec adds to its base (all of them for ``LIFFields``)."""
         base = cls.__mro__[1]
         inherited = set(base.names()) if dataclasses.is_dataclass(base) else set()  # pyright: ignore[reportAttributeAccessIssue]
-        return tuple(f for f in dataclasses.fields(cls)
-                     if f.name not in inherited or f.default != _default(base, f.name))
+        return tuple(
+            f
+            for f in dataclasses.fields(cls)
+            if f.name not in inherited or f.default != _default(base, f.name)
+        )
 
     def values(self) -> dict[str, Any]:
         return {n: getattr(self, n) for n in self.names()}
@@ -103,11 +110,11 @@ def _default(spec, name: str):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IFFields(LIFFields):
     """Integrate-and-fire: the LIF's fields with β = 1, fixed."""
+
     beta: float = 1.0
 
     def __post_init__(self):
-        if _concrete(self.beta) is None or np.any(_concrete(self.beta) != 1.0) \
-                or self.learn_beta:
+        if _concrete(self.beta) is None or np.any(_concrete(self.beta) != 1.0) or self.learn_beta:
             raise ValueError("IF neurons have beta = 1 and no learnable decay; use LIF")
         super().__post_init__()
 
@@ -116,6 +123,7 @@ class IFFields(LIFFields):
 class RecurrentLIFFields(LIFFields):
     """``all_to_all``: R(s) = s @ W + b (True) or one weight per neuron, V·s (False);
     ``recurrent_init``: V's initial value."""
+
     all_to_all: bool = True
     recurrent_init: float = 1.0
 
@@ -123,6 +131,7 @@ class RecurrentLIFFields(LIFFields):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SynapticFields(LIFFields):
     """``alpha``: the synaptic current's decay α ∈ [0, 1] (initial value when learnable)."""
+
     alpha: float = 0.9
     learn_alpha: bool = False
     decays: ClassVar[dict[str, str]] = {"beta": "learn_beta", "alpha": "learn_alpha"}
@@ -131,18 +140,19 @@ class SynapticFields(LIFFields):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ALIFFields(LIFFields):
     """``adapt_decay`` ρ ∈ [0, 1] and ``adapt_scale`` γ of the adaptive threshold."""
+
     adapt_decay: float = 0.95
     adapt_scale: float = 1.0
     learn_adapt_decay: bool = False
     learn_adapt_scale: bool = False
-    decays: ClassVar[dict[str, str]] = {"beta": "learn_beta",
-                                        "adapt_decay": "learn_adapt_decay"}
+    decays: ClassVar[dict[str, str]] = {"beta": "learn_beta", "adapt_decay": "learn_adapt_decay"}
 
 
 def build_fields(spec: type[LIFFields], layer: str, values: dict) -> LIFFields:
     """``spec(**values)``, an unknown name refused in one line that lists the valid ones."""
     unknown = sorted(set(values) - set(spec.names()))
     if unknown:
-        raise TypeError(f"{layer} got unknown field(s) {', '.join(unknown)}; valid: "
-                        f"{', '.join(spec.names())}")
+        raise TypeError(
+            f"{layer} got unknown field(s) {', '.join(unknown)}; valid: {', '.join(spec.names())}"
+        )
     return spec(**values)

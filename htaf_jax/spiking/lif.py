@@ -14,6 +14,7 @@ its hyperparameters, possibly traced, enter as arguments) or any elementwise
 callable x → spikes with its own gradient, whose derivative the backward
 takes by ``jax.vjp``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,6 +34,7 @@ SpikeFn = Callable[[Array], Array]
 
 class NeuronOptions(NamedTuple):
     """The reset and firing options every neuron shares (see :mod:`htaf_jax.spiking`)."""
+
     reset: Reset = "subtract"
     detach_reset: bool = True
     reset_delay: bool = False
@@ -48,7 +50,8 @@ def check_options(reset: str, reset_delay: bool, fire_first: bool) -> None:
         raise ValueError(
             "fire_first=True emits the delayed reset's spikes one step earlier, so it needs "
             "reset_delay=True (Spyx's LIF: reset_delay=True, fire_first=True, "
-            "detach_reset=False, spike_at_threshold=False)")
+            "detach_reset=False, spike_at_threshold=False)"
+        )
 
 
 def manual_axes(x: Array) -> tuple[str, ...]:
@@ -89,6 +92,7 @@ def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True
 class _Spike(NamedTuple):
     """The spike function split for the hand-written gradient: its forward value
     and its derivative, each given the unit's hyperparameters."""
+
     value: Callable[[Array, dict], Array]
     rule: Callable[[Array, dict], Array]
 
@@ -100,11 +104,13 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
     unit, a user's function) gives both through itself."""
     spec = spike_fn.spec if isinstance(spike_fn, StepUnit) else None
     if spec is not None and spec.grad is not None:
+
         def value(x, hp):  # pyright: ignore[reportRedeclaration]
             return _step(x, spike_at_threshold)
 
         def rule(x, hp):  # pyright: ignore[reportRedeclaration]
             return _wide(spec.grad, x, hp)  # pyright: ignore[reportArgumentType]
+
         return _Spike(value, rule), dict(spike_fn.hparams)
     fn = getattr(spike_fn, "fn", spike_fn)  # a wrapped user callable
 
@@ -114,6 +120,7 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
 
     def rule(x, hp):
         return jax.vjp(fn, x)[1](jnp.ones_like(x))[0]
+
     return _Spike(value, rule), {}
 
 
@@ -141,8 +148,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
             r = fire(mem - threshold)
             if not options.fire_first:
                 r = jnp.where(t == 0, jnp.zeros_like(r), r)  # S[−1] = 0
-            mem = beta * mem + cur - r * threshold if subtract else \
-                beta * (1.0 - r) * mem + cur
+            mem = beta * mem + cur - r * threshold if subtract else beta * (1.0 - r) * mem + cur
             keep = mem
         else:
             keep = beta * mem + cur
@@ -151,8 +157,9 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
         return (mem, keep.astype(dtype), buf), None
 
     zeros = zeros_like_varying(currents[0])
-    (_, last, resid), _ = jax.lax.scan(step, (zeros, currents[0], currents),
-                                       jnp.arange(currents.shape[0]))
+    (_, last, resid), _ = jax.lax.scan(
+        step, (zeros, currents[0], currents), jnp.arange(currents.shape[0])
+    )
     resid = jax.lax.dynamic_update_index_in_dim(resid, last, currents.shape[0] - 1, 0)
     if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
         spikes = fire(jnp.concatenate([zeros[None], resid[:-1]]) - threshold)
@@ -208,8 +215,11 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
             g_m = (beta if subtract else beta * (1.0 - p)) * g_u
             d_beta = g_u * (m if subtract else (1.0 - p) * m)
             d_theta = -g_sx - (p * g_u if subtract else 0.0)
-            g_prev = jnp.zeros_like(g_u) if detach else (
-                -threshold * g_u if subtract else -beta * m * g_u)
+            g_prev = (
+                jnp.zeros_like(g_u)
+                if detach
+                else (-threshold * g_u if subtract else -beta * m * g_u)
+            )
         else:  # V = βm + I; S = H(V − θ); U = V − rθ | V(1 − r)
             x = here - threshold
             r = fire(x)
@@ -227,11 +237,16 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
 
     zeros = zeros_like_varying(resid[0])
     keep_prev = options.reset_delay and not options.fire_first
-    init = (zeros, zeros if keep_prev else None,
-            zeros if learn_beta else None, zeros if learn_theta else None)
+    init = (
+        zeros,
+        zeros if keep_prev else None,
+        zeros if learn_beta else None,
+        zeros if learn_theta else None,
+    )
     ts = jnp.arange(resid.shape[0])
     (_, _, g_beta, g_theta), g_cur = jax.lax.scan(
-        step, init, (ts, resid, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True)
+        step, init, (ts, resid, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True
+    )
     g_beta = _cotangent_like(g_beta, beta) if learn_beta else jnp.zeros_like(beta)  # pyright: ignore[reportArgumentType]
     g_theta = _cotangent_like(g_theta, threshold) if learn_theta else jnp.zeros_like(threshold)  # pyright: ignore[reportArgumentType]
     # The step does not depend on the unit's hyperparameters: zero cotangents.
@@ -248,11 +263,19 @@ def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
 _lif.defvjp(_fwd, _bwd)
 
 
-def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
-                 reset: Reset = "subtract", detach_reset: bool = True,
-                 reset_delay: bool = False, spike_at_threshold: bool = True,
-                 fire_first: bool = False,
-                 num_steps: int | None = None) -> tuple[Array, Array]:
+def lif_dynamics(
+    currents: Array,
+    *,
+    beta: ArrayLike,
+    threshold: ArrayLike,
+    spike_fn: SpikeFn,
+    reset: Reset = "subtract",
+    detach_reset: bool = True,
+    reset_delay: bool = False,
+    spike_at_threshold: bool = True,
+    fire_first: bool = False,
+    num_steps: int | None = None,
+) -> tuple[Array, Array]:
     """Runs the LIF update of :mod:`htaf_jax.spiking` over time.
 
     Args:
@@ -293,7 +316,8 @@ def lif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike, spik
     return _lif(currents, beta, threshold, hp, spike, options, *learn)
 
 
-def if_dynamics(currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn,
-                **options) -> tuple[Array, Array]:
+def if_dynamics(
+    currents: Array, *, threshold: ArrayLike, spike_fn: SpikeFn, **options
+) -> tuple[Array, Array]:
     """Integrate-and-fire: :func:`lif_dynamics` with β = 1 (no leak); same options."""
     return lif_dynamics(currents, beta=1.0, threshold=threshold, spike_fn=spike_fn, **options)

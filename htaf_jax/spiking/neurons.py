@@ -7,6 +7,7 @@ memory grow linearly in T. The synaptic neuron's current does not depend on
 the spikes, so it is integrated first and feeds the LIF of
 :mod:`htaf_jax.spiking.lif`.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -27,11 +28,17 @@ from htaf_jax.spiking.lif import (
 from htaf_jax.spiking.readouts import leaky_integrate
 
 
-def _stateful_scan(currents: Array, num_steps: int | None, *, beta, threshold,
-                   spike_fn: SpikeFn, options: NeuronOptions,
-                   recurrent: Callable[[Array], Array] | None = None,
-                   adaptation: tuple[ArrayLike, ArrayLike] | None = None
-                   ) -> tuple[Array, Array]:
+def _stateful_scan(
+    currents: Array,
+    num_steps: int | None,
+    *,
+    beta,
+    threshold,
+    spike_fn: SpikeFn,
+    options: NeuronOptions,
+    recurrent: Callable[[Array], Array] | None = None,
+    adaptation: tuple[ArrayLike, ArrayLike] | None = None,
+) -> tuple[Array, Array]:
     """The LIF step plus a recurrent current from S[t−1] and/or an adaptive
     threshold θ + γ·a[t], scanned over time and differentiated by autodiff."""
     check_options(options.reset, options.reset_delay, options.fire_first)
@@ -53,8 +60,7 @@ def _stateful_scan(currents: Array, num_steps: int | None, *, beta, threshold,
     def step(carry, cur):
         mem, prev, adapt = carry
         if options.fire_first:  # the delayed update's S[t−1], from U[t−1] and a[t−1]
-            prev = fire(mem, threshold if adaptation is None
-                        else threshold + adaptation[1] * adapt)
+            prev = fire(mem, threshold if adaptation is None else threshold + adaptation[1] * adapt)
         if recurrent is not None:
             cur = cur + recurrent(prev).astype(dtype)
         thr = threshold
@@ -78,14 +84,22 @@ def _stateful_scan(currents: Array, num_steps: int | None, *, beta, threshold,
     if num_steps is None:
         _, (spikes, mems) = jax.lax.scan(step, init, currents)
     else:  # a time-constant current: closed over, not broadcast to T steps
-        _, (spikes, mems) = jax.lax.scan(lambda c, _: step(c, currents), init, None,
-                                         length=num_steps)
+        _, (spikes, mems) = jax.lax.scan(
+            lambda c, _: step(c, currents), init, None, length=num_steps
+        )
     return spikes, mems
 
 
-def recurrent_lif_dynamics(currents: Array, *, recurrent: Callable[[Array], Array],
-                           beta: ArrayLike, threshold: ArrayLike, spike_fn: SpikeFn,
-                           num_steps: int | None = None, **options) -> tuple[Array, Array]:
+def recurrent_lif_dynamics(
+    currents: Array,
+    *,
+    recurrent: Callable[[Array], Array],
+    beta: ArrayLike,
+    threshold: ArrayLike,
+    spike_fn: SpikeFn,
+    num_steps: int | None = None,
+    **options,
+) -> tuple[Array, Array]:
     """Recurrent LIF: the LIF update with input I[t] + R(S[t−1]), S[−1] = 0.
 
     ``recurrent`` maps one step's spikes (B, ...) to a current of the same
@@ -93,14 +107,27 @@ def recurrent_lif_dynamics(currents: Array, *, recurrent: Callable[[Array], Arra
     ``RLeaky(all_to_all=...)``). It runs inside the scan, so it must be a pure
     function of arrays (no Linen submodule). Options as :func:`lif_dynamics`.
     """
-    return _stateful_scan(currents, num_steps, beta=beta, threshold=threshold,
-                          spike_fn=spike_fn, options=NeuronOptions(**options),
-                          recurrent=recurrent)
+    return _stateful_scan(
+        currents,
+        num_steps,
+        beta=beta,
+        threshold=threshold,
+        spike_fn=spike_fn,
+        options=NeuronOptions(**options),
+        recurrent=recurrent,
+    )
 
 
-def synaptic_dynamics(currents: Array, *, alpha: ArrayLike, beta: ArrayLike,
-                      threshold: ArrayLike, spike_fn: SpikeFn, num_steps: int | None = None,
-                      **options) -> tuple[Array, Array]:
+def synaptic_dynamics(
+    currents: Array,
+    *,
+    alpha: ArrayLike,
+    beta: ArrayLike,
+    threshold: ArrayLike,
+    spike_fn: SpikeFn,
+    num_steps: int | None = None,
+    **options,
+) -> tuple[Array, Array]:
     """Current-based synaptic LIF: a synaptic current with its own decay α feeds the LIF.
 
         I_syn[t] = α·I_syn[t−1] + I[t],  I_syn[−1] = 0
@@ -112,13 +139,26 @@ def synaptic_dynamics(currents: Array, *, alpha: ArrayLike, beta: ArrayLike,
     """
     if num_steps is not None:
         currents = jnp.broadcast_to(currents, (num_steps,) + currents.shape)
-    return lif_dynamics(leaky_integrate(currents, alpha), beta=beta, threshold=threshold,
-                        spike_fn=spike_fn, **options)
+    return lif_dynamics(
+        leaky_integrate(currents, alpha),
+        beta=beta,
+        threshold=threshold,
+        spike_fn=spike_fn,
+        **options,
+    )
 
 
-def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
-                  adapt_decay: ArrayLike, adapt_scale: ArrayLike, spike_fn: SpikeFn,
-                  num_steps: int | None = None, **options) -> tuple[Array, Array]:
+def alif_dynamics(
+    currents: Array,
+    *,
+    beta: ArrayLike,
+    threshold: ArrayLike,
+    adapt_decay: ArrayLike,
+    adapt_scale: ArrayLike,
+    spike_fn: SpikeFn,
+    num_steps: int | None = None,
+    **options,
+) -> tuple[Array, Array]:
     """Adaptive-threshold LIF (ALIF; Bellec et al. 2018, "Long short-term memory
     and learning-to-learn in networks of spiking neurons"):
 
@@ -134,9 +174,15 @@ def alif_dynamics(currents: Array, *, beta: ArrayLike, threshold: ArrayLike,
     (in the reset term too, where S itself may be detached). Options as
     :func:`lif_dynamics`.
     """
-    return _stateful_scan(currents, num_steps, beta=beta, threshold=threshold,
-                          spike_fn=spike_fn, options=NeuronOptions(**options),
-                          adaptation=(adapt_decay, adapt_scale))
+    return _stateful_scan(
+        currents,
+        num_steps,
+        beta=beta,
+        threshold=threshold,
+        spike_fn=spike_fn,
+        options=NeuronOptions(**options),
+        adaptation=(adapt_decay, adapt_scale),
+    )
 
 
 def neuron_param_shape(features: Sequence[int], per_neuron: bool) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
 """Readouts of a spiking network's last layer, and the non-spiking leaky integrator."""
+
 from __future__ import annotations
 
 import jax
@@ -19,6 +20,7 @@ def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
     def step(mem, cur):
         mem = beta * mem + cur
         return mem, mem
+
     _, mems = jax.lax.scan(step, zeros_like_varying(currents[0]), currents)
     return mems
 

@@ -19,6 +19,7 @@ What a kill leaves, and what a restart does with it:
 - A checkpoint made for another model (shapes differ) is not "unusable": it stops
   the run with CheckpointMismatchError naming the leaves.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,9 @@ class UnusableCheckpointError(Exception):
 
 
 class Progress(NamedTuple):
-    step: int            # global steps taken
-    epoch: int           # epoch the next step belongs to
-    step_in_epoch: int   # index of the next batch in that epoch's order
+    step: int  # global steps taken
+    epoch: int  # epoch the next step belongs to
+    step_in_epoch: int  # index of the next batch in that epoch's order
 
 
 def _path_name(path) -> str:
@@ -66,18 +67,26 @@ def _path_name(path) -> str:
 
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {_path_name(path): tuple(getattr(leaf, "shape", np.shape(leaf)))
-            for path, leaf in leaves}
+    return {
+        _path_name(path): tuple(getattr(leaf, "shape", np.shape(leaf))) for path, leaf in leaves
+    }
 
 
 def describe_mismatch(saved: dict, wanted: dict, limit: int = 3) -> str | None:
     """A readable description of how two {path: shape} maps differ, or None."""
-    problems = [f"{k} has shape {saved[k]} in the checkpoint but {wanted[k]} in this model"
-                for k in sorted(saved.keys() & wanted.keys()) if saved[k] != wanted[k]]
-    problems += [f"{k} is in this model but not in the checkpoint"
-                 for k in sorted(wanted.keys() - saved.keys())]
-    problems += [f"{k} is in the checkpoint but not in this model"
-                 for k in sorted(saved.keys() - wanted.keys())]
+    problems = [
+        f"{k} has shape {saved[k]} in the checkpoint but {wanted[k]} in this model"
+        for k in sorted(saved.keys() & wanted.keys())
+        if saved[k] != wanted[k]
+    ]
+    problems += [
+        f"{k} is in this model but not in the checkpoint"
+        for k in sorted(wanted.keys() - saved.keys())
+    ]
+    problems += [
+        f"{k} is in the checkpoint but not in this model"
+        for k in sorted(saved.keys() - wanted.keys())
+    ]
     if not problems:
         return None
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
@@ -129,7 +138,7 @@ def _one_line(error: BaseException, limit: int = 240) -> str:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__  # pyright: ignore[reportAssignmentType]
     text = " ".join(str(error).split()) or type(error).__name__
-    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
     return f"{type(error).__name__}: {text}"
 
 
@@ -138,8 +147,9 @@ def _say(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def read_checked(manager: ocp.CheckpointManager, step: int, abstract_state=None,
-                 check_shapes=None) -> tuple[Any, dict]:
+def read_checked(
+    manager: ocp.CheckpointManager, step: int, abstract_state=None, check_shapes=None
+) -> tuple[Any, dict]:
     """``(state, progress)`` of ``step``, or UnusableCheckpointError saying why not.
 
     ``abstract_state`` (ShapeDtypeStructs) is what to restore into; None: the saved
@@ -150,8 +160,9 @@ def read_checked(manager: ocp.CheckpointManager, step: int, abstract_state=None,
     try:
         metadata = manager.item_metadata(step)["state"]
     except Exception as e:  # noqa: BLE001 - whatever orbax raises on a broken directory
-        raise UnusableCheckpointError(path, f"its metadata cannot be read: {_one_line(e)}") \
-            from None
+        raise UnusableCheckpointError(
+            path, f"its metadata cannot be read: {_one_line(e)}"
+        ) from None
     tree = getattr(metadata, "tree", metadata)
     if not tree:
         raise UnusableCheckpointError(path, "its array metadata state/_METADATA is missing")
@@ -160,20 +171,27 @@ def read_checked(manager: ocp.CheckpointManager, step: int, abstract_state=None,
     if abstract_state is None:
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         abstract_state = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), dict(tree))
+            lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), dict(tree)
+        )
     try:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()
+            ),
+        )
     except Exception as e:  # noqa: BLE001 - tensorstore/orbax errors on a damaged file
         raise UnusableCheckpointError(path, f"reading it failed: {_one_line(e)}") from None
     progress = dict(restored["progress"] or {})
     if progress.get("step") != step:
         raise UnusableCheckpointError(
-            path, f"its progress record is missing or for step {progress.get('step')}")
+            path, f"its progress record is missing or for step {progress.get('step')}"
+        )
     saved = progress.pop("checksum", None)
     if saved is not None and state_checksum(restored["state"]) != saved:
-        raise UnusableCheckpointError(path, "its arrays do not match the checksum saved with "
-                                            "them: a damaged file")
+        raise UnusableCheckpointError(
+            path, "its arrays do not match the checksum saved with them: a damaged file"
+        )
     return restored["state"], progress
 
 
@@ -195,12 +213,16 @@ class Checkpoints:
                 if HALF_WRITTEN_MARK in name:
                     path = os.path.join(self.directory, name)
                     shutil.rmtree(path, ignore_errors=True)
-                    _say(f"checkpoint {path} was left half-written by an interrupted save: "
-                         "skipped and removed")
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               cleanup_tmp_directories=True)
-        self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_handlers=item_handlers())
+                    _say(
+                        f"checkpoint {path} was left half-written by an interrupted save: "
+                        "skipped and removed"
+                    )
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=item_handlers()
+        )
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -211,32 +233,40 @@ class Checkpoints:
     def save(self, tree: dict[str, Any], progress: Progress) -> None:
         """Saves asynchronously; the arrays are copied before this returns."""
         record = {**progress._asdict(), "checksum": state_checksum(tree)}
-        self.manager.save(progress.step, force=True, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), progress=ocp.args.JsonSave(record)))
+        self.manager.save(
+            progress.step,
+            force=True,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(tree), progress=ocp.args.JsonSave(record)
+            ),
+        )
 
     def check_compatible(self, step: int, saved_tree, target: dict[str, Any]) -> None:
         # Compare the model's own leaves; the optimiser state mirrors them.
-        model_part = lambda shapes: {k: v for k, v in shapes.items()
-                                     if k.split("/")[0] in ("params", "batch_stats")}
+        model_part = lambda shapes: {
+            k: v for k, v in shapes.items() if k.split("/")[0] in ("params", "batch_stats")
+        }
         mismatch = describe_mismatch(model_part(_shapes(saved_tree)), model_part(_shapes(target)))
         if mismatch:
             raise CheckpointMismatchError(
                 f"checkpoint {step} in {self.directory} was made for a different model: "
-                f"{mismatch}. Use another --workdir, or the config that made it.")
+                f"{mismatch}. Use another --workdir, or the config that made it."
+            )
 
-    def restore(self, target: dict[str, Any], step: int
-                ) -> tuple[dict[str, Any], Progress]:
+    def restore(self, target: dict[str, Any], step: int) -> tuple[dict[str, Any], Progress]:
         """Restores ``step`` into the shapes, dtypes and shardings of ``target``; raises
         UnusableCheckpointError if it cannot be read, CheckpointMismatchError if it
         was made for another model."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         state, progress = read_checked(
-            self.manager, step, abstract,
-            check_shapes=lambda saved: self.check_compatible(step, saved, target))
+            self.manager,
+            step,
+            abstract,
+            check_shapes=lambda saved: self.check_compatible(step, saved, target),
+        )
         return state, Progress(**progress)
 
-    def restore_latest(self, target: dict[str, Any]
-                       ) -> tuple[dict[str, Any], Progress] | None:
+    def restore_latest(self, target: dict[str, Any]) -> tuple[dict[str, Any], Progress] | None:
         """The newest usable checkpoint, restored as ``restore`` does; None if there is
         none. A newer step that is unusable is named in one line on stderr and moved
         to ``checkpoints.unusable/`` (so the run can save that step again)."""
@@ -245,8 +275,10 @@ class Checkpoints:
             try:
                 return self.restore(target, step)
             except UnusableCheckpointError as e:
-                _say(f"{e}: set aside in {self._set_aside(step)}, "
-                     "falling back to the previous checkpoint")
+                _say(
+                    f"{e}: set aside in {self._set_aside(step)}, "
+                    "falling back to the previous checkpoint"
+                )
         if steps:
             _say(f"no usable checkpoint in {self.directory}: training from the start")
         return None

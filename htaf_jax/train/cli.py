@@ -21,6 +21,7 @@ SLURM/Open MPI launch; ``--distributed=on`` for TPU pod slices,
 ``--distributed=off`` to ignore all of it. The runtime is joined before any
 JAX computation.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,8 +53,10 @@ def _resolve(path: str | None) -> str | None:
 
 
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
-CONFIG_HINT = ("Any config field can be overridden: --config.<field>=VALUE, e.g. "
-               "--config.num_epochs=3 --config.model.surrogate=atan.")
+CONFIG_HINT = (
+    "Any config field can be overridden: --config.<field>=VALUE, e.g. "
+    "--config.num_epochs=3 --config.model.surrogate=atan."
+)
 
 
 def help_requested(argv: Sequence[str]) -> bool:
@@ -83,7 +86,8 @@ def exit_with_help_if_asked(values: flags.FlagValues, argv: Sequence[str], usage
         print(f"\n(the config could not be loaded: {e})")
     else:
         if config is not None:
-            print(f"\nconfig ({values['config'].config_filename}):")
+            path = values["config"].config_filename  # pyright: ignore[reportAttributeAccessIssue]
+            print(f"\nconfig ({path}):")
             print("  " + str(config).rstrip().replace("\n", "\n  "))
     sys.exit(0)
 
@@ -113,8 +117,9 @@ def one_line(error: BaseException) -> str:
     """
     message: object = error
     while isinstance(message, BaseException):
-        if isinstance(message, KeyError) or (message.args
-                                             and isinstance(message.args[0], BaseException)):
+        if isinstance(message, KeyError) or (
+            message.args and isinstance(message.args[0], BaseException)
+        ):
             message = message.args[0] if message.args else ""
         else:
             message = str(message)
@@ -154,7 +159,7 @@ def _config_path(argv: Sequence[str], default: str | None) -> str | None:
             if arg == flag and i + 1 < len(argv):
                 path = argv[i + 1]
             elif arg.startswith(flag + "="):
-                path = arg[len(flag) + 1:]
+                path = arg[len(flag) + 1 :]
     return path
 
 
@@ -166,10 +171,13 @@ def _check_config_file(path: str | None) -> None:
         return
     file, *arg = path.split(":", 1)
     if not os.path.isfile(file):
-        raise flags.Error(f"--config {file}: no such file" + (
-            "" if os.path.exists(file) else
-            f" (configs: {', '.join(sorted(_list_configs()))})"))
+        raise flags.Error(
+            f"--config {file}: no such file"
+            + ("" if os.path.exists(file) else f" (configs: {', '.join(sorted(_list_configs()))})")
+        )
     spec = importlib.util.spec_from_file_location("_htaf_config_check", file)
+    if spec is None or spec.loader is None:
+        raise flags.Error(f"--config {file}: not a Python file (a config is a .py file)")
     try:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -179,37 +187,58 @@ def _check_config_file(path: str | None) -> None:
     except flags.Error:
         raise
     except Exception as e:  # noqa: BLE001 - any error in a user's config file is reported
-        raise flags.Error(f"--config {path}: the config file failed to load: "
-                          f"{type(e).__name__}: {one_line(e)}") from None
+        raise flags.Error(
+            f"--config {path}: the config file failed to load: {type(e).__name__}: {one_line(e)}"
+        ) from None
 
 
 def _list_configs() -> list[str]:
     folder = os.path.join(_REPO_ROOT, "experiments", "configs")
-    return [f"experiments/configs/{n}" for n in (os.listdir(folder) if os.path.isdir(folder)
-                                                  else []) if n.endswith(".py")
-            and not n.startswith("_") and n != "studies.py"]
+    return [
+        f"experiments/configs/{n}"
+        for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+        if n.endswith(".py") and not n.startswith("_") and n != "studies.py"
+    ]
 
 
 def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
     if not help_requested(argv):
         _check_config_file(_resolve(_config_path(argv, default_config)))
     values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", _resolve(default_config),
-                                    "Path to an ml_collections config file.",
-                                    flag_values=values, lock_config=False,
-                                    sys_argv=list(argv))  # override flags are found from argv
-    flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.",
-                        flag_values=values)
-    flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 in a "
-                        "multi-process run (else $JAX_COORDINATOR_ADDRESS).", flag_values=values)
-    flags.DEFINE_integer("num_processes", None, "Processes in the run (else "
-                         "$JAX_NUM_PROCESSES).", flag_values=values)
-    flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes) "
-                         "(else $JAX_PROCESS_ID).", flag_values=values)
-    flags.DEFINE_enum("distributed", "auto", list(distributed.MODES),
-                      "auto: join a multi-process run when flags, JAX_* variables or "
-                      "SLURM/Open MPI say so; on: always (TPU pod slices); off: never.",
-                      flag_values=values)
+    config_flags.DEFINE_config_file(
+        "config",
+        _resolve(default_config),
+        "Path to an ml_collections config file.",
+        flag_values=values,
+        lock_config=False,
+        sys_argv=list(argv),
+    )  # override flags are found from argv
+    flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints and metrics.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        "HOST:PORT of process 0 in a multi-process run (else $JAX_COORDINATOR_ADDRESS).",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "num_processes", None, "Processes in the run (else $JAX_NUM_PROCESSES).", flag_values=values
+    )
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        "This process's index in [0, num_processes) (else $JAX_PROCESS_ID).",
+        flag_values=values,
+    )
+    flags.DEFINE_enum(
+        "distributed",
+        "auto",
+        list(distributed.MODES),
+        "auto: join a multi-process run when flags, JAX_* variables or "
+        "SLURM/Open MPI say so; on: always (TPU pod slices); off: never.",
+        flag_values=values,
+    )
     exit_with_help_if_asked(values, argv, _main_usage(os.path.basename(str(argv[0]))))
     values(list(argv))
     if values.config is None:
@@ -219,8 +248,12 @@ def _parse(argv: Sequence[str], default_config: str | None) -> flags.FlagValues:
     return values
 
 
-def main(argv: Sequence[str] | None = None, *, default_config: str | None = None,
-         train_fn: Callable | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    default_config: str | None = None,
+    train_fn: Callable | None = None,
+) -> int:
     """Parses flags, runs ``train_fn(config, workdir)`` (default: train_and_evaluate).
 
     Returns 0 on success; exits with 1 and one readable line on a known failure.
@@ -234,11 +267,18 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
         sys.exit(2)
     config, workdir = values.config, values.workdir
     try:
-        distributed.initialize(values.coordinator_address, values.num_processes,
-                               values.process_id, values.distributed)
+        distributed.initialize(
+            values.coordinator_address, values.num_processes, values.process_id, values.distributed
+        )
         result = (train_fn or train_and_evaluate)(config, workdir)
-    except (ConfigError, DatasetNotFoundError, CheckpointMismatchError,
-            NonFiniteLossError, WorkdirError, distributed.DistributedInitError) as e:
+    except (
+        ConfigError,
+        DatasetNotFoundError,
+        CheckpointMismatchError,
+        NonFiniteLossError,
+        WorkdirError,
+        distributed.DistributedInitError,
+    ) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
@@ -247,8 +287,9 @@ def main(argv: Sequence[str] | None = None, *, default_config: str | None = None
         print(f"error: {describe(e)}", file=sys.stderr)  # the disk filled or went read-only
         sys.exit(1)
     metrics = getattr(result, "metrics", {}) or {}
-    shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in metrics.items())
+    shown = " ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )
     if distributed.is_main_process():  # a train_fn returning no metrics printed its own summary
         print(f"done: {shown} (workdir {workdir})" if shown else f"done (workdir {workdir})")
     return 0

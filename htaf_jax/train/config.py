@@ -8,6 +8,7 @@ acts on (``optim.OPTIMIZERS``, ``optim.SCHEDULES``), never a copy of them;
 a model's fields are checked against the model's own annotations
 (``htaf_jax.models.config_fields``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,9 +22,16 @@ from htaf_jax.models.registry import get_model_factory
 from htaf_jax.train.optim import OPTIMIZERS, SCHEDULES
 
 # What `runlocal` shrinks a run to: a laptop-sized smoke run of any config.
-RUNLOCAL = dict(train_subset=512, test_subset=256, num_epochs=1, num_train_steps=-1,
-                batch_size=64, eval_batch_size=128, log_every_steps=2,
-                checkpoint_every_steps=4)
+RUNLOCAL = dict(
+    train_subset=512,
+    test_subset=256,
+    num_epochs=1,
+    num_train_steps=-1,
+    batch_size=64,
+    eval_batch_size=128,
+    log_every_steps=2,
+    checkpoint_every_steps=4,
+)
 
 
 class ConfigError(ValueError):
@@ -34,6 +42,7 @@ class ConfigError(ValueError):
 class Number:
     """An int (``integer``) or float field ≥ ``low`` (> ``low`` with ``strict``), ≤ ``high``;
     ``every``: a value meaning "all" (-1) besides the range."""
+
     low: float
     strict: bool = False
     high: float | None = None
@@ -49,16 +58,17 @@ class Number:
 
     def check(self, field: str, value) -> None:
         kind = "an integer" if self.integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, int if self.integer
-                                                      else (int, float)):
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
             raise ConfigError(f"config.{field} must be {kind} {self.rule()}, got {value!r}")
         if value == self.every:
             return
         if not math.isfinite(value):
-            raise ConfigError(f"config.{field} must be a finite number {self.rule()}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"config.{field} must be a finite number {self.rule()}, got {value!r}"
+            )
         inside = (value > self.low if self.strict else value >= self.low) and (
-            self.high is None or value <= self.high)
+            self.high is None or value <= self.high
+        )
         if not inside:
             raise ConfigError(f"config.{field} must be {self.rule()}, got {value!r}")
 
@@ -66,18 +76,21 @@ class Number:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """A field holding one of ``values`` (the keys of the table that acts on it)."""
+
     values: tuple
     required: bool = True
 
     def check(self, field: str, value) -> None:
         if not isinstance(value, str) or value not in self.values:
-            raise ConfigError(f"config.{field} must be one of {', '.join(self.values)}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"config.{field} must be one of {', '.join(self.values)}, got {value!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class Flag:
     """A True/False field."""
+
     required: bool = False
 
     def check(self, field: str, value) -> None:
@@ -89,13 +102,16 @@ class Flag:
 class Text:
     """A string field (``optional``: None allowed); its meaning is checked elsewhere
     (``dataset`` against the datasets, ``profile_steps`` by ``parse_profile_steps``)."""
+
     optional: bool = False
     required: bool = False
 
     def check(self, field: str, value) -> None:
         if not (isinstance(value, str) or (self.optional and value is None)):
-            raise ConfigError(f"config.{field} must be a string"
-                              f"{' or None' if self.optional else ''}, got {value!r}")
+            raise ConfigError(
+                f"config.{field} must be a string"
+                f"{' or None' if self.optional else ''}, got {value!r}"
+            )
 
 
 _POSITIVE, _COUNT = Number(0, strict=True), Number(1, integer=True)
@@ -144,8 +160,10 @@ def _get(config, path: str):
     node = config
     for part in path.split("."):
         if part not in node:
-            raise ConfigError(f"config.{path} is missing (start configs from "
-                              f"experiments/configs/base.py:get_config())")
+            raise ConfigError(
+                f"config.{path} is missing (start configs from "
+                f"experiments/configs/base.py:get_config())"
+            )
         node = node[part]
     return node
 
@@ -159,8 +177,9 @@ def parse_profile_steps(value) -> tuple[int, int] | None:
         parts = value.split(",") if isinstance(value, str) else list(value)
         first, stop = (int(str(v).strip()) for v in parts)
     except (TypeError, ValueError):
-        raise ConfigError(f"config.profile_steps must be 'a,b' (trace steps [a, b)) or '', "
-                          f"got {value!r}") from None
+        raise ConfigError(
+            f"config.profile_steps must be 'a,b' (trace steps [a, b)) or '', got {value!r}"
+        ) from None
     if not 0 <= first < stop:
         raise ConfigError(f"config.profile_steps must be 'a,b' with 0 <= a < b, got {value!r}")
     return first, stop
@@ -188,9 +207,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     parse_profile_steps(config.get("profile_steps", ""))
 
     if not is_known_dataset(config.dataset):
-        raise ConfigError(f"config.dataset: unknown dataset {config.dataset!r}; use "
-                          f"{' or '.join(map(repr, LOCAL_DATASETS))} or a TFDS name such "
-                          f"as {', '.join(TFDS_EXAMPLES)}")
+        raise ConfigError(
+            f"config.dataset: unknown dataset {config.dataset!r}; use "
+            f"{' or '.join(map(repr, LOCAL_DATASETS))} or a TFDS name such "
+            f"as {', '.join(TFDS_EXAMPLES)}"
+        )
 
     try:
         get_model_factory(_get(config, "model.name"))
@@ -202,26 +223,36 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(str(e)) from None
 
 
-def check_devices(config: ml_collections.ConfigDict, available_devices: int,
-                  process_count: int = 1) -> None:
+def check_devices(
+    config: ml_collections.ConfigDict, available_devices: int, process_count: int = 1
+) -> None:
     """The global batch must split evenly over the devices the run uses.
 
     ``available_devices`` counts every process's devices; with P processes a
     run uses all of them (P × devices per process), and errors name both factors.
     """
     if config.num_devices > available_devices:
-        raise ConfigError(f"config.num_devices={config.num_devices} but only "
-                          f"{available_devices} devices are available")
+        raise ConfigError(
+            f"config.num_devices={config.num_devices} but only "
+            f"{available_devices} devices are available"
+        )
     if process_count > 1 and config.num_devices not in (-1, available_devices):
-        raise ConfigError(f"config.num_devices={config.num_devices}: a run over "
-                          f"{process_count} processes uses all {available_devices} devices; "
-                          f"leave config.num_devices at -1")
+        raise ConfigError(
+            f"config.num_devices={config.num_devices}: a run over "
+            f"{process_count} processes uses all {available_devices} devices; "
+            f"leave config.num_devices at -1"
+        )
     device_count = available_devices if config.num_devices == -1 else config.num_devices
     for field in ("batch_size", "eval_batch_size"):
         value = config[field]
         if value % device_count:
-            count = (f"{device_count} = {process_count} processes × "
-                     f"{device_count // process_count} local devices"
-                     if process_count > 1 else f"{device_count}")
-            raise ConfigError(f"config.{field}={value} is not divisible by the number of "
-                              f"devices ({count}); use a multiple of {device_count}")
+            count = (
+                f"{device_count} = {process_count} processes × "
+                f"{device_count // process_count} local devices"
+                if process_count > 1
+                else f"{device_count}"
+            )
+            raise ConfigError(
+                f"config.{field}={value} is not divisible by the number of "
+                f"devices ({count}); use a multiple of {device_count}"
+            )

@@ -27,6 +27,7 @@ Two processes on one machine, the run tests/test_multiprocess.py makes
           --coordinator_address=127.0.0.1:12355 --num_processes=2 --process_id=$i &
     done; wait
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ class DistributedInitError(RuntimeError):
 
 
 class DistributedSettings(NamedTuple):
-    coordinator_address: str | None   # "host:port" of process 0's coordination service
+    coordinator_address: str | None  # "host:port" of process 0's coordination service
     num_processes: int | None
     process_id: int | None
 
@@ -66,9 +67,13 @@ def _scheduler(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def resolve_settings(coordinator_address: str | None = None, num_processes: int | None = None,
-                     process_id: int | None = None, mode: str = "auto",
-                     environ: Mapping[str, str] | None = None) -> DistributedSettings | None:
+def resolve_settings(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    mode: str = "auto",
+    environ: Mapping[str, str] | None = None,
+) -> DistributedSettings | None:
     """The settings to join with, or None for a single-process run.
 
     Raises DistributedInitError for a half-given setting (an address without a
@@ -76,13 +81,11 @@ def resolve_settings(coordinator_address: str | None = None, num_processes: int 
     """
     environ = os.environ if environ is None else environ
     if mode not in MODES:
-        raise DistributedInitError(f"--distributed must be one of {', '.join(MODES)}, "
-                                   f"got {mode!r}")
+        raise DistributedInitError(f"--distributed must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "off":
         return None
     address = coordinator_address or environ.get("JAX_COORDINATOR_ADDRESS") or None
-    count = num_processes if num_processes is not None else _int_env(environ,
-                                                                      "JAX_NUM_PROCESSES")
+    count = num_processes if num_processes is not None else _int_env(environ, "JAX_NUM_PROCESSES")
     index = process_id if process_id is not None else _int_env(environ, "JAX_PROCESS_ID")
     explicit = address is not None or (count or 1) > 1 or index is not None
     if not explicit:
@@ -91,25 +94,37 @@ def resolve_settings(coordinator_address: str | None = None, num_processes: int 
         return None
     if count == 1 and (index or 0) == 0:
         return None  # a cluster of one: nothing to join
-    missing = [f"--{flag} (or ${env})" for flag, env, value in (
-        ("coordinator_address", "JAX_COORDINATOR_ADDRESS", address),
-        ("num_processes", "JAX_NUM_PROCESSES", count),
-        ("process_id", "JAX_PROCESS_ID", index)) if value is None]
+    missing = [
+        f"--{flag} (or ${env})"
+        for flag, env, value in (
+            ("coordinator_address", "JAX_COORDINATOR_ADDRESS", address),
+            ("num_processes", "JAX_NUM_PROCESSES", count),
+            ("process_id", "JAX_PROCESS_ID", index),
+        )
+        if value is None
+    ]
     if missing and not _scheduler(environ):
-        raise DistributedInitError(f"a multi-process run needs {', '.join(missing)} as well "
-                                   f"(got coordinator_address={address!r}, "
-                                   f"num_processes={count}, process_id={index})")
+        raise DistributedInitError(
+            f"a multi-process run needs {', '.join(missing)} as well "
+            f"(got coordinator_address={address!r}, "
+            f"num_processes={count}, process_id={index})"
+        )
     if count is not None and count < 1:
         raise DistributedInitError(f"--num_processes must be >= 1, got {count}")
     if count is not None and index is not None and not 0 <= index < count:
-        raise DistributedInitError(f"--process_id={index} is outside [0, {count}) for "
-                                   f"--num_processes={count}")
+        raise DistributedInitError(
+            f"--process_id={index} is outside [0, {count}) for --num_processes={count}"
+        )
     return DistributedSettings(address, count, index)
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, mode: str = "auto",
-               environ: Mapping[str, str] | None = None) -> bool:
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    mode: str = "auto",
+    environ: Mapping[str, str] | None = None,
+) -> bool:
     """Calls ``jax.distributed.initialize`` when the run is multi-process.
 
     Returns True if this process joined a multi-process run. Call it before
@@ -127,14 +142,17 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         # Without it, CPU collectives across processes are unimplemented.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(coordinator_address=settings.coordinator_address,
-                                   num_processes=settings.num_processes,
-                                   process_id=settings.process_id)
+        jax.distributed.initialize(
+            coordinator_address=settings.coordinator_address,
+            num_processes=settings.num_processes,
+            process_id=settings.process_id,
+        )
     except (RuntimeError, ValueError) as e:
         raise DistributedInitError(
             f"jax.distributed.initialize({settings.coordinator_address!r}, "
             f"num_processes={settings.num_processes}, process_id={settings.process_id}) "
-            f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+            f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     return True
 
 

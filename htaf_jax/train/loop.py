@@ -29,6 +29,7 @@ a mesh of all devices; all processes save and restore the orbax checkpoints
 (``workdir`` must be one shared directory), and process 0 alone writes
 ``config.json``, ``derived.json``, metrics, TensorBoard events, the progress bar and ``summary.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,8 @@ from htaf_jax.train.checkpoint import Checkpoints, Progress
 from htaf_jax.train.config import ConfigError, check_devices, parse_profile_steps, prepare_config
 from htaf_jax.train.distributed import is_main_process
 from htaf_jax.train.metrics import MetricsWriter, progress_bar
-from htaf_jax.train.workdir import prepare_workdir
 from htaf_jax.train.optim import make_optimizer
-
+from htaf_jax.train.workdir import prepare_workdir
 
 # Beside config.json in the work dir: what the engine derived from the data and
 # the run (num_classes, total_train_steps, input_shape).
@@ -61,9 +61,9 @@ PROFILE_DIR = "profile"  # in the work dir: the jax.profiler trace of config.pro
 
 
 class TrainResult(NamedTuple):
-    params: Any          # host (NumPy) pytree
-    batch_stats: Any     # {} for models without BatchNorm
-    metrics: dict        # final eval metrics, e.g. {"test/accuracy": 0.84, ...}
+    params: Any  # host (NumPy) pytree
+    batch_stats: Any  # {} for models without BatchNorm
+    metrics: dict  # final eval metrics, e.g. {"test/accuracy": 0.84, ...}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -71,9 +71,13 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _checkpoint_tree(state: step_lib.TrainState, rng: jax.Array) -> dict:
-    return {"params": state.params, "batch_stats": state.batch_stats,
-            "opt_state": state.opt_state, "step": state.step,
-            "rng": jax.random.key_data(rng)}
+    return {
+        "params": state.params,
+        "batch_stats": state.batch_stats,
+        "opt_state": state.opt_state,
+        "step": state.step,
+        "rng": jax.random.key_data(rng),
+    }
 
 
 def check_model_config(config: ml_collections.ConfigDict) -> None:
@@ -100,17 +104,25 @@ def evaluate(eval_step, state, splits: data_lib.DataSplits, config, mesh, rng) -
     """Loss and accuracy over the whole eval split, each example counted once."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     rows = step_lib.process_rows(mesh, config.eval_batch_size)
-    for batch in data_lib.eval_batches(splits.eval, splits.normalizer, config.eval_batch_size,  # pyright: ignore[reportArgumentType]
-                                       rows=rows):
+    for batch in data_lib.eval_batches(
+        splits.eval,
+        splits.normalizer,  # pyright: ignore[reportArgumentType]
+        config.eval_batch_size,
+        rows=rows,
+    ):
         out = jax.device_get(eval_step(state, *step_lib.shard_batch(batch, mesh), rng))
         totals = {k: totals[k] + float(out[k]) for k in totals}
     count = max(totals["count"], 1.0)
-    return {"loss": totals["loss_sum"] / count, "accuracy": totals["correct"] / count,
-            "num_examples": int(totals["count"])}
+    return {
+        "loss": totals["loss_sum"] / count,
+        "accuracy": totals["correct"] / count,
+        "num_examples": int(totals["count"]),
+    }
 
 
-def _raise_if_nonfinite(state: step_lib.TrainState, steps_per_epoch: int,
-                        checkpoints: Checkpoints) -> None:
+def _raise_if_nonfinite(
+    state: step_lib.TrainState, steps_per_epoch: int, checkpoints: Checkpoints
+) -> None:
     """Raises NonFiniteLossError naming the first non-finite step, if there was one."""
     bad = step_lib.first_nonfinite_step(state)
     if bad is None:
@@ -120,7 +132,8 @@ def _raise_if_nonfinite(state: step_lib.TrainState, steps_per_epoch: int,
     raise NonFiniteLossError(
         f"non-finite loss or gradient in train step {bad} (epoch {epoch}, batch {index}); "
         f"stopped. Last good checkpoint: step {checkpoints.latest_step()} in "
-        f"{checkpoints.directory}. Try a lower config.learning_rate.")
+        f"{checkpoints.directory}. Try a lower config.learning_rate."
+    )
 
 
 class _Profiler:
@@ -164,23 +177,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     mesh = step_lib.make_mesh(config.num_devices)
     main_process = is_main_process()
     try:
-        splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
-                                      train_subset=config.train_subset,
-                                      test_subset=config.test_subset,
-                                      validation_size=config.validation_size,
-                                      event_num_steps=config.get("event_num_steps"),
-                                      event_max_time=config.get("event_max_time"))
+        splits = data_lib.load_splits(
+            config.dataset,
+            config.get("data_dir"),
+            train_subset=config.train_subset,
+            test_subset=config.test_subset,
+            validation_size=config.validation_size,
+            event_num_steps=config.get("event_num_steps"),
+            event_max_time=config.get("event_max_time"),
+        )
         steps_per_epoch = data_lib.steps_per_epoch(len(splits.train.labels), config.batch_size)
     except ValueError as e:  # a config the data cannot serve: the message names the field
         raise ConfigError(" ".join(str(e).split())) from None
-    total_steps = (config.num_train_steps if config.num_train_steps > 0
-                   else config.num_epochs * steps_per_epoch)
+    total_steps = (
+        config.num_train_steps
+        if config.num_train_steps > 0
+        else config.num_epochs * steps_per_epoch
+    )
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     # What the run derives from the data and its length goes to the model as
     # arguments, not into the config (which stays what a person chose), and is
     # recorded beside it for restore (htaf_jax.train.restore.model_from_run).
-    derived = {"num_classes": splits.num_classes, "total_train_steps": total_steps,
-               "input_shape": list(splits.input_shape)}
+    derived = {
+        "num_classes": splits.num_classes,
+        "total_train_steps": total_steps,
+        "input_shape": list(splits.input_shape),
+    }
     if main_process:
         # Whole or absent under a kill (htaf_jax._atomic), as every file a run writes.
         with replace_on_close(os.path.join(workdir, "config.json")) as f:
@@ -188,17 +210,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         with replace_on_close(os.path.join(workdir, DERIVED_FILE)) as f:
             json.dump(derived, f, indent=2)
 
-    model = build_model(config.model, num_classes=derived["num_classes"],
-                        total_train_steps=derived["total_train_steps"])
+    model = build_model(
+        config.model,
+        num_classes=derived["num_classes"],
+        total_train_steps=derived["total_train_steps"],
+    )
     tx = make_optimizer(config, total_steps)
     compute_dtype = jnp.bfloat16 if config.get("half_precision", False) else None
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
     state = step_lib.init_state(model, tx, init_rng, splits.input_shape)
     state, train_rng, eval_rng = step_lib.replicate((state, train_rng, eval_rng), mesh)
 
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"),
-                              every_steps=config.checkpoint_every_steps,
-                              keep=config.keep_checkpoints)
+    checkpoints = Checkpoints(
+        os.path.join(workdir, "checkpoints"),
+        every_steps=config.checkpoint_every_steps,
+        keep=config.keep_checkpoints,
+    )
     position = Progress(0, 0, 0)
     # The newest usable checkpoint; newer ones a kill left unusable are named and set
     # aside (htaf_jax.train.checkpoint).
@@ -206,15 +233,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if restored is not None:
         tree, position = restored
         # Checkpoints hold finite states only, so the flag keeps its initial 0.
-        state = state.replace(step=tree["step"], params=tree["params"],
-                              batch_stats=tree["batch_stats"], opt_state=tree["opt_state"])
+        state = state.replace(
+            step=tree["step"],
+            params=tree["params"],
+            batch_stats=tree["batch_stats"],
+            opt_state=tree["opt_state"],
+        )
         train_rng = jax.random.wrap_key_data(tree["rng"])
-    writer = MetricsWriter(workdir, resume_step=position.step,
-                           tensorboard=config.get("tensorboard", True), enabled=main_process)
+    writer = MetricsWriter(
+        workdir,
+        resume_step=position.step,
+        tensorboard=config.get("tensorboard", True),
+        enabled=main_process,
+    )
     train_step = step_lib.make_train_step(model, tx, mesh, compute_dtype=compute_dtype)
     eval_step = step_lib.make_eval_step(model, mesh, compute_dtype=compute_dtype)
-    profiler = _Profiler(parse_profile_steps(config.get("profile_steps", "")),
-                         os.path.join(workdir, PROFILE_DIR), enabled=main_process)
+    profiler = _Profiler(
+        parse_profile_steps(config.get("profile_steps", "")),
+        os.path.join(workdir, PROFILE_DIR),
+        enabled=main_process,
+    )
 
     step, history = position.step, []
     pipeline_seconds, images_seen, loop_start = 0.0, 0, time.perf_counter()
@@ -226,11 +264,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         for epoch in range(position.epoch, num_epochs):
             first = position.step_in_epoch if epoch == position.epoch else 0
-            batches = data_lib.train_batches(splits.train, splits.normalizer, config.batch_size,  # pyright: ignore[reportArgumentType]
-                                             seed=config.seed, epoch=epoch, start_step=first,
-                                             rows=train_rows,
-                                             crop_padding=config.augment_crop_padding,
-                                             flip=config.augment_flip)
+            batches = data_lib.train_batches(
+                splits.train,
+                splits.normalizer,  # pyright: ignore[reportArgumentType]
+                config.batch_size,
+                seed=config.seed,
+                epoch=epoch,
+                start_step=first,
+                rows=train_rows,
+                crop_padding=config.augment_crop_padding,
+                flip=config.augment_flip,
+            )
             for index in range(first, steps_per_epoch):
                 if step >= total_steps:
                     break
@@ -248,8 +292,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 bar.update(1)
                 end_of_epoch = index + 1 == steps_per_epoch
                 log = step % config.log_every_steps == 0 or step == total_steps
-                evaluate_now = (end_of_epoch and (epoch + 1) % config.eval_every_epochs == 0) \
-                    or step == total_steps
+                evaluate_now = (
+                    end_of_epoch and (epoch + 1) % config.eval_every_epochs == 0
+                ) or step == total_steps
                 save = checkpoints.should_save(step) or step == total_steps
                 if log or evaluate_now or save:  # the one host read of the device's flag
                     _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
@@ -258,9 +303,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     scalars = _mean_metrics(history)
                     history = []
                     rate = (step - log_step) / (now - log_start)
-                    writer.write(step, "train", {**scalars, "steps_per_sec": rate,
-                                                 "images_per_sec": rate * config.batch_size},
-                                 epoch=epoch)
+                    writer.write(
+                        step,
+                        "train",
+                        {
+                            **scalars,
+                            "steps_per_sec": rate,
+                            "images_per_sec": rate * config.batch_size,
+                        },
+                        epoch=epoch,
+                    )
                     log_start, log_step = now, step
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}")
                 if evaluate_now:
@@ -274,9 +326,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                             f"{step}, with finite losses and gradients (an update "
                             f"overflowed); stopped. Last good checkpoint: step "
                             f"{checkpoints.latest_step()} in {checkpoints.directory}. "
-                            f"Try a lower config.learning_rate.")
-                    nxt = Progress(step, epoch + 1, 0) if end_of_epoch else \
-                        Progress(step, epoch, index + 1)
+                            f"Try a lower config.learning_rate."
+                        )
+                    nxt = (
+                        Progress(step, epoch + 1, 0)
+                        if end_of_epoch
+                        else Progress(step, epoch, index + 1)
+                    )
                     checkpoints.save(_checkpoint_tree(state, train_rng), nxt)
         profiler.stop(state)
         _raise_if_nonfinite(state, steps_per_epoch, checkpoints)
@@ -295,15 +351,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
     loop_seconds = time.perf_counter() - loop_start
     final = {f"{splits.eval_split}/{k}": v for k, v in eval_metrics.items()}
-    summary = {"step": step, "metrics": final,
-               "train_steps_per_sec": ((step - compiled_step) / (time.perf_counter() - compiled_at)
-                               if compiled_at and step > compiled_step else None),
-               # this process builds only its rows of each global batch
-               "pipeline_images_per_sec": (images_seen * (train_rows[1] - train_rows[0])
-                                           / config.batch_size / max(pipeline_seconds, 1e-9)),
-               "train_images_per_sec": images_seen / max(loop_seconds, 1e-9),
-               "num_devices": int(mesh.devices.size), "num_processes": jax.process_count(),
-               "resumed_from_step": position.step}
+    summary = {
+        "step": step,
+        "metrics": final,
+        "train_steps_per_sec": (
+            (step - compiled_step) / (time.perf_counter() - compiled_at)
+            if compiled_at and step > compiled_step
+            else None
+        ),
+        # this process builds only its rows of each global batch
+        "pipeline_images_per_sec": (
+            images_seen
+            * (train_rows[1] - train_rows[0])
+            / config.batch_size
+            / max(pipeline_seconds, 1e-9)
+        ),
+        "train_images_per_sec": images_seen / max(loop_seconds, 1e-9),
+        "num_devices": int(mesh.devices.size),
+        "num_processes": jax.process_count(),
+        "resumed_from_step": position.step,
+    }
     if main_process:
         with replace_on_close(os.path.join(workdir, "summary.json")) as f:
             json.dump(summary, f, indent=2)

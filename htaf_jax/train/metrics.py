@@ -6,6 +6,7 @@ TensorBoard files are written by tensorboardX, which needs no TensorFlow.
 Timing fields (TIMING_FIELDS) are the only ones that differ between two runs
 with the same seed on CPU.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,9 @@ class MetricsWriter:
     file is rewritten whole (htaf_jax._atomic), so a kill then loses nothing.
     """
 
-    def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True,
-                 enabled: bool = True):
+    def __init__(
+        self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True, enabled: bool = True
+    ):
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._start = time.time()
         self._file = self._tb = None
@@ -63,16 +65,22 @@ class MetricsWriter:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")
         if tensorboard:
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+            self._tb = SummaryWriter(
+                os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1
+            )
 
     def has_record(self, step: int, split: str) -> bool:
         """Whether the file kept a ``split`` record at ``step`` from before the resume."""
         return (int(step), split) in self._kept
 
     def write(self, step: int, split: str, scalars: Mapping[str, Any], **fields: Any) -> dict:
-        record = {"step": int(step), "split": split, **{k: _scalar(v) for k, v in fields.items()},
-                  **{k: _scalar(v) for k, v in scalars.items()},
-                  "wall_time": round(time.time() - self._start, 3)}
+        record = {
+            "step": int(step),
+            "split": split,
+            **{k: _scalar(v) for k, v in fields.items()},
+            **{k: _scalar(v) for k, v in scalars.items()},
+            "wall_time": round(time.time() - self._start, 3),
+        }
         if self._file is not None:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
@@ -92,5 +100,10 @@ class MetricsWriter:
 
 def progress_bar(total: int, initial: int, enabled: bool):
     """A tqdm bar over steps, shown only when asked for and stderr is a terminal."""
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
-                disable=not (enabled and sys.stderr.isatty()))
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (enabled and sys.stderr.isatty()),
+    )

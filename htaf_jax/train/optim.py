@@ -4,6 +4,7 @@
 validation (htaf_jax.train.config) reads their keys, and the code here
 builds from them.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -14,10 +15,12 @@ import optax
 from htaf_jax.bop import bop_with
 
 
-def _bop(config: ml_collections.ConfigDict, schedule: optax.Schedule
-         ) -> optax.GradientTransformation:
-    return bop_with(optax.adam(schedule), config.get("bop_threshold", 1e-8),
-                    config.get("bop_gamma", 1e-4))
+def _bop(
+    config: ml_collections.ConfigDict, schedule: optax.Schedule
+) -> optax.GradientTransformation:
+    return bop_with(
+        optax.adam(schedule), config.get("bop_threshold", 1e-8), config.get("bop_gamma", 1e-4)
+    )
 
 
 # name -> (peak learning rate, decay steps) -> schedule; "cosine" decays to 0 at the last step.
@@ -27,8 +30,9 @@ SCHEDULES: dict[str, Callable[[float, int], optax.Schedule]] = {
 }
 # name -> (config, schedule) -> transformation. "bop": Bop on the binary layers'
 # ``latent_kernel`` s, Adam on the rest (the train step then logs ``flip_ratio``).
-OPTIMIZERS: dict[str, Callable[[ml_collections.ConfigDict, optax.Schedule],
-                               optax.GradientTransformation]] = {
+OPTIMIZERS: dict[
+    str, Callable[[ml_collections.ConfigDict, optax.Schedule], optax.GradientTransformation]
+] = {
     "adam": lambda config, lr: optax.adam(lr),
     "adamw": lambda config, lr: optax.adamw(lr, weight_decay=config.weight_decay),
     "sgd": lambda config, lr: optax.sgd(lr, momentum=config.get("momentum", 0.9) or None),
@@ -51,8 +55,9 @@ def make_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int
-                   ) -> optax.GradientTransformation:
+def make_optimizer(
+    config: ml_collections.ConfigDict, total_steps: int
+) -> optax.GradientTransformation:
     """``config.optimizer``: an ``OPTIMIZERS`` name (bop: ``config.bop_threshold``,
     ``config.bop_gamma``, Larq's 1e-8 and 1e-4 by default), clipped by
     ``config.grad_clip_norm`` when > 0."""

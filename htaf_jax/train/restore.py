@@ -10,6 +10,7 @@ derived (``derived.json``: ``num_classes``, ``total_train_steps``,
 (``config.model.num_classes``, ``config.model.total_train_steps``,
 ``config.input_shape``), where they are read instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,13 +55,17 @@ def load_derived(workdir: str) -> dict:
             derived = json.load(f)
     else:  # older runs: the engine wrote these into the config
         config = load_config(workdir)
-        derived = {"num_classes": config.model.get("num_classes", None),
-                   "total_train_steps": config.model.get("total_train_steps", None),
-                   "input_shape": config.get("input_shape", None)}
+        derived = {
+            "num_classes": config.model.get("num_classes", None),
+            "total_train_steps": config.model.get("total_train_steps", None),
+            "input_shape": config.get("input_shape", None),
+        }
     shape = derived.get("input_shape") or DEFAULT_INPUT_SHAPE
-    return {"num_classes": derived.get("num_classes"),
-            "total_train_steps": derived.get("total_train_steps"),
-            "input_shape": tuple(int(d) for d in shape)}
+    return {
+        "num_classes": derived.get("num_classes"),
+        "total_train_steps": derived.get("total_train_steps"),
+        "input_shape": tuple(int(d) for d in shape),
+    }
 
 
 def model_from_run(workdir: str, config: ml_collections.ConfigDict | None = None):
@@ -69,13 +74,17 @@ def model_from_run(workdir: str, config: ml_collections.ConfigDict | None = None
     the values it derived (num_classes, total_train_steps)."""
     config = load_config(workdir) if config is None else config
     derived = load_derived(workdir)
-    model = build_model(config.model, num_classes=derived["num_classes"],  # pyright: ignore[reportOptionalMemberAccess]
-                        total_train_steps=derived["total_train_steps"])
+    model = build_model(
+        config.model,  # pyright: ignore[reportOptionalMemberAccess]
+        num_classes=derived["num_classes"],
+        total_train_steps=derived["total_train_steps"],
+    )
     return model, config
 
 
-def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None,
-                   step: int | None = None) -> TrainResult:
+def restore_params(
+    workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None
+) -> TrainResult:
     """Params and batch_stats (NumPy, on the host) of the latest checkpoint, or ``step``.
 
     The latest usable one: a newer step that cannot be read (a kill mid-save, a
@@ -87,13 +96,19 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
     ``metrics`` are the final ones from ``summary.json`` ({} if the run did not finish).
     """
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    manager = ocp.CheckpointManager(directory, item_handlers=item_handlers(),
-                                    options=ocp.CheckpointManagerOptions(read_only=True))
+    manager = ocp.CheckpointManager(
+        directory,
+        item_handlers=item_handlers(),
+        options=ocp.CheckpointManagerOptions(read_only=True),
+    )
     check = None
     if config is not None:
         check = lambda saved: _check_against_config(  # noqa: E731
             {"params": saved["params"], "batch_stats": saved.get("batch_stats", {}) or {}},
-            config, workdir, step)  # pyright: ignore[reportArgumentType]
+            config,
+            workdir,
+            step,  # pyright: ignore[reportArgumentType]
+        )
     # The whole saved tree, as saved, onto one device (the run may have used 8). Asked
     # for no step: the newest usable one, naming any newer one that is not.
     explicit = step is not None
@@ -107,8 +122,11 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict | None = None
             except UnusableCheckpointError as e:
                 if explicit:
                     raise
-                print(f"warning: {e}: skipped, falling back to the previous checkpoint",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"warning: {e}: skipped, falling back to the previous checkpoint",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         manager.close()
     if restored is None:
@@ -127,11 +145,19 @@ def _check_against_config(saved_tree, config, workdir: str, step: int) -> None:
     model, _ = model_from_run(workdir, config)
     image_shape = load_derived(workdir)["input_shape"]
     variables = jax.eval_shape(
-        lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1),
-                            "sample": jax.random.key(2)},
-                           jnp.zeros((2,) + image_shape, jnp.float32), train=False))
+        lambda: model.init(
+            {
+                "params": jax.random.key(0),
+                "dropout": jax.random.key(1),
+                "sample": jax.random.key(2),
+            },
+            jnp.zeros((2,) + image_shape, jnp.float32),
+            train=False,
+        )
+    )
     wanted = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     mismatch = describe_mismatch(_shapes(saved_tree), _shapes(wanted))
     if mismatch:
         raise CheckpointMismatchError(
-            f"checkpoint {step} in {workdir} was made for a different model: {mismatch}")
+            f"checkpoint {step} in {workdir} was made for a different model: {mismatch}"
+        )

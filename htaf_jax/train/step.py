@@ -44,10 +44,11 @@ parameters: parameters, optimizer state, loss and BatchNorm statistics stay
 float32 (Flax's BatchNorm reduces in float32 and keeps its statistics in
 ``param_dtype``), and no model needs a change.
 """
+
 from __future__ import annotations
 
-import inspect
 import collections
+import inspect
 from typing import Any, Callable
 
 import chex
@@ -70,9 +71,9 @@ Metrics = dict[str, jax.Array]
 
 @flax.struct.dataclass
 class TrainState:
-    step: jax.Array      # int32 (), steps applied (frozen from the first non-finite step on)
+    step: jax.Array  # int32 (), steps applied (frozen from the first non-finite step on)
     params: Any
-    batch_stats: Any     # {} for models without BatchNorm
+    batch_stats: Any  # {} for models without BatchNorm
     opt_state: Any
     first_nonfinite_step: jax.Array  # int32 (), 0, or the 1-based index of the first bad step
 
@@ -86,15 +87,18 @@ def make_mesh(num_devices: int = -1) -> Mesh:
     """
     devices = jax.devices()
     if num_devices > len(devices):
-        raise ValueError(f"config.num_devices={num_devices} but only {len(devices)} devices "
-                         f"are available")
+        raise ValueError(
+            f"config.num_devices={num_devices} but only {len(devices)} devices are available"
+        )
     if jax.process_count() > 1:
         if num_devices not in (-1, len(devices)):
-            raise ValueError(f"config.num_devices={num_devices}: a run over "
-                             f"{jax.process_count()} processes uses all {len(devices)} "
-                             f"devices; leave num_devices at -1")
+            raise ValueError(
+                f"config.num_devices={num_devices}: a run over "
+                f"{jax.process_count()} processes uses all {len(devices)} "
+                f"devices; leave num_devices at -1"
+            )
         devices = sorted(devices, key=lambda d: (d.process_index, d.id))
-    return Mesh(np.asarray(devices[:num_devices if num_devices > 0 else None]), (AXIS,))
+    return Mesh(np.asarray(devices[: num_devices if num_devices > 0 else None]), (AXIS,))
 
 
 def _is_key(leaf) -> bool:
@@ -117,6 +121,7 @@ def replicate(tree, mesh: Mesh):
             data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
             return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
         return jax.device_put(np.asarray(x), sharding)
+
     return jax.tree.map(leaf, tree)
 
 
@@ -127,11 +132,15 @@ def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
     of P on a mesh from ``make_mesh``.
     """
     indices = NamedSharding(mesh, P(AXIS)).addressable_devices_indices_map((batch_size,))
-    spans = sorted((s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)  # pyright: ignore[reportOptionalSubscript]
-                   for s in indices.values())
+    spans = sorted(
+        (s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)  # pyright: ignore[reportOptionalSubscript]
+        for s in indices.values()
+    )
     if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
-        raise ValueError(f"this process's devices hold non-contiguous rows {spans} of the "
-                         f"batch; build the mesh with make_mesh")
+        raise ValueError(
+            f"this process's devices hold non-contiguous rows {spans} of the "
+            f"batch; build the mesh with make_mesh"
+        )
     return spans[0][0], spans[-1][1]
 
 
@@ -147,20 +156,28 @@ def shard_batch(arrays, mesh: Mesh):
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), arrays)
 
 
-def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
-               image_shape: tuple[int, ...]) -> TrainState:
+def init_state(
+    model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array, image_shape: tuple[int, ...]
+) -> TrainState:
     # One jitted program: eagerly, every op of every initializer compiles on its own
     # (seconds for a small network on a CPU).
     @jax.jit
     def init(rng):
         params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
-        variables = model.init({"params": params_rng, "dropout": dropout_rng,
-                                "sample": sample_rng},
-                               jnp.zeros((2,) + tuple(image_shape), jnp.float32), train=False)
+        variables = model.init(
+            {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
+            jnp.zeros((2,) + tuple(image_shape), jnp.float32),
+            train=False,
+        )
         params = variables["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          batch_stats=variables.get("batch_stats", {}),
-                          opt_state=tx.init(params), first_nonfinite_step=jnp.zeros((), jnp.int32))
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=tx.init(params),
+            first_nonfinite_step=jnp.zeros((), jnp.int32),
+        )
+
     return init(rng)
 
 
@@ -172,8 +189,7 @@ def first_nonfinite_step(state: TrainState) -> int | None:
     checkpoint boundaries, not after every step.
     """
     flag = state.first_nonfinite_step
-    value = int(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data")
-                           else flag))
+    value = int(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data") else flag))
     return value or None
 
 
@@ -186,28 +202,30 @@ def state_is_finite(state: TrainState) -> bool:
     """Whether every parameter, BatchNorm statistic and optimizer-state entry is finite:
     the check before a checkpoint for an update that overflowed from finite gradients."""
     flag = _state_is_finite(state)
-    return bool(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data")
-                           else flag))
+    return bool(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data") else flag))
 
 
 def cast_floating(tree, dtype):
     """``tree`` with its floating-point leaves cast to ``dtype`` (integers, keys kept)."""
+
     def leaf(x):
         if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
             return x.astype(dtype)
         return x
+
     return jax.tree.map(leaf, tree)
 
 
 def _all_finite(*trees) -> jax.Array:
-    leaves = [x for t in trees for x in jax.tree.leaves(t)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    leaves = [x for t in trees for x in jax.tree.leaves(t) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def _has_bop(opt_state) -> bool:
-    return any(isinstance(s, BopState) for s in jax.tree.leaves(
-        opt_state, is_leaf=lambda s: isinstance(s, BopState)))
+    return any(
+        isinstance(s, BopState)
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
+    )
 
 
 def _variables(params, batch_stats) -> dict:
@@ -246,10 +264,15 @@ def _step_rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
 MAX_IN_FLIGHT = 4
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
-                    compute_dtype=None, donate: bool = True, check_every_step: bool = False
-                    ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array],
-                                  tuple[TrainState, Metrics]]:
+def make_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    mesh: Mesh,
+    *,
+    compute_dtype=None,
+    donate: bool = True,
+    check_every_step: bool = False,
+) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
     """``step(state, images, labels, rng) -> (state, metrics)``, jitted, chex-checked.
 
     ``images`` (B, H, W, C) float32 and ``labels`` (B,) int32 must already be
@@ -281,25 +304,36 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
             if compute_dtype is not None:  # the cast's transpose brings float32 gradients back
                 params = cast_floating(params, compute_dtype)
             logits, updates = model.apply(
-                _variables(params, state.batch_stats), inputs, train=True, rngs=rngs,
-                mutable=["batch_stats", "intermediates", "losses"], **step_kwargs)
+                _variables(params, state.batch_stats),
+                inputs,
+                train=True,
+                rngs=rngs,
+                mutable=["batch_stats", "intermediates", "losses"],
+                **step_kwargs,
+            )
             chex.assert_shape(logits, (images.shape[0], None))
             logits = logits.astype(jnp.float32)
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             # Penalties a model sows into "losses" (the ICBM's on-rate and head L1).
-            sown = sum((jnp.sum(x.astype(jnp.float32))
-                        for x in jax.tree.leaves(updates.get("losses", {}))), jnp.float32(0))
+            sown = sum(
+                (
+                    jnp.sum(x.astype(jnp.float32))
+                    for x in jax.tree.leaves(updates.get("losses", {}))
+                ),
+                jnp.float32(0),
+            )
             return loss + sown, (logits, updates)
 
-        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            varying_params)
+        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(varying_params)
         grads = lax.pmean(grads, AXIS)
         loss = lax.pmean(loss, AXIS)
         batch_stats = lax.pmean(updates.get("batch_stats", {}), AXIS)
-        metrics = {"loss": loss,
-                   "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-                   "grad_norm": optax.tree.norm(grads),
-                   **sown_metrics(updates.get("intermediates", {}))}
+        metrics = {
+            "loss": loss,
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+            "grad_norm": optax.tree.norm(grads),
+            **sown_metrics(updates.get("intermediates", {})),
+        }
         metrics = {k: lax.pmean(v, AXIS) if k != "loss" else v for k, v in metrics.items()}
 
         # Every input of the flag is averaged over the mesh, so every device
@@ -320,20 +354,28 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
             return optax.apply_updates(state.params, param_updates), stats, opt_state
 
         params, new_stats, opt_state = lax.cond(
-            apply, update, lambda s: (s.params, s.batch_stats, s.opt_state), state)
+            apply, update, lambda s: (s.params, s.batch_stats, s.opt_state), state
+        )
         if _has_bop(opt_state):  # Larq's FlipRatio: the binary weights this update flipped
             metrics["flip_ratio"] = jnp.where(apply, flip_ratio(opt_state), 0.0)
-        first_bad = jnp.where(apply | (state.first_nonfinite_step > 0),
-                              state.first_nonfinite_step, state.step + 1)
-        new_state = TrainState(step=jnp.where(apply, state.step + 1, state.step),
-                               params=params, batch_stats=new_stats, opt_state=opt_state,
-                               first_nonfinite_step=first_bad.astype(jnp.int32))
+        first_bad = jnp.where(
+            apply | (state.first_nonfinite_step > 0), state.first_nonfinite_step, state.step + 1
+        )
+        new_state = TrainState(
+            step=jnp.where(apply, state.step + 1, state.step),
+            params=params,
+            batch_stats=new_stats,
+            opt_state=opt_state,
+            first_nonfinite_step=first_bad.astype(jnp.int32),
+        )
         return new_state, metrics
 
-    mapped = jax.jit(jax.shard_map(train_step, mesh=mesh,
-                                   in_specs=(P(), P(AXIS), P(AXIS), P()),
-                                   out_specs=(P(), P())),
-                     donate_argnums=(0,) if donate else ())
+    mapped = jax.jit(
+        jax.shard_map(
+            train_step, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P()), out_specs=(P(), P())
+        ),
+        donate_argnums=(0,) if donate else (),
+    )
 
     in_flight: collections.deque = collections.deque()
 
@@ -352,8 +394,10 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
             # multi-process run, and two processes deadlocked there (gloo, CPU).
             bad = first_nonfinite_step(new_state)
             if bad is not None:
-                raise NonFiniteStepError(f"non-finite loss, gradient or state in train step "
-                                         f"{bad} (the state before it is kept)")
+                raise NonFiniteStepError(
+                    f"non-finite loss, gradient or state in train step "
+                    f"{bad} (the state before it is kept)"
+                )
         return new_state, metrics
 
     step.num_devices = num_devices  # type: ignore[attr-defined]
@@ -366,28 +410,40 @@ class NonFiniteStepError(AssertionError):
     gradient or state."""
 
 
-def make_eval_step(model: nn.Module, mesh: Mesh, *, compute_dtype=None
-                   ) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array, jax.Array],
-                                 Metrics]:
+def make_eval_step(
+    model: nn.Module, mesh: Mesh, *, compute_dtype=None
+) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array, jax.Array], Metrics]:
     """``eval_step(state, images, labels, mask, rng) -> {'loss_sum','correct','count'}``.
 
     Sums over the examples whose mask is 1, so padded batches count each real
     example once; divide by ``count`` after summing over batches.
     ``compute_dtype`` as in ``make_train_step``; the sums are float32.
     """
+
     def eval_step(state: TrainState, images, labels, mask, rng):
         rngs = _step_rngs(rng, jnp.zeros((), jnp.int32))
         params = state.params
         if compute_dtype is not None:
             params, images = cast_floating(params, compute_dtype), images.astype(compute_dtype)
-        logits = model.apply(_variables(params, state.batch_stats), images,
-                             train=False, rngs=rngs, **_step_kwargs(model, state.step))
+        logits = model.apply(
+            _variables(params, state.batch_stats),
+            images,
+            train=False,
+            rngs=rngs,
+            **_step_kwargs(model, state.step),
+        )
         logits = logits.astype(jnp.float32)  # pyright: ignore[reportAttributeAccessIssue]
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-        sums = {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask),
-                "count": jnp.sum(mask)}
+        sums = {
+            "loss_sum": jnp.sum(loss * mask),
+            "correct": jnp.sum(correct * mask),
+            "count": jnp.sum(mask),
+        }
         return {k: lax.psum(v, AXIS) for k, v in sums.items()}
 
-    return jax.jit(jax.shard_map(eval_step, mesh=mesh,
-                                 in_specs=(P(), P(AXIS), P(AXIS), P(AXIS), P()), out_specs=P()))
+    return jax.jit(
+        jax.shard_map(
+            eval_step, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS), P()), out_specs=P()
+        )
+    )

@@ -1,5 +1,6 @@
 """The work dir checked before training starts: one line naming the path when it cannot hold
 a run (a file in its place, no permission, a read-only or full disk)."""
+
 from __future__ import annotations
 
 import errno
@@ -19,9 +20,13 @@ class WorkdirError(OSError):
 def describe(error: OSError, path: str | None = None) -> str:
     """One line for an OSError met while writing a run: the path and what went wrong."""
     where = path or error.filename or "the work dir"
-    reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-              errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-              errno.EPERM: "permission denied"}.get(error.errno or 0, error.strerror or str(error))
+    reason = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(error.errno or 0, error.strerror or str(error))
     return f"cannot write to {where}: {reason}"
 
 
@@ -29,13 +34,16 @@ def prepare_workdir(workdir: str) -> None:
     """Creates ``workdir`` if needed and checks that a file can be written in it and that
     the disk has room; raises WorkdirError naming the path otherwise."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise WorkdirError(f"--workdir {workdir} is a file, not a directory; "
-                           f"name a directory (it is created if missing)")
+        raise WorkdirError(
+            f"--workdir {workdir} is a file, not a directory; "
+            f"name a directory (it is created if missing)"
+        )
     try:
         os.makedirs(workdir, exist_ok=True)
     except NotADirectoryError:
-        raise WorkdirError(f"--workdir {workdir}: a part of the path is a file, "
-                           f"not a directory") from None
+        raise WorkdirError(
+            f"--workdir {workdir}: a part of the path is a file, not a directory"
+        ) from None
     except OSError as e:
         raise WorkdirError(describe(e, workdir)) from None
     try:

@@ -1,8 +1,11 @@
 """04_binary_and_heaviside.ipynb: a DHN depth study (plain/skip/mixed), a BNN packed into bits."""
+
 from cells.common import DATA_CHECK, DATA_MD, INSTALL, setup
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # Binary units with HTAF: deep Heaviside networks and a bit-packed binary network
 
 Two kinds of network whose units are exactly binary once trained, both trained here with
@@ -22,9 +25,11 @@ HTAF as the surrogate gradient of the step:
 128-128 BNN), well under a minute for the whole notebook on 2 CPU cores. Without it the configs'
 widths on all 60,000 images, DHN depths 2, 4, 8 and 16 for 3 epochs each, the BNN for its
 config's epochs.
-"""),
+""",
+    ),
     INSTALL,
-    setup(extra_imports="""
+    setup(
+        extra_imports="""
 import time
 
 import optax
@@ -33,10 +38,13 @@ from htaf_jax.models import bnn_export
 from htaf_jax.train import train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import bnn_mlp, dhn_mlp
-"""),
+"""
+    ),
     DATA_MD,
     DATA_CHECK,
-    ("md", r"""
+    (
+        "md",
+        r"""
 ## 1. Deep Heaviside networks: plain, skip and mixed, shallow and deep
 
 Layer $l$ computes $h_l = H(\mathrm{BN}(W_l h_{l-1}))$ (**plain**);
@@ -45,8 +53,11 @@ $h_l = H(\mathrm{BN}(W_l h_{l-1} + V_l x))$, every layer also reading the input 
 train in `mode="hard"`: the forward pass is the true step, the backward pass HTAF's
 derivative; evaluation always uses true Heaviside units. Only `variant` and `depth` change
 between runs.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 VARIANTS = ["plain", "skip", "mixed"]
 DEPTHS = [2, 4] if SMALL else [2, 4, 8, 16]
 
@@ -77,8 +88,11 @@ for depth in DEPTHS:
         dhn[variant, depth] = dict(result=result, workdir=workdir, seconds=time.time() - start)
         print(f"depth {depth:2d} {variant:5s} test accuracy {result.metrics['test/accuracy']:.4f} "
               f"({dhn[variant, depth]['seconds']:.0f} s)")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Below, left: test accuracy against depth. Middle: the training loss of the deepest networks.
 Right: how much gradient reaches each layer of those deepest networks, $\|\partial L / \partial W_l\|$
 for layer $l$'s weights (cross-entropy on 1,000 training images, training-mode forward), at
@@ -87,8 +101,11 @@ network's drop with depth: if its gradient vanished on the way down through the 
 derivatives, its first layers would get far less gradient than its last ones, and far less
 than the skip and mixed networks' first layers. (With a BatchNorm before every step, it need
 not; the paper's explanation is what the layers can express, not how they train.)
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 # The trainer's splits (both parts use the same subsets): the normaliser is fitted on the
 # training images, as in training.
 config = dhn_config("plain", DEPTHS[0])
@@ -147,8 +164,11 @@ for ax in axes:
 fig.tight_layout()
 savefig(fig, "04_dhn_depth")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 With one seed and a small budget the numbers are noisy; the sweep at the end runs several
 seeds, more depths and every surrogate, and records per-layer gradient norms.
 
@@ -158,8 +178,11 @@ Every weight of `BinaryMLP` is used as $\mathrm{sign}(W)\cdot a$, with one float
 $a = \mathrm{mean}|W|$ per output unit, so after training each weight needs one bit.
 `pack_binary_params` stores the signs as packed `uint8` words plus the scales;
 `unpack_params` rebuilds kernels $\pm a$ that give the same forward pass.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 config = bnn_mlp.get_config()
 config.tensorboard = False
 if SMALL:
@@ -172,8 +195,11 @@ print("model:", dict(config.model))
 bnn_workdir = "workdirs/bnn_mlp" + ("_small" if SMALL else "")
 bnn = train_and_evaluate(config, bnn_workdir)
 print(f"test accuracy {bnn.metrics['test/accuracy']:.4f}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 model = build_model(config.model)
 packed = bnn_export.pack_binary_params(bnn.params)
 report = bnn_export.packed_memory_report(bnn.params, packed)
@@ -198,8 +224,11 @@ for path, pk in packed.items():
 print(f"binary kernels: {report['float32_bytes']:,d} bytes as float32 → "
       f"{report['packed_bytes'] + report['scale_bytes']:,d} bytes packed with scales "
       f"({report['ratio_with_scales']:.1f}× smaller; {report['ratio']:.0f}× for the bits alone)")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 names = ["/".join(p[:-1]) for p in packed]
 x = np.arange(len(names))
 fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -213,8 +242,11 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 savefig(fig, "04_bnn_export")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 More:
 
 * the depth study with every surrogate and 3 seeds, accuracy and per-layer gradient norms:
@@ -223,5 +255,6 @@ More:
   experiments/configs/dhn_mlp.py --workdir workdirs/dhn_mlp --config.model.variant=skip
   --config.model.depth=8`, `python -m experiments.train --config experiments/configs/bnn_mlp.py
   --workdir workdirs/bnn_mlp`.
-"""),
+""",
+    ),
 ]

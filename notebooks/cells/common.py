@@ -4,7 +4,9 @@
 # project moves; build.py writes it into every notebook.
 REPO_URL = "https://github.com/htaf-jax/htaf-jax"
 
-INSTALL = ("code", f'''
+INSTALL = (
+    "code",
+    f"""
 # The notebooks use htaf-jax with its [train] extra and the experiments/ folder of a
 # checkout of the repository (experiments/ is not installed). In a checkout (or with
 # HTAF_REPO set) that is used; in Colab or a fresh environment the repository is cloned
@@ -24,12 +26,15 @@ except ImportError:
     %pip install -q -e "{{root}}[train]"
 import htaf_jax
 print("htaf_jax", htaf_jax.__version__, "| repository:", root)
-''')
+""",
+)
 
 
 def setup(extra_imports: str = "", small_note: str = "") -> tuple[str, str]:
     """The settings cell: SMALL from the environment, a figures folder, savefig."""
-    return ("code", f'''
+    return (
+        "code",
+        f"""
 import os
 import pathlib
 import warnings
@@ -63,9 +68,13 @@ def savefig(fig, name):
 
 
 print("SMALL =", SMALL, "| devices:", jax.devices())
-''')
+""",
+    )
 
-DATA_MD = ("md", r"""
+
+DATA_MD = (
+    "md",
+    r"""
 ### The dataset
 
 The notebook trains on real Fashion-MNIST (60k/10k images, 28×28) and reads the four
@@ -85,9 +94,12 @@ import os; os.environ["HTAF_FASHION_MNIST_DIR"] = "/content/fashion-mnist"
 
 The first use converts them once (about 20 s) into a TFDS array_record copy under
 `$TFDS_DATA_DIR` (default `~/tensorflow_datasets`); TensorFlow is not needed.
-""")
+""",
+)
 
-DATA_CHECK = ("code", r"""
+DATA_CHECK = (
+    "code",
+    r"""
 from htaf_jax import data as data_lib
 
 try:
@@ -98,4 +110,5 @@ except data_lib.DatasetNotFoundError as e:
         "above: in Colab, download the four .gz files and set HTAF_FASHION_MNIST_DIR.\n" + str(e)
     ) from None
 print("Fashion-MNIST is ready (TFDS data dir:", data_lib.tfds_data_dir() + ")")
-""")
+""",
+)

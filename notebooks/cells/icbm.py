@@ -1,8 +1,11 @@
 """03_icbm_explore.ipynb: train an Implicit Concept Bottleneck Model, then read it."""
+
 from cells.common import DATA_CHECK, DATA_MD, INSTALL, setup
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # Train an Implicit Concept Bottleneck Model, then explore it
 
 An ICBM puts a layer of ~binary "implicit concepts" between a backbone and a linear head:
@@ -27,9 +30,11 @@ sharpened from ×1 to ×16 during training) with the library's trainer, then sho
 `SMALL=1` is a smoke run: 2,000 images for 2 epochs, 1,000 test images (well under a
 minute on 2 CPU cores); without it the full config runs (60k images, 16 epochs, about 2 minutes
 on 2 CPU cores, about 89.6%).
-"""),
+""",
+    ),
     INSTALL,
-    setup(extra_imports="""
+    setup(
+        extra_imports="""
 import json
 
 from htaf_jax import interpret
@@ -37,18 +42,24 @@ from htaf_jax.data import class_names
 from htaf_jax.train import load_config, model_from_run, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import icbm as icbm_configs
-"""),
+"""
+    ),
     DATA_MD,
     DATA_CHECK,
-    ("md", r"""
+    (
+        "md",
+        r"""
 ## Train
 
 `train_and_evaluate(config, workdir)` is the trainer every experiment uses. It writes
 `metrics.jsonl`, checkpoints and `summary.json` to the work dir and **resumes** from the
 latest checkpoint there, so running this cell again after a finished run only re-evaluates.
 Delete the work dir to start over.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 config = icbm_configs.get_config()
 config.tensorboard = False
 if SMALL:
@@ -63,8 +74,11 @@ print(f"train on {config.train_subset if config.train_subset > 0 else 'all'} ima
 
 result = train_and_evaluate(config, WORKDIR)
 print("final:", {k: round(v, 4) for k, v in result.metrics.items()})
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 records = read_metrics(WORKDIR)
 train = [r for r in records if r["split"] == "train"]
 test = [r for r in records if r["split"] == "test"]
@@ -85,15 +99,21 @@ for ax in axes:
 fig.tight_layout()
 savefig(fig, "03_training")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## Load the trained model and the test set
 
 `load_config(workdir)` gives the config the run used, `model_from_run(workdir)` the Flax
 module rebuilt from it (with the number of classes the run found), and `result` holds the trained parameters and BatchNorm
 statistics. The test images are normalised the way the trainer normalised them.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 config = load_config(WORKDIR)
 model, _ = model_from_run(WORKDIR)  # (module, derived values)
 variables = {"params": result.params, "batch_stats": result.batch_stats}
@@ -107,15 +127,21 @@ names = class_names(config.dataset)
 kernel, bias = interpret.head_weights(variables)  # V (K, C), b (C,)
 K = kernel.shape[0]
 print(f"{len(labels)} test images, K = {K} concepts, classes: {', '.join(names)}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. How binary are the concepts?
 
 `concept_activations` runs the model's `explain` method over the test set: pre-activations
 BN(Wh), hard concepts, soft (smooth HTAF) concepts, and the logits from each.
 `discretisation` summarises them.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 acts = interpret.concept_activations(model, variables, images)
 stats = interpret.discretisation(acts, labels, eps=(0.01, 0.1))
 for key, value in stats.items():  # hard_soft_gap: soft minus hard accuracy, in % points
@@ -130,15 +156,21 @@ axes[1].set(title="soft concepts htaf(BN(Wh))", yscale="log", xlabel="z")
 fig.tight_layout()
 savefig(fig, "03_concept_histograms")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. Concept grids
 
 A concept has no name; what it means is read off the images that switch it on. For the
 concepts the head weighs most (one per class first), the rows below show the test images with
 the largest pre-activation ("most on") and, beside them, the smallest ("most off").
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def chosen_concepts(kernel, count):
     chosen = []
     for top in interpret.class_concepts(kernel, top=1):  # each class's strongest concept
@@ -169,8 +201,11 @@ axes[0, n + 1 + n // 2].set_title("most off", fontsize=9)
 fig.subplots_adjust(wspace=0.05, hspace=0.1)
 savefig(fig, "03_concept_grids")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The label on the left is the class whose logit that concept raises most. The library also
 writes one PNG per concept (`interpret.save_concept_grid`, used by `python -m experiments.icbm`)
 with each tile's class and pre-activation.
@@ -179,8 +214,11 @@ with each tile's class and pre-activation.
 
 The head's kernel $V$ (concepts × classes) is the whole decision rule. Concepts are sorted by
 the class they support most.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 order = np.lexsort((-kernel.max(axis=1), kernel.argmax(axis=1)))
 lim = np.abs(kernel).max()
 fig, ax = plt.subplots(figsize=(8, max(5, 0.24 * K)))
@@ -194,15 +232,21 @@ plt.show()
 
 for c, top in enumerate(interpret.class_concepts(kernel, top=3)):
     print(f"{names[c]:12s}", "  ".join(f"c{k} {w:+.2f}" for k, w in top))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 4. One prediction, explained
 
 Take a test image. Its logit for each class is the bias plus the weights of its active
 concepts; `interpret.concept_contributions` gives those terms and `interpret.explain_text`
 writes them out, with the single concept flip that would most reduce the winning margin.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 i = 0
 z = acts.hard[i]
 pred = int(acts.logits[i].argmax())
@@ -227,8 +271,11 @@ for ax, c in zip(axes[1:], [pred, runner]):
 fig.tight_layout()
 savefig(fig, "03_explanation")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 5. An intervention that changes a prediction
 
 In a concept bottleneck a person can overrule a concept and the head's answer follows
@@ -236,8 +283,11 @@ exactly: setting concept $k$ to $v$ moves logit $c$ by $(v - z_k) V_{kc}$. We lo
 misclassified test image where flipping a single concept makes the prediction correct
 (falling back to any single flip that changes a prediction), then apply it with
 `interpret.intervene`, which re-runs the model's head on the edited concepts.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def single_flip_effects(z, logits):
     # new logits for each of the K single-concept flips: (K, C)
     return logits[None, :] + (1.0 - 2.0 * z)[:, None] * kernel
@@ -283,8 +333,11 @@ for col, idx in enumerate(interpret.ranked_examples(acts.preactivations, k, 8)):
 fig.tight_layout()
 savefig(fig, "03_intervention")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 6. A handful of concepts per class (NEC), and interventions
 
 A person reads an explanation of a few concepts, not dozens. The concept-bottleneck field
@@ -297,8 +350,11 @@ set concepts one at a time to the true class's typical value (its on-rate on the
 images), in random order and in an informed order (largest margin gain first).
 `python -m experiments.run icbm_nec` measures all of it over concept layers, backbones and
 seeds, beside the standard model and a random code.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 NEC = 5
 train_z = interpret.concept_activations(
     model, variables, splits.normalizer(splits.train.images)).hard
@@ -324,8 +380,11 @@ shown = images * 0.5 + 0.5 if images.min() < 0 else images
 interpret.save_class_overview(overview, shown, acts.preactivations, sparse.kernel,
                               sparse.mask, labels, names)
 display(Image(overview))  # each class's NEC concepts, largest weight first
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 rates = np.stack([train_z[train_y == c].mean(0) for c in range(len(names))])  # typical codes
 wrong = sparse.logits(acts.hard).argmax(-1) != labels
 fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -339,12 +398,16 @@ ax.legend()
 fig.tight_layout()
 savefig(fig, "03_interventions")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 More: `python -m experiments.icbm --workdir workdirs/icbm` trains the full model together with
 a standard-head baseline on the same budget and writes `results.md` with the accuracy gap and
 the discretisation targets; `python -m experiments.icbm_explain --workdir workdirs/icbm
 --index 7 --flip 3` explains and edits any test example from the command line, and with
 `--nec 5 --figures` reads it with the NEC = 5 head and draws its deciding concepts.
-"""),
+""",
+    ),
 ]

@@ -1,8 +1,11 @@
 """02_snn_train.ipynb: a spiking MLP on Fashion-MNIST, HTAF against atan, spike rates per layer."""
+
 from cells.common import DATA_CHECK, DATA_MD, INSTALL, setup
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # Train a spiking network on Fashion-MNIST with HTAF
 
 A leaky integrate-and-fire (LIF) neuron keeps a membrane potential $U$, charges it with
@@ -37,9 +40,11 @@ so there are spike rates per layer to compare. It shows
 surrogate, 1,000 test images (well under a minute for the whole notebook on 2 CPU cores).
 Without it: 1000-500 hidden units and the config's $T = 25$, all 60,000 images and the
 config's number of epochs, per surrogate — a GPU runtime is the place for that.
-"""),
+""",
+    ),
     INSTALL,
-    setup(extra_imports="""
+    setup(
+        extra_imports="""
 import time
 
 from htaf_jax.models import build_model
@@ -47,10 +52,13 @@ from htaf_jax.linen.spiking import LIF
 from htaf_jax.train import load_config, train_and_evaluate
 from htaf_jax.train.metrics import read_metrics
 from experiments.configs import snn_mlp
-"""),
+"""
+    ),
     DATA_MD,
     DATA_CHECK,
-    ("md", r"""
+    (
+        "md",
+        r"""
 ## 1. The two surrogates
 
 HTAF takes the config's α and β (`config.model.surrogate_kwargs.htaf`), atan its registry
@@ -59,8 +67,11 @@ differ away from it: near threshold HTAF's gradient is the broader one, while fa
 atan's decays like $1/x^2$ and HTAF's like $e^{-2\beta|x|}$. ("Heavy-tailed" is relative
 to a sigmoid of the same peak slope, which decays like $e^{-\alpha\beta|x|}$; atan's power law is
 heavier still.) So with HTAF a neuron far from threshold gets almost no gradient.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 SURROGATES = ["htaf", "atan"]
 COLORS = {"htaf": "k", "atan": "tab:orange"}
 
@@ -81,8 +92,11 @@ for ax in axes:
 fig.tight_layout()
 savefig(fig, "02_surrogates")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. Train, once per surrogate
 
 `train_and_evaluate(config, workdir)` is the trainer every experiment uses. It writes
@@ -90,8 +104,11 @@ plt.show()
 interval), checkpoints and `summary.json` to the work dir, and **resumes** from the latest
 checkpoint there, so running this cell again after finished runs only re-evaluates. Delete
 the work dirs to start over. Only `config.model.surrogate` differs between the two runs.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def snn_config(surrogate):
     config = snn_mlp.get_config()
     config.tensorboard = False
@@ -121,15 +138,21 @@ for name in SURROGATES:
     seconds[name] = time.time() - start
     print(f"{name:5s} test accuracy {results[name].metrics['test/accuracy']:.4f} "
           f"({seconds[name]:.0f} s, work dir {workdirs[name]})")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ### Training curves and spike rates during training
 
 Train records are means over the last `log_every_steps` steps; test records come once an
 epoch. The right panel reads the `spike_rate_layer{i}` fields: the share of (neuron, time
 step, example) triples that spiked.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 records = {name: read_metrics(workdirs[name]) for name in SURROGATES}
 rate_keys = sorted(k for k in records["htaf"][0] if k.startswith("spike_rate"))
 print("spike-rate fields in metrics.jsonl:", rate_keys)
@@ -156,8 +179,11 @@ for ax in axes:
 fig.tight_layout()
 savefig(fig, "02_training")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Spike rates per layer, after training
 
 We run each trained model forward on a batch of test images and keep the spikes:
@@ -165,8 +191,11 @@ We run each trained model forward on a batch of test images and keep the spikes:
 (T, B, N), and `mutable=["intermediates"]` also returns the rates the model sows, which must
 be the means of those spikes. The forward pass gets a `sample` key, which only rate encoding
 uses (to draw its input spikes).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 # The same splits as the trainer's: the normaliser is fitted on the training images.
 splits = data_lib.load_splits(config.dataset, config.get("data_dir"),
                               train_subset=config.train_subset, test_subset=config.test_subset)
@@ -197,8 +226,11 @@ for name in SURROGATES:
     print(name, "spikes (T, B, N) per layer:", [s.shape for s in spikes[name]],
           "| mean rates:", [round(float(s.mean()), 3) for s in spikes[name]],
           f"| accuracy on these {len(labels)} images {batch_acc[name]:.3f}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 n_layers = len(spikes["htaf"])
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
 for name in SURROGATES:
@@ -224,15 +256,21 @@ for ax in axes[:2]:
 fig.tight_layout()
 savefig(fig, "02_spike_rates")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 4. Summary
 
 Same network, data, seed and budget; only the surrogate gradient differs. One seed on a
 small budget is a sketch, not a result: the sweep below runs several seeds and every
 surrogate in the registry.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 header = ["surrogate", "test accuracy", "test loss", "final train loss"] + \
     [f"spike rate layer {i}" for i in range(n_layers)] + ["train time (s)"]
 rows = []
@@ -246,8 +284,11 @@ print("| " + " | ".join(header) + " |")
 print("|" + "---|" * len(header))
 for row in rows:
     print("| " + " | ".join(row) + " |")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 More:
 
 * the same run from the command line:
@@ -255,5 +296,6 @@ More:
   --config.model.surrogate=atan`;
 * HTAF against every surrogate in the registry, 3 seeds, mean ± std:
   `python -m experiments.run snn_mlp` (`--profile quick` for a reduced budget).
-"""),
+""",
+    ),
 ]

@@ -1,8 +1,11 @@
 """01_htaf_tour.ipynb: HTAF, its surrogate peers, α and β, the float32 tail, hard vs smooth."""
+
 from cells.common import INSTALL, setup
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # A tour of HTAF, the Heavy-Tailed Activation Function
 
 HTAF is a smooth stand-in for the Heaviside step $H(x)$:
@@ -22,10 +25,13 @@ This notebook shows
 4. the hard (straight-through) and smooth forms, on a small network of Heaviside units.
 
 Runs in seconds on a CPU; `SMALL=1` only shortens the toy training at the end.
-"""),
+""",
+    ),
     INSTALL,
     setup(extra_imports="import optax"),
-    ("md", r"""
+    (
+        "md",
+        r"""
 ## 1. HTAF next to the registry's surrogates
 
 Every binary unit in `htaf_jax` takes its surrogate from one registry, so a model's
@@ -33,14 +39,20 @@ Every binary unit in `htaf_jax` takes its surrogate from one registry, so a mode
 derivative `s.grad` and, where one exists, a smooth forward `s.smooth` whose derivative is
 exactly `s.grad` (the straight-through entries have none). Defaults are the peers'
 (snnTorch, SpikingJelly, Norse, Larq), cited in each entry.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 for name in [n for n in H.list_units() if isinstance(H.get_unit(n), H.StepUnit)]:
     s = H.get_unit(name)
     print(f"{name:17s} {str(s.kwargs):32s} peak grad {float(s.grad(0.0)):6.3f}   "
           f"{s.spec.citation.split(':')[0]}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 x = jnp.linspace(-4, 4, 1601)
 names = [n for n in H.list_units() if n != "htaf" and isinstance(H.get_unit(n), H.StepUnit)]
 colors = dict(zip(names, plt.cm.tab10(np.linspace(0, 1, len(names)))))
@@ -64,8 +76,11 @@ axes[0].legend(fontsize=7, ncol=2)
 fig.tight_layout()
 savefig(fig, "01_surrogates")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The log-scale panel is where the surrogates differ most: the boxcar, triangle and clipped
 straight-through rules give **no** gradient outside a window; sigmoid and erf decay fast
 (e^(−α|x|), e^(−α²x²)); HTAF decays like e^(−2β|x|). (fast-sigmoid's smooth forward, the
@@ -76,8 +91,11 @@ relative to their peak for the same width.
 The precise claim about HTAF's tail is against a sigmoid with the **same peak slope**
 (σ(kx), k = αβ): HTAF's derivative falls like e^(−2β|x|) whatever α is, the sigmoid's like
 e^(−αβ|x|); for α > 2 HTAF's tail is the heavier one.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 x = jnp.linspace(0, 12, 600)
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for alpha, c in [(2.0, "tab:blue"), (4.0, "tab:orange"), (8.0, "tab:green")]:
@@ -90,15 +108,21 @@ ax.set(xlabel="x", ylabel="derivative", ylim=(1e-20, 5),
 ax.legend(fontsize=8)
 savefig(fig, "01_tail_vs_sigmoid")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. The effect of α and β
 
 * α sets how much of the gradient sits near 0 and how close the outputs come to {0, 1}:
   the peak slope is αβ/4 and the rails are σ(±α).
 * β sets the width and the tail: far from 0 the derivative decays like e^(−2β|x|).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 x = jnp.linspace(-5, 5, 1001)
 alphas = [1.0, 2.0, 4.0, 8.0, 16.0]
 betas = [0.5, 1.0, 2.0, 4.0]
@@ -123,8 +147,11 @@ print(" α    β   peak αβ/4   rails σ(−α), σ(α)")
 for a, b in [(1, 1), (2, 1), (4, 1), (8, 1), (8, 2), (16, 1)]:
     lo, hi = H.htaf(jnp.array([-jnp.inf, jnp.inf]), a, b)
     print(f"{a:2d}  {b:3d}   {a * b / 4:8.2f}    {float(lo):.2e}, {float(hi):.6f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. The float32 tail: custom VJP vs plain autodiff
 
 Autodiff of `sigmoid(α * tanh(β * x))` multiplies by `1 − tanh²(βx)`. In float32,
@@ -136,8 +163,11 @@ cancellation instead.
 The reference below is the closed form in float64 written with the same cancellation-free
 identities (sech²z = 4e^(−2|z|)/(1+e^(−2|z|))², σ(u)σ(−u) = e^(−|u|)/(1+e^(−|u|))²), since
 even float64 `tanh` rounds to 1 past |z| ≈ 19.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def reference_grad(x, alpha, beta):
     # float64, no cancellation anywhere
     x = np.asarray(x, np.float64)
@@ -186,8 +216,11 @@ for v in [2.0, 4.0, 8.0, 9.0, 12.0, 20.0, 30.0, 40.0]:
     print(f"{float(x32[i]):5.1f}   {ref[i]:.4e}    {float(custom[i]):.4e}    {float(autodiff[i]):.4e}")
 print("max relative error of the custom VJP for x ≤ 40:",
       f"{rel(custom)[np.asarray(x32) <= 40].max():.1e}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 4. Hard vs smooth forms
 
 Two forms share one backward rule:
@@ -199,8 +232,11 @@ Two forms share one backward rule:
   (sign(0) = +1, backward 2·htaf'). Every registry unit has the same two methods.
 
 Same gradient, different forward:
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 x = jnp.linspace(-3, 3, 601)
 hard = H.get_unit("htaf")
 g_smooth = jax.vmap(jax.grad(H.htaf))(x)
@@ -222,8 +258,11 @@ for ax in axes:
 fig.tight_layout()
 savefig(fig, "01_hard_vs_smooth")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ### A small network of Heaviside units
 
 A 2-16-16-1 network on a 2-D "two circles" problem whose hidden units are Heaviside steps,
@@ -237,8 +276,11 @@ units. For the smooth run the difference is the hard-vs-soft gap: nothing made i
 and the network leans on the values in between. The hard run trains the very network it
 will run, so it has no gap. (`03_icbm_explore.ipynb` trains smooth concepts too and
 measures the same gap on its concept layer.)
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 STEPS = 150 if SMALL else 2000
 rng = np.random.default_rng(0)
 n = 1024
@@ -296,8 +338,11 @@ runs = {mode: train(mode) for mode in ["smooth", "hard"]}
 for mode, (_, losses, acc_train, acc_hard) in runs.items():
     print(f"{mode:7s} final train loss {losses[-1]:.3f}   accuracy with its training units "
           f"{acc_train:.3f}, with hard units {acc_hard:.3f}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 gx, gy = np.meshgrid(np.linspace(-3.2, 3.2, 200), np.linspace(-3.2, 3.2, 200))
 grid = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), jnp.float32)
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
@@ -313,9 +358,13 @@ for ax, (mode, (params, _, _, acc)) in zip(axes[1:], runs.items()):
 fig.tight_layout()
 savefig(fig, "01_heaviside_network")
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Where to go next: `02_snn_fashion_mnist.ipynb` trains a spiking network with HTAF spikes,
 `03_icbm_explore.ipynb` trains and explains an Implicit Concept Bottleneck Model.
-"""),
+""",
+    ),
 ]
