@@ -1,12 +1,13 @@
 """LIF and IF over time: one scan with a hand-written gradient, for every option.
 
-The forward scan emits one (T, B, ...) residual as its stacked output (V[t]
-with the same-step reset, else U[t]) and carries only one step's membrane;
-the spikes and membranes are elementwise functions of the residual, computed
-after the scan where XLA fuses them into their consumer. The backward is a
-reverse scan over the residual that carries one step's cotangents. Both cost
-time linear in T; nothing of size T is carried through a scan (a carried
-(T, ...) buffer updated in place made XLA copy it at every step: quadratic).
+The forward scan writes one (T, B, ...) residual (V[t] with the same-step
+reset, else U[t]) over the currents it reads, one step behind the read, and
+carries one step's membrane; the spikes and membranes are elementwise
+functions of the residual, computed after the scan where XLA fuses them into
+their consumer. The backward is a reverse scan over the residual that carries
+one step's cotangents. Both cost time linear in T: the write needs nothing the
+step computes from the buffer, so XLA updates it in place (written at step t
+from the same step's read, it was copied whole at every step: quadratic).
 The equations are in :mod:`htaf_jax.spiking`.
 
 The spike function is a registry unit (its ``grad`` is the backward rule and
