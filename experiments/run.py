@@ -21,6 +21,7 @@ import fnmatch
 import importlib
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -28,7 +29,7 @@ import time
 import ml_collections
 from absl import flags
 
-from experiments import icbm, measures, report, runs, tables
+from experiments import estimate, icbm, measures, report, runs, tables
 from experiments.configs import studies
 from htaf_jax.train import ConfigError, cli, validate_config
 
@@ -219,32 +220,109 @@ def run_study(
     return len(records)
 
 
-def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[int, int, float]:
-    """Prints the study's finished and planned runs and a time estimate for the rest (the
-    mean of its finished runs' seconds); returns (finished, planned, seconds left)."""
+def _table(study, out_root: str) -> dict:
+    """The study's table JSON under ``out_root`` ({} where there is none)."""
+    path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def profile_roots(profile: str, out_root: str) -> dict[str, str]:
+    """``out_root`` for ``profile`` and its sibling folders of the other profiles
+    (results/quick beside results/full) where they exist."""
+    parent = os.path.dirname(os.path.abspath(out_root))
+    others = {p: os.path.join(parent, p) for p in studies.PROFILES if p != profile}
+    return {profile: out_root, **{p: d for p, d in others.items() if os.path.isdir(d)}}
+
+
+def timed_runs(roots: dict[str, str]) -> list[estimate.Timed]:
+    """Every timed run that the results under ``roots`` (profile -> folder) hold: finished
+    run folders and the records of the studies' tables, those of earlier code included
+    (matched by label and seed), each with the config today's planner gives it."""
+    pool = {}
+    for profile, root in roots.items():
+        for study in studies.STUDIES.values():
+            if not os.path.isdir(os.path.join(root, study.name)):
+                continue
+            planned, table = plan(study, profile, root), _table(study, root)
+            by_label = {}
+            for r in planned:
+                by_label.setdefault((r.label, r.seed), r)
+                by_label.setdefault((r.label, None), r)  # another seed of the same point
+            for label, seed, seconds, record in _timings(study, planned, table):
+                r = by_label.get((label, seed)) or by_label.get((label, None))
+                if r is not None and isinstance(seconds, (int, float)):
+                    pool[(study.name, profile, label, seed)] = estimate.Timed(
+                        f"{study.name} ({profile})",
+                        float(seconds),
+                        estimate.flat(r.config),
+                        record.get("machine", table.get("machine")),
+                        record.get("date", table.get("date")),
+                    )
+    return list(pool.values())
+
+
+def _timings(study, planned: list[Run], table: dict):
+    """(label, seed, seconds, record) of each timed run of the study: its table's records
+    (an aggregate-only table: its rows, matched to points by their key columns), then its
+    finished run folders."""
+    for record in table.get("runs", []):
+        named = re.fullmatch(
+            r"(.+)-s(\d+)-[0-9a-f]{8}", os.path.basename(record.get("workdir", ""))
+        )
+        if named and "derived_from" not in record:
+            yield named[1], int(named[2]), tables.value(record, "seconds"), record
+    for row in [] if table.get("runs") else table.get("rows", []):
+        point = next(
+            (
+                p
+                for p in study.points
+                if p.coords and all(row.get(k) == v for k, v in p.coords.items())
+            ),
+            None,
+        )
+        for seed in row.get("seeds", []) if point else []:
+            yield point.label, seed, (row.get("seconds") or {}).get("mean"), {}
+    for r in planned:
+        if r.workdir and runs.finished(r.workdir):
+            record = runs.read(r.workdir)
+            yield r.label, r.seed, tables.value(record, "seconds"), record
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def dry_run(
+    study, profile: str, out_root: str, only: list[str] = (), pool: list | None = None
+) -> tuple[int, int, float]:
+    """Prints the study's finished and planned runs and an estimate of the time the rest
+    take, saying what it is based on (experiments.estimate; ``pool``: the timed runs, by
+    default those under ``out_root`` and its sibling profiles' folders); returns
+    (finished, planned, seconds left where estimated)."""
     planned = plan(study, profile, out_root, only)
     stored = stored_records(study, out_root)
-    seconds = [
-        tables.value(
-            runs.read(r.workdir)
-            if runs.finished(r.workdir)
-            else stored[os.path.relpath(r.workdir, out_root)],
-            "seconds",
-        )
+    left = [
+        r
         for r in planned
-        if runs.finished(r.workdir) or os.path.relpath(r.workdir, out_root) in stored
+        if not r.workdir
+        or not (runs.finished(r.workdir) or os.path.relpath(r.workdir, out_root) in stored)
     ]
-    left = len(planned) - len(seconds)
-    estimate = sum(seconds) / len(seconds) * left if seconds else 0.0
-    line = f"[{study.name}] {len(seconds)} of {len(planned)} runs finished"
+    pool = timed_runs(profile_roots(profile, out_root)) if pool is None else pool
+    here = runs.machine()
+    factors = estimate.machine_factors(pool, here)
+    estimated = [
+        (c, estimate.estimate(c, pool, here, factors))
+        for c in (estimate.flat(r.config) for r in left)
+    ]
+    seconds = sum(e.seconds or 0.0 for _, e in estimated)
+    line = f"[{study.name}] {len(planned) - len(left)} of {len(planned)} runs finished"
     if left:
-        line += (
-            f"; the {left} left ≈ {estimate / 3600:.1f} h at its finished runs' mean time"
-            if seconds
-            else f"; {left} to train (none finished yet to time)"
-        )
+        line += f"; the {len(left)} left ≈ {_duration(seconds)}: {estimate.describe(estimated, here, factors)}"
     print(f"{line}\n    {study_command(study.name, profile, only)}")
-    return len(seconds), len(planned), estimate
+    return len(planned) - len(left), len(planned), seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,12 +382,13 @@ def _run(values, names: list[str], chosen: list[str]) -> int:
     out_root = values.out or os.path.join(REPO, "results", values.profile)
     start, report_only = time.perf_counter(), values["report-only"].value
     if values["dry-run"].value:
+        pool = timed_runs(profile_roots(values.profile, out_root))
         counts = [
-            dry_run(studies.STUDIES[n], values.profile, out_root, values.only) for n in chosen
+            dry_run(studies.STUDIES[n], values.profile, out_root, values.only, pool) for n in chosen
         ]
         print(
             f"total: {sum(c[0] for c in counts)} of {sum(c[1] for c in counts)} runs "
-            f"finished; ≈ {sum(c[2] for c in counts) / 3600:.1f} h left where timed"
+            f"finished; the rest ≈ {_duration(sum(c[2] for c in counts))} (estimated as above)"
         )
         return 0
     for name in chosen:

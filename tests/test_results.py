@@ -177,15 +177,17 @@ def test_flags_list_and_errors(capsys):
 def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
     study = studies.STUDIES["snn_mlp"]
     assert run.dry_run(study, "quick", str(tmp_path)) == (0, 33, 0.0)
+    assert "33 not estimated (no run of snn_mlp timed)" in capsys.readouterr().out
     first = run.plan(study, "quick", str(tmp_path))[0].workdir
     os.makedirs(first)
     with open(os.path.join(first, "results.json"), "w") as f:
-        json.dump({"accuracy": 0.8, "seconds": 360.0}, f)
+        json.dump({"accuracy": 0.8, "seconds": 360.0, "machine": runs.machine()}, f)
     os.makedirs(tmp_path / "snn_mlp" / "runs" / "htaf-s0-00000000")  # another config
     capsys.readouterr()
     assert run.dry_run(study, "quick", str(tmp_path)) == (1, 33, 32 * 360.0)
     assert capsys.readouterr().out.startswith(
-        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time"
+        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h: 32 from the nearest timed runs "
+        "of the same model and budget [snn_mlp (quick), date not recorded, this machine]"
     )
     assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out", str(tmp_path)]) == 0
     total = sum(len(s.points) * max(1, len(s.seeds)) for s in studies.STUDIES.values())
