@@ -16,7 +16,6 @@ whose record its table's JSON holds (same config hash: a fresh clone) is not tra
 from __future__ import annotations
 
 import collections
-import datetime
 import fnmatch
 import importlib
 import json
@@ -113,20 +112,41 @@ def study_command(name: str, profile: str, only: list[str] = ()) -> str:
     )
 
 
+PROVENANCE = ("date", "machine", "commit")
+
+
 def stored_records(study, out_root: str) -> dict[str, dict]:
     """The run records the study's table JSON holds, by work dir: a run whose folder is
     gone (a fresh clone holds the tables, not the runs) but whose record is here under the
-    same config hash is not trained again."""
+    same config hash is not trained again. ``_measured``: its date, machine and commit (the
+    record's, else the table's; a table that records no commit: the one it came with)."""
     path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         table = json.load(f)
+    made = {"date": table.get("date"), "machine": table.get("machine")}
+    made["commit"] = table.get("commit") or runs.last_commit(path)
     return {
-        r["workdir"]: {**r, "_measured": {k: table.get(k) for k in ("date", "machine")}}
+        r["workdir"]: {**r, "_measured": {k: r.get(k) or made[k] for k in PROVENANCE}}
         for r in table.get("runs", [])
         if "workdir" in r
     }
+
+
+def _made(measured: list[dict | None]) -> dict:
+    """The table's date, machine and commit from its runs' (where every run has them):
+    the one value, else the latest date and the several machines or commits named."""
+    out = {}
+    for key in PROVENANCE:
+        values = sorted({m.get(key) if m else None for m in measured}, key=str)
+        if values and None not in values:
+            out[key] = (
+                values[-1]
+                if key == "date" or len(values) == 1
+                else f"several (per run in the JSON): {', '.join(values)}"
+            )
+    return out
 
 
 def run_study(
@@ -139,8 +159,7 @@ def run_study(
         "study": study.name,
         "title": study.title,
         "command": study_command(study.name, profile),
-        "machine": runs.machine(),
-        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        **runs.provenance(),
         "split": study.split,
         "validation_size": studies.PROFILES[profile]["validation_size"],
         "config": config_file(study),
@@ -159,13 +178,13 @@ def run_study(
         if not (runs.finished(run.workdir) or kept) and (report_only or not selected(run, only)):
             continue
         print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
-        measured.append(stored[rel]["_measured"] if kept else None)
         if kept:
             record = {
                 k: v
                 for k, v in stored[rel].items()
                 if k not in ("label", "coords", "seed", "note", "workdir", "_measured", *run.coords)
             }
+            record.update({k: v for k, v in stored[rel]["_measured"].items() if v})
         elif study.measure != "icbm_job":
             record = runs.train_or_reuse(
                 run.config, run.workdir, measures.MEASURES[study.measure], run.command
@@ -184,6 +203,7 @@ def run_study(
                 if runs.finished(run.workdir)
                 else icbm.run(run.config, run.workdir, run.command)
             )
+        measured.append({k: record.get(k) for k in PROVENANCE})
         first = firsts[run.label]
         if (
             record.get("interpretability")
@@ -214,9 +234,8 @@ def run_study(
                     **row,
                 }
             )
-        if study.columns:  # every record from the table: its measurement's date and machine
-            same = None not in measured and len({json.dumps(m) for m in measured}) == 1
-            tables.write(stem, study, {**meta, **(measured[0] if same else {})}, records)
+        if study.columns:  # when, where and at which commit the runs were measured
+            tables.write(stem, study, {**meta, **_made(measured)}, records)
     return len(records)
 
 
@@ -291,6 +310,43 @@ def _timings(study, planned: list[Run], table: dict):
             yield r.label, r.seed, tables.value(record, "seconds"), record
 
 
+def _table_path(study, out_root: str) -> str:
+    """The file that holds the study's runs: its table's JSON (the ICBM job: its results)."""
+    name = "results" if study.measure == "icbm_job" else study.table or study.name
+    return os.path.join(out_root, study.name, f"{name}.json")
+
+
+def recognised(study, profile: str, out_root: str) -> bool | None:
+    """Whether today's planner plans every run the study's table under ``out_root`` holds
+    (the ICBM job: whether its results name the planned config's hash); None: no table."""
+    planned, path = plan(study, profile, out_root), _table_path(study, out_root)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        table = json.load(f)
+    if study.measure == "icbm_job":
+        return table.get("config_hash") == runs.config_hash(planned[0].config)
+    held = {r["workdir"] for r in table.get("runs", []) if "workdir" in r}
+    return bool(held) and held <= {os.path.relpath(r.workdir, out_root) for r in planned}
+
+
+def stale_tables(roots: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(folder, study) -> the commit a table was made at (the one it records, else the last
+    commit of its file), for each table under ``roots`` (profile -> folder) whose runs
+    today's planner does not recognise; RESULTS.md labels them and README leaves them out."""
+    stale = {}
+    for profile, root in roots.items():
+        for study in studies.STUDIES.values():
+            if recognised(study, profile, root) is False:
+                with open(_table_path(study, root)) as f:
+                    made = json.load(f).get("commit")
+                path = _table_path(study, root)
+                stale[(os.path.abspath(root), study.name)] = (
+                    made or runs.last_commit(path) or "unknown"
+                )
+    return stale
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
@@ -325,7 +381,8 @@ def dry_run(
     return len(planned) - len(left), len(planned), seconds
 
 
-def main(argv: list[str] | None = None) -> int:
+def flag_values() -> flags.FlagValues:
+    """The command's flags (tests parse RESULTS.md's commands with them)."""
     values = flags.FlagValues()
     flags.DEFINE_enum(
         "profile",
@@ -355,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         flag_values=values,
     )
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    values = flag_values()
     usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
     names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
@@ -395,8 +457,13 @@ def _run(values, names: list[str], chosen: list[str]) -> int:
         print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
         run_study(studies.STUDIES[name], values.profile, out_root, values.only, report_only)
     if names == ["all"]:
+        stale = stale_tables(profile_roots(values.profile, out_root))
         path = report.write(
-            out_root, values.profile, time.perf_counter() - start, trained=not report_only
+            out_root,
+            values.profile,
+            time.perf_counter() - start,
+            trained=not report_only,
+            stale=stale,
         )
         report.update_readme(path)
         print(f"written: {path} and README.md's results block")

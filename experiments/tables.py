@@ -116,6 +116,7 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}  ",
         f"Date: {meta['date']}  ",
+        f"Commit: {meta.get('commit') or 'not recorded'}  ",
         f"Split read: {split}  ",
         f"Config: `{meta['config']}`; every run overrides: "
         + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing")

@@ -197,20 +197,42 @@ def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
 def test_report_only_all_rewrites_the_report_and_trains_nothing(
     tmp_path, monkeypatch, count_trainings
 ):
+    """Tables from their records, training nothing; a table of earlier code (its runs not
+    planned today) is labelled in RESULTS.md and left out of the summary and README."""
     (tmp_path / "README.md").write_text(f"{report.README_START}\n{report.README_END}\n")
     monkeypatch.setattr(report, "REPO", str(tmp_path))
     out = tmp_path / "results" / "quick"
-    _table(out, "snn_mlp", [_row("htaf", 85.5), _row("atan", 85.0)])
+    records = [
+        {
+            "label": r.label,
+            "coords": r.coords,
+            **r.coords,
+            "seed": r.seed,
+            "workdir": os.path.relpath(r.workdir, out),
+            "accuracy": {"htaf": 0.85, "atan": 0.845}[r.label] + 0.005 * r.seed,
+            "seconds": 9.0,
+        }
+        for r in run.plan(studies.STUDIES["snn_mlp"], "quick", str(out), ["htaf", "atan"])
+    ]
+    _table(out, "snn_mlp", [])
+    path = out / "snn_mlp" / "snn_mlp_surrogates.json"
+    path.write_text(json.dumps({"date": "d", "machine": "m", "commit": "abc1234", "runs": records}))
+    _table(out, "bnn_mlp", [_row("htaf", 80.0), _row("atan", 79.0)])  # rows of earlier code
     assert run.main(["run", "all", "--report-only", "--profile", "quick", "--out", str(out)]) == 0
     assert not count_trainings
-    assert (
-        "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in (tmp_path / "RESULTS.md").read_text()
-    )
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in text
     assert "| snn_mlp | 85.50 ± 0.50 |" in (tmp_path / "README.md").read_text()
+    table = json.load(open(path))
+    assert table["rows"][0]["accuracy"]["mean"] == pytest.approx(85.5)
+    assert (table["date"], table["machine"], table["commit"]) == ("d", "m", "abc1234")
+    assert "Commit: abc1234  " in (out / "snn_mlp" / "snn_mlp_surrogates.md").read_text()
+    assert "| bnn_mlp |" not in text and "| bnn_mlp |" not in (tmp_path / "README.md").read_text()
+    assert "Left out: the tables of bnn_mlp, made at earlier commits" in text
     assert (
-        json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"]["mean"]
-        == 85.5
-    )  # no finished run on disk nor records: the table is kept
+        "**Made at commit unknown by code that no longer plans these runs**; rerun with "
+        "`python -m experiments.run bnn_mlp --profile quick`." in text
+    )
 
 
 def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(
