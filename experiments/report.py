@@ -13,6 +13,7 @@ import re
 
 from experiments import runs, tables
 from experiments.configs import studies
+from experiments.study import leaf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -38,8 +39,9 @@ def summary_table(out_root: str, stale=()) -> str:
             continue
         rows, first = table_rows(out_root, study), tables.cell_key(study.columns[0])
         keys = [k for k in study.keys if k != study.unit]
+        keys = [k for k in keys if k not in map(leaf, study.tune)]  # the tuned value: per unit
         groups: dict = {}
-        for r in rows:
+        for r in (r for r in rows if r.get("split") in (None, study.split)):  # not tuning runs
             groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
         for group, members in groups.items():
             htaf = next((r for r in members if r.get(study.unit) == "htaf"), None)

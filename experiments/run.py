@@ -30,24 +30,28 @@ from absl import flags
 
 from experiments import estimate, icbm, measures, report, runs, tables
 from experiments.configs import studies
+from experiments.study import tuned, tuning_points
 from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# name: <label>-s<seed>; command: trains this run alone
-Run = collections.namedtuple("Run", "name label coords seed config workdir command")
+# name: <label>-s<seed>; command: trains this run alone; workdir None (and command ""):
+# a test run of a tuned study whose value is not picked yet (its tuning runs unfinished);
+# split: the split it reads (a tuning run: validation)
+Run = collections.namedtuple("Run", "name label coords seed config workdir command split")
 
 
 def config_file(study) -> str:
     return f"experiments/configs/{study.config}.py"
 
 
-def run_config(study, point, seed: int | None, profile: str):
+def run_config(study, point, seed: int | None, profile: str, split: str | None = None):
     """The config file + profile + study + point overrides, and the seed, validated: a
     field no run could train with (a smooth training mode for a unit without a smooth form)
-    raises ConfigError naming the study, the point and the field."""
+    raises ConfigError naming the study, the point and the field. ``split``: the one the
+    run reads (default: the study's)."""
     config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
-    if study.split == "validation":
+    if (split or study.split) == "validation":
         overrides["validation_size"] = studies.PROFILES[profile]["validation_size"]
     for path, value in {
         **overrides,
@@ -72,30 +76,60 @@ def selected(run: Run, only: list[str]) -> bool:
     return not only or any(fnmatch.fnmatch(n, p) for p in only for n in (run.label, run.name))
 
 
+def _planned(study, point, seed, profile: str, out: str, split: str | None = None) -> Run:
+    config = run_config(study, point, seed, profile, split)
+    workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
+    module = (
+        "experiments.icbm"
+        if study.measure == "icbm_job" or config.model.name == "icbm"
+        else "experiments.train"
+    )
+    return Run(
+        point.label if seed is None else f"{point.label}-s{seed}",
+        point.label,
+        point.coords,
+        config.seed,
+        config,
+        workdir,
+        runs.run_command(config, workdir, config_file(study), module),
+        split or study.split,
+    )
+
+
 def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
-    """The study's runs under ``profile`` that ``only`` selects, with config, work dir, command."""
-    out, planned = os.path.join(out_root, study.name), []
+    """The study's runs under ``profile`` that ``only`` selects, with config, work dir,
+    command. A tuned study (``Study.tune``): each point's validation runs over the grid
+    (first seed), then its test runs with the value of the best of them, pending (no work
+    dir) until they have all finished."""
+    out, planned, seeds = os.path.join(out_root, study.name), [], study.seeds or (None,)
+    stored = stored_records(study, out_root) if study.tune else {}
     for point in study.points:
-        for seed in study.seeds or (None,):
-            config = run_config(study, point, seed, profile)
-            workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
-            module = (
-                "experiments.icbm"
-                if study.measure == "icbm_job" or config.model.name == "icbm"
-                else "experiments.train"
-            )
-            planned.append(
-                Run(
-                    point.label if seed is None else f"{point.label}-s{seed}",
-                    point.label,
-                    point.coords,
-                    config.seed,
-                    config,
-                    workdir,
-                    runs.run_command(config, workdir, config_file(study), module),
-                )
-            )
+        pending = False
+        if study.tune:
+            trials = [
+                _planned(study, t, seeds[0], profile, out, "validation")
+                for t in tuning_points(study, point)
+            ]
+            planned += trials
+            key = study.columns[0].key
+            scores = [
+                tables.value(record, key) if record else None
+                for record in (_record(r, out_root, stored) for r in trials)
+            ]
+            picked = tuned(study, point, scores)
+            pending = picked is None
+            point = picked or point  # pending: planned with the config's value, for estimates
+        for seed in seeds:
+            r = _planned(study, point, seed, profile, out)
+            planned.append(r._replace(workdir=None, command="") if pending else r)
     return [run for run in planned if selected(run, only)]
+
+
+def _record(run: Run, out_root: str, stored: dict) -> dict | None:
+    """The run's record: its folder's, else its table's (``stored``), else None."""
+    if run.workdir and runs.finished(run.workdir):
+        return runs.read(run.workdir)
+    return stored.get(os.path.relpath(run.workdir, out_root)) if run.workdir else None
 
 
 def study_command(name: str, profile: str, only: list[str] = ()) -> str:
@@ -153,8 +187,20 @@ def run_study(
     study, profile: str, out_root: str, only: list[str] = (), report_only: bool = False
 ) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
-    after each; returns the number of finished runs tabled."""
+    after each; returns the number of finished runs tabled. A tuned study trains its tuning
+    runs first, then plans again: their picks make its test runs."""
     planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
+    records = _run_planned(study, profile, out_root, planned, only, report_only)
+    if not report_only and any(r.workdir is None for r in planned):
+        planned = plan(study, profile, out_root)
+        records = _run_planned(study, profile, out_root, planned, only, report_only)
+    return len(records)
+
+
+def _run_planned(
+    study, profile: str, out_root: str, planned: list[Run], only, report_only: bool
+) -> list[dict]:
+    """run_study's pass over the planned runs: trains or reuses each, tables them."""
     meta = {
         "study": study.name,
         "title": study.title,
@@ -167,12 +213,15 @@ def run_study(
         "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
         "seeds": list(study.seeds),
         "runs_planned": len(planned),
+        **({"tune": {p: list(v) for p, v in study.tune.items()}} if study.tune else {}),
     }
     stem = os.path.join(out_root, study.name, study.table or study.name)
     stored, records, firsts, measured = stored_records(study, out_root), [], {}, []
     for run in planned:  # each point's first seed: the run the others' concepts match
         firsts.setdefault(run.label, run)
     for run in planned:
+        if run.workdir is None:  # its value is picked once its tuning runs have finished
+            continue
         rel = os.path.relpath(run.workdir, out_root)
         kept = not runs.finished(run.workdir) and rel in stored
         if not (runs.finished(run.workdir) or kept) and (report_only or not selected(run, only)):
@@ -208,6 +257,7 @@ def run_study(
         if (
             record.get("interpretability")
             and first != run
+            and first.workdir
             and runs.finished(first.workdir)
             and runs.finished(run.workdir)
         ):
@@ -220,6 +270,7 @@ def run_study(
                 "seed": run.seed,
                 "workdir": rel,
                 **record,
+                **({"note": f"tuning run ({run.split} split)"} if run.split != study.split else {}),
             }
         )
         for label, coords, row in study.derived(records[-1]) if study.derived else ():
@@ -236,7 +287,7 @@ def run_study(
             )
         if study.columns:  # when, where and at which commit the runs were measured
             tables.write(stem, study, {**meta, **_made(measured)}, records)
-    return len(records)
+    return records
 
 
 def _table(study, out_root: str) -> dict:
@@ -327,7 +378,9 @@ def recognised(study, profile: str, out_root: str) -> bool | None:
     if study.measure == "icbm_job":
         return table.get("config_hash") == runs.config_hash(planned[0].config)
     held = {r["workdir"] for r in table.get("runs", []) if "workdir" in r}
-    return bool(held) and held <= {os.path.relpath(r.workdir, out_root) for r in planned}
+    return bool(held) and held <= {
+        os.path.relpath(r.workdir, out_root) for r in planned if r.workdir
+    }
 
 
 def stale_tables(roots: dict[str, str]) -> dict[tuple[str, str], str]:
@@ -423,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in studies.STUDIES.values():  # the name column as wide as the longest name
             print(
                 f"{s.name:{max(map(len, studies.STUDIES))}} "
-                f"{len(s.points) * max(1, len(s.seeds)):4} runs  {s.split:10}  {s.title}"
+                f"{s.num_runs:4} runs  {s.split:10}  {s.title}"
             )
         return 0
     chosen = list(studies.STUDIES) if names == ["all"] else names

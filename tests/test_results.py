@@ -190,7 +190,7 @@ def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
         "of the same model and budget [snn_mlp (quick), date not recorded, this machine]"
     )
     assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out", str(tmp_path)]) == 0
-    total = sum(len(s.points) * max(1, len(s.seeds)) for s in studies.STUDIES.values())
+    total = sum(s.num_runs for s in studies.STUDIES.values())
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"total: 1 of {total} runs ")
 
 

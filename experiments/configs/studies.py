@@ -384,6 +384,8 @@ CHOSEN_BY = {
 # Adam's rate the binary ResNet's budget studies ran at, the default before bnn_resnet_lr;
 # they pin it so that their finished runs keep their config hashes.
 BNN_RESNET_LR_BEFORE = 1e-3
+# Adam's peak rates the binary ResNet chooses from (bnn_resnet_lr; bnn_resnet per unit).
+BNN_RESNET_LRS = (1e-3, 2e-3, 5e-3)
 
 STUDIES = {
     s.name: s
@@ -696,11 +698,15 @@ STUDIES = {
             plot="none",
             unit="",
         ),
+        # Every unit gets its own Adam rate from the same grid on validation (seed 0) before
+        # its test runs, instead of the rate chosen on HTAF's run.
         Study(
             "bnn_resnet",
-            "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
+            "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign, each with "
+            "its own learning rate",
             "bnn_resnet",
             tuple(units(["htaf", "ste_sign", "approx_sign"])),
+            tune={"learning_rate": BNN_RESNET_LRS},
         ),
         # The binary ResNet at one budget (about 15 min on 2 cores): stages 16-32-64 for 10
         # epochs or twice as wide for 4, and the wide one with ReActNet's RSign and RPReLU
