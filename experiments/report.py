@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import glob
-import importlib
 import json
 import os
 import re
@@ -72,13 +71,6 @@ def summary_table(out_root: str, stale=()) -> str:
     return "\n".join(lines) + "\n" if len(lines) > 2 else "_No finished study yet._\n"
 
 
-def _field(config: str, path: str):
-    node = importlib.import_module(f"experiments.configs.{config}").get_config()
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
 def choices_table(*roots: str, stale: dict | None = None) -> str:
     """Which split chose each default (studies.CHOSEN_BY): the default's row of the study
     that chose it beside that study's best row changing that field alone (meeting the
@@ -90,28 +82,14 @@ def choices_table(*roots: str, stale: dict | None = None) -> str:
         "|---|---|---|---|---|---|",
     ]
     for (config, path), how in studies.CHOSEN_BY.items():
-        value = _field(config, path)
         if isinstance(how, str):
+            value = studies.default_of(config, path)
             lines.append(f"| {config}: {path} | {value} | {how} | — | — | — |")
             continue
-        study, key, (need, least) = studies.STUDIES[how[0]], how[1], (*how[2:], (None, 0))[0]
+        study, key = studies.STUDIES[how[0]], how[1]
         root, rows = next(((root, r) for root in roots if (r := table_rows(root, study))), ("", []))
-        others = {
-            h[1]: _field(c, p)
-            for (c, p), h in studies.CHOSEN_BY.items()
-            if c == config and h[0] == study.name and h[1] != key
-        }
+        value, mine, best = studies.choice(config, path, rows)
         first = study.columns[0].key
-        rows = [
-            r
-            for r in rows
-            if r.get(key) is not None
-            and (r.get(first) or {}).get("mean") is not None
-            and all(r.get(k) == v for k, v in others.items())
-        ]
-        ok = [r for r in rows if need is None or ((r.get(need) or {}).get("mean") or 0) >= least]
-        mine = next((r for r in rows if r[key] == value), None)
-        best = max(ok, key=lambda r: r[first]["mean"], default=None)
         cell = lambda r: "n/a" if r is None else f"{key}={r[key]}: {_text(r[first])}"  # noqa
         agrees = "n/a" if best is None else "yes" if best[key] == value else "**no**"
         made = stale.get((os.path.abspath(root), study.name)) if root else None

@@ -287,7 +287,7 @@ def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(
 
 
 def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):
-    epochs = report._field("snn_conv", "num_epochs")
+    epochs = studies.default_of("snn_conv", "num_epochs")
     _table(
         tmp_path / "full",
         "snn_conv_epochs",
@@ -297,7 +297,7 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
         ],
     )
     recipe = {
-        k: report._field("icbm", p)
+        k: studies.default_of("icbm", p)
         for k, p in (
             ("num_concepts", "model.num_concepts"),
             ("concept_noise", "model.concept_noise"),
@@ -343,12 +343,76 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
         f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
         "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |"
     ) in lines
-    assert any(
-        line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
-        and "re-read on the sparse recipe" in line
+    assert any(  # chosen on validation by a study now, not yet run here
+        line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha | 16.0 | icbm_dense_choices ")
         for line in lines
     )
     assert (
         "| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
         "quick) | n/a | n/a | n/a |"
     ) in lines
+
+
+def _cell(mean: float) -> dict:
+    return {"mean": mean, "std": 0.0, "text": f"{mean:.2f} ± 0.00"}
+
+
+def test_a_choosing_studys_finding_names_the_value_its_rows_pick():
+    epochs = studies.default_of("snn_conv", "num_epochs")
+    finding = studies.STUDIES["snn_conv_epochs"].finding
+    rows = [{"epochs": e, "accuracy": _cell(a)} for e, a in ((6, 90.6), (5, 90.2), (4, 89.8))]
+    assert finding(rows) == [
+        f"- snn_conv: num_epochs: chosen epochs={epochs} (90.60 ± 0.00 acc %), the config's default"
+    ]
+    rows[1]["accuracy"] = _cell(91.0)
+    assert finding(rows) == [
+        "- snn_conv: num_epochs: chosen epochs=5 (91.00 ± 0.00 acc %); the config's default is "
+        f"{epochs} (epochs={epochs} (90.60 ± 0.00 acc %)): change it in "
+        "experiments/configs/snn_conv.py"
+    ]
+    # The dense ICBM: one field at a time, the others at their defaults, among the rows that
+    # meet the binary target.
+    study = studies.STUDIES["icbm_dense_choices"]
+    default = study.points[0].coords
+    assert default == {
+        k: studies.default_of("icbm", p) for k, p in studies.DENSE_ICBM_FIELDS.items()
+    }
+    assert [p.label for p in study.points] == [
+        "default",
+        "alpha8",
+        "alpha32",
+        "beta0.5",
+        "beta2",
+        "sharpen_fraction0.5",
+        "sharpen_fraction0.75",
+        "learning_rate0.001",
+        "learning_rate0.004",
+    ]
+
+    def row(acc, near, **change):
+        return {**default, **change, "hard_accuracy": _cell(acc), "near_binary@0.01": _cell(near)}
+
+    lines = study.finding(
+        [
+            row(85.0, 99.5),
+            row(86.0, 99.6, alpha=8.0),
+            row(87.0, 90.0, alpha=32.0),  # misses the binary target
+            row(84.0, 99.5, beta=0.5),
+            row(90.0, 99.9, beta=2.0, alpha=8.0),  # two fields changed: no field's row
+        ]
+    )
+    assert lines[0] == (
+        "- icbm: model.surrogate_kwargs.htaf.alpha: chosen alpha=8.0 (86.00 ± 0.00 hard acc %); "
+        "the config's default is 16.0 (alpha=16.0 (85.00 ± 0.00 hard acc %)): change it in "
+        "experiments/configs/icbm.py"
+    )
+    assert lines[1].startswith("- icbm: model.surrogate_kwargs.htaf.beta: chosen beta=1.0 ")
+    assert len(lines) == 4
+    planned = run.plan(study, "quick", "r")
+    assert len(planned) == 9 * 3 and {r.split for r in planned} == {"validation"}
+    lr = next(r for r in planned if r.label == "learning_rate0.004")
+    assert (lr.config.learning_rate, lr.config.model.sharpen_fraction) == (4e-3, 1.0)
+    assert studies.CHOSEN_BY[("bnn_resnet", "learning_rate")] == ("bnn_resnet_lr", "learning_rate")
+    assert [p.coords["learning_rate"] for p in studies.STUDIES["bnn_resnet_lr"].points] == list(
+        studies.BNN_RESNET_LRS
+    )
