@@ -10,7 +10,8 @@ estimate (``estimate``) reads the timed runs of the same model (model name and b
    span the run's, else in proportion to those at the closest images × epochs;
 3. else none: no run of the model has been timed.
 
-Times measured on another machine are scaled by a factor (``machine_factors``): the median
+Times whose machine is not recorded (tables of earlier code) are read only where a model has
+no other. Times measured on another machine are scaled by a factor (``machine_factors``): the median
 ratio of this machine's times to the other's over pairs of nearest runs (same model and
 budget, at most one other field apart), one timed on each; the model's pairs where it has
 some, else the median over the machine's models; unscaled where no pair exists.
@@ -135,6 +136,8 @@ def estimate(
         return t.seconds * scale
 
     same_model = [t for t in pool if model_of(t.config) == model_of(config)]
+    # A time whose machine is not recorded cannot be scaled: used only where no other is.
+    same_model = [t for t in same_model if t.machine] or same_model
     same_budget = [t for t in same_model if _group(t.config) == _group(config)]
     if same_budget:
         nearest = _nearest(config, same_budget)

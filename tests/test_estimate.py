@@ -47,6 +47,10 @@ def test_the_nearest_runs_of_the_same_model_and_budget_give_the_estimate():
     # On a tie, the runs timed on this machine.
     e = estimate.estimate(_config(), [*pool[:2], _timed(1.0, XEON)], HERE)
     assert e.seconds == 15.0
+    # A time of an unrecorded machine only where the model has no other.
+    unrecorded = _timed(1.0, None, unit="atan")
+    assert estimate.estimate(_config(unit="atan"), [*pool[:2], unrecorded], HERE).seconds == 15.0
+    assert estimate.estimate(_config(unit="atan"), [unrecorded], HERE).seconds == 1.0
 
 
 def test_times_from_another_machine_are_scaled_by_its_pairs():
