@@ -52,7 +52,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
     icbm_analysis.add_completeness(measured, baseline)
     timings["analysis"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
-    text = icbm_analysis.summarise(config, measured, baseline, timings, workdir)
+    made = runs.provenance()  # date, machine, commit
     record = {
         "model": icbm_analysis.describe_model(config.model),
         "icbm": measured,
@@ -62,7 +62,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, command: str | None = N
         "seconds": timings,
         "command": command or command_line(sys.argv),
         "config_hash": runs.config_hash(config),
+        **made,
     }
+    text = icbm_analysis.summarise(config, measured, baseline, timings, workdir) + "\n\n"
+    text += "  \n".join(
+        [f"Run alone: `{record['command']}`", *(f"{k.capitalize()}: {v}" for k, v in made.items())]
+    )
     write_results(workdir, record, text)
     print(text)
     return record

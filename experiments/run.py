@@ -16,11 +16,11 @@ whose record its table's JSON holds (same config hash: a fresh clone) is not tra
 from __future__ import annotations
 
 import collections
-import datetime
 import fnmatch
 import importlib
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -28,26 +28,30 @@ import time
 import ml_collections
 from absl import flags
 
-from experiments import icbm, measures, report, runs, tables
+from experiments import estimate, icbm, measures, report, runs, tables
 from experiments.configs import studies
+from experiments.study import tuned, tuning_points
 from htaf_jax.train import ConfigError, cli, validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# name: <label>-s<seed>; command: trains this run alone
-Run = collections.namedtuple("Run", "name label coords seed config workdir command")
+# name: <label>-s<seed>; command: trains this run alone; workdir None (and command ""):
+# a test run of a tuned study whose value is not picked yet (its tuning runs unfinished);
+# split: the split it reads (a tuning run: validation)
+Run = collections.namedtuple("Run", "name label coords seed config workdir command split")
 
 
 def config_file(study) -> str:
     return f"experiments/configs/{study.config}.py"
 
 
-def run_config(study, point, seed: int | None, profile: str):
+def run_config(study, point, seed: int | None, profile: str, split: str | None = None):
     """The config file + profile + study + point overrides, and the seed, validated: a
     field no run could train with (a smooth training mode for a unit without a smooth form)
-    raises ConfigError naming the study, the point and the field."""
+    raises ConfigError naming the study, the point and the field. ``split``: the one the
+    run reads (default: the study's)."""
     config = importlib.import_module(f"experiments.configs.{study.config}").get_config()
     overrides = {**studies.PROFILES[profile]["overrides"], **study.overrides}
-    if study.split == "validation":
+    if (split or study.split) == "validation":
         overrides["validation_size"] = studies.PROFILES[profile]["validation_size"]
     for path, value in {
         **overrides,
@@ -72,30 +76,60 @@ def selected(run: Run, only: list[str]) -> bool:
     return not only or any(fnmatch.fnmatch(n, p) for p in only for n in (run.label, run.name))
 
 
+def _planned(study, point, seed, profile: str, out: str, split: str | None = None) -> Run:
+    config = run_config(study, point, seed, profile, split)
+    workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
+    module = (
+        "experiments.icbm"
+        if study.measure == "icbm_job" or config.model.name == "icbm"
+        else "experiments.train"
+    )
+    return Run(
+        point.label if seed is None else f"{point.label}-s{seed}",
+        point.label,
+        point.coords,
+        config.seed,
+        config,
+        workdir,
+        runs.run_command(config, workdir, config_file(study), module),
+        split or study.split,
+    )
+
+
 def plan(study, profile: str, out_root: str, only: list[str] = ()) -> list[Run]:
-    """The study's runs under ``profile`` that ``only`` selects, with config, work dir, command."""
-    out, planned = os.path.join(out_root, study.name), []
+    """The study's runs under ``profile`` that ``only`` selects, with config, work dir,
+    command. A tuned study (``Study.tune``): each point's validation runs over the grid
+    (first seed), then its test runs with the value of the best of them, pending (no work
+    dir) until they have all finished."""
+    out, planned, seeds = os.path.join(out_root, study.name), [], study.seeds or (None,)
+    stored = stored_records(study, out_root) if study.tune else {}
     for point in study.points:
-        for seed in study.seeds or (None,):
-            config = run_config(study, point, seed, profile)
-            workdir = out if seed is None else runs.run_dir(out, point.label, seed, config)
-            module = (
-                "experiments.icbm"
-                if study.measure == "icbm_job" or config.model.name == "icbm"
-                else "experiments.train"
-            )
-            planned.append(
-                Run(
-                    point.label if seed is None else f"{point.label}-s{seed}",
-                    point.label,
-                    point.coords,
-                    config.seed,
-                    config,
-                    workdir,
-                    runs.run_command(config, workdir, config_file(study), module),
-                )
-            )
+        pending = False
+        if study.tune:
+            trials = [
+                _planned(study, t, seeds[0], profile, out, "validation")
+                for t in tuning_points(study, point)
+            ]
+            planned += trials
+            key = study.columns[0].key
+            scores = [
+                tables.value(record, key) if record else None
+                for record in (_record(r, out_root, stored) for r in trials)
+            ]
+            picked = tuned(study, point, scores)
+            pending = picked is None
+            point = picked or point  # pending: planned with the config's value, for estimates
+        for seed in seeds:
+            r = _planned(study, point, seed, profile, out)
+            planned.append(r._replace(workdir=None, command="") if pending else r)
     return [run for run in planned if selected(run, only)]
+
+
+def _record(run: Run, out_root: str, stored: dict) -> dict | None:
+    """The run's record: its folder's, else its table's (``stored``), else None."""
+    if run.workdir and runs.finished(run.workdir):
+        return runs.read(run.workdir)
+    return stored.get(os.path.relpath(run.workdir, out_root)) if run.workdir else None
 
 
 def study_command(name: str, profile: str, only: list[str] = ()) -> str:
@@ -112,34 +146,66 @@ def study_command(name: str, profile: str, only: list[str] = ()) -> str:
     )
 
 
+PROVENANCE = ("date", "machine", "commit")
+
+
 def stored_records(study, out_root: str) -> dict[str, dict]:
     """The run records the study's table JSON holds, by work dir: a run whose folder is
     gone (a fresh clone holds the tables, not the runs) but whose record is here under the
-    same config hash is not trained again."""
+    same config hash is not trained again. ``_measured``: its date, machine and commit (the
+    record's, else the table's; a table that records no commit: the one it came with)."""
     path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         table = json.load(f)
+    made = {"date": table.get("date"), "machine": table.get("machine")}
+    made["commit"] = table.get("commit") or runs.last_commit(path)
     return {
-        r["workdir"]: {**r, "_measured": {k: table.get(k) for k in ("date", "machine")}}
+        r["workdir"]: {**r, "_measured": {k: r.get(k) or made[k] for k in PROVENANCE}}
         for r in table.get("runs", [])
         if "workdir" in r
     }
+
+
+def _made(measured: list[dict | None]) -> dict:
+    """The table's date, machine and commit from its runs' (where every run has them):
+    the one value, else the latest date and the several machines or commits named."""
+    out = {}
+    for key in PROVENANCE:
+        values = sorted({m.get(key) if m else None for m in measured}, key=str)
+        if values and None not in values:
+            out[key] = (
+                values[-1]
+                if key == "date" or len(values) == 1
+                else f"several (per run in the JSON): {', '.join(values)}"
+            )
+    return out
 
 
 def run_study(
     study, profile: str, out_root: str, only: list[str] = (), report_only: bool = False
 ) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
-    after each; returns the number of finished runs tabled."""
+    after each; returns the number of finished runs tabled. A tuned study trains its tuning
+    runs first, then plans again: their picks make its test runs."""
     planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
+    records = _run_planned(study, profile, out_root, planned, only, report_only)
+    if not report_only and any(r.workdir is None for r in planned):
+        planned = plan(study, profile, out_root)
+        records = _run_planned(study, profile, out_root, planned, only, report_only)
+    return len(records)
+
+
+def _run_planned(
+    study, profile: str, out_root: str, planned: list[Run], only, report_only: bool
+) -> list[dict]:
+    """run_study's pass over the planned runs: trains or reuses each, tables them."""
     meta = {
         "study": study.name,
         "title": study.title,
         "command": study_command(study.name, profile),
-        "machine": runs.machine(),
-        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        **runs.provenance(),
         "split": study.split,
         "validation_size": studies.PROFILES[profile]["validation_size"],
         "config": config_file(study),
@@ -147,24 +213,27 @@ def run_study(
         "overrides": {**studies.PROFILES[profile]["overrides"], **study.overrides},
         "seeds": list(study.seeds),
         "runs_planned": len(planned),
+        **({"tune": {p: list(v) for p, v in study.tune.items()}} if study.tune else {}),
     }
     stem = os.path.join(out_root, study.name, study.table or study.name)
     stored, records, firsts, measured = stored_records(study, out_root), [], {}, []
     for run in planned:  # each point's first seed: the run the others' concepts match
         firsts.setdefault(run.label, run)
     for run in planned:
+        if run.workdir is None:  # its value is picked once its tuning runs have finished
+            continue
         rel = os.path.relpath(run.workdir, out_root)
         kept = not runs.finished(run.workdir) and rel in stored
         if not (runs.finished(run.workdir) or kept) and (report_only or not selected(run, only)):
             continue
         print(f"[{study.name}] {run.name}{' (record in its table)' if kept else ''}", flush=True)
-        measured.append(stored[rel]["_measured"] if kept else None)
         if kept:
             record = {
                 k: v
                 for k, v in stored[rel].items()
                 if k not in ("label", "coords", "seed", "note", "workdir", "_measured", *run.coords)
             }
+            record.update({k: v for k, v in stored[rel]["_measured"].items() if v})
         elif study.measure != "icbm_job":
             record = runs.train_or_reuse(
                 run.config, run.workdir, measures.MEASURES[study.measure], run.command
@@ -183,10 +252,12 @@ def run_study(
                 if runs.finished(run.workdir)
                 else icbm.run(run.config, run.workdir, run.command)
             )
+        measured.append({k: record.get(k) for k in PROVENANCE})
         first = firsts[run.label]
         if (
             record.get("interpretability")
             and first != run
+            and first.workdir
             and runs.finished(first.workdir)
             and runs.finished(run.workdir)
         ):
@@ -199,6 +270,7 @@ def run_study(
                 "seed": run.seed,
                 "workdir": rel,
                 **record,
+                **({"note": f"tuning run ({run.split} split)"} if run.split != study.split else {}),
             }
         )
         for label, coords, row in study.derived(records[-1]) if study.derived else ():
@@ -213,41 +285,157 @@ def run_study(
                     **row,
                 }
             )
-        if study.columns:  # every record from the table: its measurement's date and machine
-            same = None not in measured and len({json.dumps(m) for m in measured}) == 1
-            tables.write(stem, study, {**meta, **(measured[0] if same else {})}, records)
-    return len(records)
+        if study.columns:  # when, where and at which commit the runs were measured
+            tables.write(stem, study, {**meta, **_made(measured)}, records)
+    return records
 
 
-def dry_run(study, profile: str, out_root: str, only: list[str] = ()) -> tuple[int, int, float]:
-    """Prints the study's finished and planned runs and a time estimate for the rest (the
-    mean of its finished runs' seconds); returns (finished, planned, seconds left)."""
+def _table(study, out_root: str) -> dict:
+    """The study's table JSON under ``out_root`` ({} where there is none)."""
+    path = os.path.join(out_root, study.name, f"{study.table or study.name}.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def profile_roots(profile: str, out_root: str) -> dict[str, str]:
+    """``out_root`` for ``profile`` and its sibling folders of the other profiles
+    (results/quick beside results/full) where they exist."""
+    parent = os.path.dirname(os.path.abspath(out_root))
+    others = {p: os.path.join(parent, p) for p in studies.PROFILES if p != profile}
+    return {profile: out_root, **{p: d for p, d in others.items() if os.path.isdir(d)}}
+
+
+def timed_runs(roots: dict[str, str]) -> list[estimate.Timed]:
+    """Every timed run that the results under ``roots`` (profile -> folder) hold: finished
+    run folders and the records of the studies' tables, those of earlier code included
+    (matched by label and seed), each with the config today's planner gives it."""
+    pool = {}
+    for profile, root in roots.items():
+        for study in studies.STUDIES.values():
+            if not os.path.isdir(os.path.join(root, study.name)):
+                continue
+            planned, table = plan(study, profile, root), _table(study, root)
+            by_label = {}
+            for r in planned:
+                by_label.setdefault((r.label, r.seed), r)
+                by_label.setdefault((r.label, None), r)  # another seed of the same point
+            for label, seed, seconds, record in _timings(study, planned, table):
+                r = by_label.get((label, seed)) or by_label.get((label, None))
+                if r is not None and isinstance(seconds, (int, float)):
+                    pool[(study.name, profile, label, seed)] = estimate.Timed(
+                        f"{study.name} ({profile})",
+                        float(seconds),
+                        estimate.flat(r.config),
+                        record.get("machine", table.get("machine")),
+                        record.get("date", table.get("date")),
+                    )
+    return list(pool.values())
+
+
+def _timings(study, planned: list[Run], table: dict):
+    """(label, seed, seconds, record) of each timed run of the study: its table's records
+    (an aggregate-only table: its rows, matched to points by their key columns), then its
+    finished run folders."""
+    for record in table.get("runs", []):
+        named = re.fullmatch(
+            r"(.+)-s(\d+)-[0-9a-f]{8}", os.path.basename(record.get("workdir", ""))
+        )
+        if named and "derived_from" not in record:
+            yield named[1], int(named[2]), tables.value(record, "seconds"), record
+    for row in [] if table.get("runs") else table.get("rows", []):
+        point = next(
+            (
+                p
+                for p in study.points
+                if p.coords and all(row.get(k) == v for k, v in p.coords.items())
+            ),
+            None,
+        )
+        for seed in row.get("seeds", []) if point else []:
+            yield point.label, seed, (row.get("seconds") or {}).get("mean"), {}
+    for r in planned:
+        if r.workdir and runs.finished(r.workdir):
+            record = runs.read(r.workdir)
+            yield r.label, r.seed, tables.value(record, "seconds"), record
+
+
+def _table_path(study, out_root: str) -> str:
+    """The file that holds the study's runs: its table's JSON (the ICBM job: its results)."""
+    name = "results" if study.measure == "icbm_job" else study.table or study.name
+    return os.path.join(out_root, study.name, f"{name}.json")
+
+
+def recognised(study, profile: str, out_root: str) -> bool | None:
+    """Whether today's planner plans every run the study's table under ``out_root`` holds
+    (the ICBM job: whether its results name the planned config's hash); None: no table."""
+    planned, path = plan(study, profile, out_root), _table_path(study, out_root)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        table = json.load(f)
+    if study.measure == "icbm_job":
+        return table.get("config_hash") == runs.config_hash(planned[0].config)
+    held = {r["workdir"] for r in table.get("runs", []) if "workdir" in r}
+    return bool(held) and held <= {
+        os.path.relpath(r.workdir, out_root) for r in planned if r.workdir
+    }
+
+
+def stale_tables(roots: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(folder, study) -> the commit a table was made at (the one it records, else the last
+    commit of its file), for each table under ``roots`` (profile -> folder) whose runs
+    today's planner does not recognise; RESULTS.md labels them and README leaves them out."""
+    stale = {}
+    for profile, root in roots.items():
+        for study in studies.STUDIES.values():
+            if recognised(study, profile, root) is False:
+                with open(_table_path(study, root)) as f:
+                    made = json.load(f).get("commit")
+                path = _table_path(study, root)
+                stale[(os.path.abspath(root), study.name)] = (
+                    made or runs.last_commit(path) or "unknown"
+                )
+    return stale
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def dry_run(
+    study, profile: str, out_root: str, only: list[str] = (), pool: list | None = None
+) -> tuple[int, int, float]:
+    """Prints the study's finished and planned runs and an estimate of the time the rest
+    take, saying what it is based on (experiments.estimate; ``pool``: the timed runs, by
+    default those under ``out_root`` and its sibling profiles' folders); returns
+    (finished, planned, seconds left where estimated)."""
     planned = plan(study, profile, out_root, only)
     stored = stored_records(study, out_root)
-    seconds = [
-        tables.value(
-            runs.read(r.workdir)
-            if runs.finished(r.workdir)
-            else stored[os.path.relpath(r.workdir, out_root)],
-            "seconds",
-        )
+    left = [
+        r
         for r in planned
-        if runs.finished(r.workdir) or os.path.relpath(r.workdir, out_root) in stored
+        if not r.workdir
+        or not (runs.finished(r.workdir) or os.path.relpath(r.workdir, out_root) in stored)
     ]
-    left = len(planned) - len(seconds)
-    estimate = sum(seconds) / len(seconds) * left if seconds else 0.0
-    line = f"[{study.name}] {len(seconds)} of {len(planned)} runs finished"
+    pool = timed_runs(profile_roots(profile, out_root)) if pool is None else pool
+    here = runs.machine()
+    factors = estimate.machine_factors(pool, here)
+    estimated = [
+        (c, estimate.estimate(c, pool, here, factors))
+        for c in (estimate.flat(r.config) for r in left)
+    ]
+    seconds = sum(e.seconds or 0.0 for _, e in estimated)
+    line = f"[{study.name}] {len(planned) - len(left)} of {len(planned)} runs finished"
     if left:
-        line += (
-            f"; the {left} left ≈ {estimate / 3600:.1f} h at its finished runs' mean time"
-            if seconds
-            else f"; {left} to train (none finished yet to time)"
-        )
+        line += f"; the {len(left)} left ≈ {_duration(seconds)}: {estimate.describe(estimated, here, factors)}"
     print(f"{line}\n    {study_command(study.name, profile, only)}")
-    return len(seconds), len(planned), estimate
+    return len(planned) - len(left), len(planned), seconds
 
 
-def main(argv: list[str] | None = None) -> int:
+def flag_values() -> flags.FlagValues:
+    """The command's flags (tests parse RESULTS.md's commands with them)."""
     values = flags.FlagValues()
     flags.DEFINE_enum(
         "profile",
@@ -277,13 +465,18 @@ def main(argv: list[str] | None = None) -> int:
         flag_values=values,
     )
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    values = flag_values()
     usage = __doc__ + "\nstudies: all, " + ", ".join(studies.STUDIES)
     names = cli.parse_command(values, list(sys.argv if argv is None else argv), usage)
     if values.list:
         for s in studies.STUDIES.values():  # the name column as wide as the longest name
             print(
                 f"{s.name:{max(map(len, studies.STUDIES))}} "
-                f"{len(s.points) * max(1, len(s.seeds)):4} runs  {s.split:10}  {s.title}"
+                f"{s.num_runs:4} runs  {s.split:10}  {s.title}"
             )
         return 0
     chosen = list(studies.STUDIES) if names == ["all"] else names
@@ -304,20 +497,26 @@ def _run(values, names: list[str], chosen: list[str]) -> int:
     out_root = values.out or os.path.join(REPO, "results", values.profile)
     start, report_only = time.perf_counter(), values["report-only"].value
     if values["dry-run"].value:
+        pool = timed_runs(profile_roots(values.profile, out_root))
         counts = [
-            dry_run(studies.STUDIES[n], values.profile, out_root, values.only) for n in chosen
+            dry_run(studies.STUDIES[n], values.profile, out_root, values.only, pool) for n in chosen
         ]
         print(
             f"total: {sum(c[0] for c in counts)} of {sum(c[1] for c in counts)} runs "
-            f"finished; ≈ {sum(c[2] for c in counts) / 3600:.1f} h left where timed"
+            f"finished; the rest ≈ {_duration(sum(c[2] for c in counts))} (estimated as above)"
         )
         return 0
     for name in chosen:
         print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
         run_study(studies.STUDIES[name], values.profile, out_root, values.only, report_only)
     if names == ["all"]:
+        stale = stale_tables(profile_roots(values.profile, out_root))
         path = report.write(
-            out_root, values.profile, time.perf_counter() - start, trained=not report_only
+            out_root,
+            values.profile,
+            time.perf_counter() - start,
+            trained=not report_only,
+            stale=stale,
         )
         report.update_readme(path)
         print(f"written: {path} and README.md's results block")

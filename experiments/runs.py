@@ -7,12 +7,14 @@ and an unfinished one resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib
 import json
 import os
 import platform
 import shlex
+import subprocess
 import time
 from typing import Callable
 
@@ -20,6 +22,7 @@ import jax
 
 from htaf_jax import train
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_FILE = "results.json"
 # Top-level config fields that change how a run is watched or saved, never its numbers
 # (a resumed run equals an uninterrupted one: tests/test_train_checkpoint.py): not hashed,
@@ -156,6 +159,7 @@ def train_or_reuse(
     start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
     record = {**measure(config, result, time.perf_counter() - start), "command": command}
+    record.update(provenance())
     path = os.path.join(workdir, RESULTS_FILE)
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=2)
@@ -177,3 +181,36 @@ def machine() -> str:
         f"{platform.machine()}, {cores} CPU cores{f' ({model})' if model else ''}, "
         f"jax {jax.__version__} on {jax.default_backend()}"
     )
+
+
+def provenance() -> dict:
+    """When, where and at which commit a run is measured (its record and its table)."""
+    return {
+        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        "machine": machine(),
+        "commit": commit(),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", REPO, *args], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def commit() -> str:
+    """The checkout's commit (short hash), with '+changes' where htaf_jax/ or experiments/
+    differ from it; 'unknown' outside a git checkout."""
+    head = _git("rev-parse", "--short", "HEAD")
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "htaf_jax", "experiments")
+    return (head + ("+changes" if changed else "")) if head else "unknown"
+
+
+def last_commit(path: str) -> str | None:
+    """The last commit that changed ``path`` (``git log --format=%h -1``): for a results file
+    that records no commit, the commit it came with."""
+    return _git("log", "--format=%h", "-1", "--", os.path.abspath(path)) or None

@@ -1,13 +1,16 @@
 """What a study is made of (experiments/configs/studies.py holds every study, as data): a
 config file, its runs (``Point``: named overrides over dotted config paths), seeds, the
 split it reads, what each run measures and the table's ``Column``s. A run is the config
-file + the profile's overrides + the study's + its point's + its seed.
+file + the profile's overrides + the study's + its point's + its seed. A comparison may
+``tune`` a field per point first: each point's test runs take the value of its best
+validation run from one grid (``tuning_points``, ``tuned``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from typing import NamedTuple
 
 
@@ -44,6 +47,9 @@ class Study:
     more: tuple = ()  # (heading, columns): more tables of the same rows, below it
     derived: object = None  # record -> [(label, coords, record)]: rows a run's record holds
     figure: object = None  # (path stem, records) -> None: the study's own figure(s)
+    # {config path: values}: before its test runs, every point (unit) gets its own value from
+    # this grid, that of its best validation run with the study's first seed (tuning_points)
+    tune: dict = dataclasses.field(default_factory=dict)
 
     @property
     def all_columns(self) -> tuple:
@@ -51,9 +57,17 @@ class Study:
         return self.columns + tuple(c for _, columns in self.more for c in columns)
 
     @property
+    def num_runs(self) -> int:
+        """Every point's runs: one per seed, and one per value of the tuning grid."""
+        grid = math.prod(len(v) for v in self.tune.values()) if self.tune else 0
+        return len(self.points) * (max(1, len(self.seeds)) + grid)
+
+    @property
     def keys(self) -> list[str]:
         """The table's key columns, in the points' order."""
-        return list(dict.fromkeys(k for p in self.points for k in p.coords))
+        return list(
+            dict.fromkeys([*(k for p in self.points for k in p.coords), *map(leaf, self.tune)])
+        )
 
 
 def axis(key: str, values, path: str, label: str = "{}") -> list[Point]:
@@ -70,4 +84,43 @@ def grid(*axes: list[Point]) -> tuple:
             {k: v for p in combo for k, v in p.overrides.items()},
         )
         for combo in itertools.product(*axes)
+    )
+
+
+def leaf(path: str) -> str:
+    """A config path's last field: its key column in a table (``learning_rate``)."""
+    return path.rsplit(".", 1)[-1]
+
+
+def _text(value) -> str:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f"{value:g}" if number else str(value)
+
+
+def tuning_points(study: Study, point: Point) -> list[Point]:
+    """``point``'s validation runs of ``study.tune``: one per combination of the grid's
+    values, labelled ``<point>-<field><value>`` (``htaf-learning_rate0.005``)."""
+    paths = list(study.tune)
+    return [
+        Point(
+            "-".join([point.label, *(f"{leaf(p)}{_text(v)}" for p, v in zip(paths, combo))]),
+            {**point.coords, **{leaf(p): v for p, v in zip(paths, combo)}},
+            {**point.overrides, **dict(zip(paths, combo))},
+        )
+        for combo in itertools.product(*study.tune.values())
+    ]
+
+
+def tuned(study: Study, point: Point, scores: list) -> Point | None:
+    """``point`` with the grid's values of its best tuning run (``scores``: the study's first
+    column for each of ``tuning_points(study, point)``, higher is better, the first on a
+    tie); None while one of them has no score (not finished)."""
+    if not scores or any(s is None for s in scores):
+        return None
+    best = tuning_points(study, point)[max(range(len(scores)), key=lambda i: (scores[i], -i))]
+    chosen = {p: best.overrides[p] for p in study.tune}
+    return Point(
+        point.label,
+        {**point.coords, **{leaf(p): v for p, v in chosen.items()}},
+        {**point.overrides, **chosen},
     )

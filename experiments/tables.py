@@ -11,6 +11,8 @@ import re
 import matplotlib
 import numpy as np
 
+from experiments.study import leaf
+
 matplotlib.use("Agg")  # before pyplot: tables are drawn headless
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -116,6 +118,7 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}  ",
         f"Date: {meta['date']}  ",
+        f"Commit: {meta.get('commit') or 'not recorded'}  ",
         f"Split read: {split}  ",
         f"Config: `{meta['config']}`; every run overrides: "
         + (", ".join(f"{k}={v}" for k, v in meta["overrides"].items()) or "nothing")
@@ -131,9 +134,36 @@ def markdown(study, meta: dict, table_rows: list[dict]) -> str:
     lines += _table_lines(keys, study.columns, table_rows)[2:]
     for heading, columns in study.more:
         lines += ["", f"## {heading}", "", *_table_lines(keys, columns, table_rows)]
+    if study.tune and table_rows:
+        lines += ["", *tuning_lines(study, table_rows)]
     if study.finding and table_rows:
         lines += ["", "Computed from the table:", *study.finding(table_rows)]
     return "\n".join(lines) + "\n"
+
+
+def tuning_lines(study, table_rows: list[dict]) -> list[str]:
+    """What each point's tuning picked, from its rows (``Study.tune``): the value its test
+    runs use beside the validation score of each value of the grid."""
+    leaves = [leaf(p) for p in study.tune]
+    first, fmt = cell_key(study.columns[0]), study.columns[0].fmt
+    tuning = [r for r in table_rows if r.get("split") not in (None, study.split)]
+    lines = [
+        f"Tuned per row on the validation split (seed {study.seeds[0]}; the highest "
+        f"{study.columns[0].header}, the first value of the grid on a tie): "
+        + ", ".join(f"{p} from {list(v)}" for p, v in study.tune.items())
+    ]
+    for row in (r for r in table_rows if r not in tuning):
+        same = [
+            r for r in tuning if all(r.get(k) == row.get(k) for k in study.keys if k not in leaves)
+        ]
+        scores = ", ".join(
+            f"{'/'.join(str(r[k]) for k in leaves)}: "
+            + ("n/a" if r[first]["mean"] is None else f"{r[first]['mean']:{fmt}}")
+            for r in same
+        )
+        picked = ", ".join(f"{k}={row.get(k)}" for k in leaves)
+        lines.append(f"- {row['label']}: {picked} (validation {study.columns[0].header}: {scores})")
+    return lines
 
 
 def _table_lines(keys: list[str], columns, table_rows: list[dict]) -> list[str]:
@@ -158,7 +188,11 @@ def _table_lines(keys: list[str], columns, table_rows: list[dict]) -> list[str]:
 def plot(path: str, study, table_rows: list[dict]) -> None:
     """``bars``: the first column per row; ``lines``: it against the second key column."""
     key, keys = cell_key(study.columns[0]), study.keys
-    rs = [r for r in table_rows if r[key]["mean"] is not None]
+    rs = [  # the study's split: not its tuning runs
+        r
+        for r in table_rows
+        if r[key]["mean"] is not None and r.get("split") in (None, study.split)
+    ]
     fig, ax = plt.subplots(figsize=(8, 4))
     if study.plot == "bars":
         ax.bar(

@@ -36,7 +36,8 @@ from jax.typing import ArrayLike
 # sigmoid), so swapping surrogates does not silently change the gradient
 # scale; and α = 4 > 2, the regime where HTAF's tails are heavier than a
 # sigmoid's of equal peak slope. Outputs sit in (σ(−4), σ(4)) = (0.018, 0.982).
-# The experiments' α/β sweep (experiments/sweep) is where a better default
+# The experiments' α/β sweeps (`python -m experiments.run alpha_beta`, and the
+# other α/β studies of experiments/configs/studies.py) are where a better default
 # would be found.
 DEFAULT_ALPHA = 4.0
 DEFAULT_BETA = 1.0

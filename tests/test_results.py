@@ -177,38 +177,62 @@ def test_flags_list_and_errors(capsys):
 def test_dry_run_counts_finished_runs_and_estimates_the_rest(tmp_path, capsys):
     study = studies.STUDIES["snn_mlp"]
     assert run.dry_run(study, "quick", str(tmp_path)) == (0, 33, 0.0)
+    assert "33 not estimated (no run of snn_mlp timed)" in capsys.readouterr().out
     first = run.plan(study, "quick", str(tmp_path))[0].workdir
     os.makedirs(first)
     with open(os.path.join(first, "results.json"), "w") as f:
-        json.dump({"accuracy": 0.8, "seconds": 360.0}, f)
+        json.dump({"accuracy": 0.8, "seconds": 360.0, "machine": runs.machine()}, f)
     os.makedirs(tmp_path / "snn_mlp" / "runs" / "htaf-s0-00000000")  # another config
     capsys.readouterr()
     assert run.dry_run(study, "quick", str(tmp_path)) == (1, 33, 32 * 360.0)
     assert capsys.readouterr().out.startswith(
-        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h at its finished runs' mean time"
+        "[snn_mlp] 1 of 33 runs finished; the 32 left ≈ 3.2 h: 32 from the nearest timed runs "
+        "of the same model and budget [snn_mlp (quick), date not recorded, this machine]"
     )
     assert run.main(["run", "all", "--dry-run", "--profile", "quick", "--out", str(tmp_path)]) == 0
-    total = sum(len(s.points) * max(1, len(s.seeds)) for s in studies.STUDIES.values())
+    total = sum(s.num_runs for s in studies.STUDIES.values())
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"total: 1 of {total} runs ")
 
 
 def test_report_only_all_rewrites_the_report_and_trains_nothing(
     tmp_path, monkeypatch, count_trainings
 ):
+    """Tables from their records, training nothing; a table of earlier code (its runs not
+    planned today) is labelled in RESULTS.md and left out of the summary and README."""
     (tmp_path / "README.md").write_text(f"{report.README_START}\n{report.README_END}\n")
     monkeypatch.setattr(report, "REPO", str(tmp_path))
     out = tmp_path / "results" / "quick"
-    _table(out, "snn_mlp", [_row("htaf", 85.5), _row("atan", 85.0)])
+    records = [
+        {
+            "label": r.label,
+            "coords": r.coords,
+            **r.coords,
+            "seed": r.seed,
+            "workdir": os.path.relpath(r.workdir, out),
+            "accuracy": {"htaf": 0.85, "atan": 0.845}[r.label] + 0.005 * r.seed,
+            "seconds": 9.0,
+        }
+        for r in run.plan(studies.STUDIES["snn_mlp"], "quick", str(out), ["htaf", "atan"])
+    ]
+    _table(out, "snn_mlp", [])
+    path = out / "snn_mlp" / "snn_mlp_surrogates.json"
+    path.write_text(json.dumps({"date": "d", "machine": "m", "commit": "abc1234", "runs": records}))
+    _table(out, "bnn_mlp", [_row("htaf", 80.0), _row("atan", 79.0)])  # rows of earlier code
     assert run.main(["run", "all", "--report-only", "--profile", "quick", "--out", str(out)]) == 0
     assert not count_trainings
-    assert (
-        "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in (tmp_path / "RESULTS.md").read_text()
-    )
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| snn_mlp | 85.50 ± 0.50 | atan: 85.00 ± 0.50 |" in text
     assert "| snn_mlp | 85.50 ± 0.50 |" in (tmp_path / "README.md").read_text()
+    table = json.load(open(path))
+    assert table["rows"][0]["accuracy"]["mean"] == pytest.approx(85.5)
+    assert (table["date"], table["machine"], table["commit"]) == ("d", "m", "abc1234")
+    assert "Commit: abc1234  " in (out / "snn_mlp" / "snn_mlp_surrogates.md").read_text()
+    assert "| bnn_mlp |" not in text and "| bnn_mlp |" not in (tmp_path / "README.md").read_text()
+    assert "Left out: the tables of bnn_mlp, made at earlier commits" in text
     assert (
-        json.load(open(out / "snn_mlp" / "snn_mlp_surrogates.json"))["rows"][0]["accuracy"]["mean"]
-        == 85.5
-    )  # no finished run on disk nor records: the table is kept
+        "**Made at commit unknown by code that no longer plans these runs**; rerun with "
+        "`python -m experiments.run bnn_mlp --profile quick`." in text
+    )
 
 
 def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(
@@ -263,7 +287,7 @@ def test_records_in_a_table_stand_for_runs_whose_folders_are_gone(
 
 
 def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees(tmp_path):
-    epochs = report._field("snn_conv", "num_epochs")
+    epochs = studies.default_of("snn_conv", "num_epochs")
     _table(
         tmp_path / "full",
         "snn_conv_epochs",
@@ -273,7 +297,7 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
         ],
     )
     recipe = {
-        k: report._field("icbm", p)
+        k: studies.default_of("icbm", p)
         for k, p in (
             ("num_concepts", "model.num_concepts"),
             ("concept_noise", "model.concept_noise"),
@@ -319,12 +343,76 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
         f"| icbm: model.sharpen | {x} | icbm_recipe (validation, full) | sharpen={x}: "
         "89.00 ± 0.00 | sharpen=99.0: 89.40 ± 0.00 | **no** |"
     ) in lines
-    assert any(
-        line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha |")
-        and "re-read on the sparse recipe" in line
+    assert any(  # chosen on validation by a study now, not yet run here
+        line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha | 16.0 | icbm_dense_choices ")
         for line in lines
     )
     assert (
         "| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
         "quick) | n/a | n/a | n/a |"
     ) in lines
+
+
+def _cell(mean: float) -> dict:
+    return {"mean": mean, "std": 0.0, "text": f"{mean:.2f} ± 0.00"}
+
+
+def test_a_choosing_studys_finding_names_the_value_its_rows_pick():
+    epochs = studies.default_of("snn_conv", "num_epochs")
+    finding = studies.STUDIES["snn_conv_epochs"].finding
+    rows = [{"epochs": e, "accuracy": _cell(a)} for e, a in ((6, 90.6), (5, 90.2), (4, 89.8))]
+    assert finding(rows) == [
+        f"- snn_conv: num_epochs: chosen epochs={epochs} (90.60 ± 0.00 acc %), the config's default"
+    ]
+    rows[1]["accuracy"] = _cell(91.0)
+    assert finding(rows) == [
+        "- snn_conv: num_epochs: chosen epochs=5 (91.00 ± 0.00 acc %); the config's default is "
+        f"{epochs} (epochs={epochs} (90.60 ± 0.00 acc %)): change it in "
+        "experiments/configs/snn_conv.py"
+    ]
+    # The dense ICBM: one field at a time, the others at their defaults, among the rows that
+    # meet the binary target.
+    study = studies.STUDIES["icbm_dense_choices"]
+    default = study.points[0].coords
+    assert default == {
+        k: studies.default_of("icbm", p) for k, p in studies.DENSE_ICBM_FIELDS.items()
+    }
+    assert [p.label for p in study.points] == [
+        "default",
+        "alpha8",
+        "alpha32",
+        "beta0.5",
+        "beta2",
+        "sharpen_fraction0.5",
+        "sharpen_fraction0.75",
+        "learning_rate0.001",
+        "learning_rate0.004",
+    ]
+
+    def row(acc, near, **change):
+        return {**default, **change, "hard_accuracy": _cell(acc), "near_binary@0.01": _cell(near)}
+
+    lines = study.finding(
+        [
+            row(85.0, 99.5),
+            row(86.0, 99.6, alpha=8.0),
+            row(87.0, 90.0, alpha=32.0),  # misses the binary target
+            row(84.0, 99.5, beta=0.5),
+            row(90.0, 99.9, beta=2.0, alpha=8.0),  # two fields changed: no field's row
+        ]
+    )
+    assert lines[0] == (
+        "- icbm: model.surrogate_kwargs.htaf.alpha: chosen alpha=8.0 (86.00 ± 0.00 hard acc %); "
+        "the config's default is 16.0 (alpha=16.0 (85.00 ± 0.00 hard acc %)): change it in "
+        "experiments/configs/icbm.py"
+    )
+    assert lines[1].startswith("- icbm: model.surrogate_kwargs.htaf.beta: chosen beta=1.0 ")
+    assert len(lines) == 4
+    planned = run.plan(study, "quick", "r")
+    assert len(planned) == 9 * 3 and {r.split for r in planned} == {"validation"}
+    lr = next(r for r in planned if r.label == "learning_rate0.004")
+    assert (lr.config.learning_rate, lr.config.model.sharpen_fraction) == (4e-3, 1.0)
+    assert studies.CHOSEN_BY[("bnn_resnet", "learning_rate")] == ("bnn_resnet_lr", "learning_rate")
+    assert [p.coords["learning_rate"] for p in studies.STUDIES["bnn_resnet_lr"].points] == list(
+        studies.BNN_RESNET_LRS
+    )

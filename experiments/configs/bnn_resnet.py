@@ -3,8 +3,8 @@ shortcuts → ReLU → mean pool → Dense (``htaf_jax.models.bnn_resnet``).
 
     python -m experiments.train --config experiments/configs/bnn_resnet.py --workdir workdirs/bnn_resnet
 
-Trains a binary ResNet (stages 32-64-128, 4 epochs: about 15 minutes on 2 CPU cores) on
-Fashion-MNIST; ``--config.model.surrogate=ste_sign|approx_sign`` for the other units, all
+Trains a binary ResNet (stages 32-64-128, 4 epochs; the time it takes on this host:
+``python -m experiments.run bnn_resnet --dry-run``) on Fashion-MNIST; ``--config.model.surrogate=ste_sign|approx_sign`` for the other units, all
 three side by side: ``python -m experiments.run bnn_resnet`` (results in RESULTS.md).
 """
 

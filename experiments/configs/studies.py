@@ -5,6 +5,8 @@ split (held out of the training images); a final run reads the test split.
 
 from __future__ import annotations
 
+import importlib
+
 from experiments.configs import icbm
 from experiments.measures import (
     gain_end,
@@ -343,6 +345,30 @@ def _depth_study(name: str, variant: str, names, title: str) -> Study:
     )
 
 
+# The dense ICBM's defaults that icbm_dense_choices re-chooses: key column -> config path.
+DENSE_ICBM_FIELDS = {
+    "alpha": "model.surrogate_kwargs.htaf.alpha",
+    "beta": "model.surrogate_kwargs.htaf.beta",
+    "sharpen_fraction": "model.sharpen_fraction",
+    "learning_rate": "learning_rate",
+}
+
+
+def one_at_a_time(config: str, fields: dict, values: dict) -> tuple:
+    """The config's defaults of ``fields`` (key column -> path), then each field alone at
+    each of ``values[key]`` other than its default."""
+    default = {k: default_of(config, path) for k, path in fields.items()}
+    return (
+        Point("default", default, {}),
+        *(
+            Point(f"{k}{v:g}", {**default, k: v}, {fields[k]: v})
+            for k, vs in values.items()
+            for v in vs
+            if v != default[k]
+        ),
+    )
+
+
 # (config, default field) -> (the study that chooses it, its key column[, (column key, least
 # value) a pick must reach]), or how it was chosen where no study does (RESULTS.md's table).
 CHOSEN_BY = {
@@ -350,10 +376,12 @@ CHOSEN_BY = {
     ("icbm", "model.sharpen"): ("icbm_recipe", "sharpen", NEAR_BINARY),
     ("icbm", "num_epochs"): ("icbm_recipe", "epochs", NEAR_BINARY),
     ("icbm", "model.num_concepts"): ("icbm_recipe", "num_concepts", NEAR_BINARY),
-    ("icbm", "model.surrogate_kwargs.htaf.alpha"): "test split by hand; re-read on "
-    "the sparse recipe (icbm_alpha_beta, icbm_alpha_beta_seeds, below)",
-    ("icbm", "model.surrogate_kwargs.htaf.beta"): "test split by hand; re-read on "
-    "the sparse recipe (icbm_alpha_beta, icbm_alpha_beta_seeds, below)",
+    # The dense recipe's α, β (first picked on the test split by hand), sharpening ramp and
+    # Adam's rate, re-chosen on validation one at a time.
+    **{
+        ("icbm", path): ("icbm_dense_choices", key, NEAR_BINARY)
+        for key, path in DENSE_ICBM_FIELDS.items()
+    },
     ("icbm_sparse", "model.surrogate_kwargs.htaf.alpha"): (
         "icbm_alpha_beta_seeds",
         "alpha",
@@ -374,16 +402,82 @@ CHOSEN_BY = {
     "the better of 16-32-64 for 10 epochs and 32-64-128 for 4, at one budget",
     ("bnn_resnet", "model.react"): "bnn_resnet_budget (validation, seed 0): the better "
     "of 32-64-128 for 4 epochs with and without ReActNet's RSign and RPReLU",
-    ("bnn_resnet", "learning_rate"): "bnn_resnet_lr (validation, seed 0): the better "
-    "of Adam's peak rate 1e-3 (bnn_resnet_budget's w32-e4) and 5e-3 at the default "
-    "budget, chosen on the HTAF run and used for every unit",
+    # HTAF's rate (the config's); the bnn_resnet comparison tunes every unit's on the same grid.
+    ("bnn_resnet", "learning_rate"): ("bnn_resnet_lr", "learning_rate"),
     ("dhn_mlp", "model.surrogate_kwargs.htaf.alpha"): ("alpha_beta", "alpha"),
     ("dhn_mlp", "model.surrogate_kwargs.htaf.beta"): ("alpha_beta", "beta"),
 }
 
+
+def default_of(config: str, path: str):
+    """The value of ``path`` in ``experiments/configs/<config>.py``'s config."""
+    node = importlib.import_module(f"experiments.configs.{config}").get_config()
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def choice(config: str, path: str, rows: list[dict]) -> tuple:
+    """(default, its row, the best row) of a CHOSEN_BY entry over its study's table rows:
+    the rows changing its key column alone (the study's other chosen fields of this config
+    at their defaults); the best by the study's first column among those meeting the
+    entry's target (None: no such row)."""
+    name, key, *target = CHOSEN_BY[(config, path)]
+    need, least = target[0] if target else (None, 0)
+    others = {
+        h[1]: default_of(c, p)
+        for (c, p), h in CHOSEN_BY.items()
+        if c == config and not isinstance(h, str) and h[0] == name and h[1] != key
+    }
+    first = STUDIES[name].columns[0].key
+    rows = [
+        r
+        for r in rows
+        if r.get(key) is not None
+        and (r.get(first) or {}).get("mean") is not None
+        and all(r.get(k) == v for k, v in others.items())
+    ]
+    ok = [r for r in rows if need is None or ((r.get(need) or {}).get("mean") or 0) >= least]
+    value = default_of(config, path)
+    mine = next((r for r in rows if r[key] == value), None)
+    return value, mine, max(ok, key=lambda r: r[first]["mean"], default=None)
+
+
+def choice_finding(name: str):
+    """A choosing study's ``finding``: the value its rows pick for each default it chooses
+    (CHOSEN_BY), beside the default's own row."""
+
+    def finding(rows: list[dict]) -> list[str]:
+        first, lines = STUDIES[name].columns[0], []
+        for (config, path), how in CHOSEN_BY.items():
+            if isinstance(how, str) or how[0] != name:
+                continue
+            value, mine, best = choice(config, path, rows)
+            key = how[1]
+
+            def shown(r: dict, key: str = key) -> str:
+                return f"{key}={r[key]} ({r[first.key]['text']} {first.header})"
+
+            if best is None:
+                lines.append(f"- {config}: {path}: no row meets the target yet")
+            elif best[key] == value:
+                lines.append(f"- {config}: {path}: chosen {shown(best)}, the config's default")
+            else:
+                lines.append(
+                    f"- {config}: {path}: chosen {shown(best)}; the config's default is "
+                    f"{value}{f' ({shown(mine)})' if mine else ''}: change it in "
+                    f"experiments/configs/{config}.py"
+                )
+        return lines
+
+    return finding
+
+
 # Adam's rate the binary ResNet's budget studies ran at, the default before bnn_resnet_lr;
 # they pin it so that their finished runs keep their config hashes.
 BNN_RESNET_LR_BEFORE = 1e-3
+# Adam's peak rates the binary ResNet chooses from (bnn_resnet_lr; bnn_resnet per unit).
+BNN_RESNET_LRS = (1e-3, 2e-3, 5e-3)
 
 STUDIES = {
     s.name: s
@@ -478,6 +572,30 @@ STUDIES = {
             split="validation",
             plot="none",
             unit="",
+            finding=choice_finding("snn_conv_epochs"),
+        ),
+        Study(
+            "icbm_dense_choices",
+            "Dense ICBM (MLP, K=128): HTAF α and β, the sharpening ramp's share of training and "
+            "Adam's rate, one at a time (validation split)",
+            "icbm",
+            one_at_a_time(
+                "icbm",
+                DENSE_ICBM_FIELDS,
+                {
+                    "alpha": (8.0, 32.0),
+                    "beta": (0.5, 2.0),
+                    "sharpen_fraction": (0.5, 0.75),
+                    "learning_rate": (1e-3, 4e-3),
+                },
+            ),
+            split="validation",
+            measure="concepts",
+            columns=ICBM_COLUMNS,
+            overrides={"baseline": False},
+            plot="none",
+            unit="",
+            finding=choice_finding("icbm_dense_choices"),
         ),
         *(
             Study(
@@ -696,11 +814,15 @@ STUDIES = {
             plot="none",
             unit="",
         ),
+        # Every unit gets its own Adam rate from the same grid on validation (seed 0) before
+        # its test runs, instead of the rate chosen on HTAF's run.
         Study(
             "bnn_resnet",
-            "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign",
+            "Binary ResNet (Bi-Real-Net style): HTAF vs ste_sign and approx_sign, each with "
+            "its own learning rate",
             "bnn_resnet",
             tuple(units(["htaf", "ste_sign", "approx_sign"])),
+            tune={"learning_rate": BNN_RESNET_LRS},
         ),
         # The binary ResNet at one budget (about 15 min on 2 cores): stages 16-32-64 for 10
         # epochs or twice as wide for 4, and the wide one with ReActNet's RSign and RPReLU
@@ -764,12 +886,14 @@ STUDIES = {
             "budget (validation split, seed 0; each run on one core, beside another run)",
             "bnn_resnet",
             tuple(
-                Point(f"lr{lr:g}", {"learning_rate": lr}, {"learning_rate": lr}) for lr in (5e-3,)
+                Point(f"lr{lr:g}", {"learning_rate": lr}, {"learning_rate": lr})
+                for lr in BNN_RESNET_LRS
             ),
             seeds=(0,),
             split="validation",
             plot="none",
             unit="",
+            finding=choice_finding("bnn_resnet_lr"),
         ),
         # Issue 35: accuracy at a handful of concepts per class (VLG-CBM's NEC), explanations
         # and interventions at that size, code collisions; the random-concept baseline is a row

@@ -92,7 +92,7 @@ original `.gz` files from one folder:
 import os; os.environ["HTAF_FASHION_MNIST_DIR"] = "/content/fashion-mnist"
 ```
 
-The first use converts them once (about 20 s) into a TFDS array_record copy under
+The first use converts them once into a TFDS array_record copy under
 `$TFDS_DATA_DIR` (default `~/tensorflow_datasets`); TensorFlow is not needed.
 """,
 )
