@@ -169,12 +169,33 @@ def test_bad_concept_mode():
 
 @pytest.mark.parametrize("hidden", [None, K])
 def test_standard_classifier(hidden):
+    """The logits against float64 by hand from the backbone's output: a linear head,
+    or Dense(K, no bias) → batch-statistics BN → ReLU → linear head; the running
+    statistics move by the BN's momentum 0.9."""
     model = StandardClassifier(TINY["mlp"](), hidden=hidden)
     x = _images()
     variables = _init(model, x)
-    logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    logits, state = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+    bb = {"params": variables["params"]["backbone"]}
+    if "batch_stats" in variables and "backbone" in variables["batch_stats"]:
+        bb["batch_stats"] = variables["batch_stats"]["backbone"]
+    h, _ = model.backbone.apply(bb, x, train=True, mutable=["batch_stats"])
+    h = np.asarray(h, np.float64)
+    if hidden:
+        wh = h @ p["Dense_0"]["kernel"]
+        mean, var = wh.mean(0), wh.var(0)
+        bn = p["BatchNorm_0"]
+        h = np.maximum((wh - mean) / np.sqrt(var + 1e-5) * bn["scale"] + bn["bias"], 0.0)
+        np.testing.assert_allclose(
+            np.asarray(state["batch_stats"]["BatchNorm_0"]["mean"]),
+            0.1 * mean,
+            rtol=1e-4,
+            atol=1e-6,
+        )
+    want = h @ p["head"]["kernel"] + p["head"]["bias"]
+    np.testing.assert_allclose(np.asarray(logits, np.float64), want, rtol=2e-4, atol=2e-5)
     chex.assert_shape(logits, (6, 10))
-    chex.assert_shape(variables["params"]["head"]["kernel"], (hidden or 16, 10))
 
 
 def test_make_backbone():

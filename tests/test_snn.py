@@ -205,12 +205,26 @@ def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
         )
 
 
-def test_spiking_convnet_shapes():
+def test_spiking_convnet_rates_are_its_layers_spike_means():
     model = SpikingConvNet(features=(4, 8), num_steps=2)
     variables = _init(model, _images())
-    logits, state = _apply(model, variables, _images())
+    logits, state = model.apply(
+        variables,
+        _images(),
+        train=False,
+        mutable=["intermediates"],
+        capture_intermediates=lambda m, _: (m.name or "").startswith("lif"),
+    )
     chex.assert_shape(logits, (2, 10))
-    assert sorted(state["intermediates"]) == ["spike_rate_layer0", "spike_rate_layer1"]
+    inter = state["intermediates"]
+    assert sorted(k for k in inter if k.startswith("spike_rate")) == [
+        "spike_rate_layer0",
+        "spike_rate_layer1",
+    ]
+    for i in range(2):  # binary spikes, and the sown rate is their mean
+        ((spikes, _),) = inter[f"lif{i}"]["__call__"]
+        assert set(np.unique(np.asarray(spikes))) <= {0.0, 1.0}
+        assert float(inter[f"spike_rate_layer{i}"][0]) == pytest.approx(float(spikes.mean()))
 
 
 @pytest.mark.parametrize(

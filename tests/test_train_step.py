@@ -74,11 +74,19 @@ def test_sown_intermediates_become_metrics():
     tx = optax.adam(1e-3)
     state = step_lib.replicate(step_lib.init_state(model, tx, jax.random.key(0), (28, 28, 1)), mesh)
     images, labels = next(_batches(1))
+    params = jax.device_get(state.params)  # before the step takes (donates) the state
     _, metrics = step_lib.make_train_step(model, tx, mesh)(
         state, *step_lib.shard_batch((images, labels), mesh), jax.random.key(0)
     )
     assert set(metrics) == {"loss", "accuracy", "grad_norm", "active_fraction/layer0"}
-    assert 0.0 < float(metrics["active_fraction/layer0"]) < 1.0
+    # The share of the hidden ReLUs on over the whole batch (the 8 devices' means of
+    # equal shards, averaged), from the step's parameters by hand.
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    dense = params["dense0"]
+    hidden = flat @ np.asarray(dense["kernel"], np.float64) + np.asarray(dense["bias"])
+    want = float(np.mean(hidden > 0))
+    assert 0.0 < want < 1.0
+    assert float(metrics["active_fraction/layer0"]) == pytest.approx(want, abs=1e-6)
 
 
 def _nan_run(check_every_step, bad_step=3, n_steps=5):
