@@ -6,7 +6,10 @@ how far each unit's accuracy falls from its best as k grows, HTAF against the ot
 fast_sigmoid (snnTorch's 1/(1 + slope·|x|)²) has peak slope 1 whatever its slope, so it
 has one point, k = 1, at slope 2: the slope at which its gradient integrates to 1, as every
 other unit's does (its smooth form then runs from 0 to 1). Its tail decays like 1/x², as
-atan's does, so atan's curve is the sharpening of that tail class.
+atan's does, so atan's curve is the sharpening of that tail class. The triangle's
+γ·max(0, 1 − |x|) (Bellec et al.'s form) reaches k by its height γ at a fixed width, so its
+curve changes the gradient's scale, not its reach. htaf_a and htaf_b at k = 1 are the same
+unit (α = 4, β = 1), trained once for each curve.
 """
 
 from __future__ import annotations
