@@ -459,8 +459,7 @@ STUDIES = {
         *(
             Study(
                 f"sharpness_{short}",
-                f"Every unit at matched peak slope k ({title}; quick budget, validation "
-                "split): accuracy, dead-gradient share and ‖g_0‖ at init against k",
+                f"Every unit at matched peak slope k: {title} (quick budget, validation split)",
                 config,
                 sharpness.points(),
                 split="validation",
