@@ -25,6 +25,7 @@ HTAF_CURVES = {"htaf_a": {"beta": 1.0}, "htaf_b": {"alpha": 4.0}}
 UNITS = ("sigmoid", "atan", "erf", "triangle", "rectangle", "piecewise_exp")
 FAST_SIGMOID = {"slope": 2.0}  # at k = 1 only: peak 1, gradient mass 1
 WITHIN = 1.0  # pts: the slope range where a unit stays within this of its best mean
+FIXED_WIDTH = ("triangle",)  # k sets its height only (module docstring)
 
 
 def matched(curve: str, unit: str, k: float, **fixed: float) -> Point:
@@ -126,34 +127,50 @@ def finding(rows: list[dict]) -> list[str]:
 
 
 def _verdict(curves: dict, sums: dict, sharpest: float) -> list[str]:
-    """Each HTAF curve's drop from its best to the sharpest slope against the other units'."""
+    """Each HTAF curve's drop from its best to the sharpest slope against the flattest other
+    unit's: among every other unit, then among those whose reach narrows as k grows."""
     full = {u: s for u, s in sums.items() if s["drop"] is not None and len(curves[u]) > 1}
     others = {u: s for u, s in full.items() if not u.startswith("htaf")}
+    narrowing = {u: s for u, s in others.items() if u not in FIXED_WIDTH}
     out = []
     for h in sorted(u for u in full if u.startswith("htaf")):
         if not others:
             break
-        flattest = min(others, key=lambda u: others[u]["drop"])
-        d, o = full[h]["drop"], others[flattest]["drop"]
-        beaten = sum(full[h]["drop"] < s["drop"] for s in others.values())
+        line = f"- {h}: drops {full[h]['drop']:.2f} pts from its best to k={sharpest:g}. "
+        line += "Against every other unit: " + _against(h, full[h], others, curves)
+        fixed = sorted(set(others) - set(narrowing))
+        if fixed and narrowing:
+            line += (
+                f" Against the units whose reach narrows as k grows (not {', '.join(fixed)}: "
+                "a height at a fixed width): " + _against(h, full[h], narrowing, curves)
+            )
+        out.append(line)
+    return out
+
+
+def _against(h: str, own: dict, others: dict, curves: dict) -> str:
+    """HTAF curve ``h``'s drop against the flattest of ``others``, and whether the
+    difference is beyond the seeds' spread."""
+    flattest = min(others, key=lambda u: others[u]["drop"])
+    d, o = own["drop"], others[flattest]["drop"]
+    beaten = sum(d < s["drop"] for s in others.values())
+    verdict = f"flatter, by {o - d:.2f} pts" if d < o else f"not flatter: {d - o:.2f} pts more drop"
+    seeds = min(len(r["seeds"]) for u in (h, flattest) for r in curves[u].values())
+    if seeds < 2:
+        spread = "one seed so far: no seed spread to compare with"
+    else:  # the root sum of squares of the two units' seed std at their best and at k_max
         noise = math.sqrt(
             sum(
                 (x or 0.0) ** 2
-                for s in (full[h], others[flattest])
+                for s in (own, others[flattest])
                 for x in (s["best_std"], s["at_std"])
             )
         )
-        verdict = (
-            f"flatter than every other unit, by {o - d:.2f} pts"
-            if d < o
-            else f"not flatter than every other unit: {d - o:.2f} pts more drop than {flattest}"
+        spread = (
+            f"the difference is {'within' if abs(d - o) <= noise else 'beyond'} the seeds' "
+            f"spread, {noise:.2f} pts"
         )
-        out.append(
-            f"- {h}: drops {d:.2f} pts from its best to k={sharpest:g}; the flattest other "
-            f"unit, {flattest}, drops {o:.2f} pts: {h} is {verdict} (flatter than "
-            f"{beaten} of the {len(others)} other units; the difference is "
-            f"{'within' if abs(d - o) <= noise else 'beyond'} the seeds' spread, "
-            f"{noise:.2f} pts as the root sum of squares of the two units' seed std at "
-            "their best and at the sharpest slope)."
-        )
-    return out
+    return (
+        f"the flattest, {flattest}, drops {o:.2f} pts; {h} is {verdict} (flatter than "
+        f"{beaten} of the {len(others)}; {spread})."
+    )

@@ -231,23 +231,35 @@ def test_the_finding_says_htaf_is_flatter_when_it_is():
     )
     assert any("fast_sigmoid: one slope only, not in the comparison" in line for line in lines)
     a = next(line for line in lines if line.startswith("- htaf_a: drops"))
-    assert "the flattest other unit, atan, drops 3.00 pts" in a
-    assert "htaf_a is flatter than every other unit, by 2.50 pts" in a
-    assert "(flatter than 2 of the 2 other units; the difference is beyond" in a
+    assert a == (
+        "- htaf_a: drops 0.50 pts from its best to k=32. Against every other unit: the "
+        "flattest, atan, drops 3.00 pts; htaf_a is flatter, by 2.50 pts (flatter than 2 of "
+        "the 2; the difference is beyond the seeds' spread, 0.20 pts)."
+    )
     b = next(line for line in lines if line.startswith("- htaf_b: drops"))
-    assert "htaf_b is flatter than every other unit, by 1.00 pts" in b
+    assert "htaf_b is flatter, by 1.00 pts (flatter than 2 of the 2;" in b
 
 
 def test_the_finding_says_htaf_is_not_flatter_when_it_is_not():
-    lines = _finding({"htaf_a": 8.0, "htaf_b": 2.5, "sigmoid": 6.0, "atan": 1.0}, std=1.0)
+    drops = {"htaf_a": 8.0, "htaf_b": 2.5, "sigmoid": 6.0, "atan": 1.5, "triangle": 0.5}
+    lines = _finding(drops, std=1.0)
     a = next(line for line in lines if line.startswith("- htaf_a: drops"))
-    assert "htaf_a is not flatter than every other unit: 7.00 pts more drop than atan" in a
-    assert "(flatter than 0 of the 2 other units; the difference is beyond" in a
-    b = next(line for line in lines if line.startswith("- htaf_b: drops"))
-    assert "not flatter than every other unit: 1.50 pts more drop than atan" in b
     assert (
-        "flatter than 1 of the 2 other units; the difference is within the seeds' spread, 2.00" in b
+        "Against every other unit: the flattest, triangle, drops 0.50 pts; htaf_a is not "
+        "flatter: 7.50 pts more drop (flatter than 0 of the 3; the difference is beyond the "
+        "seeds' spread, 2.00 pts). Against the units whose reach narrows as k grows (not "
+        "triangle: a height at a fixed width): the flattest, atan, drops 1.50 pts; htaf_a is "
+        "not flatter: 6.50 pts more drop (flatter than 0 of the 2;"
+    ) in a
+    b = next(line for line in lines if line.startswith("- htaf_b: drops"))
+    assert (
+        "atan, drops 1.50 pts; htaf_b is not flatter: 1.00 pts more drop (flatter than 1 of the 2; the difference is within the seeds' spread, 2.00 pts)."
+        in b
     )
+    one_seed = [r for r in _records(drops) if r["seed"] == 0]
+    study = studies.STUDIES["sharpness_dhn"]
+    lines = study.finding(tables.rows(study, one_seed))
+    assert "one seed so far: no seed spread to compare with" in lines[-1]
     assert _finding({}) == []
 
 
