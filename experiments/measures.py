@@ -6,16 +6,21 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from experiments import icbm_analysis, icbm_explain, icbm_nec
 from htaf_jax import interpret
 from htaf_jax.data import load_splits
-from htaf_jax.heaviside import backward_gain
+from htaf_jax.heaviside import backward_gain, linear_count
 from htaf_jax.models import build_model
+from htaf_jax.models.bnn import BinaryMLP
+from htaf_jax.models.dhn import HeavisideMLP
+from htaf_jax.models.snn import SpikingMLP
 from htaf_jax.train import load_config
 from htaf_jax.train import step as step_lib
 from htaf_jax.train.config import prepare_config
@@ -23,6 +28,10 @@ from htaf_jax.train.restore import model_from_run
 
 # Images of the fixed batch the per-layer gradient norms are taken on.
 GRAD_BATCH = 1024
+# A unit's input is "dead" where its backward is below DEAD_BELOW × its peak slope (the
+# gradient has effectively vanished there); shares taken on DEAD_BATCH eval-split images.
+DEAD_BELOW = 1e-3
+DEAD_BATCH = 512
 
 
 def accuracy(config, result, seconds: float) -> dict:
@@ -37,12 +46,24 @@ def accuracy(config, result, seconds: float) -> dict:
 
 
 @functools.lru_cache(maxsize=2)
-def _grad_batch(dataset, data_dir, train_subset, validation_size):
-    splits = load_splits(
-        dataset, data_dir, train_subset=train_subset, validation_size=validation_size
+def _splits(dataset, data_dir, train_subset, test_subset, validation_size):
+    return load_splits(
+        dataset,
+        data_dir,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        validation_size=validation_size,
     )
+
+
+def _grad_batch(config):
+    """The first ``GRAD_BATCH`` training images (normalised), their labels, the classes."""
+    splits = _splits(*(config.get(k) for k in _SPLIT_FIELDS))
     images = splits.normalizer(splits.train.images[:GRAD_BATCH])
     return images, splits.train.labels[:GRAD_BATCH].astype("int32"), splits.num_classes
+
+
+_SPLIT_FIELDS = ("dataset", "data_dir", "train_subset", "test_subset", "validation_size")
 
 
 def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
@@ -51,9 +72,7 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
     ``params=None``: the engine's init for ``config.seed`` (htaf_jax.train.loop's key split)."""
 
     config = prepare_config(config)
-    images, labels, num_classes = _grad_batch(
-        config.dataset, config.get("data_dir"), config.train_subset, config.validation_size
-    )
+    images, labels, num_classes = _grad_batch(config)
     model = build_model(config.model, num_classes=num_classes)
     if params is None:
         init_rng = jax.random.split(jax.random.key(config.seed), 3)[0]
@@ -69,7 +88,11 @@ def layer_grad_norms(config, params=None, batch_stats=None) -> list[float]:
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     grads = jax.jit(jax.grad(loss))(params)  # one program, not op by op
-    layers = sorted((k for k in grads if k.startswith("layer")), key=lambda k: int(k[5:]))
+    # DHNs name their hidden layers layer{l}; the spiking and binary MLPs dense{l}
+    layers = sorted(
+        (k for k in grads if re.fullmatch(r"(layer|dense)\d+", k)),
+        key=lambda k: int(re.sub(r"\D", "", k)),
+    )
     return [float(optax.tree.norm(grads[k])) for k in layers]
 
 
@@ -79,6 +102,88 @@ def grad_norms(config, result, seconds: float) -> dict:
         **accuracy(config, result, seconds),
         "grad_norms_init": layer_grad_norms(config),
         "grad_norms_end": layer_grad_norms(config, result.params, result.batch_stats),
+    }
+
+
+def unit_inputs(model, variables, images) -> list[jax.Array]:
+    """The inputs of the model's binary units on ``images`` in evaluation mode, one array
+    per layer, read from the module outputs Flax captures (``capture_intermediates``): the
+    BatchNorm each unit reads (deep Heaviside MLP: its Heaviside units, not the linear
+    ones; binary MLP: the hidden layers' signs) or each LIF layer's V − θ over all steps,
+    from its spikes S and membrane U (htaf_jax.spiking: subtract reset, U = V − S·θ; with
+    ``reset_delay`` U is V)."""
+    _, state = model.apply(
+        variables,
+        images,
+        train=False,
+        rngs={"sample": jax.random.key(1)},
+        capture_intermediates=True,
+        mutable=["intermediates"],
+    )
+    captured = state["intermediates"]
+    out = lambda *path: functools.reduce(dict.__getitem__, path, captured)["__call__"][0]  # noqa: E731
+    if isinstance(model, HeavisideMLP) and model.use_batchnorm:
+        n = linear_count(model.width, model._linear_fraction)
+        return [out(f"layer{i}", "bn")[..., n:] for i in range(model.depth)]
+    if isinstance(model, BinaryMLP):
+        return [out(f"bn{i}") for i in range(len(model.hidden))]
+    if (
+        isinstance(model, SpikingMLP)
+        and not model.learn_threshold
+        and not model.fire_first
+        and (model.reset == "subtract" or model.reset_delay)
+    ):
+        lifs = sorted((k for k in captured if re.fullmatch(r"lif\d+", k)), key=lambda k: int(k[3:]))
+        theta = model.threshold
+        return [
+            u - theta if model.reset_delay else u + s * theta - theta
+            for s, u in (out(k) for k in lifs)
+        ]
+    raise ValueError(
+        f"unit_inputs: no capture of the unit inputs of {type(model).__name__} with these "
+        "fields (the deep Heaviside MLP with BatchNorm, the binary MLP, the spiking MLP "
+        "without a learned threshold, with a subtract reset or a delayed one)"
+    )
+
+
+def dead(unit, x) -> jax.Array:
+    """Where ``unit``'s backward at ``x`` is below ``DEAD_BELOW`` × its peak slope."""
+    return unit.grad(x) < DEAD_BELOW * unit.peak_slope
+
+
+def dead_shares(config, params, batch_stats=None) -> dict:
+    """The share of the binary units' inputs (``unit_inputs``, on the first ``DEAD_BATCH``
+    eval-split images) where the unit's backward is below ``DEAD_BELOW`` × its peak slope:
+    ``dead_share`` over every unit input, ``dead_share_layers`` per layer."""
+    config = prepare_config(config)
+    splits = _splits(*(config.get(k) for k in _SPLIT_FIELDS))
+    images = splits.normalizer(splits.eval.images[:DEAD_BATCH])
+    model = build_model(config.model, num_classes=splits.num_classes)
+    unit = model.surrogate
+    variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+
+    def counts(variables, images):
+        xs = unit_inputs(model, variables, images)
+        return [jnp.sum(dead(unit, x)) for x in xs]
+
+    sizes = [
+        x.size for x in jax.eval_shape(lambda v, i: unit_inputs(model, v, i), variables, images)
+    ]
+    n_dead = [int(d) for d in jax.jit(counts)(variables, images)]
+    return {
+        "dead_share": sum(n_dead) / sum(sizes),
+        "dead_share_layers": [d / n for d, n in zip(n_dead, sizes)],
+        "dead_below": DEAD_BELOW,
+    }
+
+
+def dead_share(config, result, seconds: float) -> dict:
+    """``accuracy``, each hidden layer's gradient norm at initialisation (``grad_norms``'s
+    ``grad_norms_init``) and the trained network's ``dead_shares``."""
+    return {
+        **accuracy(config, result, seconds),
+        "grad_norms_init": layer_grad_norms(config),
+        **dead_shares(config, result.params, result.batch_stats),
     }
 
 
@@ -246,4 +351,10 @@ def gain_finding(rows: list[dict]) -> list[str]:
     return out
 
 
-MEASURES = {"accuracy": accuracy, "grad_norms": grad_norms, "concepts": concepts, "nec": nec}
+MEASURES = {
+    "accuracy": accuracy,
+    "grad_norms": grad_norms,
+    "dead_share": dead_share,
+    "concepts": concepts,
+    "nec": nec,
+}

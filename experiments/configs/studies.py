@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 
+from experiments import sharpness
 from experiments.configs import icbm
 from experiments.measures import (
     gain_end,
@@ -72,6 +73,21 @@ GAIN_COLUMNS = (
     Column("r end", gain_end, fmt=".3f"),
     *GRAD_COLUMNS[1:],
 )
+
+
+SHARPNESS_COLUMNS = (
+    Column("acc %", "accuracy", 100),
+    Column("dead %", "dead_share", 100),  # unit inputs whose backward < 1e-3 × the peak
+    Column("‖g_0‖ init", "grad_norms_init[0]", fmt=".2e"),
+    Column("train s", "seconds", fmt=".0f"),
+)
+# Issue 37: every smooth-backward unit at matched peak slope k (experiments.sharpness),
+# one study per model: the spiking MLP, the binary MLP, the plain deep Heaviside MLP at depth 8.
+SHARPNESS_MODELS = {
+    "snn": ("snn_mlp", "spiking MLP", {}),
+    "bnn": ("bnn_mlp", "binary MLP", {}),
+    "dhn": ("dhn_mlp", "plain deep Heaviside MLP, depth 8", {"model.depth": 8}),
+}
 
 
 def _nec_figures(stem: str, records: list[dict]) -> None:
@@ -533,6 +549,21 @@ STUDIES = {
             plot="none",
             overrides=QUICK_BUDGET,
             finding=gain_finding,
+        ),
+        *(
+            Study(
+                f"sharpness_{short}",
+                f"Every unit at matched peak slope k: {title} (quick budget, validation split)",
+                config,
+                sharpness.points(),
+                split="validation",
+                measure="dead_share",
+                columns=SHARPNESS_COLUMNS,
+                overrides={**QUICK_BUDGET, **more},
+                plot="lines",
+                finding=sharpness.finding,
+            )
+            for short, (config, title, more) in SHARPNESS_MODELS.items()
         ),
         Study(
             "icbm_compare",
