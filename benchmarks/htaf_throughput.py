@@ -56,8 +56,7 @@ def section(h: dict) -> list[str]:
         for name, t in h["median_s"].items()
     ]
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"2^{h['n'].bit_length() - 1} values, {h['platform']} ({h['device']}).",
         "",
         *harness.method(__doc__),

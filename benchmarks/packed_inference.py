@@ -110,8 +110,7 @@ def section(k: dict) -> list[str]:
         )
     ]
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"Batch {k['batch']}, {k['device']}, {k['repeats']} rounds.",
         "",
         *harness.method(__doc__),
