@@ -12,7 +12,7 @@ straight-through primitive, :func:`htaf_jax.functions.straight_through`.
 Step units (``StepUnit``: HTAF, every surrogate, Larq's ±1 quantizers): u(x) =
 H(x) ∈ {0, 1}, H(0) = 1, NaN propagates; ``u.sign(x)`` = 2H − 1 ∈ {−1, +1}
 (sign(0) = +1, Larq's ``math.sign``), backward 2·grad. This module registers HTAF
-and the surrogate gradients; :mod:`htaf_jax._larq_units` registers Larq's
+and the surrogate gradients; ``htaf_jax._larq_units`` registers Larq's
 quantizers in the same registry (``ste_sign``, ``approx_sign``, ``swish_sign``, and
 the units with levels of their own: ``ste_heaviside``, ``magnitude_aware_sign``,
 ``ste_tern``, ``dorefa``).
