@@ -211,6 +211,13 @@ def time_interleaved(
     return times
 
 
+def time_calls(calls: dict[str, tuple[Callable, tuple]], repeats: int) -> dict[str, float]:
+    """Median seconds of each ``fn(*args)`` (waited for), one warm-up call each, rounds
+    interleaved (``time_interleaved``)."""
+    fns = {n: lambda f=f, a=a: jax.block_until_ready(f(*a)) for n, (f, a) in calls.items()}
+    return medians(time_interleaved(fns, repeats, 1))
+
+
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
