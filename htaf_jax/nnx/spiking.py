@@ -99,12 +99,8 @@ class _Neuron(nnx.Module):
             beta=beta,
             threshold=threshold,
             spike_fn=resolve_unit(self.surrogate),
-            reset=self.reset,
-            detach_reset=self.detach_reset,
-            reset_delay=self.reset_delay,
-            spike_at_threshold=self.spike_at_threshold,
-            fire_first=self.fire_first,
             num_steps=num_steps,
+            **{name: getattr(self, name) for name in spiking.NeuronOptions._fields},
         )
 
 
