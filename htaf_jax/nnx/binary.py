@@ -11,7 +11,6 @@ once, there); NNX layers also take the input size (``in_features``) first and
 # pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 from flax import nnx
@@ -19,59 +18,25 @@ from jax import Array
 
 from htaf_jax import binary as B
 from htaf_jax.linen import binary as linen_binary
+from htaf_jax.nnx._fields import bind, signature
 
 __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 
 _POSITIONAL = ("features", "kernel_size", "strides", "padding")  # after in_features
 
 
-def _fields(linen: type) -> dict:
-    """The Linen layer's fields and their defaults (``features`` has none)."""
-    return {
-        f.name: f.default
-        for f in dataclasses.fields(linen)
-        if f.init and f.name not in ("parent", "name")
-    }
-
-
-def _no_missing(default):
-    return inspect.Parameter.empty if default is dataclasses.MISSING else default
-
-
 class _Layer(nnx.Module):
-    """A quantized or binary layer: ``linen``'s fields, and ``op`` for the product."""
+    """A quantized or binary layer with the fields of its Linen twin, ``linen``."""
 
     linen: type
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # What inspect.signature, help() and the docs show: the Linen fields.
-        pos, kw = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
-        cls.__signature__ = inspect.Signature(
-            [inspect.Parameter("in_features", pos)]
-            + [
-                inspect.Parameter(n, pos if n in _POSITIONAL else kw, default=_no_missing(d))
-                for n, d in _fields(cls.linen).items()
-            ]
-            + [inspect.Parameter("rngs", kw)]
-        )
+        after = [("rngs", inspect.Parameter.empty)]
+        cls.__signature__ = signature(cls.linen, _POSITIONAL, ["in_features"], after)
 
     def __init__(self, in_features: int, *args, rngs: nnx.Rngs, **fields):
-        spec = _fields(self.linen)
-        positional = [n for n in spec if n in _POSITIONAL]
-        if len(args) > len(positional):
-            raise TypeError(f"{type(self).__name__} takes {len(positional) + 1} positional fields")
-        fields.update(zip(positional, args))
-        unknown = sorted(set(fields) - set(spec))
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__} got unknown field(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(spec)}"
-            )
-        values = {**spec, **fields}
-        missing = [n for n, v in values.items() if v is dataclasses.MISSING]
-        if missing:
-            raise TypeError(f"{type(self).__name__} needs {', '.join(missing)}")
+        values = bind(self, self.linen, args, fields, _POSITIONAL)
         kernel_init = values.pop("kernel_init")
         bias_init = values.pop("bias_init", nnx.initializers.zeros)
         for name, value in values.items():
