@@ -19,26 +19,14 @@ def fields_of(spec: type) -> dict:
 def signature(spec: type, positional=(), before=(), after=()) -> inspect.Signature:
     """``before`` (positional), ``spec``'s fields (those in ``positional`` also by
     position), then ``after``: (name, default) pairs, keyword-only."""
-    pos, kw, empty = (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-        inspect.Parameter.empty,
-    )
-    types = {f.name: f.type for f in dataclasses.fields(spec)}
-    fields = [
-        inspect.Parameter(
-            name,
-            pos if name in positional else kw,
-            default=empty if default is dataclasses.MISSING else default,
-            annotation=types[name],
-        )
-        for name, default in fields_of(spec).items()
-    ]
-    return inspect.Signature(
-        [inspect.Parameter(n, pos) for n in before]
-        + fields
-        + [inspect.Parameter(n, kw, default=d) for n, d in after]
-    )
+    P = inspect.Parameter
+    params = [P(name, P.POSITIONAL_OR_KEYWORD) for name in before]
+    for f in dataclasses.fields(spec):
+        if f.name in fields_of(spec):
+            kind = P.POSITIONAL_OR_KEYWORD if f.name in positional else P.KEYWORD_ONLY
+            default = P.empty if f.default is dataclasses.MISSING else f.default
+            params.append(P(f.name, kind, default=default, annotation=f.type))
+    return inspect.Signature(params + [P(n, P.KEYWORD_ONLY, default=d) for n, d in after])
 
 
 def bind(layer: object, spec: type, args: tuple, given: dict, positional=()) -> dict:
