@@ -17,42 +17,23 @@ import platform
 import time
 
 import jax
-import numpy as np
 import optax
 
 from benchmarks import harness, htaf_throughput, pipeline
+from benchmarks.snn_step import synthetic_batch
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
 
+# per-device batch, log2 of HTAF's array size, repeats, train steps, (SNN width, T),
+# (ICBM backbone widths, concepts)
 SIZES = {
-    "small": {
-        "batch_per_device": 4,
-        "log2n": 14,
-        "repeats": 3,
-        "steps": 3,
-        "snn": {"hidden": (64,), "num_steps": 4},
-        "icbm": {"widths": (64,), "concepts": 16},
-    },
-    "full": {
-        "batch_per_device": 128,
-        "log2n": 24,
-        "repeats": 20,
-        "steps": 30,
-        "snn": {"hidden": (1000,), "num_steps": 25},
-        "icbm": {"widths": (512, 256), "concepts": 128},
-    },
+    "small": dict(batch_per_device=4, log2n=14, repeats=3, steps=3, snn=(64, 4), icbm=((64,), 16)),
+    "full": dict(
+        batch_per_device=128, log2n=24, repeats=20, steps=30, snn=(1000, 25), icbm=((512, 256), 128)
+    ),
 }
-IMAGE_SHAPE = (28, 28, 1)
 DP_CHECK_STEPS = 3
 DP_TOLERANCE = 1e-5  # float32 rounding of a mean over devices vs over one batch
-
-
-def _batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return (
-        rng.normal(size=(n,) + IMAGE_SHAPE).astype(np.float32),
-        rng.integers(0, 10, n).astype(np.int32),
-    )
 
 
 def _trained(model, tx, num_devices: int, batches, steps: int):
@@ -67,7 +48,7 @@ def data_parallel_check(batch_per_device: int) -> dict:
     n = jax.local_device_count()
     model = build_model({"name": "mlp", "hidden_sizes": (64,)}, num_classes=10)
     tx = optax.sgd(0.5)
-    batches = [_batch(batch_per_device * n, seed=s) for s in range(DP_CHECK_STEPS)]
+    batches = [synthetic_batch(batch_per_device * n, s) for s in range(DP_CHECK_STEPS)]
     one = _trained(model, tx, 1, batches, DP_CHECK_STEPS)
     diff = pipeline.max_param_diff(one, _trained(model, tx, n, batches, DP_CHECK_STEPS))
     change = pipeline.max_param_diff(one, _trained(model, tx, 1, batches, 0))
@@ -87,7 +68,12 @@ def step_rate(model_config: dict, batch_per_device: int, steps: int) -> dict:
     n = jax.local_device_count()
     model = build_model(model_config, num_classes=10, total_train_steps=steps + 2)
     r = pipeline.step_rate(
-        n, [_batch(batch_per_device * n)], steps, warmup=1, model=model, tx=optax.adam(1e-3)
+        n,
+        [synthetic_batch(batch_per_device * n)],
+        steps,
+        warmup=1,
+        model=model,
+        tx=optax.adam(1e-3),
     )
     return {
         "model": model_config,
@@ -98,60 +84,45 @@ def step_rate(model_config: dict, batch_per_device: int, steps: int) -> dict:
     }
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def run(size: str = "full") -> dict:
-    s, t0 = SIZES[size], time.perf_counter()
-    devices = jax.devices()
-    out = {
-        "size": size,
-        "device": {
-            "backend": jax.default_backend(),
-            "process_count": jax.process_count(),
-            "device_count": len(devices),
-            "local_device_count": jax.local_device_count(),
-            "devices": [
-                {
-                    "id": d.id,
-                    "kind": str(d.device_kind),
-                    "platform": d.platform,
-                    "process_index": d.process_index,
-                }
-                for d in devices
-            ],
-            "jax": jax.__version__,
-            "python": platform.python_version(),
-            "host": platform.node(),
-            "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        },
+    s, t0, devices = SIZES[size], time.perf_counter(), jax.devices()
+    listed = [
+        dict(id=d.id, kind=str(d.device_kind), platform=d.platform, process_index=d.process_index)
+        for d in devices
+    ]
+    out: dict = {"size": size}
+    out["device"] = {
+        "backend": jax.default_backend(),
+        "process_count": jax.process_count(),
+        "device_count": len(devices),
+        "local_device_count": jax.local_device_count(),
+        "devices": listed,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "date_utc": harness.utc_now(),
     }
-    print(f"{len(devices)} device(s): {sorted({str(d.device_kind) for d in devices})}", flush=True)
+    _say(f"{len(devices)} device(s): {sorted({str(d.device_kind) for d in devices})}")
     dp = out["data_parallel"] = data_parallel_check(s["batch_per_device"])
-    print(
-        f"1 vs {dp['devices']} devices: max |Δparam| {dp['max_param_diff']:.2e} "
-        f"({'ok' if dp['ok'] else 'MISMATCH'})",
-        flush=True,
-    )
+    verdict = "ok" if dp["ok"] else "MISMATCH"
+    _say(f"1 vs {dp['devices']} devices: max |Δparam| {dp['max_param_diff']:.2e} ({verdict})")
     out["htaf"] = htaf_throughput.measure(log2n=s["log2n"], repeats=s["repeats"])
-    print(
-        "htaf fwd+bwd speed ratio vs jax.nn.sigmoid: "
-        f"{out['htaf']['speed_ratio_htaf_over']['jax.nn.sigmoid']:.3f}",
-        flush=True,
-    )
+    ratio = out["htaf"]["speed_ratio_htaf_over"]["jax.nn.sigmoid"]
+    _say(f"htaf fwd+bwd speed ratio vs jax.nn.sigmoid: {ratio:.3f}")
+    (hidden, num_steps), (widths, concepts) = s["snn"], s["icbm"]
     configs = {
-        "snn_step": {"name": "snn_mlp", "encoding": "direct", **s["snn"]},
-        "icbm_step": {
-            "name": "icbm",
-            "backbone": "mlp",
-            "num_concepts": s["icbm"]["concepts"],
-            "backbone_kwargs": {"widths": s["icbm"]["widths"]},
-        },
+        "snn_step": dict(name="snn_mlp", encoding="direct", hidden=(hidden,), num_steps=num_steps),
+        "icbm_step": dict(
+            name="icbm", backbone="mlp", num_concepts=concepts, backbone_kwargs={"widths": widths}
+        ),
     }
     for key, config in configs.items():
-        out[key] = step_rate(config, s["batch_per_device"], s["steps"])
-        print(
-            f"{key}: {out[key]['steps_per_s']:.1f} steps/s, "
-            f"{out[key]['images_per_s']:.0f} images/s",
-            flush=True,
-        )
+        r = out[key] = step_rate(config, s["batch_per_device"], s["steps"])
+        _say(f"{key}: {r['steps_per_s']:.1f} steps/s, {r['images_per_s']:.0f} images/s")
     out["wall_s"] = time.perf_counter() - t0
     return out
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VERSIONS = ("jax", "jaxlib", "flax", "optax", "spyx", "torch", "snntorch")  # the report's
 
 
 def parse(argv: list[str] | None, usage: str, **specs) -> types.SimpleNamespace:
@@ -130,6 +131,21 @@ def load_avg() -> float | None:
         return None
 
 
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def stamp(*modules: str) -> dict:
+    """When and where a part ran (a part rerun alone says so in its own section)."""
+    return {
+        "date_utc": utc_now(),
+        "cpu_threads": cpu_threads(),
+        "jax_device": jax_device(),
+        "versions": versions(*modules),
+        "load_avg_1m_at_start": load_avg(),
+    }
+
+
 def versions(*modules: str) -> dict[str, str]:
     return {m: "not installed" if unavailable(m) else __import__(m).__version__ for m in modules}
 
@@ -157,12 +173,12 @@ def machine_info() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = "?"
     return {
-        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date_utc": utc_now(),
         "cpu": cpu,
         "cpu_threads": cpu_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        **versions("jax", "jaxlib", "flax", "optax", "spyx", "torch", "snntorch"),
+        **versions(*VERSIONS),
         "jax_backend": jax.default_backend(),
         "jax_device_kind": str(jax.devices()[0].device_kind),
         "jax_device_count": jax.device_count(),
@@ -195,6 +211,13 @@ def time_interleaved(
     return times
 
 
+def time_calls(calls: dict[str, tuple[Callable, tuple]], repeats: int) -> dict[str, float]:
+    """Median seconds of each ``fn(*args)`` (waited for), one warm-up call each, rounds
+    interleaved (``time_interleaved``)."""
+    fns = {n: lambda f=f, a=a: jax.block_until_ready(f(*a)) for n, (f, a) in calls.items()}
+    return medians(time_interleaved(fns, repeats, 1))
+
+
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -220,6 +243,11 @@ def make_matmul(m: int, k: int, n: int, times: int = 1) -> tuple[Callable[[], No
 # ----------------------------------------------------------------------------- Markdown
 
 
+def title(doc: str) -> list[str]:
+    """A section's heading: its module docstring's first line."""
+    return ["## " + doc.split("\n")[0], ""]
+
+
 def method(doc: str) -> list[str]:
     """A module docstring's paragraphs after its title and command lines, as Markdown: the
     report says how a benchmark measures in the words of its module, once."""
@@ -239,8 +267,10 @@ def verdict(met: bool, words=("meets target", "misses target")) -> str:
     return words[not met]
 
 
-def table(header: list[str], rows: list[list], right_from: int = 1) -> list[str]:
-    """A Markdown table; columns from ``right_from`` on are right-aligned (numbers)."""
+def table(header: str | list[str], rows: list[list], right_from: int = 1) -> list[str]:
+    """A Markdown table (``header``: its cells, or one string "a | b | c"); columns from
+    ``right_from`` on are right-aligned (numbers)."""
+    header = header.split(" | ") if isinstance(header, str) else header
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
     return [
         "| " + " | ".join(header) + " |",

@@ -30,15 +30,8 @@ def contenders(alpha: float = 4.0, beta: float = 1.0):
 def measure(log2n: int = 24, repeats: int = 20) -> dict:
     n = 2**log2n
     x = jax.random.normal(jax.random.key(0), (n,), jnp.float32) * 4.0
-    fns = {
-        name: jax.jit(jax.value_and_grad(lambda v, f=f: jnp.sum(f(v))))
-        for name, f in contenders().items()
-    }
-    med = harness.medians(
-        harness.time_interleaved(
-            {name: lambda f=f: jax.block_until_ready(f(x)) for name, f in fns.items()}, repeats, 1
-        )
-    )
+    grad = lambda f: jax.jit(jax.value_and_grad(lambda v: jnp.sum(f(v))))  # noqa: E731
+    med = harness.time_calls({name: (grad(f), (x,)) for name, f in contenders().items()}, repeats)
     return {
         "n": n,
         "device": str(jax.devices()[0].device_kind),
@@ -56,8 +49,7 @@ def section(h: dict) -> list[str]:
         for name, t in h["median_s"].items()
     ]
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"2^{h['n'].bit_length() - 1} values, {h['platform']} ({h['device']}).",
         "",
         *harness.method(__doc__),

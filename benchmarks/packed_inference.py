@@ -29,16 +29,6 @@ from htaf_jax.models.bnn_export import (
 )
 
 
-def _medians(fns: dict, args: dict, repeats: int) -> dict[str, float]:
-    return harness.medians(
-        harness.time_interleaved(
-            {n: lambda f=f, a=args[n]: jax.block_until_ready(f(*a)) for n, f in fns.items()},
-            repeats,
-            1,
-        )
-    )
-
-
 def measure(batch: int = 1000, repeats: int = 20) -> dict:
     key = jax.random.key(0)
     images = jax.random.normal(key, (batch, 28, 28, 1))
@@ -55,26 +45,16 @@ def measure(batch: int = 1000, repeats: int = 20) -> dict:
     packed = jax.jit(lambda v: pack_binary_mlp(model, v))(variables)
     packed_fn = jax.jit(packed_mlp_logits)
     float_logits, packed_logits = float_fn(variables, images), packed_fn(packed, images)
-    net = _medians(
-        {"float": float_fn, "packed": packed_fn},
-        {"float": (variables, images), "packed": (packed, images)},
-        repeats,
+    net = harness.time_calls(
+        {"float": (float_fn, (variables, images)), "packed": (packed_fn, (packed, images))}, repeats
     )
     kernel = variables["params"]["dense1"]["latent_kernel"]
     acts = jnp.where(jax.random.bernoulli(key, 0.5, (batch, 1024)), 1.0, -1.0)
-    one = _medians(
-        {
-            "float": jax.jit(
-                lambda a, w: quantized_dense(
-                    a, w, kernel_quantizer=sign_quantizer("htaf"), use_scale=True
-                )
-            ),
-            "packed": jax.jit(P.packed_dense),
-        },
-        {
-            "float": (acts, kernel),
-            "packed": (P.pack_signs(acts), P.pack_dense_kernel(kernel, use_scale=True)),
-        },
+    sign = sign_quantizer("htaf")
+    float_layer = jax.jit(lambda a, w: quantized_dense(a, w, kernel_quantizer=sign, use_scale=True))
+    packed_args = (P.pack_signs(acts), P.pack_dense_kernel(kernel, use_scale=True))
+    one = harness.time_calls(
+        {"float": (float_layer, (acts, kernel)), "packed": (jax.jit(P.packed_dense), packed_args)},
         repeats,
     )
     return {
@@ -110,8 +90,7 @@ def section(k: dict) -> list[str]:
         )
     ]
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"Batch {k['batch']}, {k['device']}, {k['repeats']} rounds.",
         "",
         *harness.method(__doc__),

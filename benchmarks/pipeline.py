@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from benchmarks import harness
+from benchmarks import harness, snn_step
 from htaf_jax import data as data_lib
 from htaf_jax.models import build_model
 from htaf_jax.train import step as step_lib
@@ -34,18 +34,16 @@ def reference_config(total_steps: int = 1000) -> ml_collections.ConfigDict:
     """The reference run's model and optimizer fields (experiments/configs/mlp.py on
     base.py's defaults), as ``build_model`` and ``make_optimizer`` read them."""
     return ml_collections.ConfigDict(
-        {
-            "seed": 0,
-            "model": dict(MODEL, num_classes=10),
-            "num_train_steps": total_steps,
-            "optimizer": "adam",
-            "learning_rate": 1e-3,
-            "schedule": "cosine",
-            "warmup_steps": 0,
-            "weight_decay": 0.0,
-            "momentum": 0.9,
-            "grad_clip_norm": 0.0,
-        }
+        dict(
+            seed=0,
+            model=dict(MODEL, num_classes=10),
+            num_train_steps=total_steps,
+            optimizer="adam",
+            learning_rate=1e-3,
+            schedule="cosine",
+            warmup_steps=0,
+            grad_clip_norm=0.0,
+        )
     )
 
 
@@ -110,47 +108,25 @@ def host_read_rates(batches, steps: int, rounds: int = 5) -> dict:
 def step_memory(batch: int, steps: int, donate: bool) -> dict:
     """The compiled step's memory analysis and the peak after ``steps`` steps, in this process."""
     mesh, train_step, state, rng = setup(1, donate=donate)
-    rows = np.random.default_rng(0)
-    data = step_lib.shard_batch(
-        (
-            rows.normal(size=(batch, 28, 28, 1)).astype(np.float32),
-            rows.integers(0, 10, batch).astype(np.int32),
-        ),
-        mesh,
-    )
+    data = step_lib.shard_batch(snn_step.synthetic_batch(batch), mesh)
     a = train_step.jitted.lower(state, *data, rng).compile().memory_analysis()
     for _ in range(steps):
         state, _ = train_step(state, *data, rng)
     jax.block_until_ready(state)
     stats = jax.devices()[0].memory_stats() or {}
-    peak = (
-        {
-            "source": "device memory_stats peak_bytes_in_use",
-            "bytes": int(stats["peak_bytes_in_use"]),
-        }
-        if "peak_bytes_in_use" in stats
-        else {
-            "source": "process peak RSS (no device memory stats)",
-            "bytes": int(harness.peak_rss_mb() * 2**20),
-        }
-    )
-    return {
-        "donate": donate,
-        "state_bytes": sum(x.nbytes for x in jax.tree.leaves(state)),
-        "argument_bytes": a.argument_size_in_bytes,
-        "output_bytes": a.output_size_in_bytes,
-        "alias_bytes": a.alias_size_in_bytes,
-        "temp_bytes": a.temp_size_in_bytes,
-        # live at once during the step: inputs, outputs not written in place, temporaries
-        "step_bytes": (
-            a.argument_size_in_bytes
-            + a.output_size_in_bytes
-            - a.alias_size_in_bytes
-            + a.temp_size_in_bytes
-        ),
-        "peak": peak,
-        "device_kind": str(mesh.devices.flat[0].device_kind),
+    if "peak_bytes_in_use" in stats:
+        peak = ("device memory_stats peak_bytes_in_use", stats["peak_bytes_in_use"])
+    else:
+        peak = ("process peak RSS (no device memory stats)", harness.peak_rss_mb() * 2**20)
+    r = {"donate": donate, "state_bytes": sum(x.nbytes for x in jax.tree.leaves(state))}
+    r |= {
+        f"{k}_bytes": getattr(a, f"{k}_size_in_bytes")
+        for k in ("argument", "output", "alias", "temp")
     }
+    # live at once during the step: inputs, outputs not written in place, temporaries
+    r["step_bytes"] = r["argument_bytes"] + r["output_bytes"] - r["alias_bytes"] + r["temp_bytes"]
+    r["peak"] = {"source": peak[0], "bytes": int(peak[1])}
+    return r | {"device_kind": str(mesh.devices.flat[0].device_kind)}
 
 
 def step_rate(num_devices: int, batches, steps: int, warmup: int = 5, **model_tx) -> dict:
@@ -195,12 +171,8 @@ def end_to_end_rate(split, normalizer, batch: int, steps: int) -> dict:
 
 
 def max_param_diff(a, b) -> float:
-    return float(
-        max(
-            np.max(np.abs(np.asarray(x) - np.asarray(y)))
-            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-        )
-    )
+    diffs = jax.tree.map(lambda x, y: np.max(np.abs(np.asarray(x) - np.asarray(y))), a, b)
+    return float(max(jax.tree.leaves(diffs)))
 
 
 def device_scaling(batches, steps: int, device_counts=(1, FAKE_DEVICES)) -> dict:
@@ -247,14 +219,9 @@ def measure(
         },
     }
     if scaling:
-        env = dict(
-            os.environ,
-            JAX_PLATFORMS="cpu",
-            XLA_FLAGS=(
-                os.environ.get("XLA_FLAGS", "")
-                + f" --xla_force_host_platform_device_count={FAKE_DEVICES}"
-            ).strip(),
-        )
+        flag = f"--xla_force_host_platform_device_count={FAKE_DEVICES}"
+        xla = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+        env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla)
         r["device_scaling"] = harness.in_subprocess(
             "pipeline", ["--scaling-only", "--batch", str(batch), "--steps", str(steps)], env
         )
@@ -265,14 +232,25 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
+def _memory_row(name: str, m: dict) -> list[str]:
+    sizes = [_mib(m[k]) for k in ("state_bytes", "alias_bytes", "temp_bytes", "step_bytes")]
+    return [name, *sizes, f"{_mib(m['peak']['bytes'])} ({m['peak']['source']})"]
+
+
+def _scaling_row(devices: str, r: dict) -> list[str]:
+    key = f"max_param_diff_vs_1_after_{CHECK_STEPS}"
+    at_check = f"{r[key]:.1e}" if key in r else "n/a (fewer steps)"
+    speed = [f"{r['steps_per_s']:.1f}", f"{r['images_per_s']:,.0f}"]
+    return [devices, *speed, at_check, f"{r['max_param_diff_vs_1']:.1e}"]
+
+
 def section(p: dict) -> list[str]:
     pipe, st, e2e, h, d = (
         p[k] for k in ("pipeline", "train_step", "end_to_end", "host_read", "donation")
     )
     off, on = d["without donation"], d["with donation"]
     L = [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"Batch {p['batch']}, {p['train_examples']:,} train images, {st['device_kind']}.",
         "",
         *harness.method(__doc__),
@@ -312,18 +290,8 @@ def section(p: dict) -> list[str]:
         "outputs − aliased + temporaries) and the peak the runtime saw.",
         "",
         *harness.table(
-            ["", "state", "aliased", "temporaries", "live during the step", "runtime peak"],
-            [
-                [
-                    n,
-                    *(
-                        _mib(m[k])
-                        for k in ("state_bytes", "alias_bytes", "temp_bytes", "step_bytes")
-                    ),
-                    f"{_mib(m['peak']['bytes'])} ({m['peak']['source']})",
-                ]
-                for n, m in d.items()
-            ],
+            " | state | aliased | temporaries | live during the step | runtime peak",
+            [_memory_row(n, m) for n, m in d.items()],
         ),
         "",
         f"- Donation saves **{_mib(off['step_bytes'] - on['step_bytes'])}** of "
@@ -334,7 +302,6 @@ def section(p: dict) -> list[str]:
         "",
     ]
     if "device_scaling" in p:
-        key = f"max_param_diff_vs_1_after_{CHECK_STEPS}"
         L += [
             "## Train steps/s on 1 and 8 faked CPU devices",
             "",
@@ -344,23 +311,9 @@ def section(p: dict) -> list[str]:
             "agrees with one device, not that it is faster.",
             "",
             *harness.table(
-                [
-                    "devices",
-                    "steps/s",
-                    "images/s",
-                    f"max abs param diff vs 1 device after {CHECK_STEPS} steps",
-                    "… after all steps",
-                ],
-                [
-                    [
-                        n,
-                        f"{r['steps_per_s']:.1f}",
-                        f"{r['images_per_s']:,.0f}",
-                        f"{r[key]:.1e}" if key in r else "n/a (fewer steps)",
-                        f"{r['max_param_diff_vs_1']:.1e}",
-                    ]
-                    for n, r in p["device_scaling"].items()
-                ],
+                "devices | steps/s | images/s | max abs param diff vs 1 device after "
+                f"{CHECK_STEPS} steps | … after all steps",
+                [_scaling_row(n, r) for n, r in p["device_scaling"].items()],
                 0,
             ),
             "",

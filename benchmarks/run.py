@@ -26,6 +26,10 @@ from benchmarks import (
 )
 
 COMMAND = "make bench"
+QUICK_NOTE = [
+    "**Quick mode (tiny sizes): these numbers check that the scripts run; they measure nothing.**",
+    "",
+]
 # JSON key: (module, full-size run, quick run: tiny sizes that check the code runs).
 PARTS = {
     "htaf": (htaf_throughput, htaf_throughput.measure, lambda: htaf_throughput.measure(12, 3)),
@@ -62,10 +66,16 @@ def run_all(quick: bool = False, only: str | None = None, previous: dict | None 
 
 def render_markdown(r: dict, figure: str | None = None) -> str:
     m = r["machine"]
-    versions = ", ".join(
-        f"{k} {m.get(k, '?')}"
-        for k in ("jax", "jaxlib", "flax", "optax", "spyx", "torch", "snntorch")
-    )
+    versions = ", ".join(f"{k} {m.get(k, '?')}" for k in harness.VERSIONS)
+    load = f"{harness.fmt(m['load_avg_1m_at_start'])} / {harness.fmt(r.get('load_avg_1m_at_end'))}"
+    machine = {
+        "CPU": f"{m['cpu']}, {m['cpu_threads']} threads available",
+        "JAX device": f"{m['jax_backend']} ({m['jax_device_kind']}) × {m['jax_device_count']}",
+        "versions": f"Python {m['python']}, {versions}",
+        "OS": m["platform"],
+        "wall time of the benchmarks": f"{r['wall_s']:.0f} s",
+        "1-min load average at start / end": load,
+    }
     L = [
         "# Benchmarks",
         "",
@@ -74,34 +84,8 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
         "ratio of timings taken in the same run, contenders interleaved round by round, "
         "warm-up (compilation) excluded, medians of the repeats.",
         "",
-        *(
-            [
-                "**Quick mode (tiny sizes): these numbers check that the scripts run; they "
-                "measure nothing.**",
-                "",
-            ]
-            if r.get("quick")
-            else []
-        ),
-        *harness.table(
-            ["machine", ""],
-            [
-                ["CPU", f"{m['cpu']}, {m['cpu_threads']} threads available"],
-                [
-                    "JAX device",
-                    f"{m['jax_backend']} ({m['jax_device_kind']}) × {m['jax_device_count']}",
-                ],
-                ["versions", f"Python {m['python']}, {versions}"],
-                ["OS", m["platform"]],
-                ["wall time of the benchmarks", f"{r['wall_s']:.0f} s"],
-                [
-                    "1-min load average at start / end",
-                    f"{harness.fmt(m['load_avg_1m_at_start'])} / "
-                    f"{harness.fmt(r.get('load_avg_1m_at_end'))}",
-                ],
-            ],
-            2,
-        ),
+        *(QUICK_NOTE if r.get("quick") else []),
+        *harness.table(["machine", ""], [list(row) for row in machine.items()], 2),
         "",
         "Other processes may share these cores (the load average says how much): ratios "
         "hold up to that, since contenders alternate round by round, but absolute times do "
@@ -117,17 +101,13 @@ def render_markdown(r: dict, figure: str | None = None) -> str:
     L += [f"![benchmarks]({figure})", ""] if figure else []
     for key, (module, *_) in PARTS.items():
         L += module.section(r[key]) if key in r else []
+    parts = ", ".join(f"`python -m benchmarks.{name}`" for name in PART_OF)
     return "\n".join(
         L
+        + ["## Reproduce", "", f"    {COMMAND}", ""]
         + [
-            "## Reproduce",
-            "",
-            f"    {COMMAND}",
-            "",
-            "or one part: "
-            + ", ".join(f"`python -m benchmarks.{name}`" for name in PART_OF)
-            + " (each takes `--help`); "
-            "`python -m benchmarks.run --only PART` reruns one part and rewrites this file.",
+            f"or one part: {parts} (each takes `--help`); `python -m benchmarks.run --only "
+            "PART` reruns one part and rewrites this file.",
             "",
         ]
     )

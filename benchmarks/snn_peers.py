@@ -33,12 +33,11 @@ it is its exact matmul FLOPs (forward + weight gradient) over its fastest step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Callable
 
 import flax.linen as nn
@@ -51,28 +50,23 @@ from flax import nnx
 from benchmarks import harness, snn_step
 from htaf_jax.linen import LIF
 
-BETA, THRESHOLD, LR = 0.9, 1.0, 1e-3
+BETA, THRESHOLD = 0.9, 1.0
 OURS, OURS_SPYX = "ours, default LIF (htaf)", "ours, Spyx's order (atan)"
 SPYX_DOC, SPYX_HOIST, TORCH = "spyx (documented)", "spyx (hoisted)", "snntorch"
 CONTENDERS = (OURS, OURS_SPYX, SPYX_DOC, SPYX_HOIST, TORCH)
 FRAMEWORK = {OURS: "jax", OURS_SPYX: "jax", SPYX_DOC: "spyx", SPYX_HOIST: "spyx", TORCH: "torch"}
-SPYX_ORDER = dict(
-    reset_delay=True,
-    fire_first=True,
-    detach_reset=False,
-    spike_at_threshold=False,
-    surrogate="atan",
-)
 SNNTORCH_ORDER = dict(
     reset_delay=True, detach_reset=True, spike_at_threshold=False, surrogate="atan"
 )
+SPYX_ORDER = dict(SNNTORCH_ORDER, fire_first=True, detach_reset=False)  # fires one step earlier
 LINEAR_MLP = "once on (B, 784), broadcast over T"  # where the first layer runs
 LINEAR_ON = {SPYX_DOC: "inside the time loop", TORCH: "inside the time loop"}
 TARGETS = {"matmul_fraction": 0.8}
+QUICK_NOTE = ["**Quick mode (tiny sizes): these numbers check that the script runs.**", ""]
 WARMUP = {"jax": 2, "spyx": 2, "torch": 1}  # calls before the rounds (the first compiles)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Workload:
     """With ``n_out`` ("mlp"): direct-input in-hidden-out training step (Adam); without
     ("on"): Linear(n, n) + LIF, forward+backward of the summed spikes."""
@@ -99,53 +93,20 @@ class Workload:
 
 def workloads(quick: bool = False) -> list[Workload]:
     """The issue's sizes, or tiny ones that check the code runs (``quick``)."""
-    if quick:
-        return [
-            Workload(
-                "snn_step",
-                3,
-                8,
-                snn_step.INPUT,
-                32,
-                snn_step.CLASSES,
-                2,
-                "SNN step 784-32-10, T = 3, B = 8",
-            ),
-            Workload("on_512", 5, 4, 16, 16, None, 2, "Linear + LIF, n = 16"),
-            Workload("on_4096", 5, 4, 32, 32, None, 2, "Linear + LIF, n = 32"),
-        ]
-    return [
-        Workload(
-            "snn_step",
-            25,
-            128,
-            snn_step.INPUT,
-            1000,
-            snn_step.CLASSES,
-            15,
-            "SNN step 784-1000-10, T = 25, B = 128, direct input, Adam",
-        ),
-        Workload(
-            "on_512",
-            500,
-            16,
-            512,
-            512,
-            None,
-            7,
-            "Open Neuromorphic task, n = 512 (T = 500, B = 16, fwd+bwd)",
-        ),
-        Workload(
-            "on_4096",
-            500,
-            16,
-            4096,
-            4096,
-            None,
-            5,
-            "Open Neuromorphic task, n = 4096 (T = 500, B = 16, fwd+bwd)",
-        ),
-    ]
+    sizes = {  # T, B, n_in, hidden, n_out, repeats
+        "snn_step": (3, 8, 784, 32, 10, 2) if quick else (25, 128, 784, 1000, 10, 15),
+        "on_512": (5, 4, 16, 16, None, 2) if quick else (500, 16, 512, 512, None, 7),
+        "on_4096": (5, 4, 32, 32, None, 2) if quick else (500, 16, 4096, 4096, None, 5),
+    }
+    out = []
+    for name, (t, b, n_in, n, n_out, repeats) in sizes.items():
+        label = (
+            f"SNN step {n_in}-{n}-{n_out}, T = {t}, B = {b}, direct input, Adam"
+            if n_out
+            else f"Open Neuromorphic task, n = {n} (T = {t}, B = {b}, fwd+bwd)"
+        )
+        out.append(Workload(name, t, b, n_in, n, n_out, repeats, label))
+    return out
 
 
 def step_flops(w: Workload) -> float:
@@ -160,13 +121,8 @@ def step_flops(w: Workload) -> float:
 def make_weights(w: Workload, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(kernel (in, out), bias (out,)) per layer, torch.nn.Linear's U(±1/√in), float32."""
     rng = np.random.default_rng(seed)
-    return [
-        (
-            rng.uniform(-(a**-0.5), a**-0.5, (a, b)).astype(np.float32),
-            rng.uniform(-(a**-0.5), a**-0.5, (b,)).astype(np.float32),
-        )
-        for a, b in w.shapes()
-    ]
+    u = lambda a, shape: rng.uniform(-(a**-0.5), a**-0.5, shape).astype(np.float32)  # noqa: E731
+    return [(u(a, (a, b)), u(a, (b,))) for a, b in w.shapes()]
 
 
 def make_inputs(w: Workload, seed: int = 0) -> dict[str, np.ndarray]:
@@ -174,15 +130,8 @@ def make_inputs(w: Workload, seed: int = 0) -> dict[str, np.ndarray]:
     if w.kind == "mlp":
         images, labels = snn_step.synthetic_batch(w.batch, seed)
         return {"x": images.reshape(w.batch, -1), "y": labels}
-    return {
-        "x": np.random.default_rng(seed)
-        .normal(size=(w.num_steps, w.batch, w.n_in))
-        .astype(np.float32)
-    }
-
-
-def _ce(logits, labels):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    rng = np.random.default_rng(seed)
+    return {"x": rng.normal(size=(w.num_steps, w.batch, w.n_in)).astype(np.float32)}
 
 
 # A contender is (step, grads): step() runs one timed step and returns its loss;
@@ -203,52 +152,37 @@ class OursNet(nn.Module):
         spikes, _ = LIF(**dict(self.lif_options))(
             nn.Dense(self.hidden, name="fc1")(x), num_steps=self.num_steps if self.n_out else None
         )
-        return (
-            spikes
-            if self.n_out is None
-            else jnp.mean(nn.Dense(self.n_out, name="fc2")(spikes), axis=0)
-        )
+        return spikes if self.n_out is None else nn.Dense(self.n_out, name="fc2")(spikes).mean(0)
+
+
+def _loss(w: Workload, out: Callable) -> Callable:
+    """The workload's loss of a network output ``out(model, x)``: the summed spikes (on),
+    or the cross-entropy of the mean over time (mlp; ``out`` already averaged for ours)."""
+    if w.kind == "on":
+        return lambda m, x, y: jnp.sum(out(m, x))
+    return lambda m, x, y: snn_step.cross_entropy(out(m, x), y)
 
 
 def make_ours(w: Workload, weights, inputs, options: dict) -> Contender:
     net = OursNet(w.hidden, w.n_out, w.num_steps, tuple(sorted(options.items())))
-    state = {
-        "params": {
-            f"fc{i + 1}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
-            for i, (k, b) in enumerate(weights)
-        }
+    params = {
+        f"fc{i + 1}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
+        for i, (k, b) in enumerate(weights)
     }
     x, y = jnp.asarray(inputs["x"]), jnp.asarray(inputs.get("y", 0))
-    # x and y are arguments, not constants folded into the compiled step
-    loss_fn = (
-        (lambda p, x, y: jnp.sum(net.apply({"params": p}, x)))
-        if w.kind == "on"
-        else (lambda p, x, y: _ce(net.apply({"params": p}, x), y))
-    )
+    loss_fn = _loss(w, lambda p, x: net.apply({"params": p}, x))
     grad = jax.jit(jax.value_and_grad(loss_fn))
+    if w.kind == "on":
+        step = lambda: float(jax.block_until_ready(grad(params, x, y))[0])  # noqa: E731
+        state = [params]
+    else:  # x and y are arguments, not constants folded into the compiled step
+        step, state = snn_step.adam_steps(loss_fn, params, lambda: (x, y))
 
     def grads():
-        loss, g = grad(state["params"], x, y)
-        return float(loss), {
-            f"{layer}.{k}": np.asarray(v) for layer, d in g.items() for k, v in d.items()
-        }
+        loss, g = grad(state[0], x, y)
+        return float(loss), {f"{n}.{k}": np.asarray(v) for n, d in g.items() for k, v in d.items()}
 
-    if w.kind == "on":
-        return (lambda: float(jax.block_until_ready(grad(state["params"], x, y))[0])), grads
-    tx = optax.adam(LR)
-    state["opt"] = tx.init(state["params"])
-
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt, x, y):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt = tx.update(g, opt, params)
-        return optax.apply_updates(params, updates), opt, loss
-
-    def run():
-        state["params"], state["opt"], loss = step(state["params"], state["opt"], x, y)
-        return float(loss)
-
-    return run, grads
+    return step, grads
 
 
 def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> Contender:
@@ -260,8 +194,7 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
     rngs = nnx.Rngs(0)
     fcs = [
         nnx.Linear(
-            k.shape[0],
-            k.shape[1],
+            *k.shape,
             rngs=rngs,
             kernel_init=lambda *_, k=k: jnp.asarray(k),
             bias_init=lambda *_, b=b: jnp.asarray(b),
@@ -290,11 +223,7 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
     model = Hoisted() if hoisted else spyx.nn.Sequential(*fcs[:1], lif, *fcs[1:])
     x, y = jnp.asarray(inputs["x"]), jnp.asarray(inputs.get("y", 0))
     out = (lambda m, x: m(x)) if hoisted else (lambda m, x: spyx.nn.run(m, x)[0])
-    loss_fn = (
-        (lambda m, x, y: jnp.sum(out(m, x)))
-        if w.kind == "on"
-        else (lambda m, x, y: _ce(out(m, x).mean(0), y))
-    )
+    loss_fn = _loss(w, out if w.kind == "on" else lambda m, x: out(m, x).mean(0))
     grad = nnx.jit(lambda m, x, y: nnx.value_and_grad(loss_fn)(m, x, y))
 
     def grads():
@@ -307,7 +236,7 @@ def make_spyx(w: Workload, weights, inputs, hoisted: bool, activation=None) -> C
 
     if w.kind == "on":
         return (lambda: float(jax.block_until_ready(grad(model, x, y))[0])), grads
-    opt = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
+    opt = nnx.Optimizer(model, optax.adam(snn_step.LR), wrt=nnx.Param)
 
     @nnx.jit
     def train_step(model, opt, x, y):
@@ -332,13 +261,12 @@ def make_torch(w: Workload, weights, inputs) -> Contender:
             layer.weight.copy_(torch.from_numpy(k.T.copy()))
             layer.bias.copy_(torch.from_numpy(b))
     x, y = torch.from_numpy(inputs["x"]), torch.from_numpy(inputs.get("y", np.zeros(1, int)))
-    opt = torch.optim.Adam(net.parameters(), lr=LR) if w.kind == "mlp" else None
+    opt = torch.optim.Adam(net.parameters(), lr=snn_step.LR) if w.kind == "mlp" else None
 
     def backward():
         net.zero_grad(set_to_none=True)
-        loss = (
-            net(x).sum() if w.kind == "on" else torch.nn.functional.cross_entropy(net(x), y.long())
-        )
+        out = net(x)
+        loss = out.sum() if opt is None else torch.nn.functional.cross_entropy(out, y.long())
         loss.backward()
         return loss.item()
 
@@ -360,10 +288,10 @@ def make_torch(w: Workload, weights, inputs) -> Contender:
 
 def unavailable(name: str) -> str | None:
     """Why a contender cannot run here, or None."""
-    return {
-        "spyx": lambda: harness.unavailable("spyx"),
-        "torch": snn_step.torch_unavailable_reason,
-    }.get(FRAMEWORK[name], lambda: None)()
+    framework = FRAMEWORK[name]
+    if framework == "torch":
+        return snn_step.torch_unavailable_reason()
+    return harness.unavailable("spyx") if framework == "spyx" else None
 
 
 def build(name: str, w: Workload, weights, inputs) -> Contender:
@@ -404,8 +332,9 @@ def child(spec: dict, contender: str) -> dict:
 
 def peak_memory(w: Workload, names: list[str]) -> dict[str, dict]:
     """{contender: {peak_mb, rss_mb, baseline_mb}} from one subprocess each."""
-    rss = lambda name: harness.in_subprocess(
-        "snn_peers", ["--child", json.dumps(asdict(w)), "--contender", name]
+    spec = json.dumps(dataclasses.asdict(w))
+    rss = lambda name: harness.in_subprocess(  # noqa: E731
+        "snn_peers", ["--child", spec, "--contender", name]
     )["rss_mb"]
     base = {fw: rss(f"baseline:{fw}") for fw in sorted({FRAMEWORK[n] for n in names})}
     out = {n: {"rss_mb": rss(n), "baseline_mb": base[FRAMEWORK[n]]} for n in names}
@@ -418,12 +347,10 @@ def peak_memory(w: Workload, names: list[str]) -> dict[str, dict]:
 def matmul_components(w: Workload, square: int) -> dict[str, tuple[Callable, float]]:
     """The Linear's forward and weight-gradient dots, and the square dot ``k`` times back
     to back, so that each sample is about one forward dot's FLOPs."""
-    rows = w.num_steps * w.batch
-    k = max(1, round(rows * w.n_in * w.hidden / square**3))
+    rows, s = w.num_steps * w.batch, square
+    k = max(1, round(rows * w.n_in * w.hidden / s**3))
     return {
-        f"matmul {square}x{square}x{square} (x{k} per sample)": harness.make_matmul(
-            square, square, square, k
-        ),
+        f"matmul {s}x{s}x{s} (x{k} per sample)": harness.make_matmul(s, s, s, k),
         f"matmul {w.n_in}x{rows}x{w.hidden} (weight grad)": harness.make_matmul(
             w.n_in, rows, w.hidden
         ),
@@ -433,7 +360,7 @@ def matmul_components(w: Workload, square: int) -> dict[str, tuple[Callable, flo
 
 def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None = None) -> dict:
     weights, inputs = make_weights(w), make_inputs(w)
-    fns, r = {}, {"spec": asdict(w), "flops_ours": step_flops(w), "contenders": {}}
+    fns, r = {}, {"spec": dataclasses.asdict(w), "flops_ours": step_flops(w), "contenders": {}}
     for name in w.contenders():
         reason = unavailable(name)
         r["contenders"][name] = {"ran": reason is None, "skip_reason": reason}
@@ -453,12 +380,10 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
         rotate=True,
     )
     for name in fns:
-        r["contenders"][name] = {
-            "ran": True,
-            "median_ms": statistics.median(times[name]) * 1e3,
-            "min_ms": min(times[name]) * 1e3,
-            "first_loss": first_loss[name],
-        }
+        ms = [t * 1e3 for t in times[name]]
+        r["contenders"][name] = dict(
+            ran=True, median_ms=statistics.median(ms), min_ms=min(ms), first_loss=first_loss[name]
+        )
     for ref, key in ((OURS, "vs_ours"), (OURS_SPYX, "vs_ours_spyx")):
         r[f"ratio_{key}"], r[f"ratio_range_{key}"] = harness.paired({n: times[n] for n in fns}, ref)
     r["ours_gflops"] = r["flops_ours"] / (r["contenders"][OURS]["min_ms"] / 1e3) / 1e9
@@ -490,20 +415,12 @@ def measure_workload(w: Workload, memory: bool = True, matmul_square: int | None
 def measure(quick: bool = False, memory: bool = True) -> dict:
     """Every workload (``quick``: tiny sizes); targets computed from the numbers."""
     t0, ws = time.perf_counter(), workloads(quick)
-    out = {
-        "quick": quick,
-        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu_threads": harness.cpu_threads(),
-        "jax_device": harness.jax_device(),
-        "versions": harness.versions("jax", "flax", "spyx", "torch", "snntorch"),
-        "load_avg_1m_at_start": harness.load_avg(),
-        "workloads": {},
-    }
+    out = {"quick": quick, **harness.stamp("jax", "flax", "spyx", "torch", "snntorch")}
+    out["workloads"] = {}
     for w in ws:
         print(f"  {w.label} ...", file=sys.stderr, flush=True)
-        out["workloads"][w.name] = measure_workload(
-            w, memory, (64 if quick else 2048) if w is ws[-1] else None
-        )
+        square = (64 if quick else 2048) if w is ws[-1] else None
+        out["workloads"][w.name] = measure_workload(w, memory, square)
     last = out["workloads"][ws[-1].name]
     fraction, rounds = (
         last["ours_gflops"] / last["matmul"]["gflops"],
@@ -523,17 +440,14 @@ def measure(quick: bool = False, memory: bool = True) -> dict:
         "paired_range": [min(rounds), max(rounds)],
         "ceiling": last["matmul"]["ceiling_fraction"],
     }
+    target = TARGETS["matmul_fraction"]
     out["targets"] = {
         "ahead_of_every_contender": {
             "met": not any(behind.values()) and not skipped,
             "not_ahead_of": behind,
             "skipped": skipped,
         },
-        "matmul_fraction": {
-            "target": TARGETS["matmul_fraction"],
-            "value": fraction,
-            "met": fraction >= TARGETS["matmul_fraction"],
-        },
+        "matmul_fraction": {"target": target, "value": fraction, "met": fraction >= target},
     }
     out["load_avg_1m_at_end"], out["wall_s"] = harness.load_avg(), time.perf_counter() - t0
     return out
@@ -544,6 +458,14 @@ def _ratio(wl: dict, key: str, name: str) -> str:
     return f"{wl[f'ratio_{key}'][name]:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if lo != hi else "")
 
 
+def _row(wl: dict, name: str, c: dict) -> list:
+    if not c["ran"]:
+        return [f"not run: {c['skip_reason']}"] + [""] * 5
+    peak = f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured"
+    ratios = [_ratio(wl, "vs_ours", name), _ratio(wl, "vs_ours_spyx", name)]
+    return [f"{c['median_ms']:.1f}", f"{c['min_ms']:.1f}", *ratios, peak, f"{c['first_loss']:.6g}"]
+
+
 def section(q: dict) -> list[str]:
     v, mf, t = q["versions"], q["matmul_fraction_ours"], q["targets"]
     rows = []
@@ -551,56 +473,25 @@ def section(q: dict) -> list[str]:
         label, on = wl["spec"]["label"], wl["spec"]["n_out"] is None
         for name, c in wl["contenders"].items():
             where = LINEAR_ON.get(name, "over all T at once") if on else LINEAR_MLP
-            rows.append(
-                [label, name, where]
-                + (
-                    [f"not run: {c['skip_reason']}"] + [""] * 5
-                    if not c["ran"]
-                    else [
-                        f"{c['median_ms']:.1f}",
-                        f"{c['min_ms']:.1f}",
-                        _ratio(wl, "vs_ours", name),
-                        _ratio(wl, "vs_ours_spyx", name),
-                        f"{c['peak_mb']:.0f}" if "peak_mb" in c else "not measured",
-                        f"{c['first_loss']:.6g}",
-                    ]
-                )
-            )
+            rows.append([label, name, where, *_row(wl, name, c)])
     last = q["workloads"][mf["workload"]]
     mm, at = last["matmul"], last["spec"]["label"].split(" (")[0]
     shapes = ", ".join(f"{g:.1f} ({n.removeprefix('matmul ')})" for n, g in mm["by_shape"].items())
     ahead, frac = t["ahead_of_every_contender"], t["matmul_fraction"]
     behind = "; ".join(f"{w}: {', '.join(ns)}" for w, ns in ahead["not_ahead_of"].items() if ns)
+    header = "workload | contender | Linear | median ms | min ms | × ours default (paired) | "
+    header += "× ours Spyx's order (paired) | peak MB | first loss"
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"Measured {q['date_utc']} by `python -m benchmarks.snn_peers` (part of `make "
         f"bench`), JAX on {q['jax_device']}, {q['cpu_threads']} threads; jax {v['jax']}, "
         f"flax {v['flax']}, spyx {v['spyx']}, torch {v['torch']}, snntorch {v['snntorch']}; "
         f"1-min load average {harness.fmt(q['load_avg_1m_at_start'])} at start, "
         f"{harness.fmt(q['load_avg_1m_at_end'])} at end, {q['wall_s']:.0f} s.",
         "",
-        *(
-            ["**Quick mode (tiny sizes): these numbers check that the script runs.**", ""]
-            if q.get("quick")
-            else []
-        ),
+        *(QUICK_NOTE if q.get("quick") else []),
         *harness.method(__doc__),
-        *harness.table(
-            [
-                "workload",
-                "contender",
-                "Linear",
-                "median ms",
-                "min ms",
-                "× ours default (paired)",
-                "× ours Spyx's order (paired)",
-                "peak MB",
-                "first loss",
-            ],
-            rows,
-            right_from=3,
-        ),
+        *harness.table(header, rows, right_from=3),
         "",
         f"- **Our default LIF ahead of every peer on every workload: "
         f"{'met' if ahead['met'] else 'missed'}**"

@@ -152,14 +152,10 @@ def measure(
             fns[TORCH, t] = _torch(longest[:t])
     rows = _per_step(fns, repeats)
     options = {option_label(o): o for o in (options or lif_options())}
-    opt_rows = _per_step(
-        {
-            (label, t): _ours(linen.LIF(**o), cur[t])
-            for label, o in options.items()
-            for t in option_t
-        },
-        option_repeats,
-    )
+    by_option = {
+        (k, t): _ours(linen.LIF(**o), cur[t]) for k, o in options.items() for t in option_t
+    }
+    opt_rows = _per_step(by_option, option_repeats)
     flat = {k: max(v.values()) / min(v.values()) for k, v in {**rows, **opt_rows}.items()}
     at = str(max(option_t))  # JSON keys are strings
     fastest = min(r[at] for r in opt_rows.values())
@@ -167,7 +163,7 @@ def measure(
     steep = sorted(k for k in [*NEURONS, *options] if flat[k] > FLAT_TARGET)
     vs_default = opt_rows[default][at] / fastest if default in opt_rows else None
     return {
-        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date_utc": harness.utc_now(),
         "load_avg_1m": harness.load_avg(),
         "wall_s": time.perf_counter() - t0,
         "batch": batch,
@@ -217,9 +213,9 @@ def section(s: dict) -> list[str]:
         for label, per in s["option_ms_per_step"].items()
     ]
     dv, flat = tg["default_vs_fastest"], tg["flat"]
+    per_t, at = [f"T = {t}" for t in ots], f" at T = {max(ots)}"
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"B = {s['batch']}, n = {s['n']}, {s['jax_device']}, {s['repeats']} rounds; measured "
         f"{s['date_utc']} by `python -m benchmarks.snn_scaling` (part of `make bench`), "
         f"1-min load average {harness.fmt(s['load_avg_1m'])} at the end, {s['wall_s']:.0f} s.",
@@ -240,15 +236,7 @@ def section(s: dict) -> list[str]:
         f"{s['option_repeats']} rounds, all in the same rounds; × fastest: the cost per step "
         f"at T = {max(ots)} over that of the fastest combination.",
         "",
-        *harness.table(
-            [
-                "LIF options",
-                *(f"T = {t}" for t in ots),
-                "max/min per step over T",
-                f"× fastest at T = {max(ots)}",
-            ],
-            opt,
-        ),
+        *harness.table(["LIF options", *per_t, "max/min per step over T", f"× fastest{at}"], opt),
         "",
         f"- **Default options within {dv['target']}× of the fastest at T = {max(ots)}: "
         f"{harness.fmt(dv['value'])}× ({'met' if dv['met'] else 'missed'})**.",

@@ -22,7 +22,9 @@ and the LIF layer's forward+backward alone.
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +38,7 @@ from htaf_jax.spiking import rate_encode
 
 INPUT, CLASSES = 784, 10
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+LR = 1e-3  # Adam's, in every framework
 TARGETS = {"snntorch_speedup": 1.3, "matmul_fraction": 0.85}
 OURS, TORCH = "jax atan (rate)", "snntorch atan (rate)"
 
@@ -85,29 +88,40 @@ def jax_model(num_steps: int, hidden: int, encoding: str, surrogate: str) -> Spi
     )
 
 
-def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """(run_one_step, param shapes); each call does one jitted step and returns its loss."""
-    tx, key = optax.adam(1e-3), jax.random.key(seed)
-    params = model.init({"params": key, "sample": key}, jnp.asarray(images[:2]))["params"]
+def cross_entropy(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def adam_steps(loss_fn: Callable, params, args: Callable[[], tuple]) -> tuple[Callable, list]:
+    """(run, state): ``run()`` is one jitted Adam step of ``loss_fn(params, *args())`` on the
+    donated ``state = [params, opt_state]``; it returns the loss before the update."""
+    tx = optax.adam(LR)
+    state = [params, tx.init(params)]
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state, images, labels, key):
-        def loss_fn(p):
-            logits = model.apply({"params": p}, images, train=True, rngs={"sample": key})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
+    def step(params, opt_state, *a):
+        loss, grads = jax.value_and_grad(loss_fn)(params, *a)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    x, y, state = jnp.asarray(images), jnp.asarray(labels), [params, tx.init(params), 0]
-
-    def run_one_step():
-        state[2] += 1
-        state[0], state[1], loss = step(state[0], state[1], x, y, jax.random.fold_in(key, state[2]))
+    def run():
+        state[0], state[1], loss = step(*state, *args())
         return float(loss)
 
-    return run_one_step, jax.tree.map(lambda p: p.shape, params)
+    return run, state
+
+
+def make_jax_step(model: SpikingMLP, images: np.ndarray, labels: np.ndarray, seed: int = 0):
+    """(run_one_step, param shapes); each call does one jitted step and returns its loss."""
+    key = jax.random.key(seed)
+    params = model.init({"params": key, "sample": key}, jnp.asarray(images[:2]))["params"]
+
+    def loss_fn(p, x, y, k):
+        return cross_entropy(model.apply({"params": p}, x, train=True, rngs={"sample": k}), y)
+
+    x, y, keys = jnp.asarray(images), jnp.asarray(labels), itertools.count(1)
+    run, _ = adam_steps(loss_fn, params, lambda: (x, y, jax.random.fold_in(key, next(keys))))
+    return run, jax.tree.map(lambda p: p.shape, params)
 
 
 def make_components(num_steps: int, batch: int, hidden: int, images: np.ndarray) -> dict:
@@ -181,7 +195,7 @@ def make_torch_step(
 
     torch.manual_seed(seed)
     net = snntorch_model(num_steps, INPUT, hidden, CLASSES).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
     intensity = torch.from_numpy(
         np.clip(images.reshape(len(images), -1) * FMNIST_STD + FMNIST_MEAN, 0, 1)
     ).to(device)
@@ -189,9 +203,7 @@ def make_torch_step(
 
     def run_one_step():
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(
-            net(spikegen.rate(intensity, num_steps=num_steps)), y
-        )
+        loss = torch.nn.functional.cross_entropy(net(spikegen.rate(intensity, num_steps)), y)
         loss.backward()
         opt.step()
         return loss.item()  # waits for the device, like block_until_ready
@@ -311,8 +323,7 @@ def section(s: dict) -> list[str]:
     ours, frac = s["median_ms"][OURS], s["fraction_of_matmul"][OURS]
     sp, goal = s.get("speedup_vs_snntorch"), TARGETS["snntorch_speedup"]
     return [
-        "## " + __doc__.split("\n")[0],
-        "",
+        *harness.title(__doc__),
         f"784-{s['hidden']}-10, T = {s['num_steps']}, batch {s['batch']}, {s['params']:,} "
         f"parameters; JAX on {s['jax_device']}; "
         + (

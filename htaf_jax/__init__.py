@@ -17,7 +17,8 @@ the smooth forward where it has one and ``u.grad`` the rule.
 """
 
 # The pure math of every layer, one module per topic (JAX only).
-from htaf_jax import binary, bop, concepts, heaviside, packing, spiking, units  # noqa: E402
+import htaf_jax._larq_units  # noqa: F401  (registers Larq's quantizers as units)
+from htaf_jax import binary, bop, concepts, heaviside, packing, spiking, units
 from htaf_jax.functions import DEFAULT_ALPHA, DEFAULT_BETA, htaf, htaf_grad, straight_through
 from htaf_jax.units import (
     StepUnit,

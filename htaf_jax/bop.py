@@ -35,21 +35,18 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from htaf_jax._larq_units import sign as _sign_plus  # sign(0) = +1 (Larq's math.sign)
+from htaf_jax.binary import LATENT_KERNEL
+
 __all__ = ["BINARY", "BopState", "REAL", "binary_labels", "bop", "bop_with", "flip_ratio"]
 
 BINARY, REAL = "binary", "real"
-LATENT_KERNEL = "latent_kernel"
 
 
 class BopState(NamedTuple):
     momentum: Any  # same tree as the params: the gradient average m
     flipped: Array  # int32 scalar: weights flipped by the last update
     count: Array  # int32 scalar: binary weights this transform owns
-
-
-def _sign_plus(x: Array) -> Array:
-    """sign with sign(0) = +1 (Larq's ``lq.math.sign``)."""
-    return jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
 
 
 def bop(threshold: float = 1e-8, gamma: float = 1e-4) -> optax.GradientTransformation:
@@ -109,14 +106,16 @@ def bop_with(
     return optax.multi_transform({BINARY: bop(threshold, gamma), REAL: real_optimizer}, labels)
 
 
+def bop_states(opt_state) -> list[BopState]:
+    """The :func:`bop` states inside an optax state (none for another optimizer)."""
+    leaves = jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
+    return [s for s in leaves if isinstance(s, BopState)]
+
+
 def flip_ratio(opt_state) -> Array:
     """Share of binary weights the last update flipped (Larq's ``FlipRatio``),
     found in a :func:`bop` state or in any optax state that contains one."""
-    states = [
-        s
-        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
-        if isinstance(s, BopState)
-    ]
+    states = bop_states(opt_state)
     if not states:
         raise ValueError("no Bop state in this optimizer state")
     flipped = sum(s.flipped for s in states)

@@ -54,6 +54,8 @@ __all__ = [
     "on_rate_penalty",
     "binary_concepts",
     "near_binary_share",
+    "layer_sharpness",
+    "concept_layer",
 ]
 
 ConceptMode = Literal["smooth", "hard"]
@@ -256,6 +258,47 @@ def binary_concepts(
     pre = concept_preactivations(normed, sharpness, noise_std if train else 0.0, key, offset)
     unit = resolve_unit(surrogate)
     return (unit.smooth(pre) if train and mode == "smooth" else unit(pre)), pre
+
+
+def layer_sharpness(layer: ConceptFields, train: bool, step: ArrayLike | None) -> Array:
+    """``sharpness_at`` with a concept layer's own fields (Linen, NNX or ``ConceptFields``)."""
+    return sharpness_at(
+        step,
+        train=train,
+        total_steps=layer.total_train_steps,
+        sharpen=layer.sharpen,
+        fraction=layer.sharpen_fraction,
+    )
+
+
+def concept_layer(
+    layer: ConceptFields, normed: Array, *, train: bool, step, key: Array | None
+) -> tuple[Array, dict[str, Array]]:
+    """A concept layer after its batch norm, from its fields: ``(z, stats)``.
+
+    ``stats``: ``concept_rate`` (the mean hard concept), ``near_binary`` (the share of
+    smooth concepts within ``binary_eps`` of {0, 1}; units with a smooth form) and, with
+    ``rate_penalty > 0``, ``on_rate_penalty`` (the training loss term; 0 in evaluation).
+    The two statistics carry no gradient."""
+    z, pre = binary_concepts(
+        normed,
+        layer.surrogate,
+        mode=layer.concept_mode,
+        train=train,
+        sharpness=layer_sharpness(layer, train, step),
+        noise_std=layer.concept_noise,
+        key=key,
+        offset=layer.concept_offset,
+    )
+    unit = resolve_unit(layer.surrogate)
+    stats = {"concept_rate": jnp.mean(unit(pre))}
+    if unit.has_smooth:
+        stats["near_binary"] = near_binary_share(unit.smooth(pre), layer.binary_eps)
+    stats = jax.lax.stop_gradient(stats)
+    if layer.rate_penalty > 0:
+        zero = jnp.zeros((), jnp.float32)
+        stats["on_rate_penalty"] = on_rate_penalty(z, layer.rate_penalty) if train else zero
+    return z, stats
 
 
 def near_binary_share(z: ArrayLike, eps: float = 0.01) -> Array:

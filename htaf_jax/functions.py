@@ -69,8 +69,14 @@ def _compute_dtype(*xs: ArrayLike) -> jnp.dtype:
     # exponentials underflow early in bf16/f16 otherwise.
     dtype = jnp.result_type(*xs)
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"htaf expects floating-point inputs, got {dtype}")
+        raise TypeError(f"htaf and the units take floating-point inputs, got {dtype}")
     return jnp.promote_types(dtype, jnp.float32)
+
+
+def _wide(fn: Callable[..., Array], x: ArrayLike, hparams: dict) -> Array:
+    """fn(x, **hparams) in float32 or wider (bfloat16 underflows early), in x's dtype."""
+    x = jnp.asarray(x)
+    return fn(x.astype(_compute_dtype(x)), **hparams).astype(x.dtype)
 
 
 def _terms(x: Array, alpha: Array, beta: Array):
@@ -97,7 +103,8 @@ def _terms(x: Array, alpha: Array, beta: Array):
     return s, t, ssm, sech2, dsdx
 
 
-def _varying_axes(v: Array) -> frozenset:
+def varying_axes(v: Array) -> frozenset[str]:
+    """The ``shard_map`` mesh axes ``v`` varies over (empty outside ``shard_map``)."""
     mat = getattr(jax.typeof(v), "manual_axis_type", None)
     return getattr(mat, "varying", frozenset())
 
@@ -108,10 +115,10 @@ def _cotangent_like(g: Array, primal: Array) -> Array:
     sharded x gets the psum of the per-device cotangents, the transpose of the
     implicit replicated-to-varying cast."""
     g = _unbroadcast(g, primal.shape).astype(primal.dtype)
-    extra = tuple(sorted(_varying_axes(g) - _varying_axes(primal)))
+    extra = tuple(sorted(varying_axes(g) - varying_axes(primal)))
     if extra:
         g = jax.lax.psum(g, extra)
-    missing = tuple(sorted(_varying_axes(primal) - _varying_axes(g)))
+    missing = tuple(sorted(varying_axes(primal) - varying_axes(g)))
     if missing:
         g = jax.lax.pcast(g, missing, to="varying")
     return g
@@ -233,10 +240,8 @@ def _st_fwd(forward, grad, x, hparams):
 
 def _st_bwd(forward, grad, res, g):
     x, hparams = res
-    # The rule in float32 or wider (bfloat16 underflows early), returned in g's dtype.
     # The levels do not move with the hyperparameters: their cotangents are zero.
-    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    dx = g * grad(xf, **hparams).astype(g.dtype)
+    dx = g * _wide(grad, x, hparams).astype(g.dtype)
     return _cotangent_like(dx, x), jax.tree.map(jnp.zeros_like, hparams)
 
 

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from htaf_jax.binary import _finish, channel_scale
+
 __all__ = [
     "PackedDense",
     "WORD_BITS",
@@ -107,7 +109,7 @@ def pack_dense_kernel(
 ) -> PackedDense:
     """A latent (n, out) kernel → ``PackedDense`` (its sign bits, and mean|W| if ``use_scale``)."""
     kernel = jnp.asarray(kernel, jnp.float32)
-    scale = jnp.mean(jnp.abs(kernel), axis=0) if use_scale else None
+    scale = channel_scale(kernel) if use_scale else None
     return PackedDense(
         pack_signs(kernel.T), kernel.shape[0], scale, None if bias is None else jnp.asarray(bias)
     )
@@ -119,12 +121,9 @@ def packed_dense(a_bits: ArrayLike, layer: PackedDense, dtype=jnp.float32) -> Ar
     The product is the exact integer XNOR/popcount sum; scale and bias are
     applied in float after it, in the order ``htaf_jax.binary`` applies them.
     """
-    y = xnor_popcount_dot(a_bits, layer.bits, layer.n_in).astype(dtype)
-    if layer.scale is not None:
-        y = y * layer.scale
-    if layer.bias is not None:
-        y = y + layer.bias
-    return y
+    return _finish(
+        xnor_popcount_dot(a_bits, layer.bits, layer.n_in).astype(dtype), layer.scale, layer.bias
+    )
 
 
 def batchnorm_inference(

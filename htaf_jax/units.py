@@ -11,19 +11,11 @@ straight-through primitive, :func:`htaf_jax.functions.straight_through`.
 
 Step units (``StepUnit``: HTAF, every surrogate, Larq's ±1 quantizers): u(x) =
 H(x) ∈ {0, 1}, H(0) = 1, NaN propagates; ``u.sign(x)`` = 2H − 1 ∈ {−1, +1}
-(sign(0) = +1, Larq's ``math.sign``), backward 2·grad. Larq's ``ste_sign``,
-``approx_sign``, ``swish_sign`` are ``.sign`` of the units of those names. The
-other units have their own levels, as Larq (larq/quantizers.py, v0.13):
-
-- ``ste_heaviside(clip_value=1)``: 1[x > 0] (H(0) = 0), backward 1[|x| ≤ c];
-- ``magnitude_aware_sign(clip_value=1)``: a·sign(x), backward a·1[|x| ≤ c],
-  a = sg(mean|x|) over every axis but the last (sg: stop-gradient);
-- ``ste_tern(threshold_value=0.05, ternary_weight_networks=False, clip_value=1)``:
-  sign(x)·1[|x| ≥ Δ], backward 1[|x| ≤ c]; TWN: Δ = 0.7·sg(mean|x|);
-- ``dorefa(k_bit=2)``: round(clip(x, 0, 1)·n)/n, n = 2^k − 1 (half to even, as
-  ``tf.round``), backward 1[0 ≤ x ≤ 1].
-
-Clipped rules are inclusive (Larq's ``less_equal``); clip_value=None: no clip.
+(sign(0) = +1, Larq's ``math.sign``), backward 2·grad. This module registers HTAF
+and the surrogate gradients; ``htaf_jax._larq_units`` registers Larq's
+quantizers in the same registry (``ste_sign``, ``approx_sign``, ``swish_sign``, and
+the units with levels of their own: ``ste_heaviside``, ``magnitude_aware_sign``,
+``ste_tern``, ``dorefa``).
 
 >>> u = get_unit("atan", alpha=2.0)
 >>> u, float(u.grad(0.0)), u.peak_slope   # peak α/2
@@ -85,15 +77,8 @@ _OLD_NAMES = {"ste_hardtanh": "ste_sign", "htaf_sign": "htaf", "htaf_heaviside":
 
 def _float(x: ArrayLike) -> Array:
     x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"units take floating-point inputs, got {x.dtype}")
+    F._compute_dtype(x)  # raises for integer inputs
     return x
-
-
-def _wide(fn: Callable[..., Array], x: ArrayLike, hparams: dict) -> Array:
-    """fn in float32 or wider (bfloat16 underflows early), returned in x's dtype."""
-    x = _float(x)
-    return fn(x.astype(jnp.promote_types(x.dtype, jnp.float32)), **hparams).astype(x.dtype)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -129,7 +114,7 @@ class Unit:
     def grad(self, x: ArrayLike) -> Array:
         """The backward rule du/dx (elementwise for every entry here)."""
         if self.spec.grad is not None:
-            return _wide(self.spec.grad, x, self.kwargs)
+            return F._wide(self.spec.grad, _float(x), self.kwargs)
         y, pullback = jax.vjp(self, _float(x))
         return pullback(jnp.ones_like(y))[0]
 
@@ -137,7 +122,7 @@ class Unit:
         """Smooth forward whose derivative is ``grad``: ½ + ∫₀ˣ grad."""
         if self.spec.smooth is None:
             raise ValueError(f"unit {self.name!r} has no smooth form; use its hard one")
-        return _wide(self.spec.smooth, x, self.kwargs)
+        return F._wide(self.spec.smooth, _float(x), self.kwargs)
 
     @property
     def peak_slope(self) -> float:
@@ -169,6 +154,13 @@ def list_units() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _spec(name: str) -> UnitSpec:
+    name = _OLD_NAMES.get(name, name)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown unit {name!r}; valid names: {', '.join(list_units())}")
+    return _REGISTRY[name]
+
+
 def register_unit(
     name: str,
     grad: Fn | None = None,
@@ -193,19 +185,10 @@ def register_unit(
     step = hard is None
     if step:
         hard = functools.partial(F.straight_through, grad=grad)  # pyright: ignore[reportArgumentType]
-    _REGISTRY[name] = UnitSpec(
-        name,
-        hard,
-        grad,
-        smooth,
-        tuple(sorted((defaults or {}).items())),
-        bits,
-        citation,
-        step,
-        peak,
-        for_peak,
-    )
-    return _REGISTRY[name]
+    hparams = tuple(sorted((defaults or {}).items()))
+    spec = UnitSpec(name, hard, grad, smooth, hparams, bits, citation, step, peak, for_peak)
+    _REGISTRY[name] = spec
+    return spec
 
 
 def get_unit(name: str, **hparams: Any) -> Unit:
@@ -214,11 +197,8 @@ def get_unit(name: str, **hparams: Any) -> Unit:
 
     >>> g = jax.grad(lambda a: get_unit("sigmoid", alpha=a).smooth(1.0))(4.0)
     """
-    name = _OLD_NAMES.get(name, name)
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown unit {name!r}; valid names: {', '.join(list_units())}")
-    spec = _REGISTRY[name]
-    values = dict(spec.defaults)
+    spec = _spec(name)
+    name, values = spec.name, dict(spec.defaults)
     unknown = sorted(set(hparams) - set(values))
     if unknown:
         raise TypeError(
@@ -249,17 +229,8 @@ def resolve_unit(spec: Any, **hparams: Any) -> Unit | None:
     if callable(spec):
         if hparams:
             raise TypeError("hyperparameters cannot be bound to a plain callable unit")
-        return Unit(
-            UnitSpec(
-                getattr(spec, "__name__", repr(spec)),
-                spec,  # pyright: ignore[reportArgumentType]
-                None,
-                None,
-                (),
-                int(getattr(spec, "precision", 32)),
-            ),
-            (),
-        )
+        name, bits = getattr(spec, "__name__", repr(spec)), int(getattr(spec, "precision", 32))
+        return Unit(UnitSpec(name, spec, None, None, (), bits), ())  # pyright: ignore[reportArgumentType]
     raise TypeError(
         f"a unit is a name ({', '.join(list_units())}), a Unit or a callable; "
         f"got {type(spec).__name__}"
@@ -281,7 +252,7 @@ def peak_slope_hparams(name: str, k: float, **fixed: float) -> dict[str, float]:
     >>> peak_slope_hparams("htaf", 2.0), peak_slope_hparams("htaf", 2.0, alpha=4.0)
     ({'alpha': 8.0, 'beta': 1.0}, {'alpha': 4.0, 'beta': 2.0})
     """
-    spec = _REGISTRY[_OLD_NAMES.get(name, name)]
+    spec = _spec(name)
     if spec.for_peak is None:
         raise ValueError(f"unit {name!r} has no peak-slope formula")
     F.check_positive("k", k)
@@ -305,11 +276,7 @@ def _fast_sigmoid_for_peak(k, **_):
 
 
 # -------------------------------------------------------------------- step units --
-_SQRT_PI, _LARQ = math.sqrt(math.pi), "Larq (larq/quantizers.py, v0.13)"
-
-
-def _clip_rule(x, clip_value=None, **_):
-    return jnp.ones_like(x) if clip_value is None else (jnp.abs(x) <= clip_value).astype(x.dtype)
+_SQRT_PI = math.sqrt(math.pi)
 
 
 def _peak_of(param: str, c: float, power: int = 1) -> dict:
@@ -403,117 +370,4 @@ register_unit(
     lambda x: jnp.ones_like(x),
     citation="identity straight-through estimator: Bengio, Léonard & Courville, "
     "arXiv 1308.3432 (2013). Its sign form has gradient 2.",
-)
-register_unit(
-    "ste_sign",
-    lambda x, clip_value: 0.5 * _clip_rule(x, clip_value),
-    smooth=lambda x, clip_value: (
-        0.5 + 0.5 * (x if clip_value is None else jnp.clip(x, -clip_value, clip_value))
-    ),
-    defaults={"clip_value": 1.0},
-    citation=f"BinaryNet's clipped STE: Hubara/Courbariaux et al., NeurIPS 2016; {_LARQ} "
-    "ste_sign (clip_value=1.0) is .sign, gradient 1[|x| ≤ c]. Formerly 'ste_hardtanh'.",
-)
-register_unit(
-    "approx_sign",
-    lambda x: jnp.maximum(0.0, 1 - jnp.abs(x)),
-    smooth=lambda x: _smooth_abs(x, lambda a: a - a * a / 2),
-    citation=f"ApproxSign, piecewise quadratic: Liu et al., ECCV 2018 (Bi-Real "
-    f"Net); {_LARQ} approx_sign is .sign, gradient 2 − 2|x| on |x| ≤ 1.",
-)
-
-
-def _swish_sign_rule(x, beta):  # β(2 − βx·tanh(βx/2)) / (2(1 + cosh βx)), via e^(−|βx|)
-    u = jnp.clip(beta * x, -200.0, 200.0)  # e^(−200) is 0 in float32: no inf·0
-    e = jnp.exp(-jnp.abs(u))
-    return beta * (2.0 - u * jnp.tanh(u / 2)) * e / jnp.square(1.0 + e)
-
-
-register_unit(
-    "swish_sign",
-    _swish_sign_rule,
-    defaults={"beta": 5.0},
-    smooth=lambda x, beta: (lambda u: jax.nn.sigmoid(u) * (1 + u * jax.nn.sigmoid(-u)))(
-        jnp.clip(beta * x, -200.0, 200.0)
-    ),
-    citation=f"SignSwish 2σ(βx)(1 + βx(1 − σ(βx))) − 1, Darabi et al., arXiv "
-    f"1812.11800 (BNN+); {_LARQ} swish_sign (beta=5.0) is .sign, gradient peak β.",
-)
-
-
-# ------------------------------------------------------------- other levels --
-def _sign_levels(x, **_):
-    return jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)  # Larq math.sign: sign(0) = +1
-
-
-def _open_step(x, **_):
-    return (x > 0).astype(x.dtype)  # Larq math.heaviside = sign(relu(x)): H(0) = 0
-
-
-def _tern(x, threshold, **_):
-    # Larq: sign(sign(x + Δ) + sign(x − Δ)); ±Δ itself maps to ±1.
-    return jnp.sign(jnp.sign(x + threshold) + jnp.sign(x - threshold)).astype(x.dtype)
-
-
-def _dorefa_levels(x, levels):
-    return jnp.round(jnp.clip(x, 0.0, 1.0) * levels) / levels
-
-
-def _unit_interval(x, **_):
-    return ((x >= 0.0) & (x <= 1.0)).astype(x.dtype)
-
-
-def _magnitude_aware_sign(x, clip_value):
-    scale = jax.lax.stop_gradient(jnp.mean(jnp.abs(x), axis=tuple(range(x.ndim - 1))))
-    return scale * F.straight_through(x, _clip_rule, _sign_levels, clip_value=clip_value)
-
-
-def _ste_tern(x, threshold_value, ternary_weight_networks, clip_value):
-    threshold = (
-        0.7 * jax.lax.stop_gradient(jnp.mean(jnp.abs(x)))
-        if ternary_weight_networks
-        else jnp.asarray(threshold_value, x.dtype)
-    )
-    return F.straight_through(x, _clip_rule, _tern, threshold=threshold, clip_value=clip_value)
-
-
-def _dorefa(x, k_bit, mode):
-    if not (isinstance(k_bit, int) and k_bit >= 1):
-        raise ValueError(f"dorefa: k_bit must be an integer ≥ 1, got {k_bit!r}")
-    levels = jnp.asarray(2**k_bit - 1, x.dtype)
-    if mode == "activations":
-        return F.straight_through(x, _unit_interval, _dorefa_levels, levels=levels)
-    if mode == "weights":  # w' = tanh(x)/(2·sg(max|tanh x|)) + 0.5, identity for the rounding
-        limited = jnp.tanh(x)
-        divisor = 2.0 * jax.lax.stop_gradient(jnp.max(jnp.abs(limited)))
-        normed = jnp.where(divisor > 0, limited / jnp.where(divisor > 0, divisor, 1.0), 0.0) + 0.5
-        return 2.0 * F.straight_through(normed, _clip_rule, _dorefa_levels, levels=levels) - 1.0
-    raise ValueError(f"dorefa: mode must be 'activations' or 'weights', got {mode!r}")
-
-
-register_unit(
-    "ste_heaviside",
-    hard=lambda x, clip_value: F.straight_through(x, _clip_rule, _open_step, clip_value=clip_value),
-    defaults={"clip_value": 1.0},
-    citation=f"{_LARQ} ste_heaviside (H(0) = 0)",
-)
-register_unit(
-    "magnitude_aware_sign",
-    hard=_magnitude_aware_sign,
-    defaults={"clip_value": 1.0},
-    citation=f"Liu et al. 2018 (Bi-Real Net); {_LARQ} MagnitudeAwareSign",
-)
-register_unit(
-    "ste_tern",
-    hard=_ste_tern,
-    bits=2,
-    defaults={"threshold_value": 0.05, "ternary_weight_networks": False, "clip_value": 1.0},
-    citation=f"Li & Liu 2016 (TWN, arXiv 1605.04711); {_LARQ} ste_tern",
-)
-register_unit(
-    "dorefa",
-    hard=_dorefa,
-    bits=lambda k_bit, mode: k_bit,
-    defaults={"k_bit": 2, "mode": "activations"},
-    citation=f"Zhou et al. 2016 (DoReFa-Net, arXiv 1606.06160); {_LARQ} DoReFa",
 )

@@ -31,7 +31,7 @@ def test_the_check_sees_a_wrong_gradient_scale():
     """An 8× gradient (pmean on top of the implicit psum) moves SGD's parameters 8×
     as far: far outside the check's tolerance."""
     model = device_check.build_model({"name": "mlp", "hidden_sizes": (16,)}, num_classes=10)
-    batches = [device_check._batch(32, seed=s) for s in range(2)]
+    batches = [device_check.synthetic_batch(32, s) for s in range(2)]
     right = device_check._trained(model, optax.sgd(0.5), 8, batches, 2)
     wrong = device_check._trained(model, optax.sgd(4.0), 8, batches, 2)
     diff = max(

@@ -28,7 +28,6 @@ from htaf_jax.data.events import (
 from htaf_jax.data.pipeline import (
     DataSplits,
     Normalizer,
-    epoch_order,
     eval_batches,
     load_splits,
     steps_per_epoch,
@@ -41,6 +40,7 @@ from htaf_jax.data.sources import (
     DatasetCorruptError,
     DatasetNotFoundError,
     class_names,
+    epoch_order,
     is_known_dataset,
     read_split,
     tfds_data_dir,

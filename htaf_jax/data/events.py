@@ -30,23 +30,13 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from htaf_jax.data.sources import DatasetNotFoundError, epoch_order
-
-__all__ = [
-    "SHD_DIR_ENV",
-    "SHD_CHANNELS",
-    "EventSplit",
-    "shd_dir",
-    "read_shd",
-    "load_shd",
-    "write_shd",
-    "bin_events",
-    "train_event_batches",
-    "eval_event_batches",
-    "EventFrames",
-    "subset",
-    "load_event_splits",
-]
+from htaf_jax.data.sources import (
+    DatasetNotFoundError,
+    check_validation_size,
+    eval_spans,
+    padded,
+    train_indices,
+)
 
 SHD_DIR_ENV = "HTAF_SHD_DIR"
 DEFAULT_SHD_DIR = os.path.join("~", "data", "shd")
@@ -194,10 +184,7 @@ def train_event_batches(
     epoch: int,
     start_step: int = 0,
     rows: tuple[int, int] | None = None,
-    num_steps: int = 100,
-    max_time: float = 1.4,
-    num_channels: int = SHD_CHANNELS,
-    time_major: bool = True,
+    **binning,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields (frames float32 (T, B, C), labels int32 (B,)) from step ``start_step`` on.
 
@@ -205,47 +192,25 @@ def train_event_batches(
     ``epoch_order(N, seed, epoch)`` (a function of (seed, epoch) only, so a
     resumed run sees the same batches), full batches only, and
     ``rows=(start, stop)`` keeps one process's rows of each global batch.
-    ``time_major=False`` gives (B, T, C).
+    ``binning``: :func:`bin_events`'s ``num_steps``, ``max_time``, ``num_channels`` and
+    ``time_major`` (False gives (B, T, C)).
     """
-    order = epoch_order(len(split), seed, epoch)
-    lo, hi = rows if rows is not None else (0, batch_size)
-    binning: dict[str, Any] = dict(
-        num_steps=num_steps, max_time=max_time, num_channels=num_channels, time_major=time_major
-    )
-    for step in range(start_step, len(order) // batch_size):
-        idx = np.sort(order[step * batch_size : (step + 1) * batch_size])[lo:hi]
+    for _, idx in train_indices(
+        len(split), batch_size, seed=seed, epoch=epoch, start_step=start_step, rows=rows
+    ):
         yield bin_events(split, idx, **binning), split.labels[idx]
 
 
 def eval_event_batches(
-    split: EventSplit,
-    batch_size: int,
-    rows: tuple[int, int] | None = None,
-    *,
-    num_steps: int = 100,
-    max_time: float = 1.4,
-    num_channels: int = SHD_CHANNELS,
-    time_major: bool = True,
+    split: EventSplit, batch_size: int, rows: tuple[int, int] | None = None, **binning
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (frames, labels, mask) in file order, as ``htaf_jax.data.eval_batches``:
-    the last batch is padded with empty samples, mask 0 on the padding."""
-    n = len(split)
-    lo, hi = rows if rows is not None else (0, batch_size)
-    binning: dict[str, Any] = dict(
-        num_steps=num_steps, max_time=max_time, num_channels=num_channels, time_major=time_major
-    )
-    batch_axis = 1 if time_major else 0
-    for batch_start in range(0, n, batch_size):
-        idx = np.arange(min(batch_start + lo, n), min(batch_start + hi, n))
-        pad = (hi - lo) - len(idx)
-        frames = bin_events(split, idx, **binning)
-        if pad:  # padding rows: empty samples
-            empty = list(frames.shape)
-            empty[batch_axis] = pad
-            frames = np.concatenate([frames, np.zeros(empty, np.float32)], batch_axis)
-        labels = np.concatenate([split.labels[idx], np.zeros(pad, np.int32)])
-        mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
-        yield frames, labels, mask
+    the last batch is padded with empty samples, mask 0 on the padding. ``binning`` as
+    :func:`train_event_batches`'s."""
+    batch_axis = int(binning.get("time_major", True))
+    for start, stop, pad in eval_spans(len(split), batch_size, rows):
+        idx = np.arange(start, stop)
+        yield padded(bin_events(split, idx, **binning), split.labels[idx], pad, batch_axis)
 
 
 def subset(split: EventSplit, start: int, stop: int | None = None) -> EventSplit:
@@ -292,28 +257,11 @@ class EventFrames(NamedTuple):
             time_major=False,
         )
 
-    def train_batches(
-        self,
-        batch_size: int,
-        *,
-        seed: int,
-        epoch: int,
-        start_step: int = 0,
-        rows: tuple[int, int] | None = None,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return train_event_batches(
-            self.events,
-            batch_size,
-            seed=seed,
-            epoch=epoch,
-            start_step=start_step,
-            rows=rows,
-            **self._binning(),
-        )
+    def train_batches(self, batch_size: int, **order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """As ``htaf_jax.data.train_batches``: ``seed``, ``epoch``, ``start_step``, ``rows``."""
+        return train_event_batches(self.events, batch_size, **order, **self._binning())
 
-    def eval_batches(
-        self, batch_size: int, rows: tuple[int, int] | None = None
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def eval_batches(self, batch_size: int, rows: tuple[int, int] | None = None):
         return eval_event_batches(self.events, batch_size, rows, **self._binning())
 
 
@@ -342,11 +290,7 @@ def load_event_splits(
     splits = load_shd(data_dir, ("train",) if validation_size > 0 else ("train", "test"))
     train = splits["train"]
     n_train = len(train)
-    if validation_size >= n_train:
-        raise ValueError(
-            f"config.validation_size={validation_size} leaves no training "
-            f"examples (train split has {n_train})"
-        )
+    check_validation_size(validation_size, n_train)
     if validation_size > 0:
         evaluation, eval_split = subset(train, n_train - validation_size), "validation"
         train = subset(train, 0, n_train - validation_size)

@@ -21,7 +21,17 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from htaf_jax.data import events
-from htaf_jax.data.sources import SHD, ArraySplit, epoch_order, num_classes, read_split, split_size
+from htaf_jax.data.sources import (
+    SHD,
+    ArraySplit,
+    check_validation_size,
+    eval_spans,
+    num_classes,
+    padded,
+    read_split,
+    split_size,
+    train_indices,
+)
 
 
 class Normalizer(NamedTuple):
@@ -90,11 +100,7 @@ def load_splits(
         )
         return DataSplits(train, evaluation, eval_split, classes, None)  # pyright: ignore[reportArgumentType]
     n_train = split_size(dataset, "train", data_dir)
-    if validation_size >= n_train:
-        raise ValueError(
-            f"config.validation_size={validation_size} leaves no training "
-            f"examples (train split has {n_train})"
-        )
+    check_validation_size(validation_size, n_train)
     train_stop = n_train - validation_size
     if train_subset > 0:
         train_stop = min(train_stop, train_subset)
@@ -184,14 +190,13 @@ def train_batches(
             batch_size, seed=seed, epoch=epoch, start_step=start_step, rows=rows
         )
         return
-    order = epoch_order(len(split.labels), seed, epoch)
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
     lo, hi = rows if rows is not None else (0, batch_size)
-    for step in range(start_step, steps_per_epoch(len(order), batch_size)):
-        idx = np.sort(order[step * batch_size : (step + 1) * batch_size])[lo:hi]
-        # Sorted indices gather faster; order inside a batch does not matter
-        # to a mean loss, but it must be the same on every run (it is).
+    steps_per_epoch(len(split.labels), batch_size)  # raises for a batch larger than the split
+    for step, idx in train_indices(
+        len(split.labels), batch_size, seed=seed, epoch=epoch, start_step=start_step, rows=rows
+    ):
         images = split.images[idx]
         if crop_padding or flip:
             offsets, flips = augmentation_draws(
@@ -214,16 +219,5 @@ def eval_batches(
         return
     table = normalizer.table()
     channels = np.arange(split.images.shape[-1])
-    n = len(split.labels)
-    lo, hi = rows if rows is not None else (0, batch_size)
-    for batch_start in range(0, n, batch_size):
-        start, stop = min(batch_start + lo, n), min(batch_start + hi, n)
-        images = table[split.images[start:stop], channels]
-        labels = split.labels[start:stop]
-        mask = np.ones(len(labels), np.float32)
-        pad = (hi - lo) - len(labels)
-        if pad:
-            images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
-            labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])
-            mask = np.concatenate([mask, np.zeros(pad, np.float32)])
-        yield images, labels, mask
+    for start, stop, pad in eval_spans(len(split.labels), batch_size, rows):
+        yield padded(table[split.images[start:stop], channels], split.labels[start:stop], pad)

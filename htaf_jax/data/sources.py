@@ -256,3 +256,41 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     """The example order of one epoch, a function of (seed, epoch) only (image and
     event splits shuffle alike)."""
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def train_indices(
+    n: int, batch_size: int, *, seed: int, epoch: int, start_step: int = 0, rows=None
+):
+    """Yields (step, indices) from ``start_step`` on: the sorted example indices of rows
+    ``rows=(start, stop)`` (default: all) of each full global batch of ``epoch_order``.
+    Sorted indices gather faster; the order inside a batch does not matter to a mean
+    loss, but it is the same on every run."""
+    order = epoch_order(n, seed, epoch)
+    lo, hi = rows if rows is not None else (0, batch_size)
+    for step in range(start_step, n // batch_size):
+        yield step, np.sort(order[step * batch_size : (step + 1) * batch_size])[lo:hi]
+
+
+def eval_spans(n: int, batch_size: int, rows=None):
+    """Yields (start, stop, pad) in order: rows ``rows`` (default: all) of each global
+    batch, and how many padding rows complete the last one."""
+    lo, hi = rows if rows is not None else (0, batch_size)
+    for first in range(0, n, batch_size):
+        start, stop = min(first + lo, n), min(first + hi, n)
+        yield start, stop, (hi - lo) - (stop - start)
+
+
+def padded(x: np.ndarray, labels: np.ndarray, pad: int, axis: int = 0):
+    """(x, labels, mask) with ``pad`` rows of zeros appended along ``axis`` (mask 0 on them)."""
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, pad)
+    mask = np.concatenate([np.ones(len(labels), np.float32), np.zeros(pad, np.float32)])
+    return np.pad(x, widths), np.pad(labels, (0, pad)), mask
+
+
+def check_validation_size(validation_size: int, n_train: int) -> None:
+    if validation_size >= n_train:
+        raise ValueError(
+            f"config.validation_size={validation_size} leaves no training "
+            f"examples (train split has {n_train})"
+        )

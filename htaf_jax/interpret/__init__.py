@@ -1,17 +1,10 @@
 """Interpretation tools for Implicit Concept Bottleneck Models (ICBM).
 
-- activations: ``concept_activations`` (hard/soft concepts for a dataset),
-  ``discretisation`` (share within ε of {0, 1}, hard vs soft accuracy).
-- explain: ``class_concepts``, ``concept_contributions``, ``intervene``,
-  ``intervention_curve``, ``explain_text``, ``head_weights``.
-- sparse_head: accuracy at a number of effective concepts per class (NEC):
-  ``nec_mask``, ``fit_sparse_head``, ``choose_sparse_head``.
-- codes: ``code_collisions`` (the accuracy ceiling of a binary code),
-  ``random_concepts`` (a random code with given on-rates).
-- grids: ``save_concept_grid`` / ``save_concept_overview`` (PNG).
-- measures: interpretability of the concepts: ``sparsity``, ``purity``,
-  ``random_code_purity``, ``explanation_size``, ``stability``, ``completeness``,
-  ``leakage`` (``linear_probe_accuracy``), all at once ``concept_measures``.
+One module a topic: ``activations`` (a dataset's concepts, how binary they are),
+``explain`` (a prediction read off its concepts; interventions), ``sparse_head``
+(accuracy at a number of effective concepts per class, NEC), ``codes`` (the binary
+code's accuracy ceiling; a random code), ``grids`` (PNG figures of a concept's
+images) and ``measures`` (the concepts' interpretability, ``concept_measures``).
 """
 
 from htaf_jax._extras import require_extra

@@ -13,8 +13,6 @@ from typing import NamedTuple, Sequence
 import jax
 import numpy as np
 
-__all__ = ["ConceptActivations", "concept_activations", "discretisation", "near_binary_share"]
-
 
 class ConceptActivations(NamedTuple):
     """Evaluation-mode concept activations for N examples, K concepts, C classes."""

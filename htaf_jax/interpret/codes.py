@@ -16,8 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CodeCollisions", "code_collisions", "RandomConcepts", "random_concepts"]
-
 
 class CodeCollisions(NamedTuple):
     distinct_codes: int  # distinct rows of the code

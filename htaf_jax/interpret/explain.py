@@ -25,21 +25,7 @@ from typing import NamedTuple, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "head_weights",
-    "class_concepts",
-    "concept_contributions",
-    "Intervention",
-    "intervene",
-    "InterventionCurve",
-    "intervention_curve",
-    "explain_text",
-    "concept_labels",
-    "decisive_concepts",
-    "explanation_usage",
-    "Explanation",
-    "explain",
-]
+from htaf_jax.interpret.measures import explanation_size, margin_terms, purity
 
 
 def head_weights(variables, model=None) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +49,6 @@ def concept_labels(
     """Per concept, what it detects: ``"<dominant class> <share>%"``, the class most
     frequent among the images (N, with ``labels``) that switch it on in ``hard``
     (N, K), and its share among them; ``"never on"`` for a concept that is not."""
-    from htaf_jax.interpret.measures import purity  # noqa: PLC0415
-
     labels = np.asarray(labels).astype(np.int64)
     if num_classes is None:
         num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
@@ -78,21 +62,10 @@ def concept_labels(
     return out
 
 
-def _margin_terms(z: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
-    logits = z @ kernel + bias
-    order = np.argsort(-logits, axis=-1, kind="stable")
-    pred, runner = order[..., 0], order[..., 1]
-    d = z * (kernel[:, pred] - kernel[:, runner]).T  # (N, K)
-    return logits, pred, runner, d
-
-
 def _decisive_masks(hard, kernel, bias, share: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) masks of the decisive concepts, and (N, K) margin terms d."""
-    from htaf_jax.interpret.measures import explanation_size  # noqa: PLC0415
-
     z = (np.asarray(hard) > 0.5).astype(np.float64)
-    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
-    _, _, _, d = _margin_terms(z, kernel, bias)
+    d = margin_terms(z, kernel, bias)[-1]
     size = explanation_size(z, kernel, bias, share)
     rank = np.argsort(np.argsort(-d, axis=1, kind="stable"), axis=1, kind="stable")
     return rank < size[:, None], d
@@ -134,7 +107,7 @@ def explain(
     """
     z = (np.asarray(concepts).reshape(-1) > 0.5).astype(np.float64)
     kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
-    logits, pred, runner, _ = _margin_terms(z[None], kernel, bias)
+    logits, pred, runner, _ = margin_terms(z[None], kernel, bias)
     p, r = int(pred[0]), int(runner[0])
     rows = [
         (k, concept_names[k] if concept_names is not None else f"c{k}", float(kernel[k, p]), d)
@@ -280,14 +253,7 @@ def explain_text(
     pred = int(order[0])
     active = np.flatnonzero(z > 0.5)
     cls = lambda c: _name(class_names, c, "class ")  # noqa: E731
-    tag = lambda k: (
-        f"c{k}"
-        + (
-            f" [{concept_names[k]}]"
-            if concept_names is not None  # noqa: E731
-            else ""
-        )
-    )
+    tag = lambda k: f"c{k}" + ("" if concept_names is None else f" [{concept_names[k]}]")  # noqa: E731
     lines = [f"prediction: {cls(pred)} (logit {logits[pred]:.3f})"]
     if label is not None:
         verdict = "correct" if int(label) == pred else "wrong"

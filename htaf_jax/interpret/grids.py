@@ -21,16 +21,6 @@ import numpy as np
 from htaf_jax._atomic import replace_on_close
 from htaf_jax.interpret.explain import concept_labels, explanation_usage
 
-__all__ = [
-    "ranked_examples",
-    "save_concept_grid",
-    "save_concept_overview",
-    "overview_concepts",
-    "save_explained_overview",
-    "write_concept_figures",
-    "save_class_overview",
-]
-
 
 def ranked_examples(
     preactivations: np.ndarray, concept: int, n: int = 16, least: bool = False
@@ -48,6 +38,14 @@ def _figure():
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     return plt
+
+
+def _save(plt, fig, path: str) -> None:
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with replace_on_close(path, "wb") as f:  # a killed job leaves no torn PNG
+        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
+    plt.close(fig)
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -110,11 +108,7 @@ def save_concept_grid(
         f"(on for {100 * on_share:.1f}% of examples)",
         fontsize=9,
     )
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with replace_on_close(path, "wb") as f:  # a killed job leaves no torn PNG
-        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return idx
 
 
@@ -136,11 +130,7 @@ def save_concept_overview(
             _show(ax, images[i])
         title = row_titles[r] if row_titles is not None else f"c{k}"
         axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with replace_on_close(path, "wb") as f:  # a killed job leaves no torn PNG
-        fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def overview_concepts(
@@ -262,10 +252,7 @@ def save_class_overview(
         axes[c, 0].set_ylabel(
             _class(class_names, c), rotation=0, ha="right", va="center", fontsize=8
         )
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _class(names: Sequence[str] | None, c: int) -> str:

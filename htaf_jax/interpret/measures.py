@@ -33,21 +33,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = [
-    "sparsity",
-    "purity",
-    "random_code_purity",
-    "explanation_size",
-    "stability",
-    "Stability",
-    "margin_coverage",
-    "chance_accuracy",
-    "completeness",
-    "linear_probe_accuracy",
-    "leakage",
-    "concept_measures",
-]
-
 
 def _binary(hard) -> np.ndarray:
     hard = np.asarray(hard)
@@ -109,6 +94,16 @@ def random_code_purity(hard, labels, num_classes: int | None = None, seed: int =
     return purity(code, labels, num_classes)["mean"]
 
 
+def margin_terms(z: np.ndarray, kernel, bias):
+    """(logits, predicted class p, runner-up r, d) of float concepts z (N, K): d (N, K) =
+    z_k (V[k, p] − V[k, r]), what each concept adds to the margin of p over r."""
+    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+    logits = z @ kernel + bias
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    pred, runner = order[..., 0], order[..., 1]
+    return logits, pred, runner, z * (kernel[:, pred] - kernel[:, runner]).T
+
+
 def explanation_size(hard, kernel, bias, share: float = 0.9) -> np.ndarray:
     """Per image (N,): the fewest concepts that keep ``share`` of the decision's margin.
 
@@ -122,10 +117,7 @@ def explanation_size(hard, kernel, bias, share: float = 0.9) -> np.ndarray:
     kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
     if kernel.shape[1] < 2:
         raise ValueError("explanation_size needs at least two classes")
-    logits = z @ kernel + bias
-    order = np.argsort(-logits, axis=1, kind="stable")
-    pred, runner = order[:, 0], order[:, 1]
-    d = z * (kernel[:, pred] - kernel[:, runner]).T  # (N, K)
+    logits, pred, runner, d = margin_terms(z, kernel, bias)
     margin = logits[np.arange(len(z)), pred] - logits[np.arange(len(z)), runner]
     largest_first = np.cumsum(-np.sort(-d, axis=1), axis=1)
     kept = (bias[pred] - bias[runner])[:, None] + np.concatenate(
@@ -140,12 +132,8 @@ def margin_coverage(hard, kernel, bias, count: int = 5) -> np.ndarray:
     largest d_k keep, the others off (as ``explanation_size``): ((b_p − b_r) + sum of the
     ``count`` largest d_k) / m. 1 or more: those concepts alone carry the decision."""
     z = _binary(hard).astype(np.float64)
-    kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
-    logits = z @ kernel + bias
-    order = np.argsort(-logits, axis=1, kind="stable")
-    pred, runner = order[:, 0], order[:, 1]
-    d = z * (kernel[:, pred] - kernel[:, runner]).T
-    rows = np.arange(len(z))
+    logits, pred, runner, d = margin_terms(z, kernel, bias)
+    bias, rows = np.asarray(bias, np.float64), np.arange(len(z))
     margin = logits[rows, pred] - logits[rows, runner]
     kept = (bias[pred] - bias[runner]) + (-np.sort(-d, axis=1))[:, :count].sum(axis=1)
     return np.where(margin > 0, kept / np.where(margin > 0, margin, 1.0), 1.0)

@@ -21,16 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = [
-    "nec_mask",
-    "SparseHead",
-    "fit_sparse_head",
-    "head_accuracy",
-    "RefitChoice",
-    "choose_sparse_head",
-    "REFIT_GRID",
-]
-
 # (learning rate, Adam steps) the validation split chooses from; (0, 0): the masked
 # head as it is, no refit.
 REFIT_GRID = ((0.0, 0), (0.03, 100), (0.1, 100))

@@ -32,12 +32,25 @@ __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 Spec = Any  # a unit: None, a registry name, a Unit or a callable
 
 
-def _check_features(module: nn.Module, name: str, x: Array) -> None:
-    """Once the kernel exists (apply), the input must match the features it was made for."""
-    if module.has_variable("params", name):
+def _apply(module: nn.Module, x: Array, op, shape: tuple[int, ...], *, name: str, **quant) -> Array:
+    """``op`` (quantized_dense or quantized_conv) with the module's kernel ``name`` of
+    ``shape``, its bias and ``quant``: the quantizers and the constraint."""
+    if module.has_variable("params", name):  # after init: the input must match the kernel
         B.check_input_features(
             type(module).__name__, module.get_variable("params", name).shape[-2], x
         )
+    kernel = module.param(name, module.kernel_init, shape)
+    bias_init = getattr(module, "bias_init", nn.initializers.zeros)
+    bias = module.param("bias", bias_init, (module.features,)) if module.use_bias else None
+    return op(
+        x,
+        B.constrained(kernel, quant.pop("kernel_constraint", None)),
+        input_quantizer=B.sign_quantizer(quant.pop("input_quantizer", None)),
+        kernel_quantizer=B.sign_quantizer(quant.pop("kernel_quantizer")),
+        use_scale=module.use_scale,
+        bias=bias,
+        **quant,
+    )
 
 
 class QuantDense(nn.Module):
@@ -58,18 +71,15 @@ class QuantDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        _check_features(self, B.kernel_name(self.kernel_quantizer), x)
-        kernel = self.param(
-            B.kernel_name(self.kernel_quantizer), self.kernel_init, (x.shape[-1], self.features)
-        )
-        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
-        return B.quantized_dense(
+        return _apply(
+            self,
             x,
-            B.constrained(kernel, self.kernel_constraint),
-            input_quantizer=B.sign_quantizer(self.input_quantizer),
-            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-            use_scale=self.use_scale,
-            bias=bias,
+            B.quantized_dense,
+            (x.shape[-1], self.features),
+            name=B.kernel_name(self.kernel_quantizer),
+            input_quantizer=self.input_quantizer,
+            kernel_quantizer=self.kernel_quantizer,
+            kernel_constraint=self.kernel_constraint,
         )
 
 
@@ -93,19 +103,17 @@ class QuantConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        _check_features(self, B.kernel_name(self.kernel_quantizer), x)
-        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
-        kernel = self.param(B.kernel_name(self.kernel_quantizer), self.kernel_init, shape)
-        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
-        return B.quantized_conv(
+        return _apply(
+            self,
             x,
-            B.constrained(kernel, self.kernel_constraint),
+            B.quantized_conv,
+            tuple(self.kernel_size) + (x.shape[-1], self.features),
+            name=B.kernel_name(self.kernel_quantizer),
+            input_quantizer=self.input_quantizer,
+            kernel_quantizer=self.kernel_quantizer,
+            kernel_constraint=self.kernel_constraint,
             strides=self.strides,
             padding=self.padding,
-            input_quantizer=B.sign_quantizer(self.input_quantizer),
-            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-            use_scale=self.use_scale,
-            bias=bias,
         )
 
 
@@ -126,17 +134,9 @@ class BinaryDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        _check_features(self, B.LATENT_KERNEL, x)
-        kernel = self.param(B.LATENT_KERNEL, self.kernel_init, (x.shape[-1], self.features))
-        bias = (
-            self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
-        )
-        return B.quantized_dense(
-            x,
-            kernel,
-            kernel_quantizer=B.sign_quantizer(self.surrogate),
-            use_scale=self.use_scale,
-            bias=bias,
+        shape = (x.shape[-1], self.features)
+        return _apply(
+            self, x, B.quantized_dense, shape, name=B.LATENT_KERNEL, kernel_quantizer=self.surrogate
         )
 
 
@@ -158,18 +158,13 @@ class BinaryConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        _check_features(self, B.LATENT_KERNEL, x)
-        shape = tuple(self.kernel_size) + (x.shape[-1], self.features)
-        kernel = self.param(B.LATENT_KERNEL, self.kernel_init, shape)
-        bias = (
-            self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
-        )
-        return B.quantized_conv(
+        return _apply(
+            self,
             x,
-            kernel,
+            B.quantized_conv,
+            tuple(self.kernel_size) + (x.shape[-1], self.features),
+            name=B.LATENT_KERNEL,
+            kernel_quantizer=self.surrogate,
             strides=self.strides,
             padding=self.padding,
-            kernel_quantizer=B.sign_quantizer(self.surrogate),
-            use_scale=self.use_scale,
-            bias=bias,
         )

@@ -21,11 +21,9 @@ when the collection is not mutable the sow does nothing).
 from __future__ import annotations
 
 import flax.linen as nn
-import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax import concepts as core
-from htaf_jax.units import resolve_unit
 
 __all__ = ["ConceptBottleneck"]
 
@@ -56,13 +54,7 @@ class ConceptBottleneck(nn.Module, core.ConceptFields):
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
         """s at ``step`` (a float32 scalar); see the class doc for ``step=None``."""
-        return core.sharpness_at(
-            step,
-            train=train,
-            total_steps=self.total_train_steps,
-            sharpen=self.sharpen,
-            fraction=self.sharpen_fraction,
-        )
+        return core.layer_sharpness(self, train, step)
 
     def preactivations(
         self, h: Array, train: bool = False, step: Array | int | None = None
@@ -77,24 +69,10 @@ class ConceptBottleneck(nn.Module, core.ConceptFields):
     def __call__(self, h: Array, train: bool = False, step: Array | int | None = None) -> Array:
         normed = self.norm(self.proj(h), use_running_average=not train)
         key = self.make_rng("dropout") if train and self.concept_noise > 0 else None
-        z, pre = core.binary_concepts(
-            normed,
-            self.surrogate,
-            mode=self.concept_mode,
-            train=train,
-            sharpness=self.sharpness(train, step),
-            noise_std=self.concept_noise,
-            key=key,
-            offset=self.concept_offset,
-        )
-        if train and self.rate_penalty > 0:
-            self.sow("losses", "on_rate_penalty", core.on_rate_penalty(z, self.rate_penalty))
-        unit = resolve_unit(self.surrogate)
-        if unit.has_smooth:
-            self.sow(
-                "intermediates",
-                "near_binary",
-                core.near_binary_share(unit.smooth(pre), self.binary_eps),
-            )
-        self.sow("intermediates", "concept_rate", jnp.mean(unit(pre)))
+        z, stats = core.concept_layer(self, normed, train=train, step=step, key=key)
+        penalty = stats.pop("on_rate_penalty", None)
+        if train and penalty is not None:
+            self.sow("losses", "on_rate_penalty", penalty)
+        for name, value in stats.items():
+            self.sow("intermediates", name, value)
         return z

@@ -4,12 +4,10 @@
 BatchNorm → unit, the unit being H(z) (or, in training with
 ``mode="smooth"``, the surrogate's smooth forward), with a fraction
 ``linear_fraction`` of the units left linear (Kong et al. 2025's "mixed"
-DHN). Evaluation (``train=False``) always uses true Heaviside units.
+DHN). Evaluation (``train=False``) always uses true Heaviside units:
 BatchNorm at evaluation is an affine map with positive scale (for a positive
 γ), which only moves each unit's threshold, so the evaluated layer is an
-exact Heaviside layer.
-
-The same class, fields and defaults are in ``htaf_jax.nnx.heaviside``.
+exact Heaviside layer. ``htaf_jax.nnx.heaviside`` has the same class.
 """
 
 from __future__ import annotations

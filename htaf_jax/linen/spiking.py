@@ -84,30 +84,16 @@ class _Neuron(NeuronFields):
             beta=self._decay("beta_logit", self.beta, self.learn_beta, shape, currents.dtype),
             threshold=threshold,
             spike_fn=resolve_unit(self.surrogate),
-            reset=self.reset,
-            detach_reset=self.detach_reset,
-            reset_delay=self.reset_delay,
-            spike_at_threshold=self.spike_at_threshold,
-            fire_first=self.fire_first,
             num_steps=num_steps,
+            **{name: getattr(self, name) for name in spiking.NeuronOptions._fields},
         )
 
 
 class LIF(_Neuron):
     """Leaky integrate-and-fire neurons: currents (T, B, ...) → (spikes, membrane).
 
-    The membrane is the state carried to the next step. Per step, from U = 0:
-
-      reset_delay=False (default): V = β·U + I  (leak, then input);
-        S = H(V − θ)  (fire);  U = V − S·θ (subtract) or V·(1 − S) (zero).
-      reset_delay=True (snnTorch): U = β·U + I − S_prev·θ (subtract) or
-        β·(1 − S_prev)·U + I (zero);  S = H(U − θ).
-      fire_first=True with reset_delay=True (Spyx): S = H(U − θ) on the
-        membrane carried in, then U = β·U + I − S·θ (subtract) or
-        β·(1 − S)·U + I (zero).
-
-    The reset's gradient is cut (``detach_reset``) or flows through the
-    surrogate; :mod:`htaf_jax.spiking` gives the details.
+    The membrane is the state carried to the next step; the update for each option, and
+    the reset's gradient, are in :mod:`htaf_jax.spiking`.
 
     Attributes:
       beta: decay β ∈ [0, 1] (the initial value when learnable, then in (0, 1)).
@@ -121,11 +107,10 @@ class LIF(_Neuron):
         added (Spyx's ``nn.LIF``); needs ``reset_delay``.
       learn_beta: learn β as σ(``beta_logit``), so it stays in (0, 1).
       learn_threshold: learn θ (parameter ``threshold``).
-      per_neuron: a learnable β/θ (and the other neurons' learnable α, ρ, γ)
-        per neuron (one step's feature shape)
-        rather than one shared scalar.
-      surrogate: the spike function: a registry name, a ``Surrogate`` or a
-        callable x → {0, 1} with its own gradient.
+      per_neuron: a learnable β/θ (and the other neurons' learnable α, ρ, γ) per
+        neuron (one step's feature shape) rather than one shared scalar.
+      surrogate: the spike function: a registry name, a ``Unit`` or a callable
+        x → {0, 1} with its own gradient.
       param_dtype: dtype of the learnable parameters.
     """
 

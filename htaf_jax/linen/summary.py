@@ -165,28 +165,15 @@ def _input_precision(module: nn.Module, x: Any) -> int | jax.Array:
 def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]:
     """The layer's profile with ``macs`` at the kernel's bits, the kernel's bits, and its
     input precision (an int, or a traced flag for an input without a quantizer)."""
-    own = _own_params(module)
+    own, kind = _own_params(module), type(module).__name__
     output_shape = tuple(np.shape(y))[1:] if hasattr(y, "shape") else ()
-    if not isinstance(module, _MAC_LAYERS + (nn.BatchNorm,)):  # parameters, no MACs
-        return (
-            LayerProfile(
-                _name(module),
-                type(module).__name__,
-                None,
-                output_shape,
-                {32: sum(int(np.size(v)) for v in own.values())},
-                {},
-            ),
-            32,
-            None,
+    if not isinstance(module, _MAC_LAYERS):  # parameters, no MACs
+        batch_norm = isinstance(module, nn.BatchNorm)  # counts its folded scale and shift
+        count = (
+            2 * int(np.shape(y)[-1]) if batch_norm else sum(int(np.size(v)) for v in own.values())
         )
-    if isinstance(module, nn.BatchNorm):
-        channels = int(np.shape(y)[-1])
-        return (
-            LayerProfile(_name(module), "BatchNorm", None, output_shape, {32: 2 * channels}, {}),
-            32,
-            None,
-        )
+        kind = "BatchNorm" if batch_norm else kind
+        return LayerProfile(_name(module), kind, None, output_shape, {32: count}, {}), 32, None
     kernel_bits = _kernel_bits(module)
     params: Counter = Counter()
     kernel_size = 0
@@ -195,18 +182,9 @@ def _profile(module: nn.Module, x: Any, y: Any) -> tuple[LayerProfile, int, Any]
         params[kernel_bits if is_kernel else 32] += int(np.size(value))
         kernel_size += int(np.size(value)) if is_kernel else 0
     pixels = int(np.prod(output_shape[:-1])) if len(output_shape) == 3 else 1
-    return (
-        LayerProfile(
-            _name(module),
-            type(module).__name__,
-            None,
-            output_shape,
-            dict(params),
-            {kernel_bits: kernel_size * pixels},
-        ),
-        kernel_bits,
-        _input_precision(module, x),
-    )
+    macs = {kernel_bits: kernel_size * pixels}
+    profile = LayerProfile(_name(module), kind, None, output_shape, dict(params), macs)
+    return profile, kernel_bits, _input_precision(module, x)
 
 
 def _own_params(module: nn.Module) -> dict:
@@ -252,15 +230,11 @@ def summarize(model: nn.Module, variables: Any, *args, **kwargs) -> ModelSummary
     flags = jax.device_get(jax.jit(run)(variables, *args))
     out = []
     for (profile, kernel_bits, _), flag in zip(layers, flags):
-        if profile.kind == "BatchNorm" or not profile.macs:
-            out.append(profile)
-            continue
         bits = int(flag)  # Larq: MACs at max(input precision, kernel bits)
+        macs = {max(bits, kernel_bits): sum(profile.macs.values())}
         out.append(
-            dataclasses.replace(
-                profile,
-                input_precision=bits,
-                macs={max(bits, kernel_bits): sum(profile.macs.values())},
-            )
+            dataclasses.replace(profile, input_precision=bits, macs=macs)
+            if profile.macs
+            else profile
         )
     return ModelSummary(tuple(out))

@@ -22,12 +22,12 @@ from jax import Array
 
 from htaf_jax.binary import sign_quantizer
 from htaf_jax.linen.binary import BinaryConv, BinaryDense
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 __all__ = ["BinaryMLP", "BinaryConvNet"]
 
 
+@register_model("bnn_mlp")
 class BinaryMLP(nn.Module):
     """Flatten → [BinaryDense → BN → sign] per hidden layer → BinaryDense → BN.
 
@@ -62,6 +62,7 @@ class BinaryMLP(nn.Module):
         return logits
 
 
+@register_model("bnn_conv")
 class BinaryConvNet(nn.Module):
     """[BinaryConv3×3 → MaxPool2 → BN → sign] per stage → BinaryDense → BN → sign → head.
 
@@ -116,13 +117,3 @@ def _head(model, x: Array, train: bool) -> Array:
         model.num_classes, model.use_scale, surrogate=model.surrogate, name="head"
     )(x)
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, name="head_bn")(logits)
-
-
-@register_model("bnn_mlp")
-def bnn_mlp(config) -> BinaryMLP:
-    return BinaryMLP(**module_kwargs(BinaryMLP, config))
-
-
-@register_model("bnn_conv")
-def bnn_conv(config) -> BinaryConvNet:
-    return BinaryConvNet(**module_kwargs(BinaryConvNet, config))

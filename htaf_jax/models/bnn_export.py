@@ -29,7 +29,7 @@ from flax import traverse_util
 from jax import Array
 
 from htaf_jax import packing as P
-from htaf_jax.binary import LATENT_KERNEL
+from htaf_jax.binary import LATENT_KERNEL, channel_scale
 from htaf_jax.models.bnn import BinaryMLP
 
 __all__ = [
@@ -81,7 +81,7 @@ def pack_binary_params(params: Any, dtype=np.uint8) -> dict[tuple[str, ...], Pac
         if not _is_latent(path):
             continue
         kernel = np.asarray(kernel, np.float32)
-        scale = np.mean(np.abs(kernel), axis=tuple(range(kernel.ndim - 1))).astype(np.float32)
+        scale = np.asarray(channel_scale(kernel), np.float32)
         out[path] = PackedKernel(pack_bits(kernel >= 0, dtype), kernel.shape, scale)
     if not out:
         raise ValueError(f"no '{LATENT_KERNEL}' parameters found: not a binary network")

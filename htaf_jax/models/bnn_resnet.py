@@ -37,7 +37,6 @@ from jax import Array
 
 from htaf_jax.binary import sign_quantizer
 from htaf_jax.linen.binary import QuantConv
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 __all__ = ["BiRealBlock", "BinaryResNet", "RPReLU"]
@@ -95,6 +94,7 @@ class BiRealBlock(nn.Module):
         return RPReLU(name="rprelu")(y + shortcut) if self.react else y + shortcut
 
 
+@register_model("bnn_resnet")
 class BinaryResNet(nn.Module):
     """Real stem conv 3×3 → BN → stages of ``BiRealBlock`` → ReLU → mean pool → Dense.
 
@@ -134,8 +134,3 @@ class BinaryResNet(nn.Module):
         logits = nn.Dense(self.num_classes, name="head")(x)
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
         return logits
-
-
-@register_model("bnn_resnet")
-def bnn_resnet(config) -> BinaryResNet:
-    return BinaryResNet(**module_kwargs(BinaryResNet, config))

@@ -1,9 +1,7 @@
 """Deep Heaviside networks (DHNs): hidden units are Heaviside steps H(z) ∈ {0, 1}.
 
-Kong, Chen, Langer & Schmidt-Hieber ("On the expressivity of deep Heaviside
-networks", arXiv 2505.00110) show that plain DHNs are limited in what they can
-express and that skip connections, or some linear units per layer, fix that.
-Three variants:
+Three variants of Kong, Chen, Langer & Schmidt-Hieber's (arXiv 2505.00110) networks,
+whose units and training modes are :mod:`htaf_jax.heaviside`'s:
 
 - ``plain``: h_l = H(BN(W_l h_{l−1})).
 - ``skip``: every hidden layer also reads the network input x through its own
@@ -14,16 +12,11 @@ Three variants:
 - ``mixed``: a fraction ``linear_fraction`` of each layer's units is linear
   (identity), the rest Heaviside.
 
-Training modes: ``mode="smooth"`` trains with the surrogate's smooth forward
-(HTAF: σ(α·tanh(β·z))) and its true derivative; ``mode="hard"`` uses H(z)
-forward with the surrogate derivative throughout. Evaluation
-(``train=False``) always uses true Heaviside units, so the evaluated network
-is an exact DHN. BatchNorm at evaluation is an affine map with positive
-scale (for a positive BN γ), which only moves each unit's threshold.
-The MLP's hidden layers are ``htaf_jax.linen.HeavisideDense`` layers named
-``layer{l}`` (kernel, and BatchNorm ``bn``), so layer ``l``'s parameters live
-under ``layer{l}`` (``skip{l}`` for the skip map), which the depth study reads
-per-layer gradient norms from. The CNN's are ``layer{l}`` (Conv) and ``bn{l}``.
+Evaluation (``train=False``) always uses true Heaviside units, so the evaluated network
+is an exact DHN. The MLP's hidden layers are ``htaf_jax.linen.HeavisideDense`` layers
+named ``layer{l}`` (kernel, and BatchNorm ``bn``; ``skip{l}`` for the skip map), which
+the depth study reads per-layer gradient norms from; the CNN's are ``layer{l}`` (Conv)
+and ``bn{l}``.
 """
 
 from __future__ import annotations
@@ -37,7 +30,6 @@ from jax import Array
 
 from htaf_jax.heaviside import Mode, check_mode, linear_count, mixed_units
 from htaf_jax.linen.heaviside import HeavisideDense
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 __all__ = ["HeavisideMLP", "HeavisideCNN"]
@@ -89,6 +81,7 @@ class _HeavisideBase(nn.Module):
         return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{index}")(z)
 
 
+@register_model("dhn_mlp")
 class HeavisideMLP(_HeavisideBase):
     """Flatten → ``depth`` Heaviside layers of ``width`` units → Dense head."""
 
@@ -118,6 +111,7 @@ class HeavisideMLP(_HeavisideBase):
         return logits
 
 
+@register_model("dhn_cnn")
 class HeavisideCNN(_HeavisideBase):
     """``depth`` Conv3×3 Heaviside layers of ``features`` channels → Dense head.
 
@@ -152,13 +146,3 @@ class HeavisideCNN(_HeavisideBase):
         logits = nn.Dense(self.num_classes, name="head")(h.reshape(h.shape[0], -1))
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
         return logits
-
-
-@register_model("dhn_mlp")
-def dhn_mlp(config) -> HeavisideMLP:
-    return HeavisideMLP(**module_kwargs(HeavisideMLP, config))
-
-
-@register_model("dhn_cnn")
-def dhn_cnn(config) -> HeavisideCNN:
-    return HeavisideCNN(**module_kwargs(HeavisideCNN, config))

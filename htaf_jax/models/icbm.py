@@ -2,36 +2,16 @@
 
 ICBM: backbone features h → concept layer z = u(s·BN(W·h)) with K concepts →
 linear head, logits = z·V + b. The concept layer is
-``htaf_jax.linen.concepts.ConceptBottleneck`` (its math: ``htaf_jax.concepts``):
-``u`` is a binary unit of the registry (``htaf_jax.units``, HTAF by default), s the
-sharpness (1 unless ``sharpen`` is set). During training the concept layer runs
-in the ``concept_mode`` form: ``"smooth"`` (z = u.smooth(·) ∈ (0, 1), the true
-derivative) or ``"hard"`` (z = H(·) ∈ {0, 1}, surrogate derivative).
-Evaluation (``train=False``) and every explanation use hard concepts, so a
-prediction is exactly ``sum_k z_k V[k, c] + b_c`` over the active concepts.
+``htaf_jax.linen.concepts.ConceptBottleneck`` (its math, its training forms and its
+options for sparse concepts: ``htaf_jax.concepts``). Evaluation (``train=False``) and
+every explanation use hard concepts, so a prediction is exactly
+``sum_k z_k V[k, c] + b_c`` over the active concepts. ``nonneg_head=True`` makes the
+head V = max(kernel, 0) (kernel initialised non-negative): every active concept adds
+evidence for classes, never against, and weights pushed below 0 stay exactly 0.
 
-Entries without a smooth form (straight-through) must train with
-``concept_mode="hard"``.
-
-Options for sparse, readable concepts (all off by default):
-``norm_affine=False`` with ``concept_offset=θ`` caps each concept's on-rate
-per training batch at 1/(1 + θ²) (``htaf_jax.concepts``, no loss term);
-``rate_penalty=λ`` and ``head_l1=μ`` sow λ·mean(z) and μ·mean|V| in the
-``losses`` collection (a trainer adds ``sum(jax.tree.leaves(updates["losses"]))``
-to its loss with ``"losses"`` mutable; without that they do nothing);
-``nonneg_head=True`` makes the head V = max(kernel, 0) (kernel initialised
-non-negative): every active concept adds evidence for classes, never
-against, and weights pushed below 0 stay exactly 0, a sparse head.
-
-Besides ``__call__`` (logits), the module has methods for the interpretation
-tools, used as ``model.apply(variables, x, method=ICBM.concepts)``:
-``concept_preactivations`` (s·BN(W·h), ranks examples per concept),
-``concepts`` (hard or soft z), ``classify`` (head on given z),
-``head_params`` (the head's effective kernel V and bias) and
-``explain`` (all of them at once).
-
-Registered models (``config.model.name``): ``"icbm"`` and ``"standard"`` (the
-baseline); see ``icbm_from_config`` for the config fields.
+The interpretation tools call its methods as ``model.apply(variables, x,
+method=ICBM.concepts)``. Registered models (``config.model.name``): ``"icbm"`` and
+``"standard"`` (the baseline).
 """
 
 from __future__ import annotations
@@ -112,12 +92,8 @@ class ICBM(nn.Module, core.ConceptFields):
       nonneg_head: the head is ``NonNegativeDense`` (V = max(kernel, 0)).
       head_l1: μ of the sown training loss μ·mean|V| (0: not sown).
 
-    Parameters: ``backbone``, ``concept_layer`` (``proj``, ``norm``), ``head``.
-    Sown (``intermediates``, under ``concept_layer``): ``near_binary`` (share of
-    smooth concepts within ``binary_eps`` of {0, 1}; only for units with a
-    smooth form) and ``concept_rate`` (mean of the hard concepts). Sown in
-    training (``losses``): ``concept_layer/on_rate_penalty`` (``rate_penalty > 0``)
-    and ``head_l1`` (``head_l1 > 0``).
+    Parameters: ``backbone``, ``concept_layer`` (``proj``, ``norm``), ``head``. Sown: the
+    concept layer's (under ``concept_layer``), and in training ``losses/head_l1``.
     """
 
     backbone: nn.Module
@@ -227,13 +203,9 @@ def _split_backbone(model_config) -> tuple[nn.Module, dict]:
 @register_model("icbm")
 def icbm_from_config(model_config) -> ICBM:
     """ICBM from ``config.model``: ``backbone`` (mlp | cnn | resnet | resnet18 | vit),
-    ``backbone_kwargs``
-    (its fields), ``surrogate_kwargs`` (the unit's hyperparameters, see
-    ``config_fields.module_kwargs``), and any field of ``ICBM`` (``num_concepts``,
-    ``surrogate``, ``concept_mode``, ``concept_noise``, ``sharpen``, ``sharpen_fraction``,
-    ``norm_affine``, ``concept_offset``, ``rate_penalty``, ``nonneg_head``, ``head_l1``,
-    ``num_classes``, ``total_train_steps``; ``build_model`` gives the last two from the
-    data and the run's length). Another field raises ValueError naming the valid ones."""
+    ``backbone_kwargs`` (its fields), ``surrogate_kwargs`` (the unit's hyperparameters,
+    see ``config_fields.module_kwargs``) and any field of ``ICBM``; another field raises
+    ValueError naming the valid ones."""
     backbone, fields = _split_backbone(model_config)
     return ICBM(backbone, **module_kwargs(ICBM, fields))
 

@@ -12,10 +12,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 
 
+@register_model("mlp")
 class MLP(nn.Module):
     """images (B, H, W, C) → logits (B, num_classes)."""
 
@@ -36,10 +36,3 @@ class MLP(nn.Module):
             if self.dropout_rate > 0:
                 x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="head")(x)
-
-
-@register_model("mlp")
-def mlp(model_config) -> MLP:
-    """MLP from ``config.model``: any field of ``MLP``; another field raises ValueError
-    naming the valid ones."""
-    return MLP(**module_kwargs(MLP, model_config))

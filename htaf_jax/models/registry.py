@@ -14,12 +14,16 @@ the caller's, so a stored config holds only what a person chose.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, TypeVar
 
 import flax.linen as nn
 
+from htaf_jax.models.config_fields import module_kwargs
+
 # A model config: an ml_collections.ConfigDict (the engine's) or a plain mapping.
 ModelFactory = Callable[[Any], nn.Module]
+_F = TypeVar("_F", bound=Callable)
 
 # What the engine derives and passes to build_model: the number of classes of
 # the data and the length of training (for schedules that depend on the train
@@ -33,25 +37,35 @@ _REGISTRY: dict[str, ModelFactory] = {}
 _MODEL_MODULES = ("mlp", "snn", "rsnn", "bnn", "bnn_resnet", "dhn", "icbm")
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator registering ``fn(model_config) -> nn.Module`` under ``name``.
+def register_model(name: str) -> Callable[[_F], _F]:
+    """Decorator registering ``fn(model_config) -> nn.Module`` under ``name``, or a Linen
+    Module class, then built by ``cls(**config_fields.module_kwargs(cls, model_config))``.
 
     ``model_config`` is a ConfigDict (or mapping) holding ``name`` and the
     model's fields; the factory should reject a field it does not know
     (``config_fields.module_kwargs`` does)."""
 
-    def wrap(fn: ModelFactory) -> ModelFactory:
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
-            existing = _REGISTRY[name]
-            if (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
-                raise ValueError(
-                    f"model {name!r} is already registered by "
-                    f"{existing.__module__}.{existing.__qualname__}"
-                )
-        _REGISTRY[name] = fn
+    def wrap(fn: _F) -> _F:
+        obj: Any = fn  # a class or a function (no narrowing of fn's type)
+        factory = _module_factory(obj) if inspect.isclass(obj) else obj
+        existing = _REGISTRY.get(name, factory)
+        if (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(
+                f"model {name!r} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
+        _REGISTRY[name] = factory
         return fn
 
     return wrap
+
+
+def _module_factory(cls: type) -> ModelFactory:
+    def factory(model_config) -> nn.Module:
+        return cls(**module_kwargs(cls, model_config))
+
+    factory.__module__, factory.__qualname__ = cls.__module__, cls.__qualname__
+    return factory
 
 
 def _import_model_modules() -> None:

@@ -22,13 +22,13 @@ import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax.linen.spiking import LIF, NeuronFields, RecurrentLIF
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.spiking import membrane_readout, spike_count_readout
 
 __all__ = ["RecurrentSNN"]
 
 
+@register_model("rsnn")
 class RecurrentSNN(NeuronFields):
     """(B, T, ...) → [Dense → RecurrentLIF] per hidden layer → Dense → readout over T.
 
@@ -69,8 +69,3 @@ class RecurrentSNN(NeuronFields):
             raise ValueError(f"unknown readout {self.readout!r}")
         chex.assert_shape(logits, (b, self.num_classes))
         return logits
-
-
-@register_model("rsnn")
-def rsnn(config) -> RecurrentSNN:
-    return RecurrentSNN(**module_kwargs(RecurrentSNN, config))

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from jax import Array
 
 from htaf_jax.linen.spiking import IF, LIF, NeuronFields
-from htaf_jax.models.config_fields import module_kwargs
 from htaf_jax.models.registry import register_model
 from htaf_jax.spiking import latency_encode, membrane_readout, rate_encode, spike_count_readout
 
@@ -92,6 +91,7 @@ def _over_time(fn, x: Array, time_constant: bool) -> Array:
     return y.reshape((t, b) + y.shape[1:])
 
 
+@register_model("snn_mlp")
 class SpikingMLP(_SpikingBase):
     """Flatten → [Dense → (BN) → LIF] per hidden layer → Dense → readout.
 
@@ -120,6 +120,7 @@ class SpikingMLP(_SpikingBase):
         return logits
 
 
+@register_model("snn_conv")
 class SpikingConvNet(_SpikingBase):
     """[Conv3×3 → BN → LIF → MaxPool2] per stage → Dense → readout.
 
@@ -147,13 +148,3 @@ class SpikingConvNet(_SpikingBase):
         logits = self._read_out(out, len(self.features))
         chex.assert_shape(logits, (images.shape[0], self.num_classes))
         return logits
-
-
-@register_model("snn_mlp")
-def snn_mlp(config) -> SpikingMLP:
-    return SpikingMLP(**module_kwargs(SpikingMLP, config))
-
-
-@register_model("snn_conv")
-def snn_conv(config) -> SpikingConvNet:
-    return SpikingConvNet(**module_kwargs(SpikingConvNet, config))

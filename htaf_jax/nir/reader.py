@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 import os
 from typing import Any, Callable, NamedTuple
 
@@ -63,18 +64,14 @@ def chain(nir, nodes: dict, edges: list) -> list[str]:
     succ: dict[str, list[str]] = {}
     for src, dst in edges:
         succ.setdefault(src, []).append(dst)
-    for name in nodes:
-        seen, todo = set(), list(succ.get(name, []))
-        while todo:
-            node = todo.pop()
-            if node == name:
-                raise ValueError(
-                    f"node {name!r} ({type(nodes[name]).__name__}) is on a cycle "
-                    "that is not a neuron's recurrent weight: not supported"
-                )
-            if node not in seen:
-                seen.add(node)
-                todo.extend(succ.get(node, []))
+    try:
+        graphlib.TopologicalSorter(succ).prepare()
+    except graphlib.CycleError as e:
+        name = min(e.args[1], key=list(nodes).index)  # the cycle's first node in the graph
+        raise ValueError(
+            f"node {name!r} ({type(nodes[name]).__name__}) is on a cycle "
+            "that is not a neuron's recurrent weight: not supported"
+        ) from None
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise ValueError(f"from_nir needs one Input node, found {inputs}")

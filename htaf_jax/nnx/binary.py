@@ -1,183 +1,89 @@
 """Quantized and binary layers for Flax NNX, thin over ``htaf_jax.binary``.
 
 The same classes, fields, defaults and parameter names as
-``htaf_jax.linen.binary``; NNX layers also take the input size
-(``in_features``) and ``rngs``. See the Linen module for the math.
+``htaf_jax.linen.binary``, whose dataclass fields each layer here takes (declared
+once, there); NNX layers also take the input size (``in_features``) first and
+``rngs``. See the Linen module for the math.
 """
 
+# The layers take their fields from the Linen classes when built, so a type checker cannot
+# see them as attributes: that one check is off in this file.
+# pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
 
 from flax import nnx
 from jax import Array
 
 from htaf_jax import binary as B
+from htaf_jax.linen import binary as linen_binary
+from htaf_jax.nnx._fields import bind, signature
 
 __all__ = ["BinaryConv", "BinaryDense", "QuantConv", "QuantDense"]
 
-_lecun_normal = nnx.initializers.lecun_normal()
+_POSITIONAL = ("features", "kernel_size", "strides", "padding")  # after in_features
 
 
-def _param(init: Callable, rngs: nnx.Rngs, shape: tuple[int, ...]) -> nnx.Param:
-    return nnx.Param(init(rngs.params(), shape))
+class _Layer(nnx.Module):
+    """A quantized or binary layer with the fields of its Linen twin, ``linen``."""
+
+    linen: type
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        after = [("rngs", inspect.Parameter.empty)]
+        cls.__signature__ = signature(cls.linen, _POSITIONAL, ["in_features"], after)
+
+    def __init__(self, in_features: int, *args, rngs: nnx.Rngs, **fields):
+        values = bind(self, self.linen, args, fields, _POSITIONAL)
+        kernel_init = values.pop("kernel_init")
+        bias_init = values.pop("bias_init", nnx.initializers.zeros)
+        for name, value in values.items():
+            setattr(self, name, tuple(value) if name in ("kernel_size", "strides") else value)
+        self.in_features = in_features
+        binary = "surrogate" in values  # BinaryDense/Conv: the surrogate quantizes the kernel
+        self._kernel_name = B.LATENT_KERNEL if binary else B.kernel_name(self.kernel_quantizer)
+        shape = tuple(values.get("kernel_size", ())) + (in_features, self.features)
+        setattr(self, self._kernel_name, nnx.Param(kernel_init(rngs.params(), shape)))
+        bias = bias_init(rngs.params(), (self.features,)) if self.use_bias else None
+        self.bias = None if bias is None else nnx.Param(bias)
+
+    def __call__(self, x: Array) -> Array:
+        B.check_input_features(type(self).__name__, self.in_features, x)
+        kernel = getattr(self, self._kernel_name)[...]
+        own = vars(self)
+        conv = {"strides": self.strides, "padding": self.padding} if "strides" in own else {}
+        return (B.quantized_conv if conv else B.quantized_dense)(
+            x,
+            B.constrained(kernel, own.get("kernel_constraint")),
+            input_quantizer=B.sign_quantizer(own.get("input_quantizer")),
+            kernel_quantizer=B.sign_quantizer(own.get("kernel_quantizer", own.get("surrogate"))),
+            use_scale=self.use_scale,
+            bias=None if self.bias is None else self.bias[...],
+            **conv,
+        )
 
 
-def _bias(self) -> Array | None:
-    return None if self.bias is None else self.bias[...]
-
-
-class QuantDense(nnx.Module):
+class QuantDense(_Layer):
     """(..., in_features) → (..., features), Larq's ``QuantDense`` (see the Linen class)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        features: int,
-        *,
-        input_quantizer: Any = None,
-        kernel_quantizer: Any = None,
-        kernel_constraint: Any = None,
-        use_scale: bool = False,
-        use_bias: bool = True,
-        kernel_init: Callable = _lecun_normal,
-        bias_init: Callable = nnx.initializers.zeros,
-        rngs: nnx.Rngs,
-    ):
-        self.in_features, self.features = in_features, features
-        self.input_quantizer, self.kernel_quantizer = input_quantizer, kernel_quantizer
-        self.kernel_constraint, self.use_scale, self.use_bias = (
-            kernel_constraint,
-            use_scale,
-            use_bias,
-        )
-        self._kernel_name = B.kernel_name(kernel_quantizer)
-        setattr(self, self._kernel_name, _param(kernel_init, rngs, (in_features, features)))
-        self.bias = _param(bias_init, rngs, (features,)) if use_bias else None
-
-    def __call__(self, x: Array) -> Array:
-        B.check_input_features("QuantDense", self.in_features, x)
-        kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
-        return B.quantized_dense(
-            x,
-            kernel,
-            input_quantizer=B.sign_quantizer(self.input_quantizer),
-            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-            use_scale=self.use_scale,
-            bias=_bias(self),
-        )
+    linen = linen_binary.QuantDense
 
 
-class QuantConv(nnx.Module):
+class QuantConv(_Layer):
     """2-D convolution (NHWC in, HWIO kernel), Larq's ``QuantConv2D`` (see the Linen class)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        features: int,
-        kernel_size: tuple[int, int] = (3, 3),
-        strides: tuple[int, int] = (1, 1),
-        padding: Any = "SAME",
-        *,
-        input_quantizer: Any = None,
-        kernel_quantizer: Any = None,
-        kernel_constraint: Any = None,
-        use_scale: bool = False,
-        use_bias: bool = True,
-        kernel_init: Callable = _lecun_normal,
-        bias_init: Callable = nnx.initializers.zeros,
-        rngs: nnx.Rngs,
-    ):
-        self.in_features, self.features = in_features, features
-        self.kernel_size, self.strides, self.padding = tuple(kernel_size), tuple(strides), padding
-        self.input_quantizer, self.kernel_quantizer = input_quantizer, kernel_quantizer
-        self.kernel_constraint, self.use_scale, self.use_bias = (
-            kernel_constraint,
-            use_scale,
-            use_bias,
-        )
-        self._kernel_name = B.kernel_name(kernel_quantizer)
-        shape = self.kernel_size + (in_features, features)
-        setattr(self, self._kernel_name, _param(kernel_init, rngs, shape))
-        self.bias = _param(bias_init, rngs, (features,)) if use_bias else None
-
-    def __call__(self, x: Array) -> Array:
-        B.check_input_features("QuantConv", self.in_features, x)
-        kernel = B.constrained(getattr(self, self._kernel_name)[...], self.kernel_constraint)
-        return B.quantized_conv(
-            x,
-            kernel,
-            strides=self.strides,
-            padding=self.padding,
-            input_quantizer=B.sign_quantizer(self.input_quantizer),
-            kernel_quantizer=B.sign_quantizer(self.kernel_quantizer),
-            use_scale=self.use_scale,
-            bias=_bias(self),
-        )
+    linen = linen_binary.QuantConv
 
 
-class BinaryDense(nnx.Module):
+class BinaryDense(_Layer):
     """(..., in_features) → (..., features) with ±1 weights (scaled per output if ``use_scale``)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        features: int,
-        *,
-        use_scale: bool = True,
-        use_bias: bool = False,
-        surrogate: str | Callable = "htaf",
-        kernel_init: Callable = _lecun_normal,
-        rngs: nnx.Rngs,
-    ):
-        self.in_features, self.features = in_features, features
-        self.use_scale, self.use_bias, self.surrogate = use_scale, use_bias, surrogate
-        setattr(self, B.LATENT_KERNEL, _param(kernel_init, rngs, (in_features, features)))
-        self.bias = _param(nnx.initializers.zeros, rngs, (features,)) if use_bias else None
-
-    def __call__(self, x: Array) -> Array:
-        B.check_input_features("BinaryDense", self.in_features, x)
-        return B.quantized_dense(
-            x,
-            getattr(self, B.LATENT_KERNEL)[...],
-            kernel_quantizer=B.sign_quantizer(self.surrogate),
-            use_scale=self.use_scale,
-            bias=_bias(self),
-        )
+    linen = linen_binary.BinaryDense
 
 
-class BinaryConv(nnx.Module):
+class BinaryConv(_Layer):
     """2-D convolution (NHWC in, HWIO ``latent_kernel``) with ±1 weights."""
 
-    def __init__(
-        self,
-        in_features: int,
-        features: int,
-        kernel_size: tuple[int, int] = (3, 3),
-        strides: tuple[int, int] = (1, 1),
-        padding: Any = "SAME",
-        *,
-        use_scale: bool = True,
-        use_bias: bool = False,
-        surrogate: str | Callable = "htaf",
-        kernel_init: Callable = _lecun_normal,
-        rngs: nnx.Rngs,
-    ):
-        self.in_features, self.features = in_features, features
-        self.kernel_size, self.strides, self.padding = tuple(kernel_size), tuple(strides), padding
-        self.use_scale, self.use_bias, self.surrogate = use_scale, use_bias, surrogate
-        shape = self.kernel_size + (in_features, features)
-        setattr(self, B.LATENT_KERNEL, _param(kernel_init, rngs, shape))
-        self.bias = _param(nnx.initializers.zeros, rngs, (features,)) if use_bias else None
-
-    def __call__(self, x: Array) -> Array:
-        B.check_input_features("BinaryConv", self.in_features, x)
-        return B.quantized_conv(
-            x,
-            getattr(self, B.LATENT_KERNEL)[...],
-            strides=self.strides,
-            padding=self.padding,
-            kernel_quantizer=B.sign_quantizer(self.surrogate),
-            use_scale=self.use_scale,
-            bias=_bias(self),
-        )
+    linen = linen_binary.BinaryConv

@@ -81,13 +81,7 @@ class ConceptBottleneck(nnx.Module):
 
     def sharpness(self, train: bool = False, step: Array | int | None = None) -> Array:
         """s at ``step`` (a float32 scalar); ``step=None`` as in the Linen layer."""
-        return core.sharpness_at(
-            step,
-            train=train,
-            total_steps=self.total_train_steps,
-            sharpen=self.sharpen,
-            fraction=self.sharpen_fraction,
-        )
+        return core.layer_sharpness(self, train, step)  # pyright: ignore[reportArgumentType]
 
     def preactivations(
         self, h: Array, train: bool = False, step: Array | int | None = None
@@ -110,24 +104,7 @@ class ConceptBottleneck(nnx.Module):
         if train and self.concept_noise > 0:
             stream = self.rngs if rngs is None else rngs
             key = stream if isinstance(stream, jax.Array) else stream()  # pyright: ignore[reportOptionalCall]
-        z, pre = core.binary_concepts(
-            normed,
-            self.surrogate,
-            mode=self.concept_mode,  # pyright: ignore[reportArgumentType]
-            train=train,
-            sharpness=self.sharpness(train, step),
-            noise_std=self.concept_noise,
-            key=key,
-            offset=self.concept_offset,
-        )
-        if self.rate_penalty > 0:
-            self.on_rate_penalty[...] = (
-                core.on_rate_penalty(z, self.rate_penalty) if train else jnp.zeros((), jnp.float32)
-            )
-        unit = resolve_unit(self.surrogate)
-        if self.has_smooth:
-            self.near_binary[...] = jax.lax.stop_gradient(
-                core.near_binary_share(unit.smooth(pre), self.binary_eps)
-            )
-        self.concept_rate[...] = jax.lax.stop_gradient(jnp.mean(unit(pre)))
+        z, stats = core.concept_layer(self, normed, train=train, step=step, key=key)  # pyright: ignore[reportArgumentType]
+        for name, value in stats.items():
+            getattr(self, name)[...] = value
         return z

@@ -7,14 +7,19 @@ Linen signature (``layer(x, train=True)`` updates the BatchNorm statistics
 and, with ``mode="smooth"``, uses the smooth units).
 """
 
+# The layer takes its fields from the Linen class when built, so a type checker cannot
+# see them as attributes: that one check is off in this file.
+# pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
-from typing import Callable
+import inspect
 
 from flax import nnx
 from jax import Array
 
-from htaf_jax.heaviside import Mode, check_mode, mixed_units
+from htaf_jax.heaviside import check_mode, mixed_units
+from htaf_jax.linen import heaviside as linen_heaviside
+from htaf_jax.nnx._fields import bind, signature
 
 __all__ = ["HeavisideDense"]
 
@@ -22,30 +27,19 @@ __all__ = ["HeavisideDense"]
 class HeavisideDense(nnx.Module):
     """(..., in_features) → (..., features) units in {0, 1} (linear ones real-valued)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        features: int,
-        *,
-        mode: Mode = "hard",
-        linear_fraction: float = 0.0,
-        use_batchnorm: bool = True,
-        momentum: float = 0.9,
-        surrogate: str | Callable = "htaf",
-        kernel_init: Callable = nnx.initializers.lecun_normal(),
-        rngs: nnx.Rngs,
-    ):
-        check_mode(mode)
-        self.in_features, self.features = in_features, features
-        self.mode, self.linear_fraction, self.surrogate = mode, linear_fraction, surrogate
-        self.use_batchnorm = use_batchnorm
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, features)))
-        if use_batchnorm:
-            self.bias = None
-            self.bn = nnx.BatchNorm(features, momentum=momentum, rngs=rngs)
+    def __init__(self, in_features: int, *args, rngs: nnx.Rngs, **fields):
+        values = bind(self, linen_heaviside.HeavisideDense, args, fields, ("features",))
+        check_mode(values["mode"])
+        kernel_init, momentum = values.pop("kernel_init"), values.pop("momentum")
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.in_features = in_features
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, self.features)))
+        if self.use_batchnorm:
+            self.bias, self.bn = None, nnx.BatchNorm(self.features, momentum=momentum, rngs=rngs)
         else:
-            self.bias = nnx.Param(nnx.initializers.zeros(rngs.params(), (features,)))
-            self.bn = None
+            zeros = nnx.initializers.zeros(rngs.params(), (self.features,))
+            self.bias, self.bn = nnx.Param(zeros), None
 
     def __call__(self, x: Array, train: bool = False, residual: Array | None = None) -> Array:
         z = x @ self.kernel[...]
@@ -61,3 +55,11 @@ class HeavisideDense(nnx.Module):
             smooth=train and self.mode == "smooth",
             linear_fraction=self.linear_fraction,
         )
+
+
+HeavisideDense.__signature__ = signature(
+    linen_heaviside.HeavisideDense,
+    ("features",),
+    ["in_features"],
+    [("rngs", inspect.Parameter.empty)],
+)

@@ -15,8 +15,6 @@ behave the same in train and eval mode.
 # pyright: reportAttributeAccessIssue=false
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from typing import Sequence
 
 import jax
@@ -25,6 +23,7 @@ from flax import nnx
 from jax import Array
 
 from htaf_jax import spiking
+from htaf_jax.nnx._fields import signature
 from htaf_jax.units import resolve_unit
 
 __all__ = ["LIF", "IF", "RecurrentLIF", "Synaptic", "ALIF"]
@@ -39,19 +38,8 @@ class _Neuron(nnx.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # What inspect.signature, help() and the docs show: the spec's fields.
-        kw = inspect.Parameter.KEYWORD_ONLY
-        cls.__signature__ = inspect.Signature(
-            [
-                inspect.Parameter(f.name, kw, default=f.default, annotation=f.type)
-                for f in dataclasses.fields(cls.spec)
-            ]
-            + [
-                inspect.Parameter("param_dtype", kw, default=jnp.float32),
-                inspect.Parameter("in_features", kw, default=None),
-                inspect.Parameter("rngs", kw, default=None),
-            ]
-        )
+        after = [("param_dtype", jnp.float32), ("in_features", None), ("rngs", None)]
+        cls.__signature__ = signature(cls.spec, after=after)
 
     def __init__(
         self,
@@ -99,12 +87,8 @@ class _Neuron(nnx.Module):
             beta=beta,
             threshold=threshold,
             spike_fn=resolve_unit(self.surrogate),
-            reset=self.reset,
-            detach_reset=self.detach_reset,
-            reset_delay=self.reset_delay,
-            spike_at_threshold=self.spike_at_threshold,
-            fire_first=self.fire_first,
             num_steps=num_steps,
+            **{name: getattr(self, name) for name in spiking.NeuronOptions._fields},
         )
 
 

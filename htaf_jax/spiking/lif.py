@@ -26,8 +26,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.functions import _cotangent_like, _step
-from htaf_jax.units import StepUnit, _wide
+from htaf_jax.functions import _cotangent_like, _step, _wide, varying_axes
+from htaf_jax.units import StepUnit
 
 Reset = Literal["subtract", "zero"]
 SpikeFn = Callable[[Array], Array]
@@ -57,25 +57,15 @@ def check_options(reset: str, reset_delay: bool, fire_first: bool) -> None:
 
 def manual_axes(x: Array) -> tuple[str, ...]:
     """The ``shard_map`` manual mesh axes x varies over (empty outside ``shard_map``)."""
-    return tuple(getattr(jax.typeof(x), "vma", ()) or ())
+    return tuple(sorted(varying_axes(x)))
 
 
 def zeros_like_varying(x: Array) -> Array:
-    """Zeros shaped like x, varying over the same manual mesh axes (inside
-    ``shard_map`` a scan carry must have the per-device type of what the body
-    adds to it)."""
-    zeros = jnp.zeros_like(x)
-    vma = manual_axes(x)
-    return jax.lax.pcast(zeros, vma, to="varying") if vma else zeros
-
-
-def _to_varying(v, vma: tuple[str, ...]):
-    """A traced replicated value cast to vary over ``vma`` (its gradient then comes
-    back psummed over the devices: the transpose of the cast)."""
-    if not vma or not isinstance(v, jax.Array):
-        return v
-    missing = tuple(a for a in vma if a not in manual_axes(v))
-    return jax.lax.pcast(v, missing, to="varying") if missing else v
+    """Zeros shaped like x, varying over the same manual mesh axes: inside ``shard_map``
+    a scan carry must have the per-device type of what the body adds to it, which
+    ``jnp.zeros_like`` keeps (a replicated β or θ is cast where it meets the carry, and
+    its cotangent summed back by ``functions._cotangent_like``)."""
+    return jnp.zeros_like(x)
 
 
 def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True) -> Array:
@@ -310,9 +300,7 @@ def lif_dynamics(
     # neuron's parameters compute in it too, as under mixed precision they should.
     dtype = currents.dtype
     spike, hp = _spike_parts(spike_fn, spike_at_threshold)
-    vma = manual_axes(currents)
-    beta, threshold = (_to_varying(jnp.asarray(v, dtype), vma) for v in (beta, threshold))
-    hp = jax.tree.map(lambda v: _to_varying(v, vma), hp)
+    beta, threshold = jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype)
     options = NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold, fire_first)
     return _lif(currents, beta, threshold, hp, spike, options, *learn)
 

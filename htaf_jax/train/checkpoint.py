@@ -55,20 +55,11 @@ class Progress(NamedTuple):
     step_in_epoch: int  # index of the next batch in that epoch's order
 
 
-def _path_name(path) -> str:
-    parts = []
-    for key in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(key, attr):
-                parts.append(str(getattr(key, attr)))
-                break
-    return "/".join(parts)
-
-
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    """{"params/dense0/kernel": shape, ...} of every leaf."""
     return {
-        _path_name(path): tuple(getattr(leaf, "shape", np.shape(leaf))) for path, leaf in leaves
+        jax.tree_util.keystr(path, simple=True, separator="/"): tuple(np.shape(leaf))
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
     }
 
 
@@ -91,6 +82,19 @@ def describe_mismatch(saved: dict, wanted: dict, limit: int = 3) -> str | None:
         return None
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
     return "; ".join(problems[:limit]) + more
+
+
+def check_same_model(saved_tree, target, which: str, hint: str = "") -> None:
+    """Raises CheckpointMismatchError naming the ``params``/``batch_stats`` leaves whose
+    shapes differ between a saved tree and the model's (the optimiser state mirrors them)."""
+    model_part = lambda shapes: {  # noqa: E731
+        k: v for k, v in shapes.items() if k.split("/")[0] in ("params", "batch_stats")
+    }
+    mismatch = describe_mismatch(model_part(_shapes(saved_tree)), model_part(_shapes(target)))
+    if mismatch:
+        raise CheckpointMismatchError(
+            f"checkpoint {which} was made for a different model: {mismatch}.{hint}"
+        )
 
 
 def _words(leaf: jax.Array) -> jax.Array:
@@ -242,16 +246,8 @@ class Checkpoints:
         )
 
     def check_compatible(self, step: int, saved_tree, target: dict[str, Any]) -> None:
-        # Compare the model's own leaves; the optimiser state mirrors them.
-        model_part = lambda shapes: {
-            k: v for k, v in shapes.items() if k.split("/")[0] in ("params", "batch_stats")
-        }
-        mismatch = describe_mismatch(model_part(_shapes(saved_tree)), model_part(_shapes(target)))
-        if mismatch:
-            raise CheckpointMismatchError(
-                f"checkpoint {step} in {self.directory} was made for a different model: "
-                f"{mismatch}. Use another --workdir, or the config that made it."
-            )
+        hint = " Use another --workdir, or the config that made it."
+        check_same_model(saved_tree, target, f"{step} in {self.directory}", hint)
 
     def restore(self, target: dict[str, Any], step: int) -> tuple[dict[str, Any], Progress]:
         """Restores ``step`` into the shapes, dtypes and shardings of ``target``; raises

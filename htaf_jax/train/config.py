@@ -19,6 +19,7 @@ import ml_collections
 from htaf_jax.data.sources import LOCAL_DATASETS, TFDS_EXAMPLES, is_known_dataset
 from htaf_jax.models.config_fields import check_unit
 from htaf_jax.models.registry import get_model_factory
+from htaf_jax.train.distributed import check_num_devices
 from htaf_jax.train.optim import OPTIMIZERS, SCHEDULES
 
 # What `runlocal` shrinks a run to: a laptop-sized smoke run of any config.
@@ -231,17 +232,10 @@ def check_devices(
     ``available_devices`` counts every process's devices; with P processes a
     run uses all of them (P × devices per process), and errors name both factors.
     """
-    if config.num_devices > available_devices:
-        raise ConfigError(
-            f"config.num_devices={config.num_devices} but only "
-            f"{available_devices} devices are available"
-        )
-    if process_count > 1 and config.num_devices not in (-1, available_devices):
-        raise ConfigError(
-            f"config.num_devices={config.num_devices}: a run over "
-            f"{process_count} processes uses all {available_devices} devices; "
-            f"leave config.num_devices at -1"
-        )
+    try:
+        check_num_devices(config.num_devices, available_devices, process_count)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     device_count = available_devices if config.num_devices == -1 else config.num_devices
     for field in ("batch_size", "eval_batch_size"):
         value = config[field]

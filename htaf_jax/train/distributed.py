@@ -34,8 +34,12 @@ import os
 from typing import Mapping, NamedTuple
 
 import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 MODES = ("auto", "on", "off")
+AXIS = "data"  # the one mesh axis: the batch is split over it
 
 
 class DistributedInitError(RuntimeError):
@@ -159,3 +163,89 @@ def initialize(
 def is_main_process() -> bool:
     """Process 0: the one that writes metrics, summaries and figures."""
     return jax.process_index() == 0
+
+
+# ------------------------------------------------ placing state and batches on a mesh --
+
+
+def check_num_devices(num_devices: int, available: int, process_count: int) -> None:
+    """Raises ValueError unless a run may use ``num_devices`` (-1: all) of the ``available``
+    devices of every process: more than there are, or a subset over several processes."""
+    if num_devices > available:
+        raise ValueError(
+            f"config.num_devices={num_devices} but only {available} devices are available"
+        )
+    if process_count > 1 and num_devices not in (-1, available):
+        raise ValueError(
+            f"config.num_devices={num_devices}: a run over {process_count} processes uses all "
+            f"{available} devices; leave config.num_devices at -1"
+        )
+
+
+def make_mesh(num_devices: int = -1) -> Mesh:
+    """A 1-D mesh named ``data`` over the first ``num_devices`` devices (-1: all).
+
+    In a multi-process run the mesh spans every process's devices, ordered
+    by process, so process p holds one contiguous block of each global batch
+    (``process_rows``); ``num_devices`` must then be -1 or the global count.
+    """
+    devices = jax.devices()
+    check_num_devices(num_devices, len(devices), jax.process_count())
+    if jax.process_count() > 1:
+        devices = sorted(devices, key=lambda d: (d.process_index, d.id))
+    return Mesh(np.asarray(devices[: num_devices if num_devices > 0 else None]), (AXIS,))
+
+
+def _is_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)  # pyright: ignore[reportPrivateImportUsage]
+
+
+def replicate(tree, mesh: Mesh):
+    """A copy of ``tree`` on every device of the mesh.
+
+    Multi-process: every process passes the same values (same seed, same
+    init) and each places them on its own devices; device_put accepts host
+    arrays, not arrays already on one process's device, for a global sharding.
+    """
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def leaf(x):
+        if _is_key(x):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(np.asarray(x), sharding)
+
+    return jax.tree.map(leaf, tree)
+
+
+def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of a global batch that this process's devices hold.
+
+    ``(0, batch_size)`` on one process; ``(p·B/P, (p+1)·B/P)`` for process p
+    of P on a mesh from ``make_mesh``.
+    """
+    indices = NamedSharding(mesh, P(AXIS)).addressable_devices_indices_map((batch_size,))
+    spans = sorted(
+        (s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)  # pyright: ignore[reportOptionalSubscript]
+        for s in indices.values()
+    )
+    if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+        raise ValueError(
+            f"this process's devices hold non-contiguous rows {spans} of the "
+            f"batch; build the mesh with make_mesh"
+        )
+    return spans[0][0], spans[-1][1]
+
+
+def shard_batch(arrays, mesh: Mesh):
+    """Global arrays split along the leading (batch) axis over the mesh.
+
+    One process: ``arrays`` are the whole batch. Several: they are this
+    process's rows (``process_rows``), and the global batch is P times longer.
+    """
+    sharding = NamedSharding(mesh, P(AXIS))
+    if jax.process_count() == 1:
+        return jax.device_put(arrays, sharding)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), arrays)

@@ -10,15 +10,10 @@ the latest checkpoint in ``workdir`` if there is one, train (a model whose
 ``__call__`` takes ``step`` gets the train step), evaluate, write
 ``summary.json``.
 
-The host does not wait for the device after each step: the train step
-records a non-finite step on the device and freezes the state there
-(htaf_jax.train.step), and the loop reads that flag where it reads the
-metrics anyway, before every evaluation and checkpoint save, and at the end;
-a non-finite run raises NonFiniteLossError naming the step, and its last
-checkpoint is from before it. The state is donated to the step, so the loop
-keeps no reference to an old state. ``config.half_precision`` computes in
-bfloat16 (parameters, optimizer state, loss and BatchNorm statistics stay
-float32); ``config.profile_steps="a,b"`` writes a ``jax.profiler`` trace of
+The loop reads the train step's non-finite flag (htaf_jax.train.step) where it reads
+the metrics anyway, before every evaluation and checkpoint save, and at the end; a
+non-finite run raises NonFiniteLossError naming the step, and its last checkpoint is
+from before it. ``config.profile_steps="a,b"`` writes a ``jax.profiler`` trace of
 steps [a, b) (counted from 0, as ``state.step`` before each) into
 ``workdir/profile``. Steps/s and images/s are logged with the train metrics.
 

@@ -18,21 +18,19 @@ import os
 import sys
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from htaf_jax.models import build_model
 from htaf_jax.train.checkpoint import (
-    CheckpointMismatchError,
     UnusableCheckpointError,
-    _shapes,
-    describe_mismatch,
+    check_same_model,
     item_handlers,
     read_checked,
 )
 from htaf_jax.train.loop import DERIVED_FILE, TrainResult
+from htaf_jax.train.step import init_variables
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)  # runs that recorded no input shape were Fashion-MNIST
 
@@ -143,21 +141,6 @@ def restore_params(
 
 def _check_against_config(saved_tree, config, workdir: str, step: int) -> None:
     model, _ = model_from_run(workdir, config)
-    image_shape = load_derived(workdir)["input_shape"]
-    variables = jax.eval_shape(
-        lambda: model.init(
-            {
-                "params": jax.random.key(0),
-                "dropout": jax.random.key(1),
-                "sample": jax.random.key(2),
-            },
-            jnp.zeros((2,) + image_shape, jnp.float32),
-            train=False,
-        )
-    )
-    wanted = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    mismatch = describe_mismatch(_shapes(saved_tree), _shapes(wanted))
-    if mismatch:
-        raise CheckpointMismatchError(
-            f"checkpoint {step} in {workdir} was made for a different model: {mismatch}"
-        )
+    shape = load_derived(workdir)["input_shape"]
+    wanted = jax.eval_shape(lambda: init_variables(model, jax.random.key(0), shape))
+    check_same_model(saved_tree, dict(wanted), f"{step} in {workdir}")

@@ -60,12 +60,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from htaf_jax.bop import BopState, flip_ratio
+from htaf_jax.bop import bop_states, flip_ratio
 
-AXIS = "data"
+# Placing the state and the batches on the mesh the step runs over (re-exported here,
+# where a step's callers look for them).
+from htaf_jax.train.distributed import AXIS, make_mesh, process_rows, replicate, shard_batch  # noqa: F401
+
 Metrics = dict[str, jax.Array]
 
 
@@ -78,82 +81,11 @@ class TrainState:
     first_nonfinite_step: jax.Array  # int32 (), 0, or the 1-based index of the first bad step
 
 
-def make_mesh(num_devices: int = -1) -> Mesh:
-    """A 1-D mesh named ``data`` over the first ``num_devices`` devices (-1: all).
-
-    In a multi-process run the mesh spans every process's devices, ordered
-    by process, so process p holds one contiguous block of each global batch
-    (``process_rows``); ``num_devices`` must then be -1 or the global count.
-    """
-    devices = jax.devices()
-    if num_devices > len(devices):
-        raise ValueError(
-            f"config.num_devices={num_devices} but only {len(devices)} devices are available"
-        )
-    if jax.process_count() > 1:
-        if num_devices not in (-1, len(devices)):
-            raise ValueError(
-                f"config.num_devices={num_devices}: a run over "
-                f"{jax.process_count()} processes uses all {len(devices)} "
-                f"devices; leave num_devices at -1"
-            )
-        devices = sorted(devices, key=lambda d: (d.process_index, d.id))
-    return Mesh(np.asarray(devices[: num_devices if num_devices > 0 else None]), (AXIS,))
-
-
-def _is_key(leaf) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)  # pyright: ignore[reportPrivateImportUsage]
-
-
-def replicate(tree, mesh: Mesh):
-    """A copy of ``tree`` on every device of the mesh.
-
-    Multi-process: every process passes the same values (same seed, same
-    init) and each places them on its own devices; device_put accepts host
-    arrays, not arrays already on one process's device, for a global sharding.
-    """
-    sharding = NamedSharding(mesh, P())
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-
-    def leaf(x):
-        if _is_key(x):
-            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-        return jax.device_put(np.asarray(x), sharding)
-
-    return jax.tree.map(leaf, tree)
-
-
-def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
-    """Rows ``[start, stop)`` of a global batch that this process's devices hold.
-
-    ``(0, batch_size)`` on one process; ``(p·B/P, (p+1)·B/P)`` for process p
-    of P on a mesh from ``make_mesh``.
-    """
-    indices = NamedSharding(mesh, P(AXIS)).addressable_devices_indices_map((batch_size,))
-    spans = sorted(
-        (s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)  # pyright: ignore[reportOptionalSubscript]
-        for s in indices.values()
-    )
-    if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
-        raise ValueError(
-            f"this process's devices hold non-contiguous rows {spans} of the "
-            f"batch; build the mesh with make_mesh"
-        )
-    return spans[0][0], spans[-1][1]
-
-
-def shard_batch(arrays, mesh: Mesh):
-    """Global arrays split along the leading (batch) axis over the mesh.
-
-    One process: ``arrays`` are the whole batch. Several: they are this
-    process's rows (``process_rows``), and the global batch is P times longer.
-    """
-    sharding = NamedSharding(mesh, P(AXIS))
-    if jax.process_count() == 1:
-        return jax.device_put(arrays, sharding)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), arrays)
+def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> Any:
+    """``model.init`` with the engine's rng streams, on a batch of two zero inputs."""
+    params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
+    rngs = {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng}
+    return model.init(rngs, jnp.zeros((2,) + tuple(input_shape), jnp.float32), train=False)
 
 
 def init_state(
@@ -163,12 +95,7 @@ def init_state(
     # (seconds for a small network on a CPU).
     @jax.jit
     def init(rng):
-        params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
-        variables = model.init(
-            {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
-            jnp.zeros((2,) + tuple(image_shape), jnp.float32),
-            train=False,
-        )
+        variables = init_variables(model, rng, image_shape)
         params = variables["params"]
         return TrainState(
             step=jnp.zeros((), jnp.int32),
@@ -188,9 +115,12 @@ def first_nonfinite_step(state: TrainState) -> int | None:
     it waits for the steps dispatched so far: call it at logging and
     checkpoint boundaries, not after every step.
     """
-    flag = state.first_nonfinite_step
-    value = int(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data") else flag))
-    return value or None
+    return int(_local(state.first_nonfinite_step)) or None
+
+
+def _local(flag) -> np.ndarray:
+    """A replicated scalar read from a local shard (no cross-process work)."""
+    return np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data") else flag)
 
 
 @jax.jit
@@ -201,31 +131,18 @@ def _state_is_finite(state: TrainState) -> jax.Array:
 def state_is_finite(state: TrainState) -> bool:
     """Whether every parameter, BatchNorm statistic and optimizer-state entry is finite:
     the check before a checkpoint for an update that overflowed from finite gradients."""
-    flag = _state_is_finite(state)
-    return bool(np.asarray(flag.addressable_data(0) if hasattr(flag, "addressable_data") else flag))
+    return bool(_local(_state_is_finite(state)))
 
 
 def cast_floating(tree, dtype):
     """``tree`` with its floating-point leaves cast to ``dtype`` (integers, keys kept)."""
-
-    def leaf(x):
-        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
-            return x.astype(dtype)
-        return x
-
-    return jax.tree.map(leaf, tree)
+    floating = lambda x: hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)  # noqa: E731
+    return jax.tree.map(lambda x: x.astype(dtype) if floating(x) else x, tree)
 
 
 def _all_finite(*trees) -> jax.Array:
     leaves = [x for t in trees for x in jax.tree.leaves(t) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _has_bop(opt_state) -> bool:
-    return any(
-        isinstance(s, BopState)
-        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, BopState))
-    )
 
 
 def _variables(params, batch_stats) -> dict:
@@ -356,7 +273,7 @@ def make_train_step(
         params, new_stats, opt_state = lax.cond(
             apply, update, lambda s: (s.params, s.batch_stats, s.opt_state), state
         )
-        if _has_bop(opt_state):  # Larq's FlipRatio: the binary weights this update flipped
+        if bop_states(opt_state):  # Larq's FlipRatio: the binary weights this update flipped
             metrics["flip_ratio"] = jnp.where(apply, flip_ratio(opt_state), 0.0)
         first_bad = jnp.where(
             apply | (state.first_nonfinite_step > 0), state.first_nonfinite_step, state.step + 1
