@@ -107,6 +107,11 @@ def htaf_shape(alphas, betas) -> tuple:
     )
 
 
+def htaf_pairs(pairs) -> tuple:
+    """htaf_shape's points for the given (α, β) pairs only (not their grid)."""
+    return tuple(htaf_shape([a], [b])[0] for a, b in pairs)
+
+
 def standard_head(config) -> dict:
     """The standard model (linear head) on the ICBM's backbone: the ICBM's comparison."""
     return {
@@ -807,14 +812,7 @@ STUDIES = {
             "icbm_alpha_beta",
             "ICBM sparse recipe: HTAF α and β one at a time (MLP, validation split, seed 0)",
             "icbm_sparse",
-            tuple(
-                Point(
-                    f"a{a:g}-b{b:g}",
-                    {"alpha": a, "beta": b},
-                    {"model.surrogate_kwargs.htaf.alpha": a, "model.surrogate_kwargs.htaf.beta": b},
-                )
-                for a, b in ((16.0, 1.0), (8.0, 1.0), (32.0, 1.0), (16.0, 0.5), (16.0, 2.0))
-            ),
+            htaf_pairs(((16.0, 1.0), (8.0, 1.0), (32.0, 1.0), (16.0, 0.5), (16.0, 2.0))),
             seeds=(0,),
             split="validation",
             measure="concepts",
@@ -830,14 +828,7 @@ STUDIES = {
             "ICBM sparse recipe: the default α, β and the α/β sweep's "
             "leaders over seeds 0–2 (MLP, validation split)",
             "icbm_sparse",
-            tuple(
-                Point(
-                    f"a{a:g}-b{b:g}",
-                    {"alpha": a, "beta": b},
-                    {"model.surrogate_kwargs.htaf.alpha": a, "model.surrogate_kwargs.htaf.beta": b},
-                )
-                for a, b in ((16.0, 1.0), (8.0, 1.0), (16.0, 0.5))
-            ),
+            htaf_pairs(((16.0, 1.0), (8.0, 1.0), (16.0, 0.5))),
             split="validation",
             measure="concepts",
             columns=SPARSE_COLUMNS,
