@@ -24,8 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One persistent XLA compilation cache for the whole session: the xdist workers and the
 # subprocesses tests start inherit it, so a program compiled once (the same tiny engine
 # run, model or step in several tests) is read back instead of compiled again. Starts
-# empty each session (a clean clone pays every first compile, as CI does); a size limit
-# turns on JAX's file lock, which makes concurrent reads and writes safe.
+# empty each session (a clean clone pays every first compile, as CI does). No size limit:
+# with one, JAX's LRU cache takes a file lock around every read and write and, on every
+# write, stats every entry to decide what to evict, so the suite's thousands of entries
+# made each compile cost more than the one before (the workers spent most of a 40-minute
+# run waiting on that lock; py-spy showed them in LRUCache._evict_if_needed). Without it,
+# a write is a plain file write; a reader that meets a half-written entry gets JAX's
+# "Error reading persistent compilation cache entry" warning and compiles instead.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil
@@ -36,7 +41,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         JAX_COMPILATION_CACHE_DIR=_cache,
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-        JAX_COMPILATION_CACHE_MAX_SIZE=str(8 << 30),
     )
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
@@ -67,25 +71,27 @@ def count_trainings(monkeypatch):
 # unit of work, and units are handed out in collection order, so the longest files go
 # first: a long file handed out last runs alone at the end while the other workers idle.
 # (Without --no-loadscope-reorder, xdist orders files by their number of tests instead.)
-# Costs from `pytest --durations`, three workers on 2 cores; the notebooks' file (four
-# kernels, 04 the longest) is the longest by far.
+# Costs from `pytest --durations`, three workers on 2 cores, tests not marked slow; the
+# notebooks' file leads `make test-slow` (four kernels, 04 the longest).
 LONGEST_FIRST = (
     "test_notebooks.py",
-    "test_icbm.py",
-    "test_benchmarks.py",
-    "test_nir.py",
-    "test_icbm_job.py",
-    "test_sweep.py",
-    "test_multiprocess.py",
-    "test_train_e2e.py",
-    "test_surrogates.py",
-    "test_snn_peers.py",
-    "test_backbones.py",
-    "test_layers_concepts.py",
+    "test_layers_spiking.py",
     "test_precision.py",
-    "test_readme_examples.py",
-    "test_spyx_interop.py",
-    "test_shd.py",
+    "test_backbones.py",
+    "test_nir.py",
+    "test_icbm.py",
+    "test_sweep.py",
+    "test_train_e2e.py",
+    "test_options.py",
+    "test_icbm_job.py",
+    "test_benchmarks.py",
+    "test_multiprocess.py",
+    "test_layers_concepts.py",
+    "test_surrogates.py",
+    "test_cotangents.py",
+    "test_config_units.py",
+    "test_snn.py",
+    "test_layers_binary.py",
 )
 
 

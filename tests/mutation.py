@@ -427,8 +427,7 @@ def main():
         JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "htaf-mutation-xla-cache"),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-        JAX_COMPILATION_CACHE_MAX_SIZE=str(4 << 30),
-    )
+    )  # no size limit: with one, every write scans the whole cache under a file lock
     OUT.mkdir(parents=True, exist_ok=True)
     store = OUT / "mutants.json"
     results = json.loads(store.read_text()) if store.exists() else {}

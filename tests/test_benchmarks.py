@@ -115,6 +115,7 @@ def scaling():
     )
 
 
+@pytest.mark.slow  # the benchmark's measurements, run at tiny sizes
 def test_scaling_table_arithmetic(scaling):
     s = scaling
     rows = {*snn_scaling.NEURONS, snn_scaling.SEQUENTIAL, snn_scaling.PARALLEL}
@@ -147,6 +148,7 @@ def _tiny_split(n=64, seed=0):
     return data_lib.ArraySplit(images, labels)
 
 
+@pytest.mark.slow  # the benchmark's measurements, run at tiny sizes
 def test_host_read_and_donation_measurements(tiny_parts):
     """The host-read and donation figures of the report's measurements (tiny_parts)."""
     r = tiny_parts["pipeline"]["host_read"]

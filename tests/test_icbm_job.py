@@ -105,6 +105,7 @@ def test_explain_on_a_work_dir_without_a_run_says_how_to_make_one(tmp_path, caps
     assert "no config.json" in err and "python -m experiments.icbm --workdir" in err
 
 
+@pytest.mark.slow  # trains every model of the study end to end
 def test_compare_study_tables_every_model_and_reuses_finished_runs(
     tmp_path, capsys, count_trainings
 ):

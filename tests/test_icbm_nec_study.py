@@ -17,6 +17,7 @@ from experiments.configs import studies
 pytestmark = needs_data
 
 
+@pytest.mark.slow  # trains the study's runs end to end
 def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys):
     study = dataclasses.replace(
         studies.STUDIES["icbm_nec"],

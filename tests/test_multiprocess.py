@@ -268,6 +268,7 @@ def _checkpoint_steps(workdir):
     return [int(d) for d in os.listdir(folder) if d.isdigit()] if os.path.isdir(folder) else []
 
 
+@pytest.mark.slow  # two engine processes, killed and restarted
 @needs_data
 @pytest.mark.eight_devices  # the one-process reference runs here on 4 devices
 def test_sigkill_both_processes_then_restart_resumes(tmp_path, launch):
@@ -319,6 +320,7 @@ builtins.open = _logging_open
 """
 
 
+@pytest.mark.slow  # the ICBM job over two engine processes
 @needs_data
 def test_icbm_job_over_two_processes_writes_its_outputs_from_process_0_only(tmp_path, launch):
     hooks = tmp_path / "hooks"

@@ -21,6 +21,7 @@ def quick():
     return P.measure(quick=True, memory=False)
 
 
+@pytest.mark.slow  # the peers benchmark run at tiny sizes
 def test_quick_result_structure(quick):
     assert quick["quick"] is True
     assert list(quick["workloads"]) == ["snn_step", "on_512", "on_4096"]
@@ -198,6 +199,7 @@ def test_step_flops_by_hand():
     assert P.step_flops(mlp) == (2 * 2 * 128 * 784 * 1000 + 3 * 2 * 25 * 128 * 1000 * 10)
 
 
+@pytest.mark.slow  # the peers benchmark run at tiny sizes
 def test_section_renders_targets_from_the_numbers(quick):
     md = "\n".join(P.section(quick))
     assert md.startswith("## SNN step vs Spyx and snnTorch") and "Quick mode" in md

@@ -187,6 +187,7 @@ def test_a_smooth_mode_for_a_unit_without_one_is_refused_when_the_study_is_plann
     )
 
 
+@pytest.mark.slow  # trains and measures several runs end to end
 @needs_data
 def test_gradient_norms_are_those_of_the_runs_config(tmp_path, count_trainings):
     depths = studies.axis("depth", [1, 3], "model.depth", "d{}")
