@@ -103,6 +103,7 @@ def test_vit_rejects_bad_options():
         make_backbone("vit", width=3)
 
 
+@pytest.mark.slow  # compiles and trains each backbone inside two models
 @pytest.mark.parametrize("backbone, kwargs", [("resnet18", TINY_RESNET), ("vit", SMALL_VIT)])
 @pytest.mark.parametrize("name", ["icbm", "standard"])
 def test_new_backbones_in_the_icbm_and_its_baseline(backbone, kwargs, name):

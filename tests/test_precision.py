@@ -200,6 +200,7 @@ def _engine_config(name: str):
     return config
 
 
+@pytest.mark.slow  # the engine end to end, once per model family
 @needs_data
 @pytest.mark.parametrize("name", ["mlp", "snn_mlp", "bnn_mlp", "dhn_mlp", "icbm"])
 def test_engine_trains_every_family_in_bfloat16(name, tmp_path):

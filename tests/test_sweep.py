@@ -117,6 +117,7 @@ def _tiny_study(points, **kw) -> studies.Study:
     )
 
 
+@pytest.mark.slow  # trains a study's runs end to end, then reruns it
 @needs_data
 def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_trainings):
     study = _tiny_study(studies.units(["htaf", "atan"]))
