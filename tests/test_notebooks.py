@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import pytest
 
 from htaf_jax import data as data_lib
@@ -93,6 +92,10 @@ def test_there_are_notebooks():
 def test_a_failing_cell_fails_the_run(tmp_path):
     """The harness itself: SMALL=1 and one device reach the kernel, and an error in any cell
     is reported (and stops the notebook) rather than passing silently."""
+    # Imported here, not at the top: every xdist worker collects this file, and nbformat's
+    # import (its JSON-schema format checkers) costs ~3 s.
+    import nbformat
+
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(
@@ -113,6 +116,8 @@ def test_a_failing_cell_fails_the_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_with_small_settings(path, tmp_path):
+    import nbformat
+
     if _needs_data(path) and not HAS_DATA:
         pytest.skip(
             "Fashion-MNIST not installed (`make data`, or sudo apt-get install "
@@ -138,6 +143,8 @@ def test_notebook_runs_with_small_settings(path, tmp_path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_notebook_has_no_outputs(path):
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     for i, cell in enumerate(nb.cells):

@@ -16,7 +16,6 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
 from htaf_jax._atomic import replace_on_close
@@ -65,6 +64,10 @@ class MetricsWriter:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")
         if tensorboard:
+            # Imported here: tensorboardX imports torch when it is installed (~2.5 s), a
+            # cost only the runs that write events should pay.
+            from tensorboardX import SummaryWriter
+
             self._tb = SummaryWriter(
                 os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1
             )
