@@ -57,6 +57,7 @@ def test_param_count_matches_the_flax_model():
     assert n == snn_step.count_params(snn_step.layer_shapes(16)) == 784 * 16 + 16 + 16 * 10 + 10
 
 
+@pytest.mark.slow  # the benchmark's training steps, run at tiny sizes
 def test_jax_steps_train():
     """Each step returns its loss before the update: near ln 10 at the start, and with
     direct input (no sampling noise) the same batch's loss falls step after step."""

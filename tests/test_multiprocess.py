@@ -249,6 +249,7 @@ def _one_process_reference(workdir, args):
     )
 
 
+@pytest.mark.slow  # two engine processes and the one-process reference
 @needs_data
 @pytest.mark.eight_devices  # the one-process reference runs here on 4 devices
 def test_two_processes_equal_one_process_on_the_same_global_batches(tmp_path, launch):

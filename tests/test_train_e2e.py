@@ -90,6 +90,7 @@ def _checkpoint_steps(workdir):
     return [int(d) for d in os.listdir(folder) if d.isdigit()] if os.path.isdir(folder) else []
 
 
+@pytest.mark.slow  # three engine processes (test_kill_safety keeps the in-process kill checks in make test)
 def test_sigkill_then_rerun_gives_the_uninterrupted_result(tmp_path):
     args = [
         *TINY,
