@@ -289,3 +289,25 @@ def test_nnx_binary_net_trains_with_optimizer_and_jit():
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     model_logits = nnx.jit(lambda m: m(x, train=False))(model)
     assert model_logits.shape == (64, 3)
+
+
+def test_functional_forms_defaults_are_float_unscaled_stride_one_same():
+    """quantized_dense and quantized_conv with no options: no quantizer, no scale, no bias,
+    stride 1 and SAME padding (their documented defaults), checked against float64 sums."""
+    from htaf_jax.binary import quantized_conv, quantized_dense
+
+    rng = np.random.default_rng(0)
+    x, k = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    np.testing.assert_allclose(quantized_dense(x, k), x @ k, rtol=1e-5, atol=1e-6)
+    x, k = rng.standard_normal((1, 4, 4, 1)), rng.standard_normal((3, 3, 1, 2))
+    padded = np.pad(x[0, :, :, 0], 1)  # SAME for a 3×3 kernel at stride 1: one zero each side
+    want = np.stack(
+        [
+            [
+                [np.sum(padded[i : i + 3, j : j + 3] * k[:, :, 0, o]) for o in range(2)]
+                for j in range(4)
+            ]
+            for i in range(4)
+        ]
+    )[None]
+    np.testing.assert_allclose(quantized_conv(x, k), want, rtol=1e-5, atol=1e-5)
