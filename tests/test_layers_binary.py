@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx, traverse_util
 
-from htaf_jax.binary import sign_quantizer
+from htaf_jax.binary import quantized_conv, quantized_dense, sign_quantizer
 from htaf_jax.linen import binary as lb
 from htaf_jax.linen import heaviside as lh
 from htaf_jax.nnx import binary as xb
@@ -294,8 +294,6 @@ def test_nnx_binary_net_trains_with_optimizer_and_jit():
 def test_functional_forms_defaults_are_float_unscaled_stride_one_same():
     """quantized_dense and quantized_conv with no options: no quantizer, no scale, no bias,
     stride 1 and SAME padding (their documented defaults), checked against float64 sums."""
-    from htaf_jax.binary import quantized_conv, quantized_dense
-
     rng = np.random.default_rng(0)
     x, k = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
     np.testing.assert_allclose(quantized_dense(x, k), x @ k, rtol=1e-5, atol=1e-6)
