@@ -5,6 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR := /usr/share/datasets/fashion-mnist
+# pip byte-compiles every file of every package it installs (torch's thousands: about a
+# minute of `make test`'s install on 2 cores). With --no-compile, Python compiles a module
+# the first time something imports it and keeps the .pyc, which make's Python may write
+# (some shells set PYTHONDONTWRITEBYTECODE).
+PIP := $(PY) -m pip install -q --no-compile
+export PYTHONDONTWRITEBYTECODE :=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKDIR ?= workdirs/icbm
 PROFILE ?= full
@@ -15,8 +21,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[train,test]'
 	touch $@
 
 data:
@@ -58,8 +64,8 @@ test-slow:
 # multi-GB CUDA build; torch==2.13.0 resolves to the local CPU wheel where one
 # is provided (this workplace) and to PyPI's build elsewhere. Writes BENCHMARKS.md.
 bench: setup data
-	$(PY) -m pip install -q 'torch==2.13.0'
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PIP) 'torch==2.13.0'
+	$(PIP) -e '.[bench]'
 	$(PY) -m benchmarks.run
 
 # The first command on a new GPU/TPU host: devices, 1-vs-N step equality, kernel speeds.
@@ -75,7 +81,7 @@ results: setup data
 LINT_PATHS = htaf_jax experiments benchmarks tests notebooks docs/_ext
 dev: $(VENV)/.dev-installed
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PIP) -e '.[dev]'
 	touch $@
 
 lint-check: lint
@@ -94,7 +100,7 @@ format: dev
 # is in docs/_notebooks (HTAF_NOTEBOOK_OUT=docs/_notebooks make test-slow leaves one: docs/conf.py).
 # First the examples in the docstrings run as doctests.
 docs: setup data
-	$(PY) -m pip install -q -e '.[docs]'
+	$(PIP) -e '.[docs]'
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules $(DOCTEST_MODULES)
 	rm -rf docs/_build
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html

@@ -226,7 +226,9 @@ def generate(module: str, path: Path) -> list[Mutant]:
             for d in getattr(node, "decorator_list", []):
                 visit(d, scope, skipped, prefix)
             qualname = prefix + getattr(node, "name", "<lambda>")
-            inner = scope + ((qualname, node.lineno),)
+            # the key of its code object: co_firstlineno is the first decorator's line
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            inner = scope + ((qualname, first),)
             for child in node.body if isinstance(node.body, list) else [node.body]:
                 visit(child, inner, skipped, qualname + ".<locals>.")
             return

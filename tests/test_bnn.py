@@ -42,6 +42,9 @@ def test_binarize_weights_exact_signs_and_xnor_scale():
     np.testing.assert_array_equal(signs, [[1, -1], [-1, 1], [1, 1]])  # sign(0) = +1
     np.testing.assert_allclose(scale, [(0.5 + 1.5 + 0.1) / 3, (0.2 + 0.0 + 0.4) / 3], rtol=1e-6)
     assert binarize_weights(w, HTAF, False)[1] is None
+    signs, scale = binarize_weights(w)  # the defaults: HTAF's sign, no scale
+    np.testing.assert_array_equal(signs, [[1, -1], [-1, 1], [1, 1]])
+    assert scale is None
 
 
 def test_binary_dense_forward_and_surrogate_backward():

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from htaf_jax.bop import binary_labels, bop, bop_with, flip_ratio
+from htaf_jax.bop import binary_labels, bop, bop_states, bop_with, flip_ratio
 
 
 def larq_bop_reference(w, grads, threshold, gamma):
@@ -143,16 +143,23 @@ def test_the_engine_trains_with_bop_and_logs_the_flips_it_made():
         make_optimizer(ml_collections.ConfigDict({**config.to_dict(), "optimizer": "lamb"}), 10)
 
 
-def test_defaults_zero_weights_and_tiny_momentum():
-    """Larq's defaults γ = 1e-4, τ = 1e-8: m = 1e-4·g after one step, and w flips iff
-    w·m > 1e-8; a zero weight becomes +1 (sign(0) = +1) and is not counted as a flip."""
-    w = jnp.array([1.0, 1.0, -1.0, 0.0, 1.0])
-    g = jnp.array([5e-5, 2e-4, -2e-4, 1.0, 1e-9])  # w·m: 5e-9 (keeps), 2e-8 (flips) ×2
-    tx = bop()
-    updates, state = tx.update(g, tx.init(w), w)
-    np.testing.assert_allclose(state.momentum, 1e-4 * np.asarray(g), rtol=1e-6)
+@pytest.mark.parametrize("combined", [False, True], ids=["bop", "bop_with"])
+def test_defaults_zero_weights_and_tiny_momentum(combined):
+    """Larq's defaults γ = 1e-4, τ = 1e-8, in ``bop`` and in ``bop_with``: m = 1e-4·g
+    after one step, and w flips iff w·m > 1e-8; a zero weight becomes +1 (sign(0) = +1)
+    and is not counted as a flip."""
+    w = {"latent_kernel": jnp.array([1.0, 1.0, -1.0, 0.0, 1.0])}
+    # w·m: 5e-9 (keeps), 2e-8 (flips) ×2
+    g = {"latent_kernel": jnp.array([5e-5, 2e-4, -2e-4, 1.0, 1e-9])}
+    tx = bop_with(optax.sgd(0.0)) if combined else bop()
+    updates, opt_state = tx.update(g, tx.init(w), w)
+    (state,) = bop_states(opt_state)
+    np.testing.assert_allclose(
+        state.momentum["latent_kernel"], 1e-4 * np.asarray(g["latent_kernel"]), rtol=1e-6
+    )
     # The last weight: w·m = 1e-13 < τ keeps it (w/m would be 1e13: the product is w·m).
-    np.testing.assert_array_equal(optax.apply_updates(w, updates), [1, -1, 1, 1, 1])
+    new = optax.apply_updates(w, updates)["latent_kernel"]
+    np.testing.assert_array_equal(new, [1, -1, 1, 1, 1])
     assert int(state.flipped) == 2 and int(state.count) == 5
 
 

@@ -309,3 +309,10 @@ def test_functional_forms_defaults_are_float_unscaled_stride_one_same():
         ]
     )[None]
     np.testing.assert_allclose(quantized_conv(x, k), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_rank,kernel_rank", [(3, 4), (4, 3)])
+def test_quantized_conv_names_the_layouts_when_either_rank_is_wrong(x_rank, kernel_rank):
+    x, k = jnp.ones((1, 4, 4, 1)[:x_rank]), jnp.ones((3, 3, 1, 2)[:kernel_rank])
+    with pytest.raises(ValueError, match="NHWC inputs and HWIO kernels"):
+        quantized_conv(x, k)
