@@ -49,6 +49,11 @@ def test_flip_rule_and_first_update_binarises():
     updates, state = tx.update(g, tx.init(w), w)
     np.testing.assert_array_equal(optax.apply_updates(w, updates), [-1, 1, 1, -1, 1, -1])
     assert int(state.flipped) == 2 and float(flip_ratio(state)) == pytest.approx(2 / 6)
+    # the rule reads the product w·m, not the ratio: m = 2 flips, m = 0.5 keeps (τ = 1)
+    w, g = jnp.array([1.0, 1.0]), jnp.array([2.0, 0.5])
+    tx = bop(threshold=1.0, gamma=1.0)
+    updates, _ = tx.update(g, tx.init(w), w)
+    np.testing.assert_array_equal(optax.apply_updates(w, updates), [-1, 1])
 
 
 def test_bop_with_adam_trains_binary_and_real_parameters():

@@ -235,10 +235,10 @@ def test_kernel_constraint_clips_forward_and_passes_the_gradient_through():
     np.testing.assert_array_equal(constrained(w, lambda v: v / 2), w / 2)
     with pytest.raises(ValueError, match="unknown kernel constraint 'clip'.*weight_clip"):
         constrained(w, "clip")
-    params = {"a": {"latent_kernel": w, "bias": w}}
-    clipped = clip_latent_kernels(params)
-    np.testing.assert_array_equal(clipped["a"]["latent_kernel"], [-1.0, -0.5, 0.25, 1.0])
-    np.testing.assert_array_equal(clipped["a"]["bias"], w)
+    params = {"a": {"b": {"latent_kernel": w, "bias": w}}}  # a model's path is deeper than 2
+    clipped = clip_latent_kernels(params)["a"]["b"]
+    np.testing.assert_array_equal(clipped["latent_kernel"], [-1.0, -0.5, 0.25, 1.0])
+    np.testing.assert_array_equal(clipped["bias"], w)
 
 
 def test_heaviside_evaluation_units_are_exactly_binary():

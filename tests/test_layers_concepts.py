@@ -377,3 +377,60 @@ def test_rate_penalty_is_sown_in_training_only():
     # Without a penalty there is no AuxLoss variable: the state keeps its old structure.
     _, _, plain = _pair()
     assert not jax.tree.leaves(nnx.state(plain, AuxLoss))
+
+
+def test_the_default_layer_is_the_documented_one():
+    """ConceptBottleneck with no options: K = 128, BN ε = 1e-5, no offset, near_binary at
+    ε = 0.01, and sharpening that asks for total_train_steps (ConceptFields' docstring),
+    against float64 arithmetic. Features of tiny variance make BN's ε visible."""
+    layer = NNXConcepts(D, rngs=nnx.Rngs(0))
+    h = 1e-3 * _features()
+    z = layer(h, train=True)
+    assert z.shape == (B, 128)
+    u = np.asarray(h, np.float64) @ np.asarray(layer.proj.kernel[...], np.float64)
+    normed = (u - u.mean(0)) / np.sqrt(u.var(0) + 1e-5)
+    smooth = np.asarray(get_unit("htaf").smooth(jnp.asarray(normed, jnp.float32)), np.float64)
+    np.testing.assert_allclose(z, smooth, rtol=1e-4, atol=1e-6)
+    dist = np.minimum(np.abs(smooth), np.abs(1.0 - smooth))
+    assert float(layer.near_binary[...]) == pytest.approx(np.mean(dist <= 0.01), abs=1 / z.size)
+    with pytest.raises(ValueError, match="total_train_steps > 0"):
+        NNXConcepts(D, sharpen=4.0, rngs=nnx.Rngs(0))(h, train=True, step=0)
+    with pytest.raises(TypeError):
+        core.ConceptFields(128)  # keyword-only, so the field order is free to change
+
+
+def test_core_defaults_and_edges_against_closed_forms():
+    x = jnp.array([[-1.5, -0.2, 0.0, 0.4, 2.0]], jnp.float32)
+    np.testing.assert_array_equal(core.concept_preactivations(x), x)  # s = 1, no offset
+    z, _ = core.binary_concepts(x, train=True)  # HTAF's smooth form at s = 1
+    np.testing.assert_allclose(z, get_unit("htaf").smooth(x), rtol=1e-6)
+    # sharpness_at ramps over 0.75 of training by default; one training step is enough
+    assert float(core.sharpness_at(30, train=True, total_steps=100, sharpen=4.0)) == (
+        pytest.approx(4.0**0.4, rel=1e-6)
+    )
+    assert float(core.sharpness_schedule(1, 1, 4.0, 1.0)) == pytest.approx(4.0)
+    # near_binary_share: |z| and |1 − z| both count, ε inclusive, default ε = 0.01
+    z = jnp.array([-0.5, 1.5, -0.25, 1.25, 0.25, 0.5])
+    assert float(core.near_binary_share(z, 0.25)) == pytest.approx(3 / 6)  # the ±0.25s
+    assert float(core.near_binary_share(jnp.array([0.5, 0.02, 0.995]))) == pytest.approx(1 / 3)
+    for bad, match in [
+        (dict(fraction=0.0), r"sharpen_fraction must be in \(0, 1\]"),
+        (dict(offset=float("inf")), "concept_offset must be finite"),
+        (dict(offset=-float("inf")), "concept_offset must be finite"),
+    ]:
+        kw = dict(mode="smooth", noise_std=0.0, sharpen=2.0, fraction=0.5) | bad
+        with pytest.raises(ValueError, match=match):
+            core.check_concept_options(**kw)
+    with pytest.raises(ValueError, match=r"on-rate cap must be in \(0, 1\]"):
+        core.offset_for_on_rate(1.5)
+
+
+def test_the_layer_statistics_carry_no_gradient():
+    x = jax.random.normal(jax.random.key(1), (B, K))
+
+    def stats_sum(x):
+        _, stats = core.concept_layer(core.ConceptFields(), x, train=True, step=None, key=None)
+        return stats["concept_rate"] + stats["near_binary"]
+
+    # without the stop_gradient, concept_rate's gradient is HTAF's derivative / (B·K)
+    np.testing.assert_array_equal(jax.grad(stats_sum)(x), np.zeros((B, K)))

@@ -813,3 +813,31 @@ def test_hand_written_lif_gradient_keeps_fewer_stacks(order):
         )
 
     assert temp(spiking.lif_dynamics) <= temp(reference_lif) - 1.9 * stack  # + small buffers
+
+
+def test_field_specs_defaults_and_decay_edges():
+    from htaf_jax.spiking import fields as F
+
+    F.check_decay("beta", 0.0)  # a fixed decay may be 0 (no memory) or 1 (no leak)
+    F.check_decay("beta", 1.0)
+    for edge in (0.0, 1.0):
+        with pytest.raises(ValueError, match="learnable decay needs 0 < beta < 1"):
+            F.check_decay("beta", edge, learn=True)
+    with pytest.raises(ValueError, match="learnable decay needs 0 < alpha < 1"):
+        F.decay_to_logit(1.0, "alpha")  # not log(1/0)
+    # frozen: a spec's values were checked once, in __post_init__, and stay checked
+    for spec in (F.LIFFields, F.IFFields, F.RecurrentLIFFields, F.SynapticFields, F.ALIFFields):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            spec().threshold = -1.0  # pyright: ignore[reportAttributeAccessIssue]
+    # the default RecurrentLIF is all-to-all (needs its kernel's size); one-to-one starts at V = 1
+    with pytest.raises(ValueError, match="needs in_features and rngs"):
+        N.RecurrentLIF()
+    one = N.RecurrentLIF(all_to_all=False)
+    np.testing.assert_array_equal(one.recurrent_weight[...], 1.0)
+    # the default LIF detaches its reset: its gradient is the detached one, not the other
+    cur = jnp.array([0.6, 0.7, 0.2, 0.9, 0.4, 1.3]).reshape(6, 1)
+    grad = lambda **kw: jax.grad(
+        lambda c: jnp.sum(jnp.arange(1.0, 7.0)[:, None] * N.LIF(**kw)(c)[0])
+    )(cur)  # noqa: E731
+    np.testing.assert_array_equal(grad(), grad(detach_reset=True))
+    assert not np.allclose(grad(), grad(detach_reset=False))

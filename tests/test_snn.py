@@ -120,6 +120,12 @@ def test_rate_encoding_is_bernoulli_with_pixel_intensity():
     # Independent Bernoulli(½) steps agree with probability ½² + ½² = ½ (std 0.0035 here).
     for other in (1, 2):
         assert float(jnp.mean(many[0] == many[other])) == pytest.approx(0.5, abs=0.015)
+    # The 16-bit level is rounded and compared strictly: p = 0 never fires, p = 0.75·2^-16
+    # (level 1) fires about 16 times in 2^20 steps (e^-16 odds of none); truncating the level
+    # to 0, or firing on u = level, would each fail here.
+    edge = rate_encode(KEY, jnp.array([[0.0, 0.75 / 65536]]), 2**20, mean=0.0, std=1.0)
+    counts = np.asarray(edge.sum(axis=0))[0]
+    assert counts[0] == 0 and 4 <= counts[1] <= 40
 
 
 def test_latency_encoding_one_spike_brighter_first():
@@ -129,12 +135,17 @@ def test_latency_encoding_one_spike_brighter_first():
     assert spikes[0, 2] == 1 and spikes[2, 1] == 1  # t = round((1 − p)(T − 1))
     np.testing.assert_allclose(to_intensity(jnp.float32(-5.0), 0.2860, 0.3530), 0.0)
     np.testing.assert_allclose(to_intensity(jnp.float32(0.5), 0.25, 0.5), 0.5)
+    # t is rounded: p = 0.3, T = 10 fires at round(6.3) = 6; brighter than 1 is clipped to 1
+    spikes = np.asarray(latency_encode(jnp.array([[0.3, 1.7]]), 10, mean=0.0, std=1.0))[:, 0]
+    np.testing.assert_array_equal(spikes.argmax(0), [6, 0])
+    np.testing.assert_array_equal(spikes.sum(0), [1, 1])
 
 
 def test_membrane_readout_leaky_mean():
     cur = jnp.ones((3, 1, 1))
     np.testing.assert_allclose(membrane_readout(cur, 0.5)[0, 0], (1 + 1.5 + 1.75) / 3)
     np.testing.assert_allclose(membrane_readout(cur)[0, 0], 1.0)
+    np.testing.assert_allclose(membrane_readout(cur, 1.0)[0, 0], (1 + 2 + 3) / 3)  # no leak
 
 
 def _images(b=2, side=8):

@@ -259,3 +259,30 @@ def test_htaf_peak_slope_solves_alpha_at_beta_or_beta_at_alpha():
         H.peak_slope_hparams("htaf", 8.0, alpha=4.0, beta=1.0)
     with pytest.raises(ValueError, match="no peak-slope formula"):
         H.peak_slope_hparams("ste_tern", 1.0)
+
+
+def test_unit_objects_edges_against_their_definitions():
+    import dataclasses
+
+    # HTAF's peak αβ/4 away from β = 1, against its finite-difference peak
+    u = H.get_unit("htaf", alpha=4.0, beta=8.0)
+    assert u.peak_slope == 8.0 and _fd_peak(u) == pytest.approx(8.0, rel=2e-3)
+    with pytest.raises(ValueError, match="no peak-slope formula"):
+        _ = H.get_unit("ste_tern").peak_slope
+    # the rectangle's indicator is strict (Wu et al.: 1[|x| < a/2]): 0 on its edges
+    np.testing.assert_array_equal(
+        H.get_unit("rectangle", width=1.0).grad(jnp.array([-0.5, -0.25, 0.25, 0.5])),
+        [0.0, 1.0, 1.0, 0.0],
+    )
+    # Python ints bind as floats; a None hyperparameter still compares and hashes by value
+    assert type(H.get_unit("htaf", alpha=4).kwargs["alpha"]) is float
+    a, b = H.get_unit("ste_tern", clip_value=None), H.get_unit("ste_tern", clip_value=None)
+    assert a == b and hash(a) == hash(b) and a != H.get_unit("ste_tern")
+    assert repr(H.get_unit("sigmoid", alpha=2.0)) == "StepUnit('sigmoid', alpha=2.0)"
+    assert repr(H.get_unit("sigmoid", alpha=jnp.array(2.0))) == "StepUnit('sigmoid', alpha=<array>)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        u.hparams = ()  # pyright: ignore[reportAttributeAccessIssue]
+    # a callable without a precision attribute is a 32-bit (real-valued) unit
+    assert H.resolve_unit(lambda x: jnp.sign(x)).bits == 32
+    with pytest.raises(ValueError, match="give its rule"):
+        H.register_unit("test_neither")
