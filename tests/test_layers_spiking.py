@@ -1,6 +1,7 @@
 """Spiking layers: Linen and NNX agree; NNX trains; core updates against hand-computed ones."""
 
 import dataclasses
+import functools
 import inspect
 import re
 
@@ -841,3 +842,34 @@ def test_field_specs_defaults_and_decay_edges():
     )(cur)  # noqa: E731
     np.testing.assert_array_equal(grad(), grad(detach_reset=True))
     assert not np.allclose(grad(), grad(detach_reset=False))
+
+
+def test_core_dynamics_defaults_detach_the_reset_and_fire_at_threshold():
+    from htaf_jax.spiking.lif import threshold_spike
+
+    x = jnp.array([-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(threshold_spike(HTAF, x), [0.0, 1.0, 1.0])  # H(0) = 1
+    np.testing.assert_array_equal(threshold_spike(HTAF, x, False), [0.0, 0.0, 1.0])
+    # a plain callable with H(0) = 0 forced: U − θ = 0 at t = 0 keeps quiet, = 1 at t = 1 fires
+    step = lambda v: (v >= 0).astype(v.dtype)  # noqa: E731
+    cur = jnp.array([1.0, 1.5]).reshape(2, 1)
+    spikes, _ = spiking.lif_dynamics(
+        cur, beta=0.5, threshold=1.0, spike_fn=step, spike_at_threshold=False
+    )
+    np.testing.assert_array_equal(spikes[:, 0], [0.0, 1.0])
+    # lif_dynamics and recurrent_lif_dynamics detach the reset unless told otherwise
+    cur = jnp.array([0.6, 0.7, 0.2, 0.9, 0.4, 1.3]).reshape(6, 1)
+    weights = jnp.arange(1.0, 7.0)[:, None]
+    for dyn in (
+        functools.partial(spiking.lif_dynamics, beta=0.8, threshold=1.0, spike_fn=HTAF),
+        functools.partial(
+            spiking.recurrent_lif_dynamics,
+            recurrent=lambda s: 0.3 * s,
+            beta=0.8,
+            threshold=1.0,
+            spike_fn=HTAF,
+        ),
+    ):
+        grad = lambda f=dyn, **kw: jax.grad(lambda c: jnp.sum(weights * f(c, **kw)[0]))(cur)  # noqa: E731
+        np.testing.assert_array_equal(grad(), grad(detach_reset=True))
+        assert not np.allclose(grad(), grad(detach_reset=False))
