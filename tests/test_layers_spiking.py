@@ -826,15 +826,26 @@ def test_field_specs_defaults_and_decay_edges():
             F.check_decay("beta", edge, learn=True)
     with pytest.raises(ValueError, match="learnable decay needs 0 < alpha < 1"):
         F.decay_to_logit(1.0, "alpha")  # not log(1/0)
-    # frozen: a spec's values were checked once, in __post_init__, and stay checked
+    # frozen: a spec's values were checked once, in __post_init__, and stay checked;
+    # keyword-only: a positional number cannot land in a field by its place in the list
     for spec in (F.LIFFields, F.IFFields, F.RecurrentLIFFields, F.SynapticFields, F.ALIFFields):
         with pytest.raises(dataclasses.FrozenInstanceError):
             spec().threshold = -1.0  # pyright: ignore[reportAttributeAccessIssue]
+        with pytest.raises(TypeError, match="positional"):
+            spec(1.0)  # pyright: ignore[reportCallIssue]
     # the default RecurrentLIF is all-to-all (needs its kernel's size); one-to-one starts at V = 1
     with pytest.raises(ValueError, match="needs in_features and rngs"):
         N.RecurrentLIF()
     one = N.RecurrentLIF(all_to_all=False)
     np.testing.assert_array_equal(one.recurrent_weight[...], 1.0)
+    # nothing is learned unless asked: the default neurons hold no parameters
+    for cls in (N.LIF, N.IF, N.Synaptic, N.ALIF):
+        assert not jax.tree.leaves(nnx.state(cls(), nnx.Param)), cls.__name__
+    # the default ALIF's adaptation scale is γ = 1
+    cur = jnp.full((8, 1), 1.2)
+    alif = lambda **kw: np.asarray(N.ALIF(**kw)(cur)[0])  # noqa: E731
+    np.testing.assert_array_equal(alif(), alif(adapt_scale=1.0))
+    assert not np.array_equal(alif(), alif(adapt_scale=2.0))
     # the default LIF detaches its reset: its gradient is the detached one, not the other
     cur = jnp.array([0.6, 0.7, 0.2, 0.9, 0.4, 1.3]).reshape(6, 1)
     grad = lambda **kw: jax.grad(
