@@ -487,6 +487,41 @@ def test_recurrent_one_to_one_hand_computed():
     np.testing.assert_array_equal(mems[:, 0], [0.75, 0.0, 0.5, 0.25])
 
 
+@pytest.mark.parametrize(
+    "delay, mems",
+    [
+        # same step: 0.75; 0.375 + 0.875 = 1.25 fires → 0; 0 + 0.5·1; 0.25
+        (False, [0.75, 0.0, 0.5, 0.25]),
+        # delayed: 1.25 fires and stays; the next step zeroes it: 0.5·(1 − 1)·1.25 + 0.5
+        (True, [0.75, 1.25, 0.5, 0.25]),
+    ],
+)
+def test_recurrent_zero_reset_hand_computed(delay, mems):
+    cur = jnp.array([0.75, 0.875, 0.0, 0.0]).reshape(4, 1)
+    spikes, got = spiking.recurrent_lif_dynamics(
+        cur,
+        recurrent=lambda s: 0.5 * s,
+        beta=0.5,
+        threshold=1.0,
+        spike_fn=HTAF,
+        reset="zero",
+        reset_delay=delay,
+    )
+    np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 0])
+    np.testing.assert_array_equal(got[:, 0], mems)
+
+
+def test_recurrent_delayed_subtract_reset_hand_computed():
+    # θ = 0.5, V = 0.5, β = 0.5: 0.75 fires; the next step subtracts θ:
+    # 0.375 + 0.5·1 − 0.5 = 0.375; 0.1875
+    cur = jnp.array([0.75, 0.0, 0.0]).reshape(3, 1)
+    spikes, mems = spiking.recurrent_lif_dynamics(
+        cur, recurrent=lambda s: 0.5 * s, beta=0.5, threshold=0.5, spike_fn=HTAF, reset_delay=True
+    )
+    np.testing.assert_array_equal(spikes[:, 0], [1, 0, 0])
+    np.testing.assert_array_equal(mems[:, 0], [0.75, 0.375, 0.1875])
+
+
 def test_recurrent_all_to_all_hand_computed():
     # Neuron 0's spike feeds neuron 1 (W[0, 1] = 1): n1 = 0.5; 0.25 + 0.5 + 1 = 1.75 fires
     # → 0.75; 0.375.
