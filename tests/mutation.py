@@ -24,8 +24,8 @@ change. A mutant outside any body (a default, a module constant) runs in a subpr
 a copy of the tree, and so does one in a function no test calls (it may run at import
 time: all the module's test files then). Each mutant runs only the tests that call the
 mutated function (a call map recorded first, caches cleared before each test so every
-test traces what it uses), fastest first, stopping at the first failure. A mutant is killed when a test
-fails, errors or times out.
+test traces what it uses), fastest first, stopping at the first failure. A mutant is
+killed when a test fails, errors or times out.
 """
 
 from __future__ import annotations
