@@ -64,7 +64,8 @@ def _features_loss(net, x):
     return loss
 
 
-@pytest.mark.parametrize("pool", ["cls", "mean"])
+# mean pooling differs from cls in one line; it runs in the slow tier (make test-slow).
+@pytest.mark.parametrize("pool", ["cls", pytest.param("mean", marks=pytest.mark.slow)])
 def test_vit_shapes_tokens_and_gradients(pool):
     net = ViTBackbone(**SMALL_VIT, pool=pool)
     x = _images(12, 3)

@@ -72,6 +72,7 @@ def test_jax_steps_train():
             assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.slow  # trains the benchmark's torch network (make test-slow)
 @needs_torch
 def test_snntorch_network_has_our_parameters_and_trains():
     images, labels = snn_step.synthetic_batch(8)
@@ -90,6 +91,7 @@ def test_snntorch_network_has_our_parameters_and_trains():
     assert encode() in (0.0, 1.0)  # one rate-coded spike
 
 
+@pytest.mark.slow  # compiles both scans for five decays (make test-slow)
 def test_associative_scan_is_the_leaky_integrator():
     currents = jax.random.normal(jax.random.key(0), (64, 3, 5))
     for beta in (0.0, 0.5, 0.9, 1.0, np.linspace(0.1, 0.9, 5, dtype=np.float32)):
