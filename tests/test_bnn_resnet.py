@@ -93,6 +93,7 @@ def test_binary_conv_reads_signs_and_shortcut_is_real():
     np.testing.assert_allclose(jax.jit(block.apply)(v, x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # the whole ResNet's backward (make test-slow)
 def test_gradients_reach_every_parameter(small):
     """For each unit (the parameters do not depend on it): one compiled program."""
     _, x, variables = small

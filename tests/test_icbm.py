@@ -39,7 +39,9 @@ def _htaf64_grad(x, alpha=4.0, beta=1.0):
     return alpha * beta * s * (1 - s) / np.cosh(beta * x) ** 2
 
 
-@pytest.mark.parametrize("backbone", sorted(TINY))
+@pytest.mark.parametrize(
+    "backbone", [b if b == "mlp" else pytest.param(b, marks=pytest.mark.slow) for b in sorted(TINY)]
+)  # the convnet's case runs in make test-slow
 def test_icbm_shapes_and_sown_statistics(backbone):
     model = ICBM(TINY[backbone](), num_concepts=K)
     x = _images(size=28 if backbone == "mlp" else 12)

@@ -429,6 +429,7 @@ def test_missing_nir_package_is_one_line(monkeypatch):
         to_nir([IF(**ZERO)], (3,))
 
 
+@pytest.mark.slow  # eight layers, each initialised and applied (make test-slow)
 def test_from_linen_equals_the_linen_layers_and_exports():
     import flax.linen as nn
 

@@ -34,6 +34,7 @@ def test_spyx_lif_uses_our_surrogate_forward_and_backward():
     np.testing.assert_allclose(g, unit.grad(v - 1.0), rtol=1e-6)
 
 
+@pytest.mark.slow  # trains a Spyx network (make test-slow); the unit checks above stay fast
 def test_spyx_network_trains_with_htaf():
     model = _net(H.get_unit("htaf"), nnx.Rngs(0))
     opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
