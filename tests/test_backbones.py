@@ -64,7 +64,7 @@ def _features_loss(net, x):
     return loss
 
 
-# mean pooling differs from cls in one line; it runs in the slow tier (make test-slow).
+# mean pooling shares every block with cls but the read-out; it runs in make test-slow.
 @pytest.mark.parametrize("pool", ["cls", pytest.param("mean", marks=pytest.mark.slow)])
 def test_vit_shapes_tokens_and_gradients(pool):
     net = ViTBackbone(**SMALL_VIT, pool=pool)

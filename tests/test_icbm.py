@@ -41,7 +41,7 @@ def _htaf64_grad(x, alpha=4.0, beta=1.0):
 
 @pytest.mark.parametrize(
     "backbone", [b if b == "mlp" else pytest.param(b, marks=pytest.mark.slow) for b in sorted(TINY)]
-)  # the convnet's case runs in make test-slow
+)  # the convnet's and ResNet's cases run in make test-slow
 def test_icbm_shapes_and_sown_statistics(backbone):
     model = ICBM(TINY[backbone](), num_concepts=K)
     x = _images(size=28 if backbone == "mlp" else 12)

@@ -216,7 +216,7 @@ def test_spiking_mlp_shapes_and_sown_rates(encoding, readout):
         )
 
 
-@pytest.mark.slow  # trains the convnet (make test-slow)
+@pytest.mark.slow  # compiles the spiking convnet (make test-slow)
 def test_spiking_convnet_rates_are_its_layers_spike_means():
     model = SpikingConvNet(features=(4, 8), num_steps=2)
     variables = _init(model, _images())
