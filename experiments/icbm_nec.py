@@ -43,13 +43,15 @@ def nec_key(nec: int | None) -> str:
 
 
 def data(config):
-    """(train images, train labels, test images, test labels, class names), normalised."""
+    """(train images, train labels, eval images, eval labels, class names), normalised: the
+    eval split is the test split, or the validation split the run held out
+    (``config.validation_size`` > 0), which its training images then exclude."""
     splits = data_lib.load_splits(
         config.dataset,
         config.get("data_dir"),
         train_subset=config.train_subset,
         test_subset=config.test_subset,
-        validation_size=0,
+        validation_size=config.get("validation_size") or 0,
     )
     names = data_lib.class_names(config.dataset, config.get("data_dir"))
     return (
@@ -138,10 +140,11 @@ def interventions(z_train, y_train, z_test, y_test, kernel, bias, seed: int = 0)
     return out
 
 
-def measure(config, params, batch_stats) -> dict:
-    """The run's NEC curve (test accuracy per NEC, with the refit choices), and for an ICBM
-    its explanations and interventions at ``CHOSEN_NEC`` and with its own head, code
-    collisions, and the random-concept baseline's curve and collisions."""
+def measure(config, params, batch_stats, necs=NECS, details: bool = True) -> dict:
+    """The run's NEC curve (eval-split accuracy per NEC in ``necs``, with the refit choices),
+    and with ``details`` for an ICBM its explanations and interventions at ``CHOSEN_NEC`` and
+    with its own head, code collisions, and the random-concept baseline's curve and
+    collisions."""
     x_train, y_train, x_test, y_test, _ = data(config)
     model = build_model(config.model, num_classes=len(params["head"]["bias"]))
     variables = {"params": params, "batch_stats": batch_stats}
@@ -150,15 +153,21 @@ def measure(config, params, batch_stats) -> dict:
         h_test = backbone_features(model, variables, x_test)
         head = params["head"]
         heads = sparse_heads(
-            h_train, y_train, np.asarray(head["kernel"]), np.asarray(head["bias"]), nonneg=False
+            h_train,
+            y_train,
+            np.asarray(head["kernel"]),
+            np.asarray(head["bias"]),
+            nonneg=False,
+            necs=necs,
         )
         return {"nec": _curve(heads, h_test, y_test)}
     z_train = interpret.concept_activations(model, variables, x_train).hard
     z_test = interpret.concept_activations(model, variables, x_test).hard
     kernel, bias = interpret.head_weights(variables, model)
-    heads = sparse_heads(
-        z_train, y_train, kernel, bias, nonneg=bool(config.model.get("nonneg_head", False))
-    )
+    nonneg = bool(config.model.get("nonneg_head", False))
+    heads = sparse_heads(z_train, y_train, kernel, bias, nonneg=nonneg, necs=necs)
+    if not details:
+        return {"nec": _curve(heads, z_test, y_test)}
     chosen = heads[CHOSEN_NEC].head
     used = np.flatnonzero(chosen.mask.any(axis=1))
     record = {

@@ -218,6 +218,21 @@ def nec(config, result, seconds: float) -> dict:
     return record
 
 
+def nec_choice(config, result, seconds: float) -> dict:
+    """``concepts`` and the eval-split accuracy at NEC = 5 and with the dense head refitted
+    (no explanations, interventions or random code): a choosing study's measure."""
+    return {
+        **concepts(config, result, seconds),
+        **icbm_nec.measure(
+            config,
+            result.params,
+            result.batch_stats,
+            necs=(icbm_nec.CHOSEN_NEC, None),
+            details=False,
+        ),
+    }
+
+
 def nec5_or_dense(record: dict) -> float | None:
     """The accuracy at NEC = 5, or the standard model's own (dense head): the issue's
     comparison (VLG-CBM tables the standard model dense)."""
@@ -357,4 +372,5 @@ MEASURES = {
     "dead_share": dead_share,
     "concepts": concepts,
     "nec": nec,
+    "nec_choice": nec_choice,
 }

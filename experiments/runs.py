@@ -41,6 +41,7 @@ UNHASHED_AT = {
     "augment_crop_padding": 0,
     "augment_flip": False,
     "model.react": False,
+    "model.head_l1": 0.0,
     "bop_threshold": 1e-8,
     "bop_gamma": 1e-4,
 }

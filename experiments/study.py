@@ -37,7 +37,7 @@ class Study:
     points: tuple  # of Point
     seeds: tuple = (0, 1, 2)  # () : one run with the config's seed (the ICBM job)
     split: str = "test"  # "validation": the profile's validation_size held out
-    measure: str = "accuracy"  # accuracy | grad_norms | dead_share | concepts | nec | icbm_job
+    measure: str = "accuracy"  # experiments.measures.MEASURES, or icbm_job
     columns: tuple = (Column("acc %", "accuracy", 100), Column("train s", "seconds", fmt=".0f"))
     overrides: dict = dataclasses.field(default_factory=dict)  # every run of the study
     table: str = ""  # file stem of the study's table (default: its name)

@@ -12,9 +12,23 @@ from data_marks import needs_data
 from helpers import TINY_ICBM
 
 from experiments import icbm_explain, icbm_nec, run
-from experiments.configs import studies
+from experiments.configs import icbm_sparse, studies
+from htaf_jax.data.sources import read_split
 
 pytestmark = needs_data
+
+
+def test_nec_data_evaluates_on_the_validation_split_a_run_held_out():
+    config = icbm_sparse.get_config()
+    config.train_subset, config.test_subset = 300, 50
+    _, y_train, _, y_test, names = icbm_nec.data(config)
+    assert (len(y_train), len(y_test), len(names)) == (300, 50, 10)
+    np.testing.assert_array_equal(y_test, read_split(config.dataset, "test", None, 0, 50).labels)
+    config.validation_size = 100  # a validation run: the last 100 training images, 50 read
+    _, y_fit, _, y_eval, _ = icbm_nec.data(config)
+    np.testing.assert_array_equal(y_fit, y_train)
+    held_out = read_split(config.dataset, "train", None, 60000 - 100, 60000 - 50).labels
+    np.testing.assert_array_equal(y_eval, held_out)
 
 
 @pytest.mark.slow  # trains the study's runs end to end
@@ -52,6 +66,16 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     assert len(curve["informed"]) == icbm_nec.INTERVENE_MAX + 1
     # Informed order is greedy on the true class's margin: never behind random by much.
     assert curve["informed"][-1] >= curve["random"][-1] - 0.05
+    # A choosing study's measure: the curve at the NECs asked for, nothing else.
+    from htaf_jax.train import load_config, restore_params
+
+    workdir = str(tmp_path / htaf["workdir"])
+    restored = restore_params(workdir)
+    light = icbm_nec.measure(
+        load_config(workdir), restored.params, restored.batch_stats, necs=(5, None), details=False
+    )
+    assert set(light) == {"nec"} and set(light["nec"]) == {"5", "all"}
+    assert light["nec"]["5"]["accuracy"] == pytest.approx(htaf["nec"]["5"]["accuracy"])
     text = open(tmp_path / "icbm_nec" / "icbm_nec.md").read()
     for heading in (
         "## Explanations at NEC=5",

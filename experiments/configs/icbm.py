@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.concept_noise = 0.5  # std of training noise on the concept pre-activations
     config.model.sharpen = 16.0  # final input scale of the unit (1: off), see models/icbm.py
     config.model.sharpen_fraction = 1.0  # share of training over which it ramps up
+    config.model.head_l1 = 0.0  # μ of a training penalty μ·mean|V| on the head (0: off)
 
     # Experiment fields (experiments/icbm.py), not read by the engine.
     config.baseline = True  # also train model.name='standard' into workdir/baseline

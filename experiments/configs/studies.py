@@ -182,6 +182,26 @@ NEC_COLUMNS = (
     *(Column(f"NEC={k}", f"nec.{k}.accuracy", 100) for k in NEC_KEYS),
     Column("train s", "seconds", fmt=".0f"),
 )
+# The head's training penalty μ·mean|V| (ICBM.head_l1) icbm_nec_head_l1 chooses from, on
+# validation, by the HTAF ICBM's accuracy at NEC = 5: a head learnt sparse, not only cut.
+NEC_HEAD_L1S = (0.0, 0.3, 3.0, 30.0)
+
+
+def head_l1_finding(rows: list[dict]) -> list[str]:
+    """icbm_nec_head_l1's choice: the penalty with the best NEC = 5 mean, beside μ = 0."""
+    acc = lambda r: (r.get("nec5_or_dense") or {}).get("mean")  # noqa: E731
+    rs = [r for r in rows if r.get("head_l1") is not None and acc(r) is not None]
+    if not rs:
+        return []
+    best, off = max(rs, key=acc), next((r for r in rs if r["head_l1"] == 0), None)
+    return [
+        f"- best at NEC=5: head_l1={best['head_l1']:g}, "
+        f"{best['nec5_or_dense']['text']} % (dense refit {best['nec.all.accuracy']['text']} %)"
+        + (f"; without the penalty {off['nec5_or_dense']['text']} %" if off else "")
+        + "."
+    ]
+
+
 _N = "nec5"  # the chosen NEC's records (icbm_nec.CHOSEN_NEC)
 NEC_MORE = (
     (
@@ -936,6 +956,34 @@ STUDIES = {
             derived=random_concept_rows,
             figure=_nec_figures,
             finding=nec_finding,
+        ),
+        # Issue 35's lever: a head trained sparse (an L1 penalty on V) rather than only cut
+        # after training. HTAF, MLP backbone, validation split.
+        Study(
+            "icbm_nec_head_l1",
+            "ICBM sparse recipe (HTAF, MLP): the head's training L1 penalty μ·mean|V| "
+            "against accuracy at NEC=5 (validation split, seeds 0–2)",
+            "icbm_sparse",
+            (
+                STANDARD,
+                *(
+                    Point(f"htaf-l1{m:g}", {"variant": "htaf", "head_l1": m}, {"model.head_l1": m})
+                    for m in NEC_HEAD_L1S
+                ),
+            ),
+            split="validation",
+            measure="nec_choice",
+            columns=(
+                *NEC_COLUMNS[:2],
+                Column("NEC=all", "nec.all.accuracy", 100),
+                Column("own head %", "hard_accuracy", 100),
+                Column("on-rate", "concept_rate", fmt=".3f"),
+                Column("train s", "seconds", fmt=".0f"),
+            ),
+            overrides={"baseline": False},
+            plot="none",
+            unit="variant",
+            finding=head_l1_finding,
         ),
         Study(
             "icbm_main",
