@@ -29,5 +29,5 @@ def get_config():
     config.model.linear_fraction = 0.25
     config.model.use_batchnorm = True
     config.model.surrogate = "htaf"
-    config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 1.0}}
+    config.model.surrogate_kwargs = {"htaf": {"alpha": 4.0, "beta": 0.5}}
     return config

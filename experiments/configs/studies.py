@@ -184,18 +184,19 @@ NEC_COLUMNS = (
 )
 # The head's training penalty μ·mean|V| (ICBM.head_l1) icbm_nec_head_l1 chooses from, on
 # validation, by the HTAF ICBM's accuracy at NEC = 5: a head learnt sparse, not only cut.
-NEC_HEAD_L1S = (0.0, 0.3, 3.0, 30.0)
+NEC_HEAD_L1S = (0.0, 0.3, 3.0, 30.0, 100.0, 300.0, 1000.0)
 
 
 def head_l1_finding(rows: list[dict]) -> list[str]:
-    """icbm_nec_head_l1's choice: the penalty with the best NEC = 5 mean, beside μ = 0."""
+    """icbm_nec_head_l1's choice: the row with the best NEC = 5 mean, beside HTAF at μ = 0."""
     acc = lambda r: (r.get("nec5_or_dense") or {}).get("mean")  # noqa: E731
     rs = [r for r in rows if r.get("head_l1") is not None and acc(r) is not None]
     if not rs:
         return []
-    best, off = max(rs, key=acc), next((r for r in rs if r["head_l1"] == 0), None)
+    best = max(rs, key=acc)
+    off = next((r for r in rs if r["head_l1"] == 0 and r["variant"] == "htaf"), None)
     return [
-        f"- best at NEC=5: head_l1={best['head_l1']:g}, "
+        f"- best at NEC=5: {best['variant']}, head_l1={best['head_l1']:g}, "
         f"{best['nec5_or_dense']['text']} % (dense refit {best['nec.all.accuracy']['text']} %)"
         + (f"; without the penalty {off['nec5_or_dense']['text']} %" if off else "")
         + "."
@@ -552,10 +553,10 @@ STUDIES = {
             "HTAF α/β sweep (DHN MLP, depth 4, validation split)",
             "dhn_mlp",
             grid(units(["htaf"]), htaf_shape([2, 4, 8, 16], [0.5, 1, 2])),
-            seeds=(0,),
             split="validation",
             table="dhn_mlp_alpha_beta",
             plot="lines",
+            finding=choice_finding("alpha_beta"),
         ),
         # Does any (α, β) keep a plain depth-16 DHN trainable? Gradient norms against theory.
         Study(
@@ -969,6 +970,12 @@ STUDIES = {
                 *(
                     Point(f"htaf-l1{m:g}", {"variant": "htaf", "head_l1": m}, {"model.head_l1": m})
                     for m in NEC_HEAD_L1S
+                ),
+                # HTAF trained in its hard form (straight_through's form, HTAF's backward)
+                Point(
+                    "htaf_hard-l10",
+                    {"variant": "htaf_hard", "head_l1": 0.0},
+                    {**CONCEPT_LAYERS[1].overrides, "model.head_l1": 0.0},
                 ),
             ),
             split="validation",
