@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from experiments import icbm_analysis, icbm_explain, icbm_nec
+from experiments.configs import dhn_mlp
 from htaf_jax import interpret
 from htaf_jax.data import load_splits
 from htaf_jax.heaviside import backward_gain, linear_count
@@ -333,8 +334,10 @@ def gain_end(record: dict) -> float | None:
 
 def gain_finding(rows: list[dict]) -> list[str]:
     """Per depth: mean accuracy of the (α, β) rows by their theoretical gain r, the best row
-    and the default's (α = 4, β = 1): does r ≈ 1 (gradients neither grow nor shrink through
-    depth at initialisation) predict the best shape?"""
+    and the default's (experiments/configs/dhn_mlp.py's): does r ≈ 1 (gradients neither grow
+    nor shrink through depth at initialisation) predict the best shape?"""
+    htaf = dhn_mlp.get_config().model.surrogate_kwargs.htaf
+    default_shape = (float(htaf.alpha), float(htaf.beta))
     bins, out = (
         (
             (0, 0.3, "r < 0.3"),
@@ -353,7 +356,7 @@ def gain_finding(rows: list[dict]) -> list[str]:
             if (b := [r for r in rs if lo <= r["gain_theory"]["mean"] < hi])
         ]
         best = max(rs, key=acc)
-        default = next((r for r in rs if (r["alpha"], r["beta"]) == (4.0, 1.0)), None)
+        default = next((r for r in rs if (r["alpha"], r["beta"]) == default_shape), None)
         shape = lambda r: (
             f"α={r['alpha']:g}, β={r['beta']:g} (r {r['gain_theory']['mean']:.2f})"  # noqa
             f": {r['accuracy']['text']} %"

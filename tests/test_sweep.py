@@ -13,7 +13,7 @@ from data_marks import needs_data
 from helpers import TINY_DHN, eval_accuracy, parsed_back
 
 from experiments import measures, run, runs, tables
-from experiments.configs import studies
+from experiments.configs import dhn_mlp, studies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -399,10 +399,12 @@ def test_the_binary_resnet_study_is_the_three_units_over_three_seeds():
 
 def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
     cell = lambda m: {"mean": m, "std": 0.0, "text": f"{m:.2f} ± 0.00"}  # noqa: E731
+    htaf = dhn_mlp.get_config().model.surrogate_kwargs.htaf  # the default's row is named
+    a0, b0 = float(htaf.alpha), float(htaf.beta)
     rows = [
         {"depth": 16, "alpha": a, "beta": b, "accuracy": cell(acc), "gain_theory": cell(r)}
         for a, b, acc, r in (
-            (4.0, 1.0, 60.0, 0.97),
+            (a0, b0, 60.0, 0.97),
             (8.0, 0.25, 80.0, 0.68),
             (2.0, 0.5, 70.0, 0.5),
             (8.0, 2.0, 20.0, 2.0),
@@ -411,5 +413,5 @@ def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
     assert studies.gain_finding(rows) == [
         "- depth 16: mean acc by r theory: 0.3 ≤ r < 0.9: 75.00 % (2 rows); 0.9 ≤ r < 1.1: "
         "60.00 % (1 rows); r ≥ 1.1: 20.00 % (1 rows). Best α=8, β=0.25 (r 0.68): 80.00 ± 0.00 "
-        "%; default α=4, β=1 (r 0.97): 60.00 ± 0.00 %."
+        f"%; default α={a0:g}, β={b0:g} (r 0.97): 60.00 ± 0.00 %."
     ]
