@@ -14,6 +14,7 @@ from helpers import TINY_ICBM
 from experiments import icbm_explain, icbm_nec, run
 from experiments.configs import icbm_sparse, studies
 from htaf_jax.data.sources import read_split
+from htaf_jax.train import load_config, restore_params
 
 pytestmark = needs_data
 
@@ -67,8 +68,6 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     # Informed order is greedy on the true class's margin: never behind random by much.
     assert curve["informed"][-1] >= curve["random"][-1] - 0.05
     # A choosing study's measure: the curve at the NECs asked for, nothing else.
-    from htaf_jax.train import load_config, restore_params
-
     workdir = str(tmp_path / htaf["workdir"])
     restored = restore_params(workdir)
     light = icbm_nec.measure(
@@ -93,7 +92,6 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     again = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
     assert {r["variant"] for r in again["rows"]} == {"standard", "htaf", "random"}
     # icbm_explain at NEC=2: the deciding concepts come from the cut head, with figures.
-    workdir = str(tmp_path / htaf["workdir"])
     capsys.readouterr()
     assert (
         icbm_explain.main(
