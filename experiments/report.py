@@ -88,7 +88,7 @@ def choices_table(*roots: str, stale: dict | None = None) -> str:
             continue
         study, key = studies.STUDIES[how[0]], how[1]
         root, rows = next(((root, r) for root in roots if (r := table_rows(root, study))), ("", []))
-        value, mine, best = studies.choice(config, path, rows)
+        value, mine, best, _ = studies.choice(config, path, rows)
         first = study.columns[0].key
         cell = lambda r: "n/a" if r is None else f"{key}={r[key]}: {_text(r[first])}"  # noqa
         agrees = "n/a" if best is None else "yes" if best[key] == value else "**no**"

@@ -347,8 +347,9 @@ def test_choices_table_says_which_split_chose_each_default_and_whether_it_agrees
         line.startswith("| icbm: model.surrogate_kwargs.htaf.alpha | 16.0 | icbm_dense_choices ")
         for line in lines
     )
+    beta = studies.default_of("dhn_mlp", "model.surrogate_kwargs.htaf.beta")
     assert (
-        "| dhn_mlp: model.surrogate_kwargs.htaf.beta | 1.0 | alpha_beta (validation, "
+        f"| dhn_mlp: model.surrogate_kwargs.htaf.beta | {beta} | alpha_beta (validation, "
         "quick) | n/a | n/a | n/a |"
     ) in lines
 
@@ -408,6 +409,19 @@ def test_a_choosing_studys_finding_names_the_value_its_rows_pick():
     )
     assert lines[1].startswith("- icbm: model.surrogate_kwargs.htaf.beta: chosen beta=1.0 ")
     assert len(lines) == 4
+    # A better mean inside the seeds' spread does not move the default; outside it, it does.
+    noisy = lambda acc, std, **change: {  # noqa: E731
+        **row(acc, 99.5, **change),
+        "hard_accuracy": {"mean": acc, "std": std, "text": f"{acc:.2f} ± {std:.2f}"},
+    }
+    rate = "- icbm: learning_rate: chosen learning_rate="
+    inside = study.finding([noisy(85.0, 0.1), noisy(85.2, 0.3, learning_rate=1e-3)])
+    assert inside[3].startswith(rate + "0.002 (85.00 ± 0.10 hard acc %), the config's default;")
+    assert inside[3].endswith(
+        "learning_rate=0.001 (85.20 ± 0.30 hard acc %) is within the seeds' std"
+    )
+    outside = study.finding([noisy(85.0, 0.1), noisy(85.4, 0.3, learning_rate=1e-3)])
+    assert outside[3].startswith(rate + "0.001 (85.40 ± 0.30 hard acc %); the config's default")
     planned = run.plan(study, "quick", "r")
     assert len(planned) == 9 * 3 and {r.split for r in planned} == {"validation"}
     lr = next(r for r in planned if r.label == "learning_rate0.004")

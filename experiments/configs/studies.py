@@ -460,10 +460,12 @@ def default_of(config: str, path: str):
 
 
 def choice(config: str, path: str, rows: list[dict]) -> tuple:
-    """(default, its row, the best row) of a CHOSEN_BY entry over its study's table rows:
-    the rows changing its key column alone (the study's other chosen fields of this config
-    at their defaults); the best by the study's first column among those meeting the
-    entry's target (None: no such row)."""
+    """(default, its row, the chosen row, the row of best mean) of a CHOSEN_BY entry over
+    its study's table rows: the rows changing its key column alone (the study's other chosen
+    fields of this config at their defaults); among those meeting the entry's target, the
+    best by the study's first column (None: no such row). The default's row stays chosen
+    when it meets the target and the best mean beats it by no more than the larger of the
+    two rows' seed stds: a difference inside the seeds' spread chooses nothing."""
     name, key, *target = CHOSEN_BY[(config, path)]
     need, least = target[0] if target else (None, 0)
     others = {
@@ -482,7 +484,11 @@ def choice(config: str, path: str, rows: list[dict]) -> tuple:
     ok = [r for r in rows if need is None or ((r.get(need) or {}).get("mean") or 0) >= least]
     value = default_of(config, path)
     mine = next((r for r in rows if r[key] == value), None)
-    return value, mine, max(ok, key=lambda r: r[first]["mean"], default=None)
+    top = max(ok, key=lambda r: r[first]["mean"], default=None)
+    if top is None or mine is None or mine not in ok:
+        return value, mine, top, top
+    spread = max(top[first].get("std") or 0, mine[first].get("std") or 0)
+    return value, mine, mine if top[first]["mean"] - mine[first]["mean"] <= spread else top, top
 
 
 def choice_finding(name: str):
@@ -494,7 +500,7 @@ def choice_finding(name: str):
         for (config, path), how in CHOSEN_BY.items():
             if isinstance(how, str) or how[0] != name:
                 continue
-            value, mine, best = choice(config, path, rows)
+            value, mine, best, top = choice(config, path, rows)
             key = how[1]
 
             def shown(r: dict, key: str = key) -> str:
@@ -503,7 +509,10 @@ def choice_finding(name: str):
             if best is None:
                 lines.append(f"- {config}: {path}: no row meets the target yet")
             elif best[key] == value:
-                lines.append(f"- {config}: {path}: chosen {shown(best)}, the config's default")
+                lines.append(
+                    f"- {config}: {path}: chosen {shown(best)}, the config's default"
+                    + ("" if top is best else f"; {shown(top)} is within the seeds' std")
+                )
             else:
                 lines.append(
                     f"- {config}: {path}: chosen {shown(best)}; the config's default is "
