@@ -252,6 +252,8 @@ def _run_planned(
                 if runs.finished(run.workdir)
                 else icbm.run(run.config, run.workdir, run.command)
             )
+        if study.measure != "icbm_job":  # the command today's code rebuilds its config with
+            record["command"] = run.command  # (a changed default: a flag more than at training)
         measured.append({k: record.get(k) for k in PROVENANCE})
         first = firsts[run.label]
         if (
