@@ -33,7 +33,8 @@ def _planned(name: str, profile: str) -> set[tuple[str, str]]:
 def test_every_study_of_before_plans_the_same_runs(profile):
     # tests/data/planned_runs.json: what `make results` planned before the runner was
     # rewritten, run name and config hash of every run of every study; changed only where a
-    # study's plan changed on purpose (alpha_beta's seeds 0-2, dhn_mlp's β = 0.5).
+    # study's plan changed on purpose (alpha_beta's seeds 0-2, dhn_mlp's β = 0.5, the DHN
+    # depth studies' units at their validation slopes).
     before = json.load(open(os.path.join(REPO, "tests", "data", "planned_runs.json")))[profile]
     for name, entries in before.items():
         assert _planned(name, profile) == {(e["run"], e["hash"]) for e in entries}, name
@@ -415,3 +416,19 @@ def test_the_depth_sweeps_finding_bins_rows_by_theoretical_gain():
         "60.00 % (1 rows); r ≥ 1.1: 20.00 % (1 rows). Best α=8, β=0.25 (r 0.68): 80.00 ± 0.00 "
         f"%; default α={a0:g}, β={b0:g} (r 0.97): 60.00 ± 0.00 %."
     ]
+
+
+def test_the_depth_studies_run_every_unit_at_its_validation_slope():
+    # studies.DHN_SLOPES: each unit with a slope at its best peak slope of sharpness_dhn;
+    # HTAF at dhn_mlp's shape; a unit without a slope, or at its default, is not overridden.
+    peak = {"atan": lambda a: a / 2, "sigmoid": lambda a: a / 4, "rectangle": lambda w: 1 / w}
+    for name in ("dhn_depths", "dhn_skip", "dhn_mixed"):
+        for r in run.plan(studies.STUDIES[name], "quick", "r"):
+            unit, kwargs = r.config.model.surrogate, r.config.model.surrogate_kwargs
+            if unit in peak:
+                (value,) = kwargs[unit].values()
+                assert peak[unit](value) == pytest.approx(studies.DHN_SLOPES[unit])
+            elif unit == "htaf":
+                assert kwargs.to_dict() == dhn_mlp.get_config().model.surrogate_kwargs.to_dict()
+            elif unit not in studies.DHN_SLOPES:
+                assert unit not in kwargs

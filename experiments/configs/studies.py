@@ -20,6 +20,7 @@ from experiments.measures import (
 )
 from experiments.study import Column, Point, Study, axis, grid
 from htaf_jax.concepts import offset_for_on_rate
+from htaf_jax.units import peak_slope_hparams
 
 PROFILES = {
     "full": {"overrides": {}, "validation_size": 10000},
@@ -373,12 +374,40 @@ def _surrogate_study(family: str, title: str) -> Study:
     return Study(family, title, family, tuple(units(ALL_UNITS)), table=f"{family}_surrogates")
 
 
+# Every unit of the DHN depth studies at its own best peak slope on the validation split,
+# from one grid: sharpness_dhn's (depth 8; python -m experiments.run sharpness_dhn --profile
+# quick), where every unit with a slope did best at k = 0.5 but triangle (k = 2). HTAF's
+# shape is dhn_mlp's (alpha_beta: α = 4, β = 0.5, also k = 0.5); piecewise_exp's default is
+# k = 0.5 already; units without a slope (straight-through, approx_sign, fast_sigmoid) have
+# nothing to tune.
+DHN_SLOPES = {"atan": 0.5, "erf": 0.5, "rectangle": 0.5, "sigmoid": 0.5, "triangle": 2.0}
+
+
+def dhn_units(names) -> list[Point]:
+    """``units`` at DHN_SLOPES' peak slopes."""
+    return [
+        Point(
+            p.label,
+            p.coords,
+            {
+                **p.overrides,
+                **(
+                    {"model.surrogate_kwargs": {p.label: peak_slope_hparams(p.label, k)}}
+                    if (k := DHN_SLOPES.get(p.label))
+                    else {}
+                ),
+            },
+        )
+        for p in units(names)
+    ]
+
+
 def _depth_study(name: str, variant: str, names, title: str) -> Study:
     return Study(
         name,
         title,
         "dhn_mlp",
-        grid(units(names), axis("depth", DEPTHS, "model.depth", "d{}")),
+        grid(dhn_units(names), axis("depth", DEPTHS, "model.depth", "d{}")),
         measure="grad_norms",
         columns=GRAD_COLUMNS,
         plot="lines",
