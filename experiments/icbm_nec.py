@@ -3,8 +3,9 @@ and code collisions of one trained run (the ``nec`` measure of experiments.measu
 
 For an ICBM the features are its hard concepts, for the standard model its backbone's
 features; both are computed once and frozen. The head is cut to the NEC largest |weights|
-per class of the run's trained head and refitted (htaf_jax.interpret.sparse_head): the
-refit's learning rate and steps are chosen on a validation split, the last
+per class of the run's trained head, or of that head after an L1 path on the frozen
+features, and refitted (htaf_jax.interpret.sparse_head): the path's λ and the refit's
+learning rate and steps are chosen on a validation split, the last
 ``VALIDATION_SHARE`` of the run's training images (held out from the refit; the backbone and
 concept layer did train on them), then refitted on all training images; the test split is
 read once, for the final numbers. The random-concept baseline: a frozen random projection
@@ -21,7 +22,7 @@ import numpy as np
 from htaf_jax import data as data_lib
 from htaf_jax import interpret
 from htaf_jax.interpret import (
-    choose_sparse_head,
+    choose_sparse_heads,
     code_collisions,
     head_accuracy,
     intervention_curve,
@@ -81,9 +82,9 @@ def split_train(z, y):
 
 
 def sparse_heads(z_train, y_train, kernel, bias, nonneg: bool, necs=NECS) -> dict:
-    """``{nec: RefitChoice}`` for each NEC (htaf_jax.interpret.choose_sparse_head)."""
+    """``{nec: RefitChoice}`` for each NEC (htaf_jax.interpret.choose_sparse_heads)."""
     (zt, yt), (zv, yv) = split_train(z_train, y_train)
-    return {nec: choose_sparse_head(zt, yt, zv, yv, kernel, bias, nec, nonneg) for nec in necs}
+    return choose_sparse_heads(zt, yt, zv, yv, kernel, bias, necs, nonneg)
 
 
 def _curve(heads: dict, z_test, y_test) -> dict:
@@ -92,6 +93,7 @@ def _curve(heads: dict, z_test, y_test) -> dict:
             "accuracy": head_accuracy(c.head, z_test, y_test),
             "learning_rate": c.learning_rate,
             "steps": c.steps,
+            "l1": c.l1,
             "validation_accuracy": c.validation_accuracy,
             "weights": int(np.count_nonzero(c.head.kernel)),
         }

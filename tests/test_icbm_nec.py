@@ -6,10 +6,12 @@ import pytest
 
 from htaf_jax.interpret import (
     choose_sparse_head,
+    choose_sparse_heads,
     code_collisions,
     fit_sparse_head,
     head_accuracy,
     intervention_curve,
+    l1_heads,
     margin_coverage,
     nec_mask,
     random_concepts,
@@ -120,3 +122,41 @@ def test_margin_coverage():
     # margin = 3.5 − 0.5 = 3; d = 2, 1, 0.5, −0.5: the two largest keep 3 of 3.
     np.testing.assert_allclose(margin_coverage(z, kernel, np.zeros(2), 1), [2 / 3])
     np.testing.assert_allclose(margin_coverage(z, kernel, np.zeros(2), 2), [1.0])
+
+
+def test_l1_path_keeps_the_head_at_0_empties_it_when_large_and_descends():
+    z, y = _one_concept_per_class(seed=3)
+    kernel = np.random.default_rng(4).normal(0, 0.3, (z.shape[1], 3)).astype(np.float32)
+    heads = l1_heads(z, y, kernel, np.zeros(3), lambdas=(0.0, 0.01, 100.0), steps=200)
+    np.testing.assert_array_equal(heads[0.0][0], kernel)
+    assert not heads[100.0][0].any()
+
+    def objective(w, b, lam):  # mean cross-entropy + λ·Σ|V|, in float64
+        logits = z.astype(np.float64) @ w + b
+        logits -= logits.max(1, keepdims=True)
+        nll = np.log(np.exp(logits).sum(1)) - logits[np.arange(len(y)), y]
+        return nll.mean() + lam * np.abs(w).sum()
+
+    assert objective(*heads[0.01], 0.01) < objective(kernel, np.zeros(3), 0.01) - 0.5
+    nonneg = l1_heads(z, y, kernel, np.zeros(3), lambdas=(0.01,), nonneg=True, steps=50)
+    assert (nonneg[0.01][0] >= 0).all()
+
+
+def test_the_l1_path_ranks_the_deciding_concepts_above_a_louder_trained_weight():
+    # The trained head's largest weight per class sits on a coin-flip concept; cut to
+    # NEC = 1 it cannot tell the classes apart, whatever the refit. The L1 path drops the
+    # coin flips and grows the class concepts, so the validation split picks it.
+    z, y = _one_concept_per_class(n=900, seed=5)
+    k = z.shape[1]
+    kernel = np.zeros((k, 3), np.float32)
+    kernel[np.arange(3), np.arange(3)] = 0.1
+    kernel[3 + np.arange(3), np.arange(3)] = 1.0
+    args = (z[:600], y[:600], z[600:], y[600:], kernel, np.zeros(3))
+    cut = choose_sparse_heads(*args, necs=(1,), lambdas=(0.0,))[1]
+    assert cut.validation_accuracy < 0.6
+    chosen = choose_sparse_heads(*args, necs=(1, None), lambdas=(0.0, 0.03))
+    assert chosen[1].l1 == 0.03 and chosen[1].validation_accuracy == 1.0
+    np.testing.assert_array_equal(chosen[1].head.mask, np.eye(k, 3, dtype=bool))
+    assert head_accuracy(chosen[1].head, z, y) == 1.0
+    assert chosen[None].head.mask.all()
+    assert choose_sparse_head(*args, nec=1, lambdas=(0.0, 0.03)).l1 == 0.03

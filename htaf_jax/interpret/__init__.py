@@ -64,8 +64,10 @@ from htaf_jax.interpret.sparse_head import (
     RefitChoice,
     SparseHead,
     choose_sparse_head,
+    choose_sparse_heads,
     fit_sparse_head,
     head_accuracy,
+    l1_heads,
     nec_mask,
 )
 
@@ -110,8 +112,10 @@ __all__ = [
     "RefitChoice",
     "SparseHead",
     "choose_sparse_head",
+    "choose_sparse_heads",
     "fit_sparse_head",
     "head_accuracy",
+    "l1_heads",
     "nec_mask",
     "margin_coverage",
     "save_class_overview",

@@ -6,9 +6,13 @@ weights per class. ``nec_mask`` keeps, for each class c, the NEC weights of
 largest |V[k, c]|; ``fit_sparse_head`` refits the kept weights (and the bias)
 on frozen concepts (hard concepts z (N, K), or any fixed features) by
 full-batch Adam on the mean cross-entropy, starting from the masked head.
+Which weights to keep is read off the trained head, or off the head after an L1 path
+on the frozen concepts (``l1_heads``: proximal gradient on the cross-entropy plus
+λ·Σ|V|, as VLG-CBM's GLM-SAGA solves its sparse layer), which ranks the concepts by
+what they add beside the others rather than by the dense head's weights.
 The features are precomputed once, so a refit costs a few hundred small
-matmuls. ``choose_sparse_head`` picks the refit's learning rate and steps on
-a validation split and refits on the whole training split with them.
+matmuls. ``choose_sparse_heads`` picks the L1 path's λ and the refit's learning rate
+and steps on a validation split and refits on the whole training split with them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import optax
 # (learning rate, Adam steps) the validation split chooses from; (0, 0): the masked
 # head as it is, no refit.
 REFIT_GRID = ((0.0, 0), (0.03, 100), (0.1, 100))
+# λ of the L1 path whose head ranks the weights the NEC mask keeps (0: the trained head).
+MASK_LAMBDAS = (0.0, 3e-3, 1e-2, 3e-2, 0.1)
+L1_STEPS = 300  # proximal-gradient steps of each λ, from the trained head
 
 
 def nec_mask(kernel, nec: int | None) -> np.ndarray:
@@ -118,37 +125,113 @@ def _adam(z, labels, kernel, bias, mask, learning_rate, steps: int, nonneg: bool
     return params
 
 
+def l1_heads(
+    z, labels, kernel, bias, lambdas=MASK_LAMBDAS, nonneg: bool = False, steps: int = L1_STEPS
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """``{λ: (kernel, bias)}``: the head after ``steps`` proximal-gradient steps (ISTA) on
+    mean cross-entropy + λ·Σ|V| from (``kernel``, ``bias``); λ = 0: the head as given.
+
+    The step is 1/L, L = ½·λ_max([z, 1]ᵀ[z, 1]) / N, a bound on the cross-entropy's
+    curvature (the softmax's Jacobian has norm ≤ ½), so the path descends for any
+    features. The proximal step soft-thresholds V, and clips it at 0 where ``nonneg``.
+    """
+    z = np.asarray(z, np.float32)
+    z1 = np.concatenate([z, np.ones((len(z), 1), np.float32)], axis=1)
+    rate = 1.0 / (0.5 * float(np.linalg.eigvalsh(z1.T @ z1 / len(z))[-1]))
+    out = {}
+    for lam in lambdas:
+        if lam == 0:
+            out[lam] = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
+            continue
+        out[lam] = tuple(
+            map(
+                np.asarray,
+                _ista(
+                    jnp.asarray(z),
+                    jnp.asarray(labels, jnp.int32),
+                    jnp.asarray(kernel, jnp.float32),
+                    jnp.asarray(bias, jnp.float32),
+                    jnp.float32(lam),
+                    jnp.float32(rate),
+                    steps=int(steps),
+                    nonneg=bool(nonneg),
+                ),
+            )
+        )
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "nonneg"))
+def _ista(z, labels, kernel, bias, lam, rate, steps: int, nonneg: bool):
+    def loss(params):
+        w, b = params
+        return optax.softmax_cross_entropy_with_integer_labels(z @ w + b, labels).mean()
+
+    def body(params, _):
+        gw, gb = jax.grad(loss)(params)
+        w = params[0] - rate * gw
+        w = (
+            jnp.maximum(w - rate * lam, 0.0)
+            if nonneg
+            else jnp.sign(w) * jnp.maximum(jnp.abs(w) - rate * lam, 0.0)
+        )
+        return (w, params[1] - rate * gb), None
+
+    (w, b), _ = jax.lax.scan(body, (kernel, bias), None, length=steps)
+    return w, b
+
+
 class RefitChoice(NamedTuple):
     head: SparseHead  # refitted on the whole training split
     learning_rate: float  # the chosen setting
     steps: int
     validation_accuracy: float  # of the chosen setting, fitted without the validation split
+    l1: float = 0.0  # the L1 path's λ whose head chose the mask (0: the trained head)
 
 
-def choose_sparse_head(
+def choose_sparse_heads(
     z_train,
     y_train,
     z_val,
     y_val,
     kernel,
     bias,
-    nec: int | None,
+    necs: Sequence[int | None],
     nonneg: bool = False,
     grid: Sequence[tuple[float, int]] = REFIT_GRID,
-) -> RefitChoice:
-    """The NEC mask of ``kernel``; the refit setting of ``grid`` whose head, fitted on
-    (z_train, y_train), is most accurate on (z_val, y_val) (ties: the earlier setting);
-    then that setting refitted on the training and validation images together."""
-    mask = nec_mask(kernel, nec)
-    scores = [
-        head_accuracy(
-            fit_sparse_head(z_train, y_train, kernel, bias, mask, lr, steps, nonneg), z_val, y_val
-        )
-        for lr, steps in grid
-    ]
-    best = int(np.argmax(scores))
-    lr, steps = grid[best]
+    lambdas: Sequence[float] = MASK_LAMBDAS,
+) -> dict:
+    """``{nec: RefitChoice}``. For each NEC, the (λ, refit setting) of ``lambdas`` × ``grid``
+    whose head, fitted on (z_train, y_train), is most accurate on (z_val, y_val) (ties: the
+    earlier pair): the NEC mask of the λ-path head (``l1_heads`` on the training images),
+    refitted from it; then that mask and start refitted on the training and validation
+    images together. λ = 0 is the trained head's own mask."""
     z_all = np.concatenate([np.asarray(z_train), np.asarray(z_val)])
     y_all = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
-    head = fit_sparse_head(z_all, y_all, kernel, bias, mask, lr, steps, nonneg)
-    return RefitChoice(head, float(lr), int(steps), scores[best])
+    paths = l1_heads(z_train, y_train, kernel, bias, lambdas, nonneg)  # one path, every NEC
+    pairs = [(lam, lr, steps) for lam in lambdas for lr, steps in grid]
+    out = {}
+    for nec in necs:
+        masks = {lam: nec_mask(paths[lam][0], nec) for lam in lambdas}
+        scores = [
+            head_accuracy(
+                fit_sparse_head(z_train, y_train, *paths[lam], masks[lam], lr, steps, nonneg),
+                z_val,
+                y_val,
+            )
+            for lam, lr, steps in pairs
+        ]
+        best = int(np.argmax(scores))
+        lam, lr, steps = pairs[best]
+        head = fit_sparse_head(z_all, y_all, *paths[lam], masks[lam], lr, steps, nonneg)
+        out[nec] = RefitChoice(head, float(lr), int(steps), scores[best], float(lam))
+    return out
+
+
+def choose_sparse_head(
+    z_train, y_train, z_val, y_val, kernel, bias, nec: int | None, nonneg: bool = False, **grids
+) -> RefitChoice:
+    """``choose_sparse_heads`` for one NEC."""
+    return choose_sparse_heads(
+        z_train, y_train, z_val, y_val, kernel, bias, (nec,), nonneg, **grids
+    )[nec]
