@@ -353,8 +353,9 @@ plt.show()
 A person reads an explanation of a few concepts, not dozens. The concept-bottleneck field
 (VLG-CBM) compares models at a fixed *number of effective concepts per class* (NEC): cut the
 head to the NEC largest weights of each class and refit those on the training images with the
-concepts frozen (`interpret.choose_sparse_head` picks the refit's rate on a held-out sixth of
-them). At NEC = 5 each prediction is a sum of at most 50 concepts' weights, and a median
+concepts frozen. Which weights to keep is read off the trained head or off that head after an
+L1 path on the frozen concepts (`interpret.choose_sparse_head` picks the path's λ and the
+refit's rate on a held-out sixth of the training images). At NEC = 5 each prediction is a sum of at most 50 concepts' weights, and a median
 explanation needs only a few of them. Then interventions: for the mispredicted test images,
 set concepts one at a time to the true class's typical value (its on-rate on the training
 images), in random order and in an informed order (largest margin gain first).
@@ -375,7 +376,8 @@ choice = interpret.choose_sparse_head(train_z[:cut], train_y[:cut], train_z[cut:
 sparse = choice.head
 print(f"test accuracy: own head {100 * np.mean(acts.logits.argmax(-1) == labels):.2f}%, "
       f"NEC={NEC} head {100 * interpret.head_accuracy(sparse, acts.hard, labels):.2f}% "
-      f"({np.count_nonzero(sparse.kernel)} weights; refit rate {choice.learning_rate:g})")
+      f"({np.count_nonzero(sparse.kernel)} weights; L1 path λ {choice.l1:g}, "
+      f"refit rate {choice.learning_rate:g})")
 size = interpret.explanation_size(acts.hard, sparse.kernel, sparse.bias)
 cover = interpret.margin_coverage(acts.hard, sparse.kernel, sparse.bias, 5)
 print(f"explanation at NEC={NEC}: median {np.median(size):.0f} concepts for 90% of the margin; "
