@@ -30,6 +30,7 @@ from htaf_jax.interpret import (
     random_concepts,
 )
 from htaf_jax.interpret.measures import explanation_size
+from htaf_jax.interpret.sparse_head import MASK_LAMBDAS
 from htaf_jax.models import build_model
 
 NECS = (1, 2, 3, 5, 10, 20, None)  # None: all concepts (the dense head, refitted as well)
@@ -81,10 +82,23 @@ def split_train(z, y):
     return (z[:cut], y[:cut]), (z[cut:], y[cut:])
 
 
-def sparse_heads(z_train, y_train, kernel, bias, nonneg: bool, necs=NECS) -> dict:
+def sparse_heads(
+    z_train, y_train, kernel, bias, nonneg: bool, necs=NECS, lambdas=MASK_LAMBDAS
+) -> dict:
     """``{nec: RefitChoice}`` for each NEC (htaf_jax.interpret.choose_sparse_heads)."""
     (zt, yt), (zv, yv) = split_train(z_train, y_train)
-    return choose_sparse_heads(zt, yt, zv, yv, kernel, bias, necs, nonneg)
+    return choose_sparse_heads(zt, yt, zv, yv, kernel, bias, necs, nonneg, lambdas=lambdas)
+
+
+def _curves(z_train, y_train, z_test, y_test, kernel, bias, nonneg, necs, cut: bool):
+    """(heads, ``{"nec": curve}``), with ``cut`` also ``"nec_cut"``: the curve of heads
+    cut from the trained head only (λ = 0), what the L1 path is chosen against."""
+    heads = sparse_heads(z_train, y_train, kernel, bias, nonneg, necs)
+    out = {"nec": _curve(heads, z_test, y_test)}
+    if cut:
+        cut_heads = sparse_heads(z_train, y_train, kernel, bias, nonneg, necs, lambdas=(0.0,))
+        out["nec_cut"] = _curve(cut_heads, z_test, y_test)
+    return heads, out
 
 
 def _curve(heads: dict, z_test, y_test) -> dict:
@@ -146,7 +160,7 @@ def measure(config, params, batch_stats, necs=NECS, details: bool = True) -> dic
     """The run's NEC curve (eval-split accuracy per NEC in ``necs``, with the refit choices),
     and with ``details`` for an ICBM its explanations and interventions at ``CHOSEN_NEC`` and
     with its own head, code collisions, and the random-concept baseline's curve and
-    collisions."""
+    collisions; without, the curve of heads cut from the trained head alone as well."""
     x_train, y_train, x_test, y_test, _ = data(config)
     model = build_model(config.model, num_classes=len(params["head"]["bias"]))
     variables = {"params": params, "batch_stats": batch_stats}
@@ -154,26 +168,21 @@ def measure(config, params, batch_stats, necs=NECS, details: bool = True) -> dic
         h_train = backbone_features(model, variables, x_train)
         h_test = backbone_features(model, variables, x_test)
         head = params["head"]
-        heads = sparse_heads(
-            h_train,
-            y_train,
-            np.asarray(head["kernel"]),
-            np.asarray(head["bias"]),
-            nonneg=False,
-            necs=necs,
-        )
-        return {"nec": _curve(heads, h_test, y_test)}
+        kernel, bias = np.asarray(head["kernel"]), np.asarray(head["bias"])
+        return _curves(h_train, y_train, h_test, y_test, kernel, bias, False, necs, not details)[1]
     z_train = interpret.concept_activations(model, variables, x_train).hard
     z_test = interpret.concept_activations(model, variables, x_test).hard
     kernel, bias = interpret.head_weights(variables, model)
     nonneg = bool(config.model.get("nonneg_head", False))
-    heads = sparse_heads(z_train, y_train, kernel, bias, nonneg=nonneg, necs=necs)
+    heads, curves = _curves(
+        z_train, y_train, z_test, y_test, kernel, bias, nonneg, necs, not details
+    )
     if not details:
-        return {"nec": _curve(heads, z_test, y_test)}
+        return curves
     chosen = heads[CHOSEN_NEC].head
     used = np.flatnonzero(chosen.mask.any(axis=1))
     record = {
-        "nec": _curve(heads, z_test, y_test),
+        **curves,
         "explanation": {
             "own_head": explanation_at(interpret.SparseHead(kernel, bias, kernel != 0), z_test),
             f"nec{CHOSEN_NEC}": explanation_at(chosen, z_test),

@@ -67,14 +67,22 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     assert len(curve["informed"]) == icbm_nec.INTERVENE_MAX + 1
     # Informed order is greedy on the true class's margin: never behind random by much.
     assert curve["informed"][-1] >= curve["random"][-1] - 0.05
-    # A choosing study's measure: the curve at the NECs asked for, nothing else.
+    # A choosing study's measure: the curve at the NECs asked for, and the same NECs cut
+    # from the trained head alone (λ = 0 only: never ahead of the choice on the held-out
+    # sixth it was made on).
     workdir = str(tmp_path / htaf["workdir"])
     restored = restore_params(workdir)
     light = icbm_nec.measure(
         load_config(workdir), restored.params, restored.batch_stats, necs=(5, None), details=False
     )
-    assert set(light) == {"nec"} and set(light["nec"]) == {"5", "all"}
+    assert set(light) == {"nec", "nec_cut"} and set(light["nec"]) == {"5", "all"}
+    assert set(light["nec_cut"]) == {"5", "all"}
     assert light["nec"]["5"]["accuracy"] == pytest.approx(htaf["nec"]["5"]["accuracy"])
+    for key in "5", "all":
+        assert light["nec_cut"][key]["l1"] == 0.0
+        assert (
+            light["nec_cut"][key]["validation_accuracy"] <= light["nec"][key]["validation_accuracy"]
+        )
     text = open(tmp_path / "icbm_nec" / "icbm_nec.md").read()
     for heading in (
         "## Explanations at NEC=5",

@@ -432,3 +432,32 @@ def test_the_depth_studies_run_every_unit_at_its_validation_slope():
                 assert kwargs.to_dict() == dhn_mlp.get_config().model.surrogate_kwargs.to_dict()
             elif unit not in studies.DHN_SLOPES:
                 assert unit not in kwargs
+
+
+def test_the_nec_mask_finding_reads_percent_means_and_skips_rows_without_both():
+    cell = lambda m: {"mean": m, "std": 0.0, "text": f"{m:.2f} ± 0.00"}  # noqa: E731
+    rows = [
+        {"variant": "htaf", "nec.5.accuracy": cell(81.68), "nec_cut.5.accuracy": cell(80.83)},
+        {"variant": "standard", "nec.5.accuracy": cell(82.9), "nec_cut.5.accuracy": None},
+    ]
+    assert studies.mask_finding(rows) == [
+        "- htaf: 81.68 % with the L1 path on offer, 80.83 % cut from the trained head (+0.85 pts)."
+    ]
+
+
+def test_the_nec_finding_names_the_target_and_the_best_other_row_at_nec_5():
+    cell = lambda m: {"mean": m, "std": 0.0, "text": f"{m:.2f} ± 0.00"}  # noqa: E731
+    rows = [
+        {"backbone": "mlp", "variant": v, "nec5_or_dense": cell(a), "nec.5.accuracy": cell(b)}
+        for v, a, b in (
+            ("standard", 85.1, 83.0),
+            ("htaf", 83.0, 83.0),
+            ("random", 19.0, 19.0),
+            ("straight_through", 84.5, 84.5),
+        )
+    ]
+    assert measures.nec_finding(rows) == [
+        "- mlp: HTAF at NEC=5 83.00 %; standard (dense) 85.10 %: Δ -2.10 pts (target ≥ −1.0: "
+        "not met); random code at NEC=5 19.00 %: HTAF +64.00 pts (target ≥ +5: met); best "
+        "other at NEC=5: straight_through 84.50 %."
+    ]

@@ -204,6 +204,19 @@ def head_l1_finding(rows: list[dict]) -> list[str]:
     ]
 
 
+def mask_finding(rows: list[dict]) -> list[str]:
+    """icbm_nec_mask's comparison: each row's NEC = 5 mean (%) with the L1 path on offer,
+    beside its mean cut from the trained head alone."""
+    mean = lambda r, k: (r.get(k) or {}).get("mean")  # noqa: E731
+    return [
+        f"- {r['variant']}: {mean(r, 'nec.5.accuracy'):.2f} % with the L1 path on offer, "
+        f"{mean(r, 'nec_cut.5.accuracy'):.2f} % cut from the trained head "
+        f"({mean(r, 'nec.5.accuracy') - mean(r, 'nec_cut.5.accuracy'):+.2f} pts)."
+        for r in rows
+        if mean(r, "nec.5.accuracy") is not None and mean(r, "nec_cut.5.accuracy") is not None
+    ]
+
+
 _N = "nec5"  # the chosen NEC's records (icbm_nec.CHOSEN_NEC)
 NEC_MORE = (
     (
@@ -1029,6 +1042,30 @@ STUDIES = {
             plot="none",
             unit="variant",
             finding=head_l1_finding,
+        ),
+        # Issue 35: which weights the NEC head keeps, read off the trained head or off an L1
+        # path on the frozen concepts (interpret.choose_sparse_heads picks λ on the held-out
+        # sixth), each concept layer and the standard model alike; validation split.
+        Study(
+            "icbm_nec_mask",
+            "ICBM sparse recipe (MLP): the NEC=5 head's weights cut from the trained head, or "
+            "chosen between that and an L1 path on the frozen concepts (validation split, "
+            "seeds 0–2)",
+            "icbm_sparse",
+            (STANDARD, CONCEPT_LAYERS[0], *CONCEPT_LAYERS[2:]),
+            split="validation",
+            measure="nec_choice",
+            columns=(
+                Column("NEC=5, cut or L1 path %", "nec.5.accuracy", 100),
+                Column("NEC=5, cut %", "nec_cut.5.accuracy", 100),
+                Column("NEC=all %", "nec.all.accuracy", 100),
+                Column("own head %", "hard_accuracy", 100),
+                Column("train s", "seconds", fmt=".0f"),
+            ),
+            overrides={"baseline": False},
+            plot="none",
+            unit="variant",
+            finding=mask_finding,
         ),
         Study(
             "icbm_main",
