@@ -138,31 +138,14 @@ def l1_heads(
     z = np.asarray(z, np.float32)
     z1 = np.concatenate([z, np.ones((len(z), 1), np.float32)], axis=1)
     rate = 1.0 / (0.5 * float(np.linalg.eigvalsh(z1.T @ z1 / len(z))[-1]))
-    out = {}
-    for lam in lambdas:
-        if lam == 0:
-            out[lam] = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
-            continue
-        out[lam] = tuple(
-            map(
-                np.asarray,
-                _ista(
-                    jnp.asarray(z),
-                    jnp.asarray(labels, jnp.int32),
-                    jnp.asarray(kernel, jnp.float32),
-                    jnp.asarray(bias, jnp.float32),
-                    jnp.float32(lam),
-                    jnp.float32(rate),
-                    steps=int(steps),
-                    nonneg=bool(nonneg),
-                ),
-            )
-        )
-    return out
+    start = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
+    args = (jnp.asarray(z), jnp.asarray(labels, jnp.int32), *start, jnp.float32(rate))
+    path = functools.partial(_ista, *args, steps=int(steps), nonneg=bool(nonneg))
+    return {lam: jax.device_get(path(jnp.float32(lam))) if lam else start for lam in lambdas}
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "nonneg"))
-def _ista(z, labels, kernel, bias, lam, rate, steps: int, nonneg: bool):
+def _ista(z, labels, kernel, bias, rate, lam, steps: int, nonneg: bool):
     def loss(params):
         w, b = params
         return optax.softmax_cross_entropy_with_integer_labels(z @ w + b, labels).mean()
@@ -170,12 +153,8 @@ def _ista(z, labels, kernel, bias, lam, rate, steps: int, nonneg: bool):
     def body(params, _):
         gw, gb = jax.grad(loss)(params)
         w = params[0] - rate * gw
-        w = (
-            jnp.maximum(w - rate * lam, 0.0)
-            if nonneg
-            else jnp.sign(w) * jnp.maximum(jnp.abs(w) - rate * lam, 0.0)
-        )
-        return (w, params[1] - rate * gb), None
+        w = jnp.sign(w) * jnp.maximum(jnp.abs(w) - rate * lam, 0.0)  # soft threshold
+        return (jax.nn.relu(w) if nonneg else w, params[1] - rate * gb), None
 
     (w, b), _ = jax.lax.scan(body, (kernel, bias), None, length=steps)
     return w, b
