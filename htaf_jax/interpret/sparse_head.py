@@ -135,10 +135,12 @@ def l1_heads(
     curvature (the softmax's Jacobian has norm ≤ ½), so the path descends for any
     features. The proximal step soft-thresholds V, and clips it at 0 where ``nonneg``.
     """
+    start = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
+    if not any(lambdas):  # the head as given: no path, no curvature bound to compute
+        return {lam: start for lam in lambdas}
     z = np.asarray(z, np.float32)
     z1 = np.concatenate([z, np.ones((len(z), 1), np.float32)], axis=1)
     rate = 1.0 / (0.5 * float(np.linalg.eigvalsh(z1.T @ z1 / len(z))[-1]))
-    start = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
     args = (jnp.asarray(z), jnp.asarray(labels, jnp.int32), *start, jnp.float32(rate))
     path = functools.partial(_ista, *args, steps=int(steps), nonneg=bool(nonneg))
     return {lam: jax.device_get(path(jnp.float32(lam))) if lam else start for lam in lambdas}
