@@ -10,8 +10,8 @@ learning rate and steps are chosen on a validation split, the last
 concept layer did train on them), then refitted on all training images; the test split is
 read once, for the final numbers. The random-concept baseline: a frozen random projection
 of the ICBM's own backbone features to K concepts, each at its ICBM concept's on-rate on the
-training images, its head fitted dense first (zero start, same choice) and then cut the same
-way; its weights may be negative (a stronger baseline than the ICBM's non-negative head).
+training images, its head fitted dense first (zero start) and then cut and chosen the same
+way, under the ICBM's head constraint and, as a stronger baseline, with a signed head.
 """
 
 from __future__ import annotations
@@ -156,11 +156,14 @@ def interventions(z_train, y_train, z_test, y_test, kernel, bias, seed: int = 0)
     return out
 
 
-def measure(config, params, batch_stats, necs=NECS, details: bool = True) -> dict:
+def measure(
+    config, params, batch_stats, necs=NECS, details: bool = True, random: bool = True
+) -> dict:
     """The run's NEC curve (eval-split accuracy per NEC in ``necs``, with the refit choices),
     and with ``details`` for an ICBM its explanations and interventions at ``CHOSEN_NEC`` and
-    with its own head, code collisions, and the random-concept baseline's curve and
-    collisions; without, the curve of heads cut from the trained head alone as well."""
+    with its own head, code collisions, and with ``random`` the random-concept baselines
+    (``random_baselines``); without ``details``, the curve of heads cut from the trained
+    head alone as well."""
     x_train, y_train, x_test, y_test, _ = data(config)
     model = build_model(config.model, num_classes=len(params["head"]["bias"]))
     variables = {"params": params, "batch_stats": batch_stats}
@@ -198,25 +201,47 @@ def measure(config, params, batch_stats, necs=NECS, details: bool = True) -> dic
             f"nec{CHOSEN_NEC}": _collisions(z_test, y_test, used),
         },
     }
-    h_train = backbone_features(model, variables, x_train)
-    code = random_concepts(h_train, z_train.mean(0), seed=config.seed)
-    r_train = code(h_train)
-    r_test = code(backbone_features(model, variables, x_test))
-    dense = sparse_heads(
-        r_train, y_train, np.zeros_like(kernel), np.zeros_like(bias), nonneg=False, necs=(None,)
-    )[None].head
-    random_heads = sparse_heads(r_train, y_train, dense.kernel, dense.bias, nonneg=False)
-    r_used = np.flatnonzero(random_heads[CHOSEN_NEC].head.mask.any(axis=1))
-    record["random"] = {
-        "nec": _curve(random_heads, r_test, y_test),
-        "on_rate": float(r_test.mean()),
-        "collisions": {
-            "all": _collisions(r_test, y_test),
-            f"nec{CHOSEN_NEC}": _collisions(r_test, y_test, r_used),
-        },
-        "explanation": {f"nec{CHOSEN_NEC}": explanation_at(random_heads[CHOSEN_NEC].head, r_test)},
-    }
+    if random:
+        h_train = backbone_features(model, variables, x_train)
+        h_test = backbone_features(model, variables, x_test)
+        record.update(
+            random_baselines(
+                h_train, h_test, y_train, y_test, z_train.mean(0), len(bias), nonneg, config.seed
+            )
+        )
     return record
+
+
+def random_baselines(
+    h_train, h_test, y_train, y_test, rates, classes: int, nonneg: bool, seed: int
+) -> dict:
+    """The random-concept baseline: a frozen random projection of the ICBM's backbone
+    features (``h_train``, ``h_test``) to K concepts at the ICBM's on-rates (``rates``), its
+    head fitted dense from zero (Adam, the same refit choice) and then cut and chosen as the
+    ICBM's. ``{"random": …}`` with the ICBM's head constraint (non-negative where
+    ``nonneg``), and for a non-negative ICBM ``"random_signed"`` too: the same code with a
+    signed head, a stronger baseline."""
+    code = random_concepts(h_train, rates, seed=seed)
+    r_train, r_test = code(h_train), code(h_test)
+    zeros = np.zeros((len(rates), classes), np.float32)
+    dense = sparse_heads(
+        r_train, y_train, zeros, zeros[0], nonneg=False, necs=(None,), lambdas=(0.0,)
+    )[None].head
+    out = {}
+    for key, signed in (("random", not nonneg), ("random_signed", True))[: 1 + nonneg]:
+        start = dense.kernel if signed else np.maximum(dense.kernel, 0.0)
+        heads = sparse_heads(r_train, y_train, start, dense.bias, nonneg=not signed)
+        used = np.flatnonzero(heads[CHOSEN_NEC].head.mask.any(axis=1))
+        out[key] = {
+            "nec": _curve(heads, r_test, y_test),
+            "on_rate": float(r_test.mean()),
+            "collisions": {
+                "all": _collisions(r_test, y_test),
+                f"nec{CHOSEN_NEC}": _collisions(r_test, y_test, used),
+            },
+            "explanation": {f"nec{CHOSEN_NEC}": explanation_at(heads[CHOSEN_NEC].head, r_test)},
+        }
+    return out
 
 
 def _mean_over_seeds(records: list[dict], get) -> dict:

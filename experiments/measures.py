@@ -211,9 +211,12 @@ def nec(config, result, seconds: float) -> dict:
     collisions (experiments.icbm_nec; the random-concept baseline inside an ICBM's record)."""
 
     start = time.perf_counter()
+    # The random code is a row beside the HTAF ICBM's (random_concept_rows): only its runs
+    # pay for it.
+    random = config.model.get("surrogate") == "htaf"
     record = {
         **concepts(config, result, seconds),
-        **icbm_nec.measure(config, result.params, result.batch_stats),
+        **icbm_nec.measure(config, result.params, result.batch_stats, random=random),
     }
     record["nec_seconds"] = time.perf_counter() - start
     return record
@@ -253,7 +256,7 @@ def nec_finding(rows: list[dict]) -> list[str]:
         at5 = {
             r["variant"]: (r.get("nec.5.accuracy") or {}).get("mean")
             for r in same
-            if r["variant"] not in ("htaf", "random")
+            if r["variant"] not in ("htaf", *RANDOM_NOTES)
         }
         at5 = {k: v for k, v in at5.items() if v is not None}
         htaf, standard, rand = by.get("htaf"), by.get("standard"), by.get("random")
@@ -270,6 +273,11 @@ def nec_finding(rows: list[dict]) -> list[str]:
                 f"random code at NEC=5 {rand:.2f} %: HTAF {htaf - rand:+.2f} pts "
                 f"(target ≥ +5: {'met' if htaf - rand >= 5.0 else 'not met'})"
             )
+        if by.get("random_signed") is not None:
+            parts.append(
+                f"with a signed head {by['random_signed']:.2f} % "
+                f"(HTAF {htaf - by['random_signed']:+.2f} pts)"
+            )
         if at5:
             best = max(at5, key=at5.__getitem__)
             parts.append(f"best other at NEC=5: {best} {at5[best]:.2f} %")
@@ -277,25 +285,27 @@ def nec_finding(rows: list[dict]) -> list[str]:
     return out
 
 
+RANDOM_NOTES = {
+    "random": "a random projection of this HTAF run's backbone features, each concept at its "
+    "concept's on-rate; its head as the ICBM's (non-negative)",
+    "random_signed": "the same random code, its head signed",
+}
+
+
 def random_concept_rows(record: dict) -> list[tuple[str, dict, dict]]:
-    """The random-concept baseline an HTAF ICBM run's ``nec`` record holds, as a row of its
-    own: ``(label, coords, record)`` with variant "random" (``Study.derived``). The other
-    concept layers' records hold one too (at their on-rates); the table shows the HTAF's."""
-    if "random" not in record or record["coords"].get("variant") != "htaf":
+    """The random-concept baselines an HTAF ICBM run's ``nec`` record holds, as rows of their
+    own: ``(label, coords, record)`` with variant "random" (the ICBM's head constraint) and
+    "random_signed" (``Study.derived``)."""
+    if record["coords"].get("variant") != "htaf":
         return []  # one random code per HTAF run: its K, its on-rates
-    label = record["label"].replace(record["coords"]["variant"], "random")
     return [
         (
-            label,
-            {**record["coords"], "variant": "random"},
-            {
-                **record["random"],
-                "split": record.get("split"),
-                "seconds": None,
-                "note": "a random projection of this HTAF run's backbone features, each "
-                "concept at its concept's on-rate",
-            },
+            record["label"].replace("htaf", key),
+            {**record["coords"], "variant": key},
+            {**record[key], "split": record.get("split"), "seconds": None, "note": note},
         )
+        for key, note in RANDOM_NOTES.items()
+        if key in record
     ]
 
 

@@ -10,7 +10,8 @@ r"""Run a study of experiments/configs/studies.py: plan, train what is missing, 
 Runs live in ``results/<profile>/<study>/runs/<label>-s<seed>-<hash>`` (experiments/runs.py):
 a finished run is reused, an interrupted one resumes, and a run whose folder is gone but
 whose record its table's JSON holds (same config hash: a fresh clone) is not trained again.
-``--report-only`` rewrites each table from those runs and records, training nothing.
+``--report-only`` rewrites each table from those runs and records, training nothing;
+``--remeasure`` measures the finished runs again (a changed measure), training nothing.
 """
 
 from __future__ import annotations
@@ -184,21 +185,34 @@ def _made(measured: list[dict | None]) -> dict:
 
 
 def run_study(
-    study, profile: str, out_root: str, only: list[str] = (), report_only: bool = False
+    study,
+    profile: str,
+    out_root: str,
+    only: list[str] = (),
+    report_only: bool = False,
+    remeasure: bool = False,
 ) -> int:
     """Trains the study's missing runs (none with ``report_only``) and writes its table
     after each; returns the number of finished runs tabled. A tuned study trains its tuning
-    runs first, then plans again: their picks make its test runs."""
+    runs first, then plans again: their picks make its test runs. ``remeasure``: the
+    finished runs ``only`` selects are measured again (runs.train_or_reuse)."""
     planned = plan(study, profile, out_root)  # the table holds every finished run, --only or not
-    records = _run_planned(study, profile, out_root, planned, only, report_only)
+    again = (only, report_only, remeasure)
+    records = _run_planned(study, profile, out_root, planned, *again)
     if not report_only and any(r.workdir is None for r in planned):
         planned = plan(study, profile, out_root)
-        records = _run_planned(study, profile, out_root, planned, only, report_only)
+        records = _run_planned(study, profile, out_root, planned, *again)
     return len(records)
 
 
 def _run_planned(
-    study, profile: str, out_root: str, planned: list[Run], only, report_only: bool
+    study,
+    profile: str,
+    out_root: str,
+    planned: list[Run],
+    only,
+    report_only: bool,
+    remeasure: bool = False,
 ) -> list[dict]:
     """run_study's pass over the planned runs: trains or reuses each, tables them."""
     meta = {
@@ -236,7 +250,11 @@ def _run_planned(
             record.update({k: v for k, v in stored[rel]["_measured"].items() if v})
         elif study.measure != "icbm_job":
             record = runs.train_or_reuse(
-                run.config, run.workdir, measures.MEASURES[study.measure], run.command
+                run.config,
+                run.workdir,
+                measures.MEASURES[study.measure],
+                run.command,
+                remeasure and selected(run, only),
             )
         else:  # the job's folder is not keyed by its config: its record names the config
             if runs.finished(run.workdir) and runs.read(run.workdir).get(
@@ -466,6 +484,13 @@ def flag_values() -> flags.FlagValues:
         "Train nothing: tables (with 'all': RESULTS.md, README's block) from the finished runs.",
         flag_values=values,
     )
+    flags.DEFINE_bool(
+        "remeasure",
+        False,
+        "Measure the finished runs --only selects (all without it) again with today's code, "
+        "from their last checkpoint: no training; their recorded training time is kept.",
+        flag_values=values,
+    )
     flags.DEFINE_bool("list", False, "List every study and exit.", flag_values=values)
     return values
 
@@ -510,7 +535,14 @@ def _run(values, names: list[str], chosen: list[str]) -> int:
         return 0
     for name in chosen:
         print(f"\n=== {study_command(name, values.profile, values.only)}", flush=True)
-        run_study(studies.STUDIES[name], values.profile, out_root, values.only, report_only)
+        run_study(
+            studies.STUDIES[name],
+            values.profile,
+            out_root,
+            values.only,
+            report_only,
+            values.remeasure,
+        )
     if names == ["all"]:
         stale = stale_tables(profile_roots(values.profile, out_root))
         path = report.write(

@@ -151,15 +151,26 @@ def run_command(config, workdir: str, config_file: str, module: str = "experimen
 
 
 def train_or_reuse(
-    config, workdir: str, measure: Callable[[object, object, float], dict], command: str
+    config,
+    workdir: str,
+    measure: Callable[[object, object, float], dict],
+    command: str,
+    remeasure: bool = False,
 ) -> dict:
     """The run's stored ``results.json``, or trains it and stores (atomically)
-    ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``."""
+    ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``.
+    ``remeasure``: a finished run is measured again from its last checkpoint (no step
+    trained), keeping the training seconds it recorded."""
+    seconds = None
     if finished(workdir):
-        return read(workdir)
+        if not remeasure:
+            return read(workdir)
+        seconds = read(workdir).get("seconds")
     start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
-    record = {**measure(config, result, time.perf_counter() - start), "command": command}
+    if seconds is None:
+        seconds = time.perf_counter() - start
+    record = {**measure(config, result, seconds), "command": command}
     record.update(provenance())
     path = os.path.join(workdir, RESULTS_FILE)
     with open(path + ".tmp", "w") as f:

@@ -53,6 +53,25 @@ def test_refit_at_nec_1_finds_the_class_concepts_and_keeps_the_mask():
     assert (nonneg.kernel >= 0).all() and (nonneg.kernel[~nonneg.mask] == 0).all()
 
 
+@pytest.mark.parametrize("nec", [1, 3, None])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_refit_on_the_kept_concepts_equals_the_refit_on_all_columns(nec, nonneg):
+    # fit_sparse_head passes only the concepts some class keeps (padded to a power of two);
+    # the reference is the same Adam on every column, where the others stay 0.
+    from htaf_jax.interpret.sparse_head import _adam
+
+    rng = np.random.default_rng(5)
+    z = (rng.random((300, 40)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    kernel, bias = rng.normal(0, 0.5, (40, 3)).astype(np.float32), np.zeros(3, np.float32)
+    mask = nec_mask(kernel, nec)
+    head = fit_sparse_head(z, y, kernel, bias, mask, 0.1, 30, nonneg)
+    w, b = _adam(z, y, np.where(mask, kernel, 0), bias, mask, 0.1, steps=30, nonneg=nonneg)
+    w = np.where(mask, np.maximum(w, 0) if nonneg else w, 0)
+    np.testing.assert_allclose(head.kernel, w, atol=1e-5)
+    np.testing.assert_allclose(head.bias, b, atol=1e-5)
+
+
 def test_choose_sparse_head_reads_validation_and_refits_on_all():
     z, y = _one_concept_per_class(seed=2)
     kernel = np.zeros((z.shape[1], 3))

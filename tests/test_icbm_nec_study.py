@@ -42,11 +42,11 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
         ),
         overrides={**studies.STUDIES["icbm_nec"].overrides, **TINY_ICBM},
     )
-    # Two runs tabled, and the random-code row the HTAF run's record holds.
-    assert run.run_study(study, "quick", str(tmp_path)) == 3
+    # Two runs tabled, and the random-code rows the HTAF run's record holds.
+    assert run.run_study(study, "quick", str(tmp_path)) == 4
     table = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
     rows = {r["variant"]: r for r in table["rows"]}
-    assert set(rows) == {"standard", "htaf", "random"}
+    assert set(rows) == {"standard", "htaf", "random", "random_signed"}
     htaf = next(r for r in table["runs"] if r["label"] == "mlp-htaf")
     k, classes = TINY_ICBM["model.num_concepts"], 10
     for key in icbm_nec.nec_key(None), "1", "5":
@@ -60,6 +60,8 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     random_run = next(r for r in table["runs"] if r["label"] == "mlp-random")
     assert random_run["derived_from"] == htaf["workdir"] and "workdir" not in random_run
     assert random_run["on_rate"] == pytest.approx(htaf["concept_rate"], abs=0.05)
+    signed = next(r for r in table["runs"] if r["label"] == "mlp-random_signed")
+    assert signed["on_rate"] == random_run["on_rate"]  # the same code, another head
     assert htaf["collisions"]["all"]["concepts"] == k
     assert 0.0 <= htaf["collisions"]["all"]["ceiling"] <= 1.0
     curve = htaf["interventions"]["own_head"]
@@ -96,9 +98,9 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
     # A fresh clone: the table's records stand in for the removed runs, random row included.
     for name in os.listdir(tmp_path / "icbm_nec" / "runs"):
         os.remove(tmp_path / "icbm_nec" / "runs" / name / "results.json")
-    assert run.run_study(study, "quick", str(tmp_path), report_only=True) == 3
+    assert run.run_study(study, "quick", str(tmp_path), report_only=True) == 4
     again = json.load(open(tmp_path / "icbm_nec" / "icbm_nec.json"))
-    assert {r["variant"] for r in again["rows"]} == {"standard", "htaf", "random"}
+    assert {r["variant"] for r in again["rows"]} == set(rows)
     # icbm_explain at NEC=2: the deciding concepts come from the cut head, with figures.
     capsys.readouterr()
     assert (

@@ -166,11 +166,24 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
     partial = json.load(open(os.path.join(out, "tiny", "tiny.json")))
     assert len(partial["runs"]) == 5 and partial["runs_planned"] == 6
     assert partial["command"] == "python -m experiments.run tiny --profile full"
+    # --remeasure: the selected finished run measured again from its last checkpoint, no
+    # step trained, its training time kept; the others left as they were.
+    path = glob.glob(os.path.join(out, "tiny", "runs", "atan-s1-*", "results.json"))[0]
+    before = json.load(open(path))
+    others = {p: os.path.getmtime(p) for p in mtimes if p != path and "results" in p}
+    assert run.run_study(bigger, "full", out, only=["atan-s1"], remeasure=True) == 5
+    assert count_trainings[5:] == [os.path.dirname(path)]  # restored, not trained
+    after = json.load(open(path))
+    summary = json.load(open(os.path.join(os.path.dirname(path), "summary.json")))
+    assert summary["resumed_from_step"] == summary["step"]  # nothing trained
+    assert after["seconds"] == before["seconds"] and after["accuracy"] == before["accuracy"]
+    assert after["date"] >= before["date"] and os.path.getmtime(path) > mtimes[path]
+    assert {p: os.path.getmtime(p) for p in others} == others
     assert run.run_study(bigger, "full", str(tmp_path / "empty"), report_only=True) == 0
     assert not os.path.exists(tmp_path / "empty")  # no finished run: no table
     changed = dataclasses.replace(study, overrides={**study.overrides, "learning_rate": 0.002})
     run.run_study(changed, "full", out, only=["atan"])
-    assert len(count_trainings) == 7  # a changed field is a new run (both seeds)
+    assert len(count_trainings) == 8  # a changed field is a new run (both seeds)
 
 
 def test_a_smooth_mode_for_a_unit_without_one_is_refused_when_the_study_is_planned(capsys):
@@ -452,12 +465,13 @@ def test_the_nec_finding_names_the_target_and_the_best_other_row_at_nec_5():
         for v, a, b in (
             ("standard", 85.1, 83.0),
             ("htaf", 83.0, 83.0),
-            ("random", 19.0, 19.0),
+            ("random", 78.0, 78.0),
+            ("random_signed", 80.5, 80.5),
             ("straight_through", 84.5, 84.5),
         )
     ]
     assert measures.nec_finding(rows) == [
         "- mlp: HTAF at NEC=5 83.00 %; standard (dense) 85.10 %: Δ -2.10 pts (target ≥ −1.0: "
-        "not met); random code at NEC=5 19.00 %: HTAF +64.00 pts (target ≥ +5: met); best "
-        "other at NEC=5: straight_through 84.50 %."
+        "not met); random code at NEC=5 78.00 %: HTAF +5.00 pts (target ≥ +5: met); with a "
+        "signed head 80.50 % (HTAF +2.50 pts); best other at NEC=5: straight_through 84.50 %."
     ]

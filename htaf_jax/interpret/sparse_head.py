@@ -84,19 +84,28 @@ def fit_sparse_head(
     kernel = np.where(mask, np.asarray(kernel, np.float32), 0.0).astype(np.float32)
     bias = np.asarray(bias, np.float32)
     if steps > 0:
-        kernel, bias = map(
+        # Only the concepts some class keeps enter the fit (≤ NEC·C of K): the others'
+        # weights are 0 and get no gradient, so the refit is the same, and cheaper. Their
+        # count is padded with zero columns to a power of two: few shapes to compile.
+        used = np.flatnonzero(mask.any(axis=1))
+        width = min(len(mask), 1 << max(len(used) - 1, 0).bit_length())
+        z_used = np.zeros((len(z), width), np.float32)
+        z_used[:, : len(used)] = np.asarray(z, np.float32)[:, used]
+        pad = np.zeros((width - len(used), mask.shape[1]), bool)
+        fitted, bias = map(
             np.asarray,
             _adam(
-                jnp.asarray(z, jnp.float32),
+                jnp.asarray(z_used),
                 jnp.asarray(labels, jnp.int32),
-                jnp.asarray(kernel),
+                jnp.asarray(np.concatenate([kernel[used], pad.astype(np.float32)])),
                 jnp.asarray(bias),
-                jnp.asarray(mask),
+                jnp.asarray(np.concatenate([mask[used], pad])),
                 jnp.float32(learning_rate),
                 steps=int(steps),
                 nonneg=bool(nonneg),
             ),
         )
+        kernel[used] = fitted[: len(used)]
     if nonneg:
         kernel = np.maximum(kernel, 0.0)
     return SparseHead(np.where(mask, kernel, 0.0).astype(np.float32), bias, mask)
