@@ -160,7 +160,9 @@ def train_or_reuse(
     """The run's stored ``results.json``, or trains it and stores (atomically)
     ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``.
     ``remeasure``: a finished run is measured again from its last checkpoint (no step
-    trained), keeping the training seconds it recorded."""
+    trained), keeping the training seconds it recorded. A run resumed from an earlier
+    process's checkpoint records no training seconds (``None``): this call's time would
+    leave out the earlier process's."""
     seconds = None
     if finished(workdir):
         if not remeasure:
@@ -168,7 +170,7 @@ def train_or_reuse(
         seconds = read(workdir).get("seconds")
     start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
-    if seconds is None:
+    if seconds is None and not _resumed(workdir):
         seconds = time.perf_counter() - start
     record = {**measure(config, result, seconds), "command": command}
     record.update(provenance())
@@ -177,6 +179,15 @@ def train_or_reuse(
         json.dump(record, f, indent=2)
     os.replace(path + ".tmp", path)
     return record
+
+
+def _resumed(workdir: str) -> bool:
+    """Whether the training that just ended started from a checkpoint (summary.json)."""
+    path = os.path.join(workdir, "summary.json")
+    if not os.path.exists(path):  # written by the main process only
+        return False
+    with open(path) as f:
+        return json.load(f).get("resumed_from_step", 0) > 0
 
 
 def machine() -> str:

@@ -186,6 +186,24 @@ def test_a_study_trains_tables_and_reuses_finished_runs(tmp_path, count_training
     assert len(count_trainings) == 8  # a changed field is a new run (both seeds)
 
 
+@pytest.mark.parametrize("resumed_from", [0, 40])
+def test_a_run_resumed_from_another_process_records_no_training_time(
+    tmp_path, monkeypatch, resumed_from
+):
+    # The run's training time is this call's only when it trained from step 0.
+    def fake_train(config, workdir):
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump({"step": 92, "resumed_from_step": resumed_from}, f)
+        return None
+
+    monkeypatch.setattr(runs.train, "train_and_evaluate", fake_train)
+    record = runs.train_or_reuse(
+        ml_collections.ConfigDict(), str(tmp_path), lambda c, r, s: {"seconds": s}, "cmd"
+    )
+    assert (record["seconds"] is None) == (resumed_from > 0)
+    assert json.load(open(tmp_path / runs.RESULTS_FILE))["seconds"] == record["seconds"]
+
+
 def test_a_smooth_mode_for_a_unit_without_one_is_refused_when_the_study_is_planned(capsys):
     """No silent fallback to hard training: the plan names the study, the run and the field."""
     from htaf_jax.train import ConfigError
