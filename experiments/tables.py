@@ -62,6 +62,8 @@ def rows(study, records: list[dict]) -> list[dict]:
             "seeds": [r["seed"] for r in group],
             "split": group[0].get("split"),
             "note": group[0].get("note", ""),
+            # a row computed from other runs' records (Study.derived): no runs of its own
+            **({"derived": True} if "derived_from" in group[0] else {}),
         }
         for column in study.all_columns:
             values = [value(r, column.key) for r in group]
@@ -99,7 +101,8 @@ def _reference(groups, ref_coords: dict, own: dict) -> list[dict]:
 
 
 def markdown(study, meta: dict, table_rows: list[dict]) -> str:
-    keys, done = study.keys, sum(len(r["seeds"]) for r in table_rows)
+    keys = study.keys
+    done = sum(len(r["seeds"]) for r in table_rows if not r.get("derived"))
     unfinished = (
         f" **Unfinished:** {done} of the {meta['runs_planned']} planned runs have "
         "finished, and the table shows only those; rerunning the command trains "

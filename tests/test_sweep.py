@@ -307,6 +307,10 @@ def test_table_rows_differences_and_unfinished_note(tmp_path):
     assert json.load(open(tmp_path / "t.json"))["rows"] == json.loads(
         json.dumps(list(rows.values()))
     )
+    # A row derived from the runs' records (a random code per run) counts no runs.
+    derived = [{**rec(htaf, "mlp-random", s, 0.5), "derived_from": f"w{s}"} for s in (0, 1)]
+    tables.write(str(tmp_path / "t"), study, meta, records + derived)
+    assert "**Unfinished:** 4 of the 6 planned runs" in open(tmp_path / "t.md").read()
 
 
 def test_config_hash_changes_with_any_field_but_not_how_a_run_is_watched():
