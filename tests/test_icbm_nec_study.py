@@ -93,6 +93,10 @@ def test_nec_study_tables_the_curve_the_random_row_and_the_rest(tmp_path, capsys
         "## Refit choices",
     ):
         assert heading in text
+    # The chosen λ of each NEC, as its run's record holds it.
+    choices = next(r for r in table["rows"] if r["variant"] == "htaf")
+    assert choices["nec.5.l1"]["per_seed"] == [htaf["nec"]["5"]["l1"]]
+    assert "| λ NEC=5 |" in text
     for png in ("icbm_nec_nec.png", "icbm_nec_interventions.png"):
         assert os.path.getsize(tmp_path / "icbm_nec" / png) > 0
     # A fresh clone: the table's records stand in for the removed runs, random row included.

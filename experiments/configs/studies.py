@@ -272,10 +272,12 @@ NEC_MORE = (
     ),
     (
         "Refit choices (validation: the last sixth of the training images): validation "
-        "accuracy % and the chosen Adam rate (0: the cut head as is)",
+        "accuracy %, the chosen Adam rate (0: the cut head as is) and the chosen L1 path's λ "
+        "(0: the weights cut from the trained head)",
         (
             *(Column(f"val NEC={k}", f"nec.{k}.validation_accuracy", 100) for k in NEC_KEYS),
             *(Column(f"lr NEC={k}", f"nec.{k}.learning_rate", fmt=".2f") for k in NEC_KEYS),
+            *(Column(f"λ NEC={k}", f"nec.{k}.l1", fmt=".3f") for k in NEC_KEYS),
         ),
     ),
 )
