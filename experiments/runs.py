@@ -159,19 +159,20 @@ def train_or_reuse(
 ) -> dict:
     """The run's stored ``results.json``, or trains it and stores (atomically)
     ``measure(config, train_result, seconds)`` (experiments.measures) with ``command``.
-    ``remeasure``: a finished run is measured again from its last checkpoint (no step
-    trained), keeping the training seconds it recorded. A run resumed from an earlier
-    process's checkpoint records no training seconds (``None``): this call's time would
-    leave out the earlier process's."""
-    seconds = None
+    ``remeasure``: a finished run is measured again from its last checkpoint and final
+    metrics (train.restore_params: nothing trained or evaluated, its files untouched),
+    keeping the training seconds it recorded. A run resumed from an earlier process's
+    checkpoint records no training seconds (``None``): this call's time would leave out
+    the earlier process's."""
     if finished(workdir):
         if not remeasure:
             return read(workdir)
         seconds = read(workdir).get("seconds")
-    start = time.perf_counter()
-    result = train.train_and_evaluate(config, workdir)
-    if seconds is None and not _resumed(workdir):
-        seconds = time.perf_counter() - start
+        result = train.restore_params(workdir, config)
+    else:
+        start = time.perf_counter()
+        result = train.train_and_evaluate(config, workdir)
+        seconds = None if _resumed(workdir) else time.perf_counter() - start
     record = {**measure(config, result, seconds), "command": command}
     record.update(provenance())
     path = os.path.join(workdir, RESULTS_FILE)
