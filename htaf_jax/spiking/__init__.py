@@ -90,9 +90,7 @@ from htaf_jax.spiking.lif import (
     check_options,
     if_dynamics,
     lif_dynamics,
-    manual_axes,
     threshold_spike,
-    zeros_like_varying,
 )
 from htaf_jax.spiking.neurons import (
     alif_dynamics,
@@ -115,8 +113,6 @@ __all__ = [
     "decay_to_logit",
     "neuron_param_shape",
     "check_options",
-    "manual_axes",
-    "zeros_like_varying",
     "LIFFields",
     "IFFields",
     "RecurrentLIFFields",

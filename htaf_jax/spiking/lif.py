@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.functions import _cotangent_like, _step, _wide, varying_axes
+from htaf_jax.functions import _cotangent_like, _step, _wide
 from htaf_jax.units import StepUnit
 
 Reset = Literal["subtract", "zero"]
@@ -53,19 +53,6 @@ def check_options(reset: str, reset_delay: bool, fire_first: bool) -> None:
             "reset_delay=True (Spyx's LIF: reset_delay=True, fire_first=True, "
             "detach_reset=False, spike_at_threshold=False)"
         )
-
-
-def manual_axes(x: Array) -> tuple[str, ...]:
-    """The ``shard_map`` manual mesh axes x varies over (empty outside ``shard_map``)."""
-    return tuple(sorted(varying_axes(x)))
-
-
-def zeros_like_varying(x: Array) -> Array:
-    """Zeros shaped like x, varying over the same manual mesh axes: inside ``shard_map``
-    a scan carry must have the per-device type of what the body adds to it, which
-    ``jnp.zeros_like`` keeps (a replicated β or θ is cast where it meets the carry, and
-    its cotangent summed back by ``functions._cotangent_like``)."""
-    return jnp.zeros_like(x)
 
 
 def threshold_spike(spike_fn: SpikeFn, x: Array, spike_at_threshold: bool = True) -> Array:
@@ -147,7 +134,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
             mem = _after_reset(keep, r, threshold, subtract)
         return (mem, keep.astype(dtype), buf), None
 
-    zeros = zeros_like_varying(currents[0])
+    zeros = jnp.zeros_like(currents[0])
     (_, last, resid), _ = jax.lax.scan(
         step, (zeros, currents[0], currents), jnp.arange(currents.shape[0])
     )
@@ -226,7 +213,7 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
             g_theta = g_theta + d_theta
         return (g_m.astype(dtype), g_prev, g_beta, g_theta), g_in.astype(dtype)
 
-    zeros = zeros_like_varying(resid[0])
+    zeros = jnp.zeros_like(resid[0])
     keep_prev = options.reset_delay and not options.fire_first
     init = (
         zeros,

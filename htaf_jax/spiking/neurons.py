@@ -23,7 +23,6 @@ from htaf_jax.spiking.lif import (
     check_options,
     lif_dynamics,
     threshold_spike,
-    zeros_like_varying,
 )
 from htaf_jax.spiking.readouts import leaky_integrate
 
@@ -79,7 +78,7 @@ def _stateful_scan(
             mem = mem - r * thr if subtract else mem * (1.0 - r)
         return (mem, spike if keep_spike else None, adapt), (spike, mem)
 
-    zeros = zeros_like_varying(currents if num_steps is not None else currents[0])
+    zeros = jnp.zeros_like(currents if num_steps is not None else currents[0])
     init = (zeros, zeros if keep_spike else None, zeros if adaptation is not None else None)
     if num_steps is None:
         _, (spikes, mems) = jax.lax.scan(step, init, currents)

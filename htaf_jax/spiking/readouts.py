@@ -7,8 +7,6 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from htaf_jax.spiking.lif import zeros_like_varying
-
 
 def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
     """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0.
@@ -21,7 +19,7 @@ def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
         mem = beta * mem + cur
         return mem, mem
 
-    _, mems = jax.lax.scan(step, zeros_like_varying(currents[0]), currents)
+    _, mems = jax.lax.scan(step, jnp.zeros_like(currents[0]), currents)
     return mems
 
 
