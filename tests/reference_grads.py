@@ -32,7 +32,7 @@ def _htaf(x, alpha, beta):
     return jax.nn.sigmoid(alpha * jnp.tanh(beta * x)).astype(x.dtype)
 
 
-def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
+def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta, steps):
     def spike_fn(x):
         return sg(spike.value(x, hp)) + sg(spike.rule(x, hp)) * (x - sg(x))
 
@@ -45,6 +45,7 @@ def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
         detach_reset=options.detach_reset,
         reset_delay=options.reset_delay,
         fire_first=options.fire_first,
+        num_steps=steps,
     )
 
 

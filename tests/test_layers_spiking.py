@@ -697,17 +697,20 @@ ORDERS = [{}, {"reset_delay": True}, {"reset_delay": True, "fire_first": True}]
 @pytest.mark.parametrize("detach", [True, False])
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("spike", ["registry", "callable"])
-def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order, spike):
+@pytest.mark.parametrize("direct", [False, True])
+def test_hand_written_lif_gradient_matches_autodiff(reset, detach, order, spike, direct):
     """LIF's one scan (a hand-written gradient, for a registry unit or for a plain
     callable through its own vjp) against the obvious scan autodiff differentiates
-    (tests/reference_lif.py): equal spikes, membranes and gradients for the currents,
-    a per-neuron β and a scalar θ equal to float32 rounding, for a loss with random
-    weights on both outputs."""
+    (tests/reference_lif.py): equal spikes, membranes and gradients for the currents
+    (a (T, B, F) sequence, or one (B, F) current for T steps, whose gradient the scan
+    sums itself), a per-neuron β and a scalar θ equal to float32 rounding, for a loss
+    with random weights on both outputs."""
     surrogate = get_unit("atan")
     spike_fn = surrogate if spike == "registry" else (lambda x: surrogate(x))
-    x = jax.random.normal(KEY, (40, 3, 5)) * 0.7 + 0.4
+    x = jax.random.normal(KEY, (3, 5) if direct else (40, 3, 5)) * 0.7 + 0.4
     w = jax.random.normal(jax.random.PRNGKey(1), (2, 40, 3, 5))
     options = dict(reset=reset, detach_reset=detach, spike_at_threshold=False, **order)
+    options |= {"num_steps": 40} if direct else {}
 
     def loss(x, beta, theta, lif):
         s, m = lif(x, beta=beta, threshold=theta, spike_fn=spike_fn, **options)
@@ -791,6 +794,28 @@ def test_no_per_step_copy_of_the_sequence_in_any_lif_option(options):
     args = (x, jnp.full((5,), 0.9), jnp.float32(1.0))
     assert _copies_per_step(forward, *args, t=T_LONG) == []
     assert _copies_per_step(jax.value_and_grad(loss, argnums=(0, 1, 2)), *args, t=T_LONG) == []
+
+
+def test_direct_input_gradient_is_summed_in_the_scan():
+    """A time-constant current (num_steps) is not broadcast to (T, ...): no sum over T
+    follows the gradient's scan (its cotangent is summed in the backward's carry;
+    XLA:CPU's sum over a short leading axis cost most of an SNN step)."""
+    x = jax.random.normal(KEY, (3, 5)) + 0.5
+
+    def loss(x):
+        s, m = spiking.lif_dynamics(x, beta=0.9, threshold=1.0, spike_fn=HTAF, num_steps=T_LONG)
+        return jnp.sum(s) + jnp.sum(m)
+
+    eqns = jax.make_jaxpr(jax.grad(loss))(x).jaxpr.eqns
+    over_t = [  # the broadcast's transpose, at 2bc8624: reduce_sum[axes=(0,)] of (T, 3, 5)
+        e
+        for e in eqns
+        if e.primitive.name == "reduce_sum"
+        and e.invars[0].aval.shape == (T_LONG, 3, 5)
+        and e.params["axes"] == (0,)
+    ]
+    assert [e.primitive.name for e in eqns].count("scan") == 2 and over_t == []
+    assert _copies_per_step(jax.grad(loss), x, t=T_LONG) == []
 
 
 @pytest.mark.parametrize("name", NEURONS)

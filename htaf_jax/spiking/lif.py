@@ -8,6 +8,9 @@ their consumer. The backward is a reverse scan over the residual that carries
 one step's cotangents. Both cost time linear in T: the write needs nothing the
 step computes from the buffer, so XLA updates it in place (written at step t
 from the same step's read, it was copied whole at every step: quadratic).
+A time-constant current (direct input) is read at every step, not broadcast
+over T, and the backward sums its cotangent in its carry (XLA:CPU's sum over
+a short leading axis of a (T, B, n) array was most of an SNN step's time).
 The equations are in :mod:`htaf_jax.spiking`.
 
 The spike function is a registry unit (its ``grad`` is the backward rule and
@@ -82,14 +85,8 @@ def _spike_parts(spike_fn: Any, spike_at_threshold: bool) -> tuple[_Spike, dict]
     unit, a user's function) gives both through itself."""
     spec = spike_fn.spec if isinstance(spike_fn, StepUnit) else None
     if spec is not None and spec.grad is not None:
-
-        def value(x, hp):  # pyright: ignore[reportRedeclaration]
-            return _step(x, spike_at_threshold)
-
-        def rule(x, hp):  # pyright: ignore[reportRedeclaration]
-            return _wide(spec.grad, x, hp)  # pyright: ignore[reportArgumentType]
-
-        return _Spike(value, rule), dict(spike_fn.hparams)
+        rule = lambda x, hp: _wide(spec.grad, x, hp)  # pyright: ignore[reportArgumentType]
+        return _Spike(lambda x, hp: _step(x, spike_at_threshold), rule), dict(spike_fn.hparams)
     fn = getattr(spike_fn, "fn", spike_fn)  # a wrapped user callable
 
     def value(x, hp):
@@ -107,10 +104,10 @@ def _after_reset(v, s, threshold, subtract: bool):
     return v - s * threshold if subtract else v * (1.0 - s)
 
 
-def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
+def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta, steps):
     subtract = options.reset == "subtract"
     delayed = options.reset_delay  # with fire_first, the reset spike comes from U[t−1] too
-    dtype = currents.dtype
+    dtype, const = currents.dtype, steps is not None  # const: one current, read every step
 
     def fire(x):
         return spike.value(x, hp)
@@ -121,7 +118,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
         # place); the currents, overwritten by the residual up to t − 2.
         mem, last, buf = carry
         buf = jax.lax.dynamic_update_index_in_dim(buf, last, jnp.maximum(t - 1, 0), 0)
-        cur = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
+        cur = currents if const else jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
         if delayed:  # the reset spike from U[t−1]: fire_first's S[t], the delayed S[t−1]
             r = fire(mem - threshold)
             if not options.fire_first:
@@ -134,11 +131,11 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
             mem = _after_reset(keep, r, threshold, subtract)
         return (mem, keep.astype(dtype), buf), None
 
-    zeros = jnp.zeros_like(currents[0])
-    (_, last, resid), _ = jax.lax.scan(
-        step, (zeros, currents[0], currents), jnp.arange(currents.shape[0])
-    )
-    resid = jax.lax.dynamic_update_index_in_dim(resid, last, currents.shape[0] - 1, 0)
+    zeros = jnp.zeros_like(currents if const else currents[0])
+    buf = jnp.broadcast_to(zeros, (steps,) + zeros.shape) if const else currents
+    init = (zeros, zeros if const else currents[0], buf)  # buf[0] written with itself
+    (_, last, resid), _ = jax.lax.scan(step, init, jnp.arange(buf.shape[0]))
+    resid = jax.lax.dynamic_update_index_in_dim(resid, last, buf.shape[0] - 1, 0)
     if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
         spikes = fire(jnp.concatenate([zeros[None], resid[:-1]]) - threshold)
         mems = resid
@@ -150,12 +147,11 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)
     return (spikes.astype(dtype), mems.astype(dtype)), (resid, beta, threshold, hp)
 
 
-def _bwd(spike, options, learn_beta, learn_theta, res, cts):
+def _bwd(spike, options, learn_beta, learn_theta, steps, res, cts):
     resid, beta, threshold, hp = res
     g_spikes, g_mems = cts
     subtract = options.reset == "subtract"
-    detach = options.detach_reset
-    dtype = resid.dtype
+    detach, dtype, const = options.detach_reset, resid.dtype, steps is not None
 
     def fire(x):
         return spike.value(x, hp)
@@ -172,7 +168,7 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
         return jnp.where(t > 0, prev, jnp.zeros_like(prev))
 
     def step(carry, xs):
-        g_mem, g_prev, g_beta, g_theta = carry  # dL/dU[t] from t + 1; dL/dS[t] from t + 1
+        g_mem, g_prev, g_beta, g_theta, g_sum = carry  # dL/dU[t], dL/dS[t] from t + 1
         t, here, g_s, g_u = xs
         m = membrane_before(t)
         g_u = g_u + g_mem
@@ -211,7 +207,10 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
             g_beta = g_beta + d_beta
         if learn_theta:
             g_theta = g_theta + d_theta
-        return (g_m.astype(dtype), g_prev, g_beta, g_theta), g_in.astype(dtype)
+        g_in = g_in.astype(dtype)
+        if const:  # a constant current's cotangent, summed here: XLA:CPU's sum over T is slow
+            return (g_m.astype(dtype), g_prev, g_beta, g_theta, g_sum + g_in), None
+        return (g_m.astype(dtype), g_prev, g_beta, g_theta, None), g_in
 
     zeros = jnp.zeros_like(resid[0])
     keep_prev = options.reset_delay and not options.fire_first
@@ -220,22 +219,25 @@ def _bwd(spike, options, learn_beta, learn_theta, res, cts):
         zeros if keep_prev else None,
         zeros if learn_beta else None,
         zeros if learn_theta else None,
+        zeros if const else None,
     )
     ts = jnp.arange(resid.shape[0])
-    (_, _, g_beta, g_theta), g_cur = jax.lax.scan(
+    (_, _, g_beta, g_theta, g_sum), g_cur = jax.lax.scan(
         step, init, (ts, resid, g_spikes.astype(dtype), g_mems.astype(dtype)), reverse=True
     )
+    g_cur = g_sum if const else g_cur
     g_beta = _cotangent_like(g_beta, beta) if learn_beta else jnp.zeros_like(beta)  # pyright: ignore[reportArgumentType]
     g_theta = _cotangent_like(g_theta, threshold) if learn_theta else jnp.zeros_like(threshold)  # pyright: ignore[reportArgumentType]
     # The step does not depend on the unit's hyperparameters: zero cotangents.
     return g_cur, g_beta, g_theta, jax.tree.map(jnp.zeros_like, hp)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
-def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta):
-    """(spikes, membranes) of LIF over (T, B, ...) currents, with the gradient of
-    ``_bwd``: β and θ get gradient work only when ``learn_*`` (they are traced)."""
-    return _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7, 8))
+def _lif(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta, steps):
+    """(spikes, membranes) of LIF over (T, B, ...) currents, or ``steps`` steps of one
+    (B, ...) current, with the gradient of ``_bwd``: β and θ get gradient work only when
+    ``learn_*`` (they are traced)."""
+    return _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta, steps)[0]
 
 
 _lif.defvjp(_fwd, _bwd)
@@ -280,8 +282,6 @@ def lif_dynamics(
     arrays (traced ones: learnable) get their gradients.
     """
     check_options(reset, reset_delay, fire_first)
-    if num_steps is not None:
-        currents = jnp.broadcast_to(currents, (num_steps,) + jnp.shape(currents))
     learn = (isinstance(beta, jax.core.Tracer), isinstance(threshold, jax.core.Tracer))  # pyright: ignore[reportAttributeAccessIssue]
     # The state keeps the currents' dtype (a scan carry cannot change type): the
     # neuron's parameters compute in it too, as under mixed precision they should.
@@ -289,7 +289,8 @@ def lif_dynamics(
     spike, hp = _spike_parts(spike_fn, spike_at_threshold)
     beta, threshold = jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype)
     options = NeuronOptions(reset, detach_reset, reset_delay, spike_at_threshold, fire_first)
-    return _lif(currents, beta, threshold, hp, spike, options, *learn)
+    currents = jnp.asarray(currents)
+    return _lif(currents, beta, threshold, hp, spike, options, *learn, num_steps)
 
 
 def if_dynamics(

@@ -136,10 +136,8 @@ def synaptic_dynamics(
     spikes, so it is computed before the neuron's scan
     (``leaky_integrate(currents, alpha)``). Options as :func:`lif_dynamics`.
     """
-    if num_steps is not None:
-        currents = jnp.broadcast_to(currents, (num_steps,) + currents.shape)
     return lif_dynamics(
-        leaky_integrate(currents, alpha),
+        leaky_integrate(currents, alpha, num_steps),
         beta=beta,
         threshold=threshold,
         spike_fn=spike_fn,

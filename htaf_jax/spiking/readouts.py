@@ -8,10 +8,11 @@ from jax import Array
 from jax.typing import ArrayLike
 
 
-def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
+def leaky_integrate(currents: Array, beta: ArrayLike, num_steps: int | None = None) -> Array:
     """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t], U[−1] = 0.
 
-    (T, B, ...) → (T, B, ...).
+    (T, B, ...) → (T, B, ...); with ``num_steps``, one (B, ...) current for T steps
+    (closed over by the scan, so its gradient is summed in the scan's carry).
     """
     beta = jnp.asarray(beta, currents.dtype)
 
@@ -19,8 +20,10 @@ def leaky_integrate(currents: Array, beta: ArrayLike) -> Array:
         mem = beta * mem + cur
         return mem, mem
 
-    _, mems = jax.lax.scan(step, jnp.zeros_like(currents[0]), currents)
-    return mems
+    if num_steps is not None:
+        zeros = jnp.zeros_like(currents)
+        return jax.lax.scan(lambda m, _: step(m, currents), zeros, None, length=num_steps)[1]
+    return jax.lax.scan(step, jnp.zeros_like(currents[0]), currents)[1]
 
 
 def membrane_readout(currents: Array, beta: float = 0.0) -> Array:
