@@ -129,10 +129,13 @@ def test_scaling_table_arithmetic(scaling):
         assert s["max_over_min"][name] == pytest.approx(max(per.values()) / min(per.values()))
     assert s["default_option"] == "subtract, same-step, detach, H(0)=1" in s["option_ms_per_step"]
     over = {k: v["8"] for k, v in s["option_ms_per_step"].items()}
+    # One round: the paired ratio is the ratio of the two times.
     assert s["option_over_fastest"] == pytest.approx(
         {k: v / min(over.values()) for k, v in over.items()}
     )
     assert min(s["option_over_fastest"].values()) == 1.0
+    for k, (lo, hi) in s["option_over_fastest_range"].items():
+        assert lo == hi == pytest.approx(s["option_over_fastest"][k])
     dv = s["targets"]["default_vs_fastest"]
     assert dv["value"] == s["option_over_fastest"][s["default_option"]]
     assert dv["met"] == (dv["value"] <= 1.2)
