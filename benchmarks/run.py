@@ -117,7 +117,7 @@ def plot(r: dict, path: str) -> None:
     import matplotlib  # the figure only: the numbers need no plotting library
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg")
 
     s, h, m = r["snn"], r["htaf"], r["machine"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))

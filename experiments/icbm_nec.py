@@ -261,10 +261,10 @@ def figures(stem: str, records: list[dict]) -> None:
     """``<stem>_nec.png``: test accuracy against NEC; ``<stem>_interventions.png``: the
     mispredicted test images' accuracy against concepts intervened (own head, random order
     dashed, informed solid); one panel per backbone, mean ± std over seeds."""
-    import matplotlib
+    import matplotlib  # the figures only: measuring needs no plotting library
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg")
 
     keys = [nec_key(n) for n in NECS]
     nec = _mean_over_seeds(

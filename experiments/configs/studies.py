@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from experiments import sharpness
+from experiments import icbm_nec, sharpness
 from experiments.configs import icbm
 from experiments.measures import (
     gain_end,
@@ -89,12 +89,6 @@ SHARPNESS_MODELS = {
     "bnn": ("bnn_mlp", "binary MLP", {}),
     "dhn": ("dhn_mlp", "plain deep Heaviside MLP, depth 8", {"model.depth": 8}),
 }
-
-
-def _nec_figures(stem: str, records: list[dict]) -> None:
-    from experiments import icbm_nec
-
-    icbm_nec.figures(stem, records)
 
 
 def units(names) -> list[Point]:
@@ -1008,7 +1002,7 @@ STUDIES = {
             plot="none",
             unit="variant",
             derived=random_concept_rows,
-            figure=_nec_figures,
+            figure=icbm_nec.figures,
             finding=nec_finding,
         ),
         # Issue 35's lever: a head trained sparse (an L1 penalty on V) rather than only cut

@@ -13,6 +13,8 @@ from typing import NamedTuple, Sequence
 import jax
 import numpy as np
 
+from htaf_jax import concepts
+
 
 class ConceptActivations(NamedTuple):
     """Evaluation-mode concept activations for N examples, K concepts, C classes."""
@@ -43,8 +45,6 @@ def concept_activations(model, variables, images, batch_size: int = 1000) -> Con
 def near_binary_share(z: np.ndarray, eps: float) -> float:
     """Share of entries of ``z`` within ``eps`` of 0 or 1 (``htaf_jax.concepts.near_binary_share``
     as a Python float)."""
-    from htaf_jax import concepts
-
     return float(concepts.near_binary_share(np.asarray(z), eps))
 
 

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 
 def _binary(hard) -> np.ndarray:
@@ -157,7 +160,7 @@ def stability(hard_a, hard_b) -> Stability:
     agreement of the same matching between independent codes with the same
     on-rates, p_i p_j + (1 − p_i)(1 − p_j).
     """
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # 0.6 s to import; this measure only
 
     a, b = _binary(hard_a).astype(np.float64), _binary(hard_b).astype(np.float64)
     if a.shape[0] != b.shape[0]:
@@ -212,10 +215,6 @@ def linear_probe_accuracy(
     variations, e.g. soft concepts near 0 or 1, are as visible to the probe as
     large ones); full-batch Adam for ``steps`` steps, L2 ``weight_decay``.
     """
-    import jax
-    import jax.numpy as jnp
-    import optax
-
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     y_train, y_test = np.asarray(y_train, np.int32), np.asarray(y_test, np.int32)
     num_classes = int(max(y_train.max(), y_test.max())) + 1 if num_classes is None else num_classes
