@@ -4,8 +4,9 @@
 
 Forward+backward (``jax.value_and_grad`` of the summed spikes with respect to the
 currents and the layer's parameters; of a weighted sum for the leaky integrator) of one
-layer over (T, B, n) currents, jitted. Ours: the ``htaf_jax.linen`` neurons with their
-defaults (subtract reset in the same step, HTAF); Spyx 1.0's ``nn.LIF`` in
+layer over (T, B, n) currents, or one (B, n) current for T steps (direct input,
+``num_steps=T``; the gradient is the current's), jitted. Ours: the ``htaf_jax.linen``
+neurons with their defaults (subtract reset in the same step, HTAF); Spyx 1.0's ``nn.LIF`` in
 ``spyx.nn.run`` (its default surrogate) and snnTorch's ``Leaky`` in its tutorial loop;
 ``htaf_jax.spiking.leaky_integrate`` (a sequential ``lax.scan``) beside the same
 recurrence as a ``jax.lax.associative_scan``. Every (row, T) of a table is timed in the
@@ -33,6 +34,7 @@ T_VALUES, OPTION_T = (125, 250, 500, 1000), (125, 1000)
 NEURONS = ("LIF", "IF", "Synaptic", "RecurrentLIF", "ALIF")
 SPYX, TORCH = "spyx LIF", "snntorch Leaky"
 SEQUENTIAL, PARALLEL = "leaky_integrate (lax.scan)", "leaky_integrate (associative_scan)"
+DIRECT = ", direct input"  # one (B, n) current for T steps (num_steps=T)
 FLAT_TARGET, DEFAULT_TARGET = 1.3, 1.2  # max/min per step over T; default / fastest option
 
 
@@ -66,9 +68,11 @@ def option_label(o: dict) -> str:
     )
 
 
-def _ours(module: linen.LIF, currents: jax.Array) -> Callable[[], None]:
-    params = module.init(jax.random.key(0), currents[:2])
-    grad = jax.jit(jax.value_and_grad(lambda p, c: jnp.sum(module.apply(p, c)[0]), (0, 1)))
+def _ours(module: linen.LIF, currents: jax.Array, steps: int | None = None) -> Callable[[], None]:
+    """``steps``: direct input, one (B, n) current for that many steps."""
+    params = module.init(jax.random.key(0), currents[:2], steps)
+    loss = lambda p, c: jnp.sum(module.apply(p, c, steps)[0])  # noqa: E731
+    grad = jax.jit(jax.value_and_grad(loss, (0, 1)))
     return lambda: jax.block_until_ready(grad(params, currents))
 
 
@@ -145,6 +149,8 @@ def measure(
     for t in t_values:
         for name in NEURONS:
             fns[name, t] = _ours(getattr(linen, name)(), cur[t])
+        for name in NEURONS:
+            fns[f"{name}{DIRECT}", t] = _ours(getattr(linen, name)(), cur[t][0], t)
         fns[SEQUENTIAL, t] = _integrator(leaky_integrate, cur[t])
         fns[PARALLEL, t] = _integrator(associative_leaky_integrate, cur[t])
         if peers and skipped[SPYX] is None:
@@ -164,7 +170,8 @@ def measure(
     # stretch of the machine slows a whole round, not one row.
     over, over_range = harness.paired({k: opt_times[f"{k}@{at}"] for k in opt_rows}, fastest)
     default = option_label({k: getattr(linen.LIF(), k) for k in lif_options()[0]})
-    steep = sorted(k for k in [*NEURONS, *options] if flat[k] > FLAT_TARGET)
+    ours = [*NEURONS, *(f"{n}{DIRECT}" for n in NEURONS), *options]
+    steep = sorted(k for k in ours if flat[k] > FLAT_TARGET)
     vs_default = over.get(default)
     return {
         "date_utc": harness.utc_now(),

@@ -121,7 +121,8 @@ def scaling():
 @pytest.mark.slow  # the benchmark's measurements, run at tiny sizes
 def test_scaling_table_arithmetic(scaling):
     s = scaling
-    rows = {*snn_scaling.NEURONS, snn_scaling.SEQUENTIAL, snn_scaling.PARALLEL}
+    direct = {f"{n}{snn_scaling.DIRECT}" for n in snn_scaling.NEURONS}
+    rows = {*snn_scaling.NEURONS, *direct, snn_scaling.SEQUENTIAL, snn_scaling.PARALLEL}
     rows |= {snn_scaling.SPYX, snn_scaling.TORCH} - set(s["skipped"])
     assert set(s["ms_per_step"]) == rows
     for name, per in s["ms_per_step"].items():
@@ -139,7 +140,7 @@ def test_scaling_table_arithmetic(scaling):
     dv = s["targets"]["default_vs_fastest"]
     assert dv["value"] == s["option_over_fastest"][s["default_option"]]
     assert dv["met"] == (dv["value"] <= 1.2)
-    ours = [*snn_scaling.NEURONS, *s["option_ms_per_step"]]
+    ours = [*snn_scaling.NEURONS, *sorted(direct), *s["option_ms_per_step"]]
     steep = sorted(k for k in ours if {**s["max_over_min"], **s["option_max_over_min"]}[k] > 1.3)
     assert s["targets"]["flat"] == {"target": 1.3, "met": not steep, "over": steep}
     assert s["parallel_over_sequential"]["8"] == pytest.approx(
