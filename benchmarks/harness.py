@@ -259,6 +259,13 @@ def method(doc: str) -> list[str]:
     return [line for p in paras for line in (p.replace("``", "`"), "")]
 
 
+def paired_text(ratio: float, lo_hi) -> str:
+    """A paired ratio (``paired``) as "1.10 (0.98–1.21)": the median, then the lowest and
+    highest round (left out where they are equal: one round)."""
+    lo, hi = lo_hi
+    return f"{ratio:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if lo != hi else "")
+
+
 def fmt(x, spec: str = ".2f") -> str:
     return "?" if x is None else format(x, spec)
 

@@ -454,8 +454,7 @@ def measure(quick: bool = False, memory: bool = True) -> dict:
 
 
 def _ratio(wl: dict, key: str, name: str) -> str:
-    lo, hi = wl[f"ratio_range_{key}"][name]
-    return f"{wl[f'ratio_{key}'][name]:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if lo != hi else "")
+    return harness.paired_text(wl[f"ratio_{key}"][name], wl[f"ratio_range_{key}"][name])
 
 
 def _row(wl: dict, name: str, c: dict) -> list:

@@ -71,7 +71,7 @@ def option_label(o: dict) -> str:
 def _ours(module: linen.LIF, currents: jax.Array, steps: int | None = None) -> Callable[[], None]:
     """``steps``: direct input, one (B, n) current for that many steps."""
     params = module.init(jax.random.key(0), currents[:2], steps)
-    loss = lambda p, c: jnp.sum(module.apply(p, c, steps)[0])  # noqa: E731
+    loss = lambda p, c: jnp.sum(module.apply(p, c, steps)[0])
     grad = jax.jit(jax.value_and_grad(loss, (0, 1)))
     return lambda: jax.block_until_ready(grad(params, currents))
 
@@ -207,12 +207,6 @@ def measure(
     }
 
 
-def _paired(s: dict, label: str) -> str:
-    lo, hi = s["option_over_fastest_range"][label]
-    mid = f"{s['option_over_fastest'][label]:.2f}"
-    return mid if lo == hi else f"{mid} ({lo:.2f}–{hi:.2f})"
-
-
 def section(s: dict) -> list[str]:
     ts, ots, tg = s["t_values"], s["option_t"], s["targets"]
     ms = lambda v: f"{v:.4f}" if v < 0.1 else f"{v:.3f}"
@@ -226,7 +220,9 @@ def section(s: dict) -> list[str]:
             label + (" (default)" if label == s["default_option"] else ""),
             *(ms(per[str(t)]) for t in ots),
             f"{s['option_max_over_min'][label]:.2f}",
-            _paired(s, label),
+            harness.paired_text(
+                s["option_over_fastest"][label], s["option_over_fastest_range"][label]
+            ),
         ]
         for label, per in s["option_ms_per_step"].items()
     ]

@@ -133,7 +133,7 @@ def _fwd(currents, beta, threshold, hp, spike, options, learn_beta, learn_theta,
 
     zeros = jnp.zeros_like(currents if const else currents[0])
     buf = jnp.broadcast_to(zeros, (steps,) + zeros.shape) if const else currents
-    init = (zeros, zeros if const else currents[0], buf)  # buf[0] written with itself
+    init = (zeros, zeros if const else currents[0], buf)  # t = 0 writes buf[0] back
     (_, last, resid), _ = jax.lax.scan(step, init, jnp.arange(buf.shape[0]))
     resid = jax.lax.dynamic_update_index_in_dim(resid, last, buf.shape[0] - 1, 0)
     if options.fire_first:  # S[t] = H(U[t−1] − θ), U[−1] = 0
